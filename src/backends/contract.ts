@@ -1,0 +1,381 @@
+/**
+ * The backend contract: everything a storage engine must do to hold a procreg registry.
+ *
+ * One file, on purpose (design §2). A backend is *storage with conditional writes*; the registry
+ * service above it (src/registry/service.ts) owns validation, liveness, lazy cleanup and counters,
+ * and hands the backend the one decision it needs inside its atomic section: `replaceIf`.
+ *
+ * Methods may return a value or a Promise of it (`MaybePromise`): the memory and SQLite backends
+ * answer synchronously, so the service can offer `lookupSync` without a Promise per call.
+ */
+
+/** A value now, or later. Synchronous backends return plain values. */
+export type MaybePromise<T> = T | Promise<T>;
+
+/** JSON object metadata (anything else is invalid metadata). */
+export type Meta = { [field: string]: unknown };
+
+/** One registration: a name in a namespace bound to a process on a node. */
+export interface Registration {
+  /** Isolation scope, `[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}`. */
+  namespace: string;
+  /** The name: 1–512 bytes of UTF-8, no control characters. */
+  key: string;
+  /** OS process id, integer > 0. */
+  pid: number;
+  /** The host that owns the pid. */
+  node: string;
+  /** A JSON object, ≤ 64 KiB serialized. */
+  meta: Meta;
+  /** Epoch milliseconds of the first registration by this pid. */
+  registeredAt: number;
+  /** Epoch milliseconds of the last write (register again, metadata update). */
+  updatedAt: number;
+  /** Start time of the process on its node (Linux: /proc/<pid>/stat field 22), detects pid reuse. */
+  pidStart?: number | null;
+}
+
+/** The outcome of a conditional register. */
+export type RegisterOutcome =
+  | { ok: true; entry: Registration; replaced?: Registration }
+  | { ok: false; holder: Registration };
+
+export interface RegisterOptions {
+  /**
+   * Called inside the backend's atomic section when the key is already held. Return true to
+   * overwrite the holder (same pid, or a dead holder), false to refuse with the holder.
+   * Remote backends, whose far side runs its own service, may ignore it.
+   */
+  replaceIf(existing: Registration): boolean;
+}
+
+/** A condition on the current holder for `unregister` (compare-and-delete). */
+export interface UnregisterCondition {
+  pid?: number;
+  registeredAt?: number;
+  node?: string;
+}
+
+export interface ListOptions {
+  /** Exclusive cursor: only keys ordered after this one. */
+  after?: string;
+  /** Page size (the service bounds it). */
+  limit?: number;
+  /** Equality filters on metadata fields (a list value matches when it contains the value). */
+  where?: Array<[field: string, value: string]>;
+}
+
+export interface Page {
+  items: Registration[];
+  /** The cursor for the next page, absent on the last page. */
+  next?: string;
+}
+
+export interface UpdateOptions {
+  /** RFC 7386 JSON merge patch instead of replacement. */
+  merge?: boolean;
+  /** Called with the final metadata before it is written; throws to refuse (size limits). */
+  validate?(meta: Meta): void;
+}
+
+export type HealthStatus = 'healthy' | 'degraded' | 'unhealthy';
+
+export interface HealthReport {
+  status: HealthStatus;
+  /** Rows stored (alive or not yet swept). */
+  registrations: number;
+  alive: number;
+  dead: number;
+  /** Bytes the backend holds in memory (or on disk, for a file backend: see backend fields). */
+  memoryBytes: number;
+  /** Epoch ms of the last sweep, or null. */
+  lastCleanup: number | null;
+  /** Why the status is not healthy, spelled out. */
+  reasons: string[];
+  /** Backend-specific fields (file sizes, members, leader...). */
+  [extra: string]: unknown;
+}
+
+/** Dead-share thresholds of design §2: < 10 % healthy, < 30 % degraded, else unhealthy. */
+export function statusFromDeadShare(alive: number, dead: number): { status: HealthStatus; reasons: string[] } {
+  const total = alive + dead;
+  const share = total === 0 ? 0 : dead / total;
+  if (share < 0.1) return { status: 'healthy', reasons: [] };
+  const pct = (share * 100).toFixed(1);
+  if (share < 0.3) return { status: 'degraded', reasons: [`${pct}% of registrations are dead (>= 10%): run \`registry cleanup\``] };
+  return { status: 'unhealthy', reasons: [`${pct}% of registrations are dead (>= 30%): run \`registry cleanup\``] };
+}
+
+/** A change observed on a backend's feed. */
+export interface ChangeEvent {
+  /** Monotonically increasing revision. */
+  revision: number;
+  type: 'put' | 'delete';
+  namespace: string;
+  key: string;
+  /** The new value for `put`. */
+  entry?: Registration;
+}
+
+/** Per-bucket digests of a namespace, computed where the data lives (see src/registry/digest.ts). */
+export interface BucketDigests {
+  buckets: number;
+  /** Hex digest per bucket, index = bucket number. */
+  digests: string[];
+  /** Entries per bucket. */
+  counts: number[];
+}
+
+/** Per-entry result of a bulk register, in input order. */
+export type BulkResult = RegisterOutcome | { ok: false; error: RegistryError };
+
+/**
+ * Optional capabilities. Every flag defaults to `false` (see `defaultCapabilities`), so a new flag
+ * breaks no backend; the service falls back to per-item calls where one is missing.
+ */
+export interface Capabilities {
+  /** Methods answer synchronously (no Promise): enables `lookupSync` and skips per-key locks. Default false. */
+  synchronous: boolean;
+  /** `bulkRegister` is native (one transaction / one request). Default false. */
+  bulkRegister: boolean;
+  /** `watch` streams a change feed with a monotonically increasing revision. Default false. */
+  watch: boolean;
+  /** `digest` computes per-bucket digests where the data lives. Default false. */
+  digest: boolean;
+  /** `list({where})` uses a native index instead of scanning. Default false. */
+  findByMetadata: boolean;
+  /** Data survives the process. Default false. */
+  persistent: boolean;
+  /** Data is shared by several machines. Default false. */
+  distributed: boolean;
+  /** The far side runs its own registry service (liveness, cleanup): the local service must not judge. Default false. */
+  remote: boolean;
+  /** `transaction` can run many writes all-or-nothing. Default false. */
+  transactions: boolean;
+}
+
+export const defaultCapabilities: Capabilities = Object.freeze({
+  synchronous: false,
+  bulkRegister: false,
+  watch: false,
+  digest: false,
+  findByMetadata: false,
+  persistent: false,
+  distributed: false,
+  remote: false,
+  transactions: false,
+});
+
+/** What the service hands every backend factory. */
+export interface BackendContext {
+  /** The local node name (default `os.hostname()`). */
+  nodeName: string;
+  /** Judges a stored registration: false when its process is known dead. */
+  isAlive(entry: Registration): boolean;
+}
+
+/** The contract. Each method's result is documented in design §2. */
+export interface Backend {
+  /** The URL scheme name: `memory`, `sqlite`, `http`, `etcd`, `hybrid`, `legacy`. */
+  readonly name: string;
+  /** A printable location (URL with secrets removed). */
+  readonly url: string;
+  readonly capabilities: Capabilities;
+
+  /** Store `entry` unless another holder exists and `replaceIf(holder)` says no. */
+  register(entry: Registration, opts: RegisterOptions): MaybePromise<RegisterOutcome>;
+  /** The stored entry (possibly dead: the service judges), or undefined. */
+  lookup(namespace: string, key: string): MaybePromise<Registration | undefined>;
+  /** Remove the key (only if it still matches `cond`); true when something was removed. Idempotent. */
+  unregister(namespace: string, key: string, cond?: UnregisterCondition): MaybePromise<boolean>;
+  /** A page of stored entries ordered by key (byte order of UTF-8), possibly including dead ones. */
+  list(namespace: string, opts: ListOptions): MaybePromise<Page>;
+  /** Replace (or merge-patch) the metadata; the new entry, or undefined when absent. */
+  updateMetadata(namespace: string, key: string, meta: Meta, opts: UpdateOptions): MaybePromise<Registration | undefined>;
+  /** Stored entries in a namespace (or all namespaces when undefined), dead included. */
+  count(namespace?: string): MaybePromise<number>;
+  /** Namespaces holding at least one entry, sorted. */
+  namespaces(): MaybePromise<string[]>;
+  /** Status, counts and backend-specific fields; `unhealthy` when the store cannot be reached. */
+  healthCheck(): MaybePromise<HealthReport>;
+  /** Release everything; later calls fail with `ClosedError`. */
+  close(): MaybePromise<void>;
+
+  /** capability `bulkRegister`: register many, results in input order; `atomic` = all or nothing. */
+  bulkRegister?(entries: Registration[], opts: RegisterOptions & { atomic?: boolean }): MaybePromise<BulkResult[]>;
+  /** capability `watch`: changes after `sinceRevision`; returns a stop function. */
+  watch?(opts: { namespace?: string; sinceRevision?: number }, onEvent: (e: ChangeEvent) => void, onError?: (err: Error) => void): MaybePromise<() => void>;
+  /** capability `digest`: per-bucket digests of a namespace, computed next to the data. */
+  digest?(namespace: string, buckets: number): MaybePromise<BucketDigests>;
+  /** capability `transactions`: run `fn` all-or-nothing (rolled back when it throws). */
+  transaction?<T>(fn: () => T): T;
+  /** Remove every entry of a namespace (restore --mode replace); returns how many. */
+  clearNamespace?(namespace: string): MaybePromise<number>;
+  /** The distinct processes of `node` with their entry counts (lets a sweep judge each pid once). */
+  processes?(node: string): MaybePromise<ProcessSummary[]>;
+  /** Remove every entry of one process of `node` (a sweep of a dead pid); returns how many. */
+  removeProcess?(node: string, pid: number, pidStart: number | null): MaybePromise<number>;
+  /** Remember when the last sweep ran (persistent backends show it in health). */
+  markCleanup?(at: number): MaybePromise<void>;
+  /** Remote backends: ask the far side's service to sweep now. */
+  cleanup?(): MaybePromise<SweepResult>;
+}
+
+/** The result of one sweep of dead registrations. */
+export interface SweepResult {
+  /** Processes (or entries, for backends without `processes`) judged. */
+  checked: number;
+  /** Registrations removed. */
+  removed: number;
+  /** Epoch ms when the sweep finished. */
+  at: number;
+  durationMs: number;
+}
+
+/** One process as seen by `processes`. */
+export interface ProcessSummary {
+  pid: number;
+  pidStart: number | null;
+  count: number;
+}
+
+/** A backend factory as registered in src/backends/open.ts. */
+export type BackendFactory = (location: string, opts: Record<string, unknown>, ctx: BackendContext) => MaybePromise<Backend>;
+
+// ---------------------------------------------------------------------------------------------
+// Typed errors. Every error has a stable `code`, a message that says what to do, and `cause`.
+// The CLI maps codes to exit codes (design §4) through `exitCode`.
+// ---------------------------------------------------------------------------------------------
+
+export type ErrorCode =
+  | 'INVALID_INPUT'
+  | 'NOT_FOUND'
+  | 'ALREADY_REGISTERED'
+  | 'DEAD_PROCESS'
+  | 'UNREACHABLE'
+  | 'UNAUTHORIZED'
+  | 'CLOSED'
+  | 'CONFLICT'
+  | 'TIMEOUT'
+  | 'DIFFERENT'
+  | 'UNHEALTHY'
+  | 'INTERNAL';
+
+/** Exit codes of design §4, by error code. */
+export const exitCodes: Record<ErrorCode, number> = {
+  INVALID_INPUT: 2,
+  DEAD_PROCESS: 2,
+  CLOSED: 1,
+  NOT_FOUND: 3,
+  TIMEOUT: 3,
+  ALREADY_REGISTERED: 4,
+  CONFLICT: 4,
+  DIFFERENT: 5,
+  UNHEALTHY: 5,
+  UNREACHABLE: 6,
+  UNAUTHORIZED: 7,
+  INTERNAL: 1,
+};
+
+export class RegistryError extends Error {
+  readonly code: ErrorCode;
+  /** True when retrying the same call may succeed (network blips, leader elections). */
+  readonly recoverable: boolean;
+  /** Extra fields for JSON output (e.g. the holder of a key). */
+  readonly details?: Record<string, unknown>;
+
+  constructor(code: ErrorCode, message: string, opts: { cause?: unknown; recoverable?: boolean; details?: Record<string, unknown> } = {}) {
+    super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
+    this.name = new.target.name;
+    this.code = code;
+    this.recoverable = opts.recoverable ?? false;
+    this.details = opts.details;
+  }
+
+  get exitCode(): number {
+    return exitCodes[this.code];
+  }
+
+  toJSON(): Record<string, unknown> {
+    return { code: this.code, message: this.message, ...(this.details ?? {}) };
+  }
+}
+
+/** Bad namespace, key, pid, metadata, URL, file: exit 2. */
+export class InvalidInputError extends RegistryError {
+  constructor(message: string, opts: { cause?: unknown; details?: Record<string, unknown> } = {}) {
+    super('INVALID_INPUT', message, opts);
+  }
+}
+
+export class NotFoundError extends RegistryError {
+  constructor(namespace: string, key: string) {
+    super('NOT_FOUND', `no live registration for "${key}" in namespace "${namespace}"`, { details: { namespace, key } });
+  }
+}
+
+/** Another live process holds the key: exit 4, with the holder. */
+export class AlreadyRegisteredError extends RegistryError {
+  readonly holder: Registration;
+  constructor(holder: Registration) {
+    super(
+      'ALREADY_REGISTERED',
+      `"${holder.key}" in namespace "${holder.namespace}" is held by pid ${holder.pid} on ${holder.node}: unregister it first or pick another name`,
+      { details: { holder } },
+    );
+    this.holder = holder;
+  }
+}
+
+/** Registering a local pid that does not exist (or was reused): exit 2. */
+export class DeadProcessError extends RegistryError {
+  constructor(pid: number, node: string) {
+    super('DEAD_PROCESS', `pid ${pid} is not a running process on ${node}: register a live pid`, { details: { pid, node } });
+  }
+}
+
+/** The store cannot be reached or opened: exit 6. */
+export class UnreachableError extends RegistryError {
+  constructor(message: string, opts: { cause?: unknown; recoverable?: boolean; details?: Record<string, unknown> } = {}) {
+    super('UNREACHABLE', message, { recoverable: true, ...opts });
+  }
+}
+
+/** Missing or wrong credentials: exit 7. */
+export class UnauthorizedError extends RegistryError {
+  constructor(message: string, opts: { cause?: unknown } = {}) {
+    super('UNAUTHORIZED', message, opts);
+  }
+}
+
+/** Use after close. */
+export class ClosedError extends RegistryError {
+  constructor(what: string) {
+    super('CLOSED', `${what} is closed: open a new registry with ProcessRegistry.open()`);
+  }
+}
+
+/** A lock or state conflict that is not a registration (migration lock held): exit 4. */
+export class ConflictError extends RegistryError {
+  constructor(message: string, opts: { cause?: unknown; details?: Record<string, unknown> } = {}) {
+    super('CONFLICT', message, opts);
+  }
+}
+
+export class TimeoutError extends RegistryError {
+  constructor(message: string, opts: { details?: Record<string, unknown> } = {}) {
+    super('TIMEOUT', message, opts);
+  }
+}
+
+/** Wrap an unknown thrown value as a RegistryError (internal error unless it already is one). */
+export function asRegistryError(err: unknown): RegistryError {
+  if (err instanceof RegistryError) return err;
+  const e = err instanceof Error ? err : new Error(String(err));
+  return new RegistryError('INTERNAL', `internal error: ${e.message}`, { cause: e });
+}
+
+/** Promise-or-value chaining without allocating a Promise for synchronous values. */
+export function then<T, R>(v: MaybePromise<T>, f: (t: T) => MaybePromise<R>): MaybePromise<R> {
+  return v instanceof Promise ? v.then(f) : f(v);
+}

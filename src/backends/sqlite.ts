@@ -1,0 +1,446 @@
+/**
+ * `sqlite:PATH` — an embedded SQLite file through better-sqlite3 (the default backend; the seed's
+ * Registry backend: local, durable). WAL journal, synchronous=NORMAL, a versioned schema that the
+ * `sqlite3` shell can read (documented in the README):
+ *
+ *   registrations(namespace, key, pid, node, meta JSON text, registered_at, updated_at, pid_start)
+ *     PRIMARY KEY (namespace, key), WITHOUT ROWID; index on (node, pid, pid_start)
+ *   registry_info(name PRIMARY KEY, value)   -- schema_version, created_at, last_cleanup
+ *   PRAGMA user_version = 1
+ *
+ * register is one autocommit statement: an upsert whose conflict branch asks the service
+ * (`replaceIf`, exposed to SQL as the function `procreg_replace`) whether the holder may go.
+ */
+import { mkdirSync, statSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { createRequire } from 'node:module';
+import type DatabaseT from 'better-sqlite3';
+import {
+  type Backend,
+  type BackendContext,
+  type BulkResult,
+  type Capabilities,
+  ClosedError,
+  defaultCapabilities,
+  type HealthReport,
+  InvalidInputError,
+  type ListOptions,
+  type Meta,
+  type Page,
+  type ProcessSummary,
+  type RegisterOptions,
+  type RegisterOutcome,
+  type Registration,
+  statusFromDeadShare,
+  type UnregisterCondition,
+  UnreachableError,
+  type UpdateOptions,
+  type BucketDigests,
+} from './contract.js';
+import { matchesWhere, mergePatch } from '../registry/validate.js';
+import { BucketDigester } from '../registry/digest.js';
+
+export const SQLITE_BACKEND = 'sqlite';
+export const SQLITE_SCHEMA_VERSION = 1;
+
+export interface SqliteOptions {
+  /** busy_timeout in ms when another process holds the write lock (default 5000). */
+  busyTimeout?: number;
+  /** Open read-only (no schema creation). */
+  readonly?: boolean;
+}
+
+type Row = {
+  namespace: string;
+  key: string;
+  pid: number;
+  node: string;
+  meta: string;
+  registered_at: number;
+  updated_at: number;
+  pid_start: number | null;
+};
+
+const COLS = 'namespace, key, pid, node, meta, registered_at, updated_at, pid_start';
+
+export function createSqliteBackend(location: string, opts: SqliteOptions, ctx: BackendContext): Backend {
+  return new SqliteBackend(location, opts, ctx);
+}
+
+/** Load better-sqlite3 lazily with an actionable error. */
+export function loadBetterSqlite(): typeof DatabaseT {
+  const require = createRequire(import.meta.url);
+  try {
+    return require('better-sqlite3') as typeof DatabaseT;
+  } catch (cause) {
+    throw new UnreachableError('better-sqlite3 is not installed or did not build: run `npm install better-sqlite3@12`', { cause, recoverable: false });
+  }
+}
+
+/** Open a database file with the project's pragmas; maps open failures to typed errors. */
+export function openDatabase(path: string, opts: { readonly?: boolean; busyTimeout?: number; create?: boolean } = {}): DatabaseT.Database {
+  const Database = loadBetterSqlite();
+  const file = resolve(path);
+  if (!opts.readonly && opts.create !== false) {
+    try {
+      mkdirSync(dirname(file), { recursive: true });
+    } catch (cause) {
+      throw new UnreachableError(`cannot create the folder of ${file}: ${(cause as Error).message}`, { cause });
+    }
+  }
+  let st: ReturnType<typeof statSync> | undefined;
+  try {
+    st = statSync(file);
+  } catch {
+    st = undefined;
+  }
+  if (st?.isDirectory()) throw new InvalidInputError(`${file} is a directory, not a database file: give a file path, e.g. sqlite:${file}/registry.db`);
+  if (!st && (opts.readonly || opts.create === false)) throw new UnreachableError(`database file ${file} does not exist: check the path`);
+  let db: DatabaseT.Database;
+  try {
+    db = new Database(file, { readonly: !!opts.readonly, fileMustExist: !!opts.readonly || opts.create === false });
+  } catch (cause) {
+    throw mapSqliteError(cause, file);
+  }
+  try {
+    db.pragma(`busy_timeout = ${opts.busyTimeout ?? 5000}`);
+    // Touch the file header now so a corrupt or foreign file fails here, not mid-command.
+    db.pragma('schema_version');
+    if (!opts.readonly) {
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = NORMAL');
+    }
+  } catch (cause) {
+    db.close();
+    throw mapSqliteError(cause, file);
+  }
+  return db;
+}
+
+/** better-sqlite3 errors → typed registry errors. */
+export function mapSqliteError(cause: unknown, file: string): Error {
+  const code = (cause as { code?: string }).code ?? '';
+  const msg = (cause as Error).message ?? String(cause);
+  if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT' || /not a database|malformed/i.test(msg)) {
+    return new InvalidInputError(`${file} is not a usable SQLite database (${msg}): restore it from a dump or point --backend at another file`, { cause });
+  }
+  if (code === 'SQLITE_CANTOPEN' || code === 'SQLITE_PERM' || code === 'SQLITE_READONLY' || code === 'SQLITE_IOERR' || /EACCES|permission/i.test(msg)) {
+    return new UnreachableError(`cannot open ${file} (${msg}): check that it exists and is readable and writable`, { cause, recoverable: false });
+  }
+  if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
+    return new UnreachableError(`${file} is locked by another process (${msg}): retry, or raise busyTimeout`, { cause });
+  }
+  return cause instanceof Error ? cause : new Error(msg);
+}
+
+class SqliteBackend implements Backend {
+  readonly name = SQLITE_BACKEND;
+  readonly url: string;
+  readonly capabilities: Capabilities = {
+    ...defaultCapabilities,
+    synchronous: true,
+    bulkRegister: true,
+    digest: true,
+    persistent: true,
+    transactions: true,
+  };
+
+  readonly db: DatabaseT.Database;
+  private readonly file: string;
+  private closed = false;
+  private replaceIf: RegisterOptions['replaceIf'] = () => false;
+  private readonly st: ReturnType<SqliteBackend['prepare']>;
+
+  constructor(location: string, opts: SqliteOptions, private readonly ctx: BackendContext) {
+    if (!location) throw new InvalidInputError('sqlite: needs a file path, e.g. sqlite:./registry.db');
+    this.file = resolve(location);
+    this.url = `sqlite:${this.file}`;
+    this.db = openDatabase(this.file, opts);
+    try {
+      if (!opts.readonly) this.migrate();
+      else this.checkSchema();
+      this.db.function('procreg_replace', { deterministic: false, varargs: false }, (namespace, key, pid, node, meta, registeredAt, updatedAt, pidStart) =>
+        this.replaceIf(
+          fromRow({ namespace, key, pid, node, meta, registered_at: registeredAt, updated_at: updatedAt, pid_start: pidStart } as Row),
+        )
+          ? 1
+          : 0,
+      );
+      this.st = this.prepare();
+    } catch (cause) {
+      this.db.close();
+      throw mapSqliteError(cause, this.file);
+    }
+  }
+
+  private prepare() {
+    const db = this.db;
+    return {
+      upsert: db.prepare(
+        `INSERT INTO registrations (${COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+         ON CONFLICT (namespace, key) DO UPDATE SET pid = excluded.pid, node = excluded.node, meta = excluded.meta,
+           registered_at = excluded.registered_at, updated_at = excluded.updated_at, pid_start = excluded.pid_start
+         WHERE procreg_replace(${COLS.split(', ').map((c) => `registrations.${c}`).join(', ')})`,
+      ),
+      get: db.prepare(`SELECT ${COLS} FROM registrations WHERE namespace = ? AND key = ?`),
+      del: db.prepare('DELETE FROM registrations WHERE namespace = ? AND key = ?'),
+      delIf: db.prepare(
+        `DELETE FROM registrations WHERE namespace = ? AND key = ? AND (?3 IS NULL OR pid = ?3) AND (?4 IS NULL OR registered_at = ?4) AND (?5 IS NULL OR node = ?5)`,
+      ),
+      page: db.prepare(`SELECT ${COLS} FROM registrations WHERE namespace = ? AND key > ? ORDER BY key LIMIT ?`),
+      pageFirst: db.prepare(`SELECT ${COLS} FROM registrations WHERE namespace = ? ORDER BY key LIMIT ?`),
+      setMeta: db.prepare('UPDATE registrations SET meta = ?, updated_at = ? WHERE namespace = ? AND key = ?'),
+      count: db.prepare('SELECT count(*) AS n FROM registrations WHERE namespace = ?'),
+      countAll: db.prepare('SELECT count(*) AS n FROM registrations'),
+      namespaces: db.prepare('SELECT DISTINCT namespace FROM registrations ORDER BY namespace'),
+      clear: db.prepare('DELETE FROM registrations WHERE namespace = ?'),
+      processes: db.prepare('SELECT pid, pid_start AS pidStart, count(*) AS count FROM registrations WHERE node = ? GROUP BY pid, pid_start'),
+      removeProcess: db.prepare('DELETE FROM registrations WHERE node = ? AND pid = ? AND pid_start IS ?'),
+      allProcesses: db.prepare('SELECT node, pid, pid_start, count(*) AS n FROM registrations GROUP BY node, pid, pid_start'),
+      scanNs: db.prepare(`SELECT ${COLS} FROM registrations WHERE namespace = ? ORDER BY key`),
+      info: db.prepare('SELECT value FROM registry_info WHERE name = ?'),
+      setInfo: db.prepare('INSERT INTO registry_info (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value'),
+    };
+  }
+
+  /** Create or upgrade the schema; refuse files that hold something else. */
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version > SQLITE_SCHEMA_VERSION) {
+      throw new InvalidInputError(`${this.file} has schema version ${version}, newer than this procreg (${SQLITE_SCHEMA_VERSION}): upgrade procreg`);
+    }
+    if (version === SQLITE_SCHEMA_VERSION) return this.checkSchema();
+    const tables = this.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").pluck().all() as string[];
+    if (tables.length > 0) {
+      const legacy = tables.includes('process_registry_backup');
+      throw new InvalidInputError(
+        legacy
+          ? `${this.file} is a legacy dual-storage registry, not a procreg database: open it as legacy:${this.file} (see \`registry migrate\`)`
+          : `${this.file} holds other tables (${tables.slice(0, 5).join(', ')}), not a procreg registry: point --backend at a new file`,
+      );
+    }
+    this.db.exec(`
+      BEGIN;
+      CREATE TABLE registrations (
+        namespace     TEXT    NOT NULL,
+        key           TEXT    NOT NULL,
+        pid           INTEGER NOT NULL CHECK (pid > 0),
+        node          TEXT    NOT NULL,
+        meta          TEXT    NOT NULL DEFAULT '{}',
+        registered_at INTEGER NOT NULL,
+        updated_at    INTEGER NOT NULL,
+        pid_start     INTEGER,
+        PRIMARY KEY (namespace, key)
+      ) WITHOUT ROWID;
+      CREATE INDEX registrations_by_process ON registrations (node, pid, pid_start);
+      CREATE TABLE registry_info (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+      INSERT INTO registry_info VALUES ('schema_version', '${SQLITE_SCHEMA_VERSION}'), ('created_at', '${Date.now()}');
+      PRAGMA user_version = ${SQLITE_SCHEMA_VERSION};
+      COMMIT;`);
+  }
+
+  private checkSchema(): void {
+    const ok = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'registrations'").get();
+    if (!ok) throw new InvalidInputError(`${this.file} is not a procreg registry (no registrations table): point --backend at a procreg database`);
+  }
+
+  private check(): void {
+    if (this.closed) throw new ClosedError(`the sqlite backend (${this.file})`);
+  }
+
+  register(entry: Registration, opts: RegisterOptions): RegisterOutcome {
+    this.check();
+    this.replaceIf = opts.replaceIf;
+    const r = this.st.upsert.run(
+      entry.namespace,
+      entry.key,
+      entry.pid,
+      entry.node,
+      JSON.stringify(entry.meta),
+      entry.registeredAt,
+      entry.updatedAt,
+      entry.pidStart ?? null,
+    );
+    if (r.changes === 1) return { ok: true, entry };
+    const holder = this.lookup(entry.namespace, entry.key);
+    // The holder vanished between the statement and the read (another process): try again once.
+    if (!holder) return this.register(entry, opts);
+    return { ok: false, holder };
+  }
+
+  lookup(namespace: string, key: string): Registration | undefined {
+    if (this.closed) this.check();
+    const row = this.st.get.get(namespace, key) as Row | undefined;
+    return row && fromRow(row);
+  }
+
+  unregister(namespace: string, key: string, cond?: UnregisterCondition): boolean {
+    this.check();
+    if (!cond) return this.st.del.run(namespace, key).changes > 0;
+    return this.st.delIf.run(namespace, key, cond.pid ?? null, cond.registeredAt ?? null, cond.node ?? null).changes > 0;
+  }
+
+  list(namespace: string, opts: ListOptions): Page {
+    this.check();
+    const limit = opts.limit ?? 1000;
+    const items: Registration[] = [];
+    let cursor = opts.after;
+    const chunk = opts.where?.length ? Math.max(limit, 512) : limit + 1;
+    for (;;) {
+      const rows = (cursor === undefined ? this.st.pageFirst.all(namespace, chunk) : this.st.page.all(namespace, cursor, chunk)) as Row[];
+      for (let i = 0; i < rows.length; i++) {
+        const e = fromRow(rows[i]);
+        if (!matchesWhere(e.meta, opts.where)) {
+          cursor = e.key;
+          continue;
+        }
+        if (items.length === limit) return { items, next: items[items.length - 1].key };
+        items.push(e);
+        cursor = e.key;
+      }
+      if (rows.length < chunk) return { items };
+      if (items.length === limit) {
+        // A full page: is there anything after it?
+        return { items, next: cursor };
+      }
+    }
+  }
+
+  updateMetadata(namespace: string, key: string, meta: Meta, opts: UpdateOptions): Registration | undefined {
+    this.check();
+    return this.db.transaction(() => {
+      const existing = this.lookup(namespace, key);
+      if (!existing) return undefined;
+      const next: Registration = { ...existing, meta: opts.merge ? (mergePatch(existing.meta, meta) as Meta) : meta, updatedAt: Date.now() };
+      opts.validate?.(next.meta);
+      this.st.setMeta.run(JSON.stringify(next.meta), next.updatedAt, namespace, key);
+      return next;
+    }).immediate();
+  }
+
+  count(namespace?: string): number {
+    this.check();
+    return ((namespace === undefined ? this.st.countAll.get() : this.st.count.get(namespace)) as { n: number }).n;
+  }
+
+  namespaces(): string[] {
+    this.check();
+    return this.st.namespaces.pluck().all() as string[];
+  }
+
+  healthCheck(): HealthReport {
+    this.check();
+    let alive = 0;
+    let dead = 0;
+    for (const p of this.st.allProcesses.all() as Array<{ node: string; pid: number; pid_start: number | null; n: number }>) {
+      const probe = { namespace: '', key: '', pid: p.pid, node: p.node, meta: {}, registeredAt: 0, updatedAt: 0, pidStart: p.pid_start };
+      if (this.ctx.isAlive(probe)) alive += p.n;
+      else dead += p.n;
+    }
+    const pageSize = this.db.pragma('page_size', { simple: true }) as number;
+    const pageCount = this.db.pragma('page_count', { simple: true }) as number;
+    const freelist = this.db.pragma('freelist_count', { simple: true }) as number;
+    let walBytes = 0;
+    try {
+      walBytes = statSync(`${this.file}-wal`).size;
+    } catch {
+      walBytes = 0;
+    }
+    const last = this.st.info.get('last_cleanup') as { value: string } | undefined;
+    return {
+      ...statusFromDeadShare(alive, dead),
+      registrations: alive + dead,
+      alive,
+      dead,
+      memoryBytes: pageSize * pageCount,
+      lastCleanup: last ? Number(last.value) : null,
+      file: this.file,
+      fileBytes: pageSize * pageCount,
+      walBytes,
+      pageSize,
+      pageCount,
+      freePages: freelist,
+      schemaVersion: SQLITE_SCHEMA_VERSION,
+    };
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    try {
+      this.db.pragma('wal_checkpoint(PASSIVE)');
+    } catch {
+      // another process may hold the database; the checkpoint is an optimisation
+    }
+    this.db.close();
+  }
+
+  bulkRegister(entries: Registration[], opts: RegisterOptions & { atomic?: boolean }): BulkResult[] {
+    this.check();
+    const run = () => entries.map((e) => this.register(e, opts));
+    if (!opts.atomic) return this.db.transaction(run).immediate();
+    return this.transaction(() => {
+      const results = run();
+      if (results.some((r) => !r.ok)) throw new AtomicAbort(results);
+      return results;
+    });
+  }
+
+  transaction<T>(fn: () => T): T {
+    this.check();
+    try {
+      return this.db.transaction(fn).immediate();
+    } catch (e) {
+      if (e instanceof AtomicAbort) return e.results as T;
+      throw e;
+    }
+  }
+
+  clearNamespace(namespace: string): number {
+    this.check();
+    return this.st.clear.run(namespace).changes;
+  }
+
+  processes(node: string): ProcessSummary[] {
+    this.check();
+    return this.st.processes.all(node) as ProcessSummary[];
+  }
+
+  removeProcess(node: string, pid: number, pidStart: number | null): number {
+    this.check();
+    return this.st.removeProcess.run(node, pid, pidStart).changes;
+  }
+
+  digest(namespace: string, buckets: number): BucketDigests {
+    this.check();
+    const d = new BucketDigester(buckets);
+    for (const row of this.st.scanNs.iterate(namespace) as IterableIterator<Row>) d.add(fromRow(row));
+    return d.result();
+  }
+
+  /** Record the time of a sweep (shown by health). */
+  markCleanup(at: number): void {
+    this.st.setInfo.run('last_cleanup', String(at));
+  }
+}
+
+// --- helpers -----------------------------------------------------------------------------------
+
+class AtomicAbort extends Error {
+  constructor(readonly results: BulkResult[]) {
+    super('atomic bulk register aborted');
+  }
+}
+
+function fromRow(r: Row): Registration {
+  return {
+    namespace: r.namespace,
+    key: r.key,
+    pid: r.pid,
+    node: r.node,
+    meta: JSON.parse(r.meta) as Meta,
+    registeredAt: r.registered_at,
+    updatedAt: r.updated_at,
+    pidStart: r.pid_start,
+  };
+}

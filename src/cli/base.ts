@@ -1,0 +1,134 @@
+/**
+ * The base of every command: shared flags (design §4), backend selection, the exit-code contract,
+ * `--json` for results and errors, and the hook the REPL uses to run commands on its warm
+ * connection (`RegistryCommand.session`).
+ */
+import { Command, Errors, Flags, type Interfaces } from '@oclif/core';
+import { exitCodes } from '../backends/contract.js';
+import { reportError } from './errors.js';
+import { ProcessRegistry } from '../registry/service.js';
+import { resolveBackend, type Resolved } from './config.js';
+import { colorEnabled, colors, type Colors } from './output.js';
+
+export type FlagsOf<T extends typeof Command> = Interfaces.InferredFlags<(typeof RegistryCommand)['baseFlags'] & T['flags']>;
+export type ArgsOf<T extends typeof Command> = Interfaces.InferredArgs<T['args']>;
+
+/** A warm connection the REPL lends to the commands it runs. */
+export interface Session {
+  registry: ProcessRegistry;
+  resolved: Resolved;
+  namespace?: string;
+  json?: boolean;
+  /** Aborted by Ctrl-C in the REPL: long commands (watch, await, list) stop early. */
+  signal?: AbortSignal;
+}
+
+export abstract class RegistryCommand<T extends typeof Command> extends Command {
+  static override enableJsonFlag = true;
+
+  static override baseFlags = {
+    backend: Flags.string({ char: 'b', summary: 'Backend URL: memory:, sqlite:PATH, http://HOST:PORT, etcd://H:P[,H:P]/prefix.', env: undefined, helpGroup: 'GLOBAL' }),
+    profile: Flags.string({ summary: 'Profile of registry.config.json to use (env REGISTRY_PROFILE).', helpGroup: 'GLOBAL' }),
+    config: Flags.string({ summary: 'Config file (default: registry.config.json here or above, else $XDG_CONFIG_HOME/registry/config.json).', helpGroup: 'GLOBAL' }),
+    namespace: Flags.string({ char: 'n', summary: 'Namespace (default: "default").', helpGroup: 'GLOBAL' }),
+    node: Flags.string({ summary: 'Local node name (default: hostname, env REGISTRY_NODE).', helpGroup: 'GLOBAL' }),
+  };
+
+  /** Set by the REPL while it runs a command. */
+  static session: Session | undefined;
+
+  protected flags!: FlagsOf<T>;
+  protected args!: ArgsOf<T>;
+  private opened: ProcessRegistry | undefined;
+
+  public override async init(): Promise<void> {
+    await super.init();
+    const ctor = this.ctor as typeof RegistryCommand;
+    const { args, flags } = await this.parse({
+      flags: ctor.flags,
+      baseFlags: RegistryCommand.baseFlags,
+      enableJsonFlag: ctor.enableJsonFlag,
+      args: ctor.args,
+      strict: ctor.strict,
+    });
+    this.flags = flags as FlagsOf<T>;
+    this.args = args as ArgsOf<T>;
+  }
+
+  /** `--json` given (or `json on` in the REPL). */
+  public override jsonEnabled(): boolean {
+    return super.jsonEnabled() || !!RegistryCommand.session?.json;
+  }
+
+  /** The namespace this command works in. */
+  protected get ns(): string | undefined {
+    return (this.flags as { namespace?: string }).namespace ?? RegistryCommand.session?.namespace;
+  }
+
+  /** Which backend, from flags, env and config. */
+  protected resolved(): Resolved {
+    const f = this.flags as { backend?: string; profile?: string; config?: string };
+    const s = RegistryCommand.session;
+    if (s && !f.backend && !f.profile) return s.resolved;
+    return resolveBackend({ backend: f.backend, profile: f.profile, config: f.config });
+  }
+
+  /**
+   * The registry: the REPL's warm one when there is one (and no other backend is asked for),
+   * else a new one closed when the command ends. One-shot commands do not sweep periodically.
+   */
+  protected async registry(opts: { cleanupInterval?: number } = {}): Promise<ProcessRegistry> {
+    const f = this.flags as { backend?: string; profile?: string; node?: string };
+    const s = RegistryCommand.session;
+    if (s && !f.backend && !f.profile && !f.node) return s.registry;
+    if (this.opened) return this.opened;
+    const r = this.resolved();
+    this.opened = await ProcessRegistry.open({
+      backend: r.backend,
+      backendOpts: r.backendOpts,
+      namespace: this.ns ?? r.namespace,
+      nodeName: f.node ?? r.node,
+      cleanupInterval: opts.cleanupInterval ?? 0,
+      stats: false,
+    });
+    return this.opened;
+  }
+
+  /** Colours for stdout (plain when piped or NO_COLOR). */
+  protected colors(): Promise<Colors> {
+    return colors(process.stdout);
+  }
+
+  protected get color(): boolean {
+    return colorEnabled(process.stdout);
+  }
+
+  /** Progress and diagnostics: stderr, never stdout. */
+  protected note(msg: string): void {
+    if (!this.jsonEnabled()) process.stderr.write(`${msg}\n`);
+  }
+
+  /** Interactive prompts only with a TTY on stdin, outside CI. */
+  protected canPrompt(): boolean {
+    return !!process.stdin.isTTY && !process.env.CI;
+  }
+
+  protected override async finally(err: Error | undefined): Promise<unknown> {
+    if (this.opened) {
+      const r = this.opened;
+      this.opened = undefined;
+      await r.close().catch(() => undefined);
+    }
+    return super.finally(err);
+  }
+
+  /** Errors → one line on stderr (or JSON on stdout with --json) and the documented exit code. */
+  public override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
+    // oclif's own exits (help, version, this.exit) pass through untouched.
+    if (err instanceof Errors.ExitError) throw err;
+    await reportError(err, this.jsonEnabled(), (s) => this.log(s));
+    return undefined;
+  }
+}
+
+export { exitCodes };

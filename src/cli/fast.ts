@@ -1,0 +1,54 @@
+/**
+ * Cold-start fast path for `registry lookup KEY` (design §6): the same resolution, service and
+ * rendering code as the lookup command (src/commands/lookup.ts), without loading oclif. Any
+ * argument it does not know (help, unknown flags, two keys) returns false and oclif handles the
+ * command in full.
+ */
+import { resolveBackend } from './config.js';
+import { reportError } from './errors.js';
+import { lookupOrThrow } from './lookup.js';
+import { colorEnabled, renderLookup } from './output.js';
+import { ProcessRegistry } from '../registry/service.js';
+
+const VALUE_FLAGS: Record<string, string> = {
+  '-n': 'namespace', '--namespace': 'namespace', '-b': 'backend', '--backend': 'backend',
+  '-f': 'field', '--field': 'field', '--profile': 'profile', '--config': 'config', '--node': 'node',
+};
+
+export async function fastLookup(args: string[]): Promise<boolean> {
+  const o: Record<string, string> = {};
+  let json = false;
+  let key: string | undefined;
+  for (let i = 0; i < args.length; i++) {
+    const a = args[i];
+    if (a === '--json') json = true;
+    else if (a in VALUE_FLAGS) {
+      if (i + 1 >= args.length || o[VALUE_FLAGS[a]] !== undefined) return false;
+      o[VALUE_FLAGS[a]] = args[++i];
+    } else if (a.startsWith('--') && a.includes('=') && a.slice(0, a.indexOf('=')) in VALUE_FLAGS) {
+      o[VALUE_FLAGS[a.slice(0, a.indexOf('='))]] = a.slice(a.indexOf('=') + 1);
+    } else if (a.startsWith('-') || key !== undefined) return false;
+    else key = a;
+  }
+  if (key === undefined) return false;
+  let reg: ProcessRegistry | undefined;
+  try {
+    const r = resolveBackend({ backend: o.backend, profile: o.profile, config: o.config });
+    reg = await ProcessRegistry.open({
+      backend: r.backend,
+      backendOpts: r.backendOpts,
+      namespace: o.namespace ?? r.namespace,
+      nodeName: o.node ?? r.node,
+      cleanupInterval: 0,
+      stats: false,
+    });
+    const e = await lookupOrThrow(reg, key, o.namespace);
+    const asJson = json && !o.field;
+    process.stdout.write(`${renderLookup(e, { json: asJson, field: o.field, color: colorEnabled() })}\n`);
+  } catch (err) {
+    await reportError(err, json && !o.field);
+  } finally {
+    await reg?.close().catch(() => undefined);
+  }
+  return true;
+}

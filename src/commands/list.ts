@@ -1,0 +1,54 @@
+import { Flags } from '@oclif/core';
+import { RegistryCommand } from '../cli/base.js';
+import type { Registration } from '../backends/contract.js';
+import { entryTable } from '../cli/output.js';
+import { parseWhere } from '../registry/validate.js';
+
+export default class List extends RegistryCommand<typeof List> {
+  static override summary = 'List live registrations, ordered by key.';
+  static override description =
+    'Pages through the backend with a cursor, so large registries stream in bounded memory. With --limit, the result carries `next`, the cursor to pass as --after for the following page.';
+  static override examples = [
+    '<%= config.bin %> list',
+    '<%= config.bin %> list --where role=worker --where region=eu',
+    '<%= config.bin %> list --limit 100 --after web-099 --json',
+    '<%= config.bin %> list --all-namespaces',
+  ];
+  static override flags = {
+    where: Flags.string({ char: 'w', summary: 'Metadata filter field=value (repeatable, all must match; list values match by element).', multiple: true }),
+    limit: Flags.integer({ char: 'l', summary: 'At most this many entries (default: all).', min: 1 }),
+    after: Flags.string({ summary: 'Start after this key (the `next` cursor of a previous page).' }),
+    'all-namespaces': Flags.boolean({ char: 'A', summary: 'List every namespace.', exclusive: ['after'] }),
+  };
+
+  async run(): Promise<{ items: Registration[]; next?: string }> {
+    const reg = await this.registry();
+    const where = parseWhere(this.flags.where ?? []);
+    const spaces = this.flags['all-namespaces'] ? await reg.namespaces() : [this.ns ?? reg.namespace];
+    const items: Registration[] = [];
+    let next: string | undefined;
+    const limit = this.flags.limit;
+    for (const namespace of spaces) {
+      let after = this.flags.after;
+      for (;;) {
+        const want = limit === undefined ? 1000 : Math.min(1000, limit - items.length);
+        if (want <= 0) break;
+        const page = await reg.list({ namespace, after, limit: want, where });
+        items.push(...page.items);
+        if (!page.next) break;
+        if (limit !== undefined && items.length >= limit) {
+          next = page.next;
+          break;
+        }
+        after = page.next;
+      }
+      if (limit !== undefined && items.length >= limit) break;
+    }
+    if (!this.jsonEnabled()) {
+      if (items.length === 0) this.log('no live registrations');
+      else this.log(entryTable(items, { namespaces: this.flags['all-namespaces'], color: this.color }));
+      if (next) this.note(`more after ${JSON.stringify(next)}: --after '${next.replace(/'/g, "'\\''")}'`);
+    }
+    return next ? { items, next } : { items };
+  }
+}

@@ -1,0 +1,30 @@
+import { Args, Flags } from '@oclif/core';
+import { RegistryCommand } from '../cli/base.js';
+import type { Registration } from '../backends/contract.js';
+import { parseMetaJson, parseMetaPairs, validatePid } from '../registry/validate.js';
+
+export default class Register extends RegistryCommand<typeof Register> {
+  static override summary = 'Register a name for a process.';
+  static override description =
+    'Binds KEY to a live process. The same pid registering again replaces the metadata; a dead holder is replaced; a live holder makes it fail with exit 4 and names the holder.';
+  static override examples = [
+    '<%= config.bin %> register web-1 --pid 4242 --meta role=web --meta port=8080',
+    '<%= config.bin %> register worker --pid $$ --meta-json \'{"queues":["a","b"]}\'',
+    '<%= config.bin %> register db --pid 77 --node host-b -n prod',
+  ];
+  static override args = { key: Args.string({ description: 'the name to register', required: true }) };
+  static override flags = {
+    pid: Flags.string({ char: 'p', summary: 'Process id (default: the parent shell, $PPID).' }),
+    meta: Flags.string({ char: 'm', summary: 'Metadata field=value (repeatable; JSON scalars kept typed).', multiple: true }),
+    'meta-json': Flags.string({ summary: 'Metadata as one JSON object.', exclusive: ['meta'] }),
+  };
+
+  async run(): Promise<Registration> {
+    const pid = validatePid(this.flags.pid ?? String(process.ppid));
+    const meta = this.flags['meta-json'] !== undefined ? parseMetaJson(this.flags['meta-json']) : parseMetaPairs(this.flags.meta ?? []);
+    const reg = await this.registry();
+    const e = await reg.register(this.args.key, pid, meta, { namespace: this.ns });
+    if (!this.jsonEnabled()) this.log(`${(await this.colors()).ok('registered')} ${e.key} → pid ${e.pid} on ${e.node} (namespace ${e.namespace})`);
+    return e;
+  }
+}

@@ -1,0 +1,37 @@
+import { Args, Flags } from '@oclif/core';
+import { RegistryCommand } from '../cli/base.js';
+import { InvalidInputError } from '../backends/contract.js';
+import { restore, type RestoreResult } from '../registry/dump.js';
+
+export default class Restore extends RegistryCommand<typeof Restore> {
+  static override summary = 'Load a dump made by `registry dump` (all or nothing).';
+  static override description =
+    'merge (default): the dump\'s entries are written over what is there; other keys stay. replace: the store ends up holding exactly the dump. A malformed line, a wrong count or digest writes nothing (exit 2).';
+  static override examples = ['<%= config.bin %> restore registry.ndjson', '<%= config.bin %> restore backup.ndjson --mode replace --yes', 'cat dump.ndjson | <%= config.bin %> restore -'];
+  static override args = { file: Args.string({ description: 'the dump file ("-" for stdin)', required: true }) };
+  static override flags = {
+    mode: Flags.string({ summary: 'merge or replace.', options: ['merge', 'replace'], default: 'merge' }),
+    yes: Flags.boolean({ char: 'y', summary: 'Do not ask before --mode replace.' }),
+  };
+
+  async run(): Promise<RestoreResult> {
+    const mode = this.flags.mode as 'merge' | 'replace';
+    const reg = await this.registry();
+    if (mode === 'replace' && !this.flags.yes) {
+      if (!this.canPrompt() || this.args.file === '-') {
+        throw new InvalidInputError('--mode replace removes every registration not in the dump: pass --yes to confirm');
+      }
+      const { confirm } = await import('@inquirer/prompts');
+      const ok = await confirm({ message: `Replace everything in ${reg.backend.url} with ${this.args.file}?`, default: false });
+      if (!ok) throw new InvalidInputError('restore cancelled: nothing was changed');
+    }
+    const r = await restore(reg, this.args.file, { mode, onProgress: (n) => this.progress(n) });
+    if (process.stderr.isTTY && !this.jsonEnabled()) process.stderr.write('\r\x1b[K');
+    if (!this.jsonEnabled()) this.log(`restored ${r.restored} registrations (${mode}${mode === 'replace' ? `, ${r.cleared} removed first` : ''})`);
+    return r;
+  }
+
+  private progress(n: number): void {
+    if (process.stderr.isTTY && !this.jsonEnabled()) process.stderr.write(`\r\x1b[Krestoring… ${n} lines`);
+  }
+}

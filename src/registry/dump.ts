@@ -1,0 +1,319 @@
+/**
+ * Dump and restore (NDJSON). A dump is a header line followed by one registration per line,
+ * sorted by namespace then key:
+ *
+ *   {"procreg":"dump","version":1,"count":2,"digest":"<hex>","namespaces":["default"],"createdAt":…,"source":"sqlite:…"}
+ *   {"namespace":"default","key":"a","pid":41,"node":"h","meta":{},"registeredAt":…,"updatedAt":…,"pidStart":…}
+ *
+ * `digest` is the order-independent digest of src/registry/digest.ts over the entries, so a
+ * restore can prove it read back exactly what was dumped. Restore is all-or-nothing: on a backend
+ * with transactions one transaction; elsewhere every line is validated before the first write.
+ * Files are read with a synchronous chunked line reader: bounded memory, and usable inside a
+ * synchronous SQLite transaction.
+ */
+import { closeSync, createReadStream, openSync, readSync, unlinkSync, writeSync, fstatSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join } from 'node:path';
+import { pipeline } from 'node:stream/promises';
+import type { Writable } from 'node:stream';
+import { InvalidInputError, RegistryError, type Registration } from '../backends/contract.js';
+import { Digest } from './digest.js';
+import type { ProcessRegistry } from './service.js';
+
+export const DUMP_VERSION = 1;
+
+export interface DumpHeader {
+  procreg: 'dump';
+  version: number;
+  count: number;
+  digest: string;
+  namespaces: string[];
+  createdAt: number;
+  source: string;
+}
+
+export interface DumpResult {
+  count: number;
+  digest: string;
+  namespaces: string[];
+}
+
+/**
+ * Write a dump of `namespaces` (default: all) to `out` (a file path, or a stream such as stdout).
+ * Entries are spooled to a temporary file while the digest accumulates, then the header and the
+ * body are written: one read of the backend, constant memory.
+ */
+export async function dump(reg: ProcessRegistry, opts: { namespaces?: string[]; out: string | Writable; onProgress?: (n: number) => void }): Promise<DumpResult> {
+  const namespaces = opts.namespaces ?? (await reg.namespaces());
+  const spoolDir = typeof opts.out === 'string' ? dirname(opts.out) : tmpdir();
+  const spool = join(spoolDir, `.procreg-dump-${process.pid}-${Date.now()}.tmp`);
+  const fd = openSync(spool, 'w', 0o600);
+  const digest = new Digest();
+  const present: string[] = [];
+  try {
+    let buf = '';
+    for (const namespace of [...namespaces].sort()) {
+      let any = false;
+      for await (const e of reg.entries({ namespace, pageSize: 2000 })) {
+        any = true;
+        digest.add(e);
+        buf += `${JSON.stringify(dumpLine(e))}\n`;
+        if (buf.length > 1 << 20) {
+          writeSync(fd, buf);
+          buf = '';
+          opts.onProgress?.(digest.count);
+        }
+      }
+      if (any) present.push(namespace);
+    }
+    writeSync(fd, buf);
+    closeSync(fd);
+    const header: DumpHeader = {
+      procreg: 'dump',
+      version: DUMP_VERSION,
+      count: digest.count,
+      digest: digest.hex(),
+      namespaces: present,
+      createdAt: Date.now(),
+      source: reg.backend.url,
+    };
+    if (typeof opts.out === 'string') {
+      const outFd = openSync(opts.out, 'w');
+      writeSync(outFd, `${JSON.stringify(header)}\n`);
+      closeSync(outFd);
+      const { createWriteStream } = await import('node:fs');
+      await pipeline(createReadStream(spool), createWriteStream(opts.out, { flags: 'a' }));
+    } else {
+      const out = opts.out;
+      await new Promise<void>((res, rej) => out.write(`${JSON.stringify(header)}\n`, (err) => (err ? rej(err) : res())));
+      for await (const chunk of createReadStream(spool)) {
+        if (!out.write(chunk)) await new Promise((r) => out.once('drain', r));
+      }
+    }
+    return { count: header.count, digest: header.digest, namespaces: present };
+  } finally {
+    try {
+      closeSync(fd);
+    } catch {
+      // already closed
+    }
+    try {
+      unlinkSync(spool);
+    } catch {
+      // already gone
+    }
+  }
+}
+
+function dumpLine(e: Registration) {
+  return {
+    namespace: e.namespace,
+    key: e.key,
+    pid: e.pid,
+    node: e.node,
+    meta: e.meta,
+    registeredAt: e.registeredAt,
+    updatedAt: e.updatedAt,
+    pidStart: e.pidStart ?? null,
+  };
+}
+
+export interface RestoreResult {
+  mode: 'merge' | 'replace';
+  restored: number;
+  /** Entries removed first by --mode replace. */
+  cleared: number;
+  digest: string;
+  namespaces: string[];
+}
+
+/**
+ * Read a dump's lines synchronously, in 1 MiB chunks: `fn(line, lineNumber)` for each non-empty
+ * line. `path` '-' is standard input.
+ */
+export function forEachLineSync(path: string, fn: (line: string, n: number) => void): void {
+  let fd: number;
+  try {
+    fd = path === '-' ? 0 : openSync(path, 'r');
+  } catch (cause) {
+    throw new InvalidInputError(`cannot read ${path}: ${(cause as Error).message}`, { cause });
+  }
+  if (path !== '-' && fstatSync(fd).isDirectory()) {
+    closeSync(fd);
+    throw new InvalidInputError(`${path} is a directory: give a dump file`);
+  }
+  const chunk = Buffer.allocUnsafe(1 << 20);
+  let carry = '';
+  let n = 0;
+  try {
+    for (;;) {
+      let got: number;
+      try {
+        got = readSync(fd, chunk, 0, chunk.length, null);
+      } catch (e) {
+        if ((e as NodeJS.ErrnoException).code === 'EAGAIN') continue;
+        if ((e as NodeJS.ErrnoException).code === 'EOF') break;
+        throw e;
+      }
+      if (got === 0) break;
+      const text = carry + chunk.toString('utf8', 0, got);
+      // Do not split a multi-byte character: utf8 decoding of a cut sequence yields U+FFFD only at
+      // the very end, and lines end in '\n' (ASCII), so cutting at the last '\n' is safe as long as
+      // the decoder sees whole sequences — keep the tail bytes raw instead.
+      const last = text.lastIndexOf('\n');
+      if (last < 0) {
+        carry = text;
+        continue;
+      }
+      const body = text.slice(0, last);
+      carry = text.slice(last + 1);
+      for (const line of body.split('\n')) {
+        n++;
+        if (line.trim() !== '') fn(line, n);
+      }
+    }
+    if (carry.trim() !== '') fn(carry, ++n);
+  } finally {
+    if (path !== '-') closeSync(fd);
+  }
+}
+
+/** Parse and validate one entry line into a complete registration. */
+function parseEntry(reg: ProcessRegistry, line: string, n: number, file: string): Registration {
+  let v: Record<string, unknown>;
+  try {
+    v = JSON.parse(line);
+  } catch (cause) {
+    throw new InvalidInputError(`${file} line ${n}: not valid JSON (${(cause as Error).message}); nothing was restored`, { cause });
+  }
+  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new InvalidInputError(`${file} line ${n}: expected a registration object; nothing was restored`);
+  try {
+    const num = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x : undefined);
+    return reg.makeEntry(v.key as string, v.pid as number, v.meta as Record<string, unknown>, {
+      namespace: v.namespace as string,
+      node: v.node as string,
+      pidStart: v.pidStart === undefined ? null : (v.pidStart as number | null),
+      registeredAt: num(v.registeredAt),
+      updatedAt: num(v.updatedAt),
+    });
+  } catch (err) {
+    if (err instanceof RegistryError) throw new InvalidInputError(`${file} line ${n}: ${err.message}; nothing was restored`, { cause: err });
+    throw err;
+  }
+}
+
+/** Restore a dump. `replace`: the store ends up holding exactly the dump. */
+export async function restore(
+  reg: ProcessRegistry,
+  file: string,
+  opts: { mode?: 'merge' | 'replace'; onProgress?: (n: number) => void } = {},
+): Promise<RestoreResult> {
+  const mode = opts.mode ?? 'merge';
+  const backend = reg.backend;
+  let header: DumpHeader | undefined;
+  const digest = new Digest();
+  const seen = new Set<string>();
+  const always = { replaceIf: () => true };
+  const readHeader = (line: string, n: number) => {
+    let h: DumpHeader;
+    try {
+      h = JSON.parse(line);
+    } catch {
+      throw new InvalidInputError(`${file} line ${n}: not a procreg dump header (not JSON): make dumps with \`registry dump\``);
+    }
+    if (!h || h.procreg !== 'dump') throw new InvalidInputError(`${file} is not a procreg dump (the first line has no "procreg":"dump" header): make dumps with \`registry dump\``);
+    if (h.version !== DUMP_VERSION) throw new InvalidInputError(`${file} is a version ${h.version} dump; this procreg reads version ${DUMP_VERSION}`);
+    return h;
+  };
+  const finish = (cleared: number): RestoreResult => {
+    if (!header) throw new InvalidInputError(`${file} is empty: not a procreg dump`);
+    if (digest.count !== header.count) {
+      throw new InvalidInputError(`${file} holds ${digest.count} entries but its header says ${header.count}: the dump is truncated; nothing was restored`);
+    }
+    if (digest.hex() !== header.digest) {
+      throw new InvalidInputError(`${file}: the entries do not match the header's digest (edited or corrupted dump); nothing was restored`);
+    }
+    return { mode, restored: digest.count, cleared, digest: digest.hex(), namespaces: [...seen].sort() };
+  };
+  const visit = (onEntry: (e: Registration) => void) => {
+    header = undefined;
+    forEachLineSync(file, (line, n) => {
+      if (!header) {
+        header = readHeader(line, n);
+        return;
+      }
+      const e = parseEntry(reg, line, n, file);
+      seen.add(e.namespace);
+      digest.add(e);
+      onEntry(e);
+      if (digest.count % 50_000 === 0) opts.onProgress?.(digest.count);
+    });
+  };
+
+  if (backend.capabilities.synchronous && backend.transaction) {
+    // One transaction: a bad line anywhere rolls everything back.
+    const namespacesBefore = (mode === 'replace' ? await reg.namespaces() : []) as string[];
+    return backend.transaction(() => {
+      let cleared = 0;
+      for (const ns of namespacesBefore) cleared += backend.clearNamespace!(ns) as number;
+      visit((e) => {
+        const r = backend.register(e, always);
+        if (r instanceof Promise) throw new Error('synchronous backend returned a Promise');
+      });
+      return finish(cleared);
+    });
+  }
+
+  // Asynchronous backends: validate the whole file first (no write on a bad line), then write
+  // in batches on a second, asynchronous read. Standard input is spooled so it can be read twice.
+  let source = file;
+  let spooled: string | undefined;
+  if (file === '-') {
+    spooled = join(tmpdir(), `.procreg-restore-${process.pid}-${Date.now()}.tmp`);
+    const out = openSync(spooled, 'w', 0o600);
+    forEachLineSync('-', (line) => writeSync(out, `${line}\n`));
+    closeSync(out);
+    source = spooled;
+  }
+  try {
+    const vfile = file;
+    file = source;
+    visit(() => undefined);
+    file = vfile;
+    const result = finish(0);
+    let cleared = 0;
+    if (mode === 'replace') {
+      for (const ns of await reg.namespaces()) {
+        if (backend.clearNamespace) cleared += await backend.clearNamespace(ns);
+        else for await (const e of reg.entries({ namespace: ns })) if (await backend.unregister(e.namespace, e.key)) cleared++;
+      }
+    }
+    let batch: Registration[] = [];
+    const flush = async () => {
+      if (batch.length === 0) return;
+      if (backend.bulkRegister) await backend.bulkRegister(batch, always);
+      else await Promise.all(batch.map((e) => backend.register(e, always)));
+      batch = [];
+    };
+    const { createInterface } = await import('node:readline');
+    let first = true;
+    let n = 0;
+    for await (const line of createInterface({ input: createReadStream(source), crlfDelay: Infinity })) {
+      n++;
+      if (line.trim() === '') continue;
+      if (first) {
+        first = false;
+        continue;
+      }
+      batch.push(parseEntry(reg, line, n, file));
+      if (batch.length >= 500) {
+        await flush();
+        opts.onProgress?.(n);
+      }
+    }
+    await flush();
+    return { ...result, cleared };
+  } finally {
+    if (spooled) unlinkSync(spooled);
+  }
+}

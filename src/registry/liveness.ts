@@ -1,0 +1,136 @@
+/**
+ * Liveness of local processes (design §1): a pid is alive while it exists, is not a zombie and,
+ * where a start time was recorded, still has that start time (pid reuse is a different process).
+ *
+ * Cost model: `kill(pid, 0)` is one syscall; reading /proc/<pid>/stat is an open+read+close. A
+ * lookup must cost far less than either, so results are sampled at most once per pid per
+ * *synchronous run* (cleared on the next microtask): within one run of JS nothing can observe a
+ * death anyway (a process killed here is reaped only by a later event). The start time of a pid
+ * is re-read at most every `startTtlMs` (a pid is not reused while its holder exists, and the
+ * pid space does not wrap in a second).
+ */
+import { readFileSync } from 'node:fs';
+import os from 'node:os';
+
+const ticks = 100; // USER_HZ: 100 on every Linux ABI Node runs on
+
+export interface ProcInfo {
+  /** Start time in clock ticks since boot (field 22 of /proc/<pid>/stat). */
+  start: number;
+  /** Process state letter (R, S, D, Z, T...). */
+  state: string;
+}
+
+/** Read /proc/<pid>/stat; undefined when the process does not exist (or /proc is absent). */
+export function procInfo(pid: number): ProcInfo | undefined {
+  let text: string;
+  try {
+    text = readFileSync(`/proc/${pid}/stat`, 'latin1');
+  } catch {
+    return undefined;
+  }
+  // comm (field 2) may contain spaces and parens: split after the last ')'.
+  const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
+  // rest[0] is field 3 (state); field 22 is rest[19].
+  return { state: rest[0], start: Number(rest[19]) };
+}
+
+/** Does a process with this pid exist right now (zombies included)? One syscall. */
+export function pidExists(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+export class LocalLiveness {
+  private epochCache = new Map<number, boolean>();
+  private clearScheduled = false;
+  private lastPid = -1;
+  private lastAlive = false;
+  private starts = new Map<number, { start: number; state: string; at: number }>();
+  private readonly hasProc: boolean;
+
+  constructor(private readonly startTtlMs = 1000) {
+    this.hasProc = procInfo(process.pid) !== undefined;
+  }
+
+  private readonly clear = () => {
+    this.epochCache.clear();
+    this.lastPid = -1;
+    this.clearScheduled = false;
+  };
+
+  /** The process start time, cached up to startTtlMs; undefined when it does not exist. */
+  startOf(pid: number): number | undefined {
+    if (!this.hasProc) return undefined;
+    const info = this.procCached(pid);
+    return info && info.state !== 'Z' ? info.start : undefined;
+  }
+
+  private procCached(pid: number): { start: number; state: string } | undefined {
+    const now = Date.now();
+    const c = this.starts.get(pid);
+    if (c && now - c.at < this.startTtlMs) return c;
+    const info = procInfo(pid);
+    if (!info) {
+      this.starts.delete(pid);
+      return undefined;
+    }
+    if (this.starts.size > 65536) this.starts.clear();
+    const v = { ...info, at: now };
+    this.starts.set(pid, v);
+    return v;
+  }
+
+  /** Is `pid` (with recorded start `pidStart`, if any) alive now? */
+  isAlive(pid: number, pidStart?: number | null): boolean {
+    if (pid === this.lastPid && pidStart == null) return this.lastAlive;
+    const key = pidStart == null ? pid : -pid; // separate slots with/without the start check
+    let alive = this.epochCache.get(key);
+    if (alive === undefined) {
+      alive = this.check(pid, pidStart);
+      this.epochCache.set(key, alive);
+      if (!this.clearScheduled) {
+        this.clearScheduled = true;
+        queueMicrotask(this.clear);
+      }
+    }
+    if (pidStart == null) {
+      this.lastPid = pid;
+      this.lastAlive = alive;
+    }
+    return alive;
+  }
+
+  private check(pid: number, pidStart?: number | null): boolean {
+    if (!pidExists(pid)) {
+      this.starts.delete(pid);
+      return false;
+    }
+    if (!this.hasProc) return true;
+    const info = this.procCached(pid);
+    if (!info) return false;
+    if (info.state === 'Z' || info.state === 'X') {
+      // A zombie is dead; re-read next time in case it was a stale cache entry.
+      this.starts.delete(pid);
+      return false;
+    }
+    if (pidStart != null && info.start !== pidStart) {
+      // Maybe our cache is older than a reuse: confirm with a fresh read.
+      const fresh = procInfo(pid);
+      if (!fresh) return false;
+      this.starts.set(pid, { ...fresh, at: Date.now() });
+      return fresh.start === pidStart && fresh.state !== 'Z';
+    }
+    return true;
+  }
+}
+
+/** Seconds since boot → epoch ms of a start-time in ticks (for display). */
+export function startTicksToEpochMs(startTicks: number): number {
+  const bootMs = Date.now() - os.uptime() * 1000;
+  return Math.round(bootMs + (startTicks / ticks) * 1000);
+}

@@ -1,0 +1,465 @@
+/**
+ * The registry service — the seed's GenServer. Every library call and every CLI command goes
+ * through it: validation, namespaces, liveness of local pids (with pid-reuse detection), lazy
+ * cleanup plus a periodic sweep, per-key serialisation of mutations for asynchronous backends,
+ * operation counters. Storage is the backend's (src/backends/contract.ts).
+ */
+import os from 'node:os';
+import {
+  AlreadyRegisteredError,
+  type Backend,
+  type BackendContext,
+  type BulkResult,
+  ClosedError,
+  DeadProcessError,
+  InvalidInputError,
+  type Meta,
+  NotFoundError,
+  type Page,
+  RegistryError,
+  type Registration,
+  type RegisterOptions,
+  type SweepResult,
+  then,
+  asRegistryError,
+} from '../backends/contract.js';
+import { openBackend, type OpenBackendOptions } from '../backends/open.js';
+import { KeyedMutex } from './keyed-mutex.js';
+import { LocalLiveness, pidExists } from './liveness.js';
+import { OperationStats, type StatsSnapshot } from './stats.js';
+import { validateKey, validateMeta, validateNamespace, validateNode, validatePid } from './validate.js';
+
+export const DEFAULT_NAMESPACE = 'default';
+export const DEFAULT_CLEANUP_INTERVAL = 30_000;
+export const MAX_PAGE = 10_000;
+
+export interface OpenOptions extends OpenBackendOptions {
+  /** Backend URL (`memory:`, `sqlite:PATH`, `http://…`, `etcd://…`); default: the SQLite default file. */
+  backend?: string;
+  /** Options passed to the backend factory (cleanupInterval, leaseTtl, …). */
+  backendOpts?: Record<string, unknown>;
+  /** The local node name (default `os.hostname()`). */
+  nodeName?: string;
+  /** Default namespace for calls that do not name one (default `default`). */
+  namespace?: string;
+  /**
+   * Periodic sweep of dead local registrations, in ms (default `backendOpts.cleanupInterval` or
+   * 30 s); 0 disables it. One-shot CLI calls pass 0: the long-lived processes sweep.
+   */
+  cleanupInterval?: number;
+  /** Record operation counters and latencies (default true). */
+  stats?: boolean;
+}
+
+export interface CallOptions {
+  namespace?: string;
+}
+
+export interface RegisterCallOptions extends CallOptions {
+  /** The node owning the pid (default: this node). Other nodes' pids are not checked here. */
+  node?: string;
+  /** Known process start time (default: read from /proc for local pids). */
+  pidStart?: number | null;
+}
+
+export interface ListCallOptions extends CallOptions {
+  after?: string;
+  limit?: number;
+  where?: Array<[string, string]>;
+}
+
+/** A handle on a name, like Elixir's `{:via, Registry, {reg, key}}`. */
+export interface Via {
+  readonly namespace: string;
+  readonly key: string;
+  /** The pid holding the name, or undefined. */
+  whereis(): Promise<number | undefined>;
+  /** Register `pid` under the name. */
+  register(pid: number, meta?: Meta): Promise<Registration>;
+  /** Send a signal to the local process holding the name; false when nobody holds it. */
+  signal(sig?: NodeJS.Signals | number): Promise<boolean>;
+  unregister(): Promise<boolean>;
+}
+
+export class ProcessRegistry {
+  readonly backend: Backend;
+  readonly nodeName: string;
+  readonly namespace: string;
+  readonly stats: OperationStats;
+  private readonly liveness = new LocalLiveness();
+  private readonly mutex: KeyedMutex | null;
+  private readonly judgeLocally: boolean;
+  private readonly sweeps: SweepResult[] = [];
+  private sweepTimer: NodeJS.Timeout | null = null;
+  private sweeping: Promise<SweepResult> | null = null;
+  private closed = false;
+
+  /** Open a backend by URL and put the service in front of it. */
+  static async open(opts: OpenOptions = {}): Promise<ProcessRegistry> {
+    const nodeName = opts.nodeName ?? (process.env.REGISTRY_NODE || os.hostname());
+    const holder: { reg?: ProcessRegistry } = {};
+    const ctx: BackendContext = { nodeName, isAlive: (e) => holder.reg!.isAlive(e) };
+    const backend = await openBackend(opts.backend, opts.backendOpts ?? {}, ctx, opts);
+    const reg = new ProcessRegistry(backend, { ...opts, nodeName });
+    holder.reg = reg;
+    return reg;
+  }
+
+  /** Put the service in front of an already open backend. */
+  constructor(backend: Backend, opts: Omit<OpenOptions, 'backend'> & { nodeName: string }) {
+    this.backend = backend;
+    this.nodeName = validateNode(opts.nodeName);
+    this.namespace = validateNamespace(opts.namespace ?? DEFAULT_NAMESPACE);
+    this.stats = new OperationStats(opts.stats !== false);
+    this.mutex = backend.capabilities.synchronous ? null : new KeyedMutex();
+    this.judgeLocally = !backend.capabilities.remote;
+    const fromOpts = opts.backendOpts?.cleanupInterval;
+    const interval = opts.cleanupInterval ?? (typeof fromOpts === 'number' ? fromOpts : DEFAULT_CLEANUP_INTERVAL);
+    if (interval > 0) {
+      this.sweepTimer = setInterval(() => {
+        this.cleanup().catch((err) => this.stats.error('sweep', err));
+      }, interval);
+      this.sweepTimer.unref();
+    }
+  }
+
+  // --- liveness ----------------------------------------------------------------------------------
+
+  /** Is this stored registration alive? Other nodes' entries are judged by their node. */
+  isAlive(e: Registration): boolean {
+    if (!this.judgeLocally || e.node !== this.nodeName) return true;
+    return this.liveness.isAlive(e.pid, e.pidStart);
+  }
+
+  // --- the contract, validated -----------------------------------------------------------------
+
+  /**
+   * Register `key` for `pid`. Same pid again replaces metadata and timestamps; a dead holder is
+   * replaced; a live holder makes it fail with AlreadyRegisteredError (exit 4).
+   */
+  async register(key: string, pid: number, meta: Meta = {}, opts: RegisterCallOptions = {}): Promise<Registration> {
+    return this.registerEntry(this.makeEntry(key, pid, meta, opts));
+  }
+
+  /** Validate and complete an entry (namespace, node, pid start, timestamps). */
+  makeEntry(key: string, pid: number, meta: Meta = {}, opts: RegisterCallOptions & { registeredAt?: number; updatedAt?: number } = {}): Registration {
+    this.check();
+    const namespace = opts.namespace === undefined ? this.namespace : validateNamespace(opts.namespace);
+    validateKey(key);
+    validatePid(pid);
+    const node = opts.node === undefined ? this.nodeName : validateNode(opts.node);
+    validateMeta(meta);
+    const now = Date.now();
+    return {
+      namespace,
+      key,
+      pid,
+      node,
+      meta,
+      registeredAt: opts.registeredAt ?? now,
+      updatedAt: opts.updatedAt ?? opts.registeredAt ?? now,
+      pidStart: opts.pidStart !== undefined ? opts.pidStart : node === this.nodeName && this.judgeLocally ? this.liveness.startOf(pid) ?? null : null,
+    };
+  }
+
+  /** Register a complete, validated entry (see makeEntry). */
+  registerEntry(entry: Registration): Promise<Registration> {
+    return this.stats.track('register', () => {
+      if (entry.node === this.nodeName && this.judgeLocally && !pidExists(entry.pid)) throw new DeadProcessError(entry.pid, entry.node);
+      const run = () => then(this.backend.register(entry, this.replaceRule(entry)), (r) => {
+        if (!r.ok) throw new AlreadyRegisteredError(r.holder);
+        return r.entry;
+      });
+      return this.mutex ? this.mutex.run(`${entry.namespace}\u0000${entry.key}`, run) : run();
+    });
+  }
+
+  /** The rule handed to the backend: same process again, or the holder is dead. */
+  private replaceRule(entry: Registration): RegisterOptions {
+    return {
+      replaceIf: (h) => (h.pid === entry.pid && h.node === entry.node) || !this.isAlive(h),
+    };
+  }
+
+  /** The live entry for `key`, or undefined. A dead entry found is removed (lazy cleanup). */
+  lookup(key: string, opts: CallOptions = {}): Promise<Registration | undefined> {
+    return this.stats.track('lookup', () => this.lookupCore(this.ns(opts), key));
+  }
+
+  /** Synchronous lookup, for backends with the `synchronous` capability (memory, sqlite). */
+  lookupSync(key: string, opts: CallOptions = {}): Registration | undefined {
+    if (!this.backend.capabilities.synchronous) throw new InvalidInputError(`the ${this.backend.name} backend is asynchronous: use lookup()`);
+    return this.stats.trackSync('lookup', () => this.lookupCore(this.ns(opts), key) as Registration | undefined);
+  }
+
+  private lookupCore(namespace: string, key: string) {
+    this.check();
+    if (typeof key !== 'string' || key.length === 0) validateKey(key);
+    return then(this.backend.lookup(namespace, key), (e) => {
+      if (!e || this.isAlive(e)) return e;
+      return then(this.removeDead(e), () => undefined);
+    });
+  }
+
+  /** Like lookup, but NotFoundError (exit 3) when absent. */
+  async get(key: string, opts: CallOptions = {}): Promise<Registration> {
+    const e = await this.lookup(key, opts);
+    if (!e) throw new NotFoundError(this.ns(opts), key);
+    return e;
+  }
+
+  /** Remove `key`; idempotent; true when something was removed. */
+  unregister(key: string, opts: CallOptions & { pid?: number } = {}): Promise<boolean> {
+    return this.stats.track('unregister', () => {
+      this.check();
+      const namespace = this.ns(opts);
+      validateKey(key);
+      const run = () => then(this.backend.unregister(namespace, key, opts.pid === undefined ? undefined : { pid: opts.pid }), (removed) => removed);
+      return this.mutex ? this.mutex.run(`${namespace}\u0000${key}`, run) : run();
+    });
+  }
+
+  /** One page of live entries ordered by key; `next` is the cursor of the following page. */
+  list(opts: ListCallOptions = {}): Promise<Page> {
+    return this.stats.track('list', async () => {
+      this.check();
+      const namespace = this.ns(opts);
+      const limit = Math.min(Math.max(1, opts.limit ?? 1000), MAX_PAGE);
+      if (opts.limit !== undefined && (!Number.isInteger(opts.limit) || opts.limit < 1)) {
+        throw new InvalidInputError(`invalid --limit ${opts.limit}: use a whole number of at least 1`);
+      }
+      const items: Registration[] = [];
+      let after = opts.after;
+      for (;;) {
+        const page = await this.backend.list(namespace, { after, limit: limit - items.length, where: opts.where });
+        for (const e of page.items) {
+          if (this.isAlive(e)) items.push(e);
+          else await this.removeDead(e);
+        }
+        if (!page.next) return { items };
+        if (items.length >= limit) return { items, next: items[items.length - 1].key };
+        after = page.next;
+      }
+    });
+  }
+
+  /** Every live entry of a namespace, page by page (bounded memory). */
+  async *entries(opts: Omit<ListCallOptions, 'after'> & { pageSize?: number } = {}): AsyncGenerator<Registration> {
+    let after: string | undefined;
+    const limit = opts.pageSize ?? 1000;
+    for (;;) {
+      const page = await this.list({ ...opts, after, limit });
+      yield* page.items;
+      if (!page.next) return;
+      after = page.next;
+    }
+  }
+
+  /** Replace the metadata (or merge-patch it, RFC 7386); NotFoundError for absent or dead keys. */
+  updateMetadata(key: string, meta: Meta, opts: CallOptions & { merge?: boolean } = {}): Promise<Registration> {
+    return this.stats.track('updateMetadata', async () => {
+      this.check();
+      const namespace = this.ns(opts);
+      validateKey(key);
+      validateMeta(meta);
+      const run = async () => {
+        const live = await this.lookupCore(namespace, key);
+        if (!live) throw new NotFoundError(namespace, key);
+        const next = await this.backend.updateMetadata(namespace, key, meta, { merge: !!opts.merge, validate: (m) => void validateMeta(m) });
+        if (!next) throw new NotFoundError(namespace, key);
+        return next;
+      };
+      return this.mutex ? this.mutex.run(`${namespace}\u0000${key}`, run) : run();
+    });
+  }
+
+  /** Live registrations in a namespace. Sweeps dead local processes first, so it is exact. */
+  async count(opts: CallOptions = {}): Promise<number> {
+    return this.stats.track('count', async () => {
+      this.check();
+      const namespace = this.ns(opts);
+      if (this.backend.processes || !this.judgeLocally) {
+        if (this.judgeLocally) await this.cleanup();
+        return this.backend.count(namespace);
+      }
+      let n = 0;
+      for await (const _ of this.entries({ namespace })) n++;
+      return n;
+    });
+  }
+
+  /** Namespaces holding entries. */
+  async namespaces(): Promise<string[]> {
+    this.check();
+    return this.backend.namespaces();
+  }
+
+  /** Register many entries; per-entry results in input order; `atomic`: all or nothing. */
+  async bulkRegister(
+    items: Array<{ key: string; pid: number; meta?: Meta } & RegisterCallOptions>,
+    opts: { atomic?: boolean } = {},
+  ): Promise<BulkResult[]> {
+    return this.stats.track('bulkRegister', async () => {
+      this.check();
+      const results: BulkResult[] = new Array(items.length);
+      const valid: Registration[] = [];
+      const where: number[] = [];
+      items.forEach((it, i) => {
+        try {
+          const e = this.makeEntry(it.key, it.pid, it.meta ?? {}, it);
+          if (e.node === this.nodeName && this.judgeLocally && !pidExists(e.pid)) throw new DeadProcessError(e.pid, e.node);
+          valid.push(e);
+          where.push(i);
+        } catch (err) {
+          results[i] = { ok: false, error: asRegistryError(err) };
+        }
+      });
+      if (opts.atomic && valid.length !== items.length) {
+        return items.map((_, i) => results[i] ?? { ok: false, error: new RegistryError('CONFLICT', 'not written: another entry of the atomic batch failed') });
+      }
+      // Replace a holder only when it is dead or is the very process this batch registers.
+      const byKey = new Map(valid.map((e) => [`${e.namespace}\u0000${e.key}`, e]));
+      const rule: RegisterOptions = {
+        replaceIf: (h) => {
+          const e = byKey.get(`${h.namespace}\u0000${h.key}`);
+          return (!!e && e.pid === h.pid && e.node === h.node) || !this.isAlive(h);
+        },
+      };
+      let out: BulkResult[];
+      if (this.backend.bulkRegister) {
+        out = await this.backend.bulkRegister(valid, { ...rule, atomic: opts.atomic });
+      } else {
+        out = [];
+        for (const e of valid) {
+          try {
+            out.push(await this.backend.register(e, rule));
+          } catch (err) {
+            out.push({ ok: false, error: asRegistryError(err) });
+          }
+        }
+      }
+      out.forEach((r, j) => {
+        results[where[j]] = r;
+      });
+      return results;
+    });
+  }
+
+  /** A handle on a name (Elixir's via tuple). */
+  via(key: string, opts: CallOptions = {}): Via {
+    const namespace = this.ns(opts);
+    validateKey(key);
+    return {
+      namespace,
+      key,
+      whereis: async () => (await this.lookup(key, { namespace }))?.pid,
+      register: (pid, meta) => this.register(key, pid, meta, { namespace }),
+      unregister: () => this.unregister(key, { namespace }),
+      signal: async (sig = 'SIGTERM') => {
+        const e = await this.lookup(key, { namespace });
+        if (!e) return false;
+        if (e.node !== this.nodeName) throw new InvalidInputError(`"${key}" is held by pid ${e.pid} on node ${e.node}, not this node (${this.nodeName}): signal it there`);
+        process.kill(e.pid, sig);
+        return true;
+      },
+    };
+  }
+
+  /**
+   * Sweep: remove registrations of dead local processes now. Runs one sweep at a time; the
+   * periodic timer calls it every cleanupInterval.
+   */
+  cleanup(): Promise<SweepResult> {
+    this.check();
+    if (!this.sweeping) {
+      this.sweeping = this.sweepOnce().finally(() => {
+        this.sweeping = null;
+      });
+    }
+    return this.sweeping;
+  }
+
+  private async sweepOnce(): Promise<SweepResult> {
+    const t0 = performance.now();
+    let checked = 0;
+    let removed = 0;
+    if (!this.judgeLocally && this.backend.cleanup) {
+      const r = await this.backend.cleanup();
+      this.recordSweep(r);
+      return r;
+    }
+    if (this.backend.processes && this.backend.removeProcess) {
+      for (const p of await this.backend.processes(this.nodeName)) {
+        checked++;
+        if (!this.liveness.isAlive(p.pid, p.pidStart)) removed += await this.backend.removeProcess(this.nodeName, p.pid, p.pidStart);
+      }
+    } else {
+      for (const namespace of await this.backend.namespaces()) {
+        let after: string | undefined;
+        for (;;) {
+          const page = await this.backend.list(namespace, { after, limit: 1000 });
+          for (const e of page.items) {
+            checked++;
+            if (!this.isAlive(e) && (await this.removeDead(e))) removed++;
+          }
+          if (!page.next) break;
+          after = page.next;
+        }
+      }
+    }
+    const at = Date.now();
+    await this.backend.markCleanup?.(at);
+    const r = { checked, removed, at, durationMs: performance.now() - t0 };
+    this.recordSweep(r);
+    return r;
+  }
+
+  private recordSweep(r: SweepResult): void {
+    this.sweeps.push(r);
+    if (this.sweeps.length > 20) this.sweeps.shift();
+  }
+
+  /** Recent sweeps, newest last. */
+  sweepHistory(): SweepResult[] {
+    return [...this.sweeps];
+  }
+
+  /** Operation counters, latencies, sweeps. */
+  statsSnapshot(): StatsSnapshot & { sweeps: SweepResult[]; backend: string; node: string } {
+    return { ...this.stats.snapshot(), sweeps: this.sweepHistory(), backend: this.backend.url, node: this.nodeName };
+  }
+
+  /** The backend's health report. */
+  async healthCheck() {
+    this.check();
+    return this.backend.healthCheck();
+  }
+
+  /** Stop the sweep and close the backend. Later calls fail with ClosedError. */
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    if (this.sweeping) await this.sweeping.catch(() => undefined);
+    await this.backend.close();
+  }
+
+  get isClosed(): boolean {
+    return this.closed;
+  }
+
+  // --- helpers -----------------------------------------------------------------------------------
+
+  private ns(opts: CallOptions): string {
+    return opts.namespace === undefined ? this.namespace : validateNamespace(opts.namespace);
+  }
+
+  private check(): void {
+    if (this.closed) throw new ClosedError('this registry');
+  }
+
+  /** Compare-and-delete a dead entry (a fresh registration of the key is left alone). */
+  private removeDead(e: Registration) {
+    return this.backend.unregister(e.namespace, e.key, { pid: e.pid, registeredAt: e.registeredAt, node: e.node });
+  }
+}

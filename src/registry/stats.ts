@@ -1,0 +1,142 @@
+/**
+ * Operation counters for health and `registry stats`: per operation a count, an error count and
+ * latencies in an HDR histogram (hdr-histogram-js, loaded on first use so a one-shot CLI call does
+ * not pay for it). Latency is sampled: one call in `sampleEvery` is timed (counts are exact), so
+ * a memory-speed lookup is not slowed by two clock reads.
+ */
+import { createRequire } from 'node:module';
+import type { Histogram } from 'hdr-histogram-js';
+import { asRegistryError, type MaybePromise } from '../backends/contract.js';
+
+export interface OperationSnapshot {
+  count: number;
+  errors: number;
+  /** Errors by code. */
+  errorCodes: Record<string, number>;
+  /** Latency percentiles in milliseconds over the timed sample. */
+  latencyMs: { samples: number; p50: number; p90: number; p99: number; max: number; mean: number };
+}
+
+export interface StatsSnapshot {
+  startedAt: number;
+  uptimeMs: number;
+  operations: Record<string, OperationSnapshot>;
+}
+
+let hdr: typeof import('hdr-histogram-js') | undefined;
+function loadHdr() {
+  hdr ??= createRequire(import.meta.url)('hdr-histogram-js') as typeof import('hdr-histogram-js');
+  return hdr;
+}
+
+class OpStats {
+  count = 0;
+  errors = 0;
+  errorCodes: Record<string, number> = {};
+  private hist: Histogram | null = null;
+  record(micros: number): void {
+    this.hist ??= loadHdr().build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3, bitBucketSize: 'packed' as never, useWebAssembly: false });
+    this.hist.recordValue(Math.max(1, Math.round(micros)));
+  }
+  snapshot(): OperationSnapshot {
+    const h = this.hist;
+    const ms = (q: number) => (h ? h.getValueAtPercentile(q) / 1000 : 0);
+    return {
+      count: this.count,
+      errors: this.errors,
+      errorCodes: { ...this.errorCodes },
+      latencyMs: { samples: h ? h.totalCount : 0, p50: ms(50), p90: ms(90), p99: ms(99), max: h ? h.maxValue / 1000 : 0, mean: h ? h.mean / 1000 : 0 },
+    };
+  }
+}
+
+export class OperationStats {
+  readonly startedAt = Date.now();
+  private readonly ops = new Map<string, OpStats>();
+  private tick = 0;
+
+  constructor(readonly enabled = true, readonly sampleEvery = 8) {}
+
+  private op(name: string): OpStats {
+    let s = this.ops.get(name);
+    if (!s) {
+      s = new OpStats();
+      this.ops.set(name, s);
+    }
+    return s;
+  }
+
+  /** Count an error of `name` (also used by the sweep timer). */
+  error(name: string, err: unknown): void {
+    const s = this.op(name);
+    s.errors++;
+    const code = asRegistryError(err).code;
+    s.errorCodes[code] = (s.errorCodes[code] ?? 0) + 1;
+  }
+
+  /** Run and account an operation that may be asynchronous; always returns a Promise. */
+  track<T>(name: string, fn: () => MaybePromise<T>): Promise<T> {
+    if (!this.enabled) {
+      try {
+        return Promise.resolve(fn());
+      } catch (e) {
+        return Promise.reject(e);
+      }
+    }
+    const s = this.op(name);
+    s.count++;
+    const timed = ++this.tick % this.sampleEvery === 0;
+    const t0 = timed ? performance.now() : 0;
+    let v: MaybePromise<T>;
+    try {
+      v = fn();
+    } catch (e) {
+      this.error(name, e);
+      return Promise.reject(e);
+    }
+    if (v instanceof Promise) {
+      return v.then(
+        (r) => {
+          if (timed) s.record((performance.now() - t0) * 1000);
+          return r;
+        },
+        (e) => {
+          this.error(name, e);
+          throw e;
+        },
+      );
+    }
+    if (timed) s.record((performance.now() - t0) * 1000);
+    return Promise.resolve(v);
+  }
+
+  /** Run and account a synchronous operation. */
+  trackSync<T>(name: string, fn: () => T): T {
+    if (!this.enabled) return fn();
+    const s = this.op(name);
+    s.count++;
+    if (++this.tick % this.sampleEvery !== 0) {
+      try {
+        return fn();
+      } catch (e) {
+        this.error(name, e);
+        throw e;
+      }
+    }
+    const t0 = performance.now();
+    try {
+      return fn();
+    } catch (e) {
+      this.error(name, e);
+      throw e;
+    } finally {
+      s.record((performance.now() - t0) * 1000);
+    }
+  }
+
+  snapshot(): StatsSnapshot {
+    const operations: Record<string, OperationSnapshot> = {};
+    for (const [k, v] of [...this.ops].sort(([a], [b]) => (a < b ? -1 : 1))) operations[k] = v.snapshot();
+    return { startedAt: this.startedAt, uptimeMs: Date.now() - this.startedAt, operations };
+  }
+}

@@ -1,0 +1,163 @@
+/**
+ * Input validation of design §1. Every failure is an InvalidInputError whose message says what was
+ * wrong and what to do; nothing is written before validation passes.
+ */
+import { InvalidInputError, type Meta } from '../backends/contract.js';
+
+export const NAMESPACE_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
+export const MAX_KEY_BYTES = 512;
+export const MAX_META_BYTES = 64 * 1024;
+// C0 and C1 control characters and DEL.
+const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
+
+export function validateNamespace(ns: unknown): string {
+  if (typeof ns !== 'string' || !NAMESPACE_RE.test(ns)) {
+    throw new InvalidInputError(
+      `invalid namespace ${JSON.stringify(ns)}: use 1-64 characters of letters, digits, "_", ".", ":" or "-", starting with a letter or digit`,
+    );
+  }
+  return ns;
+}
+
+export function validateKey(key: unknown): string {
+  if (typeof key !== 'string' || key.length === 0) {
+    throw new InvalidInputError(`invalid key ${JSON.stringify(key)}: a key is a non-empty string`);
+  }
+  if (key.length > MAX_KEY_BYTES || Buffer.byteLength(key, 'utf8') > MAX_KEY_BYTES) {
+    throw new InvalidInputError(`invalid key: ${Buffer.byteLength(key, 'utf8')} bytes is more than ${MAX_KEY_BYTES}: use a shorter name`);
+  }
+  if (CONTROL_RE.test(key)) {
+    throw new InvalidInputError(`invalid key ${JSON.stringify(key)}: control characters are not allowed in keys`);
+  }
+  if (/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(key)) {
+    throw new InvalidInputError(`invalid key ${JSON.stringify(key)}: it is not valid UTF-8 (lone surrogate)`);
+  }
+  return key;
+}
+
+export function validatePid(pid: unknown): number {
+  const n = typeof pid === 'string' && /^\d+$/.test(pid.trim()) ? Number(pid) : pid;
+  if (typeof n !== 'number' || !Number.isSafeInteger(n) || n <= 0 || n > 0x7fffffff) {
+    throw new InvalidInputError(`invalid pid ${JSON.stringify(pid)}: a pid is an integer greater than 0`);
+  }
+  return n;
+}
+
+export function validateNode(node: unknown): string {
+  if (typeof node !== 'string' || node.length === 0 || node.length > 255 || CONTROL_RE.test(node)) {
+    throw new InvalidInputError(`invalid node ${JSON.stringify(node)}: a node name is 1-255 printable characters`);
+  }
+  return node;
+}
+
+/** Metadata must be a plain JSON object of at most 64 KiB serialized. Returns its serialization. */
+export function validateMeta(meta: unknown): string {
+  if (meta === null || typeof meta !== 'object' || Array.isArray(meta)) {
+    const kind = meta === null ? 'null' : Array.isArray(meta) ? 'an array' : typeof meta;
+    throw new InvalidInputError(`invalid metadata: it must be a JSON object like {"role":"worker"}, not ${kind}`);
+  }
+  let text: string;
+  try {
+    text = JSON.stringify(meta);
+  } catch (cause) {
+    throw new InvalidInputError(`invalid metadata: it cannot be serialized as JSON (${(cause as Error).message})`, { cause });
+  }
+  const bytes = Buffer.byteLength(text, 'utf8');
+  if (bytes > MAX_META_BYTES) {
+    throw new InvalidInputError(`invalid metadata: ${bytes} bytes serialized is more than the ${MAX_META_BYTES}-byte limit: store less or a reference to it`);
+  }
+  return text;
+}
+
+/** Parse a JSON text that must be a metadata object (for `--meta-json` and files). */
+export function parseMetaJson(text: string, what = 'metadata'): Meta {
+  let v: unknown;
+  try {
+    v = JSON.parse(text);
+  } catch (cause) {
+    throw new InvalidInputError(`invalid ${what}: not valid JSON (${(cause as Error).message}); pass an object like '{"role":"worker"}'`, { cause });
+  }
+  validateMeta(v);
+  return v as Meta;
+}
+
+/**
+ * `--meta k=v` pairs into an object. Values that parse as JSON scalars/arrays/objects are kept
+ * typed (`priority=3` → 3, `tags=["a","b"]` → array); anything else is a string.
+ */
+export function parseMetaPairs(pairs: string[]): Meta {
+  const out: Meta = {};
+  for (const p of pairs) {
+    const i = p.indexOf('=');
+    if (i <= 0) throw new InvalidInputError(`invalid --meta ${JSON.stringify(p)}: use field=value`);
+    const field = p.slice(0, i);
+    const raw = p.slice(i + 1);
+    let value: unknown = raw;
+    if (/^(-?\d+(\.\d+)?([eE][+-]?\d+)?|true|false|null|\[.*\]|\{.*\})$/s.test(raw)) {
+      try {
+        value = JSON.parse(raw);
+      } catch {
+        value = raw;
+      }
+    }
+    out[field] = value;
+  }
+  return out;
+}
+
+/** `--where field=value` pairs. */
+export function parseWhere(pairs: string[]): Array<[string, string]> {
+  return pairs.map((p) => {
+    const i = p.indexOf('=');
+    if (i <= 0) throw new InvalidInputError(`invalid --where ${JSON.stringify(p)}: use field=value, e.g. --where role=worker`);
+    return [p.slice(0, i), p.slice(i + 1)] as [string, string];
+  });
+}
+
+/** Does `meta` match every `where` pair? A list value matches when one element equals the value. */
+export function matchesWhere(meta: Meta, where: Array<[string, string]> | undefined): boolean {
+  if (!where || where.length === 0) return true;
+  for (const [field, want] of where) {
+    const v = meta[field];
+    if (Array.isArray(v)) {
+      if (!v.some((x) => scalarText(x) === want)) return false;
+    } else if (scalarText(v) !== want) return false;
+  }
+  return true;
+}
+
+/** The text a scalar metadata value is compared by in `--where` (strings as is, others as JSON). */
+export function scalarText(v: unknown): string | undefined {
+  if (v === undefined) return undefined;
+  return typeof v === 'string' ? v : JSON.stringify(v);
+}
+
+/** RFC 7386 JSON merge patch. */
+export function mergePatch(target: unknown, patch: unknown): unknown {
+  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
+  const out: Record<string, unknown> =
+    target !== null && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+  for (const [k, v] of Object.entries(patch as Record<string, unknown>)) {
+    if (v === null) delete out[k];
+    else out[k] = mergePatch(out[k], v);
+  }
+  return out;
+}
+
+/** Compare keys in UTF-8 byte order (what SQLite's BINARY collation and etcd use). */
+export function compareKeys(a: string, b: string): number {
+  if (a === b) return 0;
+  // For strings without astral/surrogate characters UTF-16 order equals code point order equals
+  // UTF-8 byte order; fall back to Buffer compare otherwise.
+  if (/[\ud800-\udfff]/.test(a) || /[\ud800-\udfff]/.test(b)) return Buffer.compare(Buffer.from(a), Buffer.from(b));
+  return a < b ? -1 : 1;
+}
+
+/** "500ms", "10s", "2m", "1h", or a bare number of seconds → milliseconds. */
+export function parseDuration(text: string, what = 'duration'): number {
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
+  if (!m) throw new InvalidInputError(`invalid ${what} ${JSON.stringify(text)}: use e.g. 500ms, 10s, 2m or 1h`);
+  const n = Number(m[1]);
+  const unit = m[2] ?? 's';
+  return Math.round(n * (unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'm' ? 60_000 : 3_600_000));
+}
