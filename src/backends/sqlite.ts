@@ -185,7 +185,7 @@ class SqliteBackend implements Backend {
       get: db.prepare(`SELECT ${COLS} FROM registrations WHERE namespace = ? AND key = ?`),
       del: db.prepare('DELETE FROM registrations WHERE namespace = ? AND key = ?'),
       delIf: db.prepare(
-        `DELETE FROM registrations WHERE namespace = ? AND key = ? AND (?3 IS NULL OR pid = ?3) AND (?4 IS NULL OR registered_at = ?4) AND (?5 IS NULL OR node = ?5)`,
+        `DELETE FROM registrations WHERE namespace = @ns AND key = @key AND (@pid IS NULL OR pid = @pid) AND (@at IS NULL OR registered_at = @at) AND (@node IS NULL OR node = @node)`,
       ),
       page: db.prepare(`SELECT ${COLS} FROM registrations WHERE namespace = ? AND key > ? ORDER BY key LIMIT ?`),
       pageFirst: db.prepare(`SELECT ${COLS} FROM registrations WHERE namespace = ? ORDER BY key LIMIT ?`),
@@ -277,7 +277,7 @@ class SqliteBackend implements Backend {
   unregister(namespace: string, key: string, cond?: UnregisterCondition): boolean {
     this.check();
     if (!cond) return this.st.del.run(namespace, key).changes > 0;
-    return this.st.delIf.run(namespace, key, cond.pid ?? null, cond.registeredAt ?? null, cond.node ?? null).changes > 0;
+    return this.st.delIf.run({ ns: namespace, key, pid: cond.pid ?? null, at: cond.registeredAt ?? null, node: cond.node ?? null }).changes > 0;
   }
 
   list(namespace: string, opts: ListOptions): Page {

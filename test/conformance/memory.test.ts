@@ -1,0 +1,7 @@
+import { ProcessRegistry } from '../../src/registry/service.js';
+import { backendSuite } from './suite.js';
+import { modelSuite } from './model.js';
+
+const factory = async () => ({ registry: await ProcessRegistry.open({ backend: 'memory:', cleanupInterval: 0 }) });
+backendSuite('memory', factory);
+modelSuite('memory', factory);
