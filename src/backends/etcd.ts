@@ -302,6 +302,7 @@ class EtcdBackend implements Backend {
     const base = {
       members: probe.members,
       leader: probe.leader,
+      leaderEndpoint: probe.leaderEndpoint,
       raftTerm: probe.raftTerm,
       raftIndex: probe.raftIndex,
       revision: probe.revision,
@@ -663,11 +664,15 @@ class EtcdBackend implements Backend {
         if (!isTransient(err)) throw permanentError(err, what);
         const probe = await this.probe();
         if (probe.quorumLost || Date.now() + delay > deadline) {
+          // A write that reached a leader which then lost quorum sits uncommitted in its log: etcd
+          // commits it if that member leads again after recovery. Say so rather than claim "not written".
+          const unknown = WRITES.has(what) && isAmbiguous(err);
+          const outcome = unknown ? ' (this write reached the cluster before it failed: it takes effect only if the cluster recovers with it in its log — look the key up once etcd is back)' : '';
           throw new UnreachableError(
             probe.quorumLost
-              ? `${what} failed: ${quorumMessage(probe, this.endpoints)}`
-              : `${what} failed: etcd at ${this.endpoints.join(',')} did not answer within ${this.retryTimeout} ms (${(err as Error).message}): check that the cluster is running`,
-            { cause: err, details: { members: probe.members } },
+              ? `${what} failed: ${quorumMessage(probe, this.endpoints)}${outcome}`
+              : `${what} failed: etcd at ${this.endpoints.join(',')} did not answer within ${this.retryTimeout} ms (${(err as Error).message}): check that the cluster is running${outcome}`,
+            { cause: err, details: { outcome: unknown ? 'unknown' : 'not-applied', members: probe.members } },
           );
         }
         await new Promise((r) => setTimeout(r, delay));
@@ -795,6 +800,8 @@ interface Probe {
   members: MemberStatus[];
   reachable: number;
   leader: string | null;
+  /** The client endpoint of the leader, when a reachable member is it. */
+  leaderEndpoint: string | null;
   raftTerm: number;
   raftIndex: number;
   revision: number;
@@ -827,11 +834,13 @@ async function probeCluster(endpoints: string[]): Promise<Probe> {
     members,
     reachable: up.length,
     leader: lead?.leader ?? null,
+    leaderEndpoint: up.find((m) => m.id && m.id === lead?.leader)?.endpoint ?? null,
     raftTerm: Math.max(0, ...up.map((m) => m.raftTerm ?? 0)),
     raftIndex: Math.max(0, ...up.map((m) => m.raftIndex ?? 0)),
     revision: Math.max(0, ...up.map((m) => (m as { revision?: number }).revision ?? 0)),
     dbSize: Math.max(0, ...up.map((m) => m.dbSize ?? 0)),
-    quorumLost: up.length < majority || (up.length > 0 && withLeader.length === 0 && up.some((m) => (m.errors ?? []).length > 0)),
+    // No leader with a majority up is an election in progress (retried), not a lost quorum.
+    quorumLost: up.length < majority,
   };
 }
 
@@ -847,6 +856,17 @@ function isTransient(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   if (TRANSIENT_NAMES.has(err.name) || TRANSIENT_NAMES.has(err.constructor?.name)) return true;
   return /no leader|timed out|leader changed|unavailable|ECONNREFUSED|connect|too many requests|not capable|deadline|broken|circuit/i.test(err.message);
+}
+
+/** Operations that write (their failure may be ambiguous). */
+const WRITES = new Set(['register', 'unregister', 'updateMetadata', 'bulkRegister', 'removeProcess', 'markCleanup']);
+
+/** The request may have been proposed before it failed (a timeout, not a refusal). */
+function isAmbiguous(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (err.name === 'BrokenCircuitError' || /no leader|ECONNREFUSED|connect|circuit/i.test(err.message)) return false;
+  if (err.name === 'GRPCUnavailableError' && !/timed out|leader changed/i.test(err.message)) return false;
+  return true;
 }
 
 function isLeaseGone(err: unknown): boolean {
