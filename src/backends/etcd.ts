@@ -92,6 +92,15 @@ export function parseEtcdUrl(url: string): { endpoints: string[]; prefix: string
   return { endpoints, prefix };
 }
 
+/** What the etcd backend offers beyond the contract (used by src/backends/etcd-cache.ts). */
+export interface EtcdBackendApi extends Backend {
+  /** The stored entry and the store revision it was read at. */
+  lookupAt(namespace: string, key: string): Promise<{ entry: Registration | undefined; revision: number }>;
+  /** The store's current revision (list-then-watch: list, then watch from it). */
+  currentRevision(): Promise<number>;
+  watch: NonNullable<Backend['watch']>;
+}
+
 export function createEtcdBackend(location: string, opts: EtcdOptions & Record<string, unknown>, ctx: BackendContext): Backend {
   const { endpoints, prefix } = parseEtcdUrl(location);
   const lease = opts.lease ?? (ctx.longLived === false ? 'none' : ctx.longLived ? 'session' : 'none');
@@ -114,7 +123,7 @@ const CMP_EQUAL = 0;
 const TARGET_CREATE = 1;
 const TARGET_MOD = 2;
 
-class EtcdBackend implements Backend {
+class EtcdBackend implements EtcdBackendApi {
   readonly name = ETCD_BACKEND;
   readonly url: string;
   readonly capabilities: Capabilities = {
@@ -515,12 +524,18 @@ class EtcdBackend implements Backend {
         onEvent(e);
       }
     });
-    watcher.on('error', (err: Error) => {
+    let last = opts.sinceRevision ?? 0;
+    watcher.on('data', (res) => {
+      for (const ev of res.events) last = Math.max(last, Number(ev.kv.mod_revision));
+    });
+    watcher.on('error', async (err: Error) => {
       this.watchers.delete(watcher);
-      const compacted = /compact/i.test(err.message);
+      // etcd cancels a watch whose start revision is compacted; the client drops the compact
+      // revision, so ask: can the revision after the last one seen still be read?
+      const compacted = /compact/i.test(err.message) || (await this.isCompacted(last + 1));
       onError?.(
         compacted
-          ? new RegistryError('CONFLICT', `the etcd watch from revision ${opts.sinceRevision} was compacted: list again and watch from the current revision`, { cause: err, details: { compacted: true } })
+          ? new RegistryError('CONFLICT', `the etcd watch from revision ${last} was compacted: list again and watch from the current revision`, { cause: err, details: { compacted: true } })
           : new UnreachableError(`the etcd watch failed: ${err.message}`, { cause: err }),
       );
     });
@@ -542,6 +557,15 @@ class EtcdBackend implements Backend {
       for (const kv of res.kvs) d.add(parseEntry(kv));
       if (!res.more || res.kvs.length === 0) return d.result();
       start = Buffer.concat([res.kvs[res.kvs.length - 1].key, ZERO]);
+    }
+  }
+
+  private async isCompacted(revision: number): Promise<boolean> {
+    try {
+      await this.client.kv.range({ key: this.bytes('/r/'), count_only: true, revision, serializable: true });
+      return false;
+    } catch (err) {
+      return /compacted/i.test((err as Error).message);
     }
   }
 
