@@ -52,6 +52,7 @@ import {
   asRegistryError,
 } from './contract.js';
 import { BucketDigester } from '../registry/digest.js';
+import { matchesCond } from './memory.js';
 import { matchesWhere, mergePatch, scalarText } from '../registry/validate.js';
 
 export const ETCD_BACKEND = 'etcd';
@@ -450,20 +451,15 @@ class EtcdBackend implements EtcdBackendApi {
   async processes(node: string): Promise<ProcessSummary[]> {
     const base = this.bytes(`/p/${encodeURIComponent(node)}/`);
     const byProc = new Map<string, ProcessSummary>();
-    let start = base;
-    for (;;) {
-      const res = await this.rpc('processes', () => this.client.kv.range({ key: start, range_end: prefixEnd(base), limit: 1000, serializable: this.serializable }));
-      for (const kv of res.kvs) {
-        const pid = Number(kv.key.subarray(base.length).toString().split('/', 1)[0]);
-        const pidStart = (JSON.parse(kv.value.toString()) as { pidStart: number | null }).pidStart ?? null;
-        const id = `${pid}/${pidStart}`;
-        const p = byProc.get(id);
-        if (p) p.count++;
-        else byProc.set(id, { pid, pidStart, count: 1 });
-      }
-      if (!res.more || res.kvs.length === 0) return [...byProc.values()];
-      start = Buffer.concat([res.kvs[res.kvs.length - 1].key, ZERO]);
+    for await (const kv of this.scan('processes', base)) {
+      const pid = Number(kv.key.subarray(base.length).toString().split('/', 1)[0]);
+      const pidStart = (JSON.parse(kv.value.toString()) as { pidStart: number | null }).pidStart ?? null;
+      const id = `${pid}/${pidStart}`;
+      const p = byProc.get(id);
+      if (p) p.count++;
+      else byProc.set(id, { pid, pidStart, count: 1 });
     }
+    return [...byProc.values()];
   }
 
   async removeProcess(node: string, pid: number, pidStart: number | null): Promise<number> {
@@ -548,14 +544,19 @@ class EtcdBackend implements EtcdBackendApi {
   async digest(namespace: string, buckets: number): Promise<BucketDigests> {
     // Computed from one consistent snapshot (all pages read at the first page's revision).
     const d = new BucketDigester(buckets);
-    const base = this.nsPrefix(namespace);
+    for await (const kv of this.scan('digest', this.nsPrefix(namespace))) d.add(parseEntry(kv));
+    return d.result();
+  }
+
+  /** Every key under `base`, 1000 per request, all pages read at the first page's revision (one snapshot). */
+  private async *scan(what: string, base: Buffer): AsyncGenerator<IKeyValue> {
     let start = base;
     let revision: string | undefined;
     for (;;) {
-      const res = await this.rpc('digest', () => this.client.kv.range({ key: start, range_end: prefixEnd(base), limit: 1000, revision, serializable: this.serializable }));
+      const res = await this.rpc(what, () => this.client.kv.range({ key: start, range_end: prefixEnd(base), limit: 1000, revision, serializable: this.serializable }));
       revision ??= res.header.revision;
-      for (const kv of res.kvs) d.add(parseEntry(kv));
-      if (!res.more || res.kvs.length === 0) return d.result();
+      yield* res.kvs;
+      if (!res.more || res.kvs.length === 0) return;
       start = Buffer.concat([res.kvs[res.kvs.length - 1].key, ZERO]);
     }
   }
@@ -929,14 +930,6 @@ function modIs(key: Buffer, rev: string): ICompare {
 
 function parseEntry(kv: IKeyValue): Registration {
   return JSON.parse(kv.value.toString()) as Registration;
-}
-
-function matchesCond(e: Registration, cond?: UnregisterCondition): boolean {
-  if (!cond) return true;
-  if (cond.pid !== undefined && e.pid !== cond.pid) return false;
-  if (cond.registeredAt !== undefined && e.registeredAt !== cond.registeredAt) return false;
-  if (cond.node !== undefined && e.node !== cond.node) return false;
-  return true;
 }
 
 /** Split into txn-sized batches with no key twice in one batch. */

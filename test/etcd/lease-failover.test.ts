@@ -93,4 +93,28 @@ describe('etcd: a registering node dies', { timeout: 120_000 }, () => {
       await reg.close();
     }
   });
+
+  it('the lease pool caps keys per lease (etcd issue 15993); close() revokes, so the registrations go with the process', async () => {
+    const url = c.url('/pool');
+    const reg = await ProcessRegistry.open({ backend: url, nodeName: 'pool-node', backendOpts: { lease: 'session', keysPerLease: 10, leaseTtl: 30 }, cleanupInterval: 0 });
+    const observer = await ProcessRegistry.open({ backend: url, nodeName: 'observer', cleanupInterval: 0 });
+    try {
+      // Each registration attaches 2 keys (entry + process key; no indexed metadata): 5 per lease.
+      for (let i = 0; i < 25; i++) await reg.register(`k${i}`, process.pid, {}, { node: 'pool-node' });
+      const h = await reg.healthCheck();
+      assert.equal(h.sessionLeases, 5);
+      assert.equal(h.leaseMode, 'session');
+      assert.ok((h.leases as number) >= 5);
+      // Unregistering frees room on a lease: the next registration needs no new lease.
+      await reg.unregister('k0');
+      await reg.register('k25', process.pid, {}, { node: 'pool-node' });
+      assert.equal((await reg.healthCheck()).sessionLeases, 5);
+      await reg.close();
+      assert.equal(await observer.backend.count('default'), 0, 'closing revoked the leases and their keys at once');
+      assert.deepEqual(await observer.backend.processes!('pool-node'), []);
+    } finally {
+      await reg.close();
+      await observer.close();
+    }
+  });
 });
