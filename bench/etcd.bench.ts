@@ -147,6 +147,23 @@ const mod: BenchModule = {
         ratio: r4.ratio,
         note: 'etcd 3.4.23; > 1 means one big lease is slower: the pool caps keys per lease (keysPerLease, default 1000)',
       });
+      // At the pool's cap (keysPerLease = 1000) the cost is close to a fresh lease's.
+      const capped = raw.lease(60, { autoKeepAlive: true });
+      const cappedId = await capped.grant();
+      await Promise.all(Array.from({ length: 1000 }, (_, i) => raw.put(`/bench-lease/capped/${i}`).value('x').lease(cappedId).exec()));
+      const r5 = await comparePair(
+        inFlight(() => raw.put(`/bench-lease/on-capped/${q++}`).value('x').lease(cappedId).exec()),
+        inFlight(() => raw.put(`/bench-lease/on-fresh/${q++}`).value('x').lease(freshId).exec()),
+        { opsPerBatch: ops, rounds, minMs, async: true },
+      );
+      ctx.add({
+        name: 'put on a fresh lease vs on a lease at the pool cap (1000 keys)',
+        value: opsLabel(r5.subjectNs),
+        baseline: `${opsLabel(r5.baselineNs)} on a lease carrying 1000+ keys`,
+        ratio: r5.ratio,
+        note: 'close to 1: the cap keeps puts off the slow path',
+      });
+      await capped.revoke();
       const t0 = performance.now();
       await big.revoke();
       const revokeMs = performance.now() - t0;

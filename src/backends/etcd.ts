@@ -87,8 +87,7 @@ export function parseEtcdUrl(url: string): { endpoints: string[]; prefix: string
     const hp = /^(\[[0-9a-f:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/i.exec(h);
     if (!hp || Number(hp[2]) < 1 || Number(hp[2]) > 65535) throw new InvalidInputError(`invalid etcd endpoint ${JSON.stringify(h)} in ${JSON.stringify(url)}: ${usage}`);
   }
-  let prefix = (m[2] ?? '/procreg').replace(/\/+$/, '');
-  if (prefix === '') prefix = '';
+  const prefix = (m[2] ?? '/procreg').replace(/\/+$/, '');
   if (/[\u0000-\u001f]/.test(prefix)) throw new InvalidInputError(`invalid etcd key prefix ${JSON.stringify(prefix)}: no control characters`);
   return { endpoints, prefix };
 }
@@ -104,7 +103,9 @@ export interface EtcdBackendApi extends Backend {
 
 export function createEtcdBackend(location: string, opts: EtcdOptions & Record<string, unknown>, ctx: BackendContext): Backend {
   const { endpoints, prefix } = parseEtcdUrl(location);
-  const lease = opts.lease ?? (ctx.longLived === false ? 'none' : ctx.longLived ? 'session' : 'none');
+  // Long-lived openers (their sweep runs) tie registrations to their lifetime; one-shot callers
+  // and openers that do not say (a bare openBackend) write keys that outlive them.
+  const lease = opts.lease ?? (ctx.longLived ? 'session' : 'none');
   if (lease !== 'session' && lease !== 'none') throw new InvalidInputError(`invalid etcd lease mode ${JSON.stringify(lease)}: use "session" or "none"`);
   const ttl = opts.leaseTtl ?? 10;
   if (!Number.isInteger(ttl) || ttl < 2) throw new InvalidInputError(`invalid leaseTtl ${JSON.stringify(ttl)}: a whole number of seconds, at least 2`);
@@ -183,11 +184,14 @@ class EtcdBackend implements EtcdBackendApi {
     return this.rpc('register', async () => {
       for (;;) {
         const lease = await this.leaseFor(1 + aux.length);
-        const created = await this.client.kv.txn({
-          compare: [{ key, target: TARGET_CREATE, result: CMP_EQUAL, create_revision: 0 }],
-          success: [put(key, value, lease), ...aux.map(([k, v]) => put(k, v, lease))],
-          failure: [{ request_range: { key, serializable: false } }],
-        });
+        const created = await this.client.kv
+          .txn({
+            compare: [{ key, target: TARGET_CREATE, result: CMP_EQUAL, create_revision: 0 }],
+            success: [put(key, value, lease), ...aux.map(([k, v]) => put(k, v, lease))],
+            failure: [{ request_range: { key, serializable: false } }],
+          })
+          .catch((err) => this.leaseLost(err, lease));
+        if (!created) continue; // our lease expired (a partition longer than the TTL): take a fresh one
         if (created.succeeded) return { ok: true, entry };
         this.leases?.release(lease, 1 + aux.length);
         const kv = created.responses[0].response_range.kvs[0];
@@ -195,11 +199,13 @@ class EtcdBackend implements EtcdBackendApi {
         const holder = parseEntry(kv);
         if (!opts.replaceIf(holder)) return { ok: false, holder };
         const lease2 = await this.leaseFor(1 + aux.length);
-        const replaced = await this.client.kv.txn({
-          compare: [modIs(key, kv.mod_revision)],
-          success: [...this.staleAux(holder, aux), put(key, value, lease2), ...aux.map(([k, v]) => put(k, v, lease2))],
-        });
-        if (replaced.succeeded) {
+        const replaced = await this.client.kv
+          .txn({
+            compare: [modIs(key, kv.mod_revision)],
+            success: [...this.staleAux(holder, aux), put(key, value, lease2), ...aux.map(([k, v]) => put(k, v, lease2))],
+          })
+          .catch((err) => this.leaseLost(err, lease2));
+        if (replaced?.succeeded) {
           this.leases?.forget(kv.lease, 1 + this.auxKeys(holder).length);
           return { ok: true, entry, replaced: holder };
         }
@@ -381,12 +387,14 @@ class EtcdBackend implements EtcdBackendApi {
       const ok = await this.rpc('bulkRegister', async () => {
         const n = batch.reduce((s, b) => s + 1 + b.aux.length, 0);
         const lease = await this.leaseFor(n);
-        const r = await this.client.kv.txn({
-          compare: batch.map((b) => ({ key: this.rkey(b.e.namespace, b.e.key), target: TARGET_CREATE, result: CMP_EQUAL, create_revision: 0 })),
-          success: batch.flatMap((b) => [put(this.rkey(b.e.namespace, b.e.key), JSON.stringify(b.e), lease), ...b.aux.map(([k, v]) => put(k, v, lease))]),
-        });
-        if (!r.succeeded) this.leases?.release(lease, n);
-        return r.succeeded;
+        const r = await this.client.kv
+          .txn({
+            compare: batch.map((b) => ({ key: this.rkey(b.e.namespace, b.e.key), target: TARGET_CREATE, result: CMP_EQUAL, create_revision: 0 })),
+            success: batch.flatMap((b) => [put(this.rkey(b.e.namespace, b.e.key), JSON.stringify(b.e), lease), ...b.aux.map(([k, v]) => put(k, v, lease))]),
+          })
+          .catch((err) => this.leaseLost(err, lease));
+        if (!r?.succeeded) this.leases?.release(lease, n);
+        return !!r?.succeeded; // a lost lease: per-entry registers below take a fresh one
       });
       for (const b of batch) {
         if (ok) results[b.i] = { ok: true, entry: b.e };
@@ -504,7 +512,7 @@ class EtcdBackend implements EtcdBackendApi {
     const rootLen = this.bytes('/r/').length;
     let b = this.client.watch().prefix(base.toString());
     if (opts.sinceRevision !== undefined) b = b.startRevision(String(opts.sinceRevision + 1));
-    const watcher = await this.rpc('watch', () => b.create());
+    const watcher = await this.rpc('watch', () => withDeadline(b.create(), this.retryTimeout, 'watch'));
     this.watchers.add(watcher);
     watcher.on('data', (res) => {
       for (const ev of res.events) {
@@ -625,6 +633,15 @@ class EtcdBackend implements EtcdBackendApi {
 
   private deleteOps(e: Registration): IRequestOp[] {
     return [{ request_delete_range: { key: this.rkey(e.namespace, e.key) } }, ...this.auxKeys(e).map(([k]) => ({ request_delete_range: { key: k } }))];
+  }
+
+  /** A txn failed: when because our session lease is gone, drop it from the pool (undefined = retry). */
+  private leaseLost(err: unknown, lease: string | undefined): undefined {
+    if (lease && this.leases && isLeaseGone(err)) {
+      this.leases.drop(lease);
+      return undefined;
+    }
+    throw err;
   }
 
   private async leaseFor(keys: number): Promise<string | undefined> {
@@ -768,6 +785,12 @@ class LeasePool {
     if (s) s.keys = Math.max(0, s.keys - keys);
   }
 
+  /** A lease etcd no longer knows (expired): never hand it out again. */
+  drop(id: string): void {
+    const i = this.pool.findIndex((x) => x.id === id);
+    if (i >= 0) this.pool.splice(i, 1)[0].lease.release();
+  }
+
   /** Keys on lease `id` (a kv's `lease` field) that were deleted or replaced. */
   forget(id: string, keys: number): void {
     this.release(id, keys);
@@ -904,6 +927,15 @@ function permanentError(err: unknown, what: string): RegistryError {
   if (/too large|too many operations|duplicate key/i.test(msg)) return new InvalidInputError(`${what} refused by etcd: ${msg}`, { cause: err });
   if (err instanceof Error && err.name === 'ClientClosedError') return new ClosedError('the etcd backend');
   return asRegistryError(err);
+}
+
+/** `p`, or a transient timeout error after `ms` (the watch stream waits for a connection forever). */
+function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: request timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
 }
 
 const ZERO = Buffer.from([0]);
