@@ -148,6 +148,7 @@ class EtcdBackend implements EtcdBackendApi {
   private readonly watchers = new Set<Watcher>();
   private closed = false;
   private probing: { at: number; p: Promise<Probe> } | null = null;
+  private readonly recent = new Map<string, { kv: IKeyValue; at: number }>();
 
   constructor(
     readonly endpoints: string[],
@@ -215,7 +216,9 @@ class EtcdBackend implements EtcdBackendApi {
   }
 
   async lookup(namespace: string, key: string): Promise<Registration | undefined> {
-    const kv = await this.get(this.rkey(namespace, key));
+    const k = this.rkey(namespace, key);
+    const kv = await this.get(k);
+    if (kv) this.remember(k, kv);
     return kv ? parseEntry(kv) : undefined;
   }
 
@@ -228,8 +231,8 @@ class EtcdBackend implements EtcdBackendApi {
   async unregister(namespace: string, key: string, cond?: UnregisterCondition): Promise<boolean> {
     const k = this.rkey(namespace, key);
     return this.rpc('unregister', async () => {
-      for (;;) {
-        const kv = await this.rawGet(k);
+      for (let first = true; ; first = false) {
+        const kv = (first && this.recall(k)) || (await this.rawGet(k));
         if (!kv) return false;
         const e = parseEntry(kv);
         if (!matchesCond(e, cond)) return false;
@@ -270,8 +273,8 @@ class EtcdBackend implements EtcdBackendApi {
   async updateMetadata(namespace: string, key: string, meta: Meta, opts: UpdateOptions): Promise<Registration | undefined> {
     const k = this.rkey(namespace, key);
     return this.rpc('updateMetadata', async () => {
-      for (;;) {
-        const kv = await this.rawGet(k);
+      for (let first = true; ; first = false) {
+        const kv = (first && this.recall(k)) || (await this.rawGet(k));
         if (!kv) return undefined;
         const old = parseEntry(kv);
         const next: Registration = { ...old, meta: opts.merge ? (mergePatch(old.meta, meta) as Meta) : meta, updatedAt: Date.now() };
@@ -633,6 +636,24 @@ class EtcdBackend implements EtcdBackendApi {
 
   private deleteOps(e: Registration): IRequestOp[] {
     return [{ request_delete_range: { key: this.rkey(e.namespace, e.key) } }, ...this.auxKeys(e).map(([k]) => ({ request_delete_range: { key: k } }))];
+  }
+
+  /**
+   * The service reads a key just before it changes it (liveness check, then update): the write
+   * reuses that read instead of a second round trip. Safe because every write is conditioned on
+   * the modRevision read; a stale one fails the compare and is read again.
+   */
+  private remember(k: Buffer, kv: IKeyValue): void {
+    if (this.recent.size >= 4096) this.recent.clear();
+    this.recent.set(k.toString('latin1'), { kv, at: Date.now() });
+  }
+
+  private recall(k: Buffer): IKeyValue | undefined {
+    const id = k.toString('latin1');
+    const r = this.recent.get(id);
+    if (!r) return undefined;
+    this.recent.delete(id);
+    return Date.now() - r.at < 1000 ? r.kv : undefined;
   }
 
   /** A txn failed: when because our session lease is gone, drop it from the pool (undefined = retry). */
