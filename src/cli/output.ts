@@ -1,11 +1,9 @@
 /**
  * Human output: cli-table3 tables and chalk colour, off under NO_COLOR or when stdout is not a
- * TTY. Data goes to stdout; progress and diagnostics to stderr. Heavy modules load on first use.
+ * TTY. Data goes to stdout; progress and diagnostics to stderr. chalk loads on first use.
  */
-import { createRequire } from 'node:module';
+import Table from 'cli-table3';
 import type { Registration } from '../backends/contract.js';
-
-const require = createRequire(import.meta.url);
 
 export interface Colors {
   ok(s: string): string;
@@ -37,7 +35,6 @@ export async function colors(stream: NodeJS.WriteStream = process.stdout): Promi
 
 /** A table as a string (cli-table3), borders kept light for pasting into issues. */
 export function table(head: string[], rows: Array<Array<string | number>>, opts: { color?: boolean } = {}): string {
-  const Table = require('cli-table3') as typeof import('cli-table3');
   const t = new Table({ head, style: { head: opts.color ? ['cyan'] : [], border: opts.color ? ['grey'] : [] } });
   for (const r of rows) t.push(r.map((c) => String(c)));
   return t.toString();
@@ -45,7 +42,6 @@ export function table(head: string[], rows: Array<Array<string | number>>, opts:
 
 /** A two-column field/value table. */
 export function fieldTable(fields: Array<[string, string | number]>, opts: { color?: boolean } = {}): string {
-  const Table = require('cli-table3') as typeof import('cli-table3');
   const t = new Table({ style: { head: [], border: opts.color ? ['grey'] : [] } });
   for (const [k, v] of fields) t.push({ [k]: String(v) });
   return t.toString();

@@ -98,11 +98,16 @@ export class ProcessRegistry {
   private closed = false;
 
   /** Open a backend by URL and put the service in front of it. */
-  static async open(opts: OpenOptions = {}): Promise<ProcessRegistry> {
+  static open(opts: OpenOptions = {}): Promise<ProcessRegistry> {
+    return ProcessRegistry.openWith((ctx) => openBackend(opts.backend, opts.backendOpts ?? {}, ctx, opts), opts);
+  }
+
+  /** Open a backend made by `make` (given the context every backend gets) and put the service in front. */
+  static async openWith(make: (ctx: BackendContext) => MaybePromise<Backend>, opts: Omit<OpenOptions, 'backend'> = {}): Promise<ProcessRegistry> {
     const nodeName = opts.nodeName ?? (process.env.REGISTRY_NODE || os.hostname());
     const holder: { reg?: ProcessRegistry } = {};
     const ctx: BackendContext = { nodeName, isAlive: (e) => holder.reg!.isAlive(e) };
-    const backend = await openBackend(opts.backend, opts.backendOpts ?? {}, ctx, opts);
+    const backend = await make(ctx);
     const reg = new ProcessRegistry(backend, { ...opts, nodeName });
     holder.reg = reg;
     return reg;
