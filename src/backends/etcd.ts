@@ -171,6 +171,9 @@ class EtcdBackend implements EtcdBackendApi {
         // Retries are ours (see `rpc`): one attempt per call here, a quick per-member breaker.
         global: { execute: (fn: () => Promise<unknown>) => fn() } as never,
         host: () => new HostBreaker() as never,
+        // Watch reconnects back off 100 ms → 2 s (the default grows to 30 s: a member back after a
+        // minute would leave watches, and caches on them, deaf for up to 30 s more).
+        watchBackoff: new CappedBackoff(50, 2000) as never,
       },
     });
     this.leases = opts.lease === 'session' ? new LeasePool(this.client, opts.leaseTtl ?? 10, opts.keysPerLease ?? 1000) : null;
@@ -851,6 +854,14 @@ class HostBreaker {
       }
       throw err;
     }
+  }
+}
+
+/** Exponential reconnect delay for watch streams, capped (etcd3's IBackoff shape). */
+class CappedBackoff {
+  constructor(readonly duration: number, private readonly max: number) {}
+  next(): CappedBackoff {
+    return new CappedBackoff(Math.min(this.duration * 2, this.max), this.max);
   }
 }
 

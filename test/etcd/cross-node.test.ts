@@ -131,4 +131,30 @@ describe('etcd: several nodes', { timeout: 120_000 }, () => {
       await cache.close();
     }
   });
+
+  it('a cache whose watch fell behind a compaction resyncs: the missed change is not served stale', async () => {
+    const a = await node('node-a', '/resync', [0]);
+    const b = await node('node-b', '/resync', [2]);
+    const p = await spawnSleeper();
+    const cache = await EtcdLookupCache.open(b, { ttlMs: 600_000 });
+    try {
+      await a.register('svc', p.pid, { v: 1 }, { node: 'node-a' });
+      assert.equal((await cache.lookup('svc'))?.meta.v, 1);
+      // B's only member goes down; A changes the key; the history B would resume from is compacted.
+      await c.killMember(2, 'SIGKILL');
+      await a.updateMetadata('svc', { v: 2 });
+      await a.updateMetadata('svc', { v: 2.5 }); // compaction must pass the revision B resumes from
+      const be = a.backend as EtcdBackendApi;
+      const raw = (be as unknown as { client: { kv: { compact(r: { revision: number; physical: boolean }): Promise<unknown> } } }).client;
+      await raw.kv.compact({ revision: await be.currentRevision(), physical: true });
+      await c.restartMember(2);
+      await waitFor(() => cache.stats().resyncs >= 1, 30_000, 'the cache to resync after the compaction');
+      assert.equal((await cache.lookup('svc'))?.meta.v, 2.5, 'the missed change is read, not the stale cached value');
+      await a.updateMetadata('svc', { v: 3 });
+      await waitFor(async () => (await cache.lookup('svc'))?.meta.v === 3, 10_000, 'the re-established watch to deliver v=3');
+    } finally {
+      await cache.close();
+      if (!c.running(2)) await c.restartMember(2);
+    }
+  });
 });
