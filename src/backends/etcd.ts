@@ -479,9 +479,9 @@ class EtcdBackend implements EtcdBackendApi {
   async removeProcess(node: string, pid: number, pidStart: number | null): Promise<number> {
     const base = this.bytes(`/p/${encodeURIComponent(node)}/${pid}/`);
     let removed = 0;
+    let start = base;
     for (;;) {
-      const res = await this.rpc('removeProcess', () => this.client.kv.range({ key: base, range_end: prefixEnd(base), limit: 500 }));
-      let progress = false;
+      const res = await this.rpc('removeProcess', () => this.client.kv.range({ key: start, range_end: prefixEnd(base), limit: 500 }));
       for (const kv of res.kvs) {
         const rest = kv.key.subarray(base.length).toString();
         const slash = rest.indexOf('/');
@@ -492,14 +492,13 @@ class EtcdBackend implements EtcdBackendApi {
         if (pStart !== pidStart) continue;
         if (e && e.pid === pid && e.node === node && (e.pidStart ?? null) === pidStart) {
           if (await this.unregister(ns, key, { pid, node, registeredAt: e.registeredAt })) removed++;
-          progress = true;
         } else {
           // An orphaned process key (entry replaced by another process): drop it alone.
           await this.rpc('removeProcess', () => this.client.kv.txn({ compare: [modIs(kv.key, kv.mod_revision)], success: [{ request_delete_range: { key: kv.key } }] }));
-          progress = true;
         }
       }
-      if (!res.more || !progress) return removed;
+      if (!res.more || res.kvs.length === 0) return removed;
+      start = Buffer.concat([res.kvs[res.kvs.length - 1].key, ZERO]);
     }
   }
 
