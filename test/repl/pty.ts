@@ -2,6 +2,7 @@
  * Drive `registry repl` through a real pseudo-terminal (node-pty): type keys, read what the
  * terminal shows (escape sequences stripped), wait for text with deadlines — never fixed sleeps.
  */
+import { spawnSync } from 'node:child_process';
 import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { stripVTControlCharacters } from 'node:util';
@@ -32,6 +33,8 @@ export interface Term {
   /** Resolves with the exit code. */
   exited: Promise<number>;
   kill(): Promise<void>;
+  /** Is the terminal in canonical (cooked) mode — a command runs — or raw — the prompt reads keys? */
+  cooked(): boolean;
 }
 
 export function strip(s: string): string {
@@ -110,6 +113,12 @@ export function spawnRepl(args: string[], env: NodeJS.ProcessEnv, opts: { cols?:
         check();
       }),
     exited,
+    cooked: () => {
+      const dev = (p as unknown as { _pty: string })._pty;
+      const r = spawnSync('stty', ['-a', '-F', dev], { encoding: 'utf8' });
+      if (r.status !== 0) throw new Error(`stty -F ${dev}: ${r.stderr}`);
+      return /(^|\s)icanon(\s|$)/.test(r.stdout);
+    },
     kill: async () => {
       if (code === undefined) {
         p.kill('SIGKILL');
