@@ -165,9 +165,16 @@ export async function complete(line: string, src: CompletionSource): Promise<[st
     }
   }
   const hits = words.filter((w) => w.startsWith(p.current)).slice(0, MAX_CANDIDATES);
-  const shown = asIs ? hits : hits.map((w) => quoteWord(w));
+  const shown = asIs ? hits : hits.map((w) => requote(w, p.raw));
   if (shown.length === 1 && !/[/:]$/.test(shown[0])) shown[0] += ' ';
   return [shown, p.raw];
+}
+
+/** Quote a candidate the way the user started the word (`'we` → `'web 2'`), else only when needed. */
+function requote(w: string, raw: string): string {
+  if (raw.startsWith("'")) return `'${w.replace(/'/g, `'\\''`)}'`;
+  if (raw.startsWith('"')) return `"${w.replace(/["\\$`]/g, (c) => `\\${c}`)}"`;
+  return quoteWord(w);
 }
 
 /** The inline hint shown after the cursor: what the command still expects. */
