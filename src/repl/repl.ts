@@ -62,6 +62,7 @@ export class Repl {
   private timing = false;
   private running: AbortController | undefined;
   private interrupted = false;
+  private interrupts = 0;
   private stopScript: (() => void) | undefined;
   private history: HistoryFile | undefined;
   private editor: LineEditor | undefined;
@@ -174,6 +175,7 @@ export class Repl {
     const ac = new AbortController();
     this.running = ac;
     this.interrupted = false;
+    this.interrupts = 0;
     this.session.signal = ac.signal;
     process.exitCode = undefined;
     let code: number;
@@ -214,9 +216,16 @@ export class Repl {
 
   private onSigint(): void {
     if (this.running) {
+      // A command that does not watch the signal keeps running: a third Ctrl-C (a second one in
+      // a script) leaves the REPL rather than leaving the user stuck.
+      this.interrupts++;
+      if (this.interrupts >= (this.interactive ? 3 : 2)) {
+        process.stderr.write('registry: the command did not stop: leaving the REPL\n');
+        process.exit(INTERRUPTED);
+      }
+      if (this.interactive) this.out.write(this.interrupts === 2 ? '\n(Ctrl-C once more leaves the REPL)\n' : '\n');
       this.interrupted = true;
       this.running.abort();
-      if (this.interactive) this.out.write('\n');
     } else if (this.stopScript) {
       this.interrupted = true;
       this.stopScript();

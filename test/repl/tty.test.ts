@@ -149,6 +149,23 @@ describe('repl on a terminal', () => {
     assert.equal(await t.exited, 0);
   });
 
+  it('Ctrl-C during `run NAME -- CMD` stops the child, which unregisters; the REPL stays', async () => {
+    const t = open();
+    await prompt(t);
+    t.mark();
+    t.type('run holder -- sleep 120\r');
+    await until(t, () => t.cooked(), 'the command to run');
+    const registered = () => spawnSync(process.execPath, [BIN, 'lookup', 'holder', '--field', 'pid', '-b', db], { env: { ...process.env, ...env }, encoding: 'utf8' });
+    await until(t, () => registered().status === 0, 'the child to be registered as holder');
+    const child = Number(registered().stdout.trim());
+    t.type('\x03');
+    await prompt(t, /default \[130\]>$/);
+    await until(t, () => !existsSync(`/proc/${child}`), `the child ${child} to exit`);
+    assert.match(await run(t, 'lookup holder'), /no live registration for "holder"/);
+    t.type('\x04');
+    assert.equal(await t.exited, 0);
+  });
+
   it('keeps history per backend across sessions: arrows and Ctrl-R find earlier lines', async () => {
     const other = `sqlite:${join(tmp.dir, 'hist.db')}`;
     const a = open(['-b', other]);
