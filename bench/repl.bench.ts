@@ -10,7 +10,7 @@
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { join } from 'node:path';
-import { fileURLToPath, pathToFileURL } from 'node:url';
+import { fileURLToPath } from 'node:url';
 import { median, type BenchModule } from './harness.js';
 import { ProcessRegistry } from '../src/registry/service.js';
 
@@ -59,7 +59,6 @@ const bench: BenchModule = {
     delete unset.NODE_EXTRA_CA_CERTS;
     const envs: Array<[string, NodeJS.ProcessEnv]> = [['NODE_EXTRA_CA_CERTS unset', unset]];
     if (process.env.NODE_EXTRA_CA_CERTS) envs.push(['NODE_EXTRA_CA_CERTS set', { ...process.env, NO_COLOR: '1' }]);
-    const oclifMain = `import { execute } from '@oclif/core'; await execute({ dir: ${JSON.stringify(pathToFileURL(BIN).href)}, args: process.argv.slice(1) });`;
 
     const repl: number[] = [];
     const replWall: Array<{ n: number; ms: number }> = [];
@@ -70,7 +69,7 @@ const bench: BenchModule = {
         for (let i = 0; i < colds; i++) {
           const key = `svc-${(r * 31 + i * 7) % entries}`;
           (fast[label] ??= []).push(coldMs([BIN, 'lookup', key, '-b', db], env));
-          (full[label] ??= []).push(coldMs(['--input-type=module', '-e', oclifMain, 'lookup', key, '-b', db], env));
+          (full[label] ??= []).push(coldMs([BIN, 'lookup', key, '-b', db], { ...env, REGISTRY_NO_FASTPATH: '1' }));
         }
       }
       const keys = Array.from({ length: perRound }, (_, i) => `svc-${(r * 997 + i * 13) % entries}`);
@@ -98,7 +97,7 @@ const bench: BenchModule = {
         note: `REPL median of ${repl.length} commands timed inside one process; outside view (wall(N)-wall(0))/N = ${fmt(outside)}`,
       });
       ctx.add({
-        name: `lookup in the REPL vs cold \`registry lookup\` (full oclif path, ${label})`,
+        name: `lookup in the REPL vs cold \`registry lookup\` (full oclif path, REGISTRY_NO_FASTPATH=1, ${label})`,
         value: `${fmt(replMs)}/lookup`,
         baseline: `${fmt(o)}/process`,
         ratio: o / replMs,

@@ -27,7 +27,7 @@ With stdin not a terminal, lines are run as a script with no prompt: the REPL st
       config: this.config,
       resolved,
       namespace: this.flags.namespace,
-      node: this.flags.node,
+      node: this.flags['node-name'],
       configFile: this.flags.config,
       json: this.flags.json,
       keepGoing: this.flags['keep-going'],

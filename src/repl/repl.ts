@@ -178,6 +178,9 @@ export class Repl {
     this.interrupts = 0;
     this.session.signal = ac.signal;
     process.exitCode = undefined;
+    // The terminal is not read while a command runs: hold the event loop open for commands that
+    // wait on nothing but in-process events (a `watch` of a memory: backend).
+    const keepAlive = setInterval(() => undefined, 2 ** 30);
     let code: number;
     try {
       await this.invoke(id, argv);
@@ -185,6 +188,7 @@ export class Repl {
     } catch (err) {
       code = err instanceof Errors.ExitError ? (err.oclif.exit ?? 0) : await this.report(err, before.includes('--json'));
     } finally {
+      clearInterval(keepAlive);
       this.running = undefined;
       this.session.signal = undefined;
       process.exitCode = undefined;

@@ -97,7 +97,7 @@ describe('repl on a terminal', () => {
     t.type('\t');
     await until(t, () => /web-1\s+web-2/.test(t.text()), 'the candidate list');
     await typeUntil(t, '2\r', PROMPT);
-    assert.match(t.text(), /│ key\s+│ web-2/);
+    assert.match(t.text(), /\nkey:\s+web-2\n/);
     await typeUntil(t, 'me\t', /> meta( get\|set)?$/);
     await typeUntil(t, 'g\t', /> meta get( KEY \[FIELD\])?$/);
     t.type('\x15');
@@ -162,6 +162,20 @@ describe('repl on a terminal', () => {
     await prompt(t, /default \[130\]>$/);
     await until(t, () => !existsSync(`/proc/${child}`), `the child ${child} to exit`);
     assert.match(await run(t, 'lookup holder'), /no live registration for "holder"/);
+    t.type('\x04');
+    assert.equal(await t.exited, 0);
+  });
+
+  it('Ctrl-C stops a `watch` of the REPL\'s own memory: backend and gives the prompt back', async () => {
+    const t = open(['-b', 'memory:']);
+    await prompt(t);
+    await run(t, `register a --pid ${p.pid}`);
+    t.mark();
+    t.type('watch --since 0\r');
+    await until(t, () => /PUT\s+default\/a pid=/.test(t.text()), 'the replayed event');
+    t.type('\x03');
+    await prompt(t);
+    assert.equal(await run(t, 'count'), '1'); // same warm memory: backend
     t.type('\x04');
     assert.equal(await t.exited, 0);
   });
