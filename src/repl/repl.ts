@@ -109,6 +109,7 @@ export class Repl {
 
   /** Run one line (a command or a built-in) and return its outcome. Exposed for tests and benches. */
   async execLine(line: string): Promise<Outcome> {
+    const t0 = performance.now();
     let words: string[];
     try {
       words = splitLine(line);
@@ -116,7 +117,6 @@ export class Repl {
       return { status: await this.report(err) };
     }
     if (words.length === 0) return undefined;
-    const t0 = performance.now();
     let outcome: Outcome;
     const b = Object.hasOwn(this.builtins, words[0]) ? this.builtins[words[0]] : undefined;
     if (words[0] === 'exit' || words[0] === 'quit') {

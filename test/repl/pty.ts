@@ -41,12 +41,13 @@ export function strip(s: string): string {
   return stripVTControlCharacters(s).replace(/\r/g, '');
 }
 
-/** The test's environment minus what would change the REPL's behaviour (colour forcing, CI). */
+/** The test's environment minus what would change the REPL's behaviour (colour forcing, CI), plus `extra`. */
 function ptyEnv(extra: NodeJS.ProcessEnv): Record<string, string> {
   const env: Record<string, string> = {};
-  for (const [k, v] of Object.entries({ ...process.env, ...extra })) {
+  for (const [k, v] of Object.entries(process.env)) {
     if (v !== undefined && !['NO_COLOR', 'FORCE_COLOR', 'CI', 'REGISTRY_BACKEND', 'REGISTRY_PROFILE', 'REGISTRY_CONFIG'].includes(k)) env[k] = v;
   }
+  for (const [k, v] of Object.entries(extra)) if (v !== undefined) env[k] = v;
   return env;
 }
 

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { tempDir } from '../support/tmp.js';
 import { killAllSleepers, spawnSleeper, waitFor, type Sleeper } from '../support/processes.js';
 import { BIN } from './pty.js';
+import { ProcessRegistry } from '../../src/registry/service.js';
 
 interface Ran {
   code: number | null;
@@ -127,6 +128,39 @@ describe('repl as a script (stdin not a TTY)', () => {
     assert.match(r.stderr, /no profile "nosuchprofile"/);
     assert.match(r.stderr, /unknown backend scheme "bogus:"/);
     assert.equal(r.stdout, `${cli(['count', '-b', db]).stdout}using memory: (profile scratch), namespace scr\n0\nscr\n`);
+  });
+
+  it('never prompts in a script: restore --mode replace needs --yes', async () => {
+    const dump = join(tmp.dir, 'script.ndjson');
+    const r = await repl(['-b', db, '-k'], `dump -o ${dump}\nrestore ${dump} --mode replace\nrestore ${dump} --mode replace --yes\n`);
+    assert.equal(r.code, 2);
+    assert.match(r.stderr, /pass --yes to confirm/);
+    assert.match(r.stdout, /restored \d+ registrations \(replace/);
+  });
+
+  it('sweeps dead registrations periodically while it runs (a long-lived process)', async () => {
+    const file = join(tmp.dir, 'sweep.db');
+    const cfg = join(tmp.dir, 'sweep.config.json');
+    writeFileSync(cfg, JSON.stringify({ profiles: { sweep: { backend: `sqlite:${file}`, backendOpts: { cleanupInterval: 100 } } } }));
+    const s = await spawnSleeper();
+    const child = spawn(process.execPath, [BIN, 'repl', '--config', cfg, '--profile', 'sweep'], { env, cwd: tmp.dir, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stdin.write(`register doomed --pid ${s.pid}\n`);
+    await waitFor(() => stdout.includes('registered doomed'), 15_000, 'the registration');
+    const raw = await ProcessRegistry.open({ backend: `sqlite:${file}`, cleanupInterval: 0 });
+    try {
+      const stored = async () => (await raw.backend.list('default', { limit: 10 })).items.map((e) => e.key);
+      assert.deepEqual(await stored(), ['doomed']);
+      await s.kill();
+      // Nobody looks the key up: only the REPL's periodic sweep can remove the stored row.
+      await waitFor(async () => (await stored()).length === 0, 20_000, 'the REPL\'s sweep to remove the dead registration');
+    } finally {
+      await raw.close();
+      const exited = once(child, 'exit');
+      child.stdin.end();
+      await exited;
+    }
   });
 
   it('SIGINT cancels the running command and ends the script with 130', async () => {

@@ -239,5 +239,16 @@ describe('repl on a terminal', () => {
     await typeUntil(t, 'look\t', /> lookup( KEY)?$/);
     t.type('\x15exit 5\r');
     assert.equal(await t.exited, 5);
+
+    const ci = spawnRepl(['-b', db], { ...env, CI: 'true' }); // never a prompt under CI
+    terms.push(ci);
+    await prompt(ci);
+    ci.mark();
+    ci.type(`restore ${dump} --mode replace\r`);
+    await prompt(ci, /default \[2\]>$/);
+    assert.match(ci.text(), /--mode replace removes every registration not in the dump: pass --yes to confirm/);
+    assert.doesNotMatch(ci.text(), /Replace everything/);
+    ci.type('\x04');
+    assert.equal(await ci.exited, 0);
   });
 });
