@@ -96,11 +96,21 @@ export class Repl {
   async run(): Promise<number> {
     RegistryCommand.session = this.session;
     const onSigint = () => this.onSigint();
+    // SIGTERM / SIGHUP (terminal closed): give the terminal its mode back, close the store, leave.
+    const onTerm = (sig: NodeJS.Signals) => {
+      this.editor?.close();
+      const code = 128 + (os.constants.signals[sig] ?? 0);
+      void this.session.registry.close().finally(() => process.exit(code));
+    };
     process.on('SIGINT', onSigint);
+    process.on('SIGTERM', onTerm);
+    process.on('SIGHUP', onTerm);
     try {
       return this.interactive ? await this.runInteractive() : await this.runScript();
     } finally {
       process.off('SIGINT', onSigint);
+      process.off('SIGTERM', onTerm);
+      process.off('SIGHUP', onTerm);
       RegistryCommand.session = undefined;
       this.history?.trim();
       await this.session.registry.close().catch(() => undefined);

@@ -163,6 +163,25 @@ describe('repl as a script (stdin not a TTY)', () => {
     }
   });
 
+  it('a backend that cannot be opened is one line and exit 2, before any line runs', async () => {
+    const r = await repl(['-b', 'bogus://x'], 'count\n');
+    assert.equal(r.code, 2);
+    assert.equal(r.stdout, '');
+    assert.match(r.stderr, /^registry: unknown backend scheme "bogus:"[^\n]*\n$/);
+  });
+
+  it('SIGTERM closes the store and exits 143', async () => {
+    const child = spawn(process.execPath, [BIN, 'repl', '-b', db], { env, cwd: tmp.dir, stdio: ['pipe', 'pipe', 'pipe'] });
+    let stdout = '';
+    child.stdout.on('data', (d) => (stdout += d));
+    child.stdin.write('count\n');
+    await waitFor(() => stdout !== '', 15_000, 'the count');
+    const exited = once(child, 'exit');
+    child.kill('SIGTERM');
+    const [code] = (await exited) as [number | null];
+    assert.equal(code, 143);
+  });
+
   it('SIGINT cancels the running command and ends the script with 130', async () => {
     const child = spawn(process.execPath, [BIN, 'repl', '-b', db], { env, cwd: tmp.dir, stdio: ['pipe', 'pipe', 'pipe'] });
     let stdout = '';
