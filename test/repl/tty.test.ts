@@ -43,6 +43,14 @@ async function typeUntil(t: Term, keys: string, line: RegExp): Promise<void> {
   await until(t, () => line.test(t.cursorLine()), `cursor line to show ${line}`);
 }
 
+/** Type a command at a fresh prompt and wait until it runs (the REPL gave the terminal its cooked mode). */
+async function start(t: Term, line: string): Promise<void> {
+  await prompt(t);
+  t.mark();
+  t.type(`${line}\r`);
+  await until(t, () => t.cooked(), `${line} to run (terminal in cooked mode)`);
+}
+
 /** Run a line and wait for its output and the next prompt. */
 async function run(t: Term, line: string): Promise<string> {
   await prompt(t);
@@ -131,10 +139,7 @@ describe('repl on a terminal', () => {
 
   it('Ctrl-C cancels a running await (status 130) and the REPL stays; at the prompt it drops the line', async () => {
     const t = open();
-    await prompt(t);
-    t.mark();
-    t.type('await never-registered --timeout 120s\r');
-    await until(t, () => t.cooked(), 'the command to run (terminal in cooked mode)');
+    await start(t, 'await never-registered --timeout 120s');
     t.type('\x03');
     await prompt(t, /default \[130\]>$/);
     assert.match(t.text(), /waiting for "never-registered": cancelled/);
@@ -151,10 +156,7 @@ describe('repl on a terminal', () => {
 
   it('Ctrl-C during `run NAME -- CMD` stops the child, which unregisters; the REPL stays', async () => {
     const t = open();
-    await prompt(t);
-    t.mark();
-    t.type('run holder -- sleep 120\r');
-    await until(t, () => t.cooked(), 'the command to run');
+    await start(t, 'run holder -- sleep 120');
     const registered = () => spawnSync(process.execPath, [BIN, 'lookup', 'holder', '--field', 'pid', '-b', db], { env: { ...process.env, ...env }, encoding: 'utf8' });
     await until(t, () => registered().status === 0, 'the child to be registered as holder');
     const child = Number(registered().stdout.trim());
