@@ -25,6 +25,7 @@ export function historyPath(backendUrl: string, env: NodeJS.ProcessEnv = process
 
 export class HistoryFile {
   private failed = false;
+  private last: string | undefined;
 
   constructor(
     readonly path: string,
@@ -39,13 +40,23 @@ export class HistoryFile {
     } catch {
       return [];
     }
-    const lines = text.split('\n').filter((l) => l.trim() !== '');
-    return lines.slice(-this.max).reverse();
+    const seen = new Set<string>();
+    const out: string[] = [];
+    const lines = text.split('\n');
+    for (let i = lines.length - 1; i >= 0 && out.length < this.max; i--) {
+      const l = lines[i];
+      if (l.trim() === '' || seen.has(l)) continue; // newest occurrence wins, as readline keeps it
+      seen.add(l);
+      out.push(l);
+    }
+    this.last = out[0];
+    return out;
   }
 
-  /** Record one entered line (lines starting with a space are kept out, as in bash). */
+  /** Record one entered line (lines starting with a space, and repeats of the last line, are kept out, as in bash). */
   append(line: string): void {
-    if (this.failed || line.trim() === '' || line.startsWith(' ') || line.includes('\n')) return;
+    if (this.failed || line.trim() === '' || line.startsWith(' ') || line.includes('\n') || line === this.last) return;
+    this.last = line;
     try {
       mkdirSync(dirname(this.path), { recursive: true, mode: 0o700 });
       appendFileSync(this.path, `${line}\n`, { mode: 0o600 });

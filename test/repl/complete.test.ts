@@ -1,5 +1,5 @@
 /**
- * The REPL's line splitting, completion and hints against the real oclif command manifest and a
+ * The REPL's line splitting, history file, completion and hints against the real oclif command manifest and a
  * real (memory) registry.
  */
 import { after, before, describe, it } from 'node:test';
@@ -11,6 +11,9 @@ import { splitLine, splitPartial, quoteWord } from '../../src/repl/parse.js';
 import { commandInfos, complete, hint, type CompletionSource } from '../../src/repl/complete.js';
 import { keysByPrefix } from '../../src/repl/repl.js';
 import { killAllSleepers, spawnSleeper } from '../support/processes.js';
+import { tempDir } from '../support/tmp.js';
+import { HistoryFile, historyPath } from '../../src/repl/history.js';
+import { readFileSync } from 'node:fs';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
@@ -105,5 +108,29 @@ describe('repl completion and hints', () => {
     assert.equal(hint('use ', src), 'URL|PROFILE');
     assert.equal(hint('look', src), '');
     assert.equal(hint('count ', src), '[FLAGS]');
+  });
+});
+
+describe('repl history file', () => {
+  it('is one file per backend under $XDG_STATE_HOME/registry/history, deduplicated, trimmed', () => {
+    const tmp = tempDir('procreg-hist-');
+    try {
+      const env = { XDG_STATE_HOME: tmp.dir, HOME: '/nonexistent' };
+      const a = historyPath('sqlite:/srv/a.db', env);
+      const b = historyPath('sqlite:/srv/b.db', env);
+      assert.ok(a.startsWith(`${tmp.dir}/registry/history/`), a);
+      assert.notEqual(a, b);
+      assert.equal(historyPath('sqlite:/srv/a.db', env), a);
+      assert.ok(historyPath('memory:', { HOME: '/home/u' }).startsWith('/home/u/.local/state/registry/history/'));
+      const h = new HistoryFile(a, 3);
+      assert.deepEqual(h.load(), []);
+      for (const l of ['count', 'count', 'lookup a', ' secret', '', 'list', 'count', 'ns prod']) h.append(l);
+      assert.equal(readFileSync(a, 'utf8'), 'count\nlookup a\nlist\ncount\nns prod\n');
+      assert.deepEqual(new HistoryFile(a, 3).load(), ['ns prod', 'count', 'list']); // newest first, each line once
+      h.trim();
+      assert.equal(readFileSync(a, 'utf8'), 'list\ncount\nns prod\n');
+    } finally {
+      tmp.cleanup();
+    }
   });
 });
