@@ -234,6 +234,12 @@ describe('repl on a terminal', () => {
     t.mark();
     t.type(`restore ${dump} --mode replace\r`);
     await until(t, () => /Replace everything/.test(t.text()), 'the confirmation again');
+    t.type('\x03'); // Ctrl-C in the question: a "no", and the REPL stays
+    await prompt(t, /default \[2\]>$/);
+    assert.match(t.text(), /restore cancelled: nothing was changed/);
+    t.mark();
+    t.type(`restore ${dump} --mode replace\r`);
+    await until(t, () => /Replace everything/.test(t.text()), 'the confirmation once more');
     t.type('y\r');
     await prompt(t);
     assert.match(t.text(), /restored 4 registrations \(replace, 4 removed first\)/);
