@@ -117,7 +117,7 @@ export class Repl {
     }
   }
 
-  /** Run one line (a command or a built-in) and return its outcome. Exposed for tests and benches. */
+  /** Run one line (a command or a built-in) and return its outcome (`timing on` reports its duration). */
   async execLine(line: string): Promise<Outcome> {
     const t0 = performance.now();
     let words: string[];
