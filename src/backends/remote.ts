@@ -60,7 +60,7 @@ interface Reply {
   body: unknown;
 }
 
-class RemoteBackend implements Backend {
+export class RemoteBackend implements Backend {
   readonly name = REMOTE_BACKEND;
   readonly url: string;
   readonly capabilities: Capabilities = { ...defaultCapabilities, remote: true, bulkRegister: true, watch: true, digest: true };
@@ -271,6 +271,12 @@ class RemoteBackend implements Backend {
       });
       req.end();
     });
+  }
+
+  /** The node's own view: GET /v1/stats (uptime, in-flight, operations) and /v1/health. */
+  async nodeStatus(): Promise<{ stats: Record<string, unknown>; health: HealthReport }> {
+    const [stats, health] = await Promise.all([this.call('GET', `${API}/stats`).then((r) => this.ok(r)), this.healthCheck()]);
+    return { stats: stats as Record<string, unknown>, health };
   }
 
   // --- helpers ---------------------------------------------------------------------------------

@@ -10,7 +10,7 @@
  */
 import os from 'node:os';
 import type { ServerResponse } from 'node:http';
-import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteOptions } from 'fastify';
+import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteOptions } from 'fastify';
 import {
   AlreadyRegisteredError,
   asRegistryError,
@@ -174,7 +174,7 @@ export class RegistryNode {
     this.app = Fastify({
       ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
       logger: { level: opts.logLevel ?? 'info', stream: process.stderr } as never,
-      disableRequestLogging: true,
+      logController: new LogController({ disableRequestLogging: true }),
       bodyLimit,
       requestTimeout: opts.requestTimeout ?? 30_000,
       keepAliveTimeout: opts.keepAliveTimeout ?? 5_000,
