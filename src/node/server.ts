@@ -171,8 +171,11 @@ export class RegistryNode {
     this.opts = { ...opts, host };
     this.registry = opts.registry;
     const bodyLimit = opts.bodyLimit ?? 1024 * 1024;
+    // Node checks request/headers timeouts every connectionsCheckingInterval (default 30 s): check
+    // often enough that a slow client is cut off close to its deadline.
+    const checking = { connectionsCheckingInterval: Math.min(1000, opts.requestTimeout ?? 30_000) };
     this.app = Fastify({
-      ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key } } : {}),
+      ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key, ...checking } } : { http: checking }),
       logger: { level: opts.logLevel ?? 'info', stream: process.stderr } as never,
       logController: new LogController({ disableRequestLogging: true }),
       bodyLimit,
