@@ -183,11 +183,15 @@ export class RemoteBackend implements Backend {
         ...(e.pidStart != null ? { pidStart: e.pidStart } : {}),
       })),
     };
-    const wire = (this.ok(await this.call('POST', `${API}/bulk`, body)) as { results: Array<{ ok: boolean; entry?: Registration; holder?: Registration; error?: WireError }> }).results;
+    // Compact results: a success says only what the node changed in the entry we sent.
+    const wire = (this.ok(await this.call('POST', `${API}/bulk?results=compact`, body)) as { results: Array<{ ok: boolean; holder?: Registration; error?: WireError } & Partial<Registration>> }).results;
     const out: BulkResult[] = new Array(wire.length);
     for (let i = 0; i < wire.length; i++) {
       const w = wire[i];
-      if (w.ok) out[i] = { ok: true, entry: w.entry! };
+      if (w.ok) {
+        const { ok: _ok, ...changed } = w;
+        out[i] = { ok: true, entry: { ...entries[i], pidStart: entries[i].pidStart ?? null, ...changed } };
+      }
       else if (w.holder) {
         // The node refused a live holder; the caller's rule may still accept it (restore).
         out[i] = !opts.atomic && opts.replaceIf(w.holder) ? await this.register(entries[i], opts) : { ok: false, holder: w.holder };

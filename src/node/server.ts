@@ -425,13 +425,16 @@ export class RegistryNode {
         method: 'POST',
         url: `${API}/bulk`,
         summary: 'Register many → {results} in input order: {ok:true, entry} | {ok:false, holder} | {ok:false, error}; atomic = all or nothing',
-        schema: { body: { type: 'object', required: ['entries'], additionalProperties: false, properties: { entries: { type: 'array', items: { type: 'object' } }, atomic: { type: 'boolean' } } } },
+        schema: {
+          body: { type: 'object', required: ['entries'], additionalProperties: false, properties: { entries: { type: 'array', items: { type: 'object' } }, atomic: { type: 'boolean' } } },
+          querystring: { type: 'object', properties: { results: { enum: ['full', 'compact'] } } },
+        },
         bodyLimit: bulkBodyLimit,
         handler: async (req, reply) => {
           const b = req.body as { entries: Array<Record<string, unknown>>; atomic?: boolean };
           const results = await reg.bulkRegister(b.entries as never, { atomic: b.atomic });
           reply.header('content-type', 'application/json; charset=utf-8');
-          return bulkJson(results);
+          return bulkJson(results, (req.query as Q).results === 'compact' ? b.entries : undefined);
         },
       },
       {
@@ -677,14 +680,29 @@ function optInt(v: string | string[] | undefined, name: string): number | undefi
   return Number(s);
 }
 
-/** Bulk results as JSON text: errors as wire errors, in input order. */
-function bulkJson(results: BulkResult[]): string {
+/**
+ * Bulk results as JSON text, in input order; errors as wire errors. With `sent` (results=compact)
+ * a success carries only what the node added to the entry the client sent (node, pidStart,
+ * timestamps when absent), so large batches do not echo every entry back.
+ */
+function bulkJson(results: BulkResult[], sent?: Array<Record<string, unknown>>): string {
   const parts: string[] = new Array(results.length);
   for (let i = 0; i < results.length; i++) {
     const r = results[i];
-    if (r.ok) parts[i] = `{"ok":true,"entry":${JSON.stringify(r.entry)}}`;
+    if (r.ok && sent) parts[i] = compactOk(r.entry, sent[i]);
+    else if (r.ok) parts[i] = `{"ok":true,"entry":${JSON.stringify(r.entry)}}`;
     else if ('holder' in r) parts[i] = JSON.stringify({ ok: false, holder: r.holder });
     else parts[i] = JSON.stringify({ ok: false, error: toWire(r.error) });
   }
   return `{"results":[${parts.join(',')}]}`;
+}
+
+function compactOk(e: Registration, sent: Record<string, unknown>): string {
+  let out = '{"ok":true';
+  if (sent.namespace !== e.namespace) out += `,"namespace":${JSON.stringify(e.namespace)}`;
+  if (sent.node !== e.node) out += `,"node":${JSON.stringify(e.node)}`;
+  if (sent.registeredAt !== e.registeredAt) out += `,"registeredAt":${e.registeredAt}`;
+  if (sent.updatedAt !== e.updatedAt) out += `,"updatedAt":${e.updatedAt}`;
+  if ((sent.pidStart ?? null) !== (e.pidStart ?? null)) out += `,"pidStart":${JSON.stringify(e.pidStart ?? null)}`;
+  return `${out}}`;
 }
