@@ -97,8 +97,7 @@ export class RemoteBackend implements Backend {
   }
 
   async register(entry: Registration, opts: RegisterOptions): Promise<RegisterOutcome> {
-    const body: Record<string, unknown> = { pid: entry.pid, node: entry.node, meta: entry.meta, registeredAt: entry.registeredAt, updatedAt: entry.updatedAt };
-    if (entry.pidStart != null) body.pidStart = entry.pidStart;
+    const { namespace: _ns, key: _key, ...body } = wireEntry(entry) as Record<string, unknown>;
     // The node applies its service's rule (same process, or a dead holder). When that refuses but
     // the caller's rule accepts the holder (restore), replace exactly that holder: compare-and-swap.
     for (let attempt = 0; ; attempt++) {
@@ -170,19 +169,7 @@ export class RemoteBackend implements Backend {
   }
 
   async bulkRegister(entries: Registration[], opts: RegisterOptions & { atomic?: boolean }): Promise<BulkResult[]> {
-    const body = {
-      atomic: !!opts.atomic,
-      entries: entries.map((e) => ({
-        namespace: e.namespace,
-        key: e.key,
-        pid: e.pid,
-        node: e.node,
-        meta: e.meta,
-        registeredAt: e.registeredAt,
-        updatedAt: e.updatedAt,
-        ...(e.pidStart != null ? { pidStart: e.pidStart } : {}),
-      })),
-    };
+    const body = { atomic: !!opts.atomic, entries: entries.map(wireEntry) };
     // Compact results: a success says only what the node changed in the entry we sent.
     const wire = (this.ok(await this.call('POST', `${API}/bulk?results=compact`, body)) as { results: Array<{ ok: boolean; holder?: Registration; error?: WireError } & Partial<Registration>> }).results;
     const out: BulkResult[] = new Array(wire.length);
@@ -349,6 +336,13 @@ export class RemoteBackend implements Backend {
   private fail(r: Reply): RegistryError {
     return fromWire(r.status, r.body, this.url);
   }
+}
+
+/** An entry as the node takes it: a pid start the client does not know is left to the node. */
+function wireEntry(e: Registration): Partial<Registration> {
+  const w: Partial<Registration> = { namespace: e.namespace, key: e.key, pid: e.pid, node: e.node, meta: e.meta, registeredAt: e.registeredAt, updatedAt: e.updatedAt };
+  if (e.pidStart != null) w.pidStart = e.pidStart;
+  return w;
 }
 
 function collect(res: http.IncomingMessage): Promise<string> {
