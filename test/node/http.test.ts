@@ -356,3 +356,39 @@ describe('node: remote backend faults', () => {
     }
   });
 });
+
+describe('node: the change feed of a backend without one (sqlite)', () => {
+  it('requests, sweeps and namespace clears are on the feed, with revisions', async () => {
+    const { tempDir } = await import('../support/tmp.js');
+    const t = tempDir();
+    const node = await startNode(`sqlite:${t.dir}/feed.db`);
+    const r = await ProcessRegistry.open({ backend: node.url, cleanupInterval: 0 });
+    try {
+      const seen: Array<{ revision: number; what: string }> = [];
+      const stop = await r.backend.watch!({ namespace: 'sq' }, (e) => seen.push({ revision: e.revision, what: `${e.type}:${e.key}` }));
+      const [a, b] = await Promise.all([spawnSleeper(), spawnSleeper()]);
+      await r.register('a', a.pid, {}, { namespace: 'sq' });
+      await r.register('b', b.pid, {}, { namespace: 'sq' });
+      await r.updateMetadata('b', { x: 1 }, { namespace: 'sq' });
+      await a.kill();
+      const sweep = await r.cleanup();
+      assert.equal(sweep.removed, 1);
+      await r.backend.clearNamespace!('sq');
+      await waitFor(() => seen.length === 5, 5000, 'five feed events');
+      assert.deepEqual(seen.map((e) => e.what), ['put:a', 'put:b', 'put:b', 'delete:a', 'delete:b']);
+      assert.deepEqual(seen.map((e) => e.revision), [...seen.map((e) => e.revision)].sort((x, y) => x - y), 'revisions increase');
+      stop();
+      // Resume after the second event: the last three come back.
+      const again: string[] = [];
+      const stop2 = await r.backend.watch!({ namespace: 'sq', sinceRevision: seen[1].revision }, (e) => again.push(`${e.type}:${e.key}`));
+      await waitFor(() => again.length === 3, 5000, 'three replayed events');
+      assert.deepEqual(again, ['put:b', 'delete:a', 'delete:b']);
+      stop2();
+    } finally {
+      await r.close();
+      await node.close();
+      await killAllSleepers();
+      t.cleanup();
+    }
+  });
+});
