@@ -8,6 +8,7 @@
  * on stderr. The route table below is the single source of both the routes and the OpenAPI
  * document served at /v1/openapi.json.
  */
+import http from 'node:http';
 import os from 'node:os';
 import type { ServerResponse } from 'node:http';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteOptions } from 'fastify';
@@ -185,6 +186,7 @@ export class RegistryNode {
       forceCloseConnections: 'idle',
       return503OnClosing: true,
       routerOptions: { maxParamLength: 8192 },
+      clientErrorHandler: clientError,
       // Strict types: "12" is not a pid. Query strings are parsed by hand below.
       ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
     } as never) as unknown as FastifyInstance;
@@ -666,6 +668,19 @@ export class RegistryNode {
 }
 
 // --- helpers -------------------------------------------------------------------------------------
+
+/** Unparseable HTTP, slow requests, huge headers: answered with the same {code, message} JSON. */
+function clientError(err: NodeJS.ErrnoException, socket: import('node:net').Socket): void {
+  if (err.code === 'ECONNRESET' || socket.destroyed || !socket.writable) return void socket.destroy();
+  const [status, code, message] =
+    err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
+      ? [408, 'TIMEOUT', 'request not received in time: the node cuts off slow requests']
+      : err.code === 'HPE_HEADER_OVERFLOW'
+        ? [431, 'INVALID_INPUT', 'request headers too large']
+        : [400, 'INVALID_INPUT', 'malformed HTTP request'];
+  const body = JSON.stringify({ code, message });
+  socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+}
 
 function optStr(v: string | string[] | undefined, name: string): string | undefined {
   if (v === undefined) return undefined;

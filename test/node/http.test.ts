@@ -153,7 +153,15 @@ describe('node: routes and bad input', () => {
     const t0 = Date.now();
     await Promise.race([once(s, 'close'), new Promise((_, rej) => setTimeout(() => rej(new Error('slow request not cut off within 10 s')), 10_000))]);
     assert.ok(Date.now() - t0 < 10_000);
-    if (got) assert.match(got, /^HTTP\/1.1 408/);
+    assert.match(got, /^HTTP\/1.1 408 .*\r\n\r\n\{"code":"TIMEOUT","message":"[^"]+"\}$/s);
+    // Garbage instead of HTTP: 400 with the same JSON shape.
+    const g = net.connect(Number(new URL(base).port), '127.0.0.1');
+    await once(g, 'connect');
+    let gotG = '';
+    g.on('data', (c) => (gotG += c));
+    g.write('NOT HTTP AT ALL\r\n\r\n');
+    await once(g, 'close');
+    assert.match(gotG, /^HTTP\/1.1 400 .*\{"code":"INVALID_INPUT","message":"malformed HTTP request"\}$/s);
     // Disconnect mid-body.
     const d = net.connect(Number(new URL(base).port), '127.0.0.1');
     await once(d, 'connect');
