@@ -60,7 +60,8 @@ export default class Serve extends RegistryCommand<typeof Serve> {
       if (e.code === 'EADDRNOTAVAIL' || e.code === 'EACCES') throw new InvalidInputError(`cannot listen on ${f.listen} (${e.code})`);
       throw err;
     }
-    if (this.jsonEnabled()) this.log(JSON.stringify({ url: node.url, backend: registry.backend.url, node: registry.nodeName, pid: process.pid }));
+    // oclif's log() is silent under --json: the URL line is written directly, first thing on stdout.
+    if (this.jsonEnabled()) process.stdout.write(`${JSON.stringify({ url: node.url, backend: registry.backend.url, node: registry.nodeName, pid: process.pid })}\n`);
     else this.log(`registry node listening on ${node.url} (backend ${registry.backend.url}, node ${registry.nodeName})`);
     node.app.log.info({ url: node.url, backend: registry.backend.url, cleanupInterval, auth: !!token, tls: !!tls }, 'registry node listening');
     await new Promise<void>((resolve, reject) => {
