@@ -2,7 +2,7 @@
  * Server side of bench/node.bench.ts, run as its own process so the load generator does not
  * starve it: `node dist/bench/node-server.js node|bare N` preloads N registrations and prints
  * `PORT <n>`. `node` = a registry node over memory; `bare` = a plain node:http server answering
- * the same lookups from a Map (the baseline).
+ * the same lookups from a Map, and storing POSTed bulk bodies in it (the baselines).
  */
 import http from 'node:http';
 import type { Registration } from '../src/backends/contract.js';
@@ -32,6 +32,24 @@ if (mode === 'node') {
 } else {
   const map = new Map(entries.map((e) => [`${e.namespace}\u0000${e.key}`, e]));
   const server = http.createServer((req, res) => {
+    if (req.method === 'POST') {
+      // Bulk baseline: parse the same body, store every entry in the Map, answer compact results.
+      const chunks: Buffer[] = [];
+      req.on('data', (c: Buffer) => chunks.push(c));
+      req.on('end', () => {
+        const { entries: list } = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { entries: Registration[] };
+        const parts: string[] = new Array(list.length);
+        for (let i = 0; i < list.length; i++) {
+          const e = list[i];
+          map.set(`${e.namespace}\u0000${e.key}`, e);
+          parts[i] = '{"ok":true}';
+        }
+        const body = `{"results":[${parts.join(',')}]}`;
+        res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
+        res.end(body);
+      });
+      return;
+    }
     const m = /^\/v1\/registrations\/([^/]+)\/([^/?]+)$/.exec(req.url ?? '');
     const e = m ? map.get(`${decodeURIComponent(m[1])}\u0000${decodeURIComponent(m[2])}`) : undefined;
     if (!e) {
