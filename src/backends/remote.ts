@@ -264,6 +264,11 @@ export class RemoteBackend implements Backend {
     });
   }
 
+  /** Move the node to another backend at runtime (POST /v1/admin/switch); the switch report. */
+  async switchNode(backend: string, backendOpts: Record<string, unknown> = {}, timeoutMs = 10 * 60_000): Promise<Record<string, unknown>> {
+    return this.ok(await this.call('POST', `${API}/admin/switch`, { backend, backendOpts }, timeoutMs)) as Record<string, unknown>;
+  }
+
   /** The node's own view: GET /v1/stats (uptime, in-flight, operations) and /v1/health. */
   async nodeStatus(): Promise<{ stats: Record<string, unknown>; health: HealthReport }> {
     const [stats, health] = await Promise.all([this.call('GET', `${API}/stats`).then((r) => this.ok(r)), this.healthCheck()]);
@@ -281,13 +286,13 @@ export class RemoteBackend implements Backend {
   }
 
   /** One request; network failures become UnreachableError, statuses are the caller's. */
-  private call(method: string, path: string, body?: unknown): Promise<Reply> {
+  private call(method: string, path: string, body?: unknown, timeout = this.timeout): Promise<Reply> {
     this.check();
     const payload = body === undefined ? undefined : JSON.stringify(body);
-    return this.send(method, path, payload, true);
+    return this.send(method, path, payload, true, timeout);
   }
 
-  private send(method: string, path: string, payload: string | undefined, retry: boolean): Promise<Reply> {
+  private send(method: string, path: string, payload: string | undefined, retry: boolean, timeout: number): Promise<Reply> {
     return new Promise<Reply>((resolve, reject) => {
       const headers: Record<string, string | number> = { ...this.headers };
       if (payload !== undefined) {
@@ -303,7 +308,7 @@ export class RemoteBackend implements Backend {
         headers,
         agent: this.agent,
       });
-      req.setTimeout(this.timeout, () => req.destroy(new UnreachableError(`registry node ${this.url} did not answer ${method} ${path} within ${this.timeout} ms`)));
+      req.setTimeout(timeout, () => req.destroy(new UnreachableError(`registry node ${this.url} did not answer ${method} ${path} within ${timeout} ms`)));
       req.on('response', (res) => {
         collect(res).then((text) => {
           if (res.statusCode === 401 || res.statusCode === 403) return reject(fromWire(res.statusCode, safeJson(text), this.url));
@@ -313,7 +318,7 @@ export class RemoteBackend implements Backend {
       req.on('error', (err: NodeJS.ErrnoException) => {
         // A kept-alive socket the node closed just as we reused it: retry once on a fresh one.
         if (retry && req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
-          this.send(method, path, payload, false).then(resolve, reject);
+          this.send(method, path, payload, false, timeout).then(resolve, reject);
           return;
         }
         reject(this.network(err));

@@ -34,6 +34,7 @@ import { MAX_META_BYTES, parseWhere, validateKey, validateNamespace } from '../r
 import { bearerChecker, isLoopback } from './auth.js';
 import { currentRevision, withChangeFeed } from './feed.js';
 import { createMetrics } from './metrics.js';
+import { SwitchableBackend } from './switch.js';
 import { API, statusFor, toWire } from './wire.js';
 
 export interface NodeOptions {
@@ -66,13 +67,15 @@ export interface NodeOptions {
 /**
  * Open the registry a node serves: like ProcessRegistry.open, but a backend without a change
  * feed of its own gets the node's (src/node/feed.ts) under the service, so every mutation —
- * requests, lazy cleanup, sweeps — is on /v1/watch.
+ * requests, lazy cleanup, sweeps — is on /v1/watch; and the store sits in a SwitchableBackend
+ * (src/node/switch.ts) so `registry node switch` can move the running node to another one.
  */
 export async function openNodeRegistry(opts: OpenOptions): Promise<ProcessRegistry> {
   const nodeName = opts.nodeName ?? (process.env.REGISTRY_NODE || os.hostname());
   const holder: { reg?: ProcessRegistry } = {};
   const ctx: BackendContext = { nodeName, isAlive: (e) => holder.reg!.isAlive(e) };
-  const backend = withChangeFeed(await openBackend(opts.backend, opts.backendOpts ?? {}, ctx, opts));
+  const open = async (url: string | undefined, o: Record<string, unknown>) => withChangeFeed(await openBackend(url, o, ctx, opts));
+  const backend = new SwitchableBackend(await open(opts.backend, opts.backendOpts ?? {}), open);
   holder.reg = new ProcessRegistry(backend, { ...opts, nodeName });
   return holder.reg;
 }
@@ -488,6 +491,23 @@ export class RegistryNode {
         handler: async () => reg.cleanup(),
       },
       {
+        method: 'POST',
+        url: `${API}/admin/switch`,
+        summary: 'Move the running node to another backend: dual write, backfill, pause, repair + verify, flip → the switch report; 409 while one runs',
+        schema: {
+          body: { type: 'object', required: ['backend'], additionalProperties: false, properties: { backend: str, backendOpts: anyObject } },
+        },
+        handler: async (req) => {
+          const b = req.body as { backend: string; backendOpts?: Record<string, unknown> };
+          const sw = reg.backend;
+          if (!(sw instanceof SwitchableBackend)) throw new InvalidInputError('this node cannot switch backends');
+          req.log.info({ from: sw.url, to: b.backend }, 'switching backend');
+          const report = await sw.switchTo(b.backend, b.backendOpts ?? {});
+          req.log.info(report, 'switched backend');
+          return report;
+        },
+      },
+      {
         method: 'GET',
         url: `${API}/health`,
         summary: 'Backend health plus node fields → 200, or 503 when unhealthy',
@@ -543,6 +563,9 @@ export class RegistryNode {
       watchers: this.streams.size,
       revision: currentRevision(this.registry.backend) ?? null,
       pid: process.pid,
+      ...(this.registry.backend instanceof SwitchableBackend
+        ? { switchingTo: this.registry.backend.switchingTo, switches: this.registry.backend.history }
+        : {}),
     };
   }
 
