@@ -4,7 +4,7 @@
  * the middle of a load followed by a restart on the same SQLite file.
  */
 import assert from 'node:assert/strict';
-import { execFileSync, spawn } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
@@ -13,21 +13,8 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ProcessRegistry } from '../../src/registry/service.js';
 import { killAllSleepers, spawnSleeper } from '../support/processes.js';
-import { RUN_JS, spawnServe, type ServeProcess } from '../support/node.js';
+import { cli, spawnServe, type ServeProcess } from '../support/node.js';
 import { tempDir } from '../support/tmp.js';
-
-/** Run the CLI; resolves with exit code, stdout, stderr. */
-function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, [RUN_JS, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', CI: '1', ...env } });
-    let out = '';
-    let err = '';
-    c.stdout.on('data', (d) => (out += d));
-    c.stderr.on('data', (d) => (err += d));
-    c.on('error', reject);
-    c.on('exit', (code) => resolve({ code: code ?? -1, out, err }));
-  });
-}
 
 async function stop(p: ServeProcess, sig: NodeJS.Signals = 'SIGTERM') {
   if (p.child.exitCode === null && p.child.signalCode === null) p.child.kill(sig);

@@ -5,14 +5,13 @@
  * with increasing revisions and replay to the same state, and the file must hold it afterwards.
  */
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import type { ChangeEvent, Meta } from '../../src/backends/contract.js';
 import { RemoteBackend } from '../../src/backends/remote.js';
 import { ProcessRegistry } from '../../src/registry/service.js';
 import { killAllSleepers, spawnSleepers, waitFor } from '../support/processes.js';
-import { RUN_JS, startNode } from '../support/node.js';
+import { cli, startNode } from '../support/node.js';
 import { tempDir } from '../support/tmp.js';
 
 const t = tempDir();
@@ -116,17 +115,10 @@ describe('node switch', { timeout: 120_000 }, () => {
       assert.equal(node.registry.backend.url, 'memory:', 'still on memory');
       await client.close();
       const file = join(t.dir, 'cli.db');
-      // Asynchronous spawn: the node runs in this process and must keep answering.
-      const r = await new Promise<{ status: number | null; stdout: string; stderr: string }>((resolve) => {
-        const c = spawn(process.execPath, [RUN_JS, 'node', 'switch', '--to', `sqlite:${file}`, '-b', node.url, '--json'], { env: { ...process.env, NO_COLOR: '1' } });
-        let stdout = '';
-        let stderr = '';
-        c.stdout.on('data', (d) => (stdout += d));
-        c.stderr.on('data', (d) => (stderr += d));
-        c.on('exit', (status) => resolve({ status, stdout, stderr }));
-      });
-      assert.equal(r.status, 0, r.stderr);
-      assert.equal(JSON.parse(r.stdout).to, `sqlite:${file}`);
+      // cli() spawns asynchronously: the node runs in this process and must keep answering.
+      const r = await cli(['node', 'switch', '--to', `sqlite:${file}`, '-b', node.url, '--json']);
+      assert.equal(r.code, 0, r.err);
+      assert.equal(JSON.parse(r.out).to, `sqlite:${file}`);
       assert.equal(node.registry.backend.url, `sqlite:${file}`);
     } finally {
       await node.close();

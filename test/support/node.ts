@@ -52,3 +52,16 @@ export async function spawnServe(args: string[], env: NodeJS.ProcessEnv = {}): P
   });
   return { child, url, stderr: () => err, exited };
 }
+
+/** Run the CLI asynchronously (an in-process node keeps answering); exit code, stdout, stderr. */
+export function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(process.execPath, [RUN_JS, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', CI: '1', ...env } });
+    let out = '';
+    let err = '';
+    c.stdout!.on('data', (d) => (out += d));
+    c.stderr!.on('data', (d) => (err += d));
+    c.on('error', reject);
+    c.on('exit', (code) => resolve({ code: code ?? -1, out, err }));
+  });
+}
