@@ -48,7 +48,7 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 
-const t = new Table({ head: ['module', 'measure', 'procreg', 'baseline (same run)', 'ratio', 'target', 'met', 'note'] });
+const t = new Table({ style: { head: [], border: [] }, head: ['module', 'measure', 'procreg', 'baseline (same run)', 'ratio', 'target', 'met', 'note'] });
 for (const r of rows) t.push([r.module, r.name, r.value, r.baseline, `${r.ratio.toFixed(2)}×`, r.target ?? '', meets(r), r.note ?? '']);
 console.log(t.toString());
 console.log('ratio: procreg throughput / baseline throughput (for start-up and size rows: as the target says). Medians of interleaved rounds.');

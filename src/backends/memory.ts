@@ -45,6 +45,8 @@ class MemoryBackend implements Backend {
   private readonly listeners = new Set<{ ns?: string; fn: (e: ChangeEvent) => void }>();
   private readonly retention: number;
   private journal: Array<() => void> | null = null;
+  private lastNs: string | undefined;
+  private lastSpace: Space | undefined;
 
   constructor(opts: MemoryOptions, private readonly ctx: BackendContext) {
     this.retention = opts.feedRetention ?? 10_000;
@@ -60,7 +62,12 @@ class MemoryBackend implements Backend {
 
   lookup(namespace: string, key: string): Registration | undefined {
     if (this.closed) throw new ClosedError('the memory backend');
-    return this.spaces.get(namespace)?.map.get(key);
+    // One-slot namespace cache: a burst of lookups is usually in one namespace.
+    if (namespace !== this.lastNs) {
+      this.lastNs = namespace;
+      this.lastSpace = this.spaces.get(namespace);
+    }
+    return this.lastSpace?.map.get(key);
   }
 
   unregister(namespace: string, key: string, cond?: UnregisterCondition): boolean {
@@ -139,6 +146,8 @@ class MemoryBackend implements Backend {
   close(): void {
     this.closed = true;
     this.spaces.clear();
+    this.lastNs = undefined;
+    this.lastSpace = undefined;
     this.listeners.clear();
   }
 
@@ -207,6 +216,7 @@ class MemoryBackend implements Backend {
     if (!s && create) {
       s = new Space();
       this.spaces.set(ns, s);
+      this.lastNs = undefined;
     }
     return s;
   }

@@ -14,7 +14,7 @@
 import { mkdirSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { createRequire } from 'node:module';
-import type DatabaseT from 'better-sqlite3';
+import DatabaseT from 'better-sqlite3';
 import {
   type Backend,
   type BackendContext,
@@ -67,14 +67,9 @@ export function createSqliteBackend(location: string, opts: SqliteOptions, ctx: 
   return new SqliteBackend(location, opts, ctx);
 }
 
-/** Load better-sqlite3 lazily with an actionable error. */
+/** better-sqlite3 (this module is itself loaded only when a sqlite: backend is opened). */
 export function loadBetterSqlite(): typeof DatabaseT {
-  const require = createRequire(import.meta.url);
-  try {
-    return require('better-sqlite3') as typeof DatabaseT;
-  } catch (cause) {
-    throw new UnreachableError('better-sqlite3 is not installed or did not build: run `npm install better-sqlite3@12`', { cause, recoverable: false });
-  }
+  return DatabaseT;
 }
 
 /** Open a database file with the project's pragmas; maps open failures to typed errors. */
@@ -98,8 +93,11 @@ export function openDatabase(path: string, opts: { readonly?: boolean; busyTimeo
   if (!st && (opts.readonly || opts.create === false)) throw new UnreachableError(`database file ${file} does not exist: check the path`);
   let db: DatabaseT.Database;
   try {
-    db = new Database(file, { readonly: !!opts.readonly, fileMustExist: !!opts.readonly || opts.create === false });
+    db = new Database(file, { readonly: !!opts.readonly, fileMustExist: !!opts.readonly || opts.create === false, nativeBinding: nativeBindingPath() });
   } catch (cause) {
+    if (/better_sqlite3\.node|bindings|NODE_MODULE_VERSION|invalid ELF/i.test(String((cause as Error).message))) {
+      throw new UnreachableError(`better-sqlite3's native addon is missing or was built for another Node.js: run \`npm rebuild better-sqlite3\``, { cause, recoverable: false });
+    }
     throw mapSqliteError(cause, file);
   }
   try {
@@ -173,34 +171,31 @@ class SqliteBackend implements Backend {
     }
   }
 
+  /** Statements, each prepared on first use (a one-shot `lookup` prepares one, not twenty). */
   private prepare() {
     const db = this.db;
-    return {
-      upsert: db.prepare(
-        `INSERT INTO registrations (${COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
+    return lazyStatements(db, {
+      upsert: `INSERT INTO registrations (${COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (namespace, key) DO UPDATE SET pid = excluded.pid, node = excluded.node, meta = excluded.meta,
            registered_at = excluded.registered_at, updated_at = excluded.updated_at, pid_start = excluded.pid_start
          WHERE procreg_replace(${COLS.split(', ').map((c) => `registrations.${c}`).join(', ')})`,
-      ),
-      get: db.prepare(`SELECT ${COLS} FROM registrations WHERE namespace = ? AND key = ?`),
-      del: db.prepare('DELETE FROM registrations WHERE namespace = ? AND key = ?'),
-      delIf: db.prepare(
-        `DELETE FROM registrations WHERE namespace = @ns AND key = @key AND (@pid IS NULL OR pid = @pid) AND (@at IS NULL OR registered_at = @at) AND (@node IS NULL OR node = @node)`,
-      ),
-      page: db.prepare(`SELECT ${COLS} FROM registrations WHERE namespace = ? AND key > ? ORDER BY key LIMIT ?`),
-      pageFirst: db.prepare(`SELECT ${COLS} FROM registrations WHERE namespace = ? ORDER BY key LIMIT ?`),
-      setMeta: db.prepare('UPDATE registrations SET meta = ?, updated_at = ? WHERE namespace = ? AND key = ?'),
-      count: db.prepare('SELECT count(*) AS n FROM registrations WHERE namespace = ?'),
-      countAll: db.prepare('SELECT count(*) AS n FROM registrations'),
-      namespaces: db.prepare('SELECT DISTINCT namespace FROM registrations ORDER BY namespace'),
-      clear: db.prepare('DELETE FROM registrations WHERE namespace = ?'),
-      processes: db.prepare('SELECT pid, pid_start AS pidStart, count(*) AS count FROM registrations WHERE node = ? GROUP BY pid, pid_start'),
-      removeProcess: db.prepare('DELETE FROM registrations WHERE node = ? AND pid = ? AND pid_start IS ?'),
-      allProcesses: db.prepare('SELECT node, pid, pid_start, count(*) AS n FROM registrations GROUP BY node, pid, pid_start'),
-      scanNs: db.prepare(`SELECT ${COLS} FROM registrations WHERE namespace = ? ORDER BY key`),
-      info: db.prepare('SELECT value FROM registry_info WHERE name = ?'),
-      setInfo: db.prepare('INSERT INTO registry_info (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value'),
-    };
+      get: `SELECT ${COLS} FROM registrations WHERE namespace = ? AND key = ?`,
+      del: 'DELETE FROM registrations WHERE namespace = ? AND key = ?',
+      delIf: `DELETE FROM registrations WHERE namespace = @ns AND key = @key AND (@pid IS NULL OR pid = @pid) AND (@at IS NULL OR registered_at = @at) AND (@node IS NULL OR node = @node)`,
+      page: `SELECT ${COLS} FROM registrations WHERE namespace = ? AND key > ? ORDER BY key LIMIT ?`,
+      pageFirst: `SELECT ${COLS} FROM registrations WHERE namespace = ? ORDER BY key LIMIT ?`,
+      setMeta: 'UPDATE registrations SET meta = ?, updated_at = ? WHERE namespace = ? AND key = ?',
+      count: 'SELECT count(*) AS n FROM registrations WHERE namespace = ?',
+      countAll: 'SELECT count(*) AS n FROM registrations',
+      namespaces: 'SELECT DISTINCT namespace FROM registrations ORDER BY namespace',
+      clear: 'DELETE FROM registrations WHERE namespace = ?',
+      processes: 'SELECT pid, pid_start AS pidStart, count(*) AS count FROM registrations WHERE node = ? GROUP BY pid, pid_start',
+      removeProcess: 'DELETE FROM registrations WHERE node = ? AND pid = ? AND pid_start IS ?',
+      allProcesses: 'SELECT node, pid, pid_start, count(*) AS n FROM registrations GROUP BY node, pid, pid_start',
+      scanNs: `SELECT ${COLS} FROM registrations WHERE namespace = ? ORDER BY key`,
+      info: 'SELECT value FROM registry_info WHERE name = ?',
+      setInfo: 'INSERT INTO registry_info (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value',
+    });
   }
 
   /** Create or upgrade the schema; refuse files that hold something else. */
@@ -368,7 +363,7 @@ class SqliteBackend implements Backend {
     if (this.closed) return;
     this.closed = true;
     try {
-      this.db.pragma('wal_checkpoint(PASSIVE)');
+      if (!this.db.readonly && this.db.inTransaction === false) this.db.pragma('wal_checkpoint(PASSIVE)');
     } catch {
       // another process may hold the database; the checkpoint is an optimisation
     }
@@ -425,6 +420,31 @@ class SqliteBackend implements Backend {
 }
 
 // --- helpers -----------------------------------------------------------------------------------
+
+/** An object whose properties are statements prepared from `sql` on first access. */
+function lazyStatements<K extends string>(db: DatabaseT.Database, sql: Record<K, string>): Record<K, DatabaseT.Statement> {
+  const out = {} as Record<K, DatabaseT.Statement>;
+  for (const k of Object.keys(sql) as K[]) {
+    Object.defineProperty(out, k, {
+      get() {
+        const st = db.prepare(sql[k]);
+        Object.defineProperty(out, k, { value: st });
+        return st;
+      },
+      configurable: true,
+    });
+  }
+  return out;
+}
+
+/** The compiled addon's path, so better-sqlite3 skips the `bindings` file search at start-up. */
+function nativeBindingPath(): string | undefined {
+  try {
+    return createRequire(import.meta.url).resolve('better-sqlite3/build/Release/better_sqlite3.node');
+  } catch {
+    return undefined;
+  }
+}
 
 class AtomicAbort extends Error {
   constructor(readonly results: BulkResult[]) {

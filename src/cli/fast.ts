@@ -2,17 +2,21 @@
  * Cold-start fast path for `registry lookup KEY` (design §6): the same resolution, service and
  * rendering code as the lookup command (src/commands/lookup.ts), without loading oclif. Any
  * argument it does not know (help, unknown flags, two keys) returns false and oclif handles the
- * command in full.
+ * command in full. Only the local SQLite backend is taken here (statically imported, so the bundle
+ * `dist/fast-lookup.js` built by `npm run build` holds everything the path needs in one file);
+ * other backends go through oclif.
  */
 import { resolveBackend } from './config.js';
 import { reportError } from './errors.js';
 import { lookupOrThrow } from './lookup.js';
 import { colorEnabled, renderLookup } from './output.js';
 import { ProcessRegistry } from '../registry/service.js';
+import { parseBackendUrl } from '../backends/open.js';
+import { createSqliteBackend } from '../backends/sqlite.js';
 
 const VALUE_FLAGS: Record<string, string> = {
   '-n': 'namespace', '--namespace': 'namespace', '-b': 'backend', '--backend': 'backend',
-  '-f': 'field', '--field': 'field', '--profile': 'profile', '--config': 'config', '--node': 'node',
+  '-f': 'field', '--field': 'field', '--profile': 'profile', '--config': 'config', '--node-name': 'node',
 };
 
 export async function fastLookup(args: string[]): Promise<boolean> {
@@ -34,8 +38,9 @@ export async function fastLookup(args: string[]): Promise<boolean> {
   let reg: ProcessRegistry | undefined;
   try {
     const r = resolveBackend({ backend: o.backend, profile: o.profile, config: o.config });
-    reg = await ProcessRegistry.open({
-      backend: r.backend,
+    const { info, location } = parseBackendUrl(r.backend);
+    if (info.scheme !== 'sqlite') return false;
+    reg = await ProcessRegistry.openWith((ctx) => createSqliteBackend(location, r.backendOpts, ctx), {
       backendOpts: r.backendOpts,
       namespace: o.namespace ?? r.namespace,
       nodeName: o.node ?? r.node,

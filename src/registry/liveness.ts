@@ -50,6 +50,8 @@ export class LocalLiveness {
   private clearScheduled = false;
   private lastPid = -1;
   private lastAlive = false;
+  private lastStart: number | null = null;
+  private readonly epochStart = new Map<number, number>();
   private starts = new Map<number, { start: number; state: string; at: number }>();
   private readonly hasProc: boolean;
 
@@ -59,6 +61,7 @@ export class LocalLiveness {
 
   private readonly clear = () => {
     this.epochCache.clear();
+    this.epochStart.clear();
     this.lastPid = -1;
     this.clearScheduled = false;
   };
@@ -87,21 +90,23 @@ export class LocalLiveness {
 
   /** Is `pid` (with recorded start `pidStart`, if any) alive now? */
   isAlive(pid: number, pidStart?: number | null): boolean {
-    if (pid === this.lastPid && pidStart == null) return this.lastAlive;
-    const key = pidStart == null ? pid : -pid; // separate slots with/without the start check
+    const start = pidStart ?? null;
+    // One-slot cache first: lookups in a burst usually hit the same process.
+    if (pid === this.lastPid && start === this.lastStart) return this.lastAlive;
+    const key = start === null ? pid : -pid; // separate slots with/without the start check
     let alive = this.epochCache.get(key);
-    if (alive === undefined) {
-      alive = this.check(pid, pidStart);
+    if (alive === undefined || (start !== null && this.epochStart.get(pid) !== start)) {
+      alive = this.check(pid, start);
       this.epochCache.set(key, alive);
+      if (start !== null) this.epochStart.set(pid, start);
       if (!this.clearScheduled) {
         this.clearScheduled = true;
         queueMicrotask(this.clear);
       }
     }
-    if (pidStart == null) {
-      this.lastPid = pid;
-      this.lastAlive = alive;
-    }
+    this.lastPid = pid;
+    this.lastStart = start;
+    this.lastAlive = alive;
     return alive;
   }
 

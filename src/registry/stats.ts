@@ -29,7 +29,7 @@ function loadHdr() {
   return hdr;
 }
 
-class OpStats {
+export class OpStats {
   count = 0;
   errors = 0;
   errorCodes: Record<string, number> = {};
@@ -55,9 +55,15 @@ export class OperationStats {
   private readonly ops = new Map<string, OpStats>();
   private tick = 0;
 
-  constructor(readonly enabled = true, readonly sampleEvery = 8) {}
+  /** Should this call be timed? (one in sampleEvery) */
+  sample(): boolean {
+    return ++this.tick % this.sampleEvery === 0;
+  }
 
-  private op(name: string): OpStats {
+  constructor(readonly enabled = true, readonly sampleEvery = 32) {}
+
+  /** The counters of one operation (callers on hot paths keep the object). */
+  op(name: string): OpStats {
     let s = this.ops.get(name);
     if (!s) {
       s = new OpStats();
