@@ -25,6 +25,7 @@ import {
   type Backend,
   type BackendContext,
   type BucketDigests,
+  type BulkResult,
   type Capabilities,
   ClosedError,
   defaultCapabilities,
@@ -33,6 +34,7 @@ import {
   type ListOptions,
   type Meta,
   type Page,
+  type ProcessSummary,
   type RegisterOptions,
   type RegisterOutcome,
   type Registration,
@@ -115,7 +117,7 @@ export function openLegacyDatabase(location: string, opts: LegacyOptions = {}): 
 class LegacyBackend implements Backend {
   readonly name = LEGACY_BACKEND;
   readonly url: string;
-  readonly capabilities: Capabilities = { ...defaultCapabilities, synchronous: true, digest: true, persistent: true, transactions: true };
+  readonly capabilities: Capabilities = { ...defaultCapabilities, synchronous: true, bulkRegister: true, digest: true, persistent: true, transactions: true };
 
   readonly db: DatabaseT.Database;
   readonly file: string;
@@ -161,6 +163,11 @@ class LegacyBackend implements Backend {
       ),
       countAll: db.prepare('SELECT count(*) AS n FROM (SELECT namespace, service FROM registry UNION SELECT namespace, service FROM process_registry_backup)'),
       namespaces: db.prepare('SELECT namespace FROM registry UNION SELECT namespace FROM process_registry_backup ORDER BY namespace'),
+      processes: db.prepare(
+        'SELECT pid, NULL AS pidStart, count(*) AS count FROM (SELECT pid FROM registry WHERE node = @node UNION ALL SELECT pid FROM process_registry_backup WHERE node = @node) GROUP BY pid',
+      ),
+      removeReg: db.prepare('DELETE FROM registry WHERE node = ? AND pid = ?'),
+      removeBak: db.prepare('DELETE FROM process_registry_backup WHERE node = ? AND pid = ?'),
     };
   }
 
@@ -290,6 +297,34 @@ class LegacyBackend implements Backend {
     }
   }
 
+  bulkRegister(entries: Registration[], opts: RegisterOptions & { atomic?: boolean }): BulkResult[] {
+    this.check();
+    const run = () => entries.map((e) => this.register(e, opts));
+    if (!opts.atomic) return this.db.transaction(run).immediate();
+    try {
+      return this.db.transaction(() => {
+        const results = run();
+        if (results.some((r) => !r.ok)) throw new AtomicAbort(results);
+        return results;
+      }).immediate();
+    } catch (e) {
+      if (e instanceof AtomicAbort) return e.results;
+      throw e;
+    }
+  }
+
+  /** Distinct pids of `node` in either table (legacy rows have no start time). */
+  processes(node: string): ProcessSummary[] {
+    this.check();
+    return this.st.processes.all({ node }) as ProcessSummary[];
+  }
+
+  /** The sweep of a dead pid: its rows go from both tables (dead rows are never in the view). */
+  removeProcess(node: string, pid: number): number {
+    this.check();
+    return this.db.transaction(() => this.st.removeReg.run(node, pid).changes + this.st.removeBak.run(node, pid).changes).immediate();
+  }
+
   transaction<T>(fn: () => T): T {
     this.check();
     return this.db.transaction(fn).immediate();
@@ -312,6 +347,12 @@ class LegacyBackend implements Backend {
 }
 
 // --- helpers -----------------------------------------------------------------------------------
+
+class AtomicAbort extends Error {
+  constructor(readonly results: BulkResult[]) {
+    super('atomic bulk register aborted');
+  }
+}
 
 function checkColumns(db: DatabaseT.Database, file: string): void {
   const need: Record<string, string[]> = {
