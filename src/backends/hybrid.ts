@@ -8,6 +8,7 @@
 import {
   type Backend,
   type BackendContext,
+  type BulkResult,
   type Capabilities,
   ClosedError,
   defaultCapabilities,
@@ -19,6 +20,7 @@ import {
   type RegisterOptions,
   type RegisterOutcome,
   type Registration,
+  RegistryError,
   type UnregisterCondition,
   type UpdateOptions,
 } from './contract.js';
@@ -58,7 +60,7 @@ export class HybridBackend implements Backend {
 
   constructor(readonly primary: Backend, readonly backup: Backend, private readonly ctx: BackendContext) {
     this.url = `hybrid:(${primary.url} + ${backup.url})`;
-    this.capabilities = { ...defaultCapabilities, persistent: primary.capabilities.persistent && backup.capabilities.persistent };
+    this.capabilities = { ...defaultCapabilities, bulkRegister: true, persistent: primary.capabilities.persistent && backup.capabilities.persistent };
   }
 
   private check(): void {
@@ -70,6 +72,32 @@ export class HybridBackend implements Backend {
     const r = await this.primary.register(entry, opts);
     if (r.ok) await this.backup.register(r.entry, mirror);
     return r;
+  }
+
+  /** The primary decides (atomically when asked); what it accepted is mirrored to the backup. */
+  async bulkRegister(entries: Registration[], opts: RegisterOptions & { atomic?: boolean }): Promise<BulkResult[]> {
+    this.check();
+    let results: BulkResult[];
+    if (this.primary.bulkRegister) results = await this.primary.bulkRegister(entries, opts);
+    else {
+      results = [];
+      for (const e of entries) results.push(await this.primary.register(e, opts));
+      if (opts.atomic && results.some((r) => !r.ok)) {
+        const notWritten = new RegistryError('CONFLICT', 'not written: another entry of the atomic batch failed');
+        for (const [i, r] of results.entries()) {
+          if (!r.ok) continue;
+          if (r.replaced) await this.primary.register(r.replaced, mirror);
+          else await this.primary.unregister(r.entry.namespace, r.entry.key, { pid: r.entry.pid, node: r.entry.node });
+          results[i] = { ok: false, error: notWritten };
+        }
+      }
+    }
+    // An atomic batch with a failure wrote nothing (its ok results were rolled back).
+    if (opts.atomic && results.some((r) => !r.ok)) return results;
+    const accepted = results.flatMap((r) => (r.ok ? [r.entry] : []));
+    if (this.backup.bulkRegister) await this.backup.bulkRegister(accepted, mirror);
+    else for (const e of accepted) await this.backup.register(e, mirror);
+    return results;
   }
 
   async lookup(namespace: string, key: string): Promise<Registration | undefined> {
