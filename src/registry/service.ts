@@ -98,7 +98,9 @@ export class ProcessRegistry {
   static async open(opts: OpenOptions = {}): Promise<ProcessRegistry> {
     const nodeName = opts.nodeName ?? (process.env.REGISTRY_NODE || os.hostname());
     const holder: { reg?: ProcessRegistry } = {};
-    const ctx: BackendContext = { nodeName, isAlive: (e) => holder.reg!.isAlive(e) };
+    const fromOpts = opts.backendOpts?.cleanupInterval;
+    const interval = opts.cleanupInterval ?? (typeof fromOpts === 'number' ? fromOpts : DEFAULT_CLEANUP_INTERVAL);
+    const ctx: BackendContext = { nodeName, isAlive: (e) => holder.reg!.isAlive(e), longLived: interval > 0 };
     const backend = await openBackend(opts.backend, opts.backendOpts ?? {}, ctx, opts);
     const reg = new ProcessRegistry(backend, { ...opts, nodeName });
     holder.reg = reg;
