@@ -31,7 +31,6 @@ export abstract class RegistryCommand<T extends typeof Command> extends Command 
     profile: Flags.string({ summary: 'Profile of registry.config.json to use (env REGISTRY_PROFILE).', helpGroup: 'GLOBAL' }),
     config: Flags.string({ summary: 'Config file (default: registry.config.json here or above, else $XDG_CONFIG_HOME/registry/config.json).', helpGroup: 'GLOBAL' }),
     namespace: Flags.string({ char: 'n', summary: 'Namespace (default: "default").', helpGroup: 'GLOBAL' }),
-    node: Flags.string({ summary: 'Local node name (default: hostname, env REGISTRY_NODE).', helpGroup: 'GLOBAL' }),
   };
 
   /** Set by the REPL while it runs a command. */
@@ -78,16 +77,16 @@ export abstract class RegistryCommand<T extends typeof Command> extends Command 
    * else a new one closed when the command ends. One-shot commands do not sweep periodically.
    */
   protected async registry(opts: { cleanupInterval?: number } = {}): Promise<ProcessRegistry> {
-    const f = this.flags as { backend?: string; profile?: string; node?: string };
+    const f = this.flags as { backend?: string; profile?: string };
     const s = RegistryCommand.session;
-    if (s && !f.backend && !f.profile && !f.node) return s.registry;
+    if (s && !f.backend && !f.profile) return s.registry;
     if (this.opened) return this.opened;
     const r = this.resolved();
     this.opened = await ProcessRegistry.open({
       backend: r.backend,
       backendOpts: r.backendOpts,
       namespace: this.ns ?? r.namespace,
-      nodeName: f.node ?? r.node,
+      nodeName: r.node,
       cleanupInterval: opts.cleanupInterval ?? 0,
       stats: false,
     });
@@ -126,7 +125,8 @@ export abstract class RegistryCommand<T extends typeof Command> extends Command 
   public override async catch(err: Error & { exitCode?: number; oclif?: { exit?: number } }): Promise<unknown> {
     // oclif's own exits (help, version, this.exit) pass through untouched.
     if (err instanceof Errors.ExitError) throw err;
-    await reportError(err, this.jsonEnabled(), (s) => this.log(s));
+    // oclif's this.log is silent under --json: write the JSON error to stdout ourselves.
+    await reportError(err, this.jsonEnabled());
     return undefined;
   }
 }

@@ -32,11 +32,11 @@ export abstract class MigrateCommand<T extends typeof Command> extends RegistryC
 
   /** The migration this command steers. */
   protected migration(): Migration {
-    const f = this.flags as { config?: string; journal?: string; node?: string };
+    const f = this.flags as { config?: string; journal?: string };
+    // The local node name comes from REGISTRY_NODE (else the hostname), as for every command.
     return new Migration({
       config: f.config,
       journal: f.journal,
-      nodeName: f.node,
       onProgress: (label, done, total) => this.progress(label, done, total),
       log: (msg) => this.note(msg),
     });

@@ -23,7 +23,7 @@ export default class Verify extends MigrateCommand<typeof Verify> {
   };
 
   async run(): Promise<VerifyReport> {
-    const m = new Migration({ nodeName: this.flags.node, onProgress: (l, d, t) => this.progress(l, d, t) });
+    const m = new Migration({ onProgress: (l, d, t) => this.progress(l, d, t) });
     try {
       const a = await m.open(this.args.a);
       const b = await m.open(this.args.b);

@@ -19,7 +19,7 @@ export default class MigrateCopy extends MigrateCommand<typeof MigrateCopy> {
   async run() {
     const f = this.flags;
     if (f.from === f.to) throw new InvalidInputError('--from and --to name the same store: nothing to copy');
-    const m = new Migration({ nodeName: f.node, onProgress: (l, d, t) => this.progress(l, d, t) });
+    const m = new Migration({ onProgress: (l, d, t) => this.progress(l, d, t) });
     try {
       const source = await m.open(f.from);
       const namespaces = this.ns ? [this.ns] : await source.backend.namespaces();
