@@ -19,6 +19,11 @@ export const journalFlag = {
   journal: Flags.string({ summary: 'Migration journal file (default: registry.migration.json beside the config file).', helpGroup: 'MIGRATION' }),
 };
 
+/** Batch size of the copying phases. */
+export const batchFlag = {
+  batch: Flags.integer({ summary: 'Entries per copy batch (each batch is journaled: a killed run resumes after the last one).', default: 2000, min: 1 }),
+};
+
 /** Flags of the phase commands. */
 export const phaseFlags = {
   ...journalFlag,

@@ -11,7 +11,7 @@ export abstract class PhaseCommand<T extends typeof Command> extends MigrateComm
   protected abstract question(args: PhaseArgs): string;
 
   protected async runPhaseCommand(args: PhaseArgs): Promise<PhaseResult | { dryRun: true; plan: Plan }> {
-    const f = this.flags as { 'dry-run'?: boolean; yes?: boolean };
+    const f = this.flags as { 'dry-run'?: boolean; yes?: boolean; batch?: number };
     const m = this.migration();
     const phase = phases[this.phase];
     if (f['dry-run']) {
@@ -25,7 +25,7 @@ export abstract class PhaseCommand<T extends typeof Command> extends MigrateComm
     }
     await this.confirm(this.question(args), f.yes);
     try {
-      const r = await runPhase(m, phase, args);
+      const r = await runPhase(m, phase, args, { batch: f.batch });
       this.printResult(r);
       return r;
     } finally {

@@ -1,14 +1,28 @@
+import { Flags } from '@oclif/core';
 import { MigrateCommand, journalFlag } from '../../cli/migrate-command.js';
-import { status } from '../../migrations/index.js';
+import { DifferentError, phases, status, type PhaseResult } from '../../migrations/index.js';
 import { table } from '../../cli/output.js';
 
 export default class MigrateStatus extends MigrateCommand<typeof MigrateStatus> {
   static override summary = 'Show where the migration stands (from its journal).';
   static override examples = ['<%= config.bin %> migrate status', '<%= config.bin %> migrate status --journal ./registry.migration.json --json'];
-  static override flags = { ...journalFlag };
+  static override flags = {
+    ...journalFlag,
+    check: Flags.boolean({ summary: "Re-run every done phase's proof now (verify each phase); exit 5 if one fails." }),
+  };
 
   async run() {
-    const s = status(this.migration());
+    const m = this.migration();
+    const s = status(m);
+    let checks: PhaseResult[] | undefined;
+    if (this.flags.check) {
+      checks = [];
+      try {
+        for (const p of s.phases) if (p.status === 'done') checks.push(await phases[p.phase].verify(m));
+      } finally {
+        await m.close();
+      }
+    }
     if (!this.jsonEnabled()) {
       if (!s.started) {
         this.log(`no migration yet (journal ${s.journal}): start with \`registry migrate wrap --from URL\``);
@@ -34,7 +48,10 @@ export default class MigrateStatus extends MigrateCommand<typeof MigrateStatus> 
           { color: this.color },
         ),
       );
+      for (const c of checks ?? []) this.log(`check ${c.phase}: ${c.notes.join('; ')}`);
     }
-    return s;
+    const failed = (checks ?? []).filter((c) => c.verify && !c.verify.equivalent);
+    if (failed.length) throw new DifferentError(`phase proof failed now: ${failed.map((c) => c.phase).join(', ')}`, this.jsonEnabled() ? { status: s, checks } : undefined);
+    return checks ? { ...s, checks } : s;
   }
 }
