@@ -98,9 +98,15 @@ export async function verifyStates(A: State, B: State, opts: VerifyOptions = {})
     truncated: false,
     durationMs: 0,
   };
+  const plan: Array<{ namespace: string; buckets: number }> = [];
   for (const namespace of spaces) {
-    const buckets = opts.buckets ?? bucketCount(Math.max(await A.backend.count(namespace), await B.backend.count(namespace)));
-    const [da, db] = await Promise.all([digestOf(A, namespace, buckets, strict), digestOf(B, namespace, buckets, strict)]);
+    plan.push({ namespace, buckets: opts.buckets ?? bucketCount(Math.max(await A.backend.count(namespace), await B.backend.count(namespace))) });
+  }
+  // Both sides at once: each computes its digests where its data lives.
+  const [allA, allB] = await Promise.all([sideDigests(A, plan, strict), sideDigests(B, plan, strict)]);
+  for (const { namespace, buckets } of plan) {
+    const da = allA.get(namespace)!;
+    const db = allB.get(namespace)!;
     const bad = new Set<number>();
     for (let i = 0; i < buckets; i++) if (da.d.digests[i] !== db.d.digests[i]) bad.add(i);
     const nr: NamespaceReport = {
@@ -154,6 +160,27 @@ export async function digestOf(s: State, namespace: string, buckets: number, str
   const dg = new BucketDigester(buckets, strict);
   for await (const e of liveEntries(s, namespace)) dg.add(e);
   return { d: dg.result(), how: 'listing' };
+}
+
+/** Below this many stored entries a worker thread costs more than it saves. */
+const OFF_THREAD_MIN = 20_000;
+
+/**
+ * Digests of every planned namespace of one side. A SQLite file is scanned in a worker thread
+ * on its own connection (so both sides of a verify run in parallel); other backends answer
+ * themselves (`digest` capability: a node or etcd computes next to its data) or are listed.
+ */
+async function sideDigests(s: State, plan: Array<{ namespace: string; buckets: number }>, strict: boolean): Promise<Map<string, { d: BucketDigests; how: 'backend' | 'listing' }>> {
+  const out = new Map<string, { d: BucketDigests; how: 'backend' | 'listing' }>();
+  if (!strict && s.backend.name === 'sqlite' && s.backend.capabilities.digest && (await s.backend.count()) >= OFF_THREAD_MIN) {
+    const { digestFileOffThread } = await import('./digest-worker.js');
+    const file = s.backend.url.replace(/^sqlite:/, '');
+    const res = await digestFileOffThread({ file, namespaces: plan });
+    for (const [ns, d] of res) out.set(ns, { d, how: 'backend' });
+    return out;
+  }
+  for (const { namespace, buckets } of plan) out.set(namespace, await digestOf(s, namespace, buckets, strict));
+  return out;
 }
 
 /** Every live entry of a namespace in key order, page by page, without lazy deletion (read-only). */

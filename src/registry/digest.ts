@@ -2,34 +2,57 @@
  * Order-independent digests of registry state (design §5, `verify`).
  *
  * Equivalence compares (namespace, key, pid, node, meta) with metadata in canonical JSON (sorted
- * keys); timestamps only when strict. Each entry hashes to 256 bits (sha256); a digest is the
- * lane-wise sum mod 2^32 of eight 32-bit lanes over all entries, so it does not depend on order
+ * keys); timestamps only when strict. Each entry hashes to 128 bits (cyrb128, a fast non-cryptographic hash over the
+ * UTF-16 code units: equivalence checking is not adversarial, and the hash runs at memory speed); a digest is the
+ * lane-wise sum mod 2^32 of four 32-bit lanes over all entries, so it does not depend on order
  * and can be updated entry by entry in O(1) memory. Entries are spread over buckets by the hash of
  * (namespace, key) alone, so the same key lands in the same bucket on both sides and a mismatching
  * bucket can be narrowed down to its keys.
  */
-import { createHash } from 'node:crypto';
 import type { BucketDigests, Registration } from '../backends/contract.js';
 
 /** JSON with object keys sorted at every depth. */
 export function canonicalJson(v: unknown): string {
+  // Most metadata is already canonical (few keys, written in order): let JSON.stringify do it.
+  if (isCanonical(v)) return JSON.stringify(v) ?? 'null';
+  return sortedJson(v);
+}
+
+function sortedJson(v: unknown): string {
   if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
-  if (Array.isArray(v)) return `[${v.map(canonicalJson).join(',')}]`;
+  if (Array.isArray(v)) return `[${v.map(sortedJson).join(',')}]`;
   const keys = Object.keys(v as object).sort();
   const parts: string[] = [];
   for (const k of keys) {
     const x = (v as Record<string, unknown>)[k];
     if (x === undefined) continue;
-    parts.push(`${JSON.stringify(k)}:${canonicalJson(x)}`);
+    parts.push(`${JSON.stringify(k)}:${sortedJson(x)}`);
   }
   return `{${parts.join(',')}}`;
 }
 
+/** Keys in ascending order at every depth, no undefined values, no toJSON surprises. */
+function isCanonical(v: unknown): boolean {
+  if (v === null || typeof v !== 'object') return v !== undefined;
+  if (Array.isArray(v)) {
+    for (const x of v) if (x === undefined || !isCanonical(x)) return false;
+    return true;
+  }
+  if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return false;
+  let prev: string | undefined;
+  for (const k in v as object) {
+    if (prev !== undefined && !(prev < k)) return false;
+    const x = (v as Record<string, unknown>)[k];
+    if (x === undefined || !isCanonical(x)) return false;
+    prev = k;
+  }
+  return true;
+}
+
 /** The text an entry is compared by. */
 export function entryIdentity(e: Registration, strict = false): string {
-  const base = [e.namespace, e.key, e.pid, e.node, canonicalJson(e.meta)];
-  if (strict) base.push(e.registeredAt, e.updatedAt);
-  return JSON.stringify(base);
+  const base = `${JSON.stringify(e.namespace)},${JSON.stringify(e.key)},${e.pid},${JSON.stringify(e.node)},${canonicalJson(e.meta)}`;
+  return strict ? `${base},${e.registeredAt},${e.updatedAt}` : base;
 }
 
 /** 32-bit bucket selector of a (namespace, key): FNV-1a over the UTF-16 code units. */
@@ -43,15 +66,62 @@ export function bucketOf(namespace: string, key: string, buckets: number): numbe
   return (h >>> 0) % buckets;
 }
 
+/**
+ * cyrb128 (public domain, bryc): four 32-bit lanes with cross-lane mixing and a final avalanche.
+ * Writes into `out` to avoid an allocation per entry.
+ */
+export function hash128(str: string, out: Uint32Array): void {
+  let h1 = 1779033703;
+  let h2 = 3144134277;
+  let h3 = 1013904242;
+  let h4 = 2773480762;
+  for (let i = 0; i < str.length; i++) {
+    const k = str.charCodeAt(i);
+    h1 = h2 ^ Math.imul(h1 ^ k, 597399067);
+    h2 = h3 ^ Math.imul(h2 ^ k, 2869860233);
+    h3 = h4 ^ Math.imul(h3 ^ k, 951274213);
+    h4 = h1 ^ Math.imul(h4 ^ k, 2716044179);
+  }
+  h1 = Math.imul(h3 ^ (h1 >>> 18), 597399067);
+  h2 = Math.imul(h4 ^ (h2 >>> 22), 2869860233);
+  h3 = Math.imul(h1 ^ (h3 >>> 17), 951274213);
+  h4 = Math.imul(h2 ^ (h4 >>> 19), 2716044179);
+  h1 ^= h2 ^ h3 ^ h4;
+  h2 ^= h1;
+  h3 ^= h1;
+  h4 ^= h1;
+  out[0] = h1;
+  out[1] = h2;
+  out[2] = h3;
+  out[3] = h4;
+}
+
+const scratch = new Uint32Array(4);
+
 /** An accumulating, order-independent digest. */
 export class Digest {
-  readonly lanes = new Uint32Array(8);
+  readonly lanes = new Uint32Array(4);
   count = 0;
 
   addText(text: string): void {
-    const h = createHash('sha256').update(text).digest();
-    for (let i = 0; i < 8; i++) this.lanes[i] = (this.lanes[i] + h.readUInt32BE(i * 4)) >>> 0;
+    hash128(text, scratch);
+    const l = this.lanes;
+    l[0] += scratch[0];
+    l[1] += scratch[1];
+    l[2] += scratch[2];
+    l[3] += scratch[3];
     this.count++;
+  }
+
+  /** Undo addText (for incremental maintenance). */
+  removeText(text: string): void {
+    hash128(text, scratch);
+    const l = this.lanes;
+    l[0] -= scratch[0];
+    l[1] -= scratch[1];
+    l[2] -= scratch[2];
+    l[3] -= scratch[3];
+    this.count--;
   }
 
   add(e: Registration, strict = false): void {
