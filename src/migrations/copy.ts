@@ -41,9 +41,27 @@ export interface CopyResult {
 /** The source is the truth: overwrite whatever the target holds. */
 const overwrite: RegisterOptions = { replaceIf: () => true };
 
-/** Write a batch with the target's native bulk path when it has one. */
+/** Chunks written concurrently to an asynchronous (networked) target: round trips overlap. */
+const CONCURRENT_CHUNKS = 8;
+
+/**
+ * Write a batch with the target's native bulk path when it has one. An asynchronous target gets
+ * the batch as concurrent chunks (keys are distinct, so order between chunks does not matter);
+ * the batch is complete when this resolves, so a journaled cursor never runs ahead of the data.
+ */
 export async function writeBatch(target: Backend, batch: Registration[]): Promise<void> {
   if (batch.length === 0) return;
+  if (!target.capabilities.synchronous && batch.length >= 2 * CONCURRENT_CHUNKS) {
+    const size = Math.ceil(batch.length / CONCURRENT_CHUNKS);
+    const chunks: Registration[][] = [];
+    for (let i = 0; i < batch.length; i += size) chunks.push(batch.slice(i, i + size));
+    await Promise.all(chunks.map((c) => writeSerial(target, c)));
+    return;
+  }
+  return writeSerial(target, batch);
+}
+
+async function writeSerial(target: Backend, batch: Registration[]): Promise<void> {
   if (target.bulkRegister) {
     const results = await target.bulkRegister(batch, overwrite);
     const failed = results.find((r) => !r.ok);

@@ -36,6 +36,9 @@ export const wrap: Phase = {
 
   async up(m, args) {
     const { done } = checkOrder(m, 'wrap');
+    if (done && args.from && normalizeUrl(args.from) !== done.from) {
+      throw new InvalidInputError(`this migration already wraps ${done.from}: roll it back first, or use another --journal for ${args.from}`);
+    }
     if (done) return { phase: 'wrap', action: 'up', alreadyDone: true, record: done, notes: ['wrap is already done'] };
     const from = sourceArg(m, args.from);
     const s = await m.open(from);
