@@ -42,7 +42,7 @@ export interface CopyResult {
 const overwrite: RegisterOptions = { replaceIf: () => true };
 
 /** Chunks written concurrently to an asynchronous (networked) target: round trips overlap. */
-const CONCURRENT_CHUNKS = 8;
+const CONCURRENT_CHUNKS = 16;
 
 /**
  * Write a batch with the target's native bulk path when it has one. An asynchronous target gets
