@@ -14,7 +14,7 @@ import { fileURLToPath } from 'node:url';
 import { createSqliteBackend, loadBetterSqlite } from '../src/backends/sqlite.js';
 import type { BackendContext } from '../src/backends/contract.js';
 import { copyState } from '../src/migrations/copy.js';
-import { verifyStates } from '../src/migrations/verify.js';
+import { bucketCount, verifyStates } from '../src/migrations/verify.js';
 import { comparePair, type BenchModule } from './harness.js';
 
 const ctxOther: BackendContext = { nodeName: 'bench-local', isAlive: () => true };
@@ -99,6 +99,30 @@ const mod: BenchModule = {
       ratio: v.ratio,
       target: '>= 0.67',
       note: `time ${(1 / v.ratio).toFixed(2)}× raw (target ≤ 1.5×); peak RSS ${rss.rssMB.toFixed(0)} MB in a child (target < 300 MB)${rss.equivalent ? '' : ' CHILD VERIFY FAILED'}`,
+    });
+
+    // What an equal verify against a registry node moves: one BucketDigests body per namespace
+    // (the answer of GET /v1/digest/{ns}?buckets=N), vs the NDJSON dump of the same store.
+    let digestBytes = 0;
+    for (const ns of A.namespaces() as string[]) {
+      digestBytes += Buffer.byteLength(JSON.stringify(await A.digest!(ns, bucketCount(A.count(ns) as number))));
+    }
+    let dumpBytes = 0;
+    {
+      const db = new (loadBetterSqlite())(a, { readonly: true });
+      for (const r of db.prepare('SELECT namespace, key, pid, node, meta, registered_at, updated_at, pid_start FROM registrations').iterate() as IterableIterator<Record<string, unknown>>) {
+        const line = { namespace: r.namespace, key: r.key, pid: r.pid, node: r.node, meta: JSON.parse(r.meta as string), registeredAt: r.registered_at, updatedAt: r.updated_at, pidStart: r.pid_start };
+        dumpBytes += Buffer.byteLength(JSON.stringify(line)) + 1;
+      }
+      db.close();
+    }
+    ctx.add({
+      name: `verify against a node (equal, ${N / 1000}k entries): bytes moved`,
+      value: `${(digestBytes / 1024).toFixed(0)} KiB of digests`,
+      baseline: `${(dumpBytes / 1048576).toFixed(0)} MiB full dump`,
+      ratio: digestBytes / dumpBytes,
+      target: '<= 0.01',
+      note: 'ratio = digest bytes / dump bytes; response bodies computed locally, not measured through a running node (the node branch is not merged here)',
     });
 
     // migrate copy vs raw batched copy
