@@ -53,7 +53,13 @@ class MemoryBackend implements Backend {
   }
 
   register(entry: Registration, opts: RegisterOptions): RegisterOutcome {
-    const space = this.space(entry.namespace, true)!;
+    // The one-slot namespace cache of lookup also serves bursts of writes (bulk) in one namespace.
+    let space = entry.namespace === this.lastNs && !this.closed ? this.lastSpace : undefined;
+    if (!space) {
+      space = this.space(entry.namespace, true)!;
+      this.lastNs = entry.namespace;
+      this.lastSpace = space;
+    }
     const existing = space.map.get(entry.key);
     if (existing && !opts.replaceIf(existing)) return { ok: false, holder: existing };
     this.put(space, entry, existing);

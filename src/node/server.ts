@@ -731,6 +731,9 @@ function bulkJson(results: BulkResult[], sent?: Array<Record<string, unknown>>):
 }
 
 function compactOk(e: Registration, sent: Record<string, unknown>): string {
+  if (sent.namespace === e.namespace && sent.node === e.node && sent.registeredAt === e.registeredAt && sent.updatedAt === e.updatedAt && (sent.pidStart ?? null) === (e.pidStart ?? null)) {
+    return '{"ok":true}';
+  }
   let out = '{"ok":true';
   if (sent.namespace !== e.namespace) out += `,"namespace":${JSON.stringify(e.namespace)}`;
   if (sent.node !== e.node) out += `,"node":${JSON.stringify(e.node)}`;

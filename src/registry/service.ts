@@ -28,7 +28,7 @@ import { openBackend, type OpenBackendOptions } from '../backends/open.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import { LocalLiveness, pidExists } from './liveness.js';
 import { OperationStats, type OpStats, type StatsSnapshot } from './stats.js';
-import { validateKey, validateMeta, validateNamespace, validateNode, validatePid } from './validate.js';
+import { checkMeta, validateKey, validateMeta, validateNamespace, validateNode, validatePid } from './validate.js';
 
 export const DEFAULT_NAMESPACE = 'default';
 export const DEFAULT_CLEANUP_INTERVAL = 30_000;
@@ -160,7 +160,7 @@ export class ProcessRegistry {
     validateKey(key);
     validatePid(pid);
     const node = opts.node === undefined ? this.nodeName : validateNode(opts.node);
-    validateMeta(meta);
+    checkMeta(meta);
     const now = Date.now();
     return {
       namespace,
@@ -348,7 +348,8 @@ export class ProcessRegistry {
       const results: BulkResult[] = new Array(items.length);
       const valid: Registration[] = [];
       const where: number[] = [];
-      items.forEach((it, i) => {
+      for (let i = 0; i < items.length; i++) {
+        const it = items[i];
         try {
           const e = this.makeEntry(it.key, it.pid, it.meta ?? {}, it);
           if (e.node === this.nodeName && this.judgeLocally && !pidExists(e.pid)) throw new DeadProcessError(e.pid, e.node);
@@ -357,15 +358,15 @@ export class ProcessRegistry {
         } catch (err) {
           results[i] = { ok: false, error: asRegistryError(err) };
         }
-      });
+      }
       if (opts.atomic && valid.length !== items.length) {
         return items.map((_, i) => results[i] ?? { ok: false, error: new RegistryError('CONFLICT', 'not written: another entry of the atomic batch failed') });
       }
       // Replace a holder only when it is dead or is the very process this batch registers.
-      const byKey = new Map(valid.map((e) => [`${e.namespace}\u0000${e.key}`, e]));
+      const batchEntry = batchIndex(valid);
       const rule: RegisterOptions = {
         replaceIf: (h) => {
-          const e = byKey.get(`${h.namespace}\u0000${h.key}`);
+          const e = batchEntry(h);
           return (!!e && e.pid === h.pid && e.node === h.node) || !this.isAlive(h);
         },
       };
@@ -506,4 +507,23 @@ export class ProcessRegistry {
   private removeDead(e: Registration) {
     return this.backend.unregister(e.namespace, e.key, { pid: e.pid, registeredAt: e.registeredAt, node: e.node });
   }
+}
+
+/**
+ * The batch entry a holder would be replaced by (the last one for its namespace and key), found
+ * through a map built on first use; keyed by bare key when the batch is all one namespace.
+ */
+function batchIndex(valid: Registration[]): (h: Registration) => Registration | undefined {
+  let byKey: Map<string, Registration> | undefined;
+  let oneNs: string | null = null;
+  return (h) => {
+    if (!byKey) {
+      byKey = new Map();
+      oneNs = valid.length ? valid[0].namespace : null;
+      for (const e of valid) if (e.namespace !== oneNs) oneNs = null;
+      for (const e of valid) byKey.set(oneNs !== null ? e.key : `${e.namespace}\u0000${e.key}`, e);
+    }
+    if (oneNs !== null) return h.namespace === oneNs ? byKey.get(h.key) : undefined;
+    return byKey.get(`${h.namespace}\u0000${h.key}`);
+  };
 }

@@ -9,6 +9,8 @@ export const MAX_KEY_BYTES = 512;
 export const MAX_META_BYTES = 64 * 1024;
 // C0 and C1 control characters and DEL.
 const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
+// Control characters or any surrogate (paired or not): what makes a key need a closer look.
+const KEY_SUSPECT_RE = /[\u0000-\u001f\u007f-\u009f\ud800-\udfff]/;
 
 export function validateNamespace(ns: unknown): string {
   if (typeof ns !== 'string' || !NAMESPACE_RE.test(ns)) {
@@ -23,9 +25,12 @@ export function validateKey(key: unknown): string {
   if (typeof key !== 'string' || key.length === 0) {
     throw new InvalidInputError(`invalid key ${JSON.stringify(key)}: a key is a non-empty string`);
   }
-  if (key.length > MAX_KEY_BYTES || Buffer.byteLength(key, 'utf8') > MAX_KEY_BYTES) {
+  // A UTF-16 code unit is at most 3 UTF-8 bytes, so a short key needs no byte count.
+  if (key.length * 3 > MAX_KEY_BYTES && (key.length > MAX_KEY_BYTES || Buffer.byteLength(key, 'utf8') > MAX_KEY_BYTES)) {
     throw new InvalidInputError(`invalid key: ${Buffer.byteLength(key, 'utf8')} bytes is more than ${MAX_KEY_BYTES}: use a shorter name`);
   }
+  // One scan decides the common case: no control character and no surrogate at all.
+  if (!KEY_SUSPECT_RE.test(key)) return key;
   if (CONTROL_RE.test(key)) {
     throw new InvalidInputError(`invalid key ${JSON.stringify(key)}: control characters are not allowed in keys`);
   }
@@ -67,6 +72,24 @@ export function validateMeta(meta: unknown): string {
     throw new InvalidInputError(`invalid metadata: ${bytes} bytes serialized is more than the ${MAX_META_BYTES}-byte limit: store less or a reference to it`);
   }
   return text;
+}
+
+/**
+ * The check of validateMeta (same errors) without building the serialization when it is not
+ * needed: plain JSON data whose serialized size is bounded under the limit passes without being
+ * stringified; anything else (large, deep, cyclic, non-plain values) goes through validateMeta.
+ */
+export function checkMeta(meta: unknown): void {
+  if (meta !== null && typeof meta === 'object' && !Array.isArray(meta)) {
+    let bound: number;
+    try {
+      bound = jsonBytesBound(meta, 0);
+    } catch {
+      bound = -1; // a throwing getter and the like: let validateMeta report it
+    }
+    if (bound >= 0 && bound <= MAX_META_BYTES) return;
+  }
+  validateMeta(meta);
 }
 
 /** Parse a JSON text that must be a metadata object (for `--meta-json` and files). */
@@ -160,4 +183,51 @@ export function parseDuration(text: string, what = 'duration'): number {
   const n = Number(m[1]);
   const unit = m[2] ?? 's';
   return Math.round(n * (unit === 'ms' ? 1 : unit === 's' ? 1000 : unit === 'm' ? 60_000 : 3_600_000));
+}
+
+// --- helpers -------------------------------------------------------------------------------------
+
+/**
+ * An upper bound of the UTF-8 bytes of JSON.stringify(v), or -1 when v is not plain JSON data
+ * (strings, numbers, booleans, null, plain objects and arrays) within 32 levels, or the bound
+ * passes the metadata limit. Per UTF-16 unit a string serializes to at most 6 bytes (a \u escape);
+ * a number to at most 24 characters.
+ */
+function jsonBytesBound(v: unknown, depth: number): number {
+  switch (typeof v) {
+    case 'string':
+      return v.length * 6 + 2;
+    case 'number':
+      return 24;
+    case 'boolean':
+      return 5;
+    case 'object': {
+      if (v === null) return 4;
+      if (depth >= 32) return -1;
+      const proto = Object.getPrototypeOf(v);
+      let n = 2;
+      if (proto === Array.prototype) {
+        const a = v as unknown[];
+        for (let i = 0; i < a.length; i++) {
+          const b = jsonBytesBound(a[i], depth + 1);
+          if (b < 0) return -1;
+          n += b + 1;
+          if (n > MAX_META_BYTES) return -1;
+        }
+        return n;
+      }
+      if (proto !== Object.prototype && proto !== null) return -1;
+      const o = v as Record<string, unknown>;
+      // for-in also visits inherited enumerable keys, which only makes the bound larger.
+      for (const k in o) {
+        const b = jsonBytesBound(o[k], depth + 1);
+        if (b < 0) return -1;
+        n += k.length * 6 + 4 + b;
+        if (n > MAX_META_BYTES) return -1;
+      }
+      return n;
+    }
+    default:
+      return -1; // undefined, functions, symbols, bigint
+  }
 }
