@@ -191,9 +191,9 @@ export function parseDuration(text: string, what = 'duration'): number {
  * An upper bound of the UTF-8 bytes of JSON.stringify(v), or -1 when v is not plain JSON data
  * (strings, numbers, booleans, null, plain objects and arrays) within 32 levels, or the bound
  * passes the metadata limit. Per UTF-16 unit a string serializes to at most 6 bytes (a \u escape);
- * a number to at most 24 characters.
+ * a number to at most 24 characters. Exported for its property test.
  */
-function jsonBytesBound(v: unknown, depth: number): number {
+export function jsonBytesBound(v: unknown, depth: number): number {
   switch (typeof v) {
     case 'string':
       return v.length * 6 + 2;
