@@ -12,12 +12,19 @@ const CONTROL_RE = /[\u0000-\u001f\u007f-\u009f]/;
 // Control characters or any surrogate (paired or not): what makes a key need a closer look.
 const KEY_SUSPECT_RE = /[\u0000-\u001f\u007f-\u009f\ud800-\udfff]/;
 
+// The last namespace and node name that passed (a batch usually repeats one of each); they start
+// as valid strings so that undefined never matches.
+let lastGoodNs = 'default';
+let lastGoodNode = 'node';
+
 export function validateNamespace(ns: unknown): string {
+  if (ns === lastGoodNs) return lastGoodNs;
   if (typeof ns !== 'string' || !NAMESPACE_RE.test(ns)) {
     throw new InvalidInputError(
       `invalid namespace ${JSON.stringify(ns)}: use 1-64 characters of letters, digits, "_", ".", ":" or "-", starting with a letter or digit`,
     );
   }
+  lastGoodNs = ns;
   return ns;
 }
 
@@ -49,9 +56,11 @@ export function validatePid(pid: unknown): number {
 }
 
 export function validateNode(node: unknown): string {
+  if (node === lastGoodNode) return lastGoodNode;
   if (typeof node !== 'string' || node.length === 0 || node.length > 255 || CONTROL_RE.test(node)) {
     throw new InvalidInputError(`invalid node ${JSON.stringify(node)}: a node name is 1-255 printable characters`);
   }
+  lastGoodNode = node;
   return node;
 }
 

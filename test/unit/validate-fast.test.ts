@@ -5,7 +5,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
-import { checkMeta, jsonBytesBound, MAX_KEY_BYTES, MAX_META_BYTES, validateKey, validateMeta } from '../../src/registry/validate.js';
+import { checkMeta, jsonBytesBound, MAX_KEY_BYTES, MAX_META_BYTES, validateKey, validateMeta, validateNamespace, validateNode } from '../../src/registry/validate.js';
 
 /** The error message a validator throws, or 'ok'. */
 function outcome(fn: () => unknown): string {
@@ -89,5 +89,20 @@ describe('fast validation paths', () => {
     );
     assert.equal(validateKey('€'.repeat(170)), '€'.repeat(170)); // 510 bytes
     assert.throws(() => validateKey('€'.repeat(171)), /513 bytes is more than 512/);
+  });
+
+  it('namespace and node: remembering the last good one never lets a bad one through', () => {
+    const nsOk = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
+    const nodeOk = (n: unknown) => typeof n === 'string' && n.length > 0 && n.length <= 255 && !/[\u0000-\u001f\u007f-\u009f]/.test(n);
+    const values = fc.oneof(fc.constantFrom<unknown>(undefined, null, '', 'default', 'node', 'a b', 'x'.repeat(64), 'x'.repeat(65), 3), nasty, fc.string({ maxLength: 8 }));
+    fc.assert(
+      fc.property(fc.array(values, { maxLength: 12 }), (seq) => {
+        for (const v of seq) {
+          assert.equal(outcome(() => validateNamespace(v)) === 'ok', typeof v === 'string' && nsOk.test(v), `namespace ${JSON.stringify(v)}`);
+          assert.equal(outcome(() => validateNode(v)) === 'ok', nodeOk(v), `node ${JSON.stringify(v)}`);
+        }
+      }),
+      { numRuns: 1000 },
+    );
   });
 });
