@@ -41,7 +41,10 @@ class MemoryBackend implements Backend {
   private readonly spaces = new Map<string, Space>();
   private closed = false;
   private revision = 0;
-  private readonly feed: ChangeEvent[] = [];
+  // The retained change feed as two parallel arrays (no event object per write): the revision,
+  // negative for a delete, and the entry written (put) or removed (delete).
+  private readonly feedRevs: number[] = [];
+  private readonly feedEntries: Registration[] = [];
   private readonly listeners = new Set<{ ns?: string; fn: (e: ChangeEvent) => void }>();
   private readonly retention: number;
   private journal: Array<() => void> | null = null;
@@ -193,12 +196,16 @@ class MemoryBackend implements Backend {
   watch(opts: { namespace?: string; sinceRevision?: number }, onEvent: (e: ChangeEvent) => void, onError?: (err: Error) => void): () => void {
     this.check();
     if (opts.sinceRevision !== undefined) {
-      const oldest = this.feed.length ? this.feed[0].revision : this.revision + 1;
+      const oldest = this.feedRevs.length ? Math.abs(this.feedRevs[0]) : this.revision + 1;
       if (opts.sinceRevision + 1 < oldest && opts.sinceRevision < this.revision) {
         onError?.(new Error(`revision ${opts.sinceRevision} is compacted (oldest kept: ${oldest}): list again and watch from the current revision`));
         return () => {};
       }
-      for (const e of this.feed) if (e.revision > opts.sinceRevision && (!opts.namespace || e.namespace === opts.namespace)) onEvent(e);
+      for (let i = 0; i < this.feedRevs.length; i++) {
+        const rev = this.feedRevs[i];
+        const e = this.feedEntries[i];
+        if (Math.abs(rev) > opts.sinceRevision && (!opts.namespace || e.namespace === opts.namespace)) onEvent(changeEvent(rev, e));
+      }
     }
     const l = { ns: opts.namespace, fn: onEvent };
     this.listeners.add(l);
@@ -233,24 +240,33 @@ class MemoryBackend implements Backend {
     if (this.journal) {
       this.journal.push(existing ? () => space.map.set(existing.key, existing) : () => { space.map.delete(entry.key); space.dirty = true; });
     }
-    this.emit({ revision: 0, type: 'put', namespace: entry.namespace, key: entry.key, entry });
+    this.emit(1, entry);
   }
 
   private remove(space: Space, existing: Registration): void {
     space.map.delete(existing.key);
     space.dirty = true;
     if (this.journal) this.journal.push(() => { space.map.set(existing.key, existing); space.dirty = true; });
-    this.emit({ revision: 0, type: 'delete', namespace: existing.namespace, key: existing.key });
+    this.emit(-1, existing);
   }
 
-  private emit(e: ChangeEvent): void {
-    e.revision = ++this.revision;
+  /** Record a write: `sign` 1 = put of `e`, -1 = delete of `e`. */
+  private emit(sign: 1 | -1, e: Registration): void {
+    const rev = sign * ++this.revision;
     if (this.listeners.size === 0 && this.retention === 0) return;
-    this.feed.push(e);
+    this.feedRevs.push(rev);
+    this.feedEntries.push(e);
     // Trim in chunks (amortised O(1) per event): keeps between `retention` and twice that many.
-    if (this.feed.length > this.retention * 2) this.feed.splice(0, this.feed.length - this.retention);
-    for (const l of this.listeners) if (!l.ns || l.ns === e.namespace) l.fn(e);
+    if (this.feedRevs.length > this.retention * 2) {
+      const drop = this.feedRevs.length - this.retention;
+      this.feedRevs.splice(0, drop);
+      this.feedEntries.splice(0, drop);
+    }
+    if (this.listeners.size === 0) return;
+    const ev = changeEvent(rev, e);
+    for (const l of this.listeners) if (!l.ns || l.ns === ev.namespace) l.fn(ev);
   }
+
 }
 
 class Space {
@@ -270,6 +286,11 @@ class AtomicAbort extends Error {
   constructor(readonly results: BulkResult[]) {
     super('atomic bulk register aborted');
   }
+}
+
+/** The change event of a feed slot (revision negative for a delete). */
+function changeEvent(rev: number, e: Registration): ChangeEvent {
+  return rev > 0 ? { revision: rev, type: 'put', namespace: e.namespace, key: e.key, entry: e } : { revision: -rev, type: 'delete', namespace: e.namespace, key: e.key };
 }
 
 /** Does `e` still match an unregister condition (compare-and-delete)? */
