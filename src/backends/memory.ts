@@ -46,6 +46,7 @@ class MemoryBackend implements Backend {
   private readonly retention: number;
   private journal: Array<() => void> | null = null;
   private lastNs: string | undefined;
+  private lastCleanup: number | null = null;
   private lastSpace: Space | undefined;
 
   constructor(opts: MemoryOptions, private readonly ctx: BackendContext) {
@@ -137,10 +138,15 @@ class MemoryBackend implements Backend {
       alive,
       dead,
       memoryBytes: bytes,
-      lastCleanup: null,
+      lastCleanup: this.lastCleanup,
       namespaces: this.spaces.size,
       revision: this.revision,
     };
+  }
+
+  /** Record the time of a sweep (shown by health). */
+  markCleanup(at: number): void {
+    this.lastCleanup = at;
   }
 
   close(): void {
