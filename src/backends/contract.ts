@@ -219,6 +219,21 @@ export interface Backend {
   markCleanup?(at: number): MaybePromise<void>;
   /** Remote backends: ask the far side's service to sweep now. */
   cleanup?(): MaybePromise<SweepResult>;
+  /** Remote backends: the far side's service counters (a node's `GET /v1/stats`); a one-shot CLI has none of its own. */
+  stats?(): MaybePromise<ServiceStats>;
+}
+
+/** A registry service's counters as a node serves them at `GET /v1/stats` (src/registry/stats.ts). */
+export interface ServiceStats {
+  /** Epoch ms when the service started, and for how long it has run. */
+  startedAt?: number;
+  uptimeMs?: number;
+  /** Per operation: count, errors (by code) and latency percentiles in ms (HDR histogram). */
+  operations?: Record<string, { count: number; errors: number; errorCodes?: Record<string, number>; latencyMs: { samples?: number; p50: number; p90: number; p99: number; max: number; mean?: number } }>;
+  /** Recent sweeps, newest last. */
+  sweeps?: SweepResult[];
+  /** Node fields (in-flight requests, watchers, revision, …) and optimization stats when present. */
+  [extra: string]: unknown;
 }
 
 /** The result of one sweep of dead registrations. */
