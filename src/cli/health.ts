@@ -76,6 +76,13 @@ function splitList(value: string, flag: string): string[] {
  * profile of the config file; otherwise the one backend the base flags select.
  */
 export function resolveTargets(f: TargetFlags, opts: { allProfiles?: boolean } = {}): Target[] {
+  const targets = selectTargets(f, opts);
+  // A malformed URL is a usage error (exit 2) before anything is checked.
+  for (const t of targets) parseBackendUrl(t.resolved.backend);
+  return targets;
+}
+
+function selectTargets(f: TargetFlags, opts: { allProfiles?: boolean }): Target[] {
   const out: Target[] = [];
   if (f.backends) for (const url of splitList(f.backends, '--backends')) out.push({ name: url, resolved: resolveBackend({ backend: url }) });
   if (f.profiles) for (const p of splitList(f.profiles, '--profiles')) out.push({ name: p, resolved: resolveBackend({ profile: p, config: f.config }) });
