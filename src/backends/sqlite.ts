@@ -198,8 +198,9 @@ class SqliteBackend implements Backend {
       firstNode: 'SELECT node FROM registrations ORDER BY node LIMIT 1',
       nextNode: 'SELECT node FROM registrations WHERE node > ? ORDER BY node LIMIT 1',
       firstProc: 'SELECT pid, pid_start FROM registrations WHERE node = ? ORDER BY node, pid, pid_start LIMIT 1',
-      nextPid: 'SELECT pid, pid_start FROM registrations WHERE node = ? AND pid > ? ORDER BY node, pid, pid_start LIMIT 1',
+      // Not one row-value seek `(pid, pid_start) > (?, ?)`: SQLite steps through the equal entries.
       nextStart: 'SELECT pid_start FROM registrations WHERE node = ? AND pid = ? AND pid_start > ? ORDER BY node, pid, pid_start LIMIT 1',
+      nextPid: 'SELECT pid, pid_start FROM registrations WHERE node = ? AND pid > ? ORDER BY node, pid, pid_start LIMIT 1',
       countProc: 'SELECT count(*) FROM registrations WHERE node = ? AND pid = ? AND pid_start IS ?',
       scanNs: `SELECT ${COLS} FROM registrations WHERE namespace = ? ORDER BY key`,
       info: 'SELECT value FROM registry_info WHERE name = ?',
@@ -447,16 +448,20 @@ class SqliteBackend implements Backend {
 
 /** healthCheck calls the store degraded when the WAL grows past this (checkpoints starved). */
 const WAL_DEGRADED_BYTES = 256 * 1048576;
-/** Past this many distinct processes one GROUP BY scan is cheaper than a seek per process. */
-const SKIP_SCAN_MAX_PROCESSES = 4096;
+/**
+ * The skip-scan costs a few index seeks per process, the GROUP BY a little per row: past
+ * max(SKIP_SCAN_MIN, rows / ROWS_PER_SEEK) distinct processes the single scan is cheaper.
+ */
+const SKIP_SCAN_MIN = 1024;
+const ROWS_PER_SEEK = 64;
 
 type Probe = Registration;
-type Stmts = Record<'countAll' | 'allProcesses' | 'firstNode' | 'nextNode' | 'firstProc' | 'nextPid' | 'nextStart' | 'countProc', DatabaseT.Statement>;
+type Stmts = Record<'countAll' | 'allProcesses' | 'firstNode' | 'nextNode' | 'firstProc' | 'nextStart' | 'nextPid' | 'countProc', DatabaseT.Statement>;
 
 /**
  * Total and dead registrations without reading every row: `count(*)` is a b-tree page count;
- * distinct (node, pid, pid_start) come from index seeks; only dead processes' ranges are counted.
- * With more than SKIP_SCAN_MAX_PROCESSES processes it falls back to one covering-index GROUP BY.
+ * distinct (node, pid, pid_start) come from index seeks, each judged once; then only the dead
+ * processes' index ranges are counted. Too many processes for their rows: one covering GROUP BY.
  */
 function countDead(st: Stmts, isAlive: (probe: Probe) => boolean): { total: number; dead: number; processes: number; method: 'skip-scan' | 'group-by' } {
   const probe: Probe = { namespace: '', key: '', pid: 0, node: '', meta: {}, registeredAt: 0, updatedAt: 0, pidStart: null };
@@ -467,20 +472,22 @@ function countDead(st: Stmts, isAlive: (probe: Probe) => boolean): { total: numb
     return isAlive(probe);
   };
   const total = (st.countAll.get() as { n: number }).n;
-  let dead = 0;
+  const limit = Math.max(SKIP_SCAN_MIN, total / ROWS_PER_SEEK);
+  const deadProcs: Array<[string, number, number | null]> = [];
   let processes = 0;
   const pluck = (s: DatabaseT.Statement, ...args: unknown[]) => s.pluck().get(...args) as never;
   for (let node: string | undefined = pluck(st.firstNode); node !== undefined; node = pluck(st.nextNode, node)) {
-    let row = st.firstProc.raw().get(node) as [number, number | null] | undefined;
-    while (row) {
+    for (let row = st.firstProc.raw().get(node) as [number, number | null] | undefined; row; row = st.nextPid.raw().get(node, row[0]) as typeof row) {
       const pid = row[0];
+      // The pid's starts in order (NULL first, so after NULL look past MIN_SAFE_INTEGER).
       for (let start: number | null | undefined = row[1]; start !== undefined; start = pluck(st.nextStart, node, pid, start ?? Number.MIN_SAFE_INTEGER)) {
-        if (++processes > SKIP_SCAN_MAX_PROCESSES) return groupBy(st, judge, total);
-        if (!judge(node, pid, start)) dead += pluck(st.countProc, node, pid, start) as number;
+        if (++processes > limit) return groupBy(st, judge, total);
+        if (!judge(node, pid, start)) deadProcs.push([node, pid, start]);
       }
-      row = st.nextPid.raw().get(node, pid) as [number, number | null] | undefined;
     }
   }
+  let dead = 0;
+  for (const [node, pid, start] of deadProcs) dead += pluck(st.countProc, node, pid, start) as number;
   return { total, dead, processes, method: 'skip-scan' };
 }
 

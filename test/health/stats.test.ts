@@ -1,0 +1,54 @@
+/**
+ * Operation stats: exact counts, errors by code, HDR percentiles over a sample that times every
+ * call at first and one in `sampleEvery` after, nothing recorded with `stats: false`.
+ */
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { OperationStats } from '../../src/registry/stats.js';
+import { ProcessRegistry } from '../../src/registry/service.js';
+
+describe('operation stats', () => {
+  it('counts every call exactly; times the first calls all, then one in sampleEvery', () => {
+    const s = new OperationStats(true, 64, 100);
+    for (let i = 0; i < 100; i++) s.trackSync('op', () => i);
+    assert.deepEqual([s.snapshot().operations.op.count, s.snapshot().operations.op.latencyMs.samples], [100, 100]);
+    for (let i = 0; i < 6400; i++) s.trackSync('op', () => i);
+    const op = s.snapshot().operations.op;
+    assert.equal(op.count, 6500);
+    assert.equal(op.latencyMs.samples, 100 + 6400 / 64);
+  });
+
+  it('percentiles come from the histogram: a 3 ms operation reads as ≥ 3 ms, a fast one as far less', () => {
+    const s = new OperationStats(true, 1, 0);
+    const spin = (ms: number) => {
+      const end = performance.now() + ms;
+      while (performance.now() < end);
+    };
+    for (let i = 0; i < 20; i++) s.trackSync('slow', () => spin(3));
+    for (let i = 0; i < 2000; i++) s.trackSync('fast', () => i);
+    const { slow, fast } = s.snapshot().operations;
+    assert.ok(slow.latencyMs.p50 >= 3 && slow.latencyMs.max >= slow.latencyMs.p99 && slow.latencyMs.p99 >= slow.latencyMs.p90, JSON.stringify(slow.latencyMs));
+    assert.ok(fast.latencyMs.p50 < slow.latencyMs.p50, JSON.stringify(fast.latencyMs));
+    assert.equal(fast.latencyMs.samples, 2000, 'buffered samples are all folded in at snapshot');
+  });
+
+  it('through the service: errors by code; nothing at all with stats: false', async () => {
+    const on = await ProcessRegistry.open({ backend: 'memory:', cleanupInterval: 0 });
+    await on.register('a', process.pid);
+    for (let i = 0; i < 10; i++) on.lookupSync('a');
+    await on.lookup('missing');
+    assert.throws(() => on.lookupSync(''), /key/);
+    const snap = on.statsSnapshot();
+    assert.equal(snap.operations.lookup.count, 12);
+    assert.equal(snap.operations.lookup.errors, 1);
+    assert.deepEqual(snap.operations.lookup.errorCodes, { INVALID_INPUT: 1 });
+    assert.equal(snap.operations.register.count, 1);
+    await on.close();
+
+    const off = await ProcessRegistry.open({ backend: 'memory:', cleanupInterval: 0, stats: false });
+    await off.register('a', process.pid);
+    off.lookupSync('a');
+    assert.deepEqual(off.statsSnapshot().operations, {});
+    await off.close();
+  });
+});
