@@ -92,6 +92,8 @@ export interface HealthReport {
   lastCleanup: number | null;
   /** Why the status is not healthy, spelled out. */
   reasons: string[];
+  /** True when the store could not be reached at all (endpoints down, quorum lost): the CLI reports `unreachable`, exit 6. */
+  unreachable?: boolean;
   /** Backend-specific fields (file sizes, members, leader...). */
   [extra: string]: unknown;
 }

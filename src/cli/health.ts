@@ -152,7 +152,7 @@ export async function checkTarget(t: Target, opts: { failOn: FailOn; timeoutMs: 
     }
     url = reg.backend.url;
     const health = await withTimeout(reg.healthCheck(), opts.timeoutMs, url);
-    const status = health.status;
+    const status: TargetStatus = health.unreachable === true ? 'unreachable' : health.status;
     return {
       target: t.name,
       backend: url,
@@ -191,7 +191,7 @@ export async function checkAll(targets: Target[], opts: { failOn: FailOn; timeou
 
 // --- rendering -----------------------------------------------------------------------------------
 
-const STANDARD = new Set(['status', 'reasons', 'registrations', 'alive', 'dead', 'memoryBytes', 'lastCleanup']);
+const STANDARD = new Set(['status', 'reasons', 'registrations', 'alive', 'dead', 'memoryBytes', 'lastCleanup', 'unreachable']);
 
 export function paintStatus(c: Colors, status: string): string {
   if (status === 'healthy') return c.ok(status);
