@@ -14,7 +14,7 @@
 import { mkdirSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { createRequire } from 'node:module';
-import type DatabaseT from 'better-sqlite3';
+import DatabaseT from 'better-sqlite3';
 import {
   type Backend,
   type BackendContext,
@@ -67,14 +67,9 @@ export function createSqliteBackend(location: string, opts: SqliteOptions, ctx: 
   return new SqliteBackend(location, opts, ctx);
 }
 
-/** Load better-sqlite3 lazily with an actionable error. */
+/** better-sqlite3 (this module is itself loaded only when a sqlite: backend is opened). */
 export function loadBetterSqlite(): typeof DatabaseT {
-  const require = createRequire(import.meta.url);
-  try {
-    return require('better-sqlite3') as typeof DatabaseT;
-  } catch (cause) {
-    throw new UnreachableError('better-sqlite3 is not installed or did not build: run `npm install better-sqlite3@12`', { cause, recoverable: false });
-  }
+  return DatabaseT;
 }
 
 /** Open a database file with the project's pragmas; maps open failures to typed errors. */
@@ -100,6 +95,9 @@ export function openDatabase(path: string, opts: { readonly?: boolean; busyTimeo
   try {
     db = new Database(file, { readonly: !!opts.readonly, fileMustExist: !!opts.readonly || opts.create === false, nativeBinding: nativeBindingPath() });
   } catch (cause) {
+    if (/better_sqlite3\.node|bindings|NODE_MODULE_VERSION|invalid ELF/i.test(String((cause as Error).message))) {
+      throw new UnreachableError(`better-sqlite3's native addon is missing or was built for another Node.js: run \`npm rebuild better-sqlite3\``, { cause, recoverable: false });
+    }
     throw mapSqliteError(cause, file);
   }
   try {

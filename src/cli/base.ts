@@ -31,6 +31,7 @@ export abstract class RegistryCommand<T extends typeof Command> extends Command 
     profile: Flags.string({ summary: 'Profile of registry.config.json to use (env REGISTRY_PROFILE).', helpGroup: 'GLOBAL' }),
     config: Flags.string({ summary: 'Config file (default: registry.config.json here or above, else $XDG_CONFIG_HOME/registry/config.json).', helpGroup: 'GLOBAL' }),
     namespace: Flags.string({ char: 'n', summary: 'Namespace (default: "default").', helpGroup: 'GLOBAL' }),
+    'node-name': Flags.string({ summary: 'This node\'s name, whose pids are checked locally (default: env REGISTRY_NODE, else the hostname).', helpGroup: 'GLOBAL' }),
   };
 
   /** Set by the REPL while it runs a command. */
@@ -77,16 +78,16 @@ export abstract class RegistryCommand<T extends typeof Command> extends Command 
    * else a new one closed when the command ends. One-shot commands do not sweep periodically.
    */
   protected async registry(opts: { cleanupInterval?: number } = {}): Promise<ProcessRegistry> {
-    const f = this.flags as { backend?: string; profile?: string };
+    const f = this.flags as { backend?: string; profile?: string; 'node-name'?: string };
     const s = RegistryCommand.session;
-    if (s && !f.backend && !f.profile) return s.registry;
+    if (s && !f.backend && !f.profile && !f['node-name']) return s.registry;
     if (this.opened) return this.opened;
     const r = this.resolved();
     this.opened = await ProcessRegistry.open({
       backend: r.backend,
       backendOpts: r.backendOpts,
       namespace: this.ns ?? r.namespace,
-      nodeName: r.node,
+      nodeName: f['node-name'] ?? r.node,
       cleanupInterval: opts.cleanupInterval ?? 0,
       stats: false,
     });

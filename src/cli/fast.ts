@@ -16,7 +16,7 @@ import { createSqliteBackend } from '../backends/sqlite.js';
 
 const VALUE_FLAGS: Record<string, string> = {
   '-n': 'namespace', '--namespace': 'namespace', '-b': 'backend', '--backend': 'backend',
-  '-f': 'field', '--field': 'field', '--profile': 'profile', '--config': 'config',
+  '-f': 'field', '--field': 'field', '--profile': 'profile', '--config': 'config', '--node-name': 'node',
 };
 
 export async function fastLookup(args: string[]): Promise<boolean> {
@@ -43,7 +43,7 @@ export async function fastLookup(args: string[]): Promise<boolean> {
     reg = await ProcessRegistry.openWith((ctx) => createSqliteBackend(location, r.backendOpts, ctx), {
       backendOpts: r.backendOpts,
       namespace: o.namespace ?? r.namespace,
-      nodeName: r.node,
+      nodeName: o.node ?? r.node,
       cleanupInterval: 0,
       stats: false,
     });

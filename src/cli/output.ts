@@ -1,9 +1,13 @@
 /**
  * Human output: cli-table3 tables and chalk colour, off under NO_COLOR or when stdout is not a
- * TTY. Data goes to stdout; progress and diagnostics to stderr. chalk loads on first use.
+ * TTY. Data goes to stdout; progress and diagnostics to stderr. chalk and cli-table3 load on first use.
  */
-import Table from 'cli-table3';
+import { createRequire } from 'node:module';
 import type { Registration } from '../backends/contract.js';
+
+// cli-table3 loads on first table: `registry lookup` prints without it and starts faster.
+const require = createRequire(import.meta.url);
+const tableClass = () => require('cli-table3') as typeof import('cli-table3');
 
 export interface Colors {
   ok(s: string): string;
@@ -35,6 +39,7 @@ export async function colors(stream: NodeJS.WriteStream = process.stdout): Promi
 
 /** A table as a string (cli-table3), borders kept light for pasting into issues. */
 export function table(head: string[], rows: Array<Array<string | number>>, opts: { color?: boolean } = {}): string {
+  const Table = tableClass();
   const t = new Table({ head, style: { head: opts.color ? ['cyan'] : [], border: opts.color ? ['grey'] : [] } });
   for (const r of rows) t.push(r.map((c) => String(c)));
   return t.toString();
@@ -42,6 +47,7 @@ export function table(head: string[], rows: Array<Array<string | number>>, opts:
 
 /** A two-column field/value table. */
 export function fieldTable(fields: Array<[string, string | number]>, opts: { color?: boolean } = {}): string {
+  const Table = tableClass();
   const t = new Table({ style: { head: [], border: opts.color ? ['grey'] : [] } });
   for (const [k, v] of fields) t.push({ [k]: String(v) });
   return t.toString();
@@ -92,5 +98,11 @@ export function renderLookup(e: Registration, opts: { json?: boolean; field?: st
     return typeof v === 'string' ? v : JSON.stringify(v ?? null);
   }
   if (opts.json) return JSON.stringify(e, null, 2);
-  return fieldTable(entryFields(e), opts);
+  return describe(entryFields(e));
+}
+
+/** `field:  value` lines, aligned (kubectl describe style) for one record. */
+export function describe(fields: Array<[string, string | number]>): string {
+  const w = Math.max(...fields.map(([k]) => k.length)) + 2;
+  return fields.map(([k, v]) => `${`${k}:`.padEnd(w)}${v}`).join('\n');
 }

@@ -1,7 +1,8 @@
 import { Args, Flags } from '@oclif/core';
+import { metaFlags, metaFromFlags } from '../cli/flags.js';
 import { RegistryCommand } from '../cli/base.js';
 import type { Registration } from '../backends/contract.js';
-import { parseMetaJson, parseMetaPairs, validatePid } from '../registry/validate.js';
+import { validatePid } from '../registry/validate.js';
 
 export default class Register extends RegistryCommand<typeof Register> {
   static override summary = 'Register a name for a process.';
@@ -15,14 +16,13 @@ export default class Register extends RegistryCommand<typeof Register> {
   static override args = { key: Args.string({ description: 'the name to register', required: true }) };
   static override flags = {
     pid: Flags.string({ char: 'p', summary: 'Process id (default: the parent shell, $PPID).' }),
-    meta: Flags.string({ char: 'm', summary: 'Metadata field=value (repeatable; JSON scalars kept typed).', multiple: true }),
-    'meta-json': Flags.string({ summary: 'Metadata as one JSON object.', exclusive: ['meta'] }),
+    ...metaFlags,
     node: Flags.string({ summary: 'The node that owns the pid (default: this node, env REGISTRY_NODE or the hostname). Other nodes\' pids are not checked here.' }),
   };
 
   async run(): Promise<Registration> {
     const pid = validatePid(this.flags.pid ?? String(process.ppid));
-    const meta = this.flags['meta-json'] !== undefined ? parseMetaJson(this.flags['meta-json']) : parseMetaPairs(this.flags.meta ?? []);
+    const meta = metaFromFlags(this.flags);
     const reg = await this.registry();
     const e = await reg.register(this.args.key, pid, meta, { namespace: this.ns, node: this.flags.node });
     if (!this.jsonEnabled()) this.log(`${(await this.colors()).ok('registered')} ${e.key} → pid ${e.pid} on ${e.node} (namespace ${e.namespace})`);

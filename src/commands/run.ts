@@ -1,9 +1,9 @@
 import { spawn } from 'node:child_process';
 import { constants } from 'node:os';
-import { Args, Flags } from '@oclif/core';
+import { Args } from '@oclif/core';
+import { metaFlags, metaFromFlags } from '../cli/flags.js';
 import { RegistryCommand } from '../cli/base.js';
 import { AlreadyRegisteredError, InvalidInputError } from '../backends/contract.js';
-import { parseMetaJson, parseMetaPairs } from '../registry/validate.js';
 
 export default class Run extends RegistryCommand<typeof Run> {
   static override summary = 'Run a command registered under a name for its lifetime.';
@@ -16,8 +16,7 @@ export default class Run extends RegistryCommand<typeof Run> {
   static override strict = false;
   static override args = { name: Args.string({ description: 'the name to hold while CMD runs', required: true }) };
   static override flags = {
-    meta: Flags.string({ char: 'm', summary: 'Metadata field=value (repeatable).', multiple: true }),
-    'meta-json': Flags.string({ summary: 'Metadata as one JSON object.', exclusive: ['meta'] }),
+    ...metaFlags,
   };
 
   async run(): Promise<{ name: string; pid: number; code: number; signal: string | null }> {
@@ -26,7 +25,7 @@ export default class Run extends RegistryCommand<typeof Run> {
     const sep = this.argv.indexOf('--');
     const cmd = sep >= 0 ? this.argv.slice(sep + 1) : rest;
     if (cmd.length === 0) throw new InvalidInputError('no command to run: registry run NAME -- CMD [ARGS…]');
-    const meta = this.flags['meta-json'] !== undefined ? parseMetaJson(this.flags['meta-json']) : parseMetaPairs(this.flags.meta ?? []);
+    const meta = metaFromFlags(this.flags);
     const reg = await this.registry();
     const name = this.args.name;
     const namespace = this.ns;

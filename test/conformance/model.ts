@@ -4,12 +4,12 @@
  * `Map`; every answer must be the same. Processes are real and really killed.
  */
 import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { AlreadyRegisteredError, DeadProcessError, NotFoundError } from '../../src/backends/contract.js';
 import type { ProcessRegistry } from '../../src/registry/service.js';
-import { killAllSleepers, spawnSleepers, type Sleeper } from '../support/processes.js';
-import { freshNamespace, type Instance } from './suite.js';
+import { spawnSleepers, type Sleeper } from '../support/processes.js';
+import { freshNamespace, useInstance, type Instance } from './suite.js';
 
 type Model = { entries: Map<string, { proc: number; meta: Record<string, unknown> }>; alive: boolean[] };
 type Real = { reg: ProcessRegistry; namespace: string; procs: Sleeper[] };
@@ -120,21 +120,13 @@ const commands = [
 
 export function modelSuite(name: string, factory: () => Promise<Instance>, opts: { numRuns?: number; timeout?: number } = {}): void {
   describe(`model: ${name}`, { timeout: opts.timeout ?? 240_000 }, () => {
-    let inst: Instance;
-    before(async () => {
-      inst = await factory();
-    });
-    after(async () => {
-      await killAllSleepers();
-      await inst?.registry.close().catch(() => undefined);
-      await inst?.teardown?.();
-    });
+    const get = useInstance(factory);
     it('answers like a reference Map under random operation sequences', async () => {
       await fc.assert(
         fc.asyncProperty(fc.commands(commands, { maxCommands: 25 }), async (cmds) => {
           const procs = await spawnSleepers(3);
           try {
-            const real: Real = { reg: inst.registry, namespace: freshNamespace(), procs };
+            const real: Real = { reg: get(), namespace: freshNamespace(), procs };
             await fc.asyncModelRun(() => ({ model: { entries: new Map(), alive: [true, true, true] }, real }), cmds);
           } finally {
             await Promise.all(procs.map((p) => p.kill()));

@@ -38,18 +38,23 @@ export function freshNamespace(): string {
   return `t${process.pid}.${Date.now().toString(36)}.${(nsCounter++).toString(36)}`;
 }
 
+/** Inside a describe: one instance from `factory` for the block, closed (with its sleepers) after it. */
+export function useInstance(factory: () => Promise<Instance>): () => ProcessRegistry {
+  let inst: Instance;
+  before(async () => {
+    inst = await factory();
+  });
+  after(async () => {
+    await killAllSleepers();
+    await inst?.registry.close().catch(() => undefined);
+    await inst?.teardown?.();
+  });
+  return () => inst.registry;
+}
+
 export function backendSuite(name: string, factory: () => Promise<Instance>, options: SuiteOptions = {}): void {
   describe(`conformance: ${name}`, { timeout: options.timeout ?? 60_000 }, () => {
-    let inst: Instance;
-    before(async () => {
-      inst = await factory();
-    });
-    after(async () => {
-      await killAllSleepers();
-      await inst?.registry.close().catch(() => undefined);
-      await inst?.teardown?.();
-    });
-    const get = () => inst.registry;
+    const get = useInstance(factory);
     const test = (title: string, fn: () => Promise<void>) => {
       const reason = options.skip?.[title];
       if (reason) it(title, { skip: reason }, fn);

@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
+import { metaFlags, metaFromFlags } from '../../cli/flags.js';
 import { RegistryCommand } from '../../cli/base.js';
 import { InvalidInputError, type Registration } from '../../backends/contract.js';
-import { parseMetaJson, parseMetaPairs } from '../../registry/validate.js';
 
 export default class MetaSet extends RegistryCommand<typeof MetaSet> {
   static override summary = "Replace a registration's metadata (or merge into it with --merge).";
@@ -13,14 +13,13 @@ export default class MetaSet extends RegistryCommand<typeof MetaSet> {
   ];
   static override args = { key: Args.string({ description: 'the name', required: true }) };
   static override flags = {
-    meta: Flags.string({ char: 'm', summary: 'Metadata field=value (repeatable).', multiple: true }),
-    'meta-json': Flags.string({ summary: 'Metadata as one JSON object.', exclusive: ['meta'] }),
+    ...metaFlags,
     merge: Flags.boolean({ summary: 'Merge-patch instead of replacing.' }),
   };
 
   async run(): Promise<Registration> {
     if (this.flags['meta-json'] === undefined && !this.flags.meta) throw new InvalidInputError('nothing to set: pass --meta field=value or --meta-json \'{…}\'');
-    const meta = this.flags['meta-json'] !== undefined ? parseMetaJson(this.flags['meta-json']) : parseMetaPairs(this.flags.meta ?? []);
+    const meta = metaFromFlags(this.flags);
     const e = await (await this.registry()).updateMetadata(this.args.key, meta, { namespace: this.ns, merge: this.flags.merge });
     if (!this.jsonEnabled()) this.log(JSON.stringify(e.meta, null, 2));
     return e;
