@@ -135,9 +135,17 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
 /**
  * Open one backend (read-only for SQLite files: a health check creates nothing) and ask it. A
  * backend that cannot be opened, or does not answer within `timeoutMs`, is `unreachable`.
- * `borrowed`: a registry that is already open (the REPL's) — checked, not closed.
  */
-export async function checkTarget(t: Target, opts: { failOn: FailOn; timeoutMs: number; borrowed?: ProcessRegistry }): Promise<BackendHealth> {
+export interface CheckOptions {
+  failOn: FailOn;
+  timeoutMs: number;
+  /** The REPL's open registry, checked instead of opening the target (not closed). */
+  borrowed?: ProcessRegistry;
+  /** `--node-name`: whose pids are judged locally (default: the profile's, env, hostname). */
+  nodeName?: string;
+}
+
+export async function checkTarget(t: Target, opts: CheckOptions): Promise<BackendHealth> {
   const t0 = performance.now();
   const r = t.resolved;
   let url = r.backend;
@@ -147,7 +155,7 @@ export async function checkTarget(t: Target, opts: { failOn: FailOn; timeoutMs: 
     if (!reg) {
       const { info } = parseBackendUrl(r.backend);
       const backendOpts = info.scheme === 'sqlite' ? { ...r.backendOpts, readonly: true } : r.backendOpts;
-      opened = ProcessRegistry.open({ backend: r.backend, backendOpts, nodeName: r.node, cleanupInterval: 0, stats: false });
+      opened = ProcessRegistry.open({ backend: r.backend, backendOpts, nodeName: opts.nodeName ?? r.node, cleanupInterval: 0, stats: false });
       reg = await withTimeout(opened, opts.timeoutMs, r.backend);
     }
     url = reg.backend.url;
@@ -183,7 +191,7 @@ export async function checkTarget(t: Target, opts: { failOn: FailOn; timeoutMs: 
 }
 
 /** Check every target (one after the other: each may be a slow network endpoint with its own timeout). */
-export async function checkAll(targets: Target[], opts: { failOn: FailOn; timeoutMs: number; borrowed?: ProcessRegistry }): Promise<HealthSummary> {
+export async function checkAll(targets: Target[], opts: CheckOptions): Promise<HealthSummary> {
   const rows: BackendHealth[] = [];
   for (const t of targets) rows.push(await checkTarget(t, opts));
   return summarize(rows, opts.failOn);

@@ -30,8 +30,8 @@ Exit codes: 0 healthy; 5 degraded or unhealthy (--fail-on unhealthy lets degrade
     const failOn = f['fail-on'] as FailOn;
     const s = RegistryCommand.session;
     // In the REPL, the selected backend is the warm one.
-    const borrowed = s && !f.backend && !f.profile && !f.backends && !f.profiles ? s.registry : undefined;
-    const check = () => checkAll(targets, { failOn, timeoutMs: f.timeout, borrowed });
+    const borrowed = s && !f.backend && !f.profile && !f['node-name'] && !f.backends && !f.profiles ? s.registry : undefined;
+    const check = () => checkAll(targets, { failOn, timeoutMs: f.timeout, borrowed, nodeName: f['node-name'] });
     const c = await this.colors();
     if (!f.watch) {
       const summary = await check();
@@ -54,8 +54,12 @@ Exit codes: 0 healthy; 5 degraded or unhealthy (--fail-on unhealthy lets degrade
     const session = RegistryCommand.session?.signal;
     const onSignal = () => stop.abort();
     session?.addEventListener('abort', onSignal, { once: true });
-    process.on('SIGINT', onSignal);
-    process.on('SIGTERM', onSignal);
+    // In the REPL, Ctrl-C is the session's abort signal; the process signals stay the REPL's.
+    const own = !RegistryCommand.session;
+    if (own) {
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
+    }
     try {
       while (!stop.signal.aborted && !session?.aborted) {
         const summary = await check();

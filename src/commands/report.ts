@@ -26,7 +26,7 @@ Exit code: the worst of them (see \`registry health\`): 0 all healthy, 5 one is 
   async run(): Promise<HealthSummary> {
     const f = this.flags;
     const targets = resolveTargets(f, { allProfiles: true });
-    const summary = await checkAll(targets, { failOn: f['fail-on'] as FailOn, timeoutMs: f.timeout });
+    const summary = await checkAll(targets, { failOn: f['fail-on'] as FailOn, timeoutMs: f.timeout, nodeName: f['node-name'] });
     if (f.output) {
       try {
         writeFileSync(f.output, `${JSON.stringify(summary, null, 2)}\n`);
