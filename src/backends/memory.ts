@@ -247,7 +247,8 @@ class MemoryBackend implements Backend {
     e.revision = ++this.revision;
     if (this.listeners.size === 0 && this.retention === 0) return;
     this.feed.push(e);
-    if (this.feed.length > this.retention) this.feed.splice(0, this.feed.length - this.retention);
+    // Trim in chunks (amortised O(1) per event): keeps between `retention` and twice that many.
+    if (this.feed.length > this.retention * 2) this.feed.splice(0, this.feed.length - this.retention);
     for (const l of this.listeners) if (!l.ns || l.ns === e.namespace) l.fn(e);
   }
 }

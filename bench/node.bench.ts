@@ -1,0 +1,203 @@
+/**
+ * The registry node (issue 3), on loopback, servers in their own processes (bench/node-server.ts)
+ * and the load generated here, so on a 2-core machine the server has a core of its own:
+ *
+ * 1. lookups/s through the node vs a bare node:http server answering the same lookups from a Map,
+ *    64 keep-alive connections driven by a minimal raw-socket client (so the client is cheap and
+ *    the servers are what is measured); p99 latency of both. Targets ≥ 0.7× and p99 ≤ 2×.
+ * 2. the bulk endpoint into the memory backend: registrations/s (target ≥ 200,000/s).
+ * 3. remote-backend lookups from the library (ProcessRegistry over http://) vs a raw keep-alive
+ *    node:http client against the same node, 64 concurrent callers. Target ≥ 0.5×.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import http from 'node:http';
+import net from 'node:net';
+import { fileURLToPath } from 'node:url';
+import { comparePair, fmtRate, opsLabel, percentile, type BenchModule } from './harness.js';
+import { ProcessRegistry } from '../src/registry/service.js';
+
+const SERVER = fileURLToPath(new URL('./node-server.js', import.meta.url));
+const CONNS = 64;
+
+async function startServer(mode: 'node' | 'bare', n: number): Promise<{ port: number; child: ChildProcess }> {
+  const child = spawn(process.execPath, [SERVER, mode, String(n)], { stdio: ['ignore', 'pipe', 'inherit'] });
+  let out = '';
+  const port = await new Promise<number>((resolve, reject) => {
+    child.stdout!.on('data', (c) => {
+      out += c;
+      const m = /PORT (\d+)/.exec(out);
+      if (m) resolve(Number(m[1]));
+    });
+    child.once('exit', (code) => reject(new Error(`${mode} server exited ${code}`)));
+  });
+  return { port, child };
+}
+
+async function stopServer(s: { child: ChildProcess }): Promise<void> {
+  if (s.child.exitCode !== null) return;
+  const e = once(s.child, 'exit');
+  s.child.kill('SIGTERM');
+  await e;
+}
+
+/** One keep-alive connection speaking just enough HTTP/1.1 for GET with Content-Length answers. */
+class RawConn {
+  private buf: Buffer = Buffer.alloc(0);
+  private done: ((status: number) => void) | null = null;
+  private constructor(private readonly sock: net.Socket) {
+    sock.setNoDelay(true);
+    sock.on('data', (c: Buffer) => this.onData(c));
+  }
+  static async open(port: number): Promise<RawConn> {
+    const s = net.connect(port, '127.0.0.1');
+    await once(s, 'connect');
+    return new RawConn(s);
+  }
+  request(req: Buffer): Promise<number> {
+    return new Promise((resolve) => {
+      this.done = resolve;
+      this.sock.write(req);
+    });
+  }
+  private onData(c: Buffer): void {
+    this.buf = this.buf.length ? Buffer.concat([this.buf, c]) : c;
+    const end = this.buf.indexOf('\r\n\r\n');
+    if (end < 0) return;
+    const head = this.buf.toString('latin1', 0, end);
+    const len = Number(/content-length: *(\d+)/i.exec(head)?.[1] ?? 0);
+    if (this.buf.length < end + 4 + len) return;
+    const status = Number(head.slice(9, 12));
+    this.buf = this.buf.subarray(end + 4 + len);
+    const d = this.done!;
+    this.done = null;
+    d(status);
+  }
+  close(): void {
+    this.sock.destroy();
+  }
+}
+
+/** `perConn` requests on each connection, concurrently; latencies (ms) pushed to `lat`. */
+async function drive(conns: RawConn[], reqs: Buffer[], perConn: number, lat: number[]): Promise<void> {
+  await Promise.all(
+    conns.map(async (c, ci) => {
+      for (let i = 0; i < perConn; i++) {
+        const t0 = performance.now();
+        const status = await c.request(reqs[(ci * perConn + i) % reqs.length]);
+        lat.push(performance.now() - t0);
+        if (status !== 200) throw new Error(`lookup answered ${status}`);
+      }
+    }),
+  );
+}
+
+const bench: BenchModule = {
+  name: 'node',
+  async run(ctx) {
+    const n = ctx.quick ? 2000 : 10_000;
+    const perConn = ctx.quick ? 50 : 200;
+    const reqs = Array.from({ length: n }, (_, i) => Buffer.from(`GET /v1/registrations/bench/key-${(i * 7919) % n} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`, 'latin1'));
+
+    // --- 1. lookups through the node vs a bare node:http + Map --------------------------------
+    const nodeSrv = await startServer('node', n);
+    const bareSrv = await startServer('bare', n);
+    try {
+      const nodeConns = await Promise.all(Array.from({ length: CONNS }, () => RawConn.open(nodeSrv.port)));
+      const bareConns = await Promise.all(Array.from({ length: CONNS }, () => RawConn.open(bareSrv.port)));
+      const latNode: number[] = [];
+      const latBare: number[] = [];
+      const r = await comparePair(
+        () => drive(bareConns, reqs, perConn, latBare),
+        () => drive(nodeConns, reqs, perConn, latNode),
+        { opsPerBatch: CONNS * perConn, async: true, rounds: ctx.quick ? 3 : 7, minMs: ctx.quick ? 200 : 600 },
+      );
+      const p99n = percentile(latNode, 99);
+      const p99b = percentile(latBare, 99);
+      ctx.add({ name: `lookups/s, ${CONNS} connections`, value: opsLabel(r.subjectNs), baseline: `${opsLabel(r.baselineNs)} (bare node:http + Map)`, ratio: r.ratio, target: '>= 0.7' });
+      ctx.add({
+        name: 'lookup p99 latency (node/bare)',
+        value: `${p99n.toFixed(2)} ms`,
+        baseline: `${p99b.toFixed(2)} ms (bare node:http + Map)`,
+        ratio: p99n / p99b,
+        target: '<= 2.0',
+        note: `p50 ${percentile(latNode, 50).toFixed(2)} vs ${percentile(latBare, 50).toFixed(2)} ms`,
+      });
+      for (const c of [...nodeConns, ...bareConns]) c.close();
+
+      // --- 3. remote backend from the library vs a raw keep-alive node:http client ---------------
+      const url = `http://127.0.0.1:${nodeSrv.port}`;
+      const reg = await ProcessRegistry.open({ backend: url, namespace: 'bench', cleanupInterval: 0, stats: true });
+      const agent = new http.Agent({ keepAlive: true, maxSockets: CONNS });
+      const rawGet = (key: string) =>
+        new Promise<unknown>((resolve, reject) => {
+          const req = http.request({ host: '127.0.0.1', port: nodeSrv.port, path: `/v1/registrations/bench/${encodeURIComponent(key)}`, agent }, (res) => {
+            const chunks: Buffer[] = [];
+            res.on('data', (c) => chunks.push(c));
+            res.on('end', () => resolve(JSON.parse(Buffer.concat(chunks).toString('utf8'))));
+          });
+          req.on('error', reject);
+          req.end();
+        });
+      const per = ctx.quick ? 20 : 60;
+      const callers = (get: (k: string) => Promise<unknown>) => () =>
+        Promise.all(
+          Array.from({ length: CONNS }, async (_, ci) => {
+            for (let i = 0; i < per; i++) if (!(await get(`key-${(ci * per + i) % n}`))) throw new Error('lookup missed');
+          }),
+        ).then(() => undefined);
+      const lib = await comparePair(callers(rawGet), callers((k) => reg.lookup(k)), { opsPerBatch: CONNS * per, async: true, rounds: ctx.quick ? 3 : 7, minMs: ctx.quick ? 200 : 500 });
+      ctx.add({ name: 'remote-backend lookups/s (library)', value: opsLabel(lib.subjectNs), baseline: `${opsLabel(lib.baselineNs)} (raw keep-alive node:http client)`, ratio: lib.ratio, target: '>= 0.5' });
+      await reg.close();
+      agent.destroy();
+    } finally {
+      await stopServer(nodeSrv);
+      await stopServer(bareSrv);
+    }
+
+    // --- 2. bulk endpoint into memory, beside a bare node:http server storing the same bodies ----
+    const bulkSrv = await startServer('node', 1);
+    const bareBulk = await startServer('bare', 1);
+    try {
+      const batch = 10_000;
+      const pool = ctx.quick ? 4 : 10;
+      const now = Date.now();
+      const bodies = Array.from({ length: pool }, (_, b) =>
+        JSON.stringify({
+          entries: Array.from({ length: batch }, (_, i) => ({ namespace: 'bulk', key: `b${b}-k${i}`, pid: 1000 + (i % 1000), node: 'bench-remote', meta: { role: 'worker', i }, registeredAt: now, updatedAt: now })),
+        }),
+      );
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
+      const post = (port: number, body: string) =>
+        new Promise<void>((resolve, reject) => {
+          const req = http.request({ host: '127.0.0.1', port, path: '/v1/bulk?results=compact', method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
+            let text = '';
+            res.setEncoding('utf8');
+            res.on('data', (c) => (text += c));
+            res.on('end', () => {
+              if (res.statusCode !== 200 || text.includes('"ok":false')) reject(new Error(`bulk answered ${res.statusCode}: ${text.slice(0, 200)}`));
+              else resolve();
+            });
+          });
+          req.on('error', reject);
+          req.end(body);
+        });
+      // Two requests in flight: the server parses one while the client sends the next. The pool
+      // rotates, so the node's store grows to pool × batch and later rounds re-register (same pid).
+      const rotating = (port: number) => {
+        let next = 0;
+        return () => Promise.all([0, 1].map(() => post(port, bodies[next++ % pool]))).then(() => undefined);
+      };
+      const r = await comparePair(rotating(bareBulk.port), rotating(bulkSrv.port), { opsPerBatch: 2 * batch, async: true, rounds: ctx.quick ? 3 : 7, minMs: ctx.quick ? 200 : 400 });
+      const rate = 1e9 / r.subjectNs;
+      ctx.add({ name: `bulk endpoint into memory (${batch}/request, compact results)`, value: `${fmtRate(rate)} reg/s`, baseline: '200k reg/s (issue target)', ratio: rate / 200_000, target: '>= 1.0' });
+      ctx.add({ name: 'bulk endpoint vs bare server storing the same bodies', value: `${fmtRate(rate)} reg/s`, baseline: `${fmtRate(1e9 / r.baselineNs)} reg/s (bare node:http: JSON.parse + Map.set)`, ratio: r.ratio, note: 'shows how much of the bulk cost is HTTP + JSON on this machine now' });
+      agent.destroy();
+    } finally {
+      await stopServer(bulkSrv);
+      await stopServer(bareBulk);
+    }
+  },
+};
+
+export default bench;

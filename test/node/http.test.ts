@@ -1,0 +1,402 @@
+/**
+ * The node's HTTP surface with a real node on port 0: routes, bad input, limits, auth, faults,
+ * the change feed, monitoring. Every refusal must be a JSON {code, message}, nothing half-written,
+ * and the node must keep serving afterwards.
+ */
+import assert from 'node:assert/strict';
+import http from 'node:http';
+import net from 'node:net';
+import { once } from 'node:events';
+import { after, before, describe, it } from 'node:test';
+import { ProcessRegistry } from '../../src/registry/service.js';
+import type { RegistryNode } from '../../src/node/server.js';
+import { killAllSleepers, spawnSleeper, waitFor, type Sleeper } from '../support/processes.js';
+import { startNode } from '../support/node.js';
+
+interface Res {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  text: string;
+  json: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+}
+
+/** One plain HTTP request (fresh connection). */
+function request(base: string, method: string, path: string, body?: string | Buffer, headers: Record<string, string> = {}): Promise<Res> {
+  return new Promise((resolve, reject) => {
+    const u = new URL(path, base);
+    const req = http.request(u, { method, agent: false, headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers } }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (c) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let json: unknown;
+        try {
+          json = JSON.parse(text);
+        } catch {
+          json = undefined;
+        }
+        resolve({ status: res.statusCode!, headers: res.headers, text, json });
+      });
+    });
+    req.on('error', reject);
+    req.end(body);
+  });
+}
+
+const reg = (ns: string, key: string) => `/v1/registrations/${encodeURIComponent(ns)}/${encodeURIComponent(key)}`;
+
+/** Every error answer: JSON {code, message}, no stack trace. */
+function assertCleanError(r: Res, status: number, code?: string) {
+  assert.equal(r.status, status, `status ${r.status}: ${r.text}`);
+  assert.equal(typeof r.json?.code, 'string', `JSON error body: ${r.text}`);
+  assert.equal(typeof r.json?.message, 'string');
+  if (code) assert.equal(r.json.code, code);
+  assert.doesNotMatch(r.text, /\n\s+at |\.js:\d+|node_modules/, 'no stack trace');
+}
+
+describe('node: routes and bad input', () => {
+  let node: RegistryNode;
+  let base: string;
+  let me: Sleeper;
+  before(async () => {
+    node = await startNode('memory:', { bodyLimit: 64 * 1024 * 4, requestTimeout: 1500, headersTimeout: 1000 });
+    base = node.url;
+    me = await spawnSleeper();
+  });
+  after(async () => {
+    await node.close();
+    await killAllSleepers();
+  });
+
+  it('register, lookup, meta, list, unregister with awkward keys', async () => {
+    for (const key of ['a/b', 'with space', '100%', 'ünïcødé/ключ', 'x?y#z', 'foo/meta']) {
+      const put = await request(base, 'PUT', reg('default', key), JSON.stringify({ pid: me.pid, meta: { role: 'web' } }));
+      assert.equal(put.status, 201, put.text);
+      assert.equal(put.json.key, key);
+      const get = await request(base, 'GET', reg('default', key));
+      assert.equal(get.status, 200);
+      assert.equal(get.json.key, key);
+      assert.equal(get.json.pid, me.pid);
+      const patch = await request(base, 'PATCH', `${reg('default', key)}/meta`, JSON.stringify({ port: 80 }), { 'content-type': 'application/merge-patch+json' });
+      assert.deepEqual(patch.json.meta, { role: 'web', port: 80 });
+    }
+    const list = await request(base, 'GET', '/v1/registrations/default?where=role=web&limit=2');
+    assert.equal(list.status, 200);
+    assert.equal(list.json.items.length, 2);
+    assert.ok(list.json.next);
+    const del = await request(base, 'DELETE', reg('default', 'a/b'));
+    assert.deepEqual(del.json, { removed: true });
+    assert.deepEqual((await request(base, 'DELETE', reg('default', 'a/b'))).json, { removed: false });
+    assertCleanError(await request(base, 'GET', reg('default', 'a/b')), 404, 'NOT_FOUND');
+  });
+
+  it('conflict is 409 with the holder', async () => {
+    const other = await spawnSleeper();
+    await request(base, 'PUT', reg('c', 'k'), JSON.stringify({ pid: me.pid }));
+    const r = await request(base, 'PUT', reg('c', 'k'), JSON.stringify({ pid: other.pid }));
+    assertCleanError(r, 409, 'ALREADY_REGISTERED');
+    assert.equal(r.json.holder.pid, me.pid);
+  });
+
+  it('malformed JSON, wrong types, bad names: 400 with a clear message, nothing written', async () => {
+    const cases: Array<[string, string, string | undefined, number, RegExp]> = [
+      ['PUT', reg('bad', 'k1'), '{"pid": 1,', 400, /malformed JSON/],
+      ['PUT', reg('bad', 'k2'), JSON.stringify({ pid: String(me.pid) }), 400, /pid/],
+      ['PUT', reg('bad', 'k3'), JSON.stringify({ pid: me.pid, meta: [1, 2] }), 400, /meta/],
+      ['PUT', reg('bad', 'k4'), JSON.stringify({ pid: me.pid, meta: null }), 400, /meta/],
+      ['PUT', reg('bad', 'k5'), JSON.stringify({ pid: -3 }), 400, /pid/],
+      ['PUT', reg('bad', 'k6'), JSON.stringify({ pid: me.pid, extra: 1 }), 400, /additional/],
+      ['PUT', reg('bad', 'k7'), '[]', 400, /object/],
+      ['PUT', reg('bad!ns', 'k8'), JSON.stringify({ pid: me.pid }), 400, /namespace/],
+      ['PUT', reg('bad', 'k\u0001'), JSON.stringify({ pid: me.pid }), 400, /control/],
+      ['PUT', reg('bad', 'x'.repeat(600)), JSON.stringify({ pid: me.pid }), 400, /512/],
+      ['GET', '/v1/registrations/bad?limit=ten', undefined, 400, /limit/],
+      ['GET', '/v1/digest/bad?buckets=0', undefined, 400, /buckets/],
+      ['POST', '/v1/bulk', JSON.stringify({ entries: 'no' }), 400, /array/],
+    ];
+    for (const [method, path, body, status, msg] of cases) {
+      const r = await request(base, method, path, body);
+      assertCleanError(r, status, 'INVALID_INPUT');
+      assert.match(r.json.message, msg, `${method} ${path}: ${r.json.message}`);
+    }
+    const wrongType = await request(base, 'PUT', reg('bad', 'k9'), 'pid=1', { 'content-type': 'application/x-www-form-urlencoded' });
+    assertCleanError(wrongType, 415);
+    assert.deepEqual((await request(base, 'GET', '/v1/registrations/bad')).json.items, [], 'nothing written');
+  });
+
+  it('oversized bodies and metadata: 413 / 400, node keeps serving', async () => {
+    const huge = JSON.stringify({ pid: me.pid, meta: { blob: 'x'.repeat(2 * 1024 * 1024) } });
+    const r = await request(base, 'PUT', reg('big', 'k'), huge).catch((e) => e);
+    // The node may answer 413 or reset the connection while the rest of the body is still coming.
+    if (!(r instanceof Error)) assertCleanError(r, 413, 'PAYLOAD_TOO_LARGE');
+    const meta = await request(base, 'PUT', reg('big', 'k'), JSON.stringify({ pid: me.pid, meta: { blob: 'x'.repeat(70 * 1024) } }));
+    assertCleanError(meta, 400, 'INVALID_INPUT');
+    assert.match(meta.json.message, /64 KiB|65536|too large/i);
+    assertCleanError(await request(base, 'GET', reg('big', 'k')), 404);
+    assert.equal((await request(base, 'GET', '/v1/health')).status, 200);
+  });
+
+  it('unknown routes and methods: 404 NO_ROUTE as JSON', async () => {
+    assertCleanError(await request(base, 'GET', '/v2/nothing'), 404, 'NO_ROUTE');
+    assertCleanError(await request(base, 'POST', reg('default', 'k')), 404, 'NO_ROUTE');
+    assertCleanError(await request(base, 'GET', '/'), 404, 'NO_ROUTE');
+  });
+
+  it('a slow client is cut off; a client that disconnects mid-request writes nothing', async () => {
+    // Headers, then half a body, then silence: the node answers 408 or closes within requestTimeout.
+    const s = net.connect(Number(new URL(base).port), '127.0.0.1');
+    await once(s, 'connect');
+    const body = JSON.stringify({ pid: me.pid });
+    s.write(`PUT ${reg('slow', 'k')} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 5)}`);
+    let got = '';
+    s.on('data', (c) => (got += c));
+    const t0 = Date.now();
+    await Promise.race([once(s, 'close'), new Promise((_, rej) => setTimeout(() => rej(new Error('slow request not cut off within 10 s')), 10_000))]);
+    assert.ok(Date.now() - t0 < 10_000);
+    assert.match(got, /^HTTP\/1.1 408 .*\r\n\r\n\{"code":"TIMEOUT","message":"[^"]+"\}$/s);
+    // Garbage instead of HTTP: 400 with the same JSON shape.
+    const g = net.connect(Number(new URL(base).port), '127.0.0.1');
+    await once(g, 'connect');
+    let gotG = '';
+    g.on('data', (c) => (gotG += c));
+    g.write('NOT HTTP AT ALL\r\n\r\n');
+    await once(g, 'close');
+    assert.match(gotG, /^HTTP\/1.1 400 .*\{"code":"INVALID_INPUT","message":"malformed HTTP request"\}$/s);
+    // Disconnect mid-body.
+    const d = net.connect(Number(new URL(base).port), '127.0.0.1');
+    await once(d, 'connect');
+    d.write(`PUT ${reg('slow', 'k2')} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 5)}`);
+    d.destroy();
+    await waitFor(() => node.inFlight === 0, 10_000, 'in-flight requests to settle');
+    assertCleanError(await request(base, 'GET', reg('slow', 'k')), 404);
+    assertCleanError(await request(base, 'GET', reg('slow', 'k2')), 404);
+    assert.equal((await request(base, 'GET', '/v1/health')).status, 200, 'still serving');
+  });
+
+  it('1,000 concurrent connections are all answered', async () => {
+    await request(base, 'PUT', reg('many', 'k'), JSON.stringify({ pid: me.pid }));
+    const agent = new http.Agent({ keepAlive: false, maxSockets: Infinity });
+    const one = () =>
+      new Promise<number>((resolve, reject) => {
+        const req = http.request(new URL(reg('many', 'k'), base), { agent }, (res) => {
+          res.resume();
+          res.on('end', () => resolve(res.statusCode!));
+        });
+        req.on('error', reject);
+        req.end();
+      });
+    const statuses = await Promise.all(Array.from({ length: 1000 }, one));
+    assert.equal(statuses.filter((s) => s === 200).length, 1000);
+    agent.destroy();
+    assert.equal((await request(base, 'GET', reg('many', 'k'))).status, 200);
+  });
+
+  it('bulk: per-entry results in order; atomic all or nothing', async () => {
+    const entries = [
+      { key: 'b1', pid: me.pid, namespace: 'bulk' },
+      { key: 'b2', pid: me.pid, namespace: 'bulk', meta: 'no' },
+      { key: 'b3', pid: me.pid, namespace: 'bulk', node: 'elsewhere' },
+    ];
+    const r = await request(base, 'POST', '/v1/bulk', JSON.stringify({ entries }));
+    assert.equal(r.status, 200);
+    assert.deepEqual(r.json.results.map((x: { ok: boolean }) => x.ok), [true, false, true]);
+    assert.equal(r.json.results[1].error.code, 'INVALID_INPUT');
+    const a = await request(base, 'POST', '/v1/bulk', JSON.stringify({ atomic: true, entries: [{ key: 'a1', pid: me.pid, namespace: 'bulk2' }, { key: '', pid: me.pid, namespace: 'bulk2' }] }));
+    assert.deepEqual(a.json.results.map((x: { ok: boolean }) => x.ok), [false, false]);
+    assert.deepEqual((await request(base, 'GET', '/v1/registrations/bulk2')).json.items, []);
+  });
+
+  it('change feed: NDJSON and SSE, resumable from a revision', async () => {
+    const events: Array<{ revision: number; type: string; key: string }> = [];
+    const req = http.request(new URL('/v1/watch?ns=feed', base), { agent: false });
+    req.end();
+    const [res] = (await once(req, 'response')) as [http.IncomingMessage];
+    assert.equal(res.headers['content-type'], 'application/x-ndjson');
+    let buf = '';
+    res.setEncoding('utf8');
+    res.on('data', (c: string) => {
+      buf += c;
+      for (let i; (i = buf.indexOf('\n')) >= 0; ) {
+        const e = JSON.parse(buf.slice(0, i));
+        buf = buf.slice(i + 1);
+        if (e.type !== 'heartbeat') events.push(e);
+      }
+    });
+    await request(base, 'PUT', reg('feed', 'one'), JSON.stringify({ pid: me.pid }));
+    await request(base, 'PUT', reg('other', 'x'), JSON.stringify({ pid: me.pid }));
+    await request(base, 'DELETE', reg('feed', 'one'));
+    await waitFor(() => events.length >= 2, 5000, 'two feed events');
+    assert.deepEqual(events.map((e) => [e.type, e.key]), [['put', 'one'], ['delete', 'one']]);
+    assert.equal(node.watchers, 1);
+    req.destroy();
+    await waitFor(() => node.watchers === 0, 5000, 'the watcher to go');
+    // Resume from the first event's revision: only the later one comes back (SSE this time).
+    const sse = http.request(new URL(`/v1/watch?ns=feed&since=${events[0].revision}`, base), { agent: false, headers: { accept: 'text/event-stream' } });
+    sse.end();
+    const [sres] = (await once(sse, 'response')) as [http.IncomingMessage];
+    assert.equal(sres.headers['content-type'], 'text/event-stream');
+    let text = '';
+    sres.on('data', (c) => (text += c));
+    await waitFor(() => text.includes('\n\n'), 5000, 'an SSE event');
+    assert.match(text, /^id: \d+\nevent: delete\ndata: \{.*"key":"one"/);
+    sse.destroy();
+  });
+
+  it('health, stats, metrics, openapi, digest, count, namespaces, cleanup', async () => {
+    const h = await request(base, 'GET', '/v1/health');
+    assert.equal(h.status, 200);
+    assert.equal(h.json.status, 'healthy');
+    assert.equal(typeof h.json.nodeInfo.uptimeMs, 'number');
+    const s = await request(base, 'GET', '/v1/stats');
+    assert.equal(typeof s.json.uptimeMs, 'number');
+    assert.ok(s.json.inFlight >= 1, 'counts the stats request itself');
+    assert.ok(s.json.operations.register.count > 0);
+    const m = await request(base, 'GET', '/metrics');
+    assert.match(m.headers['content-type']!, /^text\/plain/);
+    assert.match(m.text, /^procreg_http_requests_total\{method="PUT",route="\/v1\/registrations\/:ns\/:key",status="201"\} \d+$/m);
+    assert.match(m.text, /^procreg_operations_total\{operation="register"\} \d+$/m);
+    assert.match(m.text, /^procreg_registrations_alive \d+$/m);
+    assert.match(m.text, /^procreg_health_status\{status="healthy"\} 1$/m);
+    const o = await request(base, 'GET', '/v1/openapi.json');
+    assert.equal(o.json.openapi, '3.1.0');
+    assert.ok(o.json.paths['/v1/registrations/{ns}/{key}'].put);
+    assert.ok(o.json.paths['/v1/watch'].get);
+    const d = await request(base, 'GET', '/v1/digest/default?buckets=4');
+    assert.equal(d.json.buckets, 4);
+    assert.equal(d.json.digests.length, 4);
+    assert.ok((await request(base, 'GET', '/v1/count?ns=default')).json.count > 0);
+    assert.ok((await request(base, 'GET', '/v1/namespaces')).json.namespaces.includes('default'));
+    const c = await request(base, 'POST', '/v1/cleanup');
+    assert.equal(typeof c.json.removed, 'number');
+  });
+});
+
+describe('node: health turns 503 when unhealthy', () => {
+  it('answers 503 with the report when most registrations are dead', async () => {
+    const node = await startNode('memory:');
+    try {
+      const procs = await Promise.all(Array.from({ length: 4 }, () => spawnSleeper()));
+      for (const [i, p] of procs.entries()) await request(node.url, 'PUT', reg('h', `k${i}`), JSON.stringify({ pid: p.pid }));
+      for (const p of procs.slice(0, 2)) await p.kill();
+      const h = await request(node.url, 'GET', '/v1/health');
+      assert.equal(h.status, 503);
+      assert.equal(h.json.status, 'unhealthy');
+      assert.ok(h.json.reasons.length > 0);
+    } finally {
+      await node.close();
+      await killAllSleepers();
+    }
+  });
+});
+
+describe('node: auth', () => {
+  const token = 'test-token-0123456789abcdef';
+  let node: RegistryNode;
+  before(async () => {
+    node = await startNode('memory:', { token });
+  });
+  after(async () => node.close());
+
+  it('missing and wrong tokens: 401 JSON; the right one passes', async () => {
+    const missing = await request(node.url, 'GET', '/v1/health');
+    assertCleanError(missing, 401, 'UNAUTHORIZED');
+    assert.equal(missing.headers['www-authenticate'], 'Bearer realm="procreg"');
+    assertCleanError(await request(node.url, 'GET', '/v1/health', undefined, { authorization: 'Bearer nope' }), 401, 'UNAUTHORIZED');
+    assertCleanError(await request(node.url, 'GET', '/v1/health', undefined, { authorization: `Basic ${token}` }), 401);
+    assertCleanError(await request(node.url, 'GET', '/metrics', undefined, { authorization: `Bearer ${token}x` }), 401);
+    assert.equal((await request(node.url, 'GET', '/v1/health', undefined, { authorization: `Bearer ${token}` })).status, 200);
+  });
+
+  it('the remote backend: bad token → UnauthorizedError (exit 7); right token works', async () => {
+    const bad = await ProcessRegistry.open({ backend: node.url, backendOpts: { token: 'wrong-token-wrong-token' }, cleanupInterval: 0 });
+    const err = await bad.lookup('k').catch((e) => e);
+    assert.equal(err.code, 'UNAUTHORIZED');
+    assert.equal(err.exitCode, 7);
+    await bad.close();
+    const good = await ProcessRegistry.open({ backend: node.url, backendOpts: { token }, cleanupInterval: 0 });
+    assert.equal(await good.lookup('k'), undefined);
+    await good.close();
+  });
+
+  it('refuses a non-loopback bind without a token', async () => {
+    await assert.rejects(startNode('memory:', { host: '0.0.0.0' }), /without a token/);
+  });
+});
+
+describe('node: remote backend faults', () => {
+  it('unreachable node → UnreachableError (exit 6)', async () => {
+    const node = await startNode('memory:');
+    const url = node.url;
+    await node.close();
+    const r = await ProcessRegistry.open({ backend: url, cleanupInterval: 0 });
+    const err = await r.lookup('k').catch((e) => e);
+    assert.equal(err.code, 'UNREACHABLE');
+    assert.equal(err.exitCode, 6);
+    await r.close();
+  });
+
+  it('watch through the remote backend, and close drains', async () => {
+    const node = await startNode('memory:');
+    const r = await ProcessRegistry.open({ backend: node.url, cleanupInterval: 0 });
+    const me = await spawnSleeper();
+    try {
+      const seen: string[] = [];
+      const errors: Error[] = [];
+      const stop = await r.backend.watch!({ namespace: 'w' }, (e) => seen.push(`${e.type}:${e.key}`), (e) => errors.push(e));
+      await r.register('a', me.pid, {}, { namespace: 'w' });
+      await r.unregister('a', { namespace: 'w' });
+      await waitFor(() => seen.length === 2, 5000, 'two events');
+      assert.deepEqual(seen, ['put:a', 'delete:a']);
+      stop();
+      // A watch from a compacted revision is refused through onError (410), like the memory backend.
+      const node2 = await startNode('memory:', { backendOpts: { feedRetention: 2 } });
+      const r2 = await ProcessRegistry.open({ backend: node2.url, cleanupInterval: 0 });
+      for (let i = 0; i < 5; i++) await r2.register(`k${i}`, me.pid, {}, { namespace: 'w' });
+      const errs: Error[] = [];
+      await r2.backend.watch!({ sinceRevision: 0 }, () => undefined, (e) => errs.push(e));
+      assert.match(String(errs[0]?.message), /compacted/);
+      await r2.close();
+      await node2.close();
+    } finally {
+      await r.close();
+      await node.close();
+      await killAllSleepers();
+    }
+  });
+});
+
+describe('node: the change feed of a backend without one (sqlite)', () => {
+  it('requests, sweeps and namespace clears are on the feed, with revisions', async () => {
+    const { tempDir } = await import('../support/tmp.js');
+    const t = tempDir();
+    const node = await startNode(`sqlite:${t.dir}/feed.db`);
+    const r = await ProcessRegistry.open({ backend: node.url, cleanupInterval: 0 });
+    try {
+      const seen: Array<{ revision: number; what: string }> = [];
+      const stop = await r.backend.watch!({ namespace: 'sq' }, (e) => seen.push({ revision: e.revision, what: `${e.type}:${e.key}` }));
+      const [a, b] = await Promise.all([spawnSleeper(), spawnSleeper()]);
+      await r.register('a', a.pid, {}, { namespace: 'sq' });
+      await r.register('b', b.pid, {}, { namespace: 'sq' });
+      await r.updateMetadata('b', { x: 1 }, { namespace: 'sq' });
+      await a.kill();
+      const sweep = await r.cleanup();
+      assert.equal(sweep.removed, 1);
+      await r.backend.clearNamespace!('sq');
+      await waitFor(() => seen.length === 5, 5000, 'five feed events');
+      assert.deepEqual(seen.map((e) => e.what), ['put:a', 'put:b', 'put:b', 'delete:a', 'delete:b']);
+      assert.deepEqual(seen.map((e) => e.revision), [...seen.map((e) => e.revision)].sort((x, y) => x - y), 'revisions increase');
+      stop();
+      // Resume after the second event: the last three come back.
+      const again: string[] = [];
+      const stop2 = await r.backend.watch!({ namespace: 'sq', sinceRevision: seen[1].revision }, (e) => again.push(`${e.type}:${e.key}`));
+      await waitFor(() => again.length === 3, 5000, 'three replayed events');
+      assert.deepEqual(again, ['put:b', 'delete:a', 'delete:b']);
+      stop2();
+    } finally {
+      await r.close();
+      await node.close();
+      await killAllSleepers();
+      t.cleanup();
+    }
+  });
+});

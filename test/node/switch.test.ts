@@ -1,0 +1,127 @@
+/**
+ * Runtime backend switching: a node over memory moves to a SQLite file while clients keep
+ * registering, updating and unregistering through it. No operation may fail, the final state must
+ * be exactly what the acknowledged operations say, the change feed must run on across the flip
+ * with increasing revisions and replay to the same state, and the file must hold it afterwards.
+ */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import type { ChangeEvent, Meta } from '../../src/backends/contract.js';
+import { RemoteBackend } from '../../src/backends/remote.js';
+import { ProcessRegistry } from '../../src/registry/service.js';
+import { killAllSleepers, spawnSleepers, waitFor } from '../support/processes.js';
+import { cli, startNode } from '../support/node.js';
+import { tempDir } from '../support/tmp.js';
+
+const t = tempDir();
+after(async () => {
+  await killAllSleepers();
+  t.cleanup();
+});
+
+describe('node switch', { timeout: 120_000 }, () => {
+  it('memory → sqlite under load: nothing lost, nothing failed, the feed runs on', async () => {
+    const node = await startNode('memory:');
+    const client = await ProcessRegistry.open({ backend: node.url, namespace: 'sw', cleanupInterval: 0 });
+    const remote = client.backend as RemoteBackend;
+    const procs = await spawnSleepers(4);
+    const events: ChangeEvent[] = [];
+    const feedErrors: Error[] = [];
+    const stopWatch = await remote.watch({ namespace: 'sw' }, (e) => events.push(e), (e) => feedErrors.push(e));
+    const expected = new Map<string, { pid: number; meta: Meta }>();
+    const failures: unknown[] = [];
+    let ops = 0;
+    let stop = false;
+    const worker = async (w: number) => {
+      const pid = procs[w].pid;
+      for (let i = 0; !stop; i++) {
+        const key = `w${w}/k${i % 25}`;
+        const have = expected.has(key);
+        try {
+          if (!have || i % 5 === 0) {
+            await client.register(key, pid, { v: i });
+            expected.set(key, { pid, meta: { v: i } });
+          } else if (i % 3 === 0) {
+            await client.unregister(key);
+            expected.delete(key);
+          } else {
+            const e = await client.updateMetadata(key, { u: i }, { merge: true });
+            expected.set(key, { pid, meta: e.meta });
+          }
+          ops++;
+        } catch (err) {
+          failures.push(err);
+        }
+      }
+    };
+    // A larger namespace beside it, so the backfill takes a while and dual writes land during it.
+    const bulk = Array.from({ length: 20_000 }, (_, i) => ({ key: `b${i}`, pid: 100 + (i % 50), node: 'elsewhere', namespace: 'big' }));
+    for (let i = 0; i < bulk.length; i += 5000) assert.ok((await client.bulkRegister(bulk.slice(i, i + 5000))).every((r) => r.ok));
+    const workers = procs.map((_, w) => worker(w));
+    await waitFor(() => ops > 300, 20_000, 'load to start');
+    const file = join(t.dir, 'switched.db');
+    const report = (await remote.switchNode(`sqlite:${file}`)) as { from: string; to: string; copied: number; entries: number; revision: number };
+    const opsAtFlip = ops;
+    await waitFor(() => ops > opsAtFlip + 300, 20_000, 'load to go on after the flip');
+    stop = true;
+    await Promise.all(workers);
+    assert.deepEqual(failures, [], 'no operation failed');
+    assert.equal(report.from, 'memory:');
+    assert.equal(report.to, `sqlite:${file}`);
+    assert.ok(report.copied >= 20_000, `copied ${report.copied}`);
+    assert.equal(await client.count({ namespace: 'big' }), 20_000);
+    assert.equal(node.registry.backend.url, `sqlite:${file}`);
+
+    // Final state through the node = the acknowledged operations.
+    const got = new Map<string, { pid: number; meta: Meta }>();
+    for await (const e of client.entries()) got.set(e.key, { pid: e.pid, meta: e.meta });
+    assert.deepEqual(got, expected);
+
+    // The feed: revisions increase through the flip, and replaying it gives the same state.
+    await waitFor(() => events.length > 0 && events[events.length - 1].revision >= (node.nodeInfo().revision ?? 0), 10_000, 'the feed to catch up');
+    assert.deepEqual(feedErrors, []);
+    for (let i = 1; i < events.length; i++) assert.ok(events[i].revision > events[i - 1].revision, `revision ${events[i].revision} after ${events[i - 1].revision}`);
+    assert.ok(events.some((e) => e.revision <= report.revision) && events.some((e) => e.revision > report.revision), 'events on both sides of the flip');
+    const replay = new Map<string, { pid: number; meta: Meta }>();
+    for (const e of events) {
+      if (e.type === 'put') replay.set(e.key, { pid: e.entry!.pid, meta: e.entry!.meta });
+      else replay.delete(e.key);
+    }
+    assert.deepEqual(replay, expected);
+    // A resume from before the flip is refused as compacted (list again).
+    const errs: Error[] = [];
+    await remote.watch({ namespace: 'sw', sinceRevision: 1 }, () => undefined, (e) => errs.push(e));
+    assert.match(String(errs[0]?.message), /compacted/);
+
+    stopWatch();
+    await client.close();
+    await node.close();
+    // The file holds it.
+    const direct = await ProcessRegistry.open({ backend: `sqlite:${file}`, namespace: 'sw', cleanupInterval: 0 });
+    const onDisk = new Map<string, { pid: number; meta: Meta }>();
+    for await (const e of direct.entries()) onDisk.set(e.key, { pid: e.pid, meta: e.meta });
+    await direct.close();
+    assert.deepEqual(onDisk, expected);
+  });
+
+  it('refuses a switch to a backend of another kind, and the CLI drives a switch', async () => {
+    const node = await startNode('memory:');
+    try {
+      const client = await ProcessRegistry.open({ backend: node.url, cleanupInterval: 0 });
+      const err = await (client.backend as RemoteBackend).switchNode(node.url).catch((e) => e);
+      assert.equal(err.code, 'INVALID_INPUT');
+      assert.match(err.message, /cannot switch/);
+      assert.equal(node.registry.backend.url, 'memory:', 'still on memory');
+      await client.close();
+      const file = join(t.dir, 'cli.db');
+      // cli() spawns asynchronously: the node runs in this process and must keep answering.
+      const r = await cli(['node', 'switch', '--to', `sqlite:${file}`, '-b', node.url, '--json']);
+      assert.equal(r.code, 0, r.err);
+      assert.equal(JSON.parse(r.out).to, `sqlite:${file}`);
+      assert.equal(node.registry.backend.url, `sqlite:${file}`);
+    } finally {
+      await node.close();
+    }
+  });
+});

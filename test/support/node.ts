@@ -1,0 +1,67 @@
+/** A real registry node on port 0 for tests, in-process or as a child `registry serve` process. */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { once } from 'node:events';
+import { fileURLToPath } from 'node:url';
+import { RegistryNode, type NodeOptions, openNodeRegistry } from '../../src/node/server.js';
+
+/** Start a node over `backend` on 127.0.0.1:0 (silent logs). */
+export async function startNode(backend: string, opts: Partial<NodeOptions> & { backendOpts?: Record<string, unknown>; cleanupInterval?: number } = {}): Promise<RegistryNode> {
+  const registry = await openNodeRegistry({ backend, backendOpts: opts.backendOpts, cleanupInterval: opts.cleanupInterval ?? 0 });
+  try {
+    return await RegistryNode.start({ registry, port: 0, logLevel: 'silent', ...opts });
+  } catch (e) {
+    await registry.close();
+    throw e;
+  }
+}
+
+export const RUN_JS = fileURLToPath(new URL('../../../bin/run.js', import.meta.url));
+
+export interface ServeProcess {
+  child: ChildProcess;
+  url: string;
+  stderr(): string;
+  /** Exit code/signal once it exited. */
+  exited: Promise<[number | null, NodeJS.Signals | null]>;
+}
+
+/** Spawn `registry serve --listen 127.0.0.1:0 …` and wait for the URL it prints. */
+export async function spawnServe(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ServeProcess> {
+  const child = spawn(process.execPath, [RUN_JS, 'serve', '--listen', '127.0.0.1:0', ...args], {
+    stdio: ['ignore', 'pipe', 'pipe'],
+    env: { ...process.env, NO_COLOR: '1', ...env },
+  });
+  let out = '';
+  let err = '';
+  child.stderr!.on('data', (c) => (err += c));
+  const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
+  const url = await new Promise<string>((resolve, reject) => {
+    const timer = setTimeout(() => reject(new Error(`registry serve printed no URL within 20 s; stderr: ${err}`)), 20_000);
+    child.stdout!.on('data', (c) => {
+      out += c;
+      const m = /(https?:\/\/\S+)/.exec(out);
+      if (m) {
+        clearTimeout(timer);
+        resolve(m[1]);
+      }
+    });
+    exited.then(([code, sig]) => {
+      clearTimeout(timer);
+      reject(new Error(`registry serve exited (${code ?? sig}) before listening: ${err}`));
+    });
+  });
+  return { child, url, stderr: () => err, exited };
+}
+
+/** Run the CLI asynchronously (an in-process node keeps answering); exit code, stdout, stderr. */
+export function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string; err: string }> {
+  return new Promise((resolve, reject) => {
+    const c = spawn(process.execPath, [RUN_JS, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', CI: '1', ...env } });
+    let out = '';
+    let err = '';
+    c.stdout!.on('data', (d) => (out += d));
+    c.stderr!.on('data', (d) => (err += d));
+    c.on('error', reject);
+    c.on('exit', (code) => resolve({ code: code ?? -1, out, err }));
+  });
+}
