@@ -174,6 +174,8 @@ export interface BackendContext {
   nodeName: string;
   /** Judges a stored registration: false when its process is known dead. */
   isAlive(entry: Registration): boolean;
+  /** The opener is a long-lived process (its sweep runs: cleanupInterval > 0); undefined = unknown. Lease backends tie its registrations to its lifetime. */
+  longLived?: boolean;
 }
 
 /** The contract. Each method's result is documented in design §2. */

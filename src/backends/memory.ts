@@ -272,7 +272,8 @@ class AtomicAbort extends Error {
   }
 }
 
-function matchesCond(e: Registration, cond?: UnregisterCondition): boolean {
+/** Does `e` still match an unregister condition (compare-and-delete)? */
+export function matchesCond(e: Registration, cond?: UnregisterCondition): boolean {
   if (!cond) return true;
   if (cond.pid !== undefined && e.pid !== cond.pid) return false;
   if (cond.registeredAt !== undefined && e.registeredAt !== cond.registeredAt) return false;

@@ -39,7 +39,7 @@ export default class Serve extends RegistryCommand<typeof Serve> {
     const r = this.resolved();
     const fromOpts = r.backendOpts.cleanupInterval;
     const cleanupInterval = f['cleanup-interval'] !== undefined ? parseDuration(f['cleanup-interval'], '--cleanup-interval') : typeof fromOpts === 'number' ? fromOpts : DEFAULT_CLEANUP_INTERVAL;
-    const registry = await openNodeRegistry({ backend: r.backend, backendOpts: r.backendOpts, namespace: this.ns ?? r.namespace, nodeName: f.node ?? r.node, cleanupInterval });
+    const registry = await openNodeRegistry({ backend: r.backend, backendOpts: r.backendOpts, namespace: this.ns ?? r.namespace, nodeName: f['node-name'] ?? r.node, cleanupInterval });
     let node: RegistryNode;
     try {
       node = await RegistryNode.start({

@@ -106,7 +106,9 @@ export class ProcessRegistry {
   static async openWith(make: (ctx: BackendContext) => MaybePromise<Backend>, opts: Omit<OpenOptions, 'backend'> = {}): Promise<ProcessRegistry> {
     const nodeName = opts.nodeName ?? (process.env.REGISTRY_NODE || os.hostname());
     const holder: { reg?: ProcessRegistry } = {};
-    const ctx: BackendContext = { nodeName, isAlive: (e) => holder.reg!.isAlive(e) };
+    const fromOpts = opts.backendOpts?.cleanupInterval;
+    const interval = opts.cleanupInterval ?? (typeof fromOpts === 'number' ? fromOpts : DEFAULT_CLEANUP_INTERVAL);
+    const ctx: BackendContext = { nodeName, isAlive: (e) => holder.reg!.isAlive(e), longLived: interval > 0 };
     const backend = await make(ctx);
     const reg = new ProcessRegistry(backend, { ...opts, nodeName });
     holder.reg = reg;

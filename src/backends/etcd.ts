@@ -1,0 +1,1013 @@
+/**
+ * `etcd://H:P[,H:P…][/prefix]` — the registry on an etcd cluster (the seed's Horde backend).
+ *
+ * Unique names by txn (`createRevision == 0`: exactly one winner across any number of nodes);
+ * replacing a holder (same pid, or dead) by a txn conditioned on the holder's modRevision; metadata
+ * index and per-process keys written in the same txn as the registration; liveness by leases held
+ * by long-lived processes; a watch change feed; linearizable reads by default (read-your-writes
+ * across nodes). Key layout (JSON values, readable with `etcdctl get --prefix /procreg`):
+ *
+ *   <prefix>/r/<ns>/<key>                              the registration (Registration as JSON)
+ *   <prefix>/p/<node>/<pid>/<ns>/<key>                 per-process key {pidStart} (sweeps)
+ *   <prefix>/i/<ns>/<field>/<value>/<key>              metadata index {pid}
+ *   <prefix>/u/<ns>/<key>                              "not indexed" marker (too many values)
+ *   <prefix>/c/<node>                                  last sweep of a node {at}
+ *
+ * `<node>`, `<field>` and `<value>` are percent-encoded (no `/`); `<ns>` cannot hold `/`; `<key>`
+ * is raw UTF-8, so etcd's byte order is the registry's key order. Every key of a registration
+ * shares its lease, so a lease's expiry removes the registration and its index keys at once.
+ *
+ * Leases (design §1): `lease: 'session'` (default for long-lived openers: the service sweeps,
+ * `BackendContext.longLived`) attaches what this process registers to leases it keeps alive, so
+ * it vanishes within the TTL when the process dies; `lease: 'none'` (default for one-shot CLI
+ * calls) writes plain keys that outlive the process, judged by the owning node's sweep. Because
+ * etcd 3.4 applies a put with a lease in time linear in the keys already on that lease (etcd issue
+ * 15993), a process holds a pool of leases of at most `keysPerLease` keys each (default 1000).
+ */
+import { Etcd3, type IKeyValue, type IRequestOp, type ICompare, type Lease, type Watcher } from 'etcd3';
+import {
+  type Backend,
+  type BackendContext,
+  type BucketDigests,
+  type BulkResult,
+  type Capabilities,
+  type ChangeEvent,
+  ClosedError,
+  defaultCapabilities,
+  type HealthReport,
+  InvalidInputError,
+  type ListOptions,
+  type Meta,
+  type Page,
+  type ProcessSummary,
+  type RegisterOptions,
+  type RegisterOutcome,
+  type Registration,
+  RegistryError,
+  statusFromDeadShare,
+  UnauthorizedError,
+  type UnregisterCondition,
+  UnreachableError,
+  type UpdateOptions,
+  asRegistryError,
+} from './contract.js';
+import { BucketDigester } from '../registry/digest.js';
+import { matchesCond } from './memory.js';
+import { matchesWhere, mergePatch, scalarText } from '../registry/validate.js';
+
+export const ETCD_BACKEND = 'etcd';
+
+/** The seed's optimization-layer index fields (design §3). */
+export const DEFAULT_INDEX_FIELDS = ['type', 'agent_type', 'priority', 'capabilities', 'category', 'tier', 'region'];
+
+export interface EtcdOptions {
+  /** `session`: registrations die with this process (lease); `none`: they outlive it. Default by use (see file header). */
+  lease?: 'session' | 'none';
+  /** Lease TTL in seconds (default 10). */
+  leaseTtl?: number;
+  /** Keys attached to one lease before another is granted (etcd issue 15993; default 1000). */
+  keysPerLease?: number;
+  /** Metadata fields kept in the native index (default DEFAULT_INDEX_FIELDS). */
+  indexFields?: string[];
+  /** `linearizable` (default: read-your-writes across nodes) or `serializable` (local member, may be stale). */
+  consistency?: 'linearizable' | 'serializable';
+  /** Deadline of one etcd call in ms (default 2000). */
+  callTimeout?: number;
+  /** Total time spent retrying recoverable errors (leader election, a member down) in ms (default 6000). */
+  retryTimeout?: number;
+}
+
+/** Parse `etcd://h:p[,h:p…][/prefix]` into endpoints and a key prefix (default `/procreg`). */
+export function parseEtcdUrl(url: string): { endpoints: string[]; prefix: string } {
+  const m = /^etcd:\/\/([^/]*)(\/.*)?$/i.exec(url.trim());
+  const usage = 'use etcd://HOST:PORT[,HOST:PORT…][/prefix], e.g. etcd://127.0.0.1:2379/registry';
+  if (!m || !m[1]) throw new InvalidInputError(`invalid etcd backend ${JSON.stringify(url)}: ${usage}`);
+  const endpoints = m[1].split(',').map((h) => h.trim());
+  for (const h of endpoints) {
+    const hp = /^(\[[0-9a-f:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/i.exec(h);
+    if (!hp || Number(hp[2]) < 1 || Number(hp[2]) > 65535) throw new InvalidInputError(`invalid etcd endpoint ${JSON.stringify(h)} in ${JSON.stringify(url)}: ${usage}`);
+  }
+  const prefix = (m[2] ?? '/procreg').replace(/\/+$/, '');
+  if (/[\u0000-\u001f]/.test(prefix)) throw new InvalidInputError(`invalid etcd key prefix ${JSON.stringify(prefix)}: no control characters`);
+  return { endpoints, prefix };
+}
+
+/** What the etcd backend offers beyond the contract (used by src/backends/etcd-cache.ts). */
+export interface EtcdBackendApi extends Backend {
+  /** The stored entry and the store revision it was read at. */
+  lookupAt(namespace: string, key: string): Promise<{ entry: Registration | undefined; revision: number }>;
+  /** The store's current revision (list-then-watch: list, then watch from it). */
+  currentRevision(): Promise<number>;
+  watch: NonNullable<Backend['watch']>;
+}
+
+export function createEtcdBackend(location: string, opts: EtcdOptions & Record<string, unknown>, ctx: BackendContext): Backend {
+  const { endpoints, prefix } = parseEtcdUrl(location);
+  // Long-lived openers (their sweep runs) tie registrations to their lifetime; one-shot callers
+  // and openers that do not say (a bare openBackend) write keys that outlive them.
+  const lease = opts.lease ?? (ctx.longLived ? 'session' : 'none');
+  if (lease !== 'session' && lease !== 'none') throw new InvalidInputError(`invalid etcd lease mode ${JSON.stringify(lease)}: use "session" or "none"`);
+  const ttl = opts.leaseTtl ?? 10;
+  if (!Number.isInteger(ttl) || ttl < 2) throw new InvalidInputError(`invalid leaseTtl ${JSON.stringify(ttl)}: a whole number of seconds, at least 2`);
+  return new EtcdBackend(endpoints, prefix, { ...opts, lease, leaseTtl: ttl }, ctx);
+}
+
+/** Most ops in one txn (etcd's --max-txn-ops default is 128; keep headroom). */
+const MAX_TXN_OPS = 120;
+/** Index keys of one registration beyond which it is marked "not indexed" instead. */
+const MAX_INDEX_KEYS = 48;
+/** Index values longer than this (bytes) are not indexed (queries for them scan). */
+const MAX_INDEX_VALUE = 200;
+/** Bytes of values in one bulk txn (etcd's request limit is 1.5 MiB). */
+const MAX_TXN_BYTES = 1024 * 1024;
+
+const CMP_EQUAL = 0;
+const TARGET_CREATE = 1;
+const TARGET_MOD = 2;
+
+class EtcdBackend implements EtcdBackendApi {
+  readonly name = ETCD_BACKEND;
+  readonly url: string;
+  readonly capabilities: Capabilities = {
+    ...defaultCapabilities,
+    bulkRegister: true,
+    watch: true,
+    digest: true,
+    findByMetadata: true,
+    persistent: true,
+    distributed: true,
+  };
+
+  readonly client: Etcd3;
+  private readonly root: string;
+  private readonly indexFields: Set<string>;
+  private readonly serializable: boolean;
+  private readonly callTimeout: number;
+  private readonly retryTimeout: number;
+  private readonly leases: LeasePool | null;
+  private readonly watchers = new Set<Watcher>();
+  private closed = false;
+  private probing: { at: number; p: Promise<Probe> } | null = null;
+  private readonly recent = new Map<string, { kv: IKeyValue; at: number }>();
+
+  constructor(
+    readonly endpoints: string[],
+    prefix: string,
+    readonly opts: EtcdOptions,
+    private readonly ctx: BackendContext,
+  ) {
+    this.url = `etcd://${endpoints.join(',')}${prefix}`;
+    this.root = prefix;
+    this.indexFields = new Set(opts.indexFields ?? DEFAULT_INDEX_FIELDS);
+    this.serializable = opts.consistency === 'serializable';
+    this.callTimeout = opts.callTimeout ?? 2000;
+    this.retryTimeout = opts.retryTimeout ?? 6000;
+    const callTimeout = this.callTimeout;
+    this.client = new Etcd3({
+      hosts: endpoints.map((h) => `http://${h}`),
+      dialTimeout: callTimeout,
+      defaultCallOptions: (c) => (c.isStream ? {} : { deadline: Date.now() + callTimeout }),
+      faultHandling: {
+        // Retries are ours (see `rpc`): one attempt per call here, a quick per-member breaker.
+        global: { execute: (fn: () => Promise<unknown>) => fn() } as never,
+        host: () => new HostBreaker() as never,
+      },
+    });
+    this.leases = opts.lease === 'session' ? new LeasePool(this.client, opts.leaseTtl ?? 10, opts.keysPerLease ?? 1000) : null;
+  }
+
+  // --- the contract ------------------------------------------------------------------------------
+
+  async register(entry: Registration, opts: RegisterOptions): Promise<RegisterOutcome> {
+    const key = this.rkey(entry.namespace, entry.key);
+    const value = JSON.stringify(entry);
+    const aux = this.auxKeys(entry);
+    return this.rpc('register', async () => {
+      for (;;) {
+        const lease = await this.leaseFor(1 + aux.length);
+        const created = await this.client.kv
+          .txn({
+            compare: [{ key, target: TARGET_CREATE, result: CMP_EQUAL, create_revision: 0 }],
+            success: [put(key, value, lease), ...aux.map(([k, v]) => put(k, v, lease))],
+            failure: [{ request_range: { key, serializable: false } }],
+          })
+          .catch((err) => this.leaseLost(err, lease));
+        if (!created) continue; // our lease expired (a partition longer than the TTL): take a fresh one
+        if (created.succeeded) return { ok: true, entry };
+        this.leases?.release(lease, 1 + aux.length);
+        const kv = created.responses[0].response_range.kvs[0];
+        if (!kv) continue; // deleted in between: try to create again
+        const holder = parseEntry(kv);
+        if (!opts.replaceIf(holder)) return { ok: false, holder };
+        const lease2 = await this.leaseFor(1 + aux.length);
+        const replaced = await this.client.kv
+          .txn({
+            compare: [modIs(key, kv.mod_revision)],
+            success: [...this.staleAux(holder, aux), put(key, value, lease2), ...aux.map(([k, v]) => put(k, v, lease2))],
+          })
+          .catch((err) => this.leaseLost(err, lease2));
+        if (replaced?.succeeded) {
+          this.leases?.forget(kv.lease, 1 + this.auxKeys(holder).length);
+          return { ok: true, entry, replaced: holder };
+        }
+        this.leases?.release(lease2, 1 + aux.length);
+      }
+    });
+  }
+
+  async lookup(namespace: string, key: string): Promise<Registration | undefined> {
+    const k = this.rkey(namespace, key);
+    const kv = await this.get(k);
+    if (kv) this.remember(k, kv);
+    return kv ? parseEntry(kv) : undefined;
+  }
+
+  /** The entry with the store revision it was read at (the watched cache needs both). */
+  async lookupAt(namespace: string, key: string): Promise<{ entry: Registration | undefined; revision: number }> {
+    const res = await this.rpc('lookup', () => this.client.kv.range({ key: this.rkey(namespace, key), serializable: this.serializable }));
+    return { entry: res.kvs[0] ? parseEntry(res.kvs[0]) : undefined, revision: Number(res.header.revision) };
+  }
+
+  async unregister(namespace: string, key: string, cond?: UnregisterCondition): Promise<boolean> {
+    const k = this.rkey(namespace, key);
+    return this.rpc('unregister', async () => {
+      for (let first = true; ; first = false) {
+        const kv = (first && this.recall(k)) || (await this.rawGet(k));
+        if (!kv) return false;
+        const e = parseEntry(kv);
+        if (!matchesCond(e, cond)) return false;
+        const r = await this.client.kv.txn({ compare: [modIs(k, kv.mod_revision)], success: this.deleteOps(e) });
+        if (r.succeeded) {
+          this.leases?.forget(kv.lease, 1 + this.auxKeys(e).length);
+          return true;
+        }
+      }
+    });
+  }
+
+  async list(namespace: string, opts: ListOptions): Promise<Page> {
+    const limit = Math.max(1, opts.limit ?? 1000);
+    const indexed = opts.where?.find(([f, v]) => this.indexFields.has(f) && Buffer.byteLength(v) <= MAX_INDEX_VALUE);
+    if (indexed) return this.listByIndex(namespace, opts, limit, indexed);
+    const base = this.nsPrefix(namespace);
+    const items: Registration[] = [];
+    let start = opts.after === undefined ? base : Buffer.concat([base, Buffer.from(opts.after), ZERO]);
+    const end = prefixEnd(base);
+    for (;;) {
+      const want = opts.where ? Math.max(limit * 2, 256) : limit - items.length;
+      const res = await this.rpc('list', () => this.client.kv.range({ key: start, range_end: end, limit: want, serializable: this.serializable }));
+      for (let i = 0; i < res.kvs.length; i++) {
+        const e = parseEntry(res.kvs[i]);
+        if (!matchesWhere(e.meta, opts.where)) continue;
+        items.push(e);
+        if (items.length === limit) {
+          const more = i < res.kvs.length - 1 || res.more;
+          return more ? { items, next: e.key } : { items };
+        }
+      }
+      if (!res.more || res.kvs.length === 0) return { items };
+      start = Buffer.concat([res.kvs[res.kvs.length - 1].key, ZERO]);
+    }
+  }
+
+  async updateMetadata(namespace: string, key: string, meta: Meta, opts: UpdateOptions): Promise<Registration | undefined> {
+    const k = this.rkey(namespace, key);
+    return this.rpc('updateMetadata', async () => {
+      for (let first = true; ; first = false) {
+        const kv = (first && this.recall(k)) || (await this.rawGet(k));
+        if (!kv) return undefined;
+        const old = parseEntry(kv);
+        const next: Registration = { ...old, meta: opts.merge ? (mergePatch(old.meta, meta) as Meta) : meta, updatedAt: Date.now() };
+        opts.validate?.(next.meta);
+        const aux = this.auxKeys(next);
+        const lease = kv.lease; // keep the holder's lease: the entry still dies with its owner
+        try {
+          const r = await this.client.kv.txn({
+            compare: [modIs(k, kv.mod_revision)],
+            success: [...this.staleAux(old, aux), put(k, JSON.stringify(next), lease), ...aux.map(([ak, v]) => put(ak, v, lease))],
+          });
+          if (r.succeeded) return next;
+        } catch (err) {
+          if (isLeaseGone(err)) continue; // the owner's lease expired meanwhile: the key is gone
+          throw err;
+        }
+      }
+    });
+  }
+
+  async count(namespace?: string): Promise<number> {
+    const base = namespace === undefined ? this.bytes('/r/') : this.nsPrefix(namespace);
+    const res = await this.rpc('count', () => this.client.kv.range({ key: base, range_end: prefixEnd(base), count_only: true, serializable: this.serializable }));
+    return Number(res.count);
+  }
+
+  async namespaces(): Promise<string[]> {
+    const base = this.bytes('/r/');
+    const out: string[] = [];
+    let start = base;
+    for (;;) {
+      const res = await this.rpc('namespaces', () => this.client.kv.range({ key: start, range_end: prefixEnd(base), limit: 1, keys_only: true, serializable: this.serializable }));
+      if (res.kvs.length === 0) return out;
+      const rest = res.kvs[0].key.subarray(base.length).toString();
+      const ns = rest.slice(0, rest.indexOf('/'));
+      out.push(ns);
+      start = prefixEnd(this.nsPrefix(ns));
+    }
+  }
+
+  async healthCheck(): Promise<HealthReport> {
+    this.check();
+    const probe = await this.probe(true);
+    const base = {
+      members: probe.members,
+      leader: probe.leader,
+      leaderEndpoint: probe.leaderEndpoint,
+      raftTerm: probe.raftTerm,
+      raftIndex: probe.raftIndex,
+      revision: probe.revision,
+      dbSize: probe.dbSize,
+      endpoints: this.endpoints,
+      prefix: this.root,
+      leaseMode: this.opts.lease,
+      sessionLeases: this.leases?.count() ?? 0,
+    };
+    if (probe.quorumLost || probe.reachable === 0) {
+      return {
+        status: 'unhealthy', registrations: 0, alive: 0, dead: 0, memoryBytes: 0, lastCleanup: null,
+        reasons: [quorumMessage(probe, this.endpoints)], ...base,
+      };
+    }
+    try {
+      const [registrations, procs, leases, alarms, last] = await Promise.all([
+        this.count(),
+        this.processes(this.ctx.nodeName),
+        this.rpc('health', () => this.client.leaseClient.leaseLeases()),
+        this.rpc('health', () => this.client.maintenance.alarm({ action: 'Get' as never, memberID: 0, alarm: 'None' as never })),
+        this.get(this.bytes(`/c/${encodeURIComponent(this.ctx.nodeName)}`)),
+      ]);
+      let dead = 0;
+      for (const p of procs) if (!this.ctx.isAlive({ pid: p.pid, pidStart: p.pidStart, node: this.ctx.nodeName } as Registration)) dead += p.count;
+      const alive = Math.max(0, registrations - dead);
+      const verdict = statusFromDeadShare(alive, dead);
+      const alarmList = (alarms.alarms ?? []).map((a) => `${a.alarm} on member ${a.memberID}`);
+      const reasons = [...verdict.reasons];
+      let status = verdict.status;
+      if (alarmList.length) {
+        status = 'unhealthy';
+        reasons.push(`etcd alarms raised: ${alarmList.join(', ')} (NOSPACE: compact, defragment, then \`etcdctl alarm disarm\`)`);
+      }
+      const down = probe.members.filter((m) => !m.reachable);
+      if (down.length && status === 'healthy') {
+        status = 'degraded';
+        reasons.push(`etcd members unreachable: ${down.map((m) => m.endpoint).join(', ')} (quorum holds)`);
+      }
+      return {
+        status, reasons, registrations, alive, dead, memoryBytes: probe.dbSize,
+        lastCleanup: last ? (JSON.parse(last.value.toString()) as { at: number }).at : null,
+        leases: leases.leases.length, alarms: alarmList, ...base,
+      };
+    } catch (err) {
+      const e = asRegistryError(err);
+      return { status: 'unhealthy', registrations: 0, alive: 0, dead: 0, memoryBytes: 0, lastCleanup: null, reasons: [e.message], ...base };
+    }
+  }
+
+  async close(): Promise<void> {
+    if (this.closed) return;
+    this.closed = true;
+    for (const w of this.watchers) await w.cancel().catch(() => undefined);
+    this.watchers.clear();
+    await this.leases?.revokeAll();
+    this.client.close();
+  }
+
+  async bulkRegister(entries: Registration[], opts: RegisterOptions & { atomic?: boolean }): Promise<BulkResult[]> {
+    if (opts.atomic) return this.bulkAtomic(entries, opts);
+    const results: BulkResult[] = new Array(entries.length);
+    // Batches of create-if-absent txns, one txn per batch: `txn(all absent)` succeeds for the
+    // common case; a batch with a held key falls back to per-entry registers.
+    for (const batch of batches(entries.map((e, i) => ({ e, i, aux: this.auxKeys(e) })))) {
+      const ok = await this.rpc('bulkRegister', async () => {
+        const n = batch.reduce((s, b) => s + 1 + b.aux.length, 0);
+        const lease = await this.leaseFor(n);
+        const r = await this.client.kv
+          .txn({
+            compare: batch.map((b) => ({ key: this.rkey(b.e.namespace, b.e.key), target: TARGET_CREATE, result: CMP_EQUAL, create_revision: 0 })),
+            success: batch.flatMap((b) => [put(this.rkey(b.e.namespace, b.e.key), JSON.stringify(b.e), lease), ...b.aux.map(([k, v]) => put(k, v, lease))]),
+          })
+          .catch((err) => this.leaseLost(err, lease));
+        if (!r?.succeeded) this.leases?.release(lease, n);
+        return !!r?.succeeded; // a lost lease: per-entry registers below take a fresh one
+      });
+      for (const b of batch) {
+        if (ok) results[b.i] = { ok: true, entry: b.e };
+        else {
+          try {
+            results[b.i] = await this.register(b.e, opts);
+          } catch (err) {
+            results[b.i] = { ok: false, error: asRegistryError(err) };
+          }
+        }
+      }
+    }
+    return results;
+  }
+
+  /** All or nothing: read every key, decide, then one txn conditioned on every key's revision. */
+  private async bulkAtomic(entries: Registration[], opts: RegisterOptions): Promise<BulkResult[]> {
+    // One txn may hold at most --max-txn-ops (128) operations: puts plus deletes of stale index keys.
+    const ops = entries.reduce((s, e) => s + 1 + 2 * this.auxKeys(e).length, 0);
+    if (ops > MAX_TXN_OPS || new Set(entries.map((e) => `${e.namespace}\u0000${e.key}`)).size !== entries.length) {
+      throw new InvalidInputError(`an atomic bulk register on etcd is one transaction of at most ${MAX_TXN_OPS} operations (about ${Math.floor(MAX_TXN_OPS / 3)} distinct keys): split the batch or drop --atomic`);
+    }
+    return this.rpc('bulkRegister', async () => {
+      for (;;) {
+        const keys = entries.map((e) => this.rkey(e.namespace, e.key));
+        const read = await this.client.kv.txn({ success: keys.map((key) => ({ request_range: { key } })) });
+        const current = read.responses.map((r) => r.response_range.kvs[0] as IKeyValue | undefined);
+        const results: BulkResult[] = entries.map((e, i) => {
+          const kv = current[i];
+          if (!kv) return { ok: true, entry: e };
+          const holder = parseEntry(kv);
+          return opts.replaceIf(holder) ? { ok: true, entry: e, replaced: holder } : { ok: false, holder };
+        });
+        if (results.some((r) => !r.ok)) {
+          return results.map((r) => (r.ok ? { ok: false, error: new RegistryError('CONFLICT', 'not written: another entry of the atomic batch failed') } : r));
+        }
+        const n = entries.reduce((s, e) => s + 1 + this.auxKeys(e).length, 0);
+        const lease = await this.leaseFor(n);
+        const compare: ICompare[] = keys.map((key, i) => (current[i] ? modIs(key, current[i]!.mod_revision) : { key, target: TARGET_CREATE, result: CMP_EQUAL, create_revision: 0 }));
+        const success: IRequestOp[] = entries.flatMap((e, i) => {
+          const aux = this.auxKeys(e);
+          const stale = current[i] ? this.staleAux(parseEntry(current[i]!), aux) : [];
+          return [...stale, put(keys[i], JSON.stringify(e), lease), ...aux.map(([k, v]) => put(k, v, lease))];
+        });
+        const r = await this.client.kv.txn({ compare, success });
+        if (r.succeeded) return results;
+        this.leases?.release(lease, n);
+      }
+    });
+  }
+
+  async clearNamespace(namespace: string): Promise<number> {
+    // Deleted in pages (not one huge range delete): etcd 3.4 reads stay slow after a large delete.
+    let removed = 0;
+    for (;;) {
+      const page = await this.list(namespace, { limit: 100 });
+      if (page.items.length === 0) return removed;
+      for (const e of page.items) if (await this.unregister(namespace, e.key, { pid: e.pid, registeredAt: e.registeredAt, node: e.node })) removed++;
+    }
+  }
+
+  async processes(node: string): Promise<ProcessSummary[]> {
+    const base = this.bytes(`/p/${encodeURIComponent(node)}/`);
+    const byProc = new Map<string, ProcessSummary>();
+    for await (const kv of this.scan('processes', base)) {
+      const pid = Number(kv.key.subarray(base.length).toString().split('/', 1)[0]);
+      const pidStart = (JSON.parse(kv.value.toString()) as { pidStart: number | null }).pidStart ?? null;
+      const id = `${pid}/${pidStart}`;
+      const p = byProc.get(id);
+      if (p) p.count++;
+      else byProc.set(id, { pid, pidStart, count: 1 });
+    }
+    return [...byProc.values()];
+  }
+
+  async removeProcess(node: string, pid: number, pidStart: number | null): Promise<number> {
+    const base = this.bytes(`/p/${encodeURIComponent(node)}/${pid}/`);
+    let removed = 0;
+    for (;;) {
+      const res = await this.rpc('removeProcess', () => this.client.kv.range({ key: base, range_end: prefixEnd(base), limit: 500 }));
+      let progress = false;
+      for (const kv of res.kvs) {
+        const rest = kv.key.subarray(base.length).toString();
+        const slash = rest.indexOf('/');
+        const ns = rest.slice(0, slash);
+        const key = rest.slice(slash + 1);
+        const e = await this.lookup(ns, key);
+        const pStart = (JSON.parse(kv.value.toString()) as { pidStart: number | null }).pidStart ?? null;
+        if (pStart !== pidStart) continue;
+        if (e && e.pid === pid && e.node === node && (e.pidStart ?? null) === pidStart) {
+          if (await this.unregister(ns, key, { pid, node, registeredAt: e.registeredAt })) removed++;
+          progress = true;
+        } else {
+          // An orphaned process key (entry replaced by another process): drop it alone.
+          await this.rpc('removeProcess', () => this.client.kv.txn({ compare: [modIs(kv.key, kv.mod_revision)], success: [{ request_delete_range: { key: kv.key } }] }));
+          progress = true;
+        }
+      }
+      if (!res.more || !progress) return removed;
+    }
+  }
+
+  async markCleanup(at: number): Promise<void> {
+    const key = this.bytes(`/c/${encodeURIComponent(this.ctx.nodeName)}`);
+    await this.rpc('markCleanup', () => this.client.kv.put({ key, value: Buffer.from(JSON.stringify({ at })) }));
+  }
+
+  async watch(
+    opts: { namespace?: string; sinceRevision?: number },
+    onEvent: (e: ChangeEvent) => void,
+    onError?: (err: Error) => void,
+  ): Promise<() => void> {
+    this.check();
+    const base = opts.namespace === undefined ? this.bytes('/r/') : this.nsPrefix(opts.namespace);
+    const rootLen = this.bytes('/r/').length;
+    let b = this.client.watch().prefix(base.toString());
+    if (opts.sinceRevision !== undefined) b = b.startRevision(String(opts.sinceRevision + 1));
+    const watcher = await this.rpc('watch', () => withDeadline(b.create(), this.retryTimeout, 'watch'));
+    this.watchers.add(watcher);
+    watcher.on('data', (res) => {
+      for (const ev of res.events) {
+        const rest = ev.kv.key.subarray(rootLen).toString();
+        const slash = rest.indexOf('/');
+        const e: ChangeEvent = {
+          revision: Number(ev.kv.mod_revision),
+          type: ev.type === 'Delete' ? 'delete' : 'put',
+          namespace: rest.slice(0, slash),
+          key: rest.slice(slash + 1),
+        };
+        if (e.type === 'put') e.entry = parseEntry(ev.kv);
+        onEvent(e);
+      }
+    });
+    let last = opts.sinceRevision ?? 0;
+    watcher.on('data', (res) => {
+      for (const ev of res.events) last = Math.max(last, Number(ev.kv.mod_revision));
+    });
+    watcher.on('error', async (err: Error) => {
+      this.watchers.delete(watcher);
+      // etcd cancels a watch whose start revision is compacted; the client drops the compact
+      // revision, so ask: can the revision after the last one seen still be read?
+      const compacted = /compact/i.test(err.message) || (await this.isCompacted(last + 1));
+      onError?.(
+        compacted
+          ? new RegistryError('CONFLICT', `the etcd watch from revision ${last} was compacted: list again and watch from the current revision`, { cause: err, details: { compacted: true } })
+          : new UnreachableError(`the etcd watch failed: ${err.message}`, { cause: err }),
+      );
+    });
+    return () => {
+      this.watchers.delete(watcher);
+      void watcher.cancel().catch(() => undefined);
+    };
+  }
+
+  async digest(namespace: string, buckets: number): Promise<BucketDigests> {
+    // Computed from one consistent snapshot (all pages read at the first page's revision).
+    const d = new BucketDigester(buckets);
+    for await (const kv of this.scan('digest', this.nsPrefix(namespace))) d.add(parseEntry(kv));
+    return d.result();
+  }
+
+  /** Every key under `base`, 1000 per request, all pages read at the first page's revision (one snapshot). */
+  private async *scan(what: string, base: Buffer): AsyncGenerator<IKeyValue> {
+    let start = base;
+    let revision: string | undefined;
+    for (;;) {
+      const res = await this.rpc(what, () => this.client.kv.range({ key: start, range_end: prefixEnd(base), limit: 1000, revision, serializable: this.serializable }));
+      revision ??= res.header.revision;
+      yield* res.kvs;
+      if (!res.more || res.kvs.length === 0) return;
+      start = Buffer.concat([res.kvs[res.kvs.length - 1].key, ZERO]);
+    }
+  }
+
+  private async isCompacted(revision: number): Promise<boolean> {
+    try {
+      await this.client.kv.range({ key: this.bytes('/r/'), count_only: true, revision, serializable: true });
+      return false;
+    } catch (err) {
+      return /compacted/i.test((err as Error).message);
+    }
+  }
+
+  /** The store's current revision (list-then-watch: list, then watch from this). */
+  async currentRevision(): Promise<number> {
+    const res = await this.rpc('revision', () => this.client.kv.range({ key: this.bytes('/r/'), count_only: true, serializable: this.serializable }));
+    return Number(res.header.revision);
+  }
+
+  // --- helpers -----------------------------------------------------------------------------------
+
+  private check(): void {
+    if (this.closed) throw new ClosedError('the etcd backend');
+  }
+
+  private bytes(path: string): Buffer {
+    return Buffer.from(`${this.root}${path}`);
+  }
+
+  private nsPrefix(ns: string): Buffer {
+    return this.bytes(`/r/${ns}/`);
+  }
+
+  private rkey(ns: string, key: string): Buffer {
+    return this.bytes(`/r/${ns}/${key}`);
+  }
+
+  /** The per-process key and index keys of an entry, with their values. */
+  private auxKeys(e: Registration): Array<[Buffer, string]> {
+    const out: Array<[Buffer, string]> = [[this.bytes(`/p/${encodeURIComponent(e.node)}/${e.pid}/${e.namespace}/${e.key}`), JSON.stringify({ pidStart: e.pidStart ?? null })]];
+    const idx: Array<[Buffer, string]> = [];
+    let unindexable = false;
+    const value = JSON.stringify({ pid: e.pid });
+    for (const field of this.indexFields) {
+      const v = e.meta[field];
+      if (v === undefined) continue;
+      const texts = new Set((Array.isArray(v) ? v : [v]).map((x) => scalarText(x)).filter((t): t is string => t !== undefined));
+      for (const t of texts) {
+        if (Buffer.byteLength(t) > MAX_INDEX_VALUE) continue; // queries for such values scan
+        idx.push([this.bytes(`/i/${e.namespace}/${encodeURIComponent(field)}/${encodeURIComponent(t)}/${e.key}`), value]);
+      }
+    }
+    if (idx.length > MAX_INDEX_KEYS) unindexable = true;
+    if (unindexable) out.push([this.bytes(`/u/${e.namespace}/${e.key}`), value]);
+    else out.push(...idx);
+    return out;
+  }
+
+  /** Deletes for the aux keys of `old` that `next` does not rewrite (a txn may not touch a key twice). */
+  private staleAux(old: Registration, next: Array<[Buffer, string]>): IRequestOp[] {
+    const keep = new Set(next.map(([k]) => k.toString('latin1')));
+    return this.auxKeys(old)
+      .filter(([k]) => !keep.has(k.toString('latin1')))
+      .map(([k]) => ({ request_delete_range: { key: k } }));
+  }
+
+  private deleteOps(e: Registration): IRequestOp[] {
+    return [{ request_delete_range: { key: this.rkey(e.namespace, e.key) } }, ...this.auxKeys(e).map(([k]) => ({ request_delete_range: { key: k } }))];
+  }
+
+  /**
+   * The service reads a key just before it changes it (liveness check, then update): the write
+   * reuses that read instead of a second round trip. Safe because every write is conditioned on
+   * the modRevision read; a stale one fails the compare and is read again.
+   */
+  private remember(k: Buffer, kv: IKeyValue): void {
+    if (this.recent.size >= 4096) this.recent.clear();
+    this.recent.set(k.toString('latin1'), { kv, at: Date.now() });
+  }
+
+  private recall(k: Buffer): IKeyValue | undefined {
+    const id = k.toString('latin1');
+    const r = this.recent.get(id);
+    if (!r) return undefined;
+    this.recent.delete(id);
+    return Date.now() - r.at < 1000 ? r.kv : undefined;
+  }
+
+  /** A txn failed: when because our session lease is gone, drop it from the pool (undefined = retry). */
+  private leaseLost(err: unknown, lease: string | undefined): undefined {
+    if (lease && this.leases && isLeaseGone(err)) {
+      this.leases.drop(lease);
+      return undefined;
+    }
+    throw err;
+  }
+
+  private async leaseFor(keys: number): Promise<string | undefined> {
+    return this.leases ? this.leases.acquire(keys) : undefined;
+  }
+
+  private async get(key: Buffer): Promise<IKeyValue | undefined> {
+    return this.rpc('lookup', () => this.rawGet(key));
+  }
+
+  private async rawGet(key: Buffer): Promise<IKeyValue | undefined> {
+    const res = await this.client.kv.range({ key, serializable: this.serializable });
+    return res.kvs[0];
+  }
+
+  private async listByIndex(namespace: string, opts: ListOptions, limit: number, [field, value]: [string, string]): Promise<Page> {
+    const ibase = this.bytes(`/i/${namespace}/${encodeURIComponent(field)}/${encodeURIComponent(value)}/`);
+    const ubase = this.bytes(`/u/${namespace}/`);
+    const items: Registration[] = [];
+    let cursor = opts.after;
+    for (;;) {
+      const from = (b: Buffer) => (cursor === undefined ? b : Buffer.concat([b, Buffer.from(cursor), ZERO]));
+      const page = await this.rpc('list', () => this.client.kv.range({ key: from(ibase), range_end: prefixEnd(ibase), limit: 100, keys_only: true, serializable: this.serializable }));
+      const keys = page.kvs.map((kv) => kv.key.subarray(ibase.length).toString());
+      const upper = page.more && keys.length ? Buffer.concat([ubase, Buffer.from(keys[keys.length - 1]), ZERO]) : prefixEnd(ubase);
+      const un = await this.rpc('list', () => this.client.kv.range({ key: from(ubase), range_end: upper, keys_only: true, serializable: this.serializable }));
+      const candidates = [...new Set([...keys, ...un.kvs.map((kv) => kv.key.subarray(ubase.length).toString())])].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+      for (let i = 0; i < candidates.length; i += MAX_TXN_OPS) {
+        const chunk = candidates.slice(i, i + MAX_TXN_OPS);
+        const r = await this.rpc('list', () => this.client.kv.txn({ success: chunk.map((k) => ({ request_range: { key: this.rkey(namespace, k), serializable: this.serializable } })) }));
+        for (let j = 0; j < chunk.length; j++) {
+          const kv = r.responses[j].response_range.kvs[0];
+          if (!kv) continue;
+          const e = parseEntry(kv);
+          if (!matchesWhere(e.meta, opts.where)) continue;
+          items.push(e);
+          if (items.length === limit) {
+            const more = i + j < candidates.length - 1 || page.more;
+            return more ? { items, next: e.key } : { items };
+          }
+        }
+      }
+      if (!page.more || keys.length === 0) return { items };
+      cursor = keys[keys.length - 1];
+    }
+  }
+
+  /**
+   * Run an etcd call, retrying recoverable failures (leader elections, one member down) within
+   * `retryTimeout`; lost quorum fails at once with UnreachableError naming it.
+   */
+  private async rpc<T>(what: string, fn: () => Promise<T>): Promise<T> {
+    this.check();
+    const deadline = Date.now() + this.retryTimeout;
+    let delay = 20;
+    for (;;) {
+      try {
+        return await fn();
+      } catch (err) {
+        if (err instanceof RegistryError) throw err;
+        if (this.closed) throw new ClosedError('the etcd backend');
+        if (!isTransient(err)) throw permanentError(err, what);
+        const probe = await this.probe();
+        if (probe.quorumLost || Date.now() + delay > deadline) {
+          // A write that reached a leader which then lost quorum sits uncommitted in its log: etcd
+          // commits it if that member leads again after recovery. Say so rather than claim "not written".
+          const unknown = WRITES.has(what) && isAmbiguous(err);
+          const outcome = unknown ? ' (this write reached the cluster before it failed: it takes effect only if the cluster recovers with it in its log — look the key up once etcd is back)' : '';
+          throw new UnreachableError(
+            probe.quorumLost
+              ? `${what} failed: ${quorumMessage(probe, this.endpoints)}${outcome}`
+              : `${what} failed: etcd at ${this.endpoints.join(',')} did not answer within ${this.retryTimeout} ms (${(err as Error).message}): check that the cluster is running${outcome}`,
+            { cause: err, details: { outcome: unknown ? 'unknown' : 'not-applied', members: probe.members } },
+          );
+        }
+        await new Promise((r) => setTimeout(r, delay));
+        delay = Math.min(delay * 2, 400);
+      }
+    }
+  }
+
+  /** Ask every endpoint for its status (gRPC gateway, 700 ms each); shared for 250 ms. */
+  private probe(fresh = false): Promise<Probe> {
+    const now = Date.now();
+    if (!fresh && this.probing && now - this.probing.at < 250) return this.probing.p;
+    const p = probeCluster(this.endpoints);
+    this.probing = { at: now, p };
+    return p;
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Leases, probing, errors and small helpers.
+// ---------------------------------------------------------------------------------------------
+
+/**
+ * The leases of one process: registrations go to a lease with fewer than `cap` attached keys, a
+ * new lease is granted when all are full (etcd issue 15993: a put with a lease costs time linear
+ * in the keys already on it). Counts are this process's own bookkeeping.
+ */
+class LeasePool {
+  private readonly pool: Array<{ lease: Lease; id: string; keys: number }> = [];
+  private granting: Promise<{ lease: Lease; id: string; keys: number }> | null = null;
+
+  constructor(private readonly client: Etcd3, private readonly ttl: number, private readonly cap: number) {}
+
+  async acquire(keys: number): Promise<string> {
+    for (;;) {
+      const slot = this.pool.find((s) => s.keys + keys <= this.cap || s.keys === 0);
+      if (slot) {
+        slot.keys += keys;
+        return slot.id;
+      }
+      if (!this.granting) {
+        this.granting = this.grant().finally(() => {
+          this.granting = null;
+        });
+      }
+      await this.granting;
+    }
+  }
+
+  private async grant() {
+    const lease = this.client.lease(this.ttl, { autoKeepAlive: true });
+    const id = await lease.grant().catch((err) => {
+      lease.release();
+      throw err;
+    });
+    const slot = { lease, id, keys: 0 };
+    lease.on('lost', () => {
+      const i = this.pool.indexOf(slot);
+      if (i >= 0) this.pool.splice(i, 1);
+    });
+    this.pool.push(slot);
+    return slot;
+  }
+
+  /** Keys counted by `acquire` that were not written. */
+  release(id: string | undefined, keys: number): void {
+    const s = this.pool.find((x) => x.id === id);
+    if (s) s.keys = Math.max(0, s.keys - keys);
+  }
+
+  /** A lease etcd no longer knows (expired): never hand it out again. */
+  drop(id: string): void {
+    const i = this.pool.findIndex((x) => x.id === id);
+    if (i >= 0) this.pool.splice(i, 1)[0].lease.release();
+  }
+
+  /** Keys on lease `id` (a kv's `lease` field) that were deleted or replaced. */
+  forget(id: string, keys: number): void {
+    this.release(id, keys);
+  }
+
+  count(): number {
+    return this.pool.length;
+  }
+
+  async revokeAll(): Promise<void> {
+    const all = this.pool.splice(0);
+    await Promise.all(all.map((s) => s.lease.revoke({ deadline: Date.now() + 2000 }).catch(() => s.lease.release())));
+  }
+}
+
+/**
+ * Per-member circuit breaker handed to the etcd3 pool: after 3 consecutive transient failures a
+ * member is skipped for 1 s (the pool then tries the next member), then tried again.
+ */
+class HostBreaker {
+  private failures = 0;
+  private openUntil = 0;
+  async execute<T>(fn: () => Promise<T>): Promise<T> {
+    if (Date.now() < this.openUntil) {
+      const e = new Error('etcd member skipped after repeated failures (circuit open)');
+      e.name = 'BrokenCircuitError';
+      throw e;
+    }
+    try {
+      const r = await fn();
+      this.failures = 0;
+      return r;
+    } catch (err) {
+      if (isTransient(err) && ++this.failures >= 3) {
+        this.openUntil = Date.now() + 1000;
+        this.failures = 0;
+      }
+      throw err;
+    }
+  }
+}
+
+interface MemberStatus {
+  endpoint: string;
+  reachable: boolean;
+  id?: string;
+  leader?: string;
+  raftTerm?: number;
+  raftIndex?: number;
+  dbSize?: number;
+  errors?: string[];
+}
+
+interface Probe {
+  members: MemberStatus[];
+  reachable: number;
+  leader: string | null;
+  /** The client endpoint of the leader, when a reachable member is it. */
+  leaderEndpoint: string | null;
+  raftTerm: number;
+  raftIndex: number;
+  revision: number;
+  dbSize: number;
+  quorumLost: boolean;
+}
+
+async function probeCluster(endpoints: string[]): Promise<Probe> {
+  const members = await Promise.all(
+    endpoints.map(async (endpoint): Promise<MemberStatus> => {
+      try {
+        const res = await fetch(`http://${endpoint}/v3/maintenance/status`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(700) });
+        if (!res.ok) return { endpoint, reachable: false };
+        const s = (await res.json()) as { header?: { member_id?: string; revision?: string }; leader?: string; raftTerm?: string; raftIndex?: string; dbSize?: string; errors?: string[] };
+        return {
+          endpoint, reachable: true, id: s.header?.member_id, leader: s.leader && s.leader !== '0' ? s.leader : undefined,
+          raftTerm: Number(s.raftTerm ?? 0), raftIndex: Number(s.raftIndex ?? 0), dbSize: Number(s.dbSize ?? 0), errors: s.errors ?? [],
+          revision: Number(s.header?.revision ?? 0),
+        } as MemberStatus;
+      } catch {
+        return { endpoint, reachable: false };
+      }
+    }),
+  );
+  const up = members.filter((m) => m.reachable);
+  const majority = Math.floor(endpoints.length / 2) + 1;
+  const withLeader = up.filter((m) => m.leader);
+  const lead = withLeader[0];
+  return {
+    members,
+    reachable: up.length,
+    leader: lead?.leader ?? null,
+    leaderEndpoint: up.find((m) => m.id && m.id === lead?.leader)?.endpoint ?? null,
+    raftTerm: Math.max(0, ...up.map((m) => m.raftTerm ?? 0)),
+    raftIndex: Math.max(0, ...up.map((m) => m.raftIndex ?? 0)),
+    revision: Math.max(0, ...up.map((m) => (m as { revision?: number }).revision ?? 0)),
+    dbSize: Math.max(0, ...up.map((m) => m.dbSize ?? 0)),
+    // No leader with a majority up is an election in progress (retried), not a lost quorum.
+    quorumLost: up.length < majority,
+  };
+}
+
+function quorumMessage(p: Probe, endpoints: string[]): string {
+  const majority = Math.floor(endpoints.length / 2) + 1;
+  const down = p.members.filter((m) => !m.reachable).map((m) => m.endpoint);
+  return `etcd has lost quorum: ${p.reachable} of ${endpoints.length} members reachable (a majority of ${majority} is needed${down.length ? `; down: ${down.join(', ')}` : ''}${p.leader ? '' : '; no leader'}): writes and linearizable reads are refused until enough members are back`;
+}
+
+const TRANSIENT_NAMES = new Set(['GRPCUnavailableError', 'GRPCDeadlineExceededError', 'GRPCInternalError', 'GRPCCancelledError', 'GRPCConnectFailedError', 'BrokenCircuitError', 'TaskCancelledError', 'GRPCResourceExhastedError']);
+
+function isTransient(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (TRANSIENT_NAMES.has(err.name) || TRANSIENT_NAMES.has(err.constructor?.name)) return true;
+  return /no leader|timed out|leader changed|unavailable|ECONNREFUSED|connect|too many requests|not capable|deadline|broken|circuit/i.test(err.message);
+}
+
+/** Operations that write (their failure may be ambiguous). */
+const WRITES = new Set(['register', 'unregister', 'updateMetadata', 'bulkRegister', 'removeProcess', 'markCleanup']);
+
+/** The request may have been proposed before it failed (a timeout, not a refusal). */
+function isAmbiguous(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (err.name === 'BrokenCircuitError' || /no leader|ECONNREFUSED|connect|circuit/i.test(err.message)) return false;
+  if (err.name === 'GRPCUnavailableError' && !/timed out|leader changed/i.test(err.message)) return false;
+  return true;
+}
+
+function isLeaseGone(err: unknown): boolean {
+  return err instanceof Error && /lease not found/i.test(err.message);
+}
+
+function permanentError(err: unknown, what: string): RegistryError {
+  const msg = err instanceof Error ? err.message : String(err);
+  if (/permission denied|authentication|invalid auth|user name/i.test(msg)) return new UnauthorizedError(`${what} refused by etcd: ${msg}: check the etcd user and its role`, { cause: err });
+  if (/too large|too many operations|duplicate key/i.test(msg)) return new InvalidInputError(`${what} refused by etcd: ${msg}`, { cause: err });
+  if (err instanceof Error && err.name === 'ClientClosedError') return new ClosedError('the etcd backend');
+  return asRegistryError(err);
+}
+
+/** `p`, or a transient timeout error after `ms` (the watch stream waits for a connection forever). */
+function withDeadline<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what}: request timed out after ${ms} ms`)), ms);
+  });
+  return Promise.race([p, timeout]).finally(() => clearTimeout(timer));
+}
+
+const ZERO = Buffer.from([0]);
+
+/** The first key after every key starting with `p`. */
+function prefixEnd(p: Buffer): Buffer {
+  const out = Buffer.from(p);
+  for (let i = out.length - 1; i >= 0; i--) {
+    if (out[i] < 0xff) {
+      out[i]++;
+      return out.subarray(0, i + 1);
+    }
+  }
+  return ZERO;
+}
+
+function put(key: Buffer, value: string, lease?: string): IRequestOp {
+  return { request_put: { key, value: Buffer.from(value), lease: lease ?? 0 } };
+}
+
+function modIs(key: Buffer, rev: string): ICompare {
+  return { key, target: TARGET_MOD, result: CMP_EQUAL, mod_revision: rev };
+}
+
+function parseEntry(kv: IKeyValue): Registration {
+  return JSON.parse(kv.value.toString()) as Registration;
+}
+
+/** Split into txn-sized batches with no key twice in one batch. */
+function batches<T extends { e: Registration; aux: Array<[Buffer, string]> }>(items: T[]): T[][] {
+  const out: T[][] = [];
+  let cur: T[] = [];
+  let ops = 0;
+  let bytes = 0;
+  let seen = new Set<string>();
+  for (const it of items) {
+    const id = `${it.e.namespace}\u0000${it.e.key}`;
+    const n = 1 + it.aux.length;
+    const size = JSON.stringify(it.e).length;
+    if (cur.length && (ops + n > MAX_TXN_OPS || bytes + size > MAX_TXN_BYTES || seen.has(id))) {
+      out.push(cur);
+      cur = [];
+      ops = 0;
+      bytes = 0;
+      seen = new Set();
+    }
+    cur.push(it);
+    ops += n;
+    bytes += size;
+    seen.add(id);
+  }
+  if (cur.length) out.push(cur);
+  return out;
+}

@@ -1,0 +1,134 @@
+/**
+ * Several nodes on one cluster: racing registrations (exactly one winner per key, losers told
+ * the holder), read-your-writes across client instances on different members, the watch feed
+ * (including compaction) and the watch-coherent lookup cache.
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { AlreadyRegisteredError, type ChangeEvent, type RegistryError } from '../../src/backends/contract.js';
+import { EtcdLookupCache } from '../../src/backends/etcd-cache.js';
+import type { EtcdBackendApi } from '../../src/backends/etcd.js';
+import { ProcessRegistry } from '../../src/registry/service.js';
+import { startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.js';
+import { killAllSleepers, spawnSleeper, spawnSleepers, waitFor } from '../support/processes.js';
+
+describe('etcd: several nodes', { timeout: 120_000 }, () => {
+  let c: EtcdCluster;
+  const open: ProcessRegistry[] = [];
+  /** A registry talking to the given members only, as node `node`. */
+  const node = async (node: string, prefix: string, members: number[], lease: 'session' | 'none' = 'none') => {
+    const url = `etcd://${members.map((i) => c.endpoints[i]).join(',')}${prefix}`;
+    const reg = await ProcessRegistry.open({ backend: url, nodeName: node, backendOpts: { lease }, cleanupInterval: 0 });
+    open.push(reg);
+    return reg;
+  };
+  before(async () => {
+    c = await startEtcdCluster({ members: 3 });
+  });
+  after(async () => {
+    for (const r of open) await r.close().catch(() => undefined);
+    await killAllSleepers();
+    await c?.stop();
+  });
+
+  it('two nodes race 100 registrations of the same 50 keys: exactly 50 winners, every loser told the holder', async () => {
+    const a = await node('node-a', '/race', [0, 1, 2], 'session');
+    const b = await node('node-b', '/race', [2, 1, 0], 'session');
+    const [pa, pb] = await spawnSleepers(2);
+    const keys = Array.from({ length: 50 }, (_, i) => `svc-${i}`);
+    const attempts = keys.flatMap((k) => [
+      { reg: a, k, pid: pa.pid, node: 'node-a' },
+      { reg: b, k, pid: pb.pid, node: 'node-b' },
+    ]);
+    const results = await Promise.allSettled(attempts.map((t) => t.reg.register(t.k, t.pid, { by: t.node })));
+    const winners = results.filter((r) => r.status === 'fulfilled');
+    assert.equal(winners.length, 50);
+    for (const k of keys) {
+      const holder = await a.lookup(k);
+      assert.ok(holder, `${k} is held`);
+      assert.deepEqual(await b.lookup(k), holder, 'both nodes see the same holder');
+      const mine = attempts.map((t, i) => ({ t, r: results[i] })).filter((x) => x.t.k === k);
+      assert.equal(mine.filter((x) => x.r.status === 'fulfilled').length, 1, `one winner for ${k}`);
+      for (const { r } of mine) {
+        if (r.status === 'fulfilled') {
+          assert.equal(r.value.pid, holder.pid);
+          continue;
+        }
+        assert.ok(r.reason instanceof AlreadyRegisteredError, `loser got ${r.reason}`);
+        assert.equal(r.reason.holder.pid, holder.pid, 'the loser is told who holds the key');
+        assert.equal(r.reason.holder.node, holder.node);
+      }
+    }
+  });
+
+  it('read-your-writes: a write acknowledged through member 0 is read at once through member 2', async () => {
+    const a = await node('node-a', '/ryw', [0]);
+    const b = await node('node-b', '/ryw', [2]);
+    const p = await spawnSleeper();
+    for (let i = 0; i < 100; i++) {
+      const k = `k${i}`;
+      await a.register(k, p.pid, { i }, { node: 'node-a' });
+      assert.equal((await b.lookup(k))?.meta.i, i, `lookup on B of ${k} right after A's register`);
+      await b.updateMetadata(k, { i, by: 'b' });
+      assert.equal((await a.lookup(k))?.meta.by, 'b', `A sees B's metadata update of ${k}`);
+      if (i % 2 === 0) {
+        await a.unregister(k);
+        assert.equal(await b.lookup(k), undefined, `B sees A's unregister of ${k}`);
+      }
+    }
+    assert.equal((await b.list({ limit: 1000 })).items.length, 50);
+  });
+
+  it('watch: list-then-watch from a revision sees every change in order; a compacted revision is reported', async () => {
+    const a = await node('node-a', '/watch', [0]);
+    const b = await node('node-b', '/watch', [1]);
+    const p = await spawnSleeper();
+    const be = b.backend as EtcdBackendApi;
+    await a.register('before', p.pid, {}, { node: 'node-a' });
+    const rev = await be.currentRevision();
+    const events: ChangeEvent[] = [];
+    const stop = await be.watch({ namespace: 'default', sinceRevision: rev }, (e) => events.push(e));
+    await a.register('w1', p.pid, { v: 1 }, { node: 'node-a' });
+    await a.updateMetadata('w1', { v: 2 });
+    await a.unregister('w1');
+    await waitFor(() => events.length >= 3, 10_000, 'three events');
+    stop();
+    assert.deepEqual(events.map((e) => [e.type, e.key, e.entry?.meta.v]), [['put', 'w1', 1], ['put', 'w1', 2], ['delete', 'w1', undefined]]);
+    assert.ok(events[0].revision > rev && events[1].revision > events[0].revision && events[2].revision > events[1].revision);
+
+    // Compact past `rev`: a watch from it must be told to resync.
+    const now = await be.currentRevision();
+    const raw = (be as unknown as { client: { kv: { compact(r: { revision: number; physical: boolean }): Promise<unknown> } } }).client;
+    await raw.kv.compact({ revision: now, physical: true });
+    let failure: RegistryError | undefined;
+    const stop2 = await be.watch({ sinceRevision: rev }, () => undefined, (err) => (failure = err as RegistryError));
+    await waitFor(() => failure !== undefined, 10_000, 'the compaction to be reported');
+    stop2();
+    assert.equal(failure!.details?.compacted, true);
+    assert.match(failure!.message, /compacted/);
+  });
+
+  it('a cached lookup on node B is updated by the watch when node A changes the key', async () => {
+    const a = await node('node-a', '/cache', [0]);
+    const b = await node('node-b', '/cache', [2]);
+    const p = await spawnSleeper();
+    const cache = await EtcdLookupCache.open(b, { ttlMs: 60_000 });
+    try {
+      await a.register('svc', p.pid, { v: 1 }, { node: 'node-a' });
+      assert.equal((await cache.lookup('svc'))?.meta.v, 1);
+      assert.equal((await cache.lookup('svc'))?.meta.v, 1);
+      assert.equal(cache.stats().hits, 1, 'the second lookup is a hit');
+      await a.updateMetadata('svc', { v: 2 });
+      await waitFor(async () => (await cache.lookup('svc'))?.meta.v === 2, 5_000, 'the cache to see v=2');
+      await a.unregister('svc');
+      await waitFor(async () => (await cache.lookup('svc')) === undefined, 5_000, 'the cache to see the unregister');
+      // A negative entry is filled in by a later register too.
+      await a.register('svc', p.pid, { v: 3 }, { node: 'node-a' });
+      await waitFor(async () => (await cache.lookup('svc'))?.meta.v === 3, 5_000, 'the cache to see the new holder');
+      assert.ok(cache.stats().invalidations >= 3);
+      assert.ok(cache.stats().misses <= 2, `served from the watch, not by re-reading (misses ${cache.stats().misses})`);
+    } finally {
+      await cache.close();
+    }
+  });
+});

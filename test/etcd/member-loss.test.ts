@@ -1,0 +1,131 @@
+/**
+ * Member failures of a real 3-member cluster: losing one member under load costs no operation;
+ * losing two fails writes fast with UnreachableError (exit 6) naming lost quorum, writes nothing,
+ * and writes resume once the members are back.
+ */
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { after, before, describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import { UnreachableError } from '../../src/backends/contract.js';
+import { ProcessRegistry } from '../../src/registry/service.js';
+import { startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.js';
+import { killAllSleepers, spawnSleeper, waitFor } from '../support/processes.js';
+
+const runJs = fileURLToPath(new URL('../../../bin/run.js', import.meta.url));
+
+async function leaderIndex(c: EtcdCluster, reg: ProcessRegistry): Promise<number> {
+  let idx = -1;
+  await waitFor(async () => {
+    const h = await reg.healthCheck();
+    idx = c.endpoints.indexOf(h.leaderEndpoint as string);
+    return idx >= 0;
+  }, 15_000, 'a leader');
+  return idx;
+}
+
+describe('etcd: member loss', { timeout: 180_000 }, () => {
+  let c: EtcdCluster;
+  before(async () => {
+    c = await startEtcdCluster({ members: 3 });
+  });
+  after(async () => {
+    await killAllSleepers();
+    await c?.stop();
+  });
+
+  it('SIGKILL of the leader under register/lookup load: no operation fails, the cluster serves on', async () => {
+    const reg = await ProcessRegistry.open({ backend: c.url('/one-down'), cleanupInterval: 0 });
+    const holder = await spawnSleeper();
+    try {
+      const victim = await leaderIndex(c, reg);
+      let stop = false;
+      let ops = 0;
+      const failures: unknown[] = [];
+      const worker = async (w: number) => {
+        for (let i = 0; !stop; i++) {
+          const key = `w${w}-${i}`;
+          try {
+            await reg.register(key, holder.pid, { w, i });
+            const got = await reg.lookup(key);
+            assert.equal(got?.pid, holder.pid, `lookup of ${key} right after its register`);
+            ops++;
+          } catch (err) {
+            failures.push(err);
+          }
+        }
+      };
+      const workers = Array.from({ length: 32 }, (_, w) => worker(w));
+      await waitFor(() => ops >= 200 || failures.length > 0, 30_000, '200 operations before the kill');
+      await c.killMember(victim, 'SIGKILL');
+      const atKill = ops;
+      await waitFor(() => ops >= atKill + 500 || failures.length > 0, 60_000, '500 operations after the kill');
+      stop = true;
+      await Promise.all(workers);
+      assert.deepEqual(failures.map(String), [], 'no operation failed beyond client retries');
+      assert.equal(await reg.count(), ops, 'every acknowledged registration is stored');
+      await c.restartMember(victim);
+      await c.waitHealthy();
+      await reg.register('after-restart', holder.pid);
+    } finally {
+      await reg.close();
+    }
+  });
+
+  it('SIGKILL of two members: writes fail fast with exit 6 naming lost quorum, nothing partial; writes resume after restart', async () => {
+    const url = c.url('/two-down');
+    const reg = await ProcessRegistry.open({ backend: url, cleanupInterval: 0 });
+    const holder = await spawnSleeper();
+    try {
+      await reg.register('before', holder.pid, { type: 'x' });
+      await c.killMember(1, 'SIGKILL');
+      await c.killMember(2, 'SIGKILL');
+
+      const t0 = Date.now();
+      const err = await reg.register('during', holder.pid, { type: 'x', capabilities: ['a', 'b'] }).catch((e) => e);
+      const took = Date.now() - t0;
+      assert.ok(err instanceof UnreachableError, `expected UnreachableError, got ${err}`);
+      assert.equal(err.exitCode, 6);
+      assert.match(err.message, /lost quorum/);
+      assert.ok(took < 8000, `failed fast (${took} ms)`);
+      // Writes sent once the survivor knows it has no leader are refused outright (not proposed).
+      await waitFor(async () => (await reg.healthCheck()).leader === null, 15_000, 'the surviving member to see no leader');
+      await assert.rejects(
+        reg.bulkRegister(Array.from({ length: 10 }, (_, i) => ({ key: `bulk-${i}`, pid: holder.pid, meta: { type: 'y' } }))),
+        (e: Error) => e instanceof UnreachableError && /lost quorum/.test(e.message),
+      );
+
+      // The CLI: one line, exit 6, no stack trace.
+      const cli = spawnSync(process.execPath, [runJs, 'register', 'cli-during', '--pid', String(holder.pid), '--backend', url], { encoding: 'utf8', timeout: 30_000 });
+      assert.equal(cli.status, 6, `exit code (stderr: ${cli.stderr})`);
+      assert.match(cli.stderr, /lost quorum/);
+      assert.doesNotMatch(cli.stderr, /\n\s+at /, 'no stack trace');
+
+      const h = await reg.healthCheck();
+      assert.equal(h.status, 'unhealthy');
+      assert.match(h.reasons.join(' '), /lost quorum/);
+
+      await c.restartMember(1);
+      await c.restartMember(2);
+      await c.waitHealthy();
+      // Nothing partial. The first write may have reached the old leader's log before it lost
+      // quorum (the error says its outcome is unknown): it is then applied whole — entry, index and
+      // process keys — or not at all. Writes refused with "no leader" left nothing.
+      const etcdctl = spawnSync('etcdctl', ['--endpoints', c.endpoints.join(','), 'get', '--prefix', '/two-down/', '--keys-only'], { encoding: 'utf8' });
+      const keys = etcdctl.stdout.split('\n').filter((k) => k && !k.startsWith('/two-down/c/')); // c/: sweep timestamps
+      const during = keys.filter((k) => k.endsWith('/during'));
+      if (during.length) {
+        assert.match(err.message, /takes effect only if the cluster recovers/, 'an applied-later write was reported as of unknown outcome');
+        assert.equal(during.length, 5, `all or nothing of "during": ${during.join(', ')}`); // r/, p/, i/type, i/capabilities ×2
+      }
+      assert.ok(keys.every((k) => k.endsWith('/before') || k.endsWith('/during')), `only "before" (and a whole "during") exist: ${keys.join(', ')}`);
+      assert.equal(await reg.lookup('cli-during'), undefined);
+      for (let i = 0; i < 10; i++) assert.equal(await reg.lookup(`bulk-${i}`), undefined);
+      // Writes resume.
+      await reg.register('after', holder.pid);
+      assert.equal((await reg.lookup('after'))?.pid, holder.pid);
+    } finally {
+      await reg.close();
+    }
+  });
+});
