@@ -333,7 +333,7 @@ class EtcdBackend implements EtcdBackendApi {
     };
     if (probe.quorumLost || probe.reachable === 0) {
       return {
-        status: 'unhealthy', registrations: 0, alive: 0, dead: 0, memoryBytes: 0, lastCleanup: null,
+        status: 'unhealthy', unreachable: true, registrations: 0, alive: 0, dead: 0, memoryBytes: 0, lastCleanup: null,
         reasons: [quorumMessage(probe, this.endpoints)], ...base,
       };
     }

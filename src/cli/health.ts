@@ -261,7 +261,8 @@ function fields(b: BackendHealth, c: Colors): Array<[string, string]> {
     ...b.reasons.map((r, i): [string, string] => [i === 0 ? 'why' : '', r]),
   ];
   const h = b.health;
-  if (h) {
+  // An unreachable store's counts are unknown, not zero: show only what the backend could say.
+  if (h && b.status !== 'unreachable') {
     rows.push(
       ['registrations', fmtInt(h.registrations)],
       ['alive', fmtInt(h.alive)],
@@ -269,8 +270,8 @@ function fields(b: BackendHealth, c: Colors): Array<[string, string]> {
       ['memory', fmtBytes(h.memoryBytes)],
       ['last cleanup', fmtWhen(h.lastCleanup)],
     );
-    for (const [k, v] of Object.entries(h)) if (!STANDARD.has(k)) rows.push([label(k), fmtField(k, v)]);
   }
+  if (h) for (const [k, v] of Object.entries(h)) if (!STANDARD.has(k)) rows.push([label(k), fmtField(k, v)]);
   rows.push(['checked in', `${b.durationMs} ms`]);
   return rows;
 }
@@ -290,7 +291,7 @@ export function renderHealth(s: HealthSummary, c: Colors, color: boolean): strin
 export function renderReport(s: HealthSummary, c: Colors, color: boolean): string {
   const extra: string[] = [];
   for (const b of s.backends) for (const k of Object.keys(b.health ?? {})) if (!STANDARD.has(k) && !extra.includes(k)) extra.push(k);
-  const cell = (b: BackendHealth, f: (h: HealthReport) => string) => (b.health ? f(b.health) : '-');
+  const cell = (b: BackendHealth, f: (h: HealthReport) => string) => (b.health && b.status !== 'unreachable' ? f(b.health) : '-');
   const rows: Array<Array<string>> = [
     ['backend', ...s.backends.map((b) => b.backend)],
     ['status', ...s.backends.map((b) => paintStatus(c, b.status))],
