@@ -149,6 +149,14 @@ async function statsCost(ctx: BenchContext, backend: string, label: string) {
     const mid = reps[reps.length >> 1];
     return { ...mid, note: `median of ${reps.length} (each both orders): ${reps.map((r) => r.ratio.toFixed(3)).join(', ')}` };
   };
+  if (backend === 'memory:') {
+    // A/A control: two stats-off registries, to show what this machine's noise alone looks like.
+    const off2 = await ProcessRegistry.open({ backend, cleanupInterval: 0, stats: false });
+    await off2.bulkRegister(Array.from({ length: N }, (_, i) => ({ key: `svc-${i}`, pid: process.pid, meta: { i } })));
+    const aa = await both(syncRun(off2), syncRun(off), B, false);
+    ctx.add({ name: `${label} lookupSync, control: stats off vs stats off`, value: opsLabel(aa.onNs), baseline: `${opsLabel(aa.offNs)} stats: false`, ratio: aa.ratio, note: `noise floor; ${aa.note}` });
+    await off2.close();
+  }
   const sync = await both(syncRun(on), syncRun(off), B, false);
   ctx.add({ name: `${label} lookupSync, stats on vs off`, value: opsLabel(sync.onNs), baseline: `${opsLabel(sync.offNs)} stats: false`, ratio: sync.ratio, target: '>= 0.95', note: sync.note });
   const asy = await both(asyncRun(on), asyncRun(off), A, true);

@@ -99,7 +99,7 @@ export class OperationStats {
 
   constructor(
     readonly enabled = true,
-    readonly sampleEvery = 64,
+    readonly sampleEvery = 256,
     readonly timeFirst = 1024,
   ) {
     this.warmup = timeFirst;
