@@ -27,7 +27,9 @@ describe('operation stats', () => {
     for (let i = 0; i < 20; i++) s.trackSync('slow', () => spin(3));
     for (let i = 0; i < 2000; i++) s.trackSync('fast', () => i);
     const { slow, fast } = s.snapshot().operations;
-    assert.ok(slow.latencyMs.p50 >= 3 && slow.latencyMs.max >= slow.latencyMs.p99 && slow.latencyMs.p99 >= slow.latencyMs.p90, JSON.stringify(slow.latencyMs));
+    // Percentiles are the top of their HDR bucket (3 significant digits): max may read 0.1 % below p99.
+    const l = slow.latencyMs;
+    assert.ok(l.p50 >= 3 && l.p90 >= l.p50 && l.p99 >= l.p90 && l.max >= l.p99 * 0.999, JSON.stringify(l));
     assert.ok(fast.latencyMs.p50 < slow.latencyMs.p50, JSON.stringify(fast.latencyMs));
     assert.equal(fast.latencyMs.samples, 2000, 'buffered samples are all folded in at snapshot');
   });
