@@ -205,8 +205,7 @@ export class ProcessRegistry {
     if (!this.syncLookups) throw new InvalidInputError(`the ${this.backend.name} backend is asynchronous: use lookup()`);
     const s = this.lookupStats;
     if (s !== null) {
-      s.count++;
-      if (this.stats.sample()) {
+      if (s.hit()) {
         const t0 = performance.now();
         const e = this.lookupNow(key, opts);
         s.record((performance.now() - t0) * 1000);

@@ -35,6 +35,35 @@ const MAX_MICROS = 3_600_000_000;
 export class OpStats {
   count = 0;
   errors = 0;
+  // Per operation, beside `count` (one cache line on the hot path): calls left until the next timed one.
+  private countdown = 1;
+  private warmup: number;
+  constructor(
+    private readonly sampleEvery = 256,
+    timeFirst = 1024,
+  ) {
+    this.warmup = timeFirst;
+  }
+
+  /**
+   * Count one call; true when this call should be timed. The first `timeFirst` calls all are (a
+   * short REPL session or a slow operation still gets real percentiles), then one in
+   * `sampleEvery`: two clock reads per call would cost a memory-speed lookup more than the 5 %
+   * budget (bench/health.bench.ts). A countdown, not `count % n`: an integer division per call
+   * is measurable there.
+   */
+  hit(): boolean {
+    this.count++;
+    if (--this.countdown !== 0) return false;
+    if (this.warmup > 0) {
+      this.warmup--;
+      this.countdown = 1;
+    } else {
+      this.countdown = this.sampleEvery;
+    }
+    return true;
+  }
+
   errorCodes: Record<string, number> = {};
   private hist: Histogram | null = null;
   // Samples are buffered and folded into the (compact, but slow to update) packed histogram in
@@ -77,39 +106,17 @@ export class OperationStats {
   readonly startedAt = Date.now();
   private readonly ops = new Map<string, OpStats>();
 
-  /**
-   * Should this call be timed? The first `timeFirst` calls all are (a short REPL session or a
-   * slow operation still gets real percentiles), then one in `sampleEvery`: two clock reads per
-   * call would cost a memory-speed lookup more than the 5 % budget (bench/health.bench.ts).
-   */
-  sample(): boolean {
-    // A countdown, not `tick % sampleEvery`: an integer division per call is measurable here.
-    if (--this.countdown !== 0) return false;
-    if (this.warmup > 0) {
-      this.warmup--;
-      this.countdown = 1;
-    } else {
-      this.countdown = this.sampleEvery;
-    }
-    return true;
-  }
-
-  private countdown = 1;
-  private warmup: number;
-
   constructor(
     readonly enabled = true,
     readonly sampleEvery = 256,
     readonly timeFirst = 1024,
-  ) {
-    this.warmup = timeFirst;
-  }
+  ) {}
 
   /** The counters of one operation (callers on hot paths keep the object). */
   op(name: string): OpStats {
     let s = this.ops.get(name);
     if (!s) {
-      s = new OpStats();
+      s = new OpStats(this.sampleEvery, this.timeFirst);
       this.ops.set(name, s);
     }
     return s;
@@ -133,8 +140,7 @@ export class OperationStats {
       }
     }
     const s = this.op(name);
-    s.count++;
-    const timed = this.sample();
+    const timed = s.hit();
     const t0 = timed ? performance.now() : 0;
     let v: MaybePromise<T>;
     try {
@@ -163,8 +169,7 @@ export class OperationStats {
   trackSync<T>(name: string, fn: () => T): T {
     if (!this.enabled) return fn();
     const s = this.op(name);
-    s.count++;
-    if (!this.sample()) {
+    if (!s.hit()) {
       try {
         return fn();
       } catch (e) {
