@@ -14,7 +14,6 @@ import {
   type HealthStatus,
   RegistryError,
   TimeoutError,
-  UnreachableError,
 } from '../backends/contract.js';
 import { parseBackendUrl } from '../backends/open.js';
 import { ProcessRegistry } from '../registry/service.js';
@@ -132,10 +131,6 @@ function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
 
-/**
- * Open one backend (read-only for SQLite files: a health check creates nothing) and ask it. A
- * backend that cannot be opened, or does not answer within `timeoutMs`, is `unreachable`.
- */
 export interface CheckOptions {
   failOn: FailOn;
   timeoutMs: number;
@@ -145,6 +140,10 @@ export interface CheckOptions {
   nodeName?: string;
 }
 
+/**
+ * Open one backend (read-only for SQLite files: a health check creates nothing) and ask it. A
+ * backend that cannot be opened, or does not answer within `timeoutMs`, is `unreachable`.
+ */
 export async function checkTarget(t: Target, opts: CheckOptions): Promise<BackendHealth> {
   const t0 = performance.now();
   const r = t.resolved;
@@ -173,7 +172,7 @@ export async function checkTarget(t: Target, opts: CheckOptions): Promise<Backen
     };
   } catch (err) {
     const e = asRegistryError(err);
-    const status: TargetStatus = e instanceof UnreachableError || e instanceof TimeoutError || e.code === 'UNREACHABLE' || e.code === 'TIMEOUT' ? 'unreachable' : 'error';
+    const status: TargetStatus = e.code === 'UNREACHABLE' || e.code === 'TIMEOUT' ? 'unreachable' : 'error';
     return {
       target: t.name,
       backend: url,
