@@ -6,13 +6,14 @@
  * - lookup through the service vs a raw linearizable get, 64 in flight — target ≥ 0.7×;
  * - change propagation: a write through node A (member 0) until node B's watch-coherent lookup
  *   cache (member 2) has applied it, p99 — target ≤ 50 ms; baseline a raw etcd3 put → raw watch;
- * - the lease design (etcd issue 15993): puts on a lease that already carries many keys vs puts
- *   on a fresh lease, the case the lease pool (≤ keysPerLease keys per lease) avoids.
+ * - the lease design (etcd issue 15993): puts on leases carrying 16 / 256 (the pool cap) / 1000 /
+ *   20,000 keys, the case the lease pool (≤ keysPerLease keys per lease) avoids.
  *
  * Run: npx tsc -p tsconfig.json && BENCH=etcd node dist/bench/index.js   (BENCH_QUICK=1: smaller)
  */
 import { Etcd3 } from 'etcd3';
 import { EtcdLookupCache } from '../src/backends/etcd-cache.js';
+import { DEFAULT_KEYS_PER_LEASE } from '../src/backends/etcd.js';
 import { ProcessRegistry } from '../src/registry/service.js';
 import { startEtcdCluster } from '../test/support/etcd-cluster.js';
 import { comparePair, percentile, opsLabel, type BenchModule } from './harness.js';
@@ -137,29 +138,39 @@ const mod: BenchModule = {
           await Promise.all(Array.from({ length: Math.min(512, n - i) }, (_, j) => raw.put(`/bench-lease/${n}/${i + j}`).value('x').lease(id).exec()));
         }
         let q = 0;
-        return { l, put: inFlight(() => raw.put(`/bench-lease/${n}/${q++ % 256}`).value('y').lease(id).exec()) };
+        return { l, put: inFlight(() => raw.put(`/bench-lease/${n}/${q++ % Math.min(n, 256)}`).value('y').lease(id).exec()) };
       };
-      const small = await leaseWith(256);
-      const capped = await leaseWith(1000);
+      const small = await leaseWith(16);
+      const capped = await leaseWith(DEFAULT_KEYS_PER_LEASE);
+      const thousand = await leaseWith(1000);
       const big = await leaseWith(loaded);
       const r4 = await comparePair(big.put, capped.put, { opsPerBatch: ops, rounds, minMs, async: true });
       ctx.add({
-        name: `put with a lease: pool cap (1000 keys/lease) vs one lease holding ${loaded}`,
+        name: `put with a lease: pool cap (${DEFAULT_KEYS_PER_LEASE} keys/lease) vs one lease holding ${loaded}`,
         value: opsLabel(r4.subjectNs),
         baseline: `${opsLabel(r4.baselineNs)} on one lease carrying ${loaded} keys`,
         ratio: r4.ratio,
-        note: 'etcd 3.4.23: what the lease pool (keysPerLease 1000) saves over one lease per process',
+        note: `etcd 3.4.23: what the lease pool (keysPerLease ${DEFAULT_KEYS_PER_LEASE}) saves over one lease per process`,
       });
       const r5 = await comparePair(small.put, capped.put, { opsPerBatch: ops, rounds, minMs, async: true });
       ctx.add({
-        name: 'put with a lease: at the pool cap (1000 keys) vs a lease with 256 keys',
+        name: `put with a lease: at the pool cap (${DEFAULT_KEYS_PER_LEASE} keys) vs a lease with 16 keys`,
         value: opsLabel(r5.subjectNs),
-        baseline: `${opsLabel(r5.baselineNs)} on a lease carrying 256 keys`,
+        baseline: `${opsLabel(r5.baselineNs)} on a lease carrying 16 keys`,
         ratio: r5.ratio,
-        note: 'the residual cost at the cap (probe here: 2000 keys ~0.7x, 4000 ~0.3x of 256)',
+        note: 'the residual cost at the cap',
+      });
+      const r6 = await comparePair(thousand.put, capped.put, { opsPerBatch: ops, rounds, minMs, async: true });
+      ctx.add({
+        name: `put with a lease: cap ${DEFAULT_KEYS_PER_LEASE} vs cap 1000 (cilium's choice)`,
+        value: opsLabel(r6.subjectNs),
+        baseline: `${opsLabel(r6.baselineNs)} on a lease carrying 1000 keys`,
+        ratio: r6.ratio,
+        note: 'why the default is 256',
       });
       await small.l.revoke();
       await capped.l.revoke();
+      await thousand.l.revoke();
       const t0 = performance.now();
       await big.l.revoke();
       const revokeMs = performance.now() - t0;

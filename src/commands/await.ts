@@ -2,6 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { RegistryCommand } from '../cli/base.js';
 import { TimeoutError, type Registration } from '../backends/contract.js';
 import { parseDuration } from '../registry/validate.js';
+import { pause, throwIfCancelled } from '../cli/cancel.js';
 
 export default class Await extends RegistryCommand<typeof Await> {
   static override summary = 'Wait until a name is registered by a live process.';
@@ -24,13 +25,14 @@ export default class Await extends RegistryCommand<typeof Await> {
         if (!this.jsonEnabled()) this.log(`${this.args.key} is held by pid ${e.pid} on ${e.node}`);
         return e;
       }
+      throwIfCancelled(signal, `waiting for "${this.args.key}"`);
       const left = deadline - Date.now();
-      if (left <= 0 || signal?.aborted) {
+      if (left <= 0) {
         throw new TimeoutError(`"${this.args.key}" was not registered within ${this.flags.timeout}: is its process running? raise --timeout`, {
           details: { key: this.args.key, timeoutMs },
         });
       }
-      await new Promise((r) => setTimeout(r, Math.min(delay, left)));
+      await pause(Math.min(delay, left), signal);
       delay = Math.min(delay * 2, 250);
     }
   }

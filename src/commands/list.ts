@@ -3,6 +3,7 @@ import { RegistryCommand } from '../cli/base.js';
 import type { Registration } from '../backends/contract.js';
 import { entryTable } from '../cli/output.js';
 import { parseWhere } from '../registry/validate.js';
+import { throwIfCancelled, yieldIfWatched } from '../cli/cancel.js';
 
 export default class List extends RegistryCommand<typeof List> {
   static override summary = 'List live registrations, ordered by key.';
@@ -28,11 +29,14 @@ export default class List extends RegistryCommand<typeof List> {
     const items: Registration[] = [];
     let next: string | undefined;
     const limit = this.flags.limit;
+    const signal = RegistryCommand.session?.signal;
     for (const namespace of spaces) {
       let after = this.flags.after;
       for (;;) {
         const want = limit === undefined ? 1000 : Math.min(1000, limit - items.length);
         if (want <= 0) break;
+        await yieldIfWatched(signal);
+        throwIfCancelled(signal, `list stopped after ${items.length} entries`);
         const page = await reg.list({ namespace, after, limit: want, where });
         items.push(...page.items);
         if (!page.next) break;

@@ -1,7 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { RegistryCommand } from '../cli/base.js';
-import { InvalidInputError } from '../backends/contract.js';
 import { restore, type RestoreResult } from '../registry/dump.js';
+import { confirmOrRefuse } from '../cli/prompt.js';
 
 export default class Restore extends RegistryCommand<typeof Restore> {
   static override summary = 'Load a dump made by `registry dump` (all or nothing).';
@@ -17,13 +17,15 @@ export default class Restore extends RegistryCommand<typeof Restore> {
   async run(): Promise<RestoreResult> {
     const mode = this.flags.mode as 'merge' | 'replace';
     const reg = await this.registry();
-    if (mode === 'replace' && !this.flags.yes) {
-      if (!this.canPrompt() || this.args.file === '-') {
-        throw new InvalidInputError('--mode replace removes every registration not in the dump: pass --yes to confirm');
-      }
-      const { confirm } = await import('@inquirer/prompts');
-      const ok = await confirm({ message: `Replace everything in ${reg.backend.url} with ${this.args.file}?`, default: false });
-      if (!ok) throw new InvalidInputError('restore cancelled: nothing was changed');
+    if (mode === 'replace') {
+      await confirmOrRefuse({
+        message: `Replace everything in ${reg.backend.url} with ${this.args.file}?`,
+        yes: this.flags.yes,
+        consequence: '--mode replace removes every registration not in the dump',
+        action: 'restore',
+        stdinInUse: this.args.file === '-',
+        signal: RegistryCommand.session?.signal,
+      });
     }
     const r = await restore(reg, this.args.file, { mode, onProgress: (n) => this.progress(n) });
     if (process.stderr.isTTY && !this.jsonEnabled()) process.stderr.write('\r\x1b[K');

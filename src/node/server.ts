@@ -9,14 +9,12 @@
  * document served at /v1/openapi.json.
  */
 import http from 'node:http';
-import os from 'node:os';
 import type { ServerResponse } from 'node:http';
 import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteOptions } from 'fastify';
 import {
   AlreadyRegisteredError,
   asRegistryError,
   type Backend,
-  type BackendContext,
   type BulkResult,
   type ChangeEvent,
   DeadProcessError,
@@ -70,14 +68,11 @@ export interface NodeOptions {
  * requests, lazy cleanup, sweeps — is on /v1/watch; and the store sits in a SwitchableBackend
  * (src/node/switch.ts) so `registry node switch` can move the running node to another one.
  */
-export async function openNodeRegistry(opts: OpenOptions): Promise<ProcessRegistry> {
-  const nodeName = opts.nodeName ?? (process.env.REGISTRY_NODE || os.hostname());
-  const holder: { reg?: ProcessRegistry } = {};
-  const ctx: BackendContext = { nodeName, isAlive: (e) => holder.reg!.isAlive(e) };
-  const open = async (url: string | undefined, o: Record<string, unknown>) => withChangeFeed(await openBackend(url, o, ctx, opts));
-  const backend = new SwitchableBackend(await open(opts.backend, opts.backendOpts ?? {}), open);
-  holder.reg = new ProcessRegistry(backend, { ...opts, nodeName });
-  return holder.reg;
+export function openNodeRegistry(opts: OpenOptions): Promise<ProcessRegistry> {
+  return ProcessRegistry.openWith(async (ctx) => {
+    const open = async (url: string | undefined, o: Record<string, unknown>) => withChangeFeed(await openBackend(url, o, ctx, opts));
+    return new SwitchableBackend(await open(opts.backend, opts.backendOpts ?? {}), open);
+  }, opts);
 }
 
 // --- JSON schemas (validation, serialization, OpenAPI) ------------------------------------------

@@ -25,4 +25,4 @@ after(async () => {
   if (cluster) await (await cluster).stop();
 });
 backendSuite('etcd (3 members, session leases)', factory('session'));
-modelSuite('etcd (3 members, plain keys)', factory('none'), { numRuns: Number(process.env.MODEL_RUNS ?? 25) });
+modelSuite('etcd (3 members, plain keys)', factory('none'));

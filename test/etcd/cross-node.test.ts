@@ -22,6 +22,21 @@ describe('etcd: several nodes', { timeout: 120_000 }, () => {
     open.push(reg);
     return reg;
   };
+  /** Compact the cluster's history up to its current revision. */
+  const compactNow = async (reg: ProcessRegistry) => {
+    const be = reg.backend as EtcdBackendApi;
+    const raw = (be as unknown as { client: { kv: { compact(r: { revision: number; physical: boolean }): Promise<unknown> } } }).client;
+    await raw.kv.compact({ revision: await be.currentRevision(), physical: true });
+  };
+  /** Node A on member 0, node B on member 2 with a watched cache, a live holder, `svc` registered by A. */
+  const cacheSetup = async (prefix: string) => {
+    const a = await node('node-a', prefix, [0]);
+    const b = await node('node-b', prefix, [2]);
+    const p = await spawnSleeper();
+    const cache = await EtcdLookupCache.open(b, { ttlMs: 600_000 });
+    await a.register('svc', p.pid, { v: 1 }, { node: 'node-a' });
+    return { a, p, cache };
+  };
   before(async () => {
     c = await startEtcdCluster({ members: 3 });
   });
@@ -97,9 +112,7 @@ describe('etcd: several nodes', { timeout: 120_000 }, () => {
     assert.ok(events[0].revision > rev && events[1].revision > events[0].revision && events[2].revision > events[1].revision);
 
     // Compact past `rev`: a watch from it must be told to resync.
-    const now = await be.currentRevision();
-    const raw = (be as unknown as { client: { kv: { compact(r: { revision: number; physical: boolean }): Promise<unknown> } } }).client;
-    await raw.kv.compact({ revision: now, physical: true });
+    await compactNow(a);
     let failure: RegistryError | undefined;
     const stop2 = await be.watch({ sinceRevision: rev }, () => undefined, (err) => (failure = err as RegistryError));
     await waitFor(() => failure !== undefined, 10_000, 'the compaction to be reported');
@@ -109,12 +122,8 @@ describe('etcd: several nodes', { timeout: 120_000 }, () => {
   });
 
   it('a cached lookup on node B is updated by the watch when node A changes the key', async () => {
-    const a = await node('node-a', '/cache', [0]);
-    const b = await node('node-b', '/cache', [2]);
-    const p = await spawnSleeper();
-    const cache = await EtcdLookupCache.open(b, { ttlMs: 60_000 });
+    const { a, p, cache } = await cacheSetup('/cache');
     try {
-      await a.register('svc', p.pid, { v: 1 }, { node: 'node-a' });
       assert.equal((await cache.lookup('svc'))?.meta.v, 1);
       assert.equal((await cache.lookup('svc'))?.meta.v, 1);
       assert.equal(cache.stats().hits, 1, 'the second lookup is a hit');
@@ -129,6 +138,26 @@ describe('etcd: several nodes', { timeout: 120_000 }, () => {
       assert.ok(cache.stats().misses <= 2, `served from the watch, not by re-reading (misses ${cache.stats().misses})`);
     } finally {
       await cache.close();
+    }
+  });
+
+  it('a cache whose watch fell behind a compaction resyncs: the missed change is not served stale', async () => {
+    const { a, cache } = await cacheSetup('/resync');
+    try {
+      assert.equal((await cache.lookup('svc'))?.meta.v, 1);
+      // B's only member goes down; A changes the key; the history B would resume from is compacted.
+      await c.killMember(2, 'SIGKILL');
+      await a.updateMetadata('svc', { v: 2 });
+      await a.updateMetadata('svc', { v: 2.5 }); // compaction must pass the revision B resumes from
+      await compactNow(a);
+      await c.restartMember(2);
+      await waitFor(() => cache.stats().resyncs >= 1, 30_000, 'the cache to resync after the compaction');
+      assert.equal((await cache.lookup('svc'))?.meta.v, 2.5, 'the missed change is read, not the stale cached value');
+      await a.updateMetadata('svc', { v: 3 });
+      await waitFor(async () => (await cache.lookup('svc'))?.meta.v === 3, 10_000, 'the re-established watch to deliver v=3');
+    } finally {
+      await cache.close();
+      if (!c.running(2)) await c.restartMember(2);
     }
   });
 });

@@ -14,6 +14,7 @@ import { ProcessRegistry } from '../../src/registry/service.js';
 import { startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.js';
 import { killAllSleepers, spawnSleeper, waitFor } from '../support/processes.js';
 import { tempDir } from '../support/tmp.js';
+import { spawnServe } from '../support/node.js';
 
 const serviceJs = fileURLToPath(new URL('../../src/registry/service.js', import.meta.url));
 const TTL = 3;
@@ -115,6 +116,38 @@ describe('etcd: a registering node dies', { timeout: 120_000 }, () => {
     } finally {
       await reg.close();
       await observer.close();
+    }
+  });
+
+  it('SIGKILL of a `registry serve` node on etcd: what it registered disappears within TTL + 2 s, other nodes\' entries stay', async () => {
+    const url = c.url('/serve-failover');
+    const config = join(tmp.dir, 'registry.config.json');
+    writeFileSync(config, JSON.stringify({ profiles: { cluster: { backend: url, backendOpts: { leaseTtl: TTL } } } }));
+    const serve = await spawnServe(['--config', config, '--profile', 'cluster', '--node-name', 'node-serve']);
+    children.push(serve.child);
+    const sleeper = await spawnSleeper();
+    for (let i = 0; i < 10; i++) {
+      const res = await fetch(`${serve.url}/v1/registrations/default/svc-${i}`, {
+        method: 'PUT',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ pid: sleeper.pid, meta: { type: 'api' } }),
+      });
+      assert.equal(res.status, 201, await res.text());
+    }
+    const other = await ProcessRegistry.open({ backend: url, nodeName: 'node-other', cleanupInterval: 0 });
+    try {
+      await other.register('other', sleeper.pid, {}, { node: 'node-other' });
+      assert.equal((await other.backend.lookup('default', 'svc-0'))?.node, 'node-serve');
+      const exited = serve.exited;
+      serve.child.kill('SIGKILL');
+      await exited;
+      const t0 = Date.now();
+      await waitFor(async () => (await other.backend.count('default')) === 1, (TTL + 2) * 1000, 'the serve node\'s registrations to expire');
+      assert.ok(Date.now() - t0 <= (TTL + 2) * 1000);
+      assert.equal((await other.backend.lookup('default', 'other'))?.node, 'node-other');
+      assert.deepEqual((await other.list({ where: [['type', 'api']] })).items, [], 'index keys went with the lease');
+    } finally {
+      await other.close();
     }
   });
 });

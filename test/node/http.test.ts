@@ -400,3 +400,43 @@ describe('node: the change feed of a backend without one (sqlite)', () => {
     }
   });
 });
+
+describe('node: periodic sweep and digests through the remote backend', () => {
+  it('sweeps dead processes of its own node name every cleanupInterval, without any request', async () => {
+    const node = await startNode('memory:', { cleanupInterval: 100 });
+    const r = await ProcessRegistry.open({ backend: node.url, cleanupInterval: 0 });
+    try {
+      const [a, b] = await Promise.all([spawnSleeper(), spawnSleeper()]);
+      await r.register('dies', a.pid, {}, { namespace: 'sweep' });
+      await r.register('lives', b.pid, {}, { namespace: 'sweep' });
+      await r.register('elsewhere', 999999, {}, { namespace: 'sweep', node: 'another-host' });
+      await a.kill();
+      // Raw backend count (dead included): only the node's own sweep can bring it down.
+      await waitFor(() => node.registry.backend.count('sweep') === 2, 10_000, 'the periodic sweep to remove the dead entry');
+      assert.deepEqual((await r.list({ namespace: 'sweep' })).items.map((e) => e.key), ['elsewhere', 'lives'], "other nodes' entries are left to their node");
+      assert.ok(node.registry.sweepHistory().some((s) => s.removed === 1));
+    } finally {
+      await r.close();
+      await node.close();
+      await killAllSleepers();
+    }
+  });
+
+  it('digest through the remote backend equals the digest of the same entries computed locally', async () => {
+    const { BucketDigester } = await import('../../src/registry/digest.js');
+    const node = await startNode('memory:');
+    const r = await ProcessRegistry.open({ backend: node.url, cleanupInterval: 0 });
+    try {
+      const res = await r.bulkRegister(Array.from({ length: 50 }, (_, i) => ({ key: `d/${i}`, pid: 10 + i, node: 'elsewhere', namespace: 'dig', meta: { i } })));
+      assert.ok(res.every((x) => x.ok));
+      const remote = await r.backend.digest!('dig', 8);
+      const local = new BucketDigester(8);
+      for await (const e of r.entries({ namespace: 'dig' })) local.add(e);
+      assert.deepEqual(remote, local.result());
+      assert.equal(remote.counts.reduce((a, b) => a + b, 0), 50);
+    } finally {
+      await r.close();
+      await node.close();
+    }
+  });
+});

@@ -13,7 +13,8 @@ import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { ProcessRegistry } from '../../src/registry/service.js';
 import { killAllSleepers, spawnSleeper } from '../support/processes.js';
-import { cli, spawnServe, type ServeProcess } from '../support/node.js';
+import { sandbox } from '../support/cli.js';
+import { spawnServe, type ServeProcess } from '../support/node.js';
 import { tempDir } from '../support/tmp.js';
 
 async function stop(p: ServeProcess, sig: NodeJS.Signals = 'SIGTERM') {
@@ -33,9 +34,13 @@ async function freePort(): Promise<number> {
 }
 
 const t = tempDir();
+const sb = sandbox();
+/** `registry ARGS…` asynchronously, in a sandbox of its own XDG folders (CI set: no prompts). */
+const cli = (args: string[], env: NodeJS.ProcessEnv = {}) => sb.start(args, { env: { CI: '1', ...env } }).done;
 after(async () => {
   await killAllSleepers();
   t.cleanup();
+  sb.cleanup();
 });
 
 describe('registry serve: the CLI through a node', { timeout: 120_000 }, () => {
@@ -45,22 +50,22 @@ describe('registry serve: the CLI through a node', { timeout: 120_000 }, () => {
     try {
       const b = ['-b', srv.url];
       const reg = await cli(['register', 'web/1', '--pid', String(p.pid), '--meta', 'role=web', ...b]);
-      assert.equal(reg.code, 0, reg.err);
+      assert.equal(reg.code, 0, reg.stderr);
       const look = await cli(['lookup', 'web/1', '--json', ...b]);
-      assert.equal(look.code, 0, look.err);
-      assert.equal(JSON.parse(look.out).pid, p.pid);
+      assert.equal(look.code, 0, look.stderr);
+      assert.equal(JSON.parse(look.stdout).pid, p.pid);
       const conflict = await cli(['register', 'web/1', '--pid', String(process.pid), ...b]);
-      assert.equal(conflict.code, 4, conflict.err);
-      assert.match(conflict.err, /held by pid/);
+      assert.equal(conflict.code, 4, conflict.stderr);
+      assert.match(conflict.stderr, /held by pid/);
       assert.equal((await cli(['meta', 'set', 'web/1', '--merge', '--meta', 'port=8080', ...b])).code, 0);
       const list = await cli(['list', '--where', 'role=web', '--json', ...b]);
-      assert.equal(list.code, 0, list.err);
-      assert.deepEqual(JSON.parse(list.out).items.map((e: { key: string; meta: object }) => [e.key, e.meta]), [['web/1', { role: 'web', port: 8080 }]]);
+      assert.equal(list.code, 0, list.stderr);
+      assert.deepEqual(JSON.parse(list.stdout).items.map((e: { key: string; meta: object }) => [e.key, e.meta]), [['web/1', { role: 'web', port: 8080 }]]);
       const count = await cli(['count', '--json', ...b]);
-      assert.equal(JSON.parse(count.out).total, 1);
+      assert.equal(JSON.parse(count.stdout).total, 1);
       const status = await cli(['node', 'status', '--json', ...b]);
-      assert.equal(status.code, 0, status.err);
-      const st = JSON.parse(status.out);
+      assert.equal(status.code, 0, status.stderr);
+      const st = JSON.parse(status.stdout);
       assert.equal(typeof st.uptimeMs, 'number');
       assert.match(st.backend, /^sqlite:/);
       assert.equal(st.namespaces.default, 1);
@@ -78,19 +83,19 @@ describe('registry serve: the CLI through a node', { timeout: 120_000 }, () => {
   it('unreachable node → exit 6; bad or missing token → exit 7', async () => {
     const port = await freePort();
     const down = await cli(['lookup', 'k', '-b', `http://127.0.0.1:${port}`]);
-    assert.equal(down.code, 6, down.err);
-    assert.match(down.err, /cannot reach registry node/);
-    assert.doesNotMatch(down.err, /\n\s+at /);
+    assert.equal(down.code, 6, down.stderr);
+    assert.match(down.stderr, /cannot reach registry node/);
+    assert.doesNotMatch(down.stderr, /\n\s+at /);
     const tokenFile = join(t.dir, 'token');
     writeFileSync(tokenFile, 'correct-horse-battery-staple\n');
     const srv = await spawnServe(['-b', 'memory:', '--token-file', tokenFile, '--log-level', 'warn']);
     try {
       const wrong = await cli(['count', '-b', srv.url], { REGISTRY_TOKEN: 'wrong-wrong-wrong-wrong' });
-      assert.equal(wrong.code, 7, wrong.err);
+      assert.equal(wrong.code, 7, wrong.stderr);
       const none = await cli(['list', '-b', srv.url], { REGISTRY_TOKEN: '' });
-      assert.equal(none.code, 7, none.err);
+      assert.equal(none.code, 7, none.stderr);
       const ok = await cli(['count', '-b', srv.url], { REGISTRY_TOKEN: 'correct-horse-battery-staple' });
-      assert.equal(ok.code, 0, ok.err);
+      assert.equal(ok.code, 0, ok.stderr);
     } finally {
       await stop(srv);
     }
@@ -99,8 +104,8 @@ describe('registry serve: the CLI through a node', { timeout: 120_000 }, () => {
   it('refuses to listen off loopback without a token (exit 2, one line)', async () => {
     const r = await cli(['serve', '--listen', '0.0.0.0:0', '-b', 'memory:']);
     assert.equal(r.code, 2);
-    assert.match(r.err, /without a token/);
-    assert.equal(r.err.trim().split('\n').length, 1);
+    assert.match(r.stderr, /without a token/);
+    assert.equal(r.stderr.trim().split('\n').length, 1);
   });
 
   it('serves https with --tls-cert/--tls-key', async () => {

@@ -11,7 +11,8 @@ import type { ChangeEvent, Meta } from '../../src/backends/contract.js';
 import { RemoteBackend } from '../../src/backends/remote.js';
 import { ProcessRegistry } from '../../src/registry/service.js';
 import { killAllSleepers, spawnSleepers, waitFor } from '../support/processes.js';
-import { cli, startNode } from '../support/node.js';
+import { sandbox } from '../support/cli.js';
+import { startNode } from '../support/node.js';
 import { tempDir } from '../support/tmp.js';
 
 const t = tempDir();
@@ -115,10 +116,12 @@ describe('node switch', { timeout: 120_000 }, () => {
       assert.equal(node.registry.backend.url, 'memory:', 'still on memory');
       await client.close();
       const file = join(t.dir, 'cli.db');
-      // cli() spawns asynchronously: the node runs in this process and must keep answering.
-      const r = await cli(['node', 'switch', '--to', `sqlite:${file}`, '-b', node.url, '--json']);
-      assert.equal(r.code, 0, r.err);
-      assert.equal(JSON.parse(r.out).to, `sqlite:${file}`);
+      // Asynchronously: the node runs in this process and must keep answering.
+      const sb = sandbox();
+      const r = await sb.start(['node', 'switch', '--to', `sqlite:${file}`, '-b', node.url, '--json']).done;
+      sb.cleanup();
+      assert.equal(r.code, 0, r.stderr);
+      assert.equal(r.json<{ to: string }>().to, `sqlite:${file}`);
       assert.equal(node.registry.backend.url, `sqlite:${file}`);
     } finally {
       await node.close();

@@ -1,8 +1,8 @@
 /** A real registry node on port 0 for tests, in-process or as a child `registry serve` process. */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
-import { fileURLToPath } from 'node:url';
 import { RegistryNode, type NodeOptions, openNodeRegistry } from '../../src/node/server.js';
+import { BIN } from './cli.js';
 
 /** Start a node over `backend` on 127.0.0.1:0 (silent logs). */
 export async function startNode(backend: string, opts: Partial<NodeOptions> & { backendOpts?: Record<string, unknown>; cleanupInterval?: number } = {}): Promise<RegistryNode> {
@@ -15,7 +15,6 @@ export async function startNode(backend: string, opts: Partial<NodeOptions> & { 
   }
 }
 
-export const RUN_JS = fileURLToPath(new URL('../../../bin/run.js', import.meta.url));
 
 export interface ServeProcess {
   child: ChildProcess;
@@ -27,7 +26,7 @@ export interface ServeProcess {
 
 /** Spawn `registry serve --listen 127.0.0.1:0 …` and wait for the URL it prints. */
 export async function spawnServe(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ServeProcess> {
-  const child = spawn(process.execPath, [RUN_JS, 'serve', '--listen', '127.0.0.1:0', ...args], {
+  const child = spawn(process.execPath, [BIN, 'serve', '--listen', '127.0.0.1:0', ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NO_COLOR: '1', ...env },
   });
@@ -53,15 +52,3 @@ export async function spawnServe(args: string[], env: NodeJS.ProcessEnv = {}): P
   return { child, url, stderr: () => err, exited };
 }
 
-/** Run the CLI asynchronously (an in-process node keeps answering); exit code, stdout, stderr. */
-export function cli(args: string[], env: NodeJS.ProcessEnv = {}): Promise<{ code: number; out: string; err: string }> {
-  return new Promise((resolve, reject) => {
-    const c = spawn(process.execPath, [RUN_JS, ...args], { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, NO_COLOR: '1', CI: '1', ...env } });
-    let out = '';
-    let err = '';
-    c.stdout!.on('data', (d) => (out += d));
-    c.stderr!.on('data', (d) => (err += d));
-    c.on('error', reject);
-    c.on('exit', (code) => resolve({ code: code ?? -1, out, err }));
-  });
-}
