@@ -204,4 +204,22 @@ describe('registry stats', () => {
     assert.match(t.stdout, /16 alive, 4 dead \(20\.0%\)/);
     assert.match(t.stdout, /no operation counters: a one-shot CLI process has no history/);
   });
+
+  it('in the REPL (a long-lived process) it shows the session\'s own counters and latencies', async () => {
+    const { url, procs } = await fleet('session', 1, 1);
+    const script = [`register r-1 --pid ${procs[0].pid}`, 'lookup r-1', 'lookup r-1', 'health', 'stats --json', ''].join('\n');
+    const child = spawn(process.execPath, [BIN, 'repl', '-b', url], { env: sb.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stdin.end(script);
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    assert.equal(code, 0, out);
+    assert.match(out, /status\s+│ healthy/, 'health runs on the session\'s registry');
+    const last = out.slice(out.lastIndexOf('\n{\n') + 1);
+    const s = JSON.parse(last) as StatsResult;
+    assert.equal(s.countersFrom, 'this process');
+    assert.ok(s.operations.register?.count >= 1, JSON.stringify(s.operations));
+    assert.ok(s.operations.lookup?.count >= 2, JSON.stringify(s.operations));
+    assert.ok((s.operations.lookup.latencyMs.samples ?? 0) >= 2 && s.operations.lookup.latencyMs.max > 0, 'the first calls are all timed');
+  });
 });
