@@ -7,23 +7,16 @@ import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
+import { describe, it } from 'node:test';
 import { ProcessRegistry } from '../../src/registry/service.js';
 import type { HealthSummary } from '../../src/cli/health.js';
 import type { StatsResult } from '../../src/commands/stats.js';
-import { killAllSleepers, type Sleeper, spawnSleepers, waitFor } from '../support/processes.js';
-import { BIN, sandbox, type Sandbox } from '../support/cli.js';
+import { type Sleeper, spawnSleepers, waitFor } from '../support/processes.js';
+import { BIN, type Sandbox } from '../support/cli.js';
+import { nodeSandbox } from './sandbox.js';
 
 const NODE = 'health-cli-node';
-let sb: Sandbox;
-before(() => {
-  sb = sandbox();
-  sb.env.REGISTRY_NODE = NODE;
-});
-after(async () => {
-  await killAllSleepers();
-  sb.cleanup();
-});
+const sb = nodeSandbox(NODE);
 
 /** `count` processes holding `perProcess` keys each in a new SQLite file. */
 async function fleet(name: string, count: number, perProcess: number): Promise<{ url: string; path: string; procs: Sleeper[] }> {

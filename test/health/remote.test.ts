@@ -8,21 +8,13 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ProcessRegistry } from '../../src/registry/service.js';
 import type { HealthSummary } from '../../src/cli/health.js';
-import { killAllSleepers, spawnSleepers, waitFor } from '../support/processes.js';
-import { sandbox, type Sandbox } from '../support/cli.js';
+import { spawnSleepers, waitFor } from '../support/processes.js';
+import { nodeSandbox } from './sandbox.js';
 import { spawnServe } from '../support/node.js';
 import { startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.js';
 
 const NODE = 'health-remote-node';
-let sb: Sandbox;
-before(() => {
-  sb = sandbox();
-  sb.env.REGISTRY_NODE = NODE;
-});
-after(async () => {
-  await killAllSleepers();
-  sb.cleanup();
-});
+const sb = nodeSandbox(NODE);
 
 const health = (args: string[]) => {
   const r = sb.run(['health', ...args, '--json']);
