@@ -17,6 +17,7 @@ import {
 } from '../backends/contract.js';
 import { parseBackendUrl } from '../backends/open.js';
 import { ProcessRegistry } from '../registry/service.js';
+import { parseDuration } from '../registry/validate.js';
 import { findConfig, loadConfig, resolveBackend, type Resolved, type Selection } from './config.js';
 import { age, type Colors, fieldTable, table } from './output.js';
 
@@ -123,10 +124,17 @@ export function summarize(backends: BackendHealth[], failOn: FailOn): HealthSumm
   return { status, exitCode, failOn, checkedAt: new Date().toISOString(), backends };
 }
 
+/** `--timeout`: a duration above zero. */
+export function positiveDuration(text: string): number {
+  const ms = parseDuration(text, '--timeout');
+  if (ms <= 0) throw new RegistryError('INVALID_INPUT', `invalid --timeout ${JSON.stringify(text)}: it must be above zero, e.g. 10s`);
+  return ms;
+}
+
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const t = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new TimeoutError(`${what} did not answer within ${ms} ms: is it up? raise --timeout`)), ms);
+    timer = setTimeout(() => reject(new TimeoutError(`${what} did not answer within ${ms} ms: is it up? (raise --timeout if it is just slow)`)), ms);
   });
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }

@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { RegistryCommand } from '../cli/base.js';
-import { checkAll, type FailOn, type HealthSummary, renderHealth, resolveTargets } from '../cli/health.js';
+import { checkAll, positiveDuration, type FailOn, type HealthSummary, renderHealth, resolveTargets } from '../cli/health.js';
 
 export default class Health extends RegistryCommand<typeof Health> {
   static override summary = 'Check the health of a backend (or several): status, counts, dead share, backend fields.';
@@ -19,7 +19,7 @@ Exit codes: 0 healthy; 5 degraded or unhealthy (--fail-on unhealthy lets degrade
   static override flags = {
     watch: Flags.integer({ char: 'w', summary: 'Re-check every N seconds until Ctrl-C.', min: 1 }),
     'fail-on': Flags.string({ summary: 'The least bad status that fails (exit 5).', options: ['degraded', 'unhealthy'], default: 'degraded' }),
-    timeout: Flags.integer({ summary: 'Milliseconds to wait for each backend before calling it unreachable.', default: 10_000, min: 1 }),
+    timeout: Flags.string({ summary: 'How long to wait for each backend before calling it unreachable (500ms, 10s, 1m).', default: '10s' }),
     backends: Flags.string({ summary: 'Check these backend URLs (comma-separated) instead of the selected one.' }),
     profiles: Flags.string({ summary: 'Check these config profiles (comma-separated).' }),
   };
@@ -31,7 +31,8 @@ Exit codes: 0 healthy; 5 degraded or unhealthy (--fail-on unhealthy lets degrade
     const s = RegistryCommand.session;
     // In the REPL, the selected backend is the warm one.
     const borrowed = s && !f.backend && !f.profile && !f['node-name'] && !f.backends && !f.profiles ? s.registry : undefined;
-    const check = () => checkAll(targets, { failOn, timeoutMs: f.timeout, borrowed, nodeName: f['node-name'] });
+    const timeoutMs = positiveDuration(f.timeout);
+    const check = () => checkAll(targets, { failOn, timeoutMs, borrowed, nodeName: f['node-name'] });
     const c = await this.colors();
     if (!f.watch) {
       const summary = await check();

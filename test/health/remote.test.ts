@@ -4,6 +4,9 @@
  * (quorum lost: unreachable, exit 6).
  */
 import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { ProcessRegistry } from '../../src/registry/service.js';
@@ -54,6 +57,28 @@ describe('health of a registry node', () => {
   });
 });
 
+describe('health of an endpoint that accepts but never answers', () => {
+  it('is unreachable after --timeout (exit 6), not a hang', async () => {
+    const silent = createServer(() => undefined); // holds every connection open, says nothing
+    silent.listen(0, '127.0.0.1');
+    await once(silent, 'listening');
+    const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    try {
+      const t0 = Date.now();
+      const r = await sb.start(['health', '-b', url, '--timeout', '700ms', '--json']).done;
+      assert.equal(r.code, 6, r.stdout + r.stderr);
+      const s = r.json<HealthSummary>();
+      assert.equal(s.backends[0].status, 'unreachable');
+      assert.match(s.backends[0].reasons[0], /did not answer within 700 ms|cannot reach|timed out/);
+      assert.ok(Date.now() - t0 < 20_000, 'it gave up instead of waiting forever');
+    } finally {
+      silent.closeAllConnections?.();
+      silent.close();
+    }
+    assert.equal(sb.run(['health', '-b', url, '--timeout', '0s']).code, 2, 'a zero timeout is a usage error');
+  });
+});
+
 describe('health of an etcd cluster', () => {
   let cluster: EtcdCluster;
   before(async () => {
@@ -84,7 +109,7 @@ describe('health of an etcd cluster', () => {
     assert.equal(sb.run(['health', '-b', url, '--fail-on', 'unhealthy']).code, 0);
 
     await cluster.killMember(1);
-    await waitFor(() => (r = health(['-b', url, '--timeout', '15000'])).code === 6, 60_000, 'unreachable once quorum is lost');
+    await waitFor(() => (r = health(['-b', url, '--timeout', '15s'])).code === 6, 60_000, 'unreachable once quorum is lost');
     assert.equal(r.s.backends[0].status, 'unreachable');
     assert.match(r.s.backends[0].reasons[0], /lost quorum/);
   });
