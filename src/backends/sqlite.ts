@@ -48,6 +48,8 @@ export interface SqliteOptions {
   busyTimeout?: number;
   /** Open read-only (no schema creation). */
   readonly?: boolean;
+  /** healthCheck reports `degraded` when the WAL file grows past this many bytes (default 256 MiB). */
+  walLimitBytes?: number;
 }
 
 type Row = {
@@ -145,6 +147,7 @@ class SqliteBackend implements Backend {
 
   readonly db: DatabaseT.Database;
   private readonly file: string;
+  private readonly walLimit: number;
   private closed = false;
   private replaceIf: RegisterOptions['replaceIf'] = () => false;
   private readonly st: ReturnType<SqliteBackend['prepare']>;
@@ -153,6 +156,8 @@ class SqliteBackend implements Backend {
     if (!location) throw new InvalidInputError('sqlite: needs a file path, e.g. sqlite:./registry.db');
     this.file = resolve(location);
     this.url = `sqlite:${this.file}`;
+    this.walLimit = opts.walLimitBytes ?? WAL_DEGRADED_BYTES;
+    if (typeof this.walLimit !== 'number' || !(this.walLimit > 0)) throw new InvalidInputError(`sqlite: walLimitBytes must be a number of bytes above 0, not ${JSON.stringify(opts.walLimitBytes)}`);
     this.db = openDatabase(this.file, opts);
     try {
       if (!opts.readonly) this.migrate();
@@ -372,10 +377,11 @@ class SqliteBackend implements Backend {
       countMethod: method,
       checkMs: 0,
     };
-    if ((wal?.size ?? 0) > WAL_DEGRADED_BYTES) {
+    if ((wal?.size ?? 0) > this.walLimit) {
       if (report.status === 'healthy') report.status = 'degraded';
+      const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
       report.reasons.push(
-        `the WAL file is ${(wal!.size / 1048576).toFixed(0)} MiB (> ${WAL_DEGRADED_BYTES / 1048576} MiB): a long-running reader blocks checkpoints; end it or run \`sqlite3 ${this.file} 'PRAGMA wal_checkpoint(TRUNCATE)'\``,
+        `the WAL file is ${mib(wal!.size)} (> ${mib(this.walLimit)}): a long-running reader blocks checkpoints; end it or run \`sqlite3 ${this.file} 'PRAGMA wal_checkpoint(TRUNCATE)'\``,
       );
     }
     report.checkMs = Math.round((performance.now() - t0) * 100) / 100;
@@ -445,7 +451,7 @@ class SqliteBackend implements Backend {
 // --- helpers -----------------------------------------------------------------------------------
 
 /** healthCheck calls the store degraded when the WAL grows past this (checkpoints starved). */
-const WAL_DEGRADED_BYTES = 256 * 1048576;
+const WAL_DEGRADED_BYTES = 256 * 1048576; // default of SqliteOptions.walLimitBytes
 /**
  * The skip-scan costs a few index seeks per process, the GROUP BY a little per row: past
  * max(SKIP_SCAN_MIN, rows / ROWS_PER_SEEK) distinct processes the single scan is cheaper.

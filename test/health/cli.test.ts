@@ -9,6 +9,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { ProcessRegistry } from '../../src/registry/service.js';
+import { loadBetterSqlite } from '../../src/backends/sqlite.js';
 import type { HealthSummary } from '../../src/cli/health.js';
 import type { StatsResult } from '../../src/commands/stats.js';
 import { type Sleeper, spawnSleepers, waitFor } from '../support/processes.js';
@@ -68,6 +69,40 @@ describe('registry health on real degraded states', () => {
     assert.equal(r.code, 0);
     assert.equal(summary(r).backends[0].health!.registrations, 70);
     assert.equal(typeof summary(r).backends[0].health!.lastCleanup, 'number');
+  });
+
+  it('a reader that starves checkpoints lets the WAL grow past walLimitBytes: degraded, until the checkpoint the reason names', async () => {
+    const { url, path, procs } = await fleet('starved', 2, 1);
+    const cfg = join(sb.dir, 'wal.config.json');
+    // SQLite checkpoints every ~1000 pages (4 MiB) and then reuses the WAL from its start: without
+    // a reader in the way it stays near 4 MiB however much is written.
+    writeFileSync(cfg, JSON.stringify({ profiles: { wal: { backend: url, backendOpts: { walLimitBytes: 8 * 1048576 } } } }));
+    const writer = await ProcessRegistry.open({ backend: url, cleanupInterval: 0, nodeName: NODE });
+    const meta = { pad: 'x'.repeat(4000) };
+    const write = async (prefix: string) => {
+      for (let i = 0; i < 3000; i++) await writer.register(`${prefix}-${i}`, procs[0].pid, meta);
+    };
+    await write('free');
+    const calm = sb.run(['health', '--config', cfg, '--profile', 'wal', '--json']);
+    assert.equal(calm.code, 0, `checkpoints keep the WAL small: ${JSON.stringify(summary(calm).backends[0].health?.walBytes)}`);
+
+    const Database = loadBetterSqlite();
+    const reader = new Database(path, { readonly: true });
+    reader.exec('BEGIN');
+    reader.prepare('SELECT count(*) FROM registrations').get(); // holds its snapshot: checkpoints cannot pass it
+    await write('starved');
+    const r = sb.run(['health', '--config', cfg, '--profile', 'wal', '--json']);
+    assert.equal(r.code, 5, r.stdout);
+    const b = summary(r).backends[0];
+    assert.equal(b.status, 'degraded');
+    assert.match(b.reasons.join('\n'), /the WAL file is [\d.]+ MiB \(> 8\.0 MiB\): a long-running reader blocks checkpoints/);
+    reader.exec('COMMIT');
+    reader.close();
+    const db = new Database(path);
+    db.pragma('wal_checkpoint(TRUNCATE)');
+    db.close();
+    await writer.close();
+    assert.equal(sb.run(['health', '--config', cfg, '--profile', 'wal']).code, 0, 'healthy again after the checkpoint');
   });
 
   it('unreachable is exit 6, never 0, and nothing is created; a malformed URL is exit 2 in one line', async () => {
