@@ -59,11 +59,11 @@ A one-shot CLI process has no history of its own: against a node (--backend http
       optimization: optimization ?? null,
       ...(remote ? { node: nodeFields } : {}),
     };
-    if (!this.jsonEnabled()) await this.render(result, reg.stats.enabled || !!remote);
+    if (!this.jsonEnabled()) await this.render(result, reg.stats.enabled || !!remote, b.capabilities.remote);
     return result;
   }
 
-  private async render(r: StatsResult, counting: boolean): Promise<void> {
+  private async render(r: StatsResult, counting: boolean, remote: boolean): Promise<void> {
     const c = await this.colors();
     const color = this.color;
     const share = r.registrations > 0 ? ` (${((r.dead / r.registrations) * 100).toFixed(1)}%)` : '';
@@ -100,7 +100,9 @@ A one-shot CLI process has no history of its own: against a node (--backend http
         c.dim(
           counting
             ? 'no operations recorded yet'
-            : 'no operation counters: a one-shot CLI process has no history — point --backend at a node (registry serve) or use the REPL',
+            : remote
+              ? "no operation counters: this backend does not fetch the node's own (GET /v1/stats) — `registry node status` shows them"
+              : 'no operation counters: a one-shot CLI process has no history — point --backend at a node (registry serve) or use the REPL',
         ),
       );
     }
