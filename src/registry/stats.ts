@@ -35,36 +35,25 @@ const MAX_MICROS = 3_600_000_000;
 export class OpStats {
   count = 0;
   errors = 0;
-  // Per operation, beside `count` (one cache line on the hot path): calls left until the next timed one.
-  private countdown = 1;
-  private warmup: number;
+  errorCodes: Record<string, number> = {};
+  // The call number of the next timed call: `count` and this are all the hot path touches.
+  private nextTimed = 1;
   constructor(
     private readonly sampleEvery = 256,
-    timeFirst = 1024,
-  ) {
-    this.warmup = timeFirst;
-  }
+    private readonly timeFirst = 1024,
+  ) {}
 
   /**
    * Count one call; true when this call should be timed. The first `timeFirst` calls all are (a
    * short REPL session or a slow operation still gets real percentiles), then one in
    * `sampleEvery`: two clock reads per call would cost a memory-speed lookup more than the 5 %
-   * budget (bench/health.bench.ts). A countdown, not `count % n`: an integer division per call
-   * is measurable there.
+   * budget (bench/health.bench.ts). One increment and one comparison, no division.
    */
   hit(): boolean {
-    this.count++;
-    if (--this.countdown !== 0) return false;
-    if (this.warmup > 0) {
-      this.warmup--;
-      this.countdown = 1;
-    } else {
-      this.countdown = this.sampleEvery;
-    }
+    if (++this.count !== this.nextTimed) return false;
+    this.nextTimed += this.count < this.timeFirst ? 1 : this.sampleEvery;
     return true;
   }
-
-  errorCodes: Record<string, number> = {};
   private hist: Histogram | null = null;
   // Samples are buffered and folded into the (compact, but slow to update) packed histogram in
   // batches: sorted, each distinct value recorded once with its count. A memory-speed lookup's
