@@ -209,6 +209,10 @@ export interface Backend {
   bulkRegister?(entries: Registration[], opts: RegisterOptions & { atomic?: boolean }): MaybePromise<BulkResult[]>;
   /** capability `watch`: changes after `sinceRevision`; returns a stop function. */
   watch?(opts: { namespace?: string; sinceRevision?: number }, onEvent: (e: ChangeEvent) => void, onError?: (err: Error) => void): MaybePromise<() => void>;
+  /** capability `watch`: the feed's current revision (a watch from it misses nothing after it). */
+  currentRevision?(): MaybePromise<number>;
+  /** A lookup with the feed revision it reflects (lets a cache refuse a read older than an event). */
+  lookupAt?(namespace: string, key: string): MaybePromise<{ entry: Registration | undefined; revision: number }>;
   /** capability `digest`: per-bucket digests of a namespace, computed next to the data. */
   digest?(namespace: string, buckets: number): MaybePromise<BucketDigests>;
   /** capability `transactions`: run `fn` all-or-nothing (rolled back when it throws). */

@@ -100,7 +100,7 @@ export function parseEtcdUrl(url: string): { endpoints: string[]; prefix: string
   return { endpoints, prefix };
 }
 
-/** What the etcd backend offers beyond the contract (used by src/backends/etcd-cache.ts). */
+/** What the etcd backend offers beyond the contract (lookupAt and currentRevision serve src/registry/lookup-cache.ts). */
 export interface EtcdBackendApi extends Backend {
   /** The stored entry and the store revision it was read at. */
   lookupAt(namespace: string, key: string): Promise<{ entry: Registration | undefined; revision: number }>;

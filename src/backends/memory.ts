@@ -205,6 +205,10 @@ class MemoryBackend implements Backend {
     return () => this.listeners.delete(l);
   }
 
+  lookupAt(namespace: string, key: string): { entry: Registration | undefined; revision: number } {
+    return { entry: this.lookup(namespace, key), revision: this.revision };
+  }
+
   /** The current revision of the change feed. */
   currentRevision(): number {
     return this.revision;

@@ -1,0 +1,19 @@
+import { PhaseCommand } from '../../cli/phase-command.js';
+import { phaseFlags } from '../../cli/migrate-command.js';
+
+export default class MigrateCutover extends PhaseCommand<typeof MigrateCutover> {
+  static override summary = 'Phase 3: make the hybrid the active backend, proven by shadow reads.';
+  static override description =
+    'Repairs keys written only to the old store, then looks every key up through the old path and through the hybrid; any real mismatch stops the cut-over (exit 5). Keys where the legacy lookup and listing already disagree are counted apart. Then migrate-hybrid becomes the default profile.';
+  static override examples = ['<%= config.bin %> migrate cutover --yes', '<%= config.bin %> migrate cutover --dry-run'];
+  static override flags = { ...phaseFlags };
+  protected readonly phase = 'cutover' as const;
+
+  protected question(): string {
+    return 'Make the hybrid the default backend?';
+  }
+
+  async run() {
+    return this.runPhaseCommand({});
+  }
+}

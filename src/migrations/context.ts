@@ -1,0 +1,135 @@
+/**
+ * What every phase works with: the config file it steers (profiles `migrate-*`, the `default`
+ * profile), the journal and its lock, the stores it opens (each behind a registry service, for
+ * liveness), progress and log callbacks.
+ */
+import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { RegistryError, type Registration } from '../backends/contract.js';
+import { parseBackendUrl } from '../backends/open.js';
+import { findConfig, loadConfig, type ConfigFile, type Profile } from '../cli/config.js';
+import { ProcessRegistry } from '../registry/service.js';
+import { FileJournalStore, Journal, MigrationLock, type JournalStore } from './journal.js';
+import type { State } from './verify.js';
+
+export const PROFILE = {
+  source: 'migrate-source',
+  hybrid: 'migrate-hybrid',
+  target: 'migrate-target',
+  distributed: 'migrate-distributed',
+} as const;
+
+export const JOURNAL_FILE = 'registry.migration.json';
+
+export interface MigrationOptions {
+  /** The config file (default: the one that applies here, else ./registry.config.json, created). */
+  config?: string;
+  /** The journal (default: registry.migration.json beside the config). */
+  journal?: string;
+  /** A journal storage other than a file (tests, embedders). */
+  journalStore?: JournalStore;
+  /** The local node name (liveness of local pids). */
+  nodeName?: string;
+  onProgress?(label: string, done: number, total?: number): void;
+  log?(msg: string): void;
+}
+
+/** A store opened for a migration: the service (liveness) and its backend. */
+export interface OpenState extends State {
+  registry: ProcessRegistry;
+  url: string;
+}
+
+export class Migration {
+  readonly configPath: string;
+  readonly journal: Journal;
+  readonly lock: MigrationLock;
+  readonly nodeName?: string;
+  private readonly opened: ProcessRegistry[] = [];
+
+  constructor(readonly opts: MigrationOptions = {}) {
+    this.configPath = resolve(opts.config ?? findConfig(undefined) ?? join(process.cwd(), 'registry.config.json'));
+    const journalPath = resolve(opts.journal ?? join(dirname(this.configPath), JOURNAL_FILE));
+    const store = opts.journalStore ?? new FileJournalStore(journalPath);
+    this.journal = new Journal(store, this.configPath);
+    this.lock = new MigrationLock(`${store.location}.lock`);
+    this.nodeName = opts.nodeName;
+  }
+
+  progress(label: string, done: number, total?: number): void {
+    this.opts.onProgress?.(label, done, total);
+  }
+
+  log(msg: string): void {
+    this.opts.log?.(msg);
+  }
+
+  /**
+   * Open a store behind a service. `role` names it in errors: a store the journal points at that
+   * has vanished is reported as such, not as a bare open failure.
+   */
+  async open(url: string, role?: string, backendOpts: Record<string, unknown> = {}): Promise<OpenState> {
+    let registry: ProcessRegistry;
+    try {
+      registry = await ProcessRegistry.open({ backend: url, backendOpts, nodeName: this.nodeName, cleanupInterval: 0, stats: false });
+    } catch (err) {
+      if (role && err instanceof RegistryError) {
+        throw new RegistryError(
+          err.code,
+          `the migration journal ${this.journal.store.location} names ${url} as the ${role}, but it cannot be opened (${err.message}): restore it, or start over with another --journal`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+    this.opened.push(registry);
+    return { registry, backend: registry.backend, url, isAlive: (e: Registration) => registry.isAlive(e) };
+  }
+
+  async close(): Promise<void> {
+    const all = this.opened.splice(0);
+    await Promise.allSettled(all.map((r) => r.close()));
+  }
+
+  // --- config profiles ---------------------------------------------------------------------------
+
+  readConfig(): ConfigFile {
+    return existsSync(this.configPath) ? loadConfig(this.configPath) : {};
+  }
+
+  private writeConfig(c: ConfigFile): void {
+    const tmp = `${this.configPath}.${process.pid}.tmp`;
+    writeFileSync(tmp, `${JSON.stringify(c, null, 2)}\n`);
+    renameSync(tmp, this.configPath);
+  }
+
+  setProfile(name: string, profile: Profile | undefined): void {
+    const c = this.readConfig();
+    const profiles = { ...(c.profiles ?? {}) };
+    if (profile) profiles[name] = profile;
+    else delete profiles[name];
+    this.writeConfig({ ...c, profiles });
+  }
+
+  /** Make `name` the default profile (undefined/null: none); returns the previous default. */
+  setDefault(name: string | null | undefined): string | null {
+    const c = this.readConfig();
+    const prev = c.default ?? null;
+    const next: ConfigFile = { ...c };
+    if (name) next.default = name;
+    else delete next.default;
+    this.writeConfig(next);
+    return prev;
+  }
+
+  defaultProfile(): string | null {
+    return this.readConfig().default ?? null;
+  }
+}
+
+/** Absolute paths for file URLs, so the config and journal do not depend on the working directory. */
+export function normalizeUrl(url: string): string {
+  const { info, location } = parseBackendUrl(url);
+  if (info.scheme === 'sqlite' || info.scheme === 'legacy') return `${info.scheme}:${resolve(location)}`;
+  return url.trim();
+}

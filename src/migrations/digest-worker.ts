@@ -1,0 +1,61 @@
+/**
+ * Bucket digests of a SQLite registry file, computed in a worker thread over its own read-only
+ * connection. `verify` runs one per side, so two local files are scanned at the same time (each
+ * "where its data lives") instead of one after the other. The result is exactly the SQLite
+ * backend's `digest` (src/backends/sqlite.ts): same entries (stored rows), same identity text,
+ * same buckets.
+ */
+import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
+import type { BucketDigests, Meta } from '../backends/contract.js';
+import { BucketDigester } from '../registry/digest.js';
+
+export interface DigestJob {
+  file: string;
+  namespaces: Array<{ namespace: string; buckets: number }>;
+}
+
+/** Run a job in a worker thread; resolves namespace → digests. */
+export function digestFileOffThread(job: DigestJob): Promise<Map<string, BucketDigests>> {
+  return new Promise((resolve, reject) => {
+    // execArgv: [] — the parent's flags (e.g. --input-type) do not all apply to a file worker.
+    const w = new Worker(new URL(import.meta.url), { workerData: job, execArgv: [] });
+    w.once('message', (m: { ok: true; result: Array<[string, BucketDigests]> } | { ok: false; error: string }) => {
+      if (m.ok) resolve(new Map(m.result));
+      else reject(new Error(m.error));
+    });
+    w.once('error', reject);
+    w.once('exit', (code) => {
+      if (code !== 0) reject(new Error(`digest worker exited with code ${code}`));
+    });
+  });
+}
+
+async function work(job: DigestJob): Promise<Array<[string, BucketDigests]>> {
+  const { loadBetterSqlite } = await import('../backends/sqlite.js');
+  const db = new (loadBetterSqlite())(job.file, { readonly: true, fileMustExist: true });
+  try {
+    const st = db.prepare('SELECT key, pid, node, meta FROM registrations WHERE namespace = ?').raw();
+    const out: Array<[string, BucketDigests]> = [];
+    // One read transaction: every namespace from the same snapshot.
+    db.exec('BEGIN');
+    for (const { namespace, buckets } of job.namespaces) {
+      const d = new BucketDigester(buckets);
+      for (const row of st.iterate(namespace) as IterableIterator<[string, number, string, string]>) {
+        const meta = row[3] === '{}' ? {} : (JSON.parse(row[3]) as Meta);
+        d.add({ namespace, key: row[0], pid: row[1], node: row[2], meta, registeredAt: 0, updatedAt: 0 });
+      }
+      out.push([namespace, d.result()]);
+    }
+    db.exec('COMMIT');
+    return out;
+  } finally {
+    db.close();
+  }
+}
+
+if (!isMainThread && parentPort && (workerData as DigestJob | undefined)?.file) {
+  work(workerData as DigestJob).then(
+    (result) => parentPort!.postMessage({ ok: true, result }),
+    (err: Error) => parentPort!.postMessage({ ok: false, error: err.message }),
+  );
+}

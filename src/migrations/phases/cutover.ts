@@ -1,0 +1,113 @@
+/**
+ * Phase 3, cut over: make the hybrid the active backend (the config's default profile becomes
+ * `migrate-hybrid`). First a catch-up repair (writes that reached only the old store), then
+ * shadow reads: every key of either store is looked up through the old path (the old store's own
+ * semantics) and the new one (the hybrid); answers must agree. Keys where the legacy lookup and
+ * listing already disagree (design §5) are counted apart as anomalies, not failures.
+ */
+import type { Registration } from '../../backends/contract.js';
+import { HybridBackend } from '../../backends/hybrid.js';
+import { canonicalJson } from '../../registry/digest.js';
+import { ProcessRegistry } from '../../registry/service.js';
+import { compareKeys } from '../../registry/validate.js';
+import { syncState } from '../copy.js';
+import { type Migration, type OpenState, PROFILE } from '../context.js';
+import { checkOrder, DifferentError, doneRecord, markRolledBack, type Phase, type ShadowReport } from '../phase.js';
+import { liveEntries } from '../verify.js';
+
+export const cutover: Phase = {
+  name: 'cutover',
+  summary: 'make the hybrid the active backend, proven by shadow reads',
+
+  async plan(m) {
+    const rec = doneRecord(m, 'hybrid');
+    return {
+      phase: 'cutover',
+      from: rec.from,
+      to: `hybrid:(${rec.from} + ${rec.to})`,
+      steps: [
+        `repair keys written to ${rec.from} only since the backfill`,
+        'shadow-read every key through the old store and through the hybrid; real mismatches stop the cut-over',
+        `make ${PROFILE.hybrid} the default profile of ${m.configPath} (was ${m.defaultProfile() ?? '(none)'})`,
+      ],
+    };
+  },
+
+  async up(m) {
+    const { done, resume } = checkOrder(m, 'cutover');
+    if (done) return { phase: 'cutover', action: 'up', alreadyDone: true, record: done, notes: ['cutover is already done'] };
+    const h = doneRecord(m, 'hybrid');
+    const rec = resume ?? m.journal.begin({ phase: 'cutover', from: h.from, to: PROFILE.hybrid });
+    const s = await m.open(h.from!, 'source');
+    const t = await m.open(h.to!, 'target');
+    const sync = await syncState(s, t);
+    const shadow = await shadowReads(m, s, t);
+    if (!shadow.equivalent) {
+      throw new DifferentError(`shadow reads disagree on ${shadow.mismatches} keys (besides ${shadow.anomalies} legacy anomalies): the cut-over was not made`, { shadow });
+    }
+    const previousDefault = m.setDefault(PROFILE.hybrid);
+    m.journal.finish(rec, { previousDefault, counts: { keys: shadow.keys, agree: shadow.agree, anomalies: shadow.anomalies, mismatches: 0, repaired: sync.written + sync.removed }, details: { samples: shadow.samples } });
+    return {
+      phase: 'cutover',
+      action: 'up',
+      record: rec,
+      verify: shadow,
+      notes: [`shadow reads: ${shadow.agree} of ${shadow.keys} keys agree, ${shadow.anomalies} legacy anomalies counted apart`, `default profile is now ${PROFILE.hybrid}`],
+    };
+  },
+
+  async down(m) {
+    const rec = doneRecord(m, 'cutover');
+    m.setDefault(rec.previousDefault ?? null);
+    markRolledBack(m, 'cutover');
+    return { phase: 'cutover', action: 'down', record: rec, notes: [`default profile back to ${rec.previousDefault ?? '(none)'}`] };
+  },
+
+  async verify(m) {
+    const rec = doneRecord(m, 'cutover');
+    const h = doneRecord(m, 'hybrid');
+    const shadow = await shadowReads(m, await m.open(h.from!, 'source'), await m.open(h.to!, 'target'));
+    return { phase: 'cutover', action: 'verify', record: rec, verify: shadow, notes: [`${shadow.mismatches} mismatches, ${shadow.anomalies} legacy anomalies`] };
+  },
+};
+
+/**
+ * Look every key of either store up through the old path and the new (hybrid) path. The old
+ * path's listing tells the anomalies apart: a key whose old lookup differs from its old listing.
+ */
+export async function shadowReads(m: Migration, oldStore: OpenState, target: OpenState): Promise<ShadowReport> {
+  const hybridBackend = new HybridBackend(oldStore.backend, target.backend, { nodeName: oldStore.registry.nodeName, isAlive: oldStore.isAlive });
+  // Not closed here: the two backends belong to the migration's open stores.
+  const newPath = new ProcessRegistry(hybridBackend, { nodeName: oldStore.registry.nodeName, cleanupInterval: 0, stats: false });
+  const r: ShadowReport = { equivalent: true, keys: 0, agree: 0, anomalies: 0, mismatches: 0, samples: [] };
+  const same = (a: Registration | undefined, b: Registration | undefined) =>
+    (!a && !b) || (!!a && !!b && a.pid === b.pid && a.node === b.node && canonicalJson(a.meta) === canonicalJson(b.meta));
+  const namespaces = [...new Set([...(await oldStore.backend.namespaces()), ...(await target.backend.namespaces())])].sort(compareKeys);
+  for (const namespace of namespaces) {
+    const ia = liveEntries(oldStore, namespace);
+    const ib = liveEntries(target, namespace);
+    let a = await ia.next();
+    let b = await ib.next();
+    while (!a.done || !b.done) {
+      const c = a.done ? 1 : b.done ? -1 : compareKeys(a.value.key, b.value.key);
+      const key = c <= 0 ? a.value!.key : b.value!.key;
+      const listed = c <= 0 ? a.value : undefined;
+      if (c <= 0) a = await ia.next();
+      if (c >= 0) b = await ib.next();
+      r.keys++;
+      if (r.keys % 10_000 === 0) m.progress('cutover: shadow reads', r.keys);
+      const oldAnswer = await oldStore.registry.lookup(key, { namespace });
+      const newAnswer = await newPath.lookup(key, { namespace });
+      if (same(oldAnswer, newAnswer)) {
+        r.agree++;
+        continue;
+      }
+      const anomaly = !same(oldAnswer, listed);
+      if (anomaly) r.anomalies++;
+      else r.mismatches++;
+      if (r.samples.length < 20) r.samples.push({ namespace, key, old: oldAnswer ?? null, new: newAnswer ?? null, anomaly });
+    }
+  }
+  r.equivalent = r.mismatches === 0;
+  return r;
+}

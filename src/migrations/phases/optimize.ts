@@ -1,0 +1,102 @@
+/**
+ * Phase 4, optimize: switch to the pure target. A last catch-up repair from the old store, then
+ * the proof (`verify` target vs the old store's effective view: equivalent), then the default
+ * profile becomes `migrate-target`; the old store is retired (kept on disk, untouched, so
+ * `rollback` can return to the hybrid); a SQLite target is analysed and compacted.
+ */
+import { existsSync } from 'node:fs';
+import { parseBackendUrl } from '../../backends/open.js';
+import { openDatabase } from '../../backends/sqlite.js';
+import { syncState } from '../copy.js';
+import { PROFILE } from '../context.js';
+import { checkOrder, DifferentError, doneRecord, markRolledBack, namespaceDigests, type Phase } from '../phase.js';
+import { verifyStates } from '../verify.js';
+
+export const optimize: Phase = {
+  name: 'optimize',
+  summary: 'switch to the pure target, retire the old store, build indexes, compact',
+
+  async plan(m) {
+    const h = doneRecord(m, 'hybrid');
+    doneRecord(m, 'cutover');
+    return {
+      phase: 'optimize',
+      from: h.from,
+      to: h.to,
+      steps: [
+        `repair keys written to ${h.from} only since the cut-over`,
+        `verify ${h.to} against the effective view of ${h.from}: must be equivalent`,
+        `make ${PROFILE.target} the default profile; ${h.from} is retired (left on disk for rollback)`,
+        /^sqlite:/.test(h.to!) ? `ANALYZE, PRAGMA optimize and VACUUM ${h.to}` : 'no compaction for this backend',
+      ],
+    };
+  },
+
+  async up(m) {
+    const { done, resume } = checkOrder(m, 'optimize');
+    if (done) return { phase: 'optimize', action: 'up', alreadyDone: true, record: done, notes: ['optimize is already done'] };
+    const h = doneRecord(m, 'hybrid');
+    const rec = resume ?? m.journal.begin({ phase: 'optimize', from: h.from, to: h.to });
+    const s = await m.open(h.from!, 'source');
+    const t = await m.open(h.to!, 'target');
+    const sync = await syncState(s, t);
+    const v = await verifyStates(t, s, { maxDiffs: 20 });
+    if (!v.equivalent) throw new DifferentError(`${h.to} is not equivalent to ${h.from} after the repair: nothing was switched`, { verify: v });
+    const d = await namespaceDigests(t, m, 'optimize: digest');
+    await m.close();
+    const compacted = compact(h.to!);
+    const previousDefault = m.setDefault(PROFILE.target);
+    m.journal.finish(rec, {
+      previousDefault,
+      digests: d.digests,
+      counts: { entries: d.total, repaired: sync.written + sync.removed },
+      details: { retired: h.from, compacted },
+    });
+    return {
+      phase: 'optimize',
+      action: 'up',
+      record: rec,
+      verify: v,
+      notes: [`${h.to} is equivalent to the old store (${d.total} entries) and is now the default (profile ${PROFILE.target})`, `${h.from} retired, left on disk for rollback`, ...(compacted ? [compacted] : [])],
+    };
+  },
+
+  /** Back to the hybrid: the old store must still exist; writes made since are copied back into it. */
+  async down(m) {
+    const rec = doneRecord(m, 'optimize');
+    const { info, location } = parseBackendUrl(rec.from!);
+    if ((info.scheme === 'legacy' || info.scheme === 'sqlite') && !existsSync(location)) {
+      throw new DifferentError(`cannot roll back optimize: the retired store ${rec.from} is gone`);
+    }
+    const s = await m.open(rec.from!, 'retired source');
+    const t = await m.open(rec.to!, 'target');
+    const sync = await syncState(t, s);
+    m.setDefault(rec.previousDefault ?? null);
+    markRolledBack(m, 'optimize');
+    return { phase: 'optimize', action: 'down', record: rec, notes: [`${sync.written} entries written and ${sync.removed} removed in ${rec.from} to catch up`, `default profile back to ${rec.previousDefault ?? '(none)'}`] };
+  },
+
+  async verify(m) {
+    const rec = doneRecord(m, 'optimize');
+    const v = await verifyStates(await m.open(rec.to!, 'target'), await m.open(rec.from!, 'retired source'));
+    return { phase: 'optimize', action: 'verify', record: rec, verify: v, notes: [v.equivalent ? 'target equivalent to the retired store' : 'target differs from the retired store (writes since optimize?)'] };
+  },
+};
+
+/** ANALYZE + optimize + VACUUM a SQLite file; a note of what was done. */
+function compact(url: string): string | undefined {
+  const { info, location } = parseBackendUrl(url);
+  if (info.scheme !== 'sqlite') return undefined;
+  const db = openDatabase(location, { create: false });
+  try {
+    const before = (db.pragma('page_count', { simple: true }) as number) * (db.pragma('page_size', { simple: true }) as number);
+    db.exec('ANALYZE');
+    db.pragma('optimize');
+    db.exec('VACUUM');
+    db.pragma('wal_checkpoint(TRUNCATE)');
+    const after = (db.pragma('page_count', { simple: true }) as number) * (db.pragma('page_size', { simple: true }) as number);
+    return `compacted ${location}: ${before} → ${after} bytes`;
+  } finally {
+    db.close();
+  }
+}

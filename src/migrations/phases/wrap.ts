@@ -1,0 +1,153 @@
+/**
+ * Phase 1, wrap: put the service in front of the existing store; nothing moves. Records a
+ * baseline digest per namespace and reports the legacy anomalies (keys in both tables with
+ * different pids, dead rows, stale index and cache rows). Proof: the digest through the service
+ * equals the digest of the raw effective view, read straight from the tables.
+ */
+import { InvalidInputError, type Registration } from '../../backends/contract.js';
+import { effectiveEntry, type LegacyRow, legacyAnomalies, openLegacyDatabase } from '../../backends/legacy.js';
+import { parseBackendUrl } from '../../backends/open.js';
+import { Digest } from '../../registry/digest.js';
+import { type Migration, normalizeUrl, PROFILE } from '../context.js';
+import { checkOrder, DifferentError, doneRecord, markRolledBack, namespaceDigests, type Phase, type WrapProof } from '../phase.js';
+import { liveEntries, type State } from '../verify.js';
+
+export const wrap: Phase = {
+  name: 'wrap',
+  summary: 'put the service in front of the existing store, record a baseline digest, report anomalies',
+
+  async plan(m, args) {
+    const from = sourceArg(m, args.from);
+    const s = await m.open(from);
+    const isLegacy = s.backend.name === 'legacy';
+    const anomalies = isLegacy ? legacyAnomalies((s.backend as unknown as { db: never }).db, s.isAlive, from).counts() : undefined;
+    return {
+      phase: 'wrap',
+      from,
+      steps: [
+        `open ${from} behind the registry service (nothing is copied)`,
+        'digest every namespace through the service and from the raw stored view; they must be equal',
+        isLegacy ? 'report legacy anomalies (divergent tables, dead rows, stale index/cache rows)' : 'no legacy tables: no anomaly report',
+        `write profile ${PROFILE.source} and make it the default in ${m.configPath}`,
+      ],
+      counts: { namespaces: (await s.backend.namespaces()).length, stored: await s.backend.count(), ...(anomalies ?? {}) },
+    };
+  },
+
+  async up(m, args) {
+    const { done } = checkOrder(m, 'wrap');
+    if (done && args.from && normalizeUrl(args.from) !== done.from) {
+      throw new InvalidInputError(`this migration already wraps ${done.from}: roll it back first, or use another --journal for ${args.from}`);
+    }
+    if (done) return { phase: 'wrap', action: 'up', alreadyDone: true, record: done, notes: ['wrap is already done'] };
+    const from = sourceArg(m, args.from);
+    const s = await m.open(from);
+    const rec = m.journal.begin({ phase: 'wrap', from });
+    m.journal.state.source = from;
+    const proof = await wrapProof(m, s);
+    if (!proof.equivalent) throw new DifferentError(`the service's view of ${from} differs from its raw stored view: ${JSON.stringify(proof.namespaces)}`);
+    const isLegacy = s.backend.name === 'legacy';
+    const anomalies = isLegacy ? legacyAnomalies((s.backend as unknown as { db: never }).db, s.isAlive, from) : undefined;
+    m.setProfile(PROFILE.source, { backend: from });
+    const previousDefault = m.setDefault(PROFILE.source);
+    const digests = Object.fromEntries(Object.entries(proof.namespaces).map(([ns, v]) => [ns, v.service]));
+    const counts = Object.fromEntries(Object.entries(proof.namespaces).map(([ns, v]) => [`entries:${ns}`, v.count]));
+    m.journal.finish(rec, {
+      digests,
+      counts: { entries: Object.values(proof.namespaces).reduce((a, v) => a + v.count, 0), ...counts, ...(anomalies?.counts() ?? {}) },
+      previousDefault,
+      details: anomalies ? { anomalies: anomalies.samples } : {},
+    });
+    const notes = [`baseline: ${rec.counts!.entries} live entries in ${Object.keys(digests).length} namespaces`];
+    if (anomalies) {
+      notes.push(
+        `anomalies: ${anomalies.pidMismatch} keys with different pids, ${anomalies.onlyInRegistry} only in registry, ${anomalies.onlyInBackup} only in backup, ` +
+          `${anomalies.deadRegistryRows + anomalies.deadBackupRows} dead rows, ${anomalies.lookupListingDisagree} keys where lookup and listing disagree, ` +
+          `${anomalies.staleIndexRows} stale index rows, ${anomalies.staleCacheRows} stale cache rows`,
+      );
+    }
+    return { phase: 'wrap', action: 'up', record: rec, verify: proof, notes };
+  },
+
+  async down(m) {
+    const rec = doneRecord(m, 'wrap');
+    m.setDefault(rec.previousDefault ?? null);
+    m.setProfile(PROFILE.source, undefined);
+    markRolledBack(m, 'wrap');
+    return { phase: 'wrap', action: 'down', record: rec, notes: [`default profile back to ${rec.previousDefault ?? '(none)'}`] };
+  },
+
+  async verify(m) {
+    const rec = doneRecord(m, 'wrap');
+    const s = await m.open(rec.from!, 'source');
+    const proof = await wrapProof(m, s);
+    const baseline = Object.entries(rec.digests ?? {}).every(([ns, d]) => proof.namespaces[ns]?.service === d) && Object.keys(proof.namespaces).length === Object.keys(rec.digests ?? {}).length;
+    return {
+      phase: 'wrap',
+      action: 'verify',
+      record: rec,
+      verify: proof,
+      notes: [proof.equivalent ? 'service view = raw stored view' : 'service view differs from the raw stored view', baseline ? 'unchanged since the baseline' : 'changed since the baseline (writes since wrap)'],
+    };
+  },
+};
+
+function sourceArg(m: Migration, from: string | undefined): string {
+  const url = from ?? m.journal.state.source;
+  if (!url) throw new InvalidInputError('migrate wrap needs --from URL, the store to migrate (e.g. --from legacy:./registry.db)');
+  return normalizeUrl(url);
+}
+
+/** Digests through the service vs from the raw stored view, per namespace. */
+export async function wrapProof(m: Migration, s: State & { url: string }): Promise<WrapProof> {
+  const service = await namespaceDigests(s as never, m, 'wrap: digest');
+  const raw = await rawDigests(s);
+  const namespaces: WrapProof['namespaces'] = {};
+  let equivalent = true;
+  for (const ns of new Set([...Object.keys(service.digests), ...Object.keys(raw)])) {
+    namespaces[ns] = { service: service.digests[ns] ?? '', raw: raw[ns] ?? '', count: service.counts[ns] ?? 0 };
+    if (namespaces[ns].service !== namespaces[ns].raw) equivalent = false;
+  }
+  return { equivalent, namespaces };
+}
+
+/**
+ * The raw effective view's digests. For a legacy file: one SQL join over both tables, the
+ * listing rule applied row by row (not through the backend's paging). Elsewhere: the backend's
+ * raw listing.
+ */
+async function rawDigests(s: State & { url: string }): Promise<Record<string, string>> {
+  const out: Record<string, string> = {};
+  const { info, location } = parseBackendUrl(s.url);
+  if (info.scheme === 'legacy') {
+    const db = openLegacyDatabase(location, { readonly: true });
+    try {
+      const per = new Map<string, Digest>();
+      const rows = db
+        .prepare(
+          `SELECT k.namespace AS namespace, k.service AS service, r.pid AS rpid, r.node AS rnode, b.pid AS bpid, b.node AS bnode, b.metadata AS metadata
+           FROM (SELECT namespace, service FROM registry UNION SELECT namespace, service FROM process_registry_backup) k
+           LEFT JOIN registry r USING (namespace, service) LEFT JOIN process_registry_backup b USING (namespace, service)`,
+        )
+        .iterate() as IterableIterator<LegacyRow>;
+      for (const row of rows) {
+        const e = effectiveEntry(row, (x: Registration) => s.isAlive(x), location);
+        if (!e) continue;
+        let d = per.get(e.namespace);
+        if (!d) per.set(e.namespace, (d = new Digest()));
+        d.add(e);
+      }
+      for (const [ns, d] of per) out[ns] = d.hex();
+    } finally {
+      db.close();
+    }
+    return out;
+  }
+  // Not a legacy file: the backend's raw pages (no service paging, no lazy cleanup), live rows.
+  for (const ns of await s.backend.namespaces()) {
+    const d = new Digest();
+    for await (const e of liveEntries(s, ns)) d.add(e);
+    if (d.count > 0) out[ns] = d.hex();
+  }
+  return out;
+}

@@ -1,0 +1,133 @@
+/**
+ * The legacy backend against the committed fixtures: effective views, lookups, anomaly counts,
+ * write semantics, and refusal of corrupt or foreign files (library and CLI, exit 2).
+ */
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { after, describe, it } from 'node:test';
+import { InvalidInputError, type Registration } from '../../src/backends/contract.js';
+import { legacyAnomalies } from '../../src/backends/legacy.js';
+import { loadBetterSqlite } from '../../src/backends/sqlite.js';
+import { ProcessRegistry } from '../../src/registry/service.js';
+import { backendSuite } from '../conformance/suite.js';
+import { tempDir } from '../support/tmp.js';
+import { cli, fixture, FIXTURE_NODE, view } from './support.js';
+
+const t = tempDir('procreg-legacy-');
+after(() => t.cleanup());
+
+async function openLegacy(path: string): Promise<ProcessRegistry> {
+  return ProcessRegistry.open({ backend: `legacy:${path}`, nodeName: FIXTURE_NODE, cleanupInterval: 0 });
+}
+
+async function listAll(reg: ProcessRegistry): Promise<Registration[]> {
+  const out: Registration[] = [];
+  for (const namespace of await reg.namespaces()) for await (const e of reg.entries({ namespace })) out.push(e);
+  return out;
+}
+
+describe('legacy backend: fixtures', () => {
+  for (const name of ['clean', 'diverged', 'dead', 'stale']) {
+    it(`${name}: effective view, lookups and anomalies are the documented ones`, async () => {
+      const { path, expected } = fixture(name, t.dir);
+      const reg = await openLegacy(path);
+      try {
+        assert.deepEqual(view(await listAll(reg)), expected.view, 'listing = expected effective view');
+        // Paging with small pages yields the same view.
+        const paged: Registration[] = [];
+        for (const namespace of await reg.namespaces()) for await (const e of reg.entries({ namespace, pageSize: 1 })) paged.push(e);
+        assert.deepEqual(view(paged), expected.view, 'page size 1 gives the same view');
+        const backend = reg.backend as unknown as { db: Parameters<typeof legacyAnomalies>[0] };
+        const counts = legacyAnomalies(backend.db, (e) => reg.isAlive(e), path).counts();
+        for (const [k, v] of Object.entries(expected.anomalies)) assert.equal(counts[k], v, `anomaly count ${k}`);
+        for (const [nsKey, pid] of Object.entries(expected.lookups)) {
+          const [namespace, key] = [nsKey.slice(0, nsKey.lastIndexOf('/')), nsKey.slice(nsKey.lastIndexOf('/') + 1)];
+          assert.equal((await reg.lookup(key, { namespace }))?.pid ?? null, pid, `lookup ${nsKey}`);
+        }
+        const h = await reg.healthCheck();
+        assert.equal(h.alive, expected.anomalies.effective);
+        assert.equal(h.staleIndexRows, expected.anomalies.staleIndexRows);
+        assert.equal(h.staleCacheRows, expected.anomalies.staleCacheRows);
+      } finally {
+        await reg.close();
+      }
+    });
+  }
+
+  it('a live registry hit wins with metadata {}; a dead backup hit is deleted by lookup; a dead registry hit is not-found without fallback', async () => {
+    const { path } = fixture('dead', t.dir);
+    const reg = await openLegacy(path);
+    const db = new (loadBetterSqlite())(path, { readonly: true });
+    try {
+      const count = (table: string, key: string) => (db.prepare(`SELECT count(*) AS n FROM ${table} WHERE service = ?`).get(key) as { n: number }).n;
+      assert.deepEqual((await reg.lookup('live-reg-dead-bak'))?.meta, {}, 'registry hit carries no metadata');
+      assert.equal(count('process_registry_backup', 'dead-bak-only'), 1);
+      assert.equal(await reg.lookup('dead-bak-only'), undefined);
+      assert.equal(count('process_registry_backup', 'dead-bak-only'), 0, 'dead backup hit deleted');
+      assert.equal(await reg.lookup('dead-reg-live-bak'), undefined, 'dead registry hit: no fallback to the live backup row');
+      assert.equal(count('process_registry_backup', 'dead-reg-live-bak'), 1, 'the backup row is left alone');
+    } finally {
+      db.close();
+      await reg.close();
+    }
+  });
+
+  it('register checks and writes the backup table; unregister removes the key from both tables', async () => {
+    const { path } = fixture('diverged', t.dir);
+    const reg = await openLegacy(path);
+    const db = new (loadBetterSqlite())(path, { readonly: true });
+    try {
+      const rows = (table: string, key: string) => db.prepare(`SELECT pid, node FROM ${table} WHERE namespace = 'default' AND service = ?`).all(key);
+      // The backup table holds 200 for "mismatch": 200 on node-a is a live other-node holder.
+      await assert.rejects(reg.register('mismatch', 999, {}, { node: 'node-a' }), (e: Error & { holder?: Registration }) => e.holder?.pid === 200);
+      // only-reg has no backup row: the legacy check passes and the backup table gains a row.
+      await reg.register('only-reg', 301, { via: 'register' }, { node: 'node-b' });
+      assert.deepEqual(rows('process_registry_backup', 'only-reg'), [{ pid: 301, node: 'node-b' }]);
+      assert.deepEqual(rows('registry', 'only-reg'), [{ pid: 300, node: 'node-b' }], 'registry table untouched');
+      assert.equal((await reg.lookup('only-reg'))?.pid, 300, 'legacy lookup still answers from the registry table');
+      assert.equal(await reg.unregister('only-reg'), true);
+      assert.deepEqual(rows('registry', 'only-reg'), []);
+      assert.deepEqual(rows('process_registry_backup', 'only-reg'), []);
+    } finally {
+      db.close();
+      await reg.close();
+    }
+  });
+
+  it('refuses corrupt and foreign files with InvalidInputError (exit 2)', async () => {
+    const corrupt = join(t.dir, 'corrupt.db');
+    writeFileSync(corrupt, Buffer.concat([Buffer.from('SQLite format 3\0'), Buffer.alloc(4096, 0xab)]));
+    const text = join(t.dir, 'text.db');
+    writeFileSync(text, 'this is not a database at all, just text\n'.repeat(200));
+    const foreign = join(t.dir, 'foreign.db');
+    const db = new (loadBetterSqlite())(foreign);
+    db.exec('CREATE TABLE users (id INTEGER PRIMARY KEY, name TEXT)');
+    db.close();
+    const procreg = join(t.dir, 'procreg.db');
+    await (await ProcessRegistry.open({ backend: `sqlite:${procreg}`, cleanupInterval: 0 })).close();
+    for (const f of [corrupt, text, foreign, procreg]) {
+      const err = await openLegacy(f).catch((e) => e);
+      assert.ok(err instanceof InvalidInputError, `${f}: expected InvalidInputError, got ${err}`);
+      assert.equal(err.exitCode, 2);
+    }
+    for (const f of [corrupt, foreign]) {
+      const r = await cli(['list', '-b', `legacy:${f}`], { cwd: t.dir });
+      assert.equal(r.code, 2, r.stderr);
+      assert.match(r.stderr, /^registry: .*(not a usable SQLite database|not a legacy dual-storage registry)/);
+      assert.equal(r.stderr.trim().split('\n').length, 1, 'one line, no stack trace');
+      const w = await cli(['migrate', 'wrap', '--from', `legacy:${f}`, '--yes'], { cwd: t.dir });
+      assert.equal(w.code, 2, w.stderr);
+      assert.doesNotMatch(w.stderr, /\n\s+at /, 'no stack trace');
+    }
+  });
+});
+
+// The legacy backend also holds up as a plain registry when its registry table is empty.
+backendSuite('legacy', async () => {
+  const dir = tempDir('procreg-legacy-conf-');
+  return {
+    registry: await ProcessRegistry.open({ backend: `legacy:${join(dir.dir, 'legacy.db')}`, backendOpts: { create: true }, cleanupInterval: 0 }),
+    teardown: async () => dir.cleanup(),
+  };
+});

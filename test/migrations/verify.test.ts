@@ -1,0 +1,117 @@
+/** verify: equal states, each kind of difference, narrowing to keys, --strict, --max-diffs, exit codes. */
+import assert from 'node:assert/strict';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import type { Registration } from '../../src/backends/contract.js';
+import { ProcessRegistry } from '../../src/registry/service.js';
+import { verifyStates, type State } from '../../src/migrations/verify.js';
+import { copyState, type CopyCursor } from '../../src/migrations/copy.js';
+import { tempDir } from '../support/tmp.js';
+import { cli } from './support.js';
+
+const t = tempDir('procreg-verify-');
+const regs: ProcessRegistry[] = [];
+after(async () => {
+  await Promise.all(regs.map((r) => r.close()));
+  t.cleanup();
+});
+
+async function store(name: string): Promise<ProcessRegistry> {
+  const r = await ProcessRegistry.open({ backend: `sqlite:${join(t.dir, `${name}.db`)}`, nodeName: 'verify-local', cleanupInterval: 0 });
+  regs.push(r);
+  return r;
+}
+const state = (r: ProcessRegistry): State => ({ backend: r.backend, isAlive: (e) => r.isAlive(e) });
+const entry = (namespace: string, key: string, pid: number, meta: Record<string, unknown> = {}, at = 1000): Registration => ({
+  namespace,
+  key,
+  pid,
+  node: 'node-a',
+  meta,
+  registeredAt: at,
+  updatedAt: at,
+  pidStart: null,
+});
+
+describe('verify', () => {
+  let a: ProcessRegistry;
+  let b: ProcessRegistry;
+  before(async () => {
+    a = await store('a');
+    b = await store('b');
+    const batch: Registration[] = [];
+    for (let i = 0; i < 5000; i++) batch.push(entry(i % 2 ? 'ns1' : 'ns2', `k${String(i).padStart(5, '0')}`, 100 + i, { i, tags: ['x', i % 3] }));
+    a.backend.bulkRegister!(batch, { replaceIf: () => true });
+    // B gets the same entries, with metadata keys in another order (canonical JSON makes them equal).
+    b.backend.bulkRegister!(batch.map((e) => ({ ...e, meta: { tags: e.meta.tags, i: e.meta.i } })), { replaceIf: () => true });
+  });
+
+  it('equal states are equivalent, with digests from the backends and no narrowing', async () => {
+    const r = await verifyStates(state(a), state(b));
+    assert.equal(r.equivalent, true);
+    assert.deepEqual(r.totals, { onlyInA: 0, onlyInB: 0, differing: 0 });
+    assert.deepEqual(r.namespaces.map((n) => [n.namespace, n.a, n.b, n.mismatchedBuckets, n.digestA]), [
+      ['ns1', 2500, 2500, 0, 'backend'],
+      ['ns2', 2500, 2500, 0, 'backend'],
+    ]);
+  });
+
+  it('reports only-in-A, only-in-B and differing fields, narrowed to the mismatching buckets', async () => {
+    a.backend.register(entry('ns1', 'extra-in-a', 7), { replaceIf: () => true });
+    b.backend.register(entry('ns2', 'extra-in-b', 8), { replaceIf: () => true });
+    b.backend.register(entry('ns1', 'k00001', 999, { i: 1, tags: ['x', 1] }), { replaceIf: () => true });
+    b.backend.register(entry('ns2', 'k00002', 102, { i: 2, tags: ['y'] }), { replaceIf: () => true });
+    const r = await verifyStates(state(a), state(b));
+    assert.equal(r.equivalent, false);
+    assert.deepEqual(r.totals, { onlyInA: 1, onlyInB: 1, differing: 2 });
+    assert.deepEqual(r.onlyInA.map((e) => e.key), ['extra-in-a']);
+    assert.deepEqual(r.onlyInB.map((e) => e.key), ['extra-in-b']);
+    assert.deepEqual(r.differing.find((d) => d.key === 'k00001')?.fields, { pid: [101, 999] });
+    assert.deepEqual(r.differing.find((d) => d.key === 'k00002')?.fields, { meta: [{ i: 2, tags: ['x', 2] }, { i: 2, tags: ['y'] }] });
+    for (const n of r.namespaces) assert.ok(n.mismatchedBuckets <= 2 && n.mismatchedBuckets >= 1, `${n.namespace}: only the touched buckets mismatch (${n.mismatchedBuckets}/${n.buckets})`);
+    const capped = await verifyStates(state(a), state(b), { maxDiffs: 1 });
+    assert.equal(capped.differing.length, 1);
+    assert.equal(capped.truncated, true);
+    assert.equal(capped.totals.differing, 2, 'totals stay exact');
+    const one = await verifyStates(state(a), state(b), { namespaces: ['ns2'] });
+    assert.deepEqual(one.totals, { onlyInA: 0, onlyInB: 1, differing: 1 });
+  });
+
+  it('--strict compares timestamps; CLI exits 0 when equivalent and 5 with a field-by-field report', async () => {
+    const c = await store('c');
+    const d = await store('d');
+    c.backend.register(entry('default', 'svc', 50, { r: 1 }, 1000), { replaceIf: () => true });
+    d.backend.register(entry('default', 'svc', 50, { r: 1 }, 2000), { replaceIf: () => true });
+    assert.equal((await verifyStates(state(c), state(d))).equivalent, true, 'timestamps ignored by default');
+    const strict = await verifyStates(state(c), state(d), { strict: true });
+    assert.deepEqual(strict.differing[0].fields, { registeredAt: [1000, 2000], updatedAt: [1000, 2000] });
+    await c.close();
+    await d.close();
+    const ok = await cli(['verify', `sqlite:${join(t.dir, 'c.db')}`, `sqlite:${join(t.dir, 'd.db')}`, '--json'], { cwd: t.dir });
+    assert.equal(ok.code, 0, ok.stderr);
+    assert.equal(JSON.parse(ok.stdout || '{}').equivalent, true, `stdout: ${ok.stdout} stderr: ${ok.stderr}`);
+    const bad = await cli(['verify', `sqlite:${join(t.dir, 'c.db')}`, `sqlite:${join(t.dir, 'd.db')}`, '--strict'], { cwd: t.dir });
+    assert.equal(bad.code, 5, bad.stderr);
+    assert.match(bad.stdout, /differs: +default\/svc +registeredAt: 1000 ≠ 2000/);
+    assert.match(bad.stderr, /^registry: the stores differ/);
+    const j = await cli(['verify', `sqlite:${join(t.dir, 'c.db')}`, `sqlite:${join(t.dir, 'd.db')}`, '--strict', '--json'], { cwd: t.dir });
+    assert.equal(j.code, 5);
+    assert.equal(JSON.parse(j.stdout).error.report.totals.differing, 1);
+  });
+
+  it('copy makes a target verify equal, resuming from a cursor without duplicates', async () => {
+    const e = await store('e');
+    let cursor: CopyCursor | undefined;
+    // Stop after the first batch (as a kill would), then resume from the cursor.
+    await copyState(state(a), e.backend, { batch: 700, onBatch: (c) => {
+      if (!cursor) {
+        cursor = c;
+        throw new Error('stop');
+      }
+    } }).catch((err) => assert.equal(err.message, 'stop'));
+    assert.equal(e.backend.count(), 700);
+    const r = await copyState(state(a), e.backend, { batch: 700, cursor });
+    assert.equal(r.copied, a.backend.count() as number);
+    assert.equal((await verifyStates(state(a), state(e))).equivalent, true);
+  });
+});
