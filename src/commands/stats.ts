@@ -42,6 +42,10 @@ A one-shot CLI process has no history of its own: against a node (--backend http
     const local: ServiceStats = { ...reg.statsSnapshot() };
     const src: ServiceStats = remote ?? local;
     const mem = process.memoryUsage();
+    const cache = remote ? undefined : await reg.cacheStats();
+    const localOptimization = cache
+      ? { cache: { ...cache, hitRate: cache.hits + cache.misses > 0 ? Math.round((cache.hits / (cache.hits + cache.misses)) * 10_000) / 10_000 : null } }
+      : undefined;
     const { operations, sweeps, uptimeMs, optimization, startedAt: _s, ...nodeFields } = src;
     const result: StatsResult = {
       backend: b.url,
@@ -56,7 +60,7 @@ A one-shot CLI process has no history of its own: against a node (--backend http
       uptimeMs: typeof uptimeMs === 'number' ? uptimeMs : null,
       operations: operations ?? {},
       sweeps: sweeps ?? [],
-      optimization: optimization ?? null,
+      optimization: optimization ?? localOptimization ?? null,
       ...(remote ? { node: nodeFields } : {}),
     };
     if (!this.jsonEnabled()) await this.render(result, reg.stats.enabled || !!remote, b.capabilities.remote);
@@ -110,7 +114,13 @@ A one-shot CLI process has no history of its own: against a node (--backend http
       this.log(table(['SWEEP AT', 'CHECKED', 'REMOVED', 'DURATION ms'], r.sweeps.map((s) => [new Date(s.at).toISOString(), fmtInt(s.checked), fmtInt(s.removed), s.durationMs.toFixed(1)]), { color }));
     }
     if (r.optimization && typeof r.optimization === 'object') {
-      this.log(fieldTable(Object.entries(r.optimization as Record<string, unknown>).map(([k, v]): [string, string] => [k, fmtField(k, v)]), { color }));
+      // Nested groups (`cache: {hits, misses, hitRate…}`) become `cache hits`, `cache hit rate`, …
+      const rows: Array<[string, string]> = [];
+      for (const [k, v] of Object.entries(r.optimization as Record<string, unknown>)) {
+        if (v && typeof v === 'object' && !Array.isArray(v)) for (const [k2, v2] of Object.entries(v)) rows.push([`${k} ${k2}`, k2 === 'hitRate' && typeof v2 === 'number' ? `${(v2 * 100).toFixed(1)}%` : fmtField(k2, v2)]);
+        else rows.push([k, fmtField(k, v)]);
+      }
+      this.log(fieldTable(rows, { color }));
     }
   }
 }

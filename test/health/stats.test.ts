@@ -4,6 +4,7 @@
  */
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { fileURLToPath } from 'node:url';
 import { OperationStats } from '../../src/registry/stats.js';
 import { ProcessRegistry } from '../../src/registry/service.js';
 
@@ -52,5 +53,33 @@ describe('operation stats', () => {
     off.lookupSync('a');
     assert.deepEqual(off.statsSnapshot().operations, {});
     await off.close();
+  });
+});
+
+describe('registry stats over a long-lived registry (the REPL hook)', () => {
+  it("shows the optimization layer's cache: hits, misses, hit rate", async () => {
+    const { Config } = await import('@oclif/core');
+    const { RegistryCommand } = await import('../../src/cli/base.js');
+    const { default: Stats } = await import('../../src/commands/stats.js');
+    const config = await Config.load(fileURLToPath(new URL('../../..', import.meta.url)));
+    const reg = await ProcessRegistry.open({ backend: 'memory:', cleanupInterval: 0 });
+    await reg.register('cached', process.pid);
+    for (let i = 0; i < 4; i++) await reg.cachedLookup('cached');
+    const out: string[] = [];
+    const write = process.stdout.write.bind(process.stdout);
+    process.stdout.write = ((chunk: string) => (out.push(String(chunk)), true)) as typeof process.stdout.write;
+    RegistryCommand.session = { registry: reg, resolved: { backend: 'memory:', backendOpts: {}, source: 'test' }, json: true };
+    try {
+      const r = (await Stats.run(['--json'], config)) as { operations: Record<string, { count: number }>; optimization: { cache: { hits: number; misses: number; hitRate: number } } };
+      assert.equal(r.optimization.cache.misses, 1);
+      assert.equal(r.optimization.cache.hits, 3);
+      assert.equal(r.optimization.cache.hitRate, 0.75);
+      assert.equal(r.operations.register.count, 1);
+    } finally {
+      RegistryCommand.session = undefined;
+      process.stdout.write = write;
+      await reg.close();
+    }
+    assert.match(out.join(''), /"hitRate": 0\.75/, 'printed as JSON too');
   });
 });
