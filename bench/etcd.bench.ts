@@ -12,7 +12,7 @@
  * Run: npx tsc -p tsconfig.json && BENCH=etcd node dist/bench/index.js   (BENCH_QUICK=1: smaller)
  */
 import { Etcd3 } from 'etcd3';
-import { EtcdLookupCache } from '../src/backends/etcd-cache.js';
+import { LookupCache } from '../src/registry/lookup-cache.js';
 import { DEFAULT_KEYS_PER_LEASE } from '../src/backends/etcd.js';
 import { ProcessRegistry } from '../src/registry/service.js';
 import { startEtcdCluster } from '../test/support/etcd-cluster.js';
@@ -77,7 +77,7 @@ const mod: BenchModule = {
       // --- change propagation A → B's cache ---------------------------------------------------
       const a = await open('/bench-prop', [0]);
       const b = await open('/bench-prop', [2]);
-      const cache = await EtcdLookupCache.open(b, { ttlMs: 600_000 });
+      const cache = await LookupCache.open(b, { ttlMs: 600_000 });
       const rawB = new Etcd3({ hosts: [hosts[2]] });
       try {
         await a.register('prop', process.pid, { i: -1 }, { node: 'bench-node' });

@@ -92,6 +92,8 @@ export interface HealthReport {
   lastCleanup: number | null;
   /** Why the status is not healthy, spelled out. */
   reasons: string[];
+  /** True when the store could not be reached at all (endpoints down, quorum lost): the CLI reports `unreachable`, exit 6. */
+  unreachable?: boolean;
   /** Backend-specific fields (file sizes, members, leader...). */
   [extra: string]: unknown;
 }
@@ -207,6 +209,10 @@ export interface Backend {
   bulkRegister?(entries: Registration[], opts: RegisterOptions & { atomic?: boolean }): MaybePromise<BulkResult[]>;
   /** capability `watch`: changes after `sinceRevision`; returns a stop function. */
   watch?(opts: { namespace?: string; sinceRevision?: number }, onEvent: (e: ChangeEvent) => void, onError?: (err: Error) => void): MaybePromise<() => void>;
+  /** capability `watch`: the feed's current revision (a watch from it misses nothing after it). */
+  currentRevision?(): MaybePromise<number>;
+  /** A lookup with the feed revision it reflects (lets a cache refuse a read older than an event). */
+  lookupAt?(namespace: string, key: string): MaybePromise<{ entry: Registration | undefined; revision: number }>;
   /** capability `digest`: per-bucket digests of a namespace, computed next to the data. */
   digest?(namespace: string, buckets: number): MaybePromise<BucketDigests>;
   /** capability `transactions`: run `fn` all-or-nothing (rolled back when it throws). */
@@ -221,6 +227,21 @@ export interface Backend {
   markCleanup?(at: number): MaybePromise<void>;
   /** Remote backends: ask the far side's service to sweep now. */
   cleanup?(): MaybePromise<SweepResult>;
+  /** Remote backends: the far side's service counters (a node's `GET /v1/stats`); a one-shot CLI has none of its own. */
+  stats?(): MaybePromise<ServiceStats>;
+}
+
+/** A registry service's counters as a node serves them at `GET /v1/stats` (src/registry/stats.ts). */
+export interface ServiceStats {
+  /** Epoch ms when the service started, and for how long it has run. */
+  startedAt?: number;
+  uptimeMs?: number;
+  /** Per operation: count, errors (by code) and latency percentiles in ms (HDR histogram). */
+  operations?: Record<string, { count: number; errors: number; errorCodes?: Record<string, number>; latencyMs: { samples?: number; p50: number; p90: number; p99: number; max: number; mean?: number } }>;
+  /** Recent sweeps, newest last. */
+  sweeps?: SweepResult[];
+  /** Node fields (in-flight requests, watchers, revision, …) and optimization stats when present. */
+  [extra: string]: unknown;
 }
 
 /** The result of one sweep of dead registrations. */

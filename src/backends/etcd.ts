@@ -100,7 +100,7 @@ export function parseEtcdUrl(url: string): { endpoints: string[]; prefix: string
   return { endpoints, prefix };
 }
 
-/** What the etcd backend offers beyond the contract (used by src/backends/etcd-cache.ts). */
+/** What the etcd backend offers beyond the contract (lookupAt and currentRevision serve src/registry/lookup-cache.ts). */
 export interface EtcdBackendApi extends Backend {
   /** The stored entry and the store revision it was read at. */
   lookupAt(namespace: string, key: string): Promise<{ entry: Registration | undefined; revision: number }>;
@@ -344,7 +344,7 @@ class EtcdBackend implements EtcdBackendApi {
     };
     if (probe.quorumLost || probe.reachable === 0) {
       return {
-        status: 'unhealthy', registrations: 0, alive: 0, dead: 0, memoryBytes: 0, lastCleanup: null,
+        status: 'unhealthy', unreachable: true, registrations: 0, alive: 0, dead: 0, memoryBytes: 0, lastCleanup: null,
         reasons: [quorumMessage(probe, this.endpoints)], ...base,
       };
     }

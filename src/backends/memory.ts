@@ -49,6 +49,7 @@ class MemoryBackend implements Backend {
   private readonly retention: number;
   private journal: Array<() => void> | null = null;
   private lastNs: string | undefined;
+  private lastCleanup: number | null = null;
   private lastSpace: Space | undefined;
 
   constructor(opts: MemoryOptions, private readonly ctx: BackendContext) {
@@ -146,10 +147,15 @@ class MemoryBackend implements Backend {
       alive,
       dead,
       memoryBytes: bytes,
-      lastCleanup: null,
+      lastCleanup: this.lastCleanup,
       namespaces: this.spaces.size,
       revision: this.revision,
     };
+  }
+
+  /** Record the time of a sweep (shown by health). */
+  markCleanup(at: number): void {
+    this.lastCleanup = at;
   }
 
   close(): void {
@@ -210,6 +216,10 @@ class MemoryBackend implements Backend {
     const l = { ns: opts.namespace, fn: onEvent };
     this.listeners.add(l);
     return () => this.listeners.delete(l);
+  }
+
+  lookupAt(namespace: string, key: string): { entry: Registration | undefined; revision: number } {
+    return { entry: this.lookup(namespace, key), revision: this.revision };
   }
 
   /** The current revision of the change feed. */

@@ -30,7 +30,7 @@ import {
   type SweepResult,
   UnreachableError,
   type UnregisterCondition,
-  type UpdateOptions,
+  type UpdateOptions, type ServiceStats
 } from './contract.js';
 import { API, fromWire, registrationPath, type WireError } from '../node/wire.js';
 
@@ -197,6 +197,11 @@ export class RemoteBackend implements Backend {
 
   async cleanup(): Promise<SweepResult> {
     return this.ok(await this.call('POST', `${API}/cleanup`)) as SweepResult;
+  }
+
+  /** The node's own service counters (`GET /v1/stats`): what `registry stats -b http://…` shows. */
+  async stats(): Promise<ServiceStats> {
+    return this.ok(await this.call('GET', `${API}/stats`)) as ServiceStats;
   }
 
   /** Stream the node's change feed (NDJSON); resolves once the node accepted the watch. */

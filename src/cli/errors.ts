@@ -8,7 +8,13 @@ export function toRegistryError(err: unknown): RegistryError {
   const e = err as Error & { oclif?: { exit?: number }; code?: string };
   const name = e?.constructor?.name ?? '';
   if (/Parse|Flag|Arg|Validation|NonExistent|RequiredArg|UnexpectedArgs|FailedFlagValidation/.test(name) || e?.oclif?.exit === 2) {
-    const msg = String(e.message).split('\n')[0].replace(/^Error: /, '');
+    // oclif puts the reason on the following lines ("Parsing --watch \n\tExpected an integer…"): keep it, on one line.
+    const parts = String(e.message)
+      .replace(/^Error: /, '')
+      .split('\n')
+      .map((l) => l.replace(/\s+/g, ' ').trim())
+      .filter((l) => l && !/^See more help/i.test(l));
+    const msg = parts.slice(0, 3).reduce((acc, l) => (acc ? `${acc}${acc.endsWith(':') ? ' ' : ': '}${l}` : l), '');
     return new RegistryError('INVALID_INPUT', `${msg} (see --help)`, { cause: err });
   }
   return asRegistryError(err);

@@ -26,6 +26,7 @@ import {
 } from '../backends/contract.js';
 import { openBackend, type OpenBackendOptions } from '../backends/open.js';
 import { KeyedMutex } from './keyed-mutex.js';
+import type { LookupCache } from './lookup-cache.js';
 import { LocalLiveness, pidExists } from './liveness.js';
 import { OperationStats, type OpStats, type StatsSnapshot } from './stats.js';
 import { checkMeta, validateKey, validateMeta, validateNamespace, validateNode, validatePid } from './validate.js';
@@ -95,6 +96,7 @@ export class ProcessRegistry {
   private readonly sweeps: SweepResult[] = [];
   private sweepTimer: NodeJS.Timeout | null = null;
   private sweeping: Promise<SweepResult> | null = null;
+  private cache: Promise<LookupCache> | null = null;
   private closed = false;
 
   /** Open a backend by URL and put the service in front of it. */
@@ -180,6 +182,7 @@ export class ProcessRegistry {
       if (entry.node === this.nodeName && this.judgeLocally && !pidExists(entry.pid)) throw new DeadProcessError(entry.pid, entry.node);
       const run = () => then(this.backend.register(entry, this.replaceRule(entry)), (r) => {
         if (!r.ok) throw new AlreadyRegisteredError(r.holder);
+        this.touched(entry.namespace, entry.key);
         return r.entry;
       });
       return this.mutex ? this.mutex.run(`${entry.namespace}\u0000${entry.key}`, run) : run();
@@ -205,8 +208,7 @@ export class ProcessRegistry {
     if (!this.syncLookups) throw new InvalidInputError(`the ${this.backend.name} backend is asynchronous: use lookup()`);
     const s = this.lookupStats;
     if (s !== null) {
-      s.count++;
-      if (this.stats.sample()) {
+      if (s.hit()) {
         const t0 = performance.now();
         const e = this.lookupNow(key, opts);
         s.record((performance.now() - t0) * 1000);
@@ -258,7 +260,11 @@ export class ProcessRegistry {
       this.check();
       const namespace = this.ns(opts);
       validateKey(key);
-      const run = () => then(this.backend.unregister(namespace, key, opts.pid === undefined ? undefined : { pid: opts.pid }), (removed) => removed);
+      const run = () =>
+        then(this.backend.unregister(namespace, key, opts.pid === undefined ? undefined : { pid: opts.pid }), (removed) => {
+          this.touched(namespace, key);
+          return removed;
+        });
       return this.mutex ? this.mutex.run(`${namespace}\u0000${key}`, run) : run();
     });
   }
@@ -310,6 +316,7 @@ export class ProcessRegistry {
         const live = await this.lookupCore(namespace, key);
         if (!live) throw new NotFoundError(namespace, key);
         const next = await this.backend.updateMetadata(namespace, key, meta, { merge: !!opts.merge, validate: (m) => void validateMeta(m) });
+        this.touched(namespace, key);
         if (!next) throw new NotFoundError(namespace, key);
         return next;
       };
@@ -474,6 +481,22 @@ export class ProcessRegistry {
     return { ...this.stats.snapshot(), sweeps: this.sweepHistory(), backend: this.backend.url, node: this.nodeName };
   }
 
+  /**
+   * A lookup served from the optimization layer's cache (src/registry/lookup-cache.ts): coherent
+   * across nodes through the backend's change feed where it has one, invalidated at once by this
+   * service's own writes, and at most `ttlMs` stale otherwise (default 30 s; fixed by the first call).
+   */
+  async cachedLookup(key: string, opts: CallOptions & { ttlMs?: number } = {}): Promise<Registration | undefined> {
+    this.check();
+    this.cache ??= import('./lookup-cache.js').then((m) => m.LookupCache.open(this, { ttlMs: opts.ttlMs }));
+    return (await this.cache).lookup(key, { namespace: this.ns(opts) });
+  }
+
+  /** Hits, misses and invalidations of the lookup cache (undefined until cachedLookup is used). */
+  async cacheStats() {
+    return this.cache ? (await this.cache).stats() : undefined;
+  }
+
   /** The backend's health report. */
   async healthCheck() {
     this.check();
@@ -486,6 +509,7 @@ export class ProcessRegistry {
     this.closed = true;
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     if (this.sweeping) await this.sweeping.catch(() => undefined);
+    if (this.cache) await (await this.cache.catch(() => undefined))?.close();
     await this.backend.close();
   }
 
@@ -501,6 +525,11 @@ export class ProcessRegistry {
 
   private check(): void {
     if (this.closed) throw new ClosedError('this registry');
+  }
+
+  /** A write through this service: drop the key from the lookup cache. */
+  private touched(namespace: string, key: string): void {
+    if (this.cache) void this.cache.then((c) => c.invalidate(namespace, key), () => undefined);
   }
 
   /** Compare-and-delete a dead entry (a fresh registration of the key is left alone). */

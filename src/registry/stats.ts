@@ -1,7 +1,7 @@
 /**
  * Operation counters for health and `registry stats`: per operation a count, an error count and
  * latencies in an HDR histogram (hdr-histogram-js, loaded on first use so a one-shot CLI call does
- * not pay for it). Latency is sampled: one call in `sampleEvery` is timed (counts are exact), so
+ * not pay for it). Latency is sampled: after the first `timeFirst` calls, one call in `sampleEvery` is timed (counts are exact), so
  * a memory-speed lookup is not slowed by two clock reads.
  */
 import { createRequire } from 'node:module';
@@ -29,16 +29,57 @@ function loadHdr() {
   return hdr;
 }
 
+/** Highest latency the histograms track, in µs (one hour). */
+const MAX_MICROS = 3_600_000_000;
+
 export class OpStats {
   count = 0;
   errors = 0;
   errorCodes: Record<string, number> = {};
+  // The call number of the next timed call: `count` and this are all the hot path touches.
+  private nextTimed = 1;
+  constructor(
+    private readonly sampleEvery = 256,
+    private readonly timeFirst = 1024,
+  ) {}
+
+  /**
+   * Count one call; true when this call should be timed. The first `timeFirst` calls all are (a
+   * short REPL session or a slow operation still gets real percentiles), then one in
+   * `sampleEvery`: two clock reads per call would cost a memory-speed lookup more than the 5 %
+   * budget (bench/health.bench.ts). One increment and one comparison, no division.
+   */
+  hit(): boolean {
+    if (++this.count !== this.nextTimed) return false;
+    this.nextTimed += this.count < this.timeFirst ? 1 : this.sampleEvery;
+    return true;
+  }
   private hist: Histogram | null = null;
+  // Samples are buffered and folded into the (compact, but slow to update) packed histogram in
+  // batches: sorted, each distinct value recorded once with its count. A memory-speed lookup's
+  // samples are nearly all the same few microseconds, so a batch costs a handful of updates.
+  private readonly buf = new Uint32Array(512);
+  private buffered = 0;
   record(micros: number): void {
-    this.hist ??= loadHdr().build({ lowestDiscernibleValue: 1, highestTrackableValue: 3_600_000_000, numberOfSignificantValueDigits: 3, bitBucketSize: 'packed' as never, useWebAssembly: false });
-    this.hist.recordValue(Math.max(1, Math.round(micros)));
+    this.buf[this.buffered++] = micros < 1 ? 1 : micros > MAX_MICROS ? MAX_MICROS : Math.round(micros);
+    if (this.buffered === this.buf.length) this.flush();
+  }
+  private flush(): void {
+    const n = this.buffered;
+    if (n === 0) return;
+    this.buffered = 0;
+    this.hist ??= loadHdr().build({ lowestDiscernibleValue: 1, highestTrackableValue: MAX_MICROS, numberOfSignificantValueDigits: 3, bitBucketSize: 'packed' as never, useWebAssembly: false });
+    const v = this.buf.subarray(0, n).sort();
+    let i = 0;
+    while (i < n) {
+      let j = i + 1;
+      while (j < n && v[j] === v[i]) j++;
+      this.hist.recordValueWithCount(v[i], j - i);
+      i = j;
+    }
   }
   snapshot(): OperationSnapshot {
+    this.flush();
     const h = this.hist;
     const ms = (q: number) => (h ? h.getValueAtPercentile(q) / 1000 : 0);
     return {
@@ -53,20 +94,18 @@ export class OpStats {
 export class OperationStats {
   readonly startedAt = Date.now();
   private readonly ops = new Map<string, OpStats>();
-  private tick = 0;
 
-  /** Should this call be timed? (one in sampleEvery) */
-  sample(): boolean {
-    return ++this.tick % this.sampleEvery === 0;
-  }
-
-  constructor(readonly enabled = true, readonly sampleEvery = 32) {}
+  constructor(
+    readonly enabled = true,
+    readonly sampleEvery = 256,
+    readonly timeFirst = 1024,
+  ) {}
 
   /** The counters of one operation (callers on hot paths keep the object). */
   op(name: string): OpStats {
     let s = this.ops.get(name);
     if (!s) {
-      s = new OpStats();
+      s = new OpStats(this.sampleEvery, this.timeFirst);
       this.ops.set(name, s);
     }
     return s;
@@ -90,8 +129,7 @@ export class OperationStats {
       }
     }
     const s = this.op(name);
-    s.count++;
-    const timed = ++this.tick % this.sampleEvery === 0;
+    const timed = s.hit();
     const t0 = timed ? performance.now() : 0;
     let v: MaybePromise<T>;
     try {
@@ -120,8 +158,7 @@ export class OperationStats {
   trackSync<T>(name: string, fn: () => T): T {
     if (!this.enabled) return fn();
     const s = this.op(name);
-    s.count++;
-    if (++this.tick % this.sampleEvery !== 0) {
+    if (!s.hit()) {
       try {
         return fn();
       } catch (e) {

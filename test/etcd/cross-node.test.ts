@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { AlreadyRegisteredError, type ChangeEvent, type RegistryError } from '../../src/backends/contract.js';
-import { EtcdLookupCache } from '../../src/backends/etcd-cache.js';
+import { LookupCache } from '../../src/registry/lookup-cache.js';
 import type { EtcdBackendApi } from '../../src/backends/etcd.js';
 import { ProcessRegistry } from '../../src/registry/service.js';
 import { startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.js';
@@ -33,7 +33,7 @@ describe('etcd: several nodes', { timeout: 120_000 }, () => {
     const a = await node('node-a', prefix, [0]);
     const b = await node('node-b', prefix, [2]);
     const p = await spawnSleeper();
-    const cache = await EtcdLookupCache.open(b, { ttlMs: 600_000 });
+    const cache = await LookupCache.open(b, { ttlMs: 600_000 });
     await a.register('svc', p.pid, { v: 1 }, { node: 'node-a' });
     return { a, p, cache };
   };

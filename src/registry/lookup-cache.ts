@@ -1,17 +1,19 @@
 /**
- * A lookup cache for one node of an etcd-backed registry, kept coherent across nodes by the etcd
- * watch (design §3 `cachedLookup`): a change made through any node updates or drops the cached
- * entry as soon as the watch event arrives; a TTL bounds staleness if events stop; a compacted or
- * broken watch drops the whole cache and watches again from the current revision (resync).
+ * The optimization layer's `cachedLookup` (design §3): a lookup cache kept coherent across nodes by
+ * the backend's change feed. A change made through any node updates or drops the cached entry as
+ * soon as its event arrives; writes through this service drop it at once; a TTL bounds staleness
+ * (the only bound on a backend without a feed); a compacted or broken feed drops the whole cache and
+ * watches again from the current revision (resync). A read racing an event for the same key is not
+ * cached when the backend says which revision the read reflects (`lookupAt`), or, without it,
+ * whenever an event for the key arrived during the read.
  *
- *   const cache = await EtcdLookupCache.open(registry, { ttlMs: 30_000 });
- *   await cache.lookup('web-1', { namespace: 'prod' });   // hit, or a linearizable read
+ *   const cache = await LookupCache.open(registry, { ttlMs: 30_000 });   // or registry.cachedLookup(key)
+ *   await cache.lookup('web-1', { namespace: 'prod' });   // hit, or a read through the service
  *   cache.onChange = (ns, key, revision) => { ... };      // observe invalidations (benchmarks)
  *   await cache.close();
  */
-import { InvalidInputError, type ChangeEvent, type Registration } from './contract.js';
-import type { ProcessRegistry } from '../registry/service.js';
-import type { EtcdBackendApi } from './etcd.js';
+import type { Backend, ChangeEvent, Registration } from '../backends/contract.js';
+import type { ProcessRegistry } from './service.js';
 
 export interface CacheStats {
   hits: number;
@@ -29,7 +31,7 @@ interface Slot {
   at: number;
 }
 
-export class EtcdLookupCache {
+export class LookupCache {
   /** Called for every change event applied to the cache. */
   onChange?: (namespace: string, key: string, revision: number) => void;
   private readonly slots = new Map<string, Slot>();
@@ -41,17 +43,25 @@ export class EtcdLookupCache {
   private epoch = 0;
   private readonly counters = { hits: 0, misses: 0, invalidations: 0, resyncs: 0 };
 
-  private constructor(private readonly registry: ProcessRegistry, private readonly backend: EtcdBackendApi, private readonly ttlMs: number) {}
+  private constructor(private readonly registry: ProcessRegistry, private readonly backend: Backend, readonly ttlMs: number) {}
 
-  /** Start watching; the cache fills lazily on lookups. */
-  static async open(registry: ProcessRegistry, opts: { ttlMs?: number } = {}): Promise<EtcdLookupCache> {
-    const backend = registry.backend as unknown as EtcdBackendApi;
-    if (registry.backend.name !== 'etcd' || typeof backend.lookupAt !== 'function') {
-      throw new InvalidInputError(`the watched lookup cache needs the etcd backend, not ${registry.backend.name}`);
-    }
-    const cache = new EtcdLookupCache(registry, backend, opts.ttlMs ?? 30_000);
-    await cache.watchFrom(await backend.currentRevision());
+  /** Start watching (when the backend has a feed); the cache fills lazily on lookups. */
+  static async open(registry: ProcessRegistry, opts: { ttlMs?: number } = {}): Promise<LookupCache> {
+    const cache = new LookupCache(registry, registry.backend, opts.ttlMs ?? 30_000);
+    if (cache.coherent) await cache.watchFrom(await registry.backend.currentRevision!());
     return cache;
+  }
+
+  /** Kept coherent by a change feed (else only the TTL and this service's writes bound staleness). */
+  get coherent(): boolean {
+    return !!this.backend.watch && !!this.backend.currentRevision;
+  }
+
+  /** Drop one key (a write through this service). */
+  invalidate(namespace: string, key: string): void {
+    const id = `${namespace}\u0000${key}`;
+    if (this.slots.delete(id)) this.counters.invalidations++;
+    if (this.pending.has(id)) this.pending.set(id, Number.MAX_SAFE_INTEGER);
   }
 
   /** The live entry for `key` (from the cache when fresh), or undefined. */
@@ -71,7 +81,9 @@ export class EtcdLookupCache {
     if (!this.pending.has(id)) this.pending.set(id, 0);
     const epoch = this.epoch;
     try {
-      const { entry, revision } = await this.backend.lookupAt(namespace, key);
+      const { entry, revision } = this.backend.lookupAt
+        ? await this.backend.lookupAt(namespace, key)
+        : { entry: await this.registry.lookup(key, { namespace }), revision: 0 };
       const seen = this.pending.get(id) ?? 0;
       // An event newer than this read arrived meanwhile: the read is stale, do not cache it.
       if (seen <= revision && epoch === this.epoch && !this.closed) this.slots.set(id, { entry, revision, at: Date.now() });
@@ -109,7 +121,7 @@ export class EtcdLookupCache {
   }
 
   private async watchFrom(revision: number): Promise<void> {
-    this.stopWatch = await this.backend.watch({ sinceRevision: revision }, (e) => this.apply(e), () => void this.resync());
+    this.stopWatch = await this.backend.watch!({ sinceRevision: revision }, (e) => this.apply(e), () => void this.resync());
   }
 
   /** Drop everything and watch again from the current revision. */
@@ -121,7 +133,7 @@ export class EtcdLookupCache {
     this.counters.resyncs++;
     for (let delay = 100; !this.closed; delay = Math.min(delay * 2, 5000)) {
       try {
-        await this.watchFrom(await this.backend.currentRevision());
+        await this.watchFrom(await this.backend.currentRevision!());
         return;
       } catch {
         await new Promise((r) => setTimeout(r, delay));

@@ -1,0 +1,253 @@
+/**
+ * `registry health`, `report` and `stats` end to end: the real binary, SQLite files holding keys of
+ * real spawned processes, killed one by one until the dead share crosses 10 % and 30 %.
+ * Exit codes: 0 healthy, 5 degraded/unhealthy (--fail-on unhealthy lets degraded pass), 6 unreachable.
+ */
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { ProcessRegistry } from '../../src/registry/service.js';
+import { loadBetterSqlite } from '../../src/backends/sqlite.js';
+import type { HealthSummary } from '../../src/cli/health.js';
+import type { StatsResult } from '../../src/commands/stats.js';
+import { type Sleeper, spawnSleepers, waitFor } from '../support/processes.js';
+import { BIN, type Sandbox } from '../support/cli.js';
+import { nodeSandbox } from './sandbox.js';
+
+const NODE = 'health-cli-node';
+const sb = nodeSandbox(NODE);
+
+/** `count` processes holding `perProcess` keys each in a new SQLite file. */
+async function fleet(name: string, count: number, perProcess: number): Promise<{ url: string; path: string; procs: Sleeper[] }> {
+  const path = join(sb.dir, `${name}.db`);
+  const url = `sqlite:${path}`;
+  const reg = await ProcessRegistry.open({ backend: url, cleanupInterval: 0, nodeName: NODE });
+  const procs = await spawnSleepers(count);
+  await reg.bulkRegister(procs.flatMap((p, i) => Array.from({ length: perProcess }, (_, j) => ({ key: `${name}-${i}-${j}`, pid: p.pid, namespace: j % 2 ? 'odd' : 'even' }))));
+  await reg.close();
+  return { url, path, procs };
+}
+
+const summary = (r: ReturnType<Sandbox['run']>) => r.json<HealthSummary>();
+
+describe('registry health on real degraded states', () => {
+  it('healthy → degraded (10 %) → unhealthy (30 %), exit codes 0 → 5, --fail-on unhealthy relaxes degraded only', async () => {
+    const { url, procs } = await fleet('dying', 20, 5);
+    let r = sb.run(['health', '-b', url]);
+    assert.equal(r.code, 0, r.stdout + r.stderr);
+    assert.match(r.stdout, /status\s+│ healthy/);
+    assert.match(r.stdout, /registrations\s+│ 100 /);
+
+    await procs[0].kill(); // 5 % dead: still healthy
+    r = sb.run(['health', '-b', url, '--json']);
+    assert.equal(r.code, 0);
+    assert.equal(summary(r).backends[0].health!.dead, 5);
+
+    await procs[1].kill(); // 10 %: degraded
+    r = sb.run(['health', '-b', url]);
+    assert.equal(r.code, 5, r.stdout);
+    assert.match(r.stdout, /status\s+│ degraded/);
+    assert.match(r.stdout, /why\s+│ 10\.0% of registrations are dead \(>= 10%\): run `registry cleanup`/);
+    assert.equal(sb.run(['health', '-b', url, '--fail-on', 'unhealthy']).code, 0, 'degraded passes with --fail-on unhealthy');
+
+    for (const p of procs.slice(2, 6)) await p.kill(); // 30 %: unhealthy
+    r = sb.run(['health', '-b', url, '--json']);
+    assert.equal(r.code, 5);
+    const s = summary(r);
+    assert.equal(s.status, 'unhealthy');
+    assert.equal(s.exitCode, 5);
+    assert.equal(s.backends[0].status, 'unhealthy');
+    assert.deepEqual([s.backends[0].health!.alive, s.backends[0].health!.dead, s.backends[0].health!.registrations], [70, 30, 100]);
+    assert.match(s.backends[0].reasons[0], /30\.0% of registrations are dead \(>= 30%\)/);
+    assert.equal(sb.run(['health', '-b', url, '--fail-on', 'unhealthy']).code, 5, 'unhealthy fails even with --fail-on unhealthy');
+
+    // The remedy the reason names works, and health says so.
+    assert.equal(sb.run(['cleanup', '-b', url]).code, 0);
+    r = sb.run(['health', '-b', url, '--json']);
+    assert.equal(r.code, 0);
+    assert.equal(summary(r).backends[0].health!.registrations, 70);
+    assert.equal(typeof summary(r).backends[0].health!.lastCleanup, 'number');
+  });
+
+  it('a reader that starves checkpoints lets the WAL grow past walLimitBytes: degraded, until the checkpoint the reason names', async () => {
+    const { url, path, procs } = await fleet('starved', 2, 1);
+    const cfg = join(sb.dir, 'wal.config.json');
+    // SQLite checkpoints every ~1000 pages (4 MiB) and then reuses the WAL from its start: without
+    // a reader in the way it stays near 4 MiB however much is written.
+    writeFileSync(cfg, JSON.stringify({ profiles: { wal: { backend: url, backendOpts: { walLimitBytes: 8 * 1048576 } } } }));
+    const writer = await ProcessRegistry.open({ backend: url, cleanupInterval: 0, nodeName: NODE });
+    const meta = { pad: 'x'.repeat(4000) };
+    const write = async (prefix: string) => {
+      for (let i = 0; i < 3000; i++) await writer.register(`${prefix}-${i}`, procs[0].pid, meta);
+    };
+    await write('free');
+    const calm = sb.run(['health', '--config', cfg, '--profile', 'wal', '--json']);
+    assert.equal(calm.code, 0, `checkpoints keep the WAL small: ${JSON.stringify(summary(calm).backends[0].health?.walBytes)}`);
+
+    const Database = loadBetterSqlite();
+    const reader = new Database(path, { readonly: true });
+    reader.exec('BEGIN');
+    reader.prepare('SELECT count(*) FROM registrations').get(); // holds its snapshot: checkpoints cannot pass it
+    await write('starved');
+    const r = sb.run(['health', '--config', cfg, '--profile', 'wal', '--json']);
+    assert.equal(r.code, 5, r.stdout);
+    const b = summary(r).backends[0];
+    assert.equal(b.status, 'degraded');
+    assert.match(b.reasons.join('\n'), /the WAL file is [\d.]+ MiB \(> 8\.0 MiB\): a long-running reader blocks checkpoints/);
+    reader.exec('COMMIT');
+    reader.close();
+    const db = new Database(path);
+    db.pragma('wal_checkpoint(TRUNCATE)');
+    db.close();
+    await writer.close();
+    assert.equal(sb.run(['health', '--config', cfg, '--profile', 'wal']).code, 0, 'healthy again after the checkpoint');
+  });
+
+  it('unreachable is exit 6, never 0, and nothing is created; a malformed URL is exit 2 in one line', async () => {
+    const file = join(sb.dir, 'plain-file');
+    writeFileSync(file, 'not a folder');
+    const under = join(file, 'registry.db');
+    const r = sb.run(['health', '-b', `sqlite:${under}`]);
+    assert.equal(r.code, 6, r.stdout + r.stderr);
+    assert.match(r.stdout, /status\s+│ unreachable/);
+    const j = sb.run(['health', '-b', `sqlite:${under}`, '--json']);
+    assert.equal(j.code, 6);
+    const s = summary(j);
+    assert.equal(s.status, 'unreachable');
+    assert.equal(s.backends[0].error!.code, 'UNREACHABLE');
+    assert.equal(s.backends[0].health, undefined);
+
+    const missing = join(sb.dir, 'nowhere', 'registry.db');
+    assert.equal(sb.run(['health', '-b', `sqlite:${missing}`]).code, 6);
+    assert.equal(existsSync(join(sb.dir, 'nowhere')), false, 'a health check creates no database');
+    // Neither does the default location on a fresh machine.
+    assert.equal(sb.run(['health']).code, 6);
+
+    const bad = sb.run(['health', '-b', 'nosuch:thing']);
+    assert.equal(bad.code, 2);
+    assert.equal(bad.stdout, '');
+    assert.equal(bad.stderr.trim().split('\n').length, 1);
+    assert.match(bad.stderr, /unknown backend scheme "nosuch:"/);
+  });
+
+  it('--watch N re-checks until SIGINT, sees the status change, exits with the last round', async () => {
+    const { url, procs } = await fleet('watched', 10, 2);
+    const child = spawn(process.execPath, [BIN, 'health', '-b', url, '--watch', '1', '--json'], { env: sb.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    const exited = new Promise<number | null>((resolve) => child.on('close', (code) => resolve(code)));
+    const rounds = () =>
+      out
+        .split('\n')
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as HealthSummary);
+    try {
+      await waitFor(() => rounds().length >= 1, 30_000, 'a first round');
+      assert.equal(rounds()[0].status, 'healthy');
+      await procs[0].kill(); // 2/20 = 10 %
+      await waitFor(() => rounds().some((s) => s.status === 'degraded'), 30_000, 'a degraded round');
+    } finally {
+      child.kill('SIGINT');
+    }
+    const code = await exited;
+    assert.equal(code, 5, `exit code of the last (degraded) round; stderr: ${err}`);
+    assert.ok(rounds().length >= 2);
+    assert.equal(rounds().at(-1)!.status, 'degraded');
+  });
+});
+
+describe('registry report across profiles', () => {
+  it('side by side, worst exit code, --profiles narrows, --output writes the CI artifact', async () => {
+    const good = await fleet('good', 4, 3);
+    const sick = await fleet('sick', 10, 1);
+    await sick.procs[0].kill();
+    await sick.procs[1].kill(); // 20 % dead: degraded
+    const cwd = join(sb.dir, 'work');
+    writeFileSync(
+      join(cwd, 'registry.config.json'),
+      JSON.stringify({
+        default: 'good',
+        profiles: { good: { backend: good.url }, sick: { backend: sick.url }, gone: { backend: `sqlite:${join(sb.dir, 'gone', 'x.db')}` } },
+      }),
+    );
+    const table = sb.run(['report', '--profiles', 'good,sick']);
+    assert.equal(table.code, 5, table.stdout + table.stderr);
+    const head = table.stdout.split('\n').find((l) => l.includes('good'))!;
+    assert.ok(head.indexOf('good') < head.indexOf('sick'), 'one column per profile, in the order given');
+    assert.match(table.stdout, /degraded sick: 20\.0% of registrations are dead/);
+    assert.match(table.stdout, /overall: degraded \(exit 5\)/);
+
+    const j = sb.run(['report', '--profiles', 'good,sick', '--json']);
+    const s = summary(j);
+    assert.deepEqual(
+      s.backends.map((b) => [b.target, b.status, b.exitCode, b.health?.registrations]),
+      [
+        ['good', 'healthy', 0, 12],
+        ['sick', 'degraded', 5, 10],
+      ],
+    );
+    assert.equal(s.status, 'degraded');
+    assert.equal(sb.run(['report', '--profiles', 'good']).code, 0);
+    assert.equal(sb.run(['report', '--profiles', 'good,sick', '--fail-on', 'unhealthy']).code, 0);
+
+    // No flag: every profile of the config file; the unreachable one makes it exit 6.
+    const artifact = join(sb.dir, 'health-report.json');
+    const all = sb.run(['report', '--output', artifact]);
+    assert.equal(all.code, 6, all.stdout);
+    const written = JSON.parse(readFileSync(artifact, 'utf8')) as HealthSummary;
+    assert.deepEqual(written.backends.map((b) => [b.target, b.status]), [
+      ['good', 'healthy'],
+      ['sick', 'degraded'],
+      ['gone', 'unreachable'],
+    ]);
+    assert.equal(written.exitCode, 6);
+
+    // --backends takes URLs, and health takes the same selection.
+    const urls = sb.run(['health', '--backends', `${good.url},${sick.url}`, '--json']);
+    assert.equal(urls.code, 5);
+    assert.deepEqual(summary(urls).backends.map((b) => b.backend), [good.url, sick.url]);
+    assert.equal(sb.run(['report', '--profiles', 'good,nope']).code, 2, 'an unknown profile is a usage error');
+  });
+});
+
+describe('registry stats', () => {
+  it('per-namespace counts, alive/dead, memory; a one-shot process says it has no counters', async () => {
+    const { url, procs } = await fleet('counted', 5, 4);
+    await procs[0].kill();
+    const r = sb.run(['stats', '-b', url, '--json']);
+    assert.equal(r.code, 0, r.stderr);
+    const s = r.json<StatsResult>();
+    assert.deepEqual(s.namespaces, { even: 10, odd: 10 });
+    assert.deepEqual([s.registrations, s.alive, s.dead], [20, 16, 4]);
+    assert.equal(s.countersFrom, 'this process');
+    assert.deepEqual(s.operations, {});
+    assert.ok(s.memory.backendBytes > 0 && s.memory.processRssBytes > 0);
+    const t = sb.run(['stats', '-b', url]);
+    assert.equal(t.code, 0);
+    assert.match(t.stdout, /NAMESPACE\s+│ REGISTRATIONS/);
+    assert.match(t.stdout, /16 alive, 4 dead \(20\.0%\)/);
+    assert.match(t.stdout, /no operation counters: a one-shot CLI process has no history/);
+  });
+
+  it('in the REPL (a long-lived process) it shows the session\'s own counters and latencies', async () => {
+    const { url, procs } = await fleet('session', 1, 1);
+    const script = [`register r-1 --pid ${procs[0].pid}`, 'lookup r-1', 'lookup r-1', 'health', 'stats --json', ''].join('\n');
+    const child = spawn(process.execPath, [BIN, 'repl', '-b', url], { env: sb.env, stdio: ['pipe', 'pipe', 'pipe'] });
+    let out = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stdin.end(script);
+    const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
+    assert.equal(code, 0, out);
+    assert.match(out, /status\s+│ healthy/, 'health runs on the session\'s registry');
+    const last = out.slice(out.lastIndexOf('\n{\n') + 1);
+    const s = JSON.parse(last) as StatsResult;
+    assert.equal(s.countersFrom, 'this process');
+    assert.ok(s.operations.register?.count >= 1, JSON.stringify(s.operations));
+    assert.ok(s.operations.lookup?.count >= 2, JSON.stringify(s.operations));
+    assert.ok((s.operations.lookup.latencyMs.samples ?? 0) >= 2 && s.operations.lookup.latencyMs.max > 0, 'the first calls are all timed');
+  });
+});

@@ -1,0 +1,116 @@
+/**
+ * Health of the distributed parts, for real: a `registry serve` process that is stopped, and a
+ * 3-member etcd cluster on loopback losing one member (degraded, quorum holds) then a second
+ * (quorum lost: unreachable, exit 6).
+ */
+import assert from 'node:assert/strict';
+import { once } from 'node:events';
+import { createServer } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { join } from 'node:path';
+import { after, before, describe, it } from 'node:test';
+import { ProcessRegistry } from '../../src/registry/service.js';
+import type { HealthSummary } from '../../src/cli/health.js';
+import { spawnSleepers, waitFor } from '../support/processes.js';
+import { nodeSandbox } from './sandbox.js';
+import { spawnServe } from '../support/node.js';
+import { startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.js';
+
+const NODE = 'health-remote-node';
+const sb = nodeSandbox(NODE);
+
+const health = (args: string[]) => {
+  const r = sb.run(['health', ...args, '--json']);
+  return { code: r.code, s: r.json<HealthSummary>() };
+};
+
+describe('health of a registry node', () => {
+  it('the node judges its processes (0 → 5); stopped, it is unreachable (6), also inside a report', async () => {
+    const path = join(sb.dir, 'node.db');
+    const serve = await spawnServe(['--backend', `sqlite:${path}`, '--cleanup-interval', '0'], { ...sb.env });
+    try {
+      const client = await ProcessRegistry.open({ backend: serve.url, cleanupInterval: 0, nodeName: NODE });
+      const procs = await spawnSleepers(10);
+      for (const [i, p] of procs.entries()) await client.register(`n-${i}`, p.pid);
+      await client.close();
+      let r = health(['-b', serve.url]);
+      assert.equal(r.code, 0, JSON.stringify(r.s));
+      assert.equal(r.s.backends[0].health!.registrations, 10);
+      await procs[0].kill();
+      await procs[1].kill(); // 20 %
+      r = health(['-b', serve.url]);
+      assert.equal(r.code, 5);
+      assert.equal(r.s.backends[0].status, 'degraded');
+      assert.equal(r.s.backends[0].health!.dead, 2);
+      const both = sb.run(['report', '--backends', `${serve.url},sqlite:${path}`, '--json']);
+      assert.deepEqual(both.json<HealthSummary>().backends.map((b) => b.status), ['degraded', 'degraded'], 'the node and its file agree');
+    } finally {
+      serve.child.kill('SIGTERM');
+      await serve.exited;
+    }
+    const down = health(['-b', serve.url]);
+    assert.equal(down.code, 6, 'a stopped node is never exit 0');
+    assert.equal(down.s.backends[0].status, 'unreachable');
+    assert.match(down.s.backends[0].reasons[0], /cannot reach registry node/);
+    const report = sb.run(['report', '--backends', `sqlite:${path},${serve.url}`, '--json']);
+    assert.equal(report.code, 6, 'the worst of degraded (5) and unreachable (6)');
+  });
+});
+
+describe('health of an endpoint that accepts but never answers', () => {
+  it('is unreachable after --timeout (exit 6), not a hang', async () => {
+    const silent = createServer(() => undefined); // holds every connection open, says nothing
+    silent.listen(0, '127.0.0.1');
+    await once(silent, 'listening');
+    const url = `http://127.0.0.1:${(silent.address() as AddressInfo).port}`;
+    try {
+      const t0 = Date.now();
+      const r = await sb.start(['health', '-b', url, '--timeout', '700ms', '--json']).done;
+      assert.equal(r.code, 6, r.stdout + r.stderr);
+      const s = r.json<HealthSummary>();
+      assert.equal(s.backends[0].status, 'unreachable');
+      assert.match(s.backends[0].reasons[0], /did not answer within 700 ms|cannot reach|timed out/);
+      assert.ok(Date.now() - t0 < 20_000, 'it gave up instead of waiting forever');
+    } finally {
+      silent.closeAllConnections?.();
+      silent.close();
+    }
+    assert.equal(sb.run(['health', '-b', url, '--timeout', '0s']).code, 2, 'a zero timeout is a usage error');
+  });
+});
+
+describe('health of an etcd cluster', () => {
+  let cluster: EtcdCluster;
+  before(async () => {
+    cluster = await startEtcdCluster({ members: 3 });
+  });
+  after(async () => {
+    await cluster?.stop();
+  });
+
+  it('healthy → one member down: degraded (5, --fail-on unhealthy 0) → two down: quorum lost, unreachable (6)', async () => {
+    const url = cluster.url('/health-test');
+    const reg = await ProcessRegistry.open({ backend: url, cleanupInterval: 0, nodeName: NODE });
+    const procs = await spawnSleepers(4);
+    for (const [i, p] of procs.entries()) await reg.register(`e-${i}`, p.pid);
+    await reg.close();
+
+    let r = health(['-b', url]);
+    assert.equal(r.code, 0, JSON.stringify(r.s.backends[0].reasons));
+    const h = r.s.backends[0].health!;
+    assert.equal(h.registrations, 4);
+    assert.equal((h.members as unknown[]).length, 3);
+    assert.ok(h.leader, 'a leader is named');
+
+    await cluster.killMember(2);
+    await waitFor(() => (r = health(['-b', url])).code === 5, 60_000, 'degraded with one member down');
+    assert.equal(r.s.backends[0].status, 'degraded');
+    assert.match(r.s.backends[0].reasons.join('\n'), /members unreachable: .*quorum holds/);
+    assert.equal(sb.run(['health', '-b', url, '--fail-on', 'unhealthy']).code, 0);
+
+    await cluster.killMember(1);
+    await waitFor(() => (r = health(['-b', url, '--timeout', '15s'])).code === 6, 60_000, 'unreachable once quorum is lost');
+    assert.equal(r.s.backends[0].status, 'unreachable');
+    assert.match(r.s.backends[0].reasons[0], /lost quorum/);
+  });
+});
