@@ -390,8 +390,10 @@ export class ProcessRegistry {
           }
         }
       }
+      const cached = this.cache !== null;
       out.forEach((r, j) => {
         results[where[j]] = r;
+        if (cached && r.ok) this.touched(valid[j].namespace, valid[j].key);
       });
       return results;
     });

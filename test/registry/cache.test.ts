@@ -42,6 +42,11 @@ describe('cachedLookup', () => {
       await reg.unregister('svc');
       await reg.register('svc', b.pid);
       assert.equal((await reg.cachedLookup('svc'))?.pid, b.pid, 'own writes invalidate immediately');
+      await reg.bulkRegister([{ key: 'svc', pid: a.pid }]).catch(() => undefined); // held by b: refused, no change
+      assert.equal((await reg.cachedLookup('svc'))?.pid, b.pid);
+      await reg.unregister('svc');
+      await reg.bulkRegister([{ key: 'svc', pid: a.pid }]);
+      assert.equal((await reg.cachedLookup('svc'))?.pid, a.pid, 'bulk writes invalidate too');
       await other.unregister('svc');
       await other.register('svc', c.pid);
       await waitFor(async () => (await reg.cachedLookup('svc'))?.pid === c.pid, 5000, 'the TTL to expire');
