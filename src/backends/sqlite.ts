@@ -409,7 +409,7 @@ class SqliteBackend implements Backend {
   digest(namespace: string, buckets: number): BucketDigests {
     this.check();
     const d = new BucketDigester(buckets);
-    for (const row of this.st.scanNs.iterate(namespace) as IterableIterator<Row>) d.add(fromRow(row));
+    for (const row of this.st.scanNs.iterate(namespace) as IterableIterator<Row>) d.addStored(row.namespace, row.key, row.pid, row.node, row.meta);
     return d.result();
   }
 

@@ -20,15 +20,77 @@ export function canonicalJson(v: unknown): string {
 
 function sortedJson(v: unknown): string {
   if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
-  if (Array.isArray(v)) return `[${v.map(sortedJson).join(',')}]`;
-  const keys = Object.keys(v as object).sort();
-  const parts: string[] = [];
+  if (Array.isArray(v)) {
+    let out = '[';
+    for (let i = 0; i < v.length; i++) out += (i ? ',' : '') + sortedJson(v[i]);
+    return out + ']';
+  }
+  const keys = Object.keys(v as object);
+  if (keys.length > 1) keys.sort();
+  let out = '{';
+  let first = true;
   for (const k of keys) {
     const x = (v as Record<string, unknown>)[k];
     if (x === undefined) continue;
-    parts.push(`${JSON.stringify(k)}:${sortedJson(x)}`);
+    out += (first ? '' : ',') + JSON.stringify(k) + ':' + sortedJson(x);
+    first = false;
   }
-  return `{${parts.join(',')}}`;
+  return out + '}';
+}
+
+/**
+ * canonicalJson of a value straight from JSON.parse (plain JSON data, no undefined, functions or
+ * toJSON): one native JSON.stringify of a copy with keys inserted in sorted order. Objects whose
+ * keys must be reordered and include array-index-like keys (the engine orders those numerically)
+ * or `__proto__` take the general path.
+ */
+export function canonicalParsedJson(v: unknown): string {
+  const c = sortedCopy(v);
+  return c === REORDER_UNSAFE ? sortedJson(v) : JSON.stringify(c);
+}
+
+const REORDER_UNSAFE = Symbol('reorder-unsafe');
+
+/** `v` itself when already canonical, else a copy with sorted keys; REORDER_UNSAFE when no copy can be. */
+function sortedCopy(v: unknown): unknown {
+  if (v === null || typeof v !== 'object') return v;
+  if (Array.isArray(v)) {
+    let out: unknown[] | undefined;
+    for (let i = 0; i < v.length; i++) {
+      const c = sortedCopy(v[i]);
+      if (c === REORDER_UNSAFE) return c;
+      if (c !== v[i]) (out ??= v.slice())[i] = c;
+    }
+    return out ?? v;
+  }
+  const o = v as Record<string, unknown>;
+  const keys = Object.keys(o);
+  let inOrder = true;
+  for (let i = 1; i < keys.length; i++) {
+    if (!(keys[i - 1] < keys[i])) {
+      inOrder = false;
+      break;
+    }
+  }
+  let changed = !inOrder;
+  const values: unknown[] = new Array(keys.length);
+  for (let i = 0; i < keys.length; i++) {
+    const c = sortedCopy(o[keys[i]]);
+    if (c === REORDER_UNSAFE) return c;
+    values[i] = c;
+    if (c !== o[keys[i]]) changed = true;
+  }
+  if (!changed) return v;
+  const order = keys.map((_, i) => i);
+  if (!inOrder) order.sort((a, b) => (keys[a] < keys[b] ? -1 : 1));
+  const out: Record<string, unknown> = {};
+  for (const i of order) {
+    const k = keys[i];
+    const c0 = k.charCodeAt(0);
+    if ((c0 >= 48 && c0 <= 57) || k === '__proto__') return REORDER_UNSAFE;
+    out[k] = values[i];
+  }
+  return out;
 }
 
 /** Keys in ascending order at every depth, no undefined values, no toJSON surprises. */
@@ -57,10 +119,15 @@ export function entryIdentity(e: Registration, strict = false): string {
 
 /** 32-bit bucket selector of a (namespace, key): FNV-1a over the UTF-16 code units. */
 export function bucketOf(namespace: string, key: string, buckets: number): number {
+  // The code units of `${namespace}\u0000${key}`, without building that string.
   let h = 0x811c9dc5;
-  const s = `${namespace}\u0000${key}`;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
+  for (let i = 0; i < namespace.length; i++) {
+    h ^= namespace.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  h = Math.imul(h, 0x01000193); // ^= 0 is a no-op
+  for (let i = 0; i < key.length; i++) {
+    h ^= key.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
   }
   return (h >>> 0) % buckets;
@@ -138,11 +205,31 @@ export class Digest {
 /** Per-bucket digests over an iterable of entries (the fallback for backends without `digest`). */
 export class BucketDigester {
   private readonly parts: Digest[];
+  private lastNs: string | undefined;
+  private nsJson = '';
+  private lastNode: string | undefined;
+  private nodeJson = '';
   constructor(readonly buckets: number, readonly strict = false) {
     this.parts = Array.from({ length: buckets }, () => new Digest());
   }
   add(e: Registration): void {
     this.parts[bucketOf(e.namespace, e.key, this.buckets)].add(e, this.strict);
+  }
+  /**
+   * A stored row (metadata as its stored JSON text), non-strict: the same identity text as
+   * `add` of the parsed entry, built with the namespace's and the last node's JSON reused.
+   */
+  addStored(namespace: string, key: string, pid: number, node: string, metaText: string): void {
+    if (namespace !== this.lastNs) {
+      this.lastNs = namespace;
+      this.nsJson = JSON.stringify(namespace) + ',';
+    }
+    if (node !== this.lastNode) {
+      this.lastNode = node;
+      this.nodeJson = JSON.stringify(node) + ',';
+    }
+    const meta = metaText === '{}' ? '{}' : canonicalParsedJson(JSON.parse(metaText));
+    this.parts[bucketOf(namespace, key, this.buckets)].addText(this.nsJson + JSON.stringify(key) + ',' + pid + ',' + this.nodeJson + meta);
   }
   result(): BucketDigests {
     return { buckets: this.buckets, digests: this.parts.map((d) => d.hex()), counts: this.parts.map((d) => d.count) };
