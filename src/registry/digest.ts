@@ -93,6 +93,76 @@ function sortedCopy(v: unknown): unknown {
   return out;
 }
 
+/**
+ * The canonical JSON of a stored metadata text read straight off the text, when it is a flat
+ * object (no whitespace) of plain members: keys and string values without escapes, control
+ * characters or surrogates, integers of at most 15 digits (not -0), true, false, null. Then each
+ * member's text is already what JSON.stringify writes, and canonical JSON is those members in key
+ * order. Anything else (nesting, escapes, other numbers, duplicate keys) gives undefined.
+ */
+export function canonicalFlatObjectText(t: string): string | undefined {
+  const n = t.length;
+  if (n < 2 || t.charCodeAt(0) !== 123 || t.charCodeAt(n - 1) !== 125) return undefined;
+  if (n === 2) return t;
+  const keys: string[] = [];
+  const members: string[] = [];
+  let sorted = true;
+  let i = 1;
+  for (;;) {
+    const start = i;
+    const keyEnd = plainStringEnd(t, i);
+    if (keyEnd < 0 || t.charCodeAt(keyEnd) !== 58) return undefined;
+    const key = t.slice(start + 1, keyEnd - 1);
+    i = keyEnd + 1;
+    const c = t.charCodeAt(i);
+    if (c === 34) i = plainStringEnd(t, i);
+    else if (c === 45 || (c >= 48 && c <= 57)) i = integerEnd(t, i);
+    else if (t.startsWith('true', i) || t.startsWith('null', i)) i += 4;
+    else if (t.startsWith('false', i)) i += 5;
+    else return undefined;
+    if (i < 0) return undefined;
+    if (keys.length && !(keys[keys.length - 1] < key)) sorted = false;
+    keys.push(key);
+    members.push(t.slice(start, i));
+    const d = t.charCodeAt(i);
+    if (d === 44) i++;
+    else if (d === 125 && i === n - 1) break;
+    else return undefined;
+  }
+  if (sorted) return t;
+  const order = keys.map((_, j) => j).sort((a, b) => (keys[a] < keys[b] ? -1 : keys[a] > keys[b] ? 1 : 0));
+  let out = '{';
+  for (let j = 0; j < order.length; j++) {
+    if (j && keys[order[j]] === keys[order[j - 1]]) return undefined; // a duplicate key: JSON.parse keeps the last
+    out += (j ? ',' : '') + members[order[j]];
+  }
+  return out + '}';
+}
+
+/** The index after a `"…"` at i with no escapes, control characters or surrogates inside; -1 otherwise. */
+function plainStringEnd(t: string, i: number): number {
+  if (t.charCodeAt(i) !== 34) return -1;
+  for (i++; i < t.length; i++) {
+    const c = t.charCodeAt(i);
+    if (c === 34) return i + 1;
+    if (c === 92 || c < 32 || (c >= 0xd800 && c <= 0xdfff)) return -1;
+  }
+  return -1;
+}
+
+/** The index after an integer of 1-15 digits at i (optional minus, no leading zero, not -0); -1 otherwise. */
+function integerEnd(t: string, i: number): number {
+  const neg = t.charCodeAt(i) === 45;
+  const s = neg ? i + 1 : i;
+  let j = s;
+  while (j < t.length && t.charCodeAt(j) >= 48 && t.charCodeAt(j) <= 57) j++;
+  const digits = j - s;
+  if (digits === 0 || digits > 15 || (digits > 1 && t.charCodeAt(s) === 48) || (neg && digits === 1 && t.charCodeAt(s) === 48)) return -1;
+  const c = t.charCodeAt(j);
+  if (c === 46 || c === 101 || c === 69) return -1; // a fraction or exponent
+  return j;
+}
+
 /** Keys in ascending order at every depth, no undefined values, no toJSON surprises. */
 function isCanonical(v: unknown): boolean {
   if (v === null || typeof v !== 'object') return v !== undefined;
@@ -228,10 +298,27 @@ export class BucketDigester {
       this.lastNode = node;
       this.nodeJson = JSON.stringify(node) + ',';
     }
-    const meta = metaText === '{}' ? '{}' : canonicalParsedJson(JSON.parse(metaText));
+    const meta = canonicalFlatObjectText(metaText) ?? canonicalParsedJson(JSON.parse(metaText));
     this.parts[bucketOf(namespace, key, this.buckets)].addText(this.nsJson + JSON.stringify(key) + ',' + pid + ',' + this.nodeJson + meta);
   }
   result(): BucketDigests {
     return { buckets: this.buckets, digests: this.parts.map((d) => d.hex()), counts: this.parts.map((d) => d.count) };
   }
+}
+
+/**
+ * Bucket digests re-cut to `buckets`, a divisor of `d.buckets`: entry h lands in h % d.buckets,
+ * and (h % d.buckets) % buckets = h % buckets, so summing lanes is exactly a direct computation.
+ */
+export function foldDigests(d: BucketDigests, buckets: number): BucketDigests {
+  if (buckets === d.buckets) return d;
+  if (d.buckets % buckets !== 0) throw new Error(`cannot fold ${d.buckets} buckets into ${buckets}`);
+  const parts = Array.from({ length: buckets }, () => new Digest());
+  for (let i = 0; i < d.buckets; i++) {
+    const p = parts[i % buckets];
+    const hex = d.digests[i];
+    for (let l = 0; l < 4; l++) p.lanes[l] += parseInt(hex.slice(l * 8, l * 8 + 8), 16);
+    p.count += d.counts[i];
+  }
+  return { buckets, digests: parts.map((x) => x.hex()), counts: parts.map((x) => x.count) };
 }
