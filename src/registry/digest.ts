@@ -130,7 +130,16 @@ export function canonicalFlatObjectText(t: string): string | undefined {
     else return undefined;
   }
   if (sorted) return t;
-  const order = keys.map((_, j) => j).sort((a, b) => (keys[a] < keys[b] ? -1 : keys[a] > keys[b] ? 1 : 0));
+  // Insertion sort of member indexes by key (metadata has few keys).
+  const order: number[] = [];
+  for (let j = 0; j < keys.length; j++) {
+    let p = j;
+    while (p > 0 && keys[order[p - 1]] > keys[j]) {
+      order[p] = order[p - 1];
+      p--;
+    }
+    order[p] = j;
+  }
   let out = '{';
   for (let j = 0; j < order.length; j++) {
     if (j && keys[order[j]] === keys[order[j - 1]]) return undefined; // a duplicate key: JSON.parse keeps the last
