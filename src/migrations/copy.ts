@@ -44,14 +44,20 @@ const overwrite: RegisterOptions = { replaceIf: () => true };
 /** Chunks written concurrently to an asynchronous (networked) target: round trips overlap. */
 const CONCURRENT_CHUNKS = 16;
 
+/** Batches being written at once to an asynchronous target (the next is read while one writes). */
+const BATCHES_IN_FLIGHT = 2;
+
 /**
- * Write a batch with the target's native bulk path when it has one. An asynchronous target gets
- * the batch as concurrent chunks (keys are distinct, so order between chunks does not matter);
- * the batch is complete when this resolves, so a journaled cursor never runs ahead of the data.
+ * Write a batch with the target's native bulk path when it has one. A local native bulk path
+ * (etcd: full-size txns, several in flight) gets the whole batch; a remote node or a target
+ * without one gets it as concurrent chunks (keys are distinct, so order between chunks does not
+ * matter, and a request stays small); the batch is complete when this resolves, so a journaled
+ * cursor never runs ahead of the data.
  */
 export async function writeBatch(target: Backend, batch: Registration[]): Promise<void> {
   if (batch.length === 0) return;
-  if (!target.capabilities.synchronous && batch.length >= 2 * CONCURRENT_CHUNKS) {
+  const chunked = !target.capabilities.synchronous && (target.capabilities.remote || !target.bulkRegister);
+  if (chunked && batch.length >= 2 * CONCURRENT_CHUNKS) {
     const size = Math.ceil(batch.length / CONCURRENT_CHUNKS);
     const chunks: Registration[][] = [];
     for (let i = 0; i < batch.length; i += size) chunks.push(batch.slice(i, i + size));
@@ -80,27 +86,51 @@ export async function copyState(source: State, target: Backend, opts: CopyOption
   const spaces = (opts.namespaces ?? (await source.backend.namespaces())).slice().sort(compareKeys);
   let copied = opts.cursor?.copied ?? 0;
   let started = !opts.cursor;
-  for (const namespace of spaces) {
-    let after: string | undefined;
-    if (!started) {
-      if (namespace !== opts.cursor!.namespace) {
-        if (compareKeys(namespace, opts.cursor!.namespace) < 0) continue;
-      } else after = opts.cursor!.after;
-      started = true;
+  // Writes in flight, oldest first; a cursor is reported only once its batch and every earlier
+  // one are written, so a resumed copy never skips data.
+  const depth = target.capabilities.synchronous ? 1 : BATCHES_IN_FLIGHT;
+  const inflight: Array<{ done: Promise<void>; cursor: CopyCursor }> = [];
+  const settleOldest = async (): Promise<void> => {
+    const { done, cursor } = inflight[0];
+    try {
+      await done;
+    } catch (err) {
+      await Promise.allSettled(inflight.map((w) => w.done));
+      inflight.length = 0;
+      throw err;
     }
-    let batch: Registration[] = [];
-    for await (const e of liveEntries(source, namespace, { after, pageSize: size })) {
-      batch.push(e);
-      if (batch.length >= size) {
-        await writeBatch(target, batch);
-        copied += batch.length;
-        await opts.onBatch?.({ namespace, after: batch[batch.length - 1].key, copied });
-        batch = [];
-      }
-    }
-    await writeBatch(target, batch);
+    inflight.shift();
+    await opts.onBatch?.(cursor);
+  };
+  const submit = async (namespace: string, batch: Registration[], after: string | undefined): Promise<void> => {
     copied += batch.length;
-    await opts.onBatch?.({ namespace, after: batch.length ? batch[batch.length - 1].key : after, copied });
+    const done = writeBatch(target, batch);
+    done.catch(() => undefined); // observed in settleOldest
+    inflight.push({ done, cursor: { namespace, after: batch.length ? batch[batch.length - 1].key : after, copied } });
+    while (inflight.length >= depth) await settleOldest();
+  };
+  try {
+    for (const namespace of spaces) {
+      let after: string | undefined;
+      if (!started) {
+        if (namespace !== opts.cursor!.namespace) {
+          if (compareKeys(namespace, opts.cursor!.namespace) < 0) continue;
+        } else after = opts.cursor!.after;
+        started = true;
+      }
+      let batch: Registration[] = [];
+      for await (const e of liveEntries(source, namespace, { after, pageSize: size })) {
+        batch.push(e);
+        if (batch.length >= size) {
+          await submit(namespace, batch, after);
+          batch = [];
+        }
+      }
+      await submit(namespace, batch, after);
+    }
+    while (inflight.length) await settleOldest();
+  } finally {
+    await Promise.allSettled(inflight.map((w) => w.done));
   }
   return { copied, namespaces: spaces, durationMs: Math.round(performance.now() - t0) };
 }

@@ -6,7 +6,7 @@
  * same buckets.
  */
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import type { BucketDigests, Meta } from '../backends/contract.js';
+import type { BucketDigests } from '../backends/contract.js';
 import { BucketDigester } from '../registry/digest.js';
 
 export interface DigestJob {
@@ -40,10 +40,7 @@ async function work(job: DigestJob): Promise<Array<[string, BucketDigests]>> {
     db.exec('BEGIN');
     for (const { namespace, buckets } of job.namespaces) {
       const d = new BucketDigester(buckets);
-      for (const row of st.iterate(namespace) as IterableIterator<[string, number, string, string]>) {
-        const meta = row[3] === '{}' ? {} : (JSON.parse(row[3]) as Meta);
-        d.add({ namespace, key: row[0], pid: row[1], node: row[2], meta, registeredAt: 0, updatedAt: 0 });
-      }
+      for (const row of st.iterate(namespace) as IterableIterator<[string, number, string, string]>) d.addStored(namespace, row[0], row[1], row[2], row[3]);
       out.push([namespace, d.result()]);
     }
     db.exec('COMMIT');

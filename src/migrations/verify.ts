@@ -13,7 +13,8 @@
  * a bucket that differs only by dead rows narrows to nothing and the states are equivalent.
  */
 import type { Backend, BucketDigests, Registration } from '../backends/contract.js';
-import { BucketDigester, bucketOf, canonicalJson } from '../registry/digest.js';
+import { statSync } from 'node:fs';
+import { BucketDigester, bucketOf, canonicalJson, foldDigests } from '../registry/digest.js';
 import { compareKeys } from '../registry/validate.js';
 
 /** One side of a comparison: a backend and the liveness judge of the service in front of it. */
@@ -99,11 +100,31 @@ export async function verifyStates(A: State, B: State, opts: VerifyOptions = {})
     durationMs: 0,
   };
   const plan: Array<{ namespace: string; buckets: number }> = [];
-  for (const namespace of spaces) {
-    plan.push({ namespace, buckets: opts.buckets ?? bucketCount(Math.max(await A.backend.count(namespace), await B.backend.count(namespace))) });
+  let allA: Map<string, SideDigest>;
+  let allB: Map<string, SideDigest>;
+  const fileA = offThreadFile(A, strict);
+  const fileB = offThreadFile(B, strict);
+  if (opts.buckets === undefined && fileA && fileB) {
+    // Two SQLite files, each scanned in its own worker: digest at the finest bucket count (no
+    // counting pass first), then fold both to the count their sizes call for.
+    const { digestFileOffThread } = await import('./digest-worker.js');
+    const fine = spaces.map((namespace) => ({ namespace, buckets: MAX_BUCKETS }));
+    const [fa, fb] = await Promise.all([digestFileOffThread({ file: fileA, namespaces: fine }), digestFileOffThread({ file: fileB, namespaces: fine })]);
+    allA = new Map();
+    allB = new Map();
+    for (const namespace of spaces) {
+      const buckets = bucketCount(Math.max(sum(fa.get(namespace)!.counts), sum(fb.get(namespace)!.counts)));
+      plan.push({ namespace, buckets });
+      allA.set(namespace, { d: foldDigests(fa.get(namespace)!, buckets), how: 'backend' });
+      allB.set(namespace, { d: foldDigests(fb.get(namespace)!, buckets), how: 'backend' });
+    }
+  } else {
+    for (const namespace of spaces) {
+      plan.push({ namespace, buckets: opts.buckets ?? bucketCount(Math.max(await A.backend.count(namespace), await B.backend.count(namespace))) });
+    }
+    // Both sides at once: each computes its digests where its data lives.
+    [allA, allB] = await Promise.all([sideDigests(A, plan, strict, fileA), sideDigests(B, plan, strict, fileB)]);
   }
-  // Both sides at once: each computes its digests where its data lives.
-  const [allA, allB] = await Promise.all([sideDigests(A, plan, strict), sideDigests(B, plan, strict)]);
   for (const { namespace, buckets } of plan) {
     const da = allA.get(namespace)!;
     const db = allB.get(namespace)!;
@@ -162,19 +183,35 @@ export async function digestOf(s: State, namespace: string, buckets: number, str
   return { d: dg.result(), how: 'listing' };
 }
 
-/** Below this many stored entries a worker thread costs more than it saves. */
-const OFF_THREAD_MIN = 20_000;
+type SideDigest = { d: BucketDigests; how: 'backend' | 'listing' };
+
+/** Below this many bytes of SQLite file (about 20,000 entries) a worker thread costs more than it saves. */
+const OFF_THREAD_MIN_BYTES = 2 * 1024 * 1024;
+
+/** The largest bucket count (bucketCount's cap); every smaller one divides it. */
+const MAX_BUCKETS = 4096;
+
+/** The file of a SQLite side worth digesting in a worker thread, if it is one. */
+function offThreadFile(s: State, strict: boolean): string | undefined {
+  if (strict || s.backend.name !== 'sqlite' || !s.backend.capabilities.digest) return undefined;
+  const file = s.backend.url.replace(/^sqlite:/, '');
+  try {
+    const size = statSync(file).size + (statSync(`${file}-wal`, { throwIfNoEntry: false })?.size ?? 0);
+    return size >= OFF_THREAD_MIN_BYTES ? file : undefined;
+  } catch {
+    return undefined; // not a plain file (e.g. in memory): digest in process
+  }
+}
 
 /**
  * Digests of every planned namespace of one side. A SQLite file is scanned in a worker thread
  * on its own connection (so both sides of a verify run in parallel); other backends answer
  * themselves (`digest` capability: a node or etcd computes next to its data) or are listed.
  */
-async function sideDigests(s: State, plan: Array<{ namespace: string; buckets: number }>, strict: boolean): Promise<Map<string, { d: BucketDigests; how: 'backend' | 'listing' }>> {
-  const out = new Map<string, { d: BucketDigests; how: 'backend' | 'listing' }>();
-  if (!strict && s.backend.name === 'sqlite' && s.backend.capabilities.digest && (await s.backend.count()) >= OFF_THREAD_MIN) {
+async function sideDigests(s: State, plan: Array<{ namespace: string; buckets: number }>, strict: boolean, file: string | undefined): Promise<Map<string, SideDigest>> {
+  const out = new Map<string, SideDigest>();
+  if (file) {
     const { digestFileOffThread } = await import('./digest-worker.js');
-    const file = s.backend.url.replace(/^sqlite:/, '');
     const res = await digestFileOffThread({ file, namespaces: plan });
     for (const [ns, d] of res) out.set(ns, { d, how: 'backend' });
     return out;
@@ -247,7 +284,7 @@ export function fieldDiff(a: Registration, b: Registration, strict: boolean): Re
 /** About 256 entries per bucket, a power of two between 16 and 4096. */
 export function bucketCount(entries: number): number {
   let b = 16;
-  while (b < 4096 && b * 256 < entries) b *= 2;
+  while (b < MAX_BUCKETS && b * 256 < entries) b *= 2;
   return b;
 }
 

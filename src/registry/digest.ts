@@ -20,15 +20,156 @@ export function canonicalJson(v: unknown): string {
 
 function sortedJson(v: unknown): string {
   if (v === null || typeof v !== 'object') return JSON.stringify(v) ?? 'null';
-  if (Array.isArray(v)) return `[${v.map(sortedJson).join(',')}]`;
-  const keys = Object.keys(v as object).sort();
-  const parts: string[] = [];
+  if (Array.isArray(v)) {
+    let out = '[';
+    for (let i = 0; i < v.length; i++) out += (i ? ',' : '') + sortedJson(v[i]);
+    return out + ']';
+  }
+  const keys = Object.keys(v as object);
+  if (keys.length > 1) keys.sort();
+  let out = '{';
+  let first = true;
   for (const k of keys) {
     const x = (v as Record<string, unknown>)[k];
     if (x === undefined) continue;
-    parts.push(`${JSON.stringify(k)}:${sortedJson(x)}`);
+    out += (first ? '' : ',') + JSON.stringify(k) + ':' + sortedJson(x);
+    first = false;
   }
-  return `{${parts.join(',')}}`;
+  return out + '}';
+}
+
+/**
+ * canonicalJson of a value straight from JSON.parse (plain JSON data, no undefined, functions or
+ * toJSON): one native JSON.stringify of a copy with keys inserted in sorted order. Objects whose
+ * keys must be reordered and include array-index-like keys (the engine orders those numerically)
+ * or `__proto__` take the general path.
+ */
+export function canonicalParsedJson(v: unknown): string {
+  const c = sortedCopy(v);
+  return c === REORDER_UNSAFE ? sortedJson(v) : JSON.stringify(c);
+}
+
+const REORDER_UNSAFE = Symbol('reorder-unsafe');
+
+/** `v` itself when already canonical, else a copy with sorted keys; REORDER_UNSAFE when no copy can be. */
+function sortedCopy(v: unknown): unknown {
+  if (v === null || typeof v !== 'object') return v;
+  if (Array.isArray(v)) {
+    let out: unknown[] | undefined;
+    for (let i = 0; i < v.length; i++) {
+      const c = sortedCopy(v[i]);
+      if (c === REORDER_UNSAFE) return c;
+      if (c !== v[i]) (out ??= v.slice())[i] = c;
+    }
+    return out ?? v;
+  }
+  const o = v as Record<string, unknown>;
+  const keys = Object.keys(o);
+  let inOrder = true;
+  for (let i = 1; i < keys.length; i++) {
+    if (!(keys[i - 1] < keys[i])) {
+      inOrder = false;
+      break;
+    }
+  }
+  let changed = !inOrder;
+  const values: unknown[] = new Array(keys.length);
+  for (let i = 0; i < keys.length; i++) {
+    const c = sortedCopy(o[keys[i]]);
+    if (c === REORDER_UNSAFE) return c;
+    values[i] = c;
+    if (c !== o[keys[i]]) changed = true;
+  }
+  if (!changed) return v;
+  const order = keys.map((_, i) => i);
+  if (!inOrder) order.sort((a, b) => (keys[a] < keys[b] ? -1 : 1));
+  const out: Record<string, unknown> = {};
+  for (const i of order) {
+    const k = keys[i];
+    const c0 = k.charCodeAt(0);
+    if ((c0 >= 48 && c0 <= 57) || k === '__proto__') return REORDER_UNSAFE;
+    out[k] = values[i];
+  }
+  return out;
+}
+
+/**
+ * The canonical JSON of a stored metadata text read straight off the text, when it is a flat
+ * object (no whitespace) of plain members: keys and string values without escapes, control
+ * characters or surrogates, integers of at most 15 digits (not -0), true, false, null. Then each
+ * member's text is already what JSON.stringify writes, and canonical JSON is those members in key
+ * order. Anything else (nesting, escapes, other numbers, duplicate keys) gives undefined.
+ */
+export function canonicalFlatObjectText(t: string): string | undefined {
+  const n = t.length;
+  if (n < 2 || t.charCodeAt(0) !== 123 || t.charCodeAt(n - 1) !== 125) return undefined;
+  if (n === 2) return t;
+  const keys: string[] = [];
+  const members: string[] = [];
+  let sorted = true;
+  let i = 1;
+  for (;;) {
+    const start = i;
+    const keyEnd = plainStringEnd(t, i);
+    if (keyEnd < 0 || t.charCodeAt(keyEnd) !== 58) return undefined;
+    const key = t.slice(start + 1, keyEnd - 1);
+    i = keyEnd + 1;
+    const c = t.charCodeAt(i);
+    if (c === 34) i = plainStringEnd(t, i);
+    else if (c === 45 || (c >= 48 && c <= 57)) i = integerEnd(t, i);
+    else if (t.startsWith('true', i) || t.startsWith('null', i)) i += 4;
+    else if (t.startsWith('false', i)) i += 5;
+    else return undefined;
+    if (i < 0) return undefined;
+    if (keys.length && !(keys[keys.length - 1] < key)) sorted = false;
+    keys.push(key);
+    members.push(t.slice(start, i));
+    const d = t.charCodeAt(i);
+    if (d === 44) i++;
+    else if (d === 125 && i === n - 1) break;
+    else return undefined;
+  }
+  if (sorted) return t;
+  // Insertion sort of member indexes by key (metadata has few keys).
+  const order: number[] = [];
+  for (let j = 0; j < keys.length; j++) {
+    let p = j;
+    while (p > 0 && keys[order[p - 1]] > keys[j]) {
+      order[p] = order[p - 1];
+      p--;
+    }
+    order[p] = j;
+  }
+  let out = '{';
+  for (let j = 0; j < order.length; j++) {
+    if (j && keys[order[j]] === keys[order[j - 1]]) return undefined; // a duplicate key: JSON.parse keeps the last
+    out += (j ? ',' : '') + members[order[j]];
+  }
+  return out + '}';
+}
+
+/** The index after a `"…"` at i with no escapes, control characters or surrogates inside; -1 otherwise. */
+function plainStringEnd(t: string, i: number): number {
+  if (t.charCodeAt(i) !== 34) return -1;
+  for (i++; i < t.length; i++) {
+    const c = t.charCodeAt(i);
+    if (c === 34) return i + 1;
+    if (c === 92 || c < 32 || (c >= 0xd800 && c <= 0xdfff)) return -1;
+  }
+  return -1;
+}
+
+/** The index after an integer of 1-15 digits at i (optional minus, no leading zero, not -0); -1 otherwise. */
+function integerEnd(t: string, i: number): number {
+  const neg = t.charCodeAt(i) === 45;
+  const s = neg ? i + 1 : i;
+  let j = s;
+  while (j < t.length && t.charCodeAt(j) >= 48 && t.charCodeAt(j) <= 57) j++;
+  const digits = j - s;
+  if (digits === 0 || digits > 15 || (digits > 1 && t.charCodeAt(s) === 48) || (neg && digits === 1 && t.charCodeAt(s) === 48)) return -1;
+  const c = t.charCodeAt(j);
+  if (c === 46 || c === 101 || c === 69) return -1; // a fraction or exponent
+  return j;
 }
 
 /** Keys in ascending order at every depth, no undefined values, no toJSON surprises. */
@@ -57,10 +198,15 @@ export function entryIdentity(e: Registration, strict = false): string {
 
 /** 32-bit bucket selector of a (namespace, key): FNV-1a over the UTF-16 code units. */
 export function bucketOf(namespace: string, key: string, buckets: number): number {
+  // The code units of `${namespace}\u0000${key}`, without building that string.
   let h = 0x811c9dc5;
-  const s = `${namespace}\u0000${key}`;
-  for (let i = 0; i < s.length; i++) {
-    h ^= s.charCodeAt(i);
+  for (let i = 0; i < namespace.length; i++) {
+    h ^= namespace.charCodeAt(i);
+    h = Math.imul(h, 0x01000193);
+  }
+  h = Math.imul(h, 0x01000193); // ^= 0 is a no-op
+  for (let i = 0; i < key.length; i++) {
+    h ^= key.charCodeAt(i);
     h = Math.imul(h, 0x01000193);
   }
   return (h >>> 0) % buckets;
@@ -138,13 +284,50 @@ export class Digest {
 /** Per-bucket digests over an iterable of entries (the fallback for backends without `digest`). */
 export class BucketDigester {
   private readonly parts: Digest[];
+  private lastNs: string | undefined;
+  private nsJson = '';
+  private lastNode: string | undefined;
+  private nodeJson = '';
   constructor(readonly buckets: number, readonly strict = false) {
     this.parts = Array.from({ length: buckets }, () => new Digest());
   }
   add(e: Registration): void {
     this.parts[bucketOf(e.namespace, e.key, this.buckets)].add(e, this.strict);
   }
+  /**
+   * A stored row (metadata as its stored JSON text), non-strict: the same identity text as
+   * `add` of the parsed entry, built with the namespace's and the last node's JSON reused.
+   */
+  addStored(namespace: string, key: string, pid: number, node: string, metaText: string): void {
+    if (namespace !== this.lastNs) {
+      this.lastNs = namespace;
+      this.nsJson = JSON.stringify(namespace) + ',';
+    }
+    if (node !== this.lastNode) {
+      this.lastNode = node;
+      this.nodeJson = JSON.stringify(node) + ',';
+    }
+    const meta = canonicalFlatObjectText(metaText) ?? canonicalParsedJson(JSON.parse(metaText));
+    this.parts[bucketOf(namespace, key, this.buckets)].addText(this.nsJson + JSON.stringify(key) + ',' + pid + ',' + this.nodeJson + meta);
+  }
   result(): BucketDigests {
     return { buckets: this.buckets, digests: this.parts.map((d) => d.hex()), counts: this.parts.map((d) => d.count) };
   }
+}
+
+/**
+ * Bucket digests re-cut to `buckets`, a divisor of `d.buckets`: entry h lands in h % d.buckets,
+ * and (h % d.buckets) % buckets = h % buckets, so summing lanes is exactly a direct computation.
+ */
+export function foldDigests(d: BucketDigests, buckets: number): BucketDigests {
+  if (buckets === d.buckets) return d;
+  if (d.buckets % buckets !== 0) throw new Error(`cannot fold ${d.buckets} buckets into ${buckets}`);
+  const parts = Array.from({ length: buckets }, () => new Digest());
+  for (let i = 0; i < d.buckets; i++) {
+    const p = parts[i % buckets];
+    const hex = d.digests[i];
+    for (let l = 0; l < 4; l++) p.lanes[l] += parseInt(hex.slice(l * 8, l * 8 + 8), 16);
+    p.count += d.counts[i];
+  }
+  return { buckets, digests: parts.map((x) => x.hex()), counts: parts.map((x) => x.count) };
 }

@@ -5,7 +5,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { InvalidInputError } from '../../src/backends/contract.js';
-import { canonicalJson, Digest, bucketOf, BucketDigester } from '../../src/registry/digest.js';
+import { canonicalFlatObjectText, canonicalJson, canonicalParsedJson, Digest, bucketOf, BucketDigester, foldDigests } from '../../src/registry/digest.js';
 import { mergePatch, parseDuration, parseMetaPairs, validateKey, validateMeta, validateNamespace, compareKeys, matchesWhere } from '../../src/registry/validate.js';
 import { resolveBackend } from '../../src/cli/config.js';
 import { parseBackendUrl } from '../../src/backends/open.js';
@@ -110,6 +110,72 @@ describe('canonical JSON and digests', () => {
         c.removeText(`${items[r % items.length]}!`);
         c.addText(items[r % items.length]);
         assert.equal(c.hex(), a.hex(), 'removeText undoes addText');
+      }),
+    );
+  });
+  it('the parsed-JSON fast path gives the canonical JSON of any parsed value', () => {
+    const tricky = ['{"b":1,"a":{"d":[{"z":1,"y":2}],"c":null}}', '{"10":1,"9":2,"a":3}', '{"b":{"2":1,"1":2},"a":0}', '{"__proto__":{"y":1,"x":2},"a":1}', '{"z":-0,"a":1e400}', '{"b":"\\u0000\\ud800","a":"\\\""}', '[{"b":1,"a":2},3]', '{}', '"x"'];
+    for (const t of tricky) assert.equal(canonicalParsedJson(JSON.parse(t)), canonicalJson(JSON.parse(t)), t);
+    fc.assert(
+      fc.property(fc.jsonValue(), fc.integer({ min: 1, max: 99 }), (v, seed) => {
+        const parsed = JSON.parse(JSON.stringify(shuffle(v, seed)));
+        assert.equal(canonicalParsedJson(parsed), canonicalJson(parsed));
+      }),
+    );
+  });
+  it('flat stored metadata texts read straight off the text give the canonical JSON', () => {
+    const yes = ['{}', '{"b":1,"a":"x"}', '{"10":1,"9":2,"a":-3}', '{"__proto__":1,"a":null}', '{"t":true,"f":false,"n":null,"z":0}', '{"é":"ü","a":"日本"}', '{"b":999999999999999,"a":-12}'];
+    for (const t of yes) assert.equal(canonicalFlatObjectText(t), canonicalJson(JSON.parse(t)), t);
+    const no = ['{"a":1,"a":2}', '{ "a":1}', '{"a":1 }', '{"a":-0}', '{"a":1.5}', '{"a":1e3}', '{"a":01}', '{"a":"\\n"}', '{"a":{"b":1}}', '{"a":[1]}', '{"a":"\ud83d\ude00"}', '{"a":1234567890123456}', '[1]', '{"a":1,}', '{"a"}', '{"a":tru}', '{"a":"x}'];
+    for (const t of no) assert.equal(canonicalFlatObjectText(t), undefined, t);
+    const plain = fc.oneof(fc.string(), fc.integer(), fc.boolean(), fc.constant(null), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.constant(-0));
+    fc.assert(
+      fc.property(fc.dictionary(fc.string(), plain, { maxKeys: 8 }), fc.integer({ min: 1, max: 99 }), (o, seed) => {
+        const t = JSON.stringify(shuffle(o, seed));
+        const fast = canonicalFlatObjectText(t);
+        if (fast !== undefined) assert.equal(fast, canonicalJson(JSON.parse(t)), t);
+      }),
+    );
+  });
+  it('digesting stored rows (addStored) equals digesting the parsed entries (add)', () => {
+    const row = fc.record({
+      namespace: fc.constantFrom('ns', 'other', 'n\u00e9"'),
+      key: fc.string({ minLength: 1, unit: 'grapheme' }),
+      pid: fc.integer({ min: 1, max: 4_194_304 }),
+      node: fc.constantFrom('node-a', 'node-b', 'n\\x'),
+      meta: fc.dictionary(fc.string(), fc.jsonValue(), { maxKeys: 6 }),
+    });
+    fc.assert(
+      fc.property(fc.array(row, { maxLength: 30 }), (rows) => {
+        const a = new BucketDigester(16);
+        const b = new BucketDigester(16);
+        for (const r of rows) {
+          const text = JSON.stringify(r.meta);
+          a.add({ ...r, meta: JSON.parse(text), registeredAt: 1, updatedAt: 2 });
+          b.addStored(r.namespace, r.key, r.pid, r.node, text);
+        }
+        assert.deepEqual(b.result(), a.result());
+      }),
+    );
+  });
+  it('digests folded from 4096 buckets equal digests computed at the smaller count', () => {
+    const entries = Array.from({ length: 3000 }, (_, i) => ({ namespace: 'ns', key: `k${i}`, pid: 1 + (i % 97), node: 'n', meta: { i }, registeredAt: 0, updatedAt: 0 }));
+    const fine = new BucketDigester(4096);
+    for (const e of entries) fine.add(e);
+    for (const b of [16, 64, 4096]) {
+      const direct = new BucketDigester(b);
+      for (const e of entries) direct.add(e);
+      assert.deepEqual(foldDigests(fine.result(), b), direct.result());
+    }
+    assert.throws(() => foldDigests(fine.result(), 3000), /cannot fold/);
+  });
+  it('bucketOf is FNV-1a over `${namespace}\\u0000${key}`', () => {
+    fc.assert(
+      fc.property(fc.string(), fc.string(), fc.integer({ min: 1, max: 4096 }), (ns, key, n) => {
+        let h = 0x811c9dc5;
+        const s = `${ns}\u0000${key}`;
+        for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
+        assert.equal(bucketOf(ns, key, n), (h >>> 0) % n);
       }),
     );
   });
