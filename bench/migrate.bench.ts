@@ -116,13 +116,51 @@ const mod: BenchModule = {
       }
       db.close();
     }
+    // The same, measured on the wire: a real node over store A on port 0; the bytes its sockets
+    // write for an equal verify (remote digests vs local B) and for a full listing (the dump's data).
+    const { RegistryNode, openNodeRegistry } = await import('../src/node/server.js');
+    const { createRemoteBackend } = await import('../src/backends/remote.js');
+    const nodeReg = await openNodeRegistry({ backend: `sqlite:${a}`, cleanupInterval: 0 });
+    const node = await RegistryNode.start({ registry: nodeReg, port: 0, logLevel: 'silent' });
+    const sockets = new Set<import('node:net').Socket>();
+    let closedBytes = 0;
+    node.app.server.on('connection', (sock: import('node:net').Socket) => {
+      sockets.add(sock);
+      sock.on('close', () => {
+        closedBytes += sock.bytesWritten;
+        sockets.delete(sock);
+      });
+    });
+    const wire = () => closedBytes + [...sockets].reduce((n, s) => n + s.bytesWritten, 0);
+    const remote = await createRemoteBackend(node.url, {}, ctxOther);
+    let wireVerify = 0;
+    let wireList = 0;
+    try {
+      const before = wire();
+      const r = await verifyStates({ backend: remote, isAlive: () => true }, { backend: B, isAlive: () => true });
+      wireVerify = wire() - before;
+      if (!r.equivalent) throw new Error('verify through the node found differences');
+      const before2 = wire();
+      for (const ns of (await remote.namespaces()) as string[]) {
+        let after: string | undefined;
+        for (;;) {
+          const page = await remote.list(ns, { after, limit: 10_000 });
+          if (!page.next) break;
+          after = page.next;
+        }
+      }
+      wireList = wire() - before2;
+    } finally {
+      await remote.close();
+      await node.close();
+    }
     ctx.add({
-      name: `verify against a node (equal, ${N / 1000}k entries): bytes moved`,
-      value: `${(digestBytes / 1024).toFixed(0)} KiB of digests`,
-      baseline: `${(dumpBytes / 1048576).toFixed(0)} MiB full dump`,
-      ratio: digestBytes / dumpBytes,
+      name: `verify against a node (equal, ${N / 1000}k entries): bytes over the wire`,
+      value: `${(wireVerify / 1024).toFixed(0)} KiB`,
+      baseline: `${(wireList / 1048576).toFixed(0)} MiB listing every entry through the same node (dump file: ${(dumpBytes / 1048576).toFixed(0)} MiB)`,
+      ratio: wireVerify / wireList,
       target: '<= 0.01',
-      note: 'ratio = digest bytes / dump bytes; response bodies computed locally, not measured through a running node (the node branch is not merged here)',
+      note: `ratio = bytes the node wrote for the verify / for a full listing (measured on its sockets); digest bodies alone: ${(digestBytes / 1024).toFixed(0)} KiB = ${((100 * digestBytes) / dumpBytes).toFixed(2)} % of the dump`,
     });
 
     // migrate copy vs raw batched copy
