@@ -219,10 +219,12 @@ export interface Backend {
   transaction?<T>(fn: () => T): T;
   /** Remove every entry of a namespace (restore --mode replace); returns how many. */
   clearNamespace?(namespace: string): MaybePromise<number>;
-  /** The distinct processes of `node` with their entry counts (lets a sweep judge each pid once). */
+  /** The distinct processes of `node` (lets a sweep judge each pid once), with entry counts where cheap. */
   processes?(node: string): MaybePromise<ProcessSummary[]>;
   /** Remove every entry of one process of `node` (a sweep of a dead pid); returns how many. */
   removeProcess?(node: string, pid: number, pidStart: number | null): MaybePromise<number>;
+  /** Remove every entry of several dead processes of `node` at once (one pass over the data); returns how many. */
+  removeProcesses?(node: string, procs: Array<Pick<ProcessSummary, 'pid' | 'pidStart'>>): MaybePromise<number>;
   /** Remember when the last sweep ran (persistent backends show it in health). */
   markCleanup?(at: number): MaybePromise<void>;
   /** Remote backends: ask the far side's service to sweep now. */
@@ -259,7 +261,8 @@ export interface SweepResult {
 export interface ProcessSummary {
   pid: number;
   pidStart: number | null;
-  count: number;
+  /** Its entries, where the backend knows them without reading them (not on etcd: one marker per process). */
+  count?: number;
 }
 
 /** A backend factory as registered in src/backends/open.ts. */

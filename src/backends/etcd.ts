@@ -3,12 +3,12 @@
  *
  * Unique names by txn (`createRevision == 0`: exactly one winner across any number of nodes);
  * replacing a holder (same pid, or dead) by a txn conditioned on the holder's modRevision; metadata
- * index and per-process keys written in the same txn as the registration; liveness by leases held
+ * index keys and the process marker written in the same txn as the registration; liveness by leases held
  * by long-lived processes; a watch change feed; linearizable reads by default (read-your-writes
  * across nodes). Key layout (JSON values, readable with `etcdctl get --prefix /procreg`):
  *
  *   <prefix>/r/<ns>/<key>                              the registration (Registration as JSON)
- *   <prefix>/p/<node>/<pid>/<ns>/<key>                 per-process key {pidStart} (sweeps)
+ *   <prefix>/p/<node>/<pid>/<pidStart|->/<s|n>          process marker {pid,pidStart} (sweeps)
  *   <prefix>/i/<ns>/<field>/<value>/<key>              metadata index {pid}
  *   <prefix>/u/<ns>/<key>                              "not indexed" marker (too many values)
  *   <prefix>/c/<node>                                  last sweep of a node {at}
@@ -16,6 +16,15 @@
  * `<node>`, `<field>` and `<value>` are percent-encoded (no `/`); `<ns>` cannot hold `/`; `<key>`
  * is raw UTF-8, so etcd's byte order is the registry's key order. Every key of a registration
  * shares its lease, so a lease's expiry removes the registration and its index keys at once.
+ *
+ * Process markers: one key per process (not per entry) tells a node's sweep which processes it
+ * has to judge. Every write of a registration carries a nested txn `if createRevision(marker) == 0
+ * then put marker`, so a marker exists whenever a registration of its process was written since
+ * the marker was last removed. A sweep of a dead process deletes its marker first, then reads the
+ * registrations (one snapshot) and compare-and-deletes those of the process: a write racing the
+ * sweep either lands before the delete (the read sees it) or recreates the marker (the next sweep
+ * sees it). A write with a session lease creates the `s` marker on its lease (it goes with the
+ * session), a plain write the `n` marker with none (it stays as long as a plain registration may).
  *
  * Leases (design §1): `lease: 'session'` (default for long-lived openers: the service sweeps,
  * `BackendContext.longLived`) attaches what this process registers to leases it keeps alive, so
@@ -126,10 +135,19 @@ const MAX_TXN_OPS = 120;
 const MAX_INDEX_KEYS = 48;
 /** Index values longer than this (bytes) are not indexed (queries for them scan). */
 const MAX_INDEX_VALUE = 200;
-/** Bulk txns in flight at once (measured on a 3-member cluster: 16 concurrent full txns ≈ 2× sequential throughput). */
-const BULK_CONCURRENCY = 16;
+/** Bulk txns in flight at once: etcd folds concurrent proposals into one raft round (3 members on 2 cores, `BENCH=migrate BENCH_MIGRATE=etcd`: 16 → 32 took a 100k copy from 5.6 s to 5.0 s). */
+const BULK_CONCURRENCY = 32;
 /** Bytes of values in one bulk txn (etcd's request limit is 1.5 MiB). */
 const MAX_TXN_BYTES = 1024 * 1024;
+
+/** Processes remembered per node by the marker cache before it starts over. */
+const MARKER_CACHE_MAX = 200_000;
+
+interface MarkerGeneration {
+  /** modRevision of `g/<node>` ('0': absent) when `known` was started. */
+  revision: string;
+  known: Set<string>;
+}
 
 const CMP_EQUAL = 0;
 const TARGET_CREATE = 1;
@@ -159,6 +177,12 @@ class EtcdBackend implements EtcdBackendApi {
   private closed = false;
   private probing: { at: number; p: Promise<Probe> } | null = null;
   private readonly recent = new Map<string, { kv: IKeyValue; at: number }>();
+  /**
+   * Plain bulk writes (restore, migrate copy) skip the nested marker txn for processes whose marker
+   * they already wrote: the txn compares `g/<node>` instead, which a sweep bumps in the txn that
+   * deletes markers. One marker per process instead of one nested txn per entry.
+   */
+  private readonly markerCache = new Map<string, MarkerGeneration>();
 
   constructor(
     readonly endpoints: string[],
@@ -197,33 +221,37 @@ class EtcdBackend implements EtcdBackendApi {
     const aux = this.auxKeys(entry);
     return this.rpc('register', async () => {
       for (;;) {
-        const lease = await this.leaseFor(1 + aux.length);
+        const lease = await this.leaseFor(1 + aux.length + 1);
         const created = await this.client.kv
           .txn({
             compare: [{ key, target: TARGET_CREATE, result: CMP_EQUAL, create_revision: 0 }],
-            success: [put(key, value, lease), ...aux.map(([k, v]) => put(k, v, lease))],
+            success: [put(key, value, lease), ...aux.map(([k, v]) => put(k, v, lease)), this.markerOp(entry, lease)],
             failure: [{ request_range: { key, serializable: false } }],
           })
           .catch((err) => this.leaseLost(err, lease));
         if (!created) continue; // our lease expired (a partition longer than the TTL): take a fresh one
-        if (created.succeeded) return { ok: true, entry };
-        this.leases?.release(lease, 1 + aux.length);
+        if (created.succeeded) {
+          this.settleMarkers(lease, created);
+          return { ok: true, entry };
+        }
+        this.leases?.release(lease, 1 + aux.length + 1);
         const kv = created.responses[0].response_range.kvs[0];
         if (!kv) continue; // deleted in between: try to create again
         const holder = parseEntry(kv);
         if (!opts.replaceIf(holder)) return { ok: false, holder };
-        const lease2 = await this.leaseFor(1 + aux.length);
+        const lease2 = await this.leaseFor(1 + aux.length + 1);
         const replaced = await this.client.kv
           .txn({
             compare: [modIs(key, kv.mod_revision)],
-            success: [...this.staleAux(holder, aux), put(key, value, lease2), ...aux.map(([k, v]) => put(k, v, lease2))],
+            success: [...this.staleAux(holder, aux), put(key, value, lease2), ...aux.map(([k, v]) => put(k, v, lease2)), this.markerOp(entry, lease2)],
           })
           .catch((err) => this.leaseLost(err, lease2));
         if (replaced?.succeeded) {
+          this.settleMarkers(lease2, replaced);
           this.leases?.forget(kv.lease, 1 + this.auxKeys(holder).length);
           return { ok: true, entry, replaced: holder };
         }
-        this.leases?.release(lease2, 1 + aux.length);
+        this.leases?.release(lease2, 1 + aux.length + 1);
       }
     });
   }
@@ -297,7 +325,7 @@ class EtcdBackend implements EtcdBackendApi {
         try {
           const r = await this.client.kv.txn({
             compare: [modIs(k, kv.mod_revision)],
-            success: [...this.staleAux(old, aux), put(k, JSON.stringify(next), lease), ...aux.map(([ak, v]) => put(ak, v, lease))],
+            success: [...this.staleAux(old, aux), put(k, JSON.stringify(next), lease), ...aux.map(([ak, v]) => put(ak, v, lease)), this.markerOp(next, lease)],
           });
           if (r.succeeded) return next;
         } catch (err) {
@@ -358,8 +386,8 @@ class EtcdBackend implements EtcdBackendApi {
         this.rpc('health', () => this.client.maintenance.alarm({ action: 'Get' as never, memberID: 0, alarm: 'None' as never })),
         this.get(this.bytes(`/c/${encodeURIComponent(this.ctx.nodeName)}`)),
       ]);
-      let dead = 0;
-      for (const p of procs) if (!this.ctx.isAlive({ pid: p.pid, pidStart: p.pidStart, node: this.ctx.nodeName } as Registration)) dead += p.count;
+      const deadProcs = procs.filter((p) => !this.ctx.isAlive({ pid: p.pid, pidStart: p.pidStart, node: this.ctx.nodeName } as Registration));
+      const dead = deadProcs.length ? (await this.entriesOf(this.ctx.nodeName, deadProcs)).length : 0;
       const alive = Math.max(0, registrations - dead);
       const verdict = statusFromDeadShare(alive, dead);
       const alarmList = (alarms.alarms ?? []).map((a) => `${a.alarm} on member ${a.memberID}`);
@@ -401,7 +429,14 @@ class EtcdBackend implements EtcdBackendApi {
     // common case; a batch with a held key falls back to per-entry registers. Each txn carries all
     // keys of its entries (no partial entry); txns of distinct keys are independent, so they run
     // BULK_CONCURRENCY at a time (etcd batches concurrent proposals into one raft round and fsync).
-    const items = entries.map((e, i) => ({ e, i, v: JSON.stringify(e), aux: this.auxKeys(e) }));
+    // Plain (lease-less) bulk writes skip the marker of a process this instance already wrote in the
+    // node's current sweep generation; the txn then also compares that generation (see markerCache).
+    const gens = this.leases ? null : new Map(await Promise.all([...new Set(entries.map((e) => e.node))].map(async (n) => [n, await this.markerGeneration(n)] as const)));
+    const items = entries.map((e, i) => {
+      const marker = this.markerBase(e);
+      const gen = gens?.get(e.node);
+      return { e, i, v: JSON.stringify(e), aux: this.auxKeys(e), marker, gen: gen?.known.has(marker.toString('latin1')) ? gen : undefined };
+    });
     const todo = batches(items);
     const distinct = new Set(entries.map((e) => `${e.namespace}\u0000${e.key}`)).size === entries.length;
     let next = 0;
@@ -410,15 +445,29 @@ class EtcdBackend implements EtcdBackendApi {
       while (next < todo.length && !failed) {
         const batch = todo[next++];
         const ok = await this.rpc('bulkRegister', async () => {
-          const n = batch.reduce((s, b) => s + 1 + b.aux.length, 0);
+          const markers = this.markerOps(batch.filter((b) => !b.gen).map((b) => b.e));
+          const relied = new Map(batch.filter((b) => b.gen).map((b) => [b.e.node, b.gen!]));
+          const n = batch.reduce((s, b) => s + 1 + b.aux.length, 0) + markers.length;
           const lease = await this.leaseFor(n);
           const r = await this.client.kv
             .txn({
-              compare: batch.map((b) => ({ key: this.rkey(b.e.namespace, b.e.key), target: TARGET_CREATE, result: CMP_EQUAL, create_revision: 0 })),
-              success: batch.flatMap((b) => [put(this.rkey(b.e.namespace, b.e.key), b.v, lease), ...b.aux.map(([k, v]) => put(k, v, lease))]),
+              compare: [
+                ...batch.map((b) => ({ key: this.rkey(b.e.namespace, b.e.key), target: TARGET_CREATE, result: CMP_EQUAL, create_revision: 0 })),
+                ...[...relied].map(([node, g]) => modIs(this.generationKey(node), g.revision)),
+              ],
+              success: [
+                ...batch.flatMap((b) => [put(this.rkey(b.e.namespace, b.e.key), b.v, lease), ...b.aux.map(([k, v]) => put(k, v, lease))]),
+                ...markers.map((m) => m(lease)),
+              ],
             })
             .catch((err) => this.leaseLost(err, lease));
-          if (!r?.succeeded) this.leases?.release(lease, n);
+          if (!r?.succeeded) {
+            this.leases?.release(lease, n);
+            if (r && relied.size) await this.checkGenerations(relied);
+          } else {
+            this.settleMarkers(lease, r);
+            if (gens) for (const b of batch) gens.get(b.e.node)?.known.add(b.marker.toString('latin1'));
+          }
           return !!r?.succeeded; // a lost lease: per-entry registers below take a fresh one
         }).catch((err) => {
           failed = true; // the other workers stop taking batches
@@ -447,9 +496,10 @@ class EtcdBackend implements EtcdBackendApi {
   /** All or nothing: read every key, decide, then one txn conditioned on every key's revision. */
   private async bulkAtomic(entries: Registration[], opts: RegisterOptions): Promise<BulkResult[]> {
     // One txn may hold at most --max-txn-ops (128) operations: puts plus deletes of stale index keys.
-    const ops = entries.reduce((s, e) => s + 1 + 2 * this.auxKeys(e).length, 0);
+    const markers = this.markerOps(entries);
+    const ops = entries.reduce((s, e) => s + 1 + 2 * this.auxKeys(e).length, 0) + markers.length;
     if (ops > MAX_TXN_OPS || new Set(entries.map((e) => `${e.namespace}\u0000${e.key}`)).size !== entries.length) {
-      throw new InvalidInputError(`an atomic bulk register on etcd is one transaction of at most ${MAX_TXN_OPS} operations (about ${Math.floor(MAX_TXN_OPS / 3)} distinct keys): split the batch or drop --atomic`);
+      throw new InvalidInputError(`an atomic bulk register on etcd is one transaction of at most ${MAX_TXN_OPS} operations (about ${Math.floor(MAX_TXN_OPS / 4)} distinct keys): split the batch or drop --atomic`);
     }
     return this.rpc('bulkRegister', async () => {
       for (;;) {
@@ -465,7 +515,7 @@ class EtcdBackend implements EtcdBackendApi {
         if (results.some((r) => !r.ok)) {
           return results.map((r) => (r.ok ? { ok: false, error: new RegistryError('CONFLICT', 'not written: another entry of the atomic batch failed') } : r));
         }
-        const n = entries.reduce((s, e) => s + 1 + this.auxKeys(e).length, 0);
+        const n = entries.reduce((s, e) => s + 1 + this.auxKeys(e).length, 0) + markers.length;
         const lease = await this.leaseFor(n);
         const compare: ICompare[] = keys.map((key, i) => (current[i] ? modIs(key, current[i]!.mod_revision) : { key, target: TARGET_CREATE, result: CMP_EQUAL, create_revision: 0 }));
         const success: IRequestOp[] = entries.flatMap((e, i) => {
@@ -473,8 +523,12 @@ class EtcdBackend implements EtcdBackendApi {
           const stale = current[i] ? this.staleAux(parseEntry(current[i]!), aux) : [];
           return [...stale, put(keys[i], JSON.stringify(e), lease), ...aux.map(([k, v]) => put(k, v, lease))];
         });
+        success.push(...markers.map((m) => m(lease)));
         const r = await this.client.kv.txn({ compare, success });
-        if (r.succeeded) return results;
+        if (r.succeeded) {
+          this.settleMarkers(lease, r);
+          return results;
+        }
         this.leases?.release(lease, n);
       }
     });
@@ -490,44 +544,68 @@ class EtcdBackend implements EtcdBackendApi {
     }
   }
 
+  /** The processes of `node` that have (or had, since their last sweep) registrations: its markers. */
   async processes(node: string): Promise<ProcessSummary[]> {
     const base = this.bytes(`/p/${encodeURIComponent(node)}/`);
-    const byProc = new Map<string, ProcessSummary>();
+    const out: ProcessSummary[] = [];
+    let last = '';
     for await (const kv of this.scan('processes', base)) {
-      const pid = Number(kv.key.subarray(base.length).toString().split('/', 1)[0]);
-      const pidStart = (JSON.parse(kv.value.toString()) as { pidStart: number | null }).pidStart ?? null;
-      const id = `${pid}/${pidStart}`;
-      const p = byProc.get(id);
-      if (p) p.count++;
-      else byProc.set(id, { pid, pidStart, count: 1 });
+      const [pid, start] = kv.key.subarray(base.length).toString().split('/');
+      if (`${pid}/${start}` === last) continue; // its `s` and `n` markers are adjacent
+      last = `${pid}/${start}`;
+      out.push({ pid: Number(pid), pidStart: start === '-' || start === undefined ? null : Number(start) });
     }
-    return [...byProc.values()];
+    return out;
   }
 
   async removeProcess(node: string, pid: number, pidStart: number | null): Promise<number> {
-    const base = this.bytes(`/p/${encodeURIComponent(node)}/${pid}/`);
-    let removed = 0;
-    let start = base;
-    for (;;) {
-      const res = await this.rpc('removeProcess', () => this.client.kv.range({ key: start, range_end: prefixEnd(base), limit: 500 }));
-      for (const kv of res.kvs) {
-        const rest = kv.key.subarray(base.length).toString();
-        const slash = rest.indexOf('/');
-        const ns = rest.slice(0, slash);
-        const key = rest.slice(slash + 1);
-        const e = await this.lookup(ns, key);
-        const pStart = (JSON.parse(kv.value.toString()) as { pidStart: number | null }).pidStart ?? null;
-        if (pStart !== pidStart) continue;
-        if (e && e.pid === pid && e.node === node && (e.pidStart ?? null) === pidStart) {
-          if (await this.unregister(ns, key, { pid, node, registeredAt: e.registeredAt })) removed++;
-        } else {
-          // An orphaned process key (entry replaced by another process): drop it alone.
-          await this.rpc('removeProcess', () => this.client.kv.txn({ compare: [modIs(kv.key, kv.mod_revision)], success: [{ request_delete_range: { key: kv.key } }] }));
-        }
-      }
-      if (!res.more || res.kvs.length === 0) return removed;
-      start = Buffer.concat([res.kvs[res.kvs.length - 1].key, ZERO]);
+    return this.removeProcesses(node, [{ pid, pidStart }]);
+  }
+
+  /**
+   * Remove every registration of the given (dead) processes of `node`: their markers first, then
+   * one read of the registrations and a compare-and-delete of each of theirs (see the header for
+   * why this order loses no registration to a racing write).
+   */
+  async removeProcesses(node: string, procs: Array<Pick<ProcessSummary, 'pid' | 'pidStart'>>): Promise<number> {
+    if (procs.length === 0) return 0;
+    for (let i = 0; i < procs.length; i += MAX_TXN_OPS - 1) {
+      const ops: IRequestOp[] = procs.slice(i, i + MAX_TXN_OPS - 1).map((p) => {
+        const base = this.markerBase({ node, ...p });
+        return { request_delete_range: { key: base, range_end: prefixEnd(base), prev_kv: true } };
+      });
+      // A new sweep generation: bulk writers that skipped these markers as known must look again.
+      ops.push(put(this.generationKey(node), JSON.stringify({ at: Date.now() })));
+      const r = await this.rpc('removeProcess', () => this.client.kv.txn({ success: ops }));
+      for (const res of r.responses) for (const kv of res.response_delete_range?.prev_kvs ?? []) if (kv.lease !== '0') this.leases?.forget(kv.lease, 1);
     }
+    const doomed = await this.entriesOf(node, procs);
+    let removed = 0;
+    let next = 0;
+    const worker = async (): Promise<void> => {
+      while (next < doomed.length) {
+        const kv = doomed[next++];
+        const e = parseEntry(kv);
+        const r = await this.rpc('removeProcess', () => this.client.kv.txn({ compare: [modIs(kv.key, kv.mod_revision)], success: this.deleteOps(e) }));
+        if (r.succeeded) {
+          removed++;
+          this.leases?.forget(kv.lease, 1 + this.auxKeys(e).length);
+        } // else: rewritten meanwhile, and the write recreated the marker: the next sweep judges it
+      }
+    };
+    await Promise.all(Array.from({ length: Math.min(BULK_CONCURRENCY, doomed.length) }, worker));
+    return removed;
+  }
+
+  /** The stored registrations of these processes of `node`, read from one snapshot of every namespace. */
+  private async entriesOf(node: string, procs: Array<Pick<ProcessSummary, 'pid' | 'pidStart'>>): Promise<IKeyValue[]> {
+    const wanted = new Set(procs.map((p) => `${p.pid}/${p.pidStart ?? '-'}`));
+    const out: IKeyValue[] = [];
+    for await (const kv of this.scan('removeProcess', this.bytes('/r/'))) {
+      const e = parseEntry(kv);
+      if (e.node === node && wanted.has(`${e.pid}/${e.pidStart ?? '-'}`)) out.push(kv);
+    }
+    return out;
   }
 
   async markCleanup(at: number): Promise<void> {
@@ -635,9 +713,73 @@ class EtcdBackend implements EtcdBackendApi {
     return this.bytes(`/r/${ns}/${key}`);
   }
 
-  /** The per-process key and index keys of an entry, with their values. */
+  /** Where the markers of a process live: `p/<node>/<pid>/<pidStart|->/`. */
+  private markerBase(e: Pick<Registration, 'node' | 'pid' | 'pidStart'>): Buffer {
+    return this.bytes(`/p/${encodeURIComponent(e.node)}/${e.pid}/${e.pidStart ?? '-'}/`);
+  }
+
+  /** The marker a write makes: `s` on its session lease, `n` for a plain (lease-less) write. */
+  private markerKey(e: Pick<Registration, 'node' | 'pid' | 'pidStart'>, leased: boolean): Buffer {
+    return Buffer.concat([this.markerBase(e), Buffer.from(leased ? 's' : 'n')]);
+  }
+
+  /** `if createRevision(marker) == 0 then put marker` as a nested txn (an existing marker is left untouched). */
+  private markerOp(e: Registration, lease: string | undefined): IRequestOp {
+    const leased = lease !== undefined && lease !== '0';
+    const key = this.markerKey(e, leased);
+    return {
+      request_txn: {
+        compare: [{ key, target: TARGET_CREATE, result: CMP_EQUAL, create_revision: 0 }],
+        success: [put(key, JSON.stringify({ pid: e.pid, pidStart: e.pidStart ?? null }), leased ? lease : undefined)],
+        failure: [],
+      },
+    };
+  }
+
+  /** The marker ops of several entries, one per distinct process (a txn may not put a key twice). */
+  private markerOps(entries: Registration[]): Array<(lease: string | undefined) => IRequestOp> {
+    const seen = new Map<string, Registration>();
+    for (const e of entries) {
+      const id = this.markerBase(e).toString('latin1');
+      if (!seen.has(id)) seen.set(id, e);
+    }
+    return [...seen.values()].map((e) => (lease) => this.markerOp(e, lease));
+  }
+
+  private generationKey(node: string): Buffer {
+    return this.bytes(`/g/${encodeURIComponent(node)}`);
+  }
+
+  /** The processes of `node` whose plain marker this instance wrote, valid while `g/<node>` stays at `revision`. */
+  private async markerGeneration(node: string): Promise<MarkerGeneration> {
+    let g = this.markerCache.get(node);
+    if (!g) {
+      const kv = await this.get(this.generationKey(node));
+      g = this.markerCache.get(node) ?? { revision: kv?.mod_revision ?? '0', known: new Set() };
+      this.markerCache.set(node, g);
+    }
+    if (g.known.size > MARKER_CACHE_MAX) g.known.clear();
+    return g;
+  }
+
+  /** A bulk txn failed: start afresh for every node whose sweep generation moved. */
+  private async checkGenerations(relied: Map<string, MarkerGeneration>): Promise<void> {
+    for (const [node, g] of relied) {
+      const kv = await this.get(this.generationKey(node));
+      if ((kv?.mod_revision ?? '0') !== g.revision && this.markerCache.get(node) === g) this.markerCache.delete(node);
+    }
+  }
+
+  /** A committed write counted one key per marker on its lease: give back those of markers that existed. */
+  private settleMarkers(lease: string | undefined, r: { responses: Array<{ response_txn?: { succeeded: boolean } }> }): void {
+    if (!this.leases || !lease) return;
+    const existed = r.responses.filter((x) => x.response_txn && !x.response_txn.succeeded).length;
+    if (existed) this.leases.release(lease, existed);
+  }
+
+  /** The index keys of an entry (or its "not indexed" key), with their values: they share its lease. */
   private auxKeys(e: Registration): Array<[Buffer, string]> {
-    const out: Array<[Buffer, string]> = [[this.bytes(`/p/${encodeURIComponent(e.node)}/${e.pid}/${e.namespace}/${e.key}`), JSON.stringify({ pidStart: e.pidStart ?? null })]];
+    const out: Array<[Buffer, string]> = [];
     const idx: Array<[Buffer, string]> = [];
     let unindexable = false;
     const value = JSON.stringify({ pid: e.pid });
@@ -1024,15 +1166,17 @@ function parseEntry(kv: IKeyValue): Registration {
 }
 
 /** Split into txn-sized batches with no key twice in one batch. */
-function batches<T extends { e: Registration; v: string; aux: Array<[Buffer, string]> }>(items: T[]): T[][] {
+function batches<T extends { e: Registration; v: string; aux: Array<[Buffer, string]>; marker: Buffer; gen?: unknown }>(items: T[]): T[][] {
   const out: T[][] = [];
   let cur: T[] = [];
   let ops = 0;
   let bytes = 0;
   let seen = new Set<string>();
+  let markers = new Set<string>();
   for (const it of items) {
     const id = `${it.e.namespace}\u0000${it.e.key}`;
-    const n = 1 + it.aux.length;
+    const marker = it.marker.toString('latin1');
+    const n = 1 + it.aux.length + (it.gen || markers.has(marker) ? 0 : 1);
     const size = it.v.length;
     if (cur.length && (ops + n > MAX_TXN_OPS || bytes + size > MAX_TXN_BYTES || seen.has(id))) {
       out.push(cur);
@@ -1040,11 +1184,13 @@ function batches<T extends { e: Registration; v: string; aux: Array<[Buffer, str
       ops = 0;
       bytes = 0;
       seen = new Set();
+      markers = new Set();
     }
     cur.push(it);
-    ops += n;
+    ops += 1 + it.aux.length + (it.gen || markers.has(marker) ? 0 : 1);
     bytes += size;
     seen.add(id);
+    markers.add(marker);
   }
   if (cur.length) out.push(cur);
   return out;

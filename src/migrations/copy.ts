@@ -44,8 +44,8 @@ const overwrite: RegisterOptions = { replaceIf: () => true };
 /** Chunks written concurrently to an asynchronous (networked) target: round trips overlap. */
 const CONCURRENT_CHUNKS = 16;
 
-/** Batches being written at once to an asynchronous target (the next is read while one writes). */
-const BATCHES_IN_FLIGHT = 2;
+/** Batches being written at once to an asynchronous target (the next is read while they write; 3 keeps etcd busy across batch tails). */
+const BATCHES_IN_FLIGHT = 3;
 
 /**
  * Write a batch with the target's native bulk path when it has one. A local native bulk path

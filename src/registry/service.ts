@@ -442,11 +442,12 @@ export class ProcessRegistry {
       this.recordSweep(r);
       return r;
     }
-    if (this.backend.processes && this.backend.removeProcess) {
-      for (const p of await this.backend.processes(this.nodeName)) {
-        checked++;
-        if (!this.liveness.isAlive(p.pid, p.pidStart)) removed += await this.backend.removeProcess(this.nodeName, p.pid, p.pidStart);
-      }
+    if (this.backend.processes && (this.backend.removeProcesses || this.backend.removeProcess)) {
+      const procs = await this.backend.processes(this.nodeName);
+      checked = procs.length;
+      const dead = procs.filter((p) => !this.liveness.isAlive(p.pid, p.pidStart));
+      if (dead.length && this.backend.removeProcesses) removed = await this.backend.removeProcesses(this.nodeName, dead);
+      else for (const p of dead) removed += await this.backend.removeProcess!(this.nodeName, p.pid, p.pidStart);
     } else {
       for (const namespace of await this.backend.namespaces()) {
         let after: string | undefined;

@@ -112,11 +112,14 @@ describe('etcd: member loss', { timeout: 180_000 }, () => {
       // quorum (the error says its outcome is unknown): it is then applied whole — entry, index and
       // process keys — or not at all. Writes refused with "no leader" left nothing.
       const etcdctl = spawnSync('etcdctl', ['--endpoints', c.endpoints.join(','), 'get', '--prefix', '/two-down/', '--keys-only'], { encoding: 'utf8' });
-      const keys = etcdctl.stdout.split('\n').filter((k) => k && !k.startsWith('/two-down/c/')); // c/: sweep timestamps
+      const all = etcdctl.stdout.split('\n').filter((k) => k && !k.startsWith('/two-down/c/')); // c/: sweep timestamps
+      const markers = all.filter((k) => k.startsWith('/two-down/p/'));
+      assert.deepEqual(markers, [`/two-down/p/${encodeURIComponent(reg.nodeName)}/${holder.pid}/${markers[0]?.split('/')[5]}/n`], 'one process marker: the holder\'s');
+      const keys = all.filter((k) => !markers.includes(k));
       const during = keys.filter((k) => k.endsWith('/during'));
       if (during.length) {
         assert.match(err.message, /takes effect only if the cluster recovers/, 'an applied-later write was reported as of unknown outcome');
-        assert.equal(during.length, 5, `all or nothing of "during": ${during.join(', ')}`); // r/, p/, i/type, i/capabilities ×2
+        assert.equal(during.length, 4, `all or nothing of "during": ${during.join(', ')}`); // r/, i/type, i/capabilities ×2
       }
       assert.ok(keys.every((k) => k.endsWith('/before') || k.endsWith('/during')), `only "before" (and a whole "during") exist: ${keys.join(', ')}`);
       assert.equal(await reg.lookup('cli-during'), undefined);
