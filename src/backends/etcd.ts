@@ -433,9 +433,9 @@ class EtcdBackend implements EtcdBackendApi {
     // node's current sweep generation; the txn then also compares that generation (see markerCache).
     const gens = this.leases ? null : new Map(await Promise.all([...new Set(entries.map((e) => e.node))].map(async (n) => [n, await this.markerGeneration(n)] as const)));
     const items = entries.map((e, i) => {
-      const marker = this.markerBase(e);
+      const marker = markerId(e);
       const gen = gens?.get(e.node);
-      return { e, i, v: JSON.stringify(e), aux: this.auxKeys(e), marker, gen: gen?.known.has(marker.toString('latin1')) ? gen : undefined };
+      return { e, i, k: this.rkey(e.namespace, e.key), v: JSON.stringify(e), aux: this.auxKeys(e), marker, gen: gen?.known.has(marker) ? gen : undefined };
     });
     const todo = batches(items);
     const distinct = new Set(entries.map((e) => `${e.namespace}\u0000${e.key}`)).size === entries.length;
@@ -452,11 +452,11 @@ class EtcdBackend implements EtcdBackendApi {
           const r = await this.client.kv
             .txn({
               compare: [
-                ...batch.map((b) => ({ key: this.rkey(b.e.namespace, b.e.key), target: TARGET_CREATE, result: CMP_EQUAL, create_revision: 0 })),
+                ...batch.map((b) => ({ key: b.k, target: TARGET_CREATE, result: CMP_EQUAL, create_revision: 0 })),
                 ...[...relied].map(([node, g]) => modIs(this.generationKey(node), g.revision)),
               ],
               success: [
-                ...batch.flatMap((b) => [put(this.rkey(b.e.namespace, b.e.key), b.v, lease), ...b.aux.map(([k, v]) => put(k, v, lease))]),
+                ...batch.flatMap((b) => [put(b.k, b.v, lease), ...b.aux.map(([k, v]) => put(k, v, lease))]),
                 ...markers.map((m) => m(lease)),
               ],
             })
@@ -466,7 +466,7 @@ class EtcdBackend implements EtcdBackendApi {
             if (r && relied.size) await this.checkGenerations(relied);
           } else {
             this.settleMarkers(lease, r);
-            if (gens) for (const b of batch) gens.get(b.e.node)?.known.add(b.marker.toString('latin1'));
+            if (gens) for (const b of batch) gens.get(b.e.node)?.known.add(b.marker);
           }
           return !!r?.succeeded; // a lost lease: per-entry registers below take a fresh one
         }).catch((err) => {
@@ -740,7 +740,7 @@ class EtcdBackend implements EtcdBackendApi {
   private markerOps(entries: Registration[]): Array<(lease: string | undefined) => IRequestOp> {
     const seen = new Map<string, Registration>();
     for (const e of entries) {
-      const id = this.markerBase(e).toString('latin1');
+      const id = markerId(e);
       if (!seen.has(id)) seen.set(id, e);
     }
     return [...seen.values()].map((e) => (lease) => this.markerOp(e, lease));
@@ -1161,12 +1161,17 @@ function modIs(key: Buffer, rev: string): ICompare {
   return { key, target: TARGET_MOD, result: CMP_EQUAL, mod_revision: rev };
 }
 
+/** Which process (of which node) an entry belongs to, as a map key. */
+function markerId(e: Pick<Registration, 'node' | 'pid' | 'pidStart'>): string {
+  return `${e.node}\u0000${e.pid}\u0000${e.pidStart ?? '-'}`;
+}
+
 function parseEntry(kv: IKeyValue): Registration {
   return JSON.parse(kv.value.toString()) as Registration;
 }
 
 /** Split into txn-sized batches with no key twice in one batch. */
-function batches<T extends { e: Registration; v: string; aux: Array<[Buffer, string]>; marker: Buffer; gen?: unknown }>(items: T[]): T[][] {
+function batches<T extends { e: Registration; v: string; aux: Array<[Buffer, string]>; marker: string; gen?: unknown }>(items: T[]): T[][] {
   const out: T[][] = [];
   let cur: T[] = [];
   let ops = 0;
@@ -1175,7 +1180,7 @@ function batches<T extends { e: Registration; v: string; aux: Array<[Buffer, str
   let markers = new Set<string>();
   for (const it of items) {
     const id = `${it.e.namespace}\u0000${it.e.key}`;
-    const marker = it.marker.toString('latin1');
+    const marker = it.marker;
     const n = 1 + it.aux.length + (it.gen || markers.has(marker) ? 0 : 1);
     const size = it.v.length;
     if (cur.length && (ops + n > MAX_TXN_OPS || bytes + size > MAX_TXN_BYTES || seen.has(id))) {
