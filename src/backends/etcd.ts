@@ -597,11 +597,15 @@ class EtcdBackend implements EtcdBackendApi {
     return removed;
   }
 
-  /** The stored registrations of these processes of `node`, read from one snapshot of every namespace. */
+  /**
+   * The stored registrations of these processes of `node`, read from one snapshot of every
+   * namespace — a linearizable one even with `consistency: serializable`: a sweep's snapshot must
+   * follow its marker delete, or a registration written in between could be missed.
+   */
   private async entriesOf(node: string, procs: Array<Pick<ProcessSummary, 'pid' | 'pidStart'>>): Promise<IKeyValue[]> {
     const wanted = new Set(procs.map((p) => `${p.pid}/${p.pidStart ?? '-'}`));
     const out: IKeyValue[] = [];
-    for await (const kv of this.scan('removeProcess', this.bytes('/r/'))) {
+    for await (const kv of this.scan('removeProcess', this.bytes('/r/'), true)) {
       const e = parseEntry(kv);
       if (e.node === node && wanted.has(`${e.pid}/${e.pidStart ?? '-'}`)) out.push(kv);
     }
@@ -668,11 +672,12 @@ class EtcdBackend implements EtcdBackendApi {
   }
 
   /** Every key under `base`, 1000 per request, all pages read at the first page's revision (one snapshot). */
-  private async *scan(what: string, base: Buffer): AsyncGenerator<IKeyValue> {
+  private async *scan(what: string, base: Buffer, linearizable = false): AsyncGenerator<IKeyValue> {
     let start = base;
     let revision: string | undefined;
+    const serializable = this.serializable && !linearizable;
     for (;;) {
-      const res = await this.rpc(what, () => this.client.kv.range({ key: start, range_end: prefixEnd(base), limit: 1000, revision, serializable: this.serializable }));
+      const res = await this.rpc(what, () => this.client.kv.range({ key: start, range_end: prefixEnd(base), limit: 1000, revision, serializable }));
       revision ??= res.header.revision;
       yield* res.kvs;
       if (!res.more || res.kvs.length === 0) return;
