@@ -221,9 +221,7 @@ export interface Backend {
   clearNamespace?(namespace: string): MaybePromise<number>;
   /** The distinct processes of `node` (lets a sweep judge each pid once), with entry counts where cheap. */
   processes?(node: string): MaybePromise<ProcessSummary[]>;
-  /** Remove every entry of one process of `node` (a sweep of a dead pid); returns how many. */
-  removeProcess?(node: string, pid: number, pidStart: number | null): MaybePromise<number>;
-  /** Remove every entry of several dead processes of `node` at once (one pass over the data); returns how many. */
+  /** Remove every entry of these (dead) processes of `node`, all at once (a sweep); returns how many. */
   removeProcesses?(node: string, procs: Array<Pick<ProcessSummary, 'pid' | 'pidStart'>>): MaybePromise<number>;
   /** Remember when the last sweep ran (persistent backends show it in health). */
   markCleanup?(at: number): MaybePromise<void>;

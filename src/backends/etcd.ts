@@ -277,11 +277,7 @@ class EtcdBackend implements EtcdBackendApi {
         if (!kv) return false;
         const e = parseEntry(kv);
         if (!matchesCond(e, cond)) return false;
-        const r = await this.client.kv.txn({ compare: [modIs(k, kv.mod_revision)], success: this.deleteOps(e) });
-        if (r.succeeded) {
-          this.leases?.forget(kv.lease, 1 + this.auxKeys(e).length);
-          return true;
-        }
+        if (await this.deleteIfUnchanged(kv, e)) return true;
       }
     });
   }
@@ -558,10 +554,6 @@ class EtcdBackend implements EtcdBackendApi {
     return out;
   }
 
-  async removeProcess(node: string, pid: number, pidStart: number | null): Promise<number> {
-    return this.removeProcesses(node, [{ pid, pidStart }]);
-  }
-
   /**
    * Remove every registration of the given (dead) processes of `node`: their markers first, then
    * one read of the registrations and a compare-and-delete of each of theirs (see the header for
@@ -585,12 +577,8 @@ class EtcdBackend implements EtcdBackendApi {
     const worker = async (): Promise<void> => {
       while (next < doomed.length) {
         const kv = doomed[next++];
-        const e = parseEntry(kv);
-        const r = await this.rpc('removeProcess', () => this.client.kv.txn({ compare: [modIs(kv.key, kv.mod_revision)], success: this.deleteOps(e) }));
-        if (r.succeeded) {
-          removed++;
-          this.leases?.forget(kv.lease, 1 + this.auxKeys(e).length);
-        } // else: rewritten meanwhile, and the write recreated the marker: the next sweep judges it
+        // Not deleted: rewritten meanwhile, and the write recreated the marker: the next sweep judges it.
+        if (await this.rpc('removeProcess', () => this.deleteIfUnchanged(kv, parseEntry(kv)))) removed++;
       }
     };
     await Promise.all(Array.from({ length: Math.min(BULK_CONCURRENCY, doomed.length) }, worker));
@@ -809,6 +797,13 @@ class EtcdBackend implements EtcdBackendApi {
     return this.auxKeys(old)
       .filter(([k]) => !keep.has(k.toString('latin1')))
       .map(([k]) => ({ request_delete_range: { key: k } }));
+  }
+
+  /** Delete entry `e` (read as `kv`) and its index keys if it has not changed since. */
+  private async deleteIfUnchanged(kv: IKeyValue, e: Registration): Promise<boolean> {
+    const r = await this.client.kv.txn({ compare: [modIs(kv.key, kv.mod_revision)], success: this.deleteOps(e) });
+    if (r.succeeded) this.leases?.forget(kv.lease, 1 + this.auxKeys(e).length);
+    return r.succeeded;
   }
 
   private deleteOps(e: Registration): IRequestOp[] {

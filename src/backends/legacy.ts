@@ -319,10 +319,10 @@ class LegacyBackend implements Backend {
     return this.st.processes.all({ node }) as ProcessSummary[];
   }
 
-  /** The sweep of a dead pid: its rows go from both tables (dead rows are never in the view). */
-  removeProcess(node: string, pid: number): number {
+  /** The sweep of dead pids: their rows go from both tables (dead rows are never in the view). */
+  removeProcesses(node: string, procs: Array<Pick<ProcessSummary, 'pid'>>): number {
     this.check();
-    return this.db.transaction(() => this.st.removeReg.run(node, pid).changes + this.st.removeBak.run(node, pid).changes).immediate();
+    return this.db.transaction(() => procs.reduce((n, { pid }) => n + this.st.removeReg.run(node, pid).changes + this.st.removeBak.run(node, pid).changes, 0)).immediate();
   }
 
   transaction<T>(fn: () => T): T {

@@ -434,9 +434,9 @@ class SqliteBackend implements Backend {
     return this.st.processes.all(node) as ProcessSummary[];
   }
 
-  removeProcess(node: string, pid: number, pidStart: number | null): number {
+  removeProcesses(node: string, procs: Array<Pick<ProcessSummary, 'pid' | 'pidStart'>>): number {
     this.check();
-    return this.st.removeProcess.run(node, pid, pidStart).changes;
+    return this.db.transaction(() => procs.reduce((n, p) => n + this.st.removeProcess.run(node, p.pid, p.pidStart).changes, 0)).immediate();
   }
 
   digest(namespace: string, buckets: number): BucketDigests {

@@ -4,7 +4,7 @@
  * `retention` events for resumption, and serves `watch` like the memory backend does.
  *
  * It sees the mutations of the process that holds it (the node): writes made to the same store by
- * other processes do not appear (a node owns its store). `processes`/`removeProcess` are not
+ * other processes do not appear (a node owns its store). `processes`/`removeProcesses` are not
  * passed through, so sweeps remove entries key by key and every removal is on the feed.
  */
 import type {

@@ -442,12 +442,11 @@ export class ProcessRegistry {
       this.recordSweep(r);
       return r;
     }
-    if (this.backend.processes && (this.backend.removeProcesses || this.backend.removeProcess)) {
+    if (this.backend.processes && this.backend.removeProcesses) {
       const procs = await this.backend.processes(this.nodeName);
       checked = procs.length;
       const dead = procs.filter((p) => !this.liveness.isAlive(p.pid, p.pidStart));
-      if (dead.length && this.backend.removeProcesses) removed = await this.backend.removeProcesses(this.nodeName, dead);
-      else for (const p of dead) removed += await this.backend.removeProcess!(this.nodeName, p.pid, p.pidStart);
+      if (dead.length) removed = await this.backend.removeProcesses(this.nodeName, dead);
     } else {
       for (const namespace of await this.backend.namespaces()) {
         let after: string | undefined;
