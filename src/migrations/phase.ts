@@ -104,6 +104,11 @@ export function checkOrder(m: Migration, phase: PhaseName): { resume?: PhaseReco
   return {};
 }
 
+/** What `up` answers when its phase is already done (reruns are no-ops). */
+export function alreadyDone(phase: PhaseName, record: PhaseRecord): PhaseResult {
+  return { phase, action: 'up', alreadyDone: true, record, notes: [`${phase} is already done`] };
+}
+
 /** Run `up` under the lock. */
 export async function runPhase(m: Migration, phase: Phase, args: PhaseArgs, hooks?: PhaseHooks): Promise<PhaseResult> {
   m.lock.acquire(`migrate ${phase.name}`);

@@ -12,7 +12,7 @@ import { ProcessRegistry } from '../../registry/service.js';
 import { compareKeys } from '../../registry/validate.js';
 import { syncState } from '../copy.js';
 import { type Migration, type OpenState, PROFILE } from '../context.js';
-import { checkOrder, DifferentError, doneRecord, markRolledBack, type Phase, type ShadowReport } from '../phase.js';
+import { alreadyDone, checkOrder, DifferentError, doneRecord, markRolledBack, type Phase, type ShadowReport } from '../phase.js';
 import { liveEntries } from '../verify.js';
 
 export const cutover: Phase = {
@@ -35,7 +35,7 @@ export const cutover: Phase = {
 
   async up(m) {
     const { done, resume } = checkOrder(m, 'cutover');
-    if (done) return { phase: 'cutover', action: 'up', alreadyDone: true, record: done, notes: ['cutover is already done'] };
+    if (done) return alreadyDone('cutover', done);
     const h = doneRecord(m, 'hybrid');
     const rec = resume ?? m.journal.begin({ phase: 'cutover', from: h.from, to: PROFILE.hybrid });
     const s = await m.open(h.from!, 'source');

@@ -5,7 +5,7 @@
  */
 import { InvalidInputError } from '../../backends/contract.js';
 import { type Migration, normalizeUrl, PROFILE } from '../context.js';
-import { backfill, checkOrder, doneRecord, markRolledBack, namespaceDigests, type Phase } from '../phase.js';
+import { alreadyDone, backfill, checkOrder, doneRecord, markRolledBack, namespaceDigests, type Phase } from '../phase.js';
 import { syncState } from '../copy.js';
 import { verifyStates } from '../verify.js';
 
@@ -31,7 +31,7 @@ export const distribute: Phase = {
 
   async up(m, args, hooks) {
     const { done, resume } = checkOrder(m, 'distribute');
-    if (done) return { phase: 'distribute', action: 'up', alreadyDone: true, record: done, notes: ['distribute is already done'] };
+    if (done) return alreadyDone('distribute', done);
     const o = doneRecord(m, 'optimize');
     if (resume?.to && args.to && normalizeUrl(args.to) !== resume.to) {
       throw new InvalidInputError(`the interrupted distribute phase copies into ${resume.to}: rerun with --to ${resume.to}, or \`registry migrate rollback\` first`);

@@ -6,7 +6,7 @@
  */
 import { InvalidInputError } from '../../backends/contract.js';
 import { type Migration, normalizeUrl, PROFILE } from '../context.js';
-import { backfill, checkOrder, doneRecord, markRolledBack, namespaceDigests, type Phase } from '../phase.js';
+import { alreadyDone, backfill, checkOrder, doneRecord, markRolledBack, namespaceDigests, type Phase } from '../phase.js';
 import { verifyStates } from '../verify.js';
 
 export const hybrid: Phase = {
@@ -36,7 +36,7 @@ export const hybrid: Phase = {
 
   async up(m, args, hooks) {
     const { resume, done } = checkOrder(m, 'hybrid');
-    if (done) return { phase: 'hybrid', action: 'up', alreadyDone: true, record: done, notes: ['hybrid is already done'] };
+    if (done) return alreadyDone('hybrid', done);
     const from = source(m);
     let to = targetArg(m, args.to);
     if (resume && resume.to && args.to && normalizeUrl(args.to) !== resume.to) {

@@ -9,7 +9,7 @@ import { parseBackendUrl } from '../../backends/open.js';
 import { openDatabase } from '../../backends/sqlite.js';
 import { syncState } from '../copy.js';
 import { PROFILE } from '../context.js';
-import { checkOrder, DifferentError, doneRecord, markRolledBack, namespaceDigests, type Phase } from '../phase.js';
+import { alreadyDone, checkOrder, DifferentError, doneRecord, markRolledBack, namespaceDigests, type Phase } from '../phase.js';
 import { verifyStates } from '../verify.js';
 
 export const optimize: Phase = {
@@ -34,7 +34,7 @@ export const optimize: Phase = {
 
   async up(m) {
     const { done, resume } = checkOrder(m, 'optimize');
-    if (done) return { phase: 'optimize', action: 'up', alreadyDone: true, record: done, notes: ['optimize is already done'] };
+    if (done) return alreadyDone('optimize', done);
     const h = doneRecord(m, 'hybrid');
     const rec = resume ?? m.journal.begin({ phase: 'optimize', from: h.from, to: h.to });
     const s = await m.open(h.from!, 'source');

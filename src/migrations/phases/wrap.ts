@@ -9,7 +9,7 @@ import { effectiveEntry, type LegacyRow, legacyAnomalies, openLegacyDatabase } f
 import { parseBackendUrl } from '../../backends/open.js';
 import { Digest } from '../../registry/digest.js';
 import { type Migration, normalizeUrl, PROFILE } from '../context.js';
-import { checkOrder, DifferentError, doneRecord, markRolledBack, namespaceDigests, type Phase, type WrapProof } from '../phase.js';
+import { alreadyDone, checkOrder, DifferentError, doneRecord, markRolledBack, namespaceDigests, type Phase, type WrapProof } from '../phase.js';
 import { liveEntries, type State } from '../verify.js';
 
 export const wrap: Phase = {
@@ -39,7 +39,7 @@ export const wrap: Phase = {
     if (done && args.from && normalizeUrl(args.from) !== done.from) {
       throw new InvalidInputError(`this migration already wraps ${done.from}: roll it back first, or use another --journal for ${args.from}`);
     }
-    if (done) return { phase: 'wrap', action: 'up', alreadyDone: true, record: done, notes: ['wrap is already done'] };
+    if (done) return alreadyDone('wrap', done);
     const from = sourceArg(m, args.from);
     const s = await m.open(from);
     const rec = m.journal.begin({ phase: 'wrap', from });
