@@ -200,14 +200,18 @@ export function parseDuration(text: string, what = 'duration'): number {
  * An upper bound of the UTF-8 bytes of JSON.stringify(v), or -1 when v is not plain JSON data
  * (strings, numbers, booleans, null, plain objects and arrays) within 32 levels, or the bound
  * passes the metadata limit. Per UTF-16 unit a string serializes to at most 6 bytes (a \u escape);
- * a number to at most 24 characters. Exported for its property test.
+ * a number to at most 25 characters: a sign, "0.", five zeros and 17 significant digits, as in
+ * -0.0000010000000019443982 (below 1e-6 JavaScript switches to exponent form, at most
+ * -1.2345678901234567e-308: 24). Exported for its property test.
  */
+const MAX_NUMBER_CHARS = 25;
+
 export function jsonBytesBound(v: unknown, depth: number): number {
   switch (typeof v) {
     case 'string':
       return v.length * 6 + 2;
     case 'number':
-      return 24;
+      return MAX_NUMBER_CHARS;
     case 'boolean':
       return 5;
     case 'object': {

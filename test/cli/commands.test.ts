@@ -2,15 +2,17 @@
  * The `registry` CLI end to end: the real binary, the SQLite default in a temporary XDG folder,
  * real processes. Exit codes are those of design §4.
  */
-import assert from 'node:assert/strict';
+import { expect } from 'chai';
+import { present } from '../support/expect.js';
 import { mkdirSync, readFileSync, writeFileSync, existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
 import { killAllSleepers, spawnSleeper, waitFor } from '../support/processes.js';
 import { BIN, sandbox, type Sandbox } from '../support/cli.js';
 import { pidExists } from '../../src/registry/liveness.js';
 
 let sb: Sandbox;
+
+describe('registry CLI: the essentials', () => {
 before(() => {
   sb = sandbox();
 });
@@ -19,62 +21,61 @@ after(async () => {
   sb.cleanup();
 });
 
-describe('registry CLI: the essentials', () => {
   it('register, lookup, list, count, unregister on the SQLite default', async () => {
     const p = await spawnSleeper();
     const r = sb.run(['register', 'web-1', '--pid', String(p.pid), '--meta', 'role=web', '--meta', 'port=8080']);
-    assert.equal(r.code, 0, r.stderr);
-    assert.match(r.stdout, /registered web-1 → pid \d+/);
-    assert.ok(existsSync(join(sb.env.XDG_DATA_HOME!, 'registry', 'registry.db')), 'the default database is created under XDG_DATA_HOME');
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stdout).to.match(/registered web-1 → pid \d+/);
+    expect(existsSync(join(sb.env.XDG_DATA_HOME!, 'registry', 'registry.db')), 'the default database is created under XDG_DATA_HOME').to.be.ok;
 
     const lk = sb.run(['lookup', 'web-1', '--json']);
-    assert.equal(lk.code, 0, lk.stderr);
+    expect(lk.code, lk.stderr).to.equal(0);
     const e = lk.json<{ pid: number; meta: Record<string, unknown>; namespace: string }>();
-    assert.equal(e.pid, p.pid);
-    assert.deepEqual(e.meta, { role: 'web', port: 8080 }, 'numbers stay numbers');
-    assert.equal(e.namespace, 'default');
-    assert.equal(sb.run(['lookup', 'web-1', '--field', 'pid']).stdout.trim(), String(p.pid));
+    expect(e.pid).to.equal(p.pid);
+    expect(e.meta, 'numbers stay numbers').to.deep.equal({ role: 'web', port: 8080 });
+    expect(e.namespace).to.equal('default');
+    expect(sb.run(['lookup', 'web-1', '--field', 'pid']).stdout.trim()).to.equal(String(p.pid));
 
     const table = sb.run(['list']);
-    assert.equal(table.code, 0);
-    assert.match(table.stdout, /KEY.*PID.*NODE.*META/);
-    assert.match(table.stdout, /web-1/);
-    assert.doesNotMatch(table.stdout, /\x1b\[/, 'no colour codes when not a TTY');
+    expect(table.code).to.equal(0);
+    expect(table.stdout).to.match(/KEY.*PID.*NODE.*META/);
+    expect(table.stdout).to.match(/web-1/);
+    expect(table.stdout, 'no colour codes when not a TTY').to.not.match(/\x1b\[/);
 
-    assert.equal(sb.run(['count']).stdout.trim(), '1');
+    expect(sb.run(['count']).stdout.trim()).to.equal('1');
     const un = sb.run(['unregister', 'web-1', '--json']);
-    assert.deepEqual(un.json(), { namespace: 'default', key: 'web-1', removed: true });
-    assert.equal(sb.run(['unregister', 'web-1', '--json']).json<{ removed: boolean }>().removed, false, 'idempotent');
-    assert.equal(sb.run(['lookup', 'web-1']).code, 3);
+    expect(un.json()).to.deep.equal({ namespace: 'default', key: 'web-1', removed: true });
+    expect(sb.run(['unregister', 'web-1', '--json']).json<{ removed: boolean }>().removed, 'idempotent').to.equal(false);
+    expect(sb.run(['lookup', 'web-1']).code).to.equal(3);
   });
 
   it('the fast path and oclif print the same lookup', async () => {
     const p = await spawnSleeper();
-    assert.equal(sb.run(['register', 'same', '--pid', String(p.pid), '--meta-json', '{"b":[1,2],"a":"x"}']).code, 0);
+    expect(sb.run(['register', 'same', '--pid', String(p.pid), '--meta-json', '{"b":[1,2],"a":"x"}']).code).to.equal(0);
     for (const args of [['lookup', 'same'], ['lookup', 'same', '--json'], ['lookup', 'same', '--field', 'node'], ['lookup', 'nope', '--json'], ['lookup', 'nope']]) {
       const fast = sb.run(args);
       const slow = sb.run(args, { env: { REGISTRY_NO_FASTPATH: '1' } });
-      assert.equal(fast.code, slow.code, args.join(' '));
+      expect(fast.code, args.join(' ')).to.equal(slow.code);
       // Ages ("0s ago") may tick between the two runs.
       const norm = (s: string) => s.replace(/\(\d+s ago\)/g, '(Ns ago)');
-      assert.equal(norm(fast.stdout), norm(slow.stdout), args.join(' '));
-      assert.equal(fast.stderr, slow.stderr, args.join(' '));
+      expect(norm(fast.stdout), args.join(' ')).to.equal(norm(slow.stdout));
+      expect(fast.stderr, args.join(' ')).to.equal(slow.stderr);
     }
   });
 
   it('conflict: exit 4 and the holder, in JSON too', async () => {
     const [a, b] = [await spawnSleeper(), await spawnSleeper()];
-    assert.equal(sb.run(['register', 'db', '--pid', String(a.pid), '-n', 'conf']).code, 0);
+    expect(sb.run(['register', 'db', '--pid', String(a.pid), '-n', 'conf']).code).to.equal(0);
     const r = sb.run(['register', 'db', '--pid', String(b.pid), '-n', 'conf']);
-    assert.equal(r.code, 4);
-    assert.match(r.stderr, /held by pid \d+/);
-    assert.equal(r.stderr.trim().split('\n').length, 1, 'one line');
+    expect(r.code).to.equal(4);
+    expect(r.stderr).to.match(/held by pid \d+/);
+    expect(r.stderr.trim().split('\n').length, 'one line').to.equal(1);
     const j = sb.run(['register', 'db', '--pid', String(b.pid), '-n', 'conf', '--json']);
-    assert.equal(j.code, 4);
+    expect(j.code).to.equal(4);
     const err = j.json<{ error: { code: string; holder: { pid: number }; exitCode: number } }>().error;
-    assert.equal(err.code, 'ALREADY_REGISTERED');
-    assert.equal(err.holder.pid, a.pid);
-    assert.equal(err.exitCode, 4);
+    expect(err.code).to.equal('ALREADY_REGISTERED');
+    expect(err.holder.pid).to.equal(a.pid);
+    expect(err.exitCode).to.equal(4);
   });
 
   it('bad input: one line, exit 2, no stack trace, nothing written', async () => {
@@ -98,80 +99,80 @@ describe('registry CLI: the essentials', () => {
     ];
     for (const [args, re] of cases) {
       const r = sb.run(args, { env: { REGISTRY_BACKEND: `sqlite:${join(sb.dir, 'bad-input.db')}` } });
-      assert.equal(r.code, 2, `${args.join(' ')} → ${r.code}: ${r.stderr}`);
-      assert.match(r.stderr, re, args.join(' '));
-      assert.doesNotMatch(r.stderr, /\n\s+at /, `no stack trace: ${r.stderr}`);
+      expect(r.code, `${args.join(' ')} → ${r.code}: ${r.stderr}`).to.equal(2);
+      expect(r.stderr, args.join(' ')).to.match(re);
+      expect(r.stderr, `no stack trace: ${r.stderr}`).to.not.match(/\n\s+at /);
     }
     const left = sb.run(['list', '--json', '-b', `sqlite:${join(sb.dir, 'bad-input.db')}`]);
-    assert.deepEqual(left.json<{ items: unknown[] }>().items, [], 'nothing was written');
+    expect(left.json<{ items: unknown[] }>().items, 'nothing was written').to.deep.equal([]);
   });
 
   it('a dead pid cannot be registered (exit 2) and a dead holder is never returned', async () => {
     const p = await spawnSleeper();
-    assert.equal(sb.run(['register', 'ghost', '--pid', String(p.pid)]).code, 0);
+    expect(sb.run(['register', 'ghost', '--pid', String(p.pid)]).code).to.equal(0);
     await p.kill();
-    assert.equal(sb.run(['lookup', 'ghost']).code, 3);
+    expect(sb.run(['lookup', 'ghost']).code).to.equal(3);
     const r = sb.run(['register', 'ghost2', '--pid', String(p.pid)]);
-    assert.equal(r.code, 2);
-    assert.match(r.stderr, /not a running process/);
+    expect(r.code).to.equal(2);
+    expect(r.stderr).to.match(/not a running process/);
   });
 
   it('corrupt, foreign and unreachable database files', () => {
     const corrupt = join(sb.dir, 'corrupt.db');
     writeFileSync(corrupt, 'this is not a database, just some text that is long enough to look like a header'.repeat(20));
     const r1 = sb.run(['lookup', 'k', '-b', `sqlite:${corrupt}`]);
-    assert.equal(r1.code, 2, r1.stderr);
-    assert.match(r1.stderr, /not a usable SQLite database/);
-    assert.ok(readFileSync(corrupt, 'utf8').startsWith('this is not a database'), 'the file is left as it was');
+    expect(r1.code, r1.stderr).to.equal(2);
+    expect(r1.stderr).to.match(/not a usable SQLite database/);
+    expect(readFileSync(corrupt, 'utf8').startsWith('this is not a database'), 'the file is left as it was').to.be.ok;
 
     const notDir = join(sb.dir, 'plain-file');
     writeFileSync(notDir, 'x');
     const r2 = sb.run(['lookup', 'k', '-b', `sqlite:${notDir}/sub/registry.db`]);
-    assert.equal(r2.code, 6, r2.stderr);
-    assert.match(r2.stderr, /cannot create the folder/);
+    expect(r2.code, r2.stderr).to.equal(6);
+    expect(r2.stderr).to.match(/cannot create the folder/);
 
     const dir = join(sb.dir, 'a-dir.db');
     mkdirSync(dir, { recursive: true });
     const r3 = sb.run(['lookup', 'k', '-b', `sqlite:${dir}`]);
-    assert.equal(r3.code, 2);
-    assert.match(r3.stderr, /is a directory/);
+    expect(r3.code).to.equal(2);
+    expect(r3.stderr).to.match(/is a directory/);
   });
 
   it('list: --where, --limit with a next cursor, --after, --all-namespaces', async () => {
     const p = await spawnSleeper();
     const b = ['-b', `sqlite:${join(sb.dir, 'list.db')}`];
     for (let i = 0; i < 7; i++) {
-      assert.equal(sb.run(['register', `w${i}`, '--pid', String(p.pid), '--meta', `role=${i % 2 ? 'odd' : 'even'}`, '--meta', 'tags=["x","y"]', ...b]).code, 0);
+      expect(sb.run(['register', `w${i}`, '--pid', String(p.pid), '--meta', `role=${i % 2 ? 'odd' : 'even'}`, '--meta', 'tags=["x","y"]', ...b]).code).to.equal(0);
     }
-    assert.equal(sb.run(['register', 'other', '--pid', String(p.pid), '-n', 'second', ...b]).code, 0);
+    expect(sb.run(['register', 'other', '--pid', String(p.pid), '-n', 'second', ...b]).code).to.equal(0);
     const odd = sb.run(['list', '--where', 'role=odd', '--json', ...b]).json<{ items: Array<{ key: string }> }>();
-    assert.deepEqual(odd.items.map((e) => e.key), ['w1', 'w3', 'w5']);
-    assert.equal(sb.run(['list', '--where', 'tags=y', '--where', 'role=even', '--json', ...b]).json<{ items: unknown[] }>().items.length, 4);
+    expect(odd.items.map((e) => e.key)).to.deep.equal(['w1', 'w3', 'w5']);
+    expect(sb.run(['list', '--where', 'tags=y', '--where', 'role=even', '--json', ...b]).json<{ items: unknown[] }>().items.length).to.equal(4);
     const page1 = sb.run(['list', '--limit', '3', '--json', ...b]).json<{ items: Array<{ key: string }>; next: string }>();
-    assert.deepEqual(page1.items.map((e) => e.key), ['w0', 'w1', 'w2']);
-    assert.equal(page1.next, 'w2');
+    expect(page1.items.map((e) => e.key)).to.deep.equal(['w0', 'w1', 'w2']);
+    expect(page1.next).to.equal('w2');
     const page2 = sb.run(['list', '--limit', '10', '--after', page1.next, '--json', ...b]).json<{ items: Array<{ key: string }>; next?: string }>();
-    assert.deepEqual(page2.items.map((e) => e.key), ['w3', 'w4', 'w5', 'w6']);
-    assert.equal(page2.next, undefined);
+    expect(page2.items.map((e) => e.key)).to.deep.equal(['w3', 'w4', 'w5', 'w6']);
+    expect(page2.next).to.equal(undefined);
     const all = sb.run(['list', '-A', ...b]);
-    assert.match(all.stdout, /NAMESPACE/);
-    assert.match(all.stdout, /second/);
+    expect(all.stdout).to.match(/NAMESPACE/);
+    expect(all.stdout).to.match(/second/);
     const counts = sb.run(['count', '-A', '--json', ...b]).json<{ namespaces: Record<string, number>; total: number }>();
-    assert.deepEqual(counts, { namespaces: { default: 7, second: 1 }, total: 8 });
+    expect(counts).to.deep.equal({ namespaces: { default: 7, second: 1 }, total: 8 });
   });
 
   it('meta get / set (replace, --merge)', async () => {
     const p = await spawnSleeper();
     const b = ['-b', `sqlite:${join(sb.dir, 'meta.db')}`];
     sb.run(['register', 'svc', '--pid', String(p.pid), '--meta-json', '{"a":1,"b":{"c":2}}', ...b]);
-    assert.deepEqual(JSON.parse(sb.run(['meta', 'get', 'svc', ...b]).stdout), { a: 1, b: { c: 2 } });
-    assert.equal(sb.run(['meta', 'get', 'svc', 'a', ...b]).stdout.trim(), '1');
+    expect(JSON.parse(sb.run(['meta', 'get', 'svc', ...b]).stdout)).to.deep.equal({ a: 1, b: { c: 2 } });
+    expect(sb.run(['meta', 'get', 'svc', 'a', ...b]).stdout.trim()).to.equal('1');
     const merged = sb.run(['meta', 'set', 'svc', '--merge', '--meta-json', '{"b":{"c":null,"d":3}}', '--json', ...b]);
-    assert.deepEqual(merged.json<{ meta: unknown }>().meta, { a: 1, b: { d: 3 } });
+    expect(merged.json<{ meta: unknown }>().meta).to.deep.equal({ a: 1, b: { d: 3 } });
     const replaced = sb.run(['meta', 'set', 'svc', '--meta', 'only=yes', '--json', ...b]);
-    assert.deepEqual(replaced.json<{ meta: unknown }>().meta, { only: 'yes' });
-    assert.equal(sb.run(['meta', 'set', 'absent', '--meta', 'x=1', ...b]).code, 3);
-    assert.equal(sb.run(['meta', 'get', 'absent', ...b]).code, 3);
+    expect(replaced.json<{ meta: unknown }>().meta).to.deep.equal({ only: 'yes' });
+    expect(sb.run(['meta', 'set', 'absent', '--meta', 'x=1', ...b]).code).to.equal(3);
+    expect(sb.run(['meta', 'get', 'absent', ...b]).code).to.equal(3);
   });
 
   it('run: registered for the child\'s lifetime, exit code passed through, signals forwarded', async () => {
@@ -181,11 +182,11 @@ describe('registry CLI: the essentials', () => {
     const r = sb.run(['run', 'job', '--meta', 'kind=batch', ...b, '--', process.execPath, '-e', child], {
       env: { BIN, DB: `sqlite:${join(sb.dir, 'run.db')}` },
     });
-    assert.equal(r.code, 7, r.stderr);
+    expect(r.code, r.stderr).to.equal(7);
     const m = /seen:(\d+):(\d+)/.exec(r.stdout);
-    assert.ok(m, r.stdout);
-    assert.equal(m[1], m[2], 'while it runs, the name resolves to the child');
-    assert.equal(sb.run(['lookup', 'job', ...b]).code, 3, 'unregistered after exit');
+    present(m, r.stdout);
+    expect(m[1], 'while it runs, the name resolves to the child').to.equal(m[2]);
+    expect(sb.run(['lookup', 'job', ...b]).code, 'unregistered after exit').to.equal(3);
 
     // SIGTERM to `registry run` reaches the child: exit 128+15.
     const started = sb.start(['run', 'longjob', ...b, '--', process.execPath, '-e', 'setTimeout(()=>{},60000)']);
@@ -197,28 +198,28 @@ describe('registry CLI: the essentials', () => {
     }, 20_000, 'longjob to register');
     started.child.kill('SIGTERM');
     const done = await started.done;
-    assert.equal(done.code, 143);
+    expect(done.code).to.equal(143);
     await waitFor(() => !pidExists(childPid), 10_000, 'the child to exit');
-    assert.equal(sb.run(['lookup', 'longjob', ...b]).code, 3);
+    expect(sb.run(['lookup', 'longjob', ...b]).code).to.equal(3);
 
     const missing = sb.run(['run', 'x', ...b, '--', '/no/such/program']);
-    assert.equal(missing.code, 127);
-    assert.match(missing.stderr, /cannot run/);
+    expect(missing.code).to.equal(127);
+    expect(missing.stderr).to.match(/cannot run/);
   });
 
   it('await: returns when the name appears; exit 3 on timeout', async () => {
     const b = ['-b', `sqlite:${join(sb.dir, 'await.db')}`];
     const t0 = Date.now();
     const to = sb.run(['await', 'later', '--timeout', '300ms', ...b]);
-    assert.equal(to.code, 3);
-    assert.match(to.stderr, /not registered within 300ms/);
-    assert.ok(Date.now() - t0 >= 300);
+    expect(to.code).to.equal(3);
+    expect(to.stderr).to.match(/not registered within 300ms/);
+    expect(Date.now() - t0 >= 300).to.be.ok;
     const waiting = sb.start(['await', 'later', '--timeout', '30s', '--json', ...b]);
     const p = await spawnSleeper();
-    assert.equal(sb.run(['register', 'later', '--pid', String(p.pid), ...b]).code, 0);
+    expect(sb.run(['register', 'later', '--pid', String(p.pid), ...b]).code).to.equal(0);
     const done = await waiting.done;
-    assert.equal(done.code, 0, done.stderr);
-    assert.equal(done.json<{ pid: number }>().pid, p.pid);
+    expect(done.code, done.stderr).to.equal(0);
+    expect(done.json<{ pid: number }>().pid).to.equal(p.pid);
   });
 
   it('signal: sends to the named local process; cleanup sweeps the dead', async () => {
@@ -229,16 +230,16 @@ describe('registry CLI: the essentials', () => {
     sb.run(['register', 'bystander', '--pid', String(q.pid), ...b]);
     sb.run(['register', 'far', '--pid', '123', '--node', 'other-host', ...b]);
     const far = sb.run(['signal', 'far', ...b]);
-    assert.equal(far.code, 2);
-    assert.match(far.stderr, /on node other-host/);
+    expect(far.code).to.equal(2);
+    expect(far.stderr).to.match(/on node other-host/);
     const r = sb.run(['signal', 'victim', 'KILL', ...b]);
-    assert.equal(r.code, 0, r.stderr);
+    expect(r.code, r.stderr).to.equal(0);
     await waitFor(() => !pidExists(p.pid), 10_000, 'the victim to die');
     await p.kill();
     const c = sb.run(['cleanup', '--json', ...b]).json<{ removed: number; checked: number }>();
-    assert.equal(c.removed, 1);
-    assert.equal(sb.run(['count', ...b]).stdout.trim(), '2', 'bystander and the other node\'s entry');
-    assert.equal(sb.run(['lookup', 'far', '--field', 'node', ...b]).stdout.trim(), 'other-host', 'other nodes are left to their node');
+    expect(c.removed).to.equal(1);
+    expect(sb.run(['count', ...b]).stdout.trim(), 'bystander and the other node\'s entry').to.equal('2');
+    expect(sb.run(['lookup', 'far', '--field', 'node', ...b]).stdout.trim(), 'other nodes are left to their node').to.equal('other-host');
   });
 
   it('dump and restore round-trip; a malformed dump writes nothing', async () => {
@@ -248,48 +249,48 @@ describe('registry CLI: the essentials', () => {
     for (const [ns, k] of [['a', 'x'], ['a', 'y'], ['b', 'z/with slash']]) sb.run(['register', k, '--pid', String(p.pid), '-n', ns, '--meta', `k=${k}`, ...src]);
     const file = join(sb.dir, 'dump.ndjson');
     const d = sb.run(['dump', '-o', file, '--json', ...src]);
-    assert.equal(d.code, 0, d.stderr);
+    expect(d.code, d.stderr).to.equal(0);
     const lines = readFileSync(file, 'utf8').trim().split('\n');
     const header = JSON.parse(lines[0]);
-    assert.equal(header.procreg, 'dump');
-    assert.equal(header.count, 3);
-    assert.deepEqual(lines.slice(1).map((l) => JSON.parse(l).key), ['x', 'y', 'z/with slash'], 'sorted by namespace then key');
+    expect(header.procreg).to.equal('dump');
+    expect(header.count).to.equal(3);
+    expect(lines.slice(1).map((l) => JSON.parse(l).key), 'sorted by namespace then key').to.deep.equal(['x', 'y', 'z/with slash']);
     // stdout dump is the same data
-    assert.equal(sb.run(['dump', ...src]).stdout.split('\n').slice(1).join('\n'), lines.slice(1).join('\n') + '\n');
+    expect(sb.run(['dump', ...src]).stdout.split('\n').slice(1).join('\n')).to.equal(lines.slice(1).join('\n') + '\n');
 
     const r = sb.run(['restore', file, '--json', ...dst]);
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.json<{ restored: number }>().restored, 3);
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.json<{ restored: number }>().restored).to.equal(3);
     const again = join(sb.dir, 'dump2.ndjson');
     sb.run(['dump', '-o', again, ...dst]);
-    assert.equal(JSON.parse(readFileSync(again, 'utf8').split('\n')[0]).digest, header.digest, 'same digest after the round trip');
+    expect(JSON.parse(readFileSync(again, 'utf8').split('\n')[0]).digest, 'same digest after the round trip').to.equal(header.digest);
 
     // A bad line in the middle: exit 2, line number, nothing restored.
     const bad = join(sb.dir, 'bad.ndjson');
     writeFileSync(bad, [lines[0], lines[1], '{"namespace":"a","key":"q","pid":"NaN"', lines[2]].join('\n'));
     const empty = ['-b', `sqlite:${join(sb.dir, 'dump-empty.db')}`];
     const rb = sb.run(['restore', bad, ...empty]);
-    assert.equal(rb.code, 2);
-    assert.match(rb.stderr, /line 3: not valid JSON/);
-    assert.deepEqual(sb.run(['list', '-A', '--json', ...empty]).json<{ items: unknown[] }>().items, []);
+    expect(rb.code).to.equal(2);
+    expect(rb.stderr).to.match(/line 3: not valid JSON/);
+    expect(sb.run(['list', '-A', '--json', ...empty]).json<{ items: unknown[] }>().items).to.deep.equal([]);
     // A truncated dump (count mismatch) is refused too.
     const trunc = join(sb.dir, 'trunc.ndjson');
     writeFileSync(trunc, lines.slice(0, 3).join('\n'));
     const rt = sb.run(['restore', trunc, ...empty]);
-    assert.equal(rt.code, 2);
-    assert.match(rt.stderr, /truncated/);
-    assert.deepEqual(sb.run(['list', '-A', '--json', ...empty]).json<{ items: unknown[] }>().items, []);
+    expect(rt.code).to.equal(2);
+    expect(rt.stderr).to.match(/truncated/);
+    expect(sb.run(['list', '-A', '--json', ...empty]).json<{ items: unknown[] }>().items).to.deep.equal([]);
     // Not a dump at all.
     const rn = sb.run(['restore', '/etc/hostname', ...empty]);
-    assert.equal(rn.code, 2);
+    expect(rn.code).to.equal(2);
     // replace without --yes and without a TTY is refused, with nothing changed
     const rr = sb.run(['restore', file, '--mode', 'replace', ...dst]);
-    assert.equal(rr.code, 2);
-    assert.match(rr.stderr, /--yes/);
+    expect(rr.code).to.equal(2);
+    expect(rr.stderr).to.match(/--yes/);
     sb.run(['register', 'extra', '--pid', String(p.pid), ...dst]);
     const ok = sb.run(['restore', file, '--mode', 'replace', '--yes', '--json', ...dst]);
-    assert.equal(ok.code, 0, ok.stderr);
-    assert.equal(sb.run(['lookup', 'extra', ...dst]).code, 3, 'replace leaves exactly the dump');
+    expect(ok.code, ok.stderr).to.equal(0);
+    expect(sb.run(['lookup', 'extra', ...dst]).code, 'replace leaves exactly the dump').to.equal(3);
   });
 
   it('backend selection: flag, profile, env, config default', async () => {
@@ -302,26 +303,26 @@ describe('registry CLI: the essentials', () => {
     );
     const cwd = join(cfgDir, 'deep', 'er');
     const reg = sb.run(['register', 'cfg', '--pid', String(p.pid)], { cwd });
-    assert.equal(reg.code, 0, reg.stderr);
-    assert.ok(existsSync(join(cfgDir, 'dev.db')), 'the default profile, relative to the config file');
-    assert.equal(sb.run(['lookup', 'cfg'], { cwd }).code, 0);
-    assert.equal(sb.run(['lookup', 'cfg', '--profile', 'other'], { cwd }).code, 3);
-    assert.equal(sb.run(['lookup', 'cfg'], { cwd, env: { REGISTRY_PROFILE: 'other' } }).code, 3);
-    assert.equal(sb.run(['lookup', 'cfg'], { cwd, env: { REGISTRY_BACKEND: 'memory:' } }).code, 3);
+    expect(reg.code, reg.stderr).to.equal(0);
+    expect(existsSync(join(cfgDir, 'dev.db')), 'the default profile, relative to the config file').to.be.ok;
+    expect(sb.run(['lookup', 'cfg'], { cwd }).code).to.equal(0);
+    expect(sb.run(['lookup', 'cfg', '--profile', 'other'], { cwd }).code).to.equal(3);
+    expect(sb.run(['lookup', 'cfg'], { cwd, env: { REGISTRY_PROFILE: 'other' } }).code).to.equal(3);
+    expect(sb.run(['lookup', 'cfg'], { cwd, env: { REGISTRY_BACKEND: 'memory:' } }).code).to.equal(3);
     const which = sb.run(['backends', '--json', '--profile', 'other'], { cwd }).json<{ current: { backend: string; source: string } }>();
-    assert.match(which.current.backend, /other\.db$/);
-    assert.match(which.current.source, /profile other/);
+    expect(which.current.backend).to.match(/other\.db$/);
+    expect(which.current.source).to.match(/profile other/);
     const unknown = sb.run(['lookup', 'cfg', '--profile', 'nope'], { cwd });
-    assert.equal(unknown.code, 2);
-    assert.match(unknown.stderr, /no profile "nope".*known profiles are dev, other/);
+    expect(unknown.code).to.equal(2);
+    expect(unknown.stderr).to.match(/no profile "nope".*known profiles are dev, other/);
     writeFileSync(join(cfgDir, 'registry.config.json'), '{ broken');
     const broken = sb.run(['lookup', 'cfg'], { cwd });
-    assert.equal(broken.code, 2);
-    assert.match(broken.stderr, /not valid JSON/);
+    expect(broken.code).to.equal(2);
+    expect(broken.stderr).to.match(/not valid JSON/);
   });
 
   it('backends lists every scheme', () => {
     const r = sb.run(['backends', '--json']).json<{ schemes: Array<{ scheme: string }> }>();
-    assert.deepEqual(r.schemes.map((s) => s.scheme), ['memory', 'sqlite', 'http', 'https', 'etcd', 'hybrid', 'legacy']);
+    expect(r.schemes.map((s) => s.scheme)).to.deep.equal(['memory', 'sqlite', 'http', 'https', 'etcd', 'hybrid', 'legacy']);
   });
 });

@@ -3,11 +3,12 @@
  * fresh key prefix per factory call. The suite runs with session leases (what a long-lived
  * process uses), the model test with plain keys (what one-shot CLI calls write).
  */
-import { after } from 'node:test';
 import { ProcessRegistry } from '../../src/registry/service.js';
 import { startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.js';
 import { backendSuite } from './suite.js';
 import { modelSuite } from './model.js';
+
+describe("etcd: a 3-member cluster", function () {
 
 let cluster: Promise<EtcdCluster> | undefined;
 let n = 0;
@@ -26,3 +27,4 @@ after(async () => {
 });
 backendSuite('etcd (3 members, session leases)', factory('session'));
 modelSuite('etcd (3 members, plain keys)', factory('none'));
+});

@@ -3,8 +3,7 @@
  * kill-process sequences run against a backend (through the service) and against a reference
  * `Map`; every answer must be the same. Processes are real and really killed.
  */
-import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { expect } from 'chai';
 import fc from 'fast-check';
 import { AlreadyRegisteredError, DeadProcessError, NotFoundError } from '../../src/backends/contract.js';
 import type { ProcessRegistry } from '../../src/registry/service.js';
@@ -43,7 +42,7 @@ class Register implements fc.AsyncCommand<Model, Real> {
       want = 'ok';
       m.entries.set(this.k, { proc: this.p, meta: this.meta });
     }
-    assert.equal(res, want, this.toString());
+    expect(res, this.toString()).to.equal(want);
   }
   toString = () => `register(${this.k}, p${this.p}, ${JSON.stringify(this.meta)})`;
 }
@@ -54,7 +53,7 @@ class Lookup implements fc.AsyncCommand<Model, Real> {
   async run(m: Model, r: Real) {
     const got = await r.reg.lookup(this.k, { namespace: r.namespace });
     const want = live(m, this.k);
-    assert.deepEqual(got ? { pid: got.pid, meta: got.meta } : undefined, want ? { pid: r.procs[want.proc].pid, meta: want.meta } : undefined, this.toString());
+    expect(got ? { pid: got.pid, meta: got.meta } : undefined, this.toString()).to.deep.equal(want ? { pid: r.procs[want.proc].pid, meta: want.meta } : undefined);
   }
   toString = () => `lookup(${this.k})`;
 }
@@ -65,7 +64,7 @@ class Unregister implements fc.AsyncCommand<Model, Real> {
   async run(m: Model, r: Real) {
     await r.reg.unregister(this.k, { namespace: r.namespace });
     m.entries.delete(this.k);
-    assert.equal(await r.reg.lookup(this.k, { namespace: r.namespace }), undefined, this.toString());
+    expect(await r.reg.lookup(this.k, { namespace: r.namespace }), this.toString()).to.equal(undefined);
   }
   toString = () => `unregister(${this.k})`;
 }
@@ -80,7 +79,7 @@ class Update implements fc.AsyncCommand<Model, Real> {
     );
     const cur = live(m, this.k);
     if (cur) cur.meta = this.meta;
-    assert.equal(res, cur ? `ok:${JSON.stringify(this.meta)}` : 'notfound', this.toString());
+    expect(res, this.toString()).to.equal(cur ? `ok:${JSON.stringify(this.meta)}` : 'notfound');
   }
   toString = () => `update(${this.k}, ${JSON.stringify(this.meta)})`;
 }
@@ -103,8 +102,8 @@ class List implements fc.AsyncCommand<Model, Real> {
       .filter((k) => live(m, k))
       .sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)))
       .map((k) => `${k}=${r.procs[m.entries.get(k)!.proc].pid}`);
-    assert.deepEqual(got, want, 'list');
-    assert.equal(await r.reg.count({ namespace: r.namespace }), want.length, 'count');
+    expect(got, 'list').to.deep.equal(want);
+    expect(await r.reg.count({ namespace: r.namespace }), 'count').to.equal(want.length);
   }
   toString = () => 'list()';
 }
@@ -119,7 +118,8 @@ const commands = [
 ];
 
 export function modelSuite(name: string, factory: () => Promise<Instance>, opts: { numRuns?: number; timeout?: number } = {}): void {
-  describe(`model: ${name}`, { timeout: opts.timeout ?? 240_000 }, () => {
+  describe(`model: ${name}`, function () {
+  this.timeout(opts.timeout ?? 240_000);
     const get = useInstance(factory);
     it('answers like a reference Map under random operation sequences', async () => {
       await fc.assert(

@@ -5,8 +5,7 @@
  *
  * The first ten tests are the seed's own behaviours, by name.
  */
-import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { expect } from 'chai';
 import {
   AlreadyRegisteredError,
   ClosedError,
@@ -53,11 +52,13 @@ export function useInstance(factory: () => Promise<Instance>): () => ProcessRegi
 }
 
 export function backendSuite(name: string, factory: () => Promise<Instance>, options: SuiteOptions = {}): void {
-  describe(`conformance: ${name}`, { timeout: options.timeout ?? 60_000 }, () => {
+  describe(`conformance: ${name}`, function () {
+  this.timeout(options.timeout ?? 60_000);
     const get = useInstance(factory);
     const test = (title: string, fn: () => Promise<void>) => {
       const reason = options.skip?.[title];
-      if (reason) it(title, { skip: reason }, fn);
+      // mocha's pending tests carry no reason: the title says it.
+      if (reason) it.skip(`${title} (skipped: ${reason})`, fn);
       else it(title, fn);
     };
 
@@ -69,11 +70,11 @@ export function backendSuite(name: string, factory: () => Promise<Instance>, opt
       const [a, b] = await spawnSleepers(2);
       await reg.register('svc', a.pid, { v: 1 }, { namespace });
       const err = await reg.register('svc', b.pid, { v: 2 }, { namespace }).catch((e) => e);
-      assert.ok(err instanceof AlreadyRegisteredError, `expected AlreadyRegisteredError, got ${err}`);
-      assert.equal(err.code, 'ALREADY_REGISTERED');
-      assert.equal(err.exitCode, 4);
-      assert.equal(err.holder.pid, a.pid, 'the loser is told who holds the key');
-      assert.equal((await reg.lookup('svc', { namespace }))?.pid, a.pid);
+      expect(err instanceof AlreadyRegisteredError, `expected AlreadyRegisteredError, got ${err}`).to.be.ok;
+      expect(err.code).to.equal('ALREADY_REGISTERED');
+      expect(err.exitCode).to.equal(4);
+      expect(err.holder.pid, 'the loser is told who holds the key').to.equal(a.pid);
+      expect((await reg.lookup('svc', { namespace }))?.pid).to.equal(a.pid);
     });
 
     test('same pid re-registers with metadata replaced', async () => {
@@ -83,10 +84,10 @@ export function backendSuite(name: string, factory: () => Promise<Instance>, opt
       const first = await reg.register('svc', a.pid, { v: 1, keep: true }, { namespace });
       await new Promise((r) => setTimeout(r, 5));
       const second = await reg.register('svc', a.pid, { v: 2 }, { namespace });
-      assert.deepEqual(second.meta, { v: 2 });
+      expect(second.meta).to.deep.equal({ v: 2 });
       const got = await reg.lookup('svc', { namespace });
-      assert.deepEqual(got?.meta, { v: 2 }, 'metadata is replaced, not merged');
-      assert.ok(got!.updatedAt >= first.updatedAt);
+      expect(got?.meta, 'metadata is replaced, not merged').to.deep.equal({ v: 2 });
+      expect(got!.updatedAt >= first.updatedAt).to.be.ok;
     });
 
     test('dead holder replaced', async () => {
@@ -96,8 +97,8 @@ export function backendSuite(name: string, factory: () => Promise<Instance>, opt
       await reg.register('svc', a.pid, {}, { namespace });
       await a.kill();
       const e = await reg.register('svc', b.pid, { by: 'b' }, { namespace });
-      assert.equal(e.pid, b.pid);
-      assert.equal((await reg.lookup('svc', { namespace }))?.pid, b.pid);
+      expect(e.pid).to.equal(b.pid);
+      expect((await reg.lookup('svc', { namespace }))?.pid).to.equal(b.pid);
     });
 
     test('dead pid never returned', async () => {
@@ -105,13 +106,13 @@ export function backendSuite(name: string, factory: () => Promise<Instance>, opt
       const namespace = freshNamespace();
       const a = await spawnSleeper();
       await reg.register('svc', a.pid, {}, { namespace });
-      assert.equal((await reg.lookup('svc', { namespace }))?.pid, a.pid);
+      expect((await reg.lookup('svc', { namespace }))?.pid).to.equal(a.pid);
       await a.kill();
-      assert.equal(await reg.lookup('svc', { namespace }), undefined);
-      assert.deepEqual((await reg.list({ namespace })).items, []);
-      await assert.rejects(reg.updateMetadata('svc', { x: 1 }, { namespace }), NotFoundError);
+      expect(await reg.lookup('svc', { namespace })).to.equal(undefined);
+      expect((await reg.list({ namespace })).items).to.deep.equal([]);
+      await expect(reg.updateMetadata('svc', { x: 1 }, { namespace })).to.be.rejectedWith(NotFoundError);
       // Registering a pid that is already dead is refused.
-      await assert.rejects(reg.register('other', await deadPid(), {}, { namespace }), DeadProcessError);
+      await expect(reg.register('other', await deadPid(), {}, { namespace })).to.be.rejectedWith(DeadProcessError);
     });
 
     test('unregister idempotent', async () => {
@@ -119,10 +120,10 @@ export function backendSuite(name: string, factory: () => Promise<Instance>, opt
       const namespace = freshNamespace();
       const a = await spawnSleeper();
       await reg.register('svc', a.pid, {}, { namespace });
-      assert.equal(await reg.unregister('svc', { namespace }), true);
-      assert.equal(await reg.unregister('svc', { namespace }), false);
-      assert.equal(await reg.unregister('never-there', { namespace }), false);
-      assert.equal(await reg.lookup('svc', { namespace }), undefined);
+      expect(await reg.unregister('svc', { namespace })).to.equal(true);
+      expect(await reg.unregister('svc', { namespace })).to.equal(false);
+      expect(await reg.unregister('never-there', { namespace })).to.equal(false);
+      expect(await reg.lookup('svc', { namespace })).to.equal(undefined);
     });
 
     test('metadata must be an object', async () => {
@@ -131,22 +132,22 @@ export function backendSuite(name: string, factory: () => Promise<Instance>, opt
       const a = await spawnSleeper();
       for (const bad of [[1, 2], 'text', 42, null, true]) {
         const err = await reg.register('svc', a.pid, bad as never, { namespace }).catch((e) => e);
-        assert.ok(err instanceof InvalidInputError, `meta ${JSON.stringify(bad)} must be refused`);
-        assert.equal(err.exitCode, 2);
+        expect(err instanceof InvalidInputError, `meta ${JSON.stringify(bad)} must be refused`).to.be.ok;
+        expect(err.exitCode).to.equal(2);
       }
-      assert.equal(await reg.lookup('svc', { namespace }), undefined, 'nothing written');
+      expect(await reg.lookup('svc', { namespace }), 'nothing written').to.equal(undefined);
       await reg.register('svc', a.pid, { ok: true }, { namespace });
-      await assert.rejects(reg.updateMetadata('svc', [1] as never, { namespace }), InvalidInputError);
-      assert.deepEqual((await reg.lookup('svc', { namespace }))?.meta, { ok: true });
+      await expect(reg.updateMetadata('svc', [1] as never, { namespace })).to.be.rejectedWith(InvalidInputError);
+      expect((await reg.lookup('svc', { namespace }))?.meta).to.deep.equal({ ok: true });
     });
 
     test('update of an absent key is not-found', async () => {
       const reg = get();
       const namespace = freshNamespace();
       const err = await reg.updateMetadata('ghost', { a: 1 }, { namespace }).catch((e) => e);
-      assert.ok(err instanceof NotFoundError);
-      assert.equal(err.exitCode, 3);
-      assert.equal(await reg.lookup('ghost', { namespace }), undefined, 'update does not create');
+      expect(err instanceof NotFoundError).to.be.ok;
+      expect(err.exitCode).to.equal(3);
+      expect(await reg.lookup('ghost', { namespace }), 'update does not create').to.equal(undefined);
     });
 
     test('namespace isolation', async () => {
@@ -156,14 +157,14 @@ export function backendSuite(name: string, factory: () => Promise<Instance>, opt
       const [a, b] = await spawnSleepers(2);
       await reg.register('svc', a.pid, { ns: 1 }, { namespace: ns1 });
       await reg.register('svc', b.pid, { ns: 2 }, { namespace: ns2 });
-      assert.equal((await reg.lookup('svc', { namespace: ns1 }))?.pid, a.pid);
-      assert.equal((await reg.lookup('svc', { namespace: ns2 }))?.pid, b.pid);
+      expect((await reg.lookup('svc', { namespace: ns1 }))?.pid).to.equal(a.pid);
+      expect((await reg.lookup('svc', { namespace: ns2 }))?.pid).to.equal(b.pid);
       await reg.unregister('svc', { namespace: ns1 });
-      assert.equal(await reg.lookup('svc', { namespace: ns1 }), undefined);
-      assert.equal((await reg.lookup('svc', { namespace: ns2 }))?.pid, b.pid);
-      assert.equal((await reg.list({ namespace: ns2 })).items.length, 1);
-      assert.ok((await reg.namespaces()).includes(ns2));
-      assert.ok(!(await reg.namespaces()).includes(ns1));
+      expect(await reg.lookup('svc', { namespace: ns1 })).to.equal(undefined);
+      expect((await reg.lookup('svc', { namespace: ns2 }))?.pid).to.equal(b.pid);
+      expect((await reg.list({ namespace: ns2 })).items.length).to.equal(1);
+      expect((await reg.namespaces()).includes(ns2)).to.be.ok;
+      expect(!(await reg.namespaces()).includes(ns1)).to.be.ok;
     });
 
     test('list returns live entries only', async () => {
@@ -175,7 +176,7 @@ export function backendSuite(name: string, factory: () => Promise<Instance>, opt
       await reg.register('c', c.pid, {}, { namespace });
       await b.kill();
       const keys = (await reg.list({ namespace })).items.map((e) => e.key);
-      assert.deepEqual(keys, ['a', 'c']);
+      expect(keys).to.deep.equal(['a', 'c']);
     });
 
     test('count drops on unregister', async () => {
@@ -184,11 +185,11 @@ export function backendSuite(name: string, factory: () => Promise<Instance>, opt
       const [a, b] = await spawnSleepers(2);
       await reg.register('a', a.pid, {}, { namespace });
       await reg.register('b', b.pid, {}, { namespace });
-      assert.equal(await reg.count({ namespace }), 2);
+      expect(await reg.count({ namespace })).to.equal(2);
       await reg.unregister('a', { namespace });
-      assert.equal(await reg.count({ namespace }), 1);
+      expect(await reg.count({ namespace })).to.equal(1);
       await b.kill();
-      assert.equal(await reg.count({ namespace }), 0, 'a dead process does not count');
+      expect(await reg.count({ namespace }), 'a dead process does not count').to.equal(0);
     });
 
     // --- the rest of the contract ----------------------------------------------------------------
@@ -201,8 +202,8 @@ export function backendSuite(name: string, factory: () => Promise<Instance>, opt
       if (e.pidStart == null) return; // no /proc: nothing to compare
       // The same pid with another start time is how a reused pid looks.
       await reg.register('svc2', a.pid, {}, { namespace, pidStart: e.pidStart + 1 });
-      assert.equal(await reg.lookup('svc2', { namespace }), undefined, 'the old process is dead even though the pid exists');
-      assert.equal((await reg.lookup('svc', { namespace }))?.pid, a.pid);
+      expect(await reg.lookup('svc2', { namespace }), 'the old process is dead even though the pid exists').to.equal(undefined);
+      expect((await reg.lookup('svc', { namespace }))?.pid).to.equal(a.pid);
     });
 
     test("other nodes' registrations are judged by their node", async () => {
@@ -210,10 +211,10 @@ export function backendSuite(name: string, factory: () => Promise<Instance>, opt
       const namespace = freshNamespace();
       const pid = await deadPid();
       const e = await reg.register('remote', pid, { far: true }, { namespace, node: 'elsewhere.example' });
-      assert.equal(e.node, 'elsewhere.example');
-      assert.equal((await reg.lookup('remote', { namespace }))?.pid, pid, 'a pid of another node is not checked here');
+      expect(e.node).to.equal('elsewhere.example');
+      expect((await reg.lookup('remote', { namespace }))?.pid, 'a pid of another node is not checked here').to.equal(pid);
       await reg.cleanup();
-      assert.equal((await reg.lookup('remote', { namespace }))?.pid, pid, 'the local sweep leaves other nodes alone');
+      expect((await reg.lookup('remote', { namespace }))?.pid, 'the local sweep leaves other nodes alone').to.equal(pid);
     });
 
     test('list pages by cursor, ordered by key, without duplicates', async () => {
@@ -232,8 +233,8 @@ export function backendSuite(name: string, factory: () => Promise<Instance>, opt
         if (!page.next) break;
         after = page.next;
       }
-      assert.deepEqual(seen, [...keys].sort());
-      assert.equal(pages, 3);
+      expect(seen).to.deep.equal([...keys].sort());
+      expect(pages).to.equal(3);
     });
 
     test('list filters by metadata (scalars, numbers and list elements)', async () => {
@@ -244,11 +245,11 @@ export function backendSuite(name: string, factory: () => Promise<Instance>, opt
       await reg.register('w2', a.pid, { role: 'worker', priority: 2, capabilities: ['ssd'] }, { namespace });
       await reg.register('web', a.pid, { role: 'web', priority: 1 }, { namespace });
       const keys = async (where: Array<[string, string]>) => (await reg.list({ namespace, where })).items.map((e) => e.key);
-      assert.deepEqual(await keys([['role', 'worker']]), ['w1', 'w2']);
-      assert.deepEqual(await keys([['priority', '1']]), ['w1', 'web']);
-      assert.deepEqual(await keys([['capabilities', 'gpu']]), ['w1']);
-      assert.deepEqual(await keys([['role', 'worker'], ['capabilities', 'ssd']]), ['w1', 'w2']);
-      assert.deepEqual(await keys([['role', 'nobody']]), []);
+      expect(await keys([['role', 'worker']])).to.deep.equal(['w1', 'w2']);
+      expect(await keys([['priority', '1']])).to.deep.equal(['w1', 'web']);
+      expect(await keys([['capabilities', 'gpu']])).to.deep.equal(['w1']);
+      expect(await keys([['role', 'worker'], ['capabilities', 'ssd']])).to.deep.equal(['w1', 'w2']);
+      expect(await keys([['role', 'nobody']])).to.deep.equal([]);
     });
 
     test('list with a filter pages correctly', async () => {
@@ -260,12 +261,12 @@ export function backendSuite(name: string, factory: () => Promise<Instance>, opt
       let after: string | undefined;
       for (;;) {
         const page = await reg.list({ namespace, after, limit: 4, where: [['even', 'true']] });
-        assert.ok(page.items.length <= 4);
+        expect(page.items.length <= 4).to.be.ok;
         seen.push(...page.items.map((e) => e.key));
         if (!page.next) break;
         after = page.next;
       }
-      assert.deepEqual(seen, Array.from({ length: 15 }, (_, i) => `k${String(i * 2).padStart(2, '0')}`));
+      expect(seen).to.deep.equal(Array.from({ length: 15 }, (_, i) => `k${String(i * 2).padStart(2, '0')}`));
     });
 
     test('updateMetadata replaces, or merge-patches (RFC 7386)', async () => {
@@ -274,10 +275,10 @@ export function backendSuite(name: string, factory: () => Promise<Instance>, opt
       const a = await spawnSleeper();
       await reg.register('svc', a.pid, { a: 1, b: { c: 2, d: 3 } }, { namespace });
       const merged = await reg.updateMetadata('svc', { b: { c: null, e: 4 }, f: 5 }, { namespace, merge: true });
-      assert.deepEqual(merged.meta, { a: 1, b: { d: 3, e: 4 }, f: 5 });
+      expect(merged.meta).to.deep.equal({ a: 1, b: { d: 3, e: 4 }, f: 5 });
       const replaced = await reg.updateMetadata('svc', { only: true }, { namespace });
-      assert.deepEqual(replaced.meta, { only: true });
-      assert.deepEqual((await reg.lookup('svc', { namespace }))?.meta, { only: true });
+      expect(replaced.meta).to.deep.equal({ only: true });
+      expect((await reg.lookup('svc', { namespace }))?.meta).to.deep.equal({ only: true });
     });
 
     test('invalid namespace, key, pid and oversized metadata are refused, nothing written', async () => {
@@ -296,14 +297,14 @@ export function backendSuite(name: string, factory: () => Promise<Instance>, opt
         () => reg.register('k', a.pid, { blob: 'x'.repeat(70 * 1024) }, { namespace }),
       ];
       for (const f of bad) {
-        const err = await f().catch((e) => e);
-        assert.ok(err instanceof InvalidInputError, `expected InvalidInputError, got ${err}`);
-        assert.match(err.message, /invalid/);
+        const err: unknown = await f().catch((e: unknown) => e);
+        expect(err, `expected InvalidInputError, got ${String(err)}`).to.be.instanceOf(InvalidInputError);
+        expect((err as InvalidInputError).message).to.match(/invalid/);
       }
-      assert.deepEqual((await reg.list({ namespace })).items, []);
+      expect((await reg.list({ namespace })).items).to.deep.equal([]);
       // 512 bytes of multi-byte UTF-8 is the limit, in bytes.
       await reg.register('é'.repeat(256), a.pid, {}, { namespace });
-      await assert.rejects(reg.register('é'.repeat(257), a.pid, {}, { namespace }), InvalidInputError);
+      await expect(reg.register('é'.repeat(257), a.pid, {}, { namespace })).to.be.rejectedWith(InvalidInputError);
     });
 
     test('keys with slashes, spaces, percent signs and unicode round-trip, ordered by UTF-8 bytes', async () => {
@@ -312,9 +313,9 @@ export function backendSuite(name: string, factory: () => Promise<Instance>, opt
       const a = await spawnSleeper();
       const keys = ['a/b/c', 'with space', '100%', 'ünïcødé', '日本', 'Z', 'a', '😀 emoji', '..', '?q=1&x#frag'];
       for (const k of keys) await reg.register(k, a.pid, { k }, { namespace });
-      for (const k of keys) assert.deepEqual((await reg.lookup(k, { namespace }))?.meta, { k });
+      for (const k of keys) expect((await reg.lookup(k, { namespace }))?.meta).to.deep.equal({ k });
       const listed = (await reg.list({ namespace })).items.map((e) => e.key);
-      assert.deepEqual(listed, [...keys].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y))));
+      expect(listed).to.deep.equal([...keys].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y))));
     });
 
     test('bulkRegister: per-entry results in input order; atomic is all or nothing', async () => {
@@ -328,9 +329,9 @@ export function backendSuite(name: string, factory: () => Promise<Instance>, opt
         { key: 'two', pid: b.pid, meta: [] as never, namespace },
         { key: 'three', pid: b.pid, meta: { n: 3 }, namespace },
       ]);
-      assert.deepEqual(res.map((r) => r.ok), [true, false, false, true]);
-      assert.equal((res[1] as { holder: Registration }).holder.pid, a.pid);
-      assert.equal((await reg.lookup('three', { namespace }))?.meta.n, 3);
+      expect(res.map((r) => r.ok)).to.deep.equal([true, false, false, true]);
+      expect((res[1] as { holder: Registration }).holder.pid).to.equal(a.pid);
+      expect((await reg.lookup('three', { namespace }))?.meta.n).to.equal(3);
       const atomic = await reg.bulkRegister(
         [
           { key: 'x1', pid: b.pid, namespace },
@@ -338,8 +339,8 @@ export function backendSuite(name: string, factory: () => Promise<Instance>, opt
         ],
         { atomic: true },
       );
-      assert.equal(atomic[1].ok, false);
-      assert.equal(await reg.lookup('x1', { namespace }), undefined, 'atomic: nothing written when one entry fails');
+      expect(atomic[1].ok).to.equal(false);
+      expect(await reg.lookup('x1', { namespace }), 'atomic: nothing written when one entry fails').to.equal(undefined);
     });
 
     test('cleanup removes registrations of dead local processes', async () => {
@@ -351,8 +352,8 @@ export function backendSuite(name: string, factory: () => Promise<Instance>, opt
       await reg.register('b1', b.pid, {}, { namespace });
       await a.kill();
       const r = await reg.cleanup();
-      assert.ok(r.removed >= 2, `removed ${r.removed}`);
-      assert.equal(await reg.backend.count(namespace), 1, 'the dead rows are gone from the store itself');
+      expect(r.removed >= 2, `removed ${r.removed}`).to.be.ok;
+      expect(await reg.backend.count(namespace), 'the dead rows are gone from the store itself').to.equal(1);
     });
 
     test('via: a handle on a name', async () => {
@@ -360,12 +361,12 @@ export function backendSuite(name: string, factory: () => Promise<Instance>, opt
       const namespace = freshNamespace();
       const a = await spawnSleeper();
       const via = reg.via('svc', { namespace });
-      assert.equal(await via.whereis(), undefined);
+      expect(await via.whereis()).to.equal(undefined);
       await via.register(a.pid, { via: true });
-      assert.equal(await via.whereis(), a.pid);
-      assert.equal(await via.signal('SIGKILL'), true);
+      expect(await via.whereis()).to.equal(a.pid);
+      expect(await via.signal('SIGKILL')).to.equal(true);
       await a.kill();
-      assert.equal(await via.whereis(), undefined);
+      expect(await via.whereis()).to.equal(undefined);
     });
 
     test('concurrent registrations of one key: exactly one winner', async () => {
@@ -374,27 +375,27 @@ export function backendSuite(name: string, factory: () => Promise<Instance>, opt
       const procs = await spawnSleepers(5);
       const results = await Promise.allSettled(procs.map((p) => reg.register('race', p.pid, {}, { namespace })));
       const winners = results.filter((r) => r.status === 'fulfilled');
-      assert.equal(winners.length, 1);
+      expect(winners.length).to.equal(1);
       const holder = (await reg.lookup('race', { namespace }))!.pid;
-      for (const r of results) if (r.status === 'rejected') assert.equal((r.reason as AlreadyRegisteredError).holder.pid, holder);
+      for (const r of results) if (r.status === 'rejected') expect((r.reason as AlreadyRegisteredError).holder.pid).to.equal(holder);
     });
 
     test('calls after close fail with a clear error', async () => {
       const own = await factory();
       await own.registry.close();
       const err = await own.registry.lookup('x').catch((e) => e);
-      assert.ok(err instanceof ClosedError);
-      assert.match(err.message, /closed/);
+      expect(err instanceof ClosedError).to.be.ok;
+      expect(err.message).to.match(/closed/);
       await own.teardown?.();
     });
 
     test('healthCheck reports counts and status', async () => {
       const reg = get();
       const h = await reg.healthCheck();
-      assert.ok(['healthy', 'degraded', 'unhealthy'].includes(h.status));
-      assert.equal(typeof h.registrations, 'number');
-      assert.equal(h.alive + h.dead, h.registrations);
-      assert.ok(Array.isArray(h.reasons));
+      expect(['healthy', 'degraded', 'unhealthy'].includes(h.status)).to.be.ok;
+      expect(typeof h.registrations).to.equal('number');
+      expect(h.alive + h.dead).to.equal(h.registrations);
+      expect(Array.isArray(h.reasons)).to.be.ok;
     });
 
     options.additionalTests?.(get);

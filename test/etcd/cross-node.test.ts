@@ -3,8 +3,8 @@
  * the holder), read-your-writes across client instances on different members, the watch feed
  * (including compaction) and the watch-coherent lookup cache.
  */
-import assert from 'node:assert/strict';
-import { after, before, describe, it } from 'node:test';
+import { expect } from 'chai';
+import { present } from '../support/expect.js';
 import { AlreadyRegisteredError, type ChangeEvent, type RegistryError } from '../../src/backends/contract.js';
 import { LookupCache } from '../../src/registry/lookup-cache.js';
 import type { EtcdBackendApi } from '../../src/backends/etcd.js';
@@ -12,7 +12,8 @@ import { ProcessRegistry } from '../../src/registry/service.js';
 import { startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.js';
 import { killAllSleepers, spawnSleeper, spawnSleepers, waitFor } from '../support/processes.js';
 
-describe('etcd: several nodes', { timeout: 120_000 }, () => {
+describe('etcd: several nodes', function () {
+  this.timeout(120_000);
   let c: EtcdCluster;
   const open: ProcessRegistry[] = [];
   /** A registry talking to the given members only, as node `node`. */
@@ -57,21 +58,21 @@ describe('etcd: several nodes', { timeout: 120_000 }, () => {
     ]);
     const results = await Promise.allSettled(attempts.map((t) => t.reg.register(t.k, t.pid, { by: t.node })));
     const winners = results.filter((r) => r.status === 'fulfilled');
-    assert.equal(winners.length, 50);
+    expect(winners.length).to.equal(50);
     for (const k of keys) {
       const holder = await a.lookup(k);
-      assert.ok(holder, `${k} is held`);
-      assert.deepEqual(await b.lookup(k), holder, 'both nodes see the same holder');
+      present(holder, `${k} is held`);
+      expect(await b.lookup(k), 'both nodes see the same holder').to.deep.equal(holder);
       const mine = attempts.map((t, i) => ({ t, r: results[i] })).filter((x) => x.t.k === k);
-      assert.equal(mine.filter((x) => x.r.status === 'fulfilled').length, 1, `one winner for ${k}`);
+      expect(mine.filter((x) => x.r.status === 'fulfilled').length, `one winner for ${k}`).to.equal(1);
       for (const { r } of mine) {
         if (r.status === 'fulfilled') {
-          assert.equal(r.value.pid, holder.pid);
+          expect(r.value.pid).to.equal(holder.pid);
           continue;
         }
-        assert.ok(r.reason instanceof AlreadyRegisteredError, `loser got ${r.reason}`);
-        assert.equal(r.reason.holder.pid, holder.pid, 'the loser is told who holds the key');
-        assert.equal(r.reason.holder.node, holder.node);
+        expect(r.reason instanceof AlreadyRegisteredError, `loser got ${r.reason}`).to.be.ok;
+        expect(r.reason.holder.pid, 'the loser is told who holds the key').to.equal(holder.pid);
+        expect(r.reason.holder.node).to.equal(holder.node);
       }
     }
   });
@@ -83,15 +84,15 @@ describe('etcd: several nodes', { timeout: 120_000 }, () => {
     for (let i = 0; i < 100; i++) {
       const k = `k${i}`;
       await a.register(k, p.pid, { i }, { node: 'node-a' });
-      assert.equal((await b.lookup(k))?.meta.i, i, `lookup on B of ${k} right after A's register`);
+      expect((await b.lookup(k))?.meta.i, `lookup on B of ${k} right after A's register`).to.equal(i);
       await b.updateMetadata(k, { i, by: 'b' });
-      assert.equal((await a.lookup(k))?.meta.by, 'b', `A sees B's metadata update of ${k}`);
+      expect((await a.lookup(k))?.meta.by, `A sees B's metadata update of ${k}`).to.equal('b');
       if (i % 2 === 0) {
         await a.unregister(k);
-        assert.equal(await b.lookup(k), undefined, `B sees A's unregister of ${k}`);
+        expect(await b.lookup(k), `B sees A's unregister of ${k}`).to.equal(undefined);
       }
     }
-    assert.equal((await b.list({ limit: 1000 })).items.length, 50);
+    expect((await b.list({ limit: 1000 })).items.length).to.equal(50);
   });
 
   it('watch: list-then-watch from a revision sees every change in order; a compacted revision is reported', async () => {
@@ -108,8 +109,8 @@ describe('etcd: several nodes', { timeout: 120_000 }, () => {
     await a.unregister('w1');
     await waitFor(() => events.length >= 3, 10_000, 'three events');
     stop();
-    assert.deepEqual(events.map((e) => [e.type, e.key, e.entry?.meta.v]), [['put', 'w1', 1], ['put', 'w1', 2], ['delete', 'w1', undefined]]);
-    assert.ok(events[0].revision > rev && events[1].revision > events[0].revision && events[2].revision > events[1].revision);
+    expect(events.map((e) => [e.type, e.key, e.entry?.meta.v])).to.deep.equal([['put', 'w1', 1], ['put', 'w1', 2], ['delete', 'w1', undefined]]);
+    expect(events[0].revision > rev && events[1].revision > events[0].revision && events[2].revision > events[1].revision).to.be.ok;
 
     // Compact past `rev`: a watch from it must be told to resync.
     await compactNow(a);
@@ -117,16 +118,16 @@ describe('etcd: several nodes', { timeout: 120_000 }, () => {
     const stop2 = await be.watch({ sinceRevision: rev }, () => undefined, (err) => (failure = err as RegistryError));
     await waitFor(() => failure !== undefined, 10_000, 'the compaction to be reported');
     stop2();
-    assert.equal(failure!.details?.compacted, true);
-    assert.match(failure!.message, /compacted/);
+    expect(failure!.details?.compacted).to.equal(true);
+    expect(failure!.message).to.match(/compacted/);
   });
 
   it('a cached lookup on node B is updated by the watch when node A changes the key', async () => {
     const { a, p, cache } = await cacheSetup('/cache');
     try {
-      assert.equal((await cache.lookup('svc'))?.meta.v, 1);
-      assert.equal((await cache.lookup('svc'))?.meta.v, 1);
-      assert.equal(cache.stats().hits, 1, 'the second lookup is a hit');
+      expect((await cache.lookup('svc'))?.meta.v).to.equal(1);
+      expect((await cache.lookup('svc'))?.meta.v).to.equal(1);
+      expect(cache.stats().hits, 'the second lookup is a hit').to.equal(1);
       await a.updateMetadata('svc', { v: 2 });
       await waitFor(async () => (await cache.lookup('svc'))?.meta.v === 2, 5_000, 'the cache to see v=2');
       await a.unregister('svc');
@@ -134,8 +135,8 @@ describe('etcd: several nodes', { timeout: 120_000 }, () => {
       // A negative entry is filled in by a later register too.
       await a.register('svc', p.pid, { v: 3 }, { node: 'node-a' });
       await waitFor(async () => (await cache.lookup('svc'))?.meta.v === 3, 5_000, 'the cache to see the new holder');
-      assert.ok(cache.stats().invalidations >= 3);
-      assert.ok(cache.stats().misses <= 2, `served from the watch, not by re-reading (misses ${cache.stats().misses})`);
+      expect(cache.stats().invalidations >= 3).to.be.ok;
+      expect(cache.stats().misses <= 2, `served from the watch, not by re-reading (misses ${cache.stats().misses})`).to.be.ok;
     } finally {
       await cache.close();
     }
@@ -144,7 +145,7 @@ describe('etcd: several nodes', { timeout: 120_000 }, () => {
   it('a cache whose watch fell behind a compaction resyncs: the missed change is not served stale', async () => {
     const { a, cache } = await cacheSetup('/resync');
     try {
-      assert.equal((await cache.lookup('svc'))?.meta.v, 1);
+      expect((await cache.lookup('svc'))?.meta.v).to.equal(1);
       // B's only member goes down; A changes the key; the history B would resume from is compacted.
       await c.killMember(2, 'SIGKILL');
       await a.updateMetadata('svc', { v: 2 });
@@ -152,7 +153,7 @@ describe('etcd: several nodes', { timeout: 120_000 }, () => {
       await compactNow(a);
       await c.restartMember(2);
       await waitFor(() => cache.stats().resyncs >= 1, 30_000, 'the cache to resync after the compaction');
-      assert.equal((await cache.lookup('svc'))?.meta.v, 2.5, 'the missed change is read, not the stale cached value');
+      expect((await cache.lookup('svc'))?.meta.v, 'the missed change is read, not the stale cached value').to.equal(2.5);
       await a.updateMetadata('svc', { v: 3 });
       await waitFor(async () => (await cache.lookup('svc'))?.meta.v === 3, 10_000, 'the re-established watch to deliver v=3');
     } finally {

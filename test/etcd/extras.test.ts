@@ -3,16 +3,16 @@
  * several txns with index keys, digest next to the data, namespaces, clearNamespace, the key
  * layout as etcdctl shows it.
  */
-import assert from 'node:assert/strict';
+import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
-import { after, before, describe, it } from 'node:test';
 import { InvalidInputError } from '../../src/backends/contract.js';
 import { parseEtcdUrl } from '../../src/backends/etcd.js';
 import { BucketDigester } from '../../src/registry/digest.js';
 import { ProcessRegistry } from '../../src/registry/service.js';
 import { startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.js';
 
-describe('etcd: extras (1 member)', { timeout: 60_000 }, () => {
+describe('etcd: extras (1 member)', function () {
+  this.timeout(60_000);
   let c: EtcdCluster;
   let reg: ProcessRegistry;
   before(async () => {
@@ -25,54 +25,54 @@ describe('etcd: extras (1 member)', { timeout: 60_000 }, () => {
   });
 
   it('parses etcd URLs and refuses bad ones with a clear error', async () => {
-    assert.deepEqual(parseEtcdUrl('etcd://127.0.0.1:2379'), { endpoints: ['127.0.0.1:2379'], prefix: '/procreg' });
-    assert.deepEqual(parseEtcdUrl('etcd://a:1,b:2/reg/x/'), { endpoints: ['a:1', 'b:2'], prefix: '/reg/x' });
+    expect(parseEtcdUrl('etcd://127.0.0.1:2379')).to.deep.equal({ endpoints: ['127.0.0.1:2379'], prefix: '/procreg' });
+    expect(parseEtcdUrl('etcd://a:1,b:2/reg/x/')).to.deep.equal({ endpoints: ['a:1', 'b:2'], prefix: '/reg/x' });
     for (const bad of ['etcd://', 'etcd://host', 'etcd://h:99999', 'etcd://h:1,,h:2', 'etcd:h:1']) {
-      assert.throws(() => parseEtcdUrl(bad), (e: Error) => e instanceof InvalidInputError && /etcd:\/\/HOST:PORT/.test(e.message), bad);
+      expect(() => parseEtcdUrl(bad), bad).to.throw(InvalidInputError, /etcd:\/\/HOST:PORT/);
     }
     const err = await ProcessRegistry.open({ backend: 'etcd://nohost' }).catch((e) => e);
-    assert.ok(err instanceof InvalidInputError);
-    assert.equal(err.exitCode, 2);
+    expect(err instanceof InvalidInputError).to.be.ok;
+    expect(err.exitCode).to.equal(2);
     const err2 = await ProcessRegistry.open({ backend: c.url('/x'), backendOpts: { lease: 'forever' } }).catch((e) => e);
-    assert.ok(err2 instanceof InvalidInputError);
+    expect(err2 instanceof InvalidInputError).to.be.ok;
   });
 
   it('bulk register over several txns keeps index keys exact; digest, namespaces, clearNamespace', async () => {
     const items = Array.from({ length: 300 }, (_, i) => ({ key: `b${String(i).padStart(3, '0')}`, pid: process.pid, namespace: 'bulk', meta: { tier: i % 3 === 0 ? 'gold' : 'silver', capabilities: ['x', `c${i % 5}`] } }));
     const res = await reg.bulkRegister(items);
-    assert.ok(res.every((r) => r.ok));
+    expect(res.every((r) => r.ok)).to.be.ok;
     const gold = await reg.list({ namespace: 'bulk', where: [['tier', 'gold']], limit: 1000 });
-    assert.equal(gold.items.length, 100);
-    assert.deepEqual(gold.items.map((e) => e.key), items.filter((_, i) => i % 3 === 0).map((e) => e.key));
+    expect(gold.items.length).to.equal(100);
+    expect(gold.items.map((e) => e.key)).to.deep.equal(items.filter((_, i) => i % 3 === 0).map((e) => e.key));
     const c3 = await reg.list({ namespace: 'bulk', where: [['capabilities', 'c3'], ['tier', 'silver']], limit: 1000 });
-    assert.deepEqual(c3.items.map((e) => e.key), items.filter((_, i) => i % 5 === 3 && i % 3 !== 0).map((e) => e.key));
+    expect(c3.items.map((e) => e.key)).to.deep.equal(items.filter((_, i) => i % 5 === 3 && i % 3 !== 0).map((e) => e.key));
     // Metadata update moves the entry between index values.
     await reg.updateMetadata('b001', { tier: 'gold' }, { namespace: 'bulk' });
-    assert.equal((await reg.list({ namespace: 'bulk', where: [['tier', 'gold']], limit: 1000 })).items.length, 101);
-    assert.equal((await reg.list({ namespace: 'bulk', where: [['capabilities', 'c1']], limit: 1000 })).items.some((e) => e.key === 'b001'), false);
+    expect((await reg.list({ namespace: 'bulk', where: [['tier', 'gold']], limit: 1000 })).items.length).to.equal(101);
+    expect((await reg.list({ namespace: 'bulk', where: [['capabilities', 'c1']], limit: 1000 })).items.some((e) => e.key === 'b001')).to.equal(false);
 
     // digest where the data lives = digest of the listed entries
     const d = await reg.backend.digest!('bulk', 16);
     const local = new BucketDigester(16);
     for await (const e of reg.entries({ namespace: 'bulk' })) local.add(e);
-    assert.deepEqual(d, local.result());
+    expect(d).to.deep.equal(local.result());
 
     await reg.register('solo', process.pid, {}, { namespace: 'other.ns' });
-    assert.deepEqual(await reg.namespaces(), ['bulk', 'other.ns']);
-    assert.equal(await reg.backend.clearNamespace!('bulk'), 300);
-    assert.deepEqual(await reg.namespaces(), ['other.ns']);
+    expect(await reg.namespaces()).to.deep.equal(['bulk', 'other.ns']);
+    expect(await reg.backend.clearNamespace!('bulk')).to.equal(300);
+    expect(await reg.namespaces()).to.deep.equal(['other.ns']);
     const keys = spawnSync('etcdctl', ['--endpoints', c.endpoints[0], 'get', '--prefix', '/extras/', '--keys-only'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
-    assert.ok(!keys.some((k) => k.includes('/bulk/')), 'no index or process key of the cleared namespace is left');
+    expect(!keys.some((k) => k.includes('/bulk/')), 'no index or process key of the cleared namespace is left').to.be.ok;
   });
 
   it('the key layout is readable JSON under etcdctl', async () => {
     await reg.register('web/1', process.pid, { type: 'web', port: 8080 });
     const out = spawnSync('etcdctl', ['--endpoints', c.endpoints[0], 'get', '--prefix', '/extras/r/default/'], { encoding: 'utf8' }).stdout.split('\n');
-    assert.equal(out[0], '/extras/r/default/web/1');
+    expect(out[0]).to.equal('/extras/r/default/web/1');
     const v = JSON.parse(out[1]);
-    assert.equal(v.pid, process.pid);
-    assert.deepEqual(v.meta, { type: 'web', port: 8080 });
+    expect(v.pid).to.equal(process.pid);
+    expect(v.meta).to.deep.equal({ type: 'web', port: 8080 });
     const idx = spawnSync('etcdctl', ['--endpoints', c.endpoints[0], 'get', '--prefix', '/extras/i/default/type/web/', '--keys-only'], { encoding: 'utf8' }).stdout.trim();
-    assert.equal(idx, '/extras/i/default/type/web/web/1');
+    expect(idx).to.equal('/extras/i/default/type/web/web/1');
   });
 });

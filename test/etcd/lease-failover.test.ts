@@ -3,12 +3,11 @@
  * SIGKILLed; its registrations vanish from etcd within TTL + 2 s while another live process's
  * leased registrations and plain (one-shot CLI style) registrations stay.
  */
-import assert from 'node:assert/strict';
+import { expect } from 'chai';
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { ProcessRegistry } from '../../src/registry/service.js';
 import { startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.js';
@@ -34,11 +33,12 @@ async function startNode(script: string, url: string, node: string, count: numbe
   let out = '';
   child.stdout!.on('data', (d) => (out += d));
   await waitFor(() => out.includes('ready') || child.exitCode !== null, 30_000, `node ${node} to register`);
-  assert.equal(child.exitCode, null, `node ${node} exited early`);
+  expect(child.exitCode, `node ${node} exited early`).to.equal(null);
   return child;
 }
 
-describe('etcd: a registering node dies', { timeout: 120_000 }, () => {
+describe('etcd: a registering node dies', function () {
+  this.timeout(120_000);
   let c: EtcdCluster;
   const tmp = tempDir();
   const children: ChildProcess[] = [];
@@ -73,8 +73,8 @@ describe('etcd: a registering node dies', { timeout: 120_000 }, () => {
     const reg = await ProcessRegistry.open({ backend: url, nodeName: 'observer', cleanupInterval: 0 });
     try {
       const raw = (k: string) => reg.backend.lookup('failover', k); // raw store: no liveness judgement
-      assert.equal(await reg.backend.count('failover'), 26);
-      assert.ok(await raw('node-doomed-0'));
+      expect(await reg.backend.count('failover')).to.equal(26);
+      expect(await raw('node-doomed-0')).to.be.ok;
 
       const exited = once(doomed, 'exit');
       doomed.kill('SIGKILL');
@@ -82,14 +82,14 @@ describe('etcd: a registering node dies', { timeout: 120_000 }, () => {
       const t0 = Date.now();
       await waitFor(async () => (await raw('node-doomed-0')) === undefined && (await raw('node-doomed-19')) === undefined, (TTL + 2) * 1000, 'the dead node\'s registrations to expire');
       const took = Date.now() - t0;
-      assert.ok(took <= (TTL + 2) * 1000, `expired after ${took} ms`);
+      expect(took <= (TTL + 2) * 1000, `expired after ${took} ms`).to.be.ok;
       // Everything of the dead node is gone (entries, index and process keys); the rest stays.
-      assert.equal(await reg.backend.count('failover'), 6);
-      assert.deepEqual(await reg.backend.processes!('node-doomed'), []);
-      for (let i = 0; i < 5; i++) assert.equal((await raw(`node-survivor-${i}`))?.node, 'node-survivor');
-      assert.equal((await raw('plain'))?.pid, sleeper.pid);
+      expect(await reg.backend.count('failover')).to.equal(6);
+      expect(await reg.backend.processes!('node-doomed')).to.deep.equal([]);
+      for (let i = 0; i < 5; i++) expect((await raw(`node-survivor-${i}`))?.node).to.equal('node-survivor');
+      expect((await raw('plain'))?.pid).to.equal(sleeper.pid);
       const byIndex = await reg.list({ namespace: 'failover', where: [['type', 'worker']] });
-      assert.deepEqual(byIndex.items.map((e) => e.key), Array.from({ length: 5 }, (_, i) => `node-survivor-${i}`));
+      expect(byIndex.items.map((e) => e.key)).to.deep.equal(Array.from({ length: 5 }, (_, i) => `node-survivor-${i}`));
     } finally {
       await reg.close();
     }
@@ -105,16 +105,16 @@ describe('etcd: a registering node dies', { timeout: 120_000 }, () => {
       // lease holds the marker and 3 entries, the next ones 4 entries each: 19 → 5 leases.
       for (let i = 0; i < 19; i++) await reg.register(`k${i}`, process.pid, {}, { node: 'pool-node' });
       const h = await reg.healthCheck();
-      assert.equal(h.sessionLeases, 5);
-      assert.equal(h.leaseMode, 'session');
-      assert.ok((h.leases as number) >= 5);
+      expect(h.sessionLeases).to.equal(5);
+      expect(h.leaseMode).to.equal('session');
+      expect((h.leases as number) >= 5).to.be.ok;
       // Unregistering frees room on a lease: the next registration needs no new lease.
       await reg.unregister('k0');
       await reg.register('k19', process.pid, {}, { node: 'pool-node' });
-      assert.equal((await reg.healthCheck()).sessionLeases, 5);
+      expect((await reg.healthCheck()).sessionLeases).to.equal(5);
       await reg.close();
-      assert.equal(await observer.backend.count('default'), 0, 'closing revoked the leases and their keys at once');
-      assert.deepEqual(await observer.backend.processes!('pool-node'), []);
+      expect(await observer.backend.count('default'), 'closing revoked the leases and their keys at once').to.equal(0);
+      expect(await observer.backend.processes!('pool-node')).to.deep.equal([]);
     } finally {
       await reg.close();
       await observer.close();
@@ -134,20 +134,20 @@ describe('etcd: a registering node dies', { timeout: 120_000 }, () => {
         headers: { 'content-type': 'application/json' },
         body: JSON.stringify({ pid: sleeper.pid, meta: { type: 'api' } }),
       });
-      assert.equal(res.status, 201, await res.text());
+      expect(res.status, await res.text()).to.equal(201);
     }
     const other = await ProcessRegistry.open({ backend: url, nodeName: 'node-other', cleanupInterval: 0 });
     try {
       await other.register('other', sleeper.pid, {}, { node: 'node-other' });
-      assert.equal((await other.backend.lookup('default', 'svc-0'))?.node, 'node-serve');
+      expect((await other.backend.lookup('default', 'svc-0'))?.node).to.equal('node-serve');
       const exited = serve.exited;
       serve.child.kill('SIGKILL');
       await exited;
       const t0 = Date.now();
       await waitFor(async () => (await other.backend.count('default')) === 1, (TTL + 2) * 1000, 'the serve node\'s registrations to expire');
-      assert.ok(Date.now() - t0 <= (TTL + 2) * 1000);
-      assert.equal((await other.backend.lookup('default', 'other'))?.node, 'node-other');
-      assert.deepEqual((await other.list({ where: [['type', 'api']] })).items, [], 'index keys went with the lease');
+      expect(Date.now() - t0 <= (TTL + 2) * 1000).to.be.ok;
+      expect((await other.backend.lookup('default', 'other'))?.node).to.equal('node-other');
+      expect((await other.list({ where: [['type', 'api']] })).items, 'index keys went with the lease').to.deep.equal([]);
     } finally {
       await other.close();
     }

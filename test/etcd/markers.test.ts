@@ -2,16 +2,16 @@
  * Process markers on etcd (`p/<node>/<pid>/<pidStart|->/<s|n>`): one key per process, not per
  * entry, which a node's sweep lists to find the processes it must judge. Real sleepers, killed.
  */
-import assert from 'node:assert/strict';
+import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
-import { after, afterEach, before, describe, it } from 'node:test';
 import { ProcessRegistry } from '../../src/registry/service.js';
 import { startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.js';
 import { killAllSleepers, spawnSleepers } from '../support/processes.js';
 
 const NODE = 'mk-node';
 
-describe('etcd: process markers and sweeps (1 member)', { timeout: 90_000 }, () => {
+describe('etcd: process markers and sweeps (1 member)', function () {
+  this.timeout(90_000);
   let c: EtcdCluster;
   before(async () => {
     c = await startEtcdCluster({ members: 1 });
@@ -36,21 +36,21 @@ describe('etcd: process markers and sweeps (1 member)', { timeout: 90_000 }, () 
       await reg.register('b1', b.pid, { type: 'w' }, { namespace: 'x' });
       const markerA = `/sweep/p/${NODE}/${a.pid}/${await pidStart(reg, 'x', 'a1')}/n`;
       const markerB = `/sweep/p/${NODE}/${b.pid}/${await pidStart(reg, 'x', 'b1')}/n`;
-      assert.deepEqual(keys('/sweep/p/').sort(), [markerA, markerB].sort());
-      assert.equal((await reg.healthCheck()).dead, 0);
+      expect(keys('/sweep/p/').sort()).to.deep.equal([markerA, markerB].sort());
+      expect((await reg.healthCheck()).dead).to.equal(0);
 
       await a.kill();
       const h = await reg.healthCheck();
-      assert.equal(h.dead, 3, 'health counts the dead process\'s entries');
-      assert.equal(h.alive, 1);
+      expect(h.dead, 'health counts the dead process\'s entries').to.equal(3);
+      expect(h.alive).to.equal(1);
       const swept = await reg.cleanup();
-      assert.equal(swept.checked, 2, 'two processes judged');
-      assert.equal(swept.removed, 3);
-      assert.deepEqual(keys('/sweep/p/'), [markerB]);
-      assert.deepEqual(keys('/sweep/r/'), ['/sweep/r/x/b1']);
-      assert.deepEqual(keys('/sweep/i/'), ['/sweep/i/x/type/w/b1'], 'the index key of a3 went with it');
-      assert.deepEqual(keys('/sweep/g/'), [`/sweep/g/${NODE}`], 'the sweep generation moved');
-      assert.equal((await reg.cleanup()).removed, 0);
+      expect(swept.checked, 'two processes judged').to.equal(2);
+      expect(swept.removed).to.equal(3);
+      expect(keys('/sweep/p/')).to.deep.equal([markerB]);
+      expect(keys('/sweep/r/')).to.deep.equal(['/sweep/r/x/b1']);
+      expect(keys('/sweep/i/'), 'the index key of a3 went with it').to.deep.equal(['/sweep/i/x/type/w/b1']);
+      expect(keys('/sweep/g/'), 'the sweep generation moved').to.deep.equal([`/sweep/g/${NODE}`]);
+      expect((await reg.cleanup()).removed).to.equal(0);
     } finally {
       await reg.close();
     }
@@ -63,17 +63,17 @@ describe('etcd: process markers and sweeps (1 member)', { timeout: 90_000 }, () 
       await reg.register('b1', b.pid, {}, { namespace: 'x' });
       await reg.register('b2', b.pid, {}, { namespace: 'x' });
       const marker = `/rewrite/p/${NODE}/${b.pid}/${await pidStart(reg, 'x', 'b1')}/n`;
-      assert.deepEqual(keys('/rewrite/p/'), [marker]);
+      expect(keys('/rewrite/p/')).to.deep.equal([marker]);
       spawnSync('etcdctl', ['--endpoints', c.endpoints[0], 'del', marker]);
-      assert.deepEqual(keys('/rewrite/p/'), []);
+      expect(keys('/rewrite/p/')).to.deep.equal([]);
       await reg.updateMetadata('b1', { v: 2 }, { namespace: 'x' });
-      assert.deepEqual(keys('/rewrite/p/'), [marker], 'meta set recreated it');
+      expect(keys('/rewrite/p/'), 'meta set recreated it').to.deep.equal([marker]);
       await reg.unregister('b1', { namespace: 'x' });
       await reg.unregister('b2', { namespace: 'x' });
-      assert.deepEqual(keys('/rewrite/p/'), [marker], 'kept until the process dies');
+      expect(keys('/rewrite/p/'), 'kept until the process dies').to.deep.equal([marker]);
       await b.kill();
       await reg.cleanup();
-      assert.deepEqual(keys('/rewrite/p/'), []);
+      expect(keys('/rewrite/p/')).to.deep.equal([]);
     } finally {
       await reg.close();
     }
@@ -85,22 +85,22 @@ describe('etcd: process markers and sweeps (1 member)', { timeout: 90_000 }, () 
     try {
       const [b] = await spawnSleepers(1);
       const items = (from: number) => Array.from({ length: 150 }, (_, i) => ({ key: `k${from + i}`, pid: b.pid, namespace: 'x' }));
-      assert.ok((await writer.bulkRegister(items(0))).every((r) => r.ok));
-      assert.ok((await writer.bulkRegister(items(150))).every((r) => r.ok), 'the writer now knows the marker');
+      expect((await writer.bulkRegister(items(0))).every((r) => r.ok)).to.be.ok;
+      expect((await writer.bulkRegister(items(150))).every((r) => r.ok), 'the writer now knows the marker').to.be.ok;
       const start = await pidStart(writer, 'x', 'k0');
       const marker = `/bulk/p/${NODE}/${b.pid}/${start}/n`;
-      assert.deepEqual(keys('/bulk/p/'), [marker]);
+      expect(keys('/bulk/p/')).to.deep.equal([marker]);
       // Another process's sweep removes the process's entries and marker (as when it had died).
-      assert.equal(await sweeper.backend.removeProcesses!(NODE, [{ pid: b.pid, pidStart: start === '-' ? null : Number(start) }]), 300);
-      assert.deepEqual(keys('/bulk/p/'), []);
+      expect(await sweeper.backend.removeProcesses!(NODE, [{ pid: b.pid, pidStart: start === '-' ? null : Number(start) }])).to.equal(300);
+      expect(keys('/bulk/p/')).to.deep.equal([]);
       // The writer's cache is stale: its next bulk write sees the generation moved and writes the marker.
       const res = await writer.bulkRegister(items(300));
-      assert.ok(res.every((r) => r.ok));
-      assert.equal(await writer.count({ namespace: 'x' }), 150);
-      assert.deepEqual(keys('/bulk/p/'), [marker], 'the marker is back, so a sweep finds these entries');
+      expect(res.every((r) => r.ok)).to.be.ok;
+      expect(await writer.count({ namespace: 'x' })).to.equal(150);
+      expect(keys('/bulk/p/'), 'the marker is back, so a sweep finds these entries').to.deep.equal([marker]);
       await b.kill();
-      assert.equal((await sweeper.cleanup()).removed, 150);
-      assert.deepEqual(keys('/bulk/r/'), []);
+      expect((await sweeper.cleanup()).removed).to.equal(150);
+      expect(keys('/bulk/r/')).to.deep.equal([]);
     } finally {
       await writer.close();
       await sweeper.close();

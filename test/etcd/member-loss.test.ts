@@ -3,9 +3,8 @@
  * losing two fails writes fast with UnreachableError (exit 6) naming lost quorum, writes nothing,
  * and writes resume once the members are back.
  */
-import assert from 'node:assert/strict';
+import { expect } from 'chai';
 import { spawnSync } from 'node:child_process';
-import { after, before, describe, it } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { UnreachableError } from '../../src/backends/contract.js';
 import { ProcessRegistry } from '../../src/registry/service.js';
@@ -24,7 +23,8 @@ async function leaderIndex(c: EtcdCluster, reg: ProcessRegistry): Promise<number
   return idx;
 }
 
-describe('etcd: member loss', { timeout: 180_000 }, () => {
+describe('etcd: member loss', function () {
+  this.timeout(180_000);
   let c: EtcdCluster;
   before(async () => {
     c = await startEtcdCluster({ members: 3 });
@@ -48,7 +48,7 @@ describe('etcd: member loss', { timeout: 180_000 }, () => {
           try {
             await reg.register(key, holder.pid, { w, i });
             const got = await reg.lookup(key);
-            assert.equal(got?.pid, holder.pid, `lookup of ${key} right after its register`);
+            expect(got?.pid, `lookup of ${key} right after its register`).to.equal(holder.pid);
             ops++;
           } catch (err) {
             failures.push(err);
@@ -62,8 +62,8 @@ describe('etcd: member loss', { timeout: 180_000 }, () => {
       await waitFor(() => ops >= atKill + 500 || failures.length > 0, 60_000, '500 operations after the kill');
       stop = true;
       await Promise.all(workers);
-      assert.deepEqual(failures.map(String), [], 'no operation failed beyond client retries');
-      assert.equal(await reg.count(), ops, 'every acknowledged registration is stored');
+      expect(failures.map(String), 'no operation failed beyond client retries').to.deep.equal([]);
+      expect(await reg.count(), 'every acknowledged registration is stored').to.equal(ops);
       await c.restartMember(victim);
       await c.waitHealthy();
       await reg.register('after-restart', holder.pid);
@@ -84,26 +84,25 @@ describe('etcd: member loss', { timeout: 180_000 }, () => {
       const t0 = Date.now();
       const err = await reg.register('during', holder.pid, { type: 'x', capabilities: ['a', 'b'] }).catch((e) => e);
       const took = Date.now() - t0;
-      assert.ok(err instanceof UnreachableError, `expected UnreachableError, got ${err}`);
-      assert.equal(err.exitCode, 6);
-      assert.match(err.message, /lost quorum/);
-      assert.ok(took < 8000, `failed fast (${took} ms)`);
+      expect(err instanceof UnreachableError, `expected UnreachableError, got ${err}`).to.be.ok;
+      expect(err.exitCode).to.equal(6);
+      expect(err.message).to.match(/lost quorum/);
+      expect(took < 8000, `failed fast (${took} ms)`).to.be.ok;
       // Writes sent once the survivor knows it has no leader are refused outright (not proposed).
       await waitFor(async () => (await reg.healthCheck()).leader === null, 15_000, 'the surviving member to see no leader');
-      await assert.rejects(
+      await expect(
         reg.bulkRegister(Array.from({ length: 10 }, (_, i) => ({ key: `bulk-${i}`, pid: holder.pid, meta: { type: 'y' } }))),
-        (e: Error) => e instanceof UnreachableError && /lost quorum/.test(e.message),
-      );
+      ).to.be.rejectedWith(UnreachableError, /lost quorum/);
 
       // The CLI: one line, exit 6, no stack trace.
       const cli = spawnSync(process.execPath, [runJs, 'register', 'cli-during', '--pid', String(holder.pid), '--backend', url], { encoding: 'utf8', timeout: 30_000 });
-      assert.equal(cli.status, 6, `exit code (stderr: ${cli.stderr})`);
-      assert.match(cli.stderr, /lost quorum/);
-      assert.doesNotMatch(cli.stderr, /\n\s+at /, 'no stack trace');
+      expect(cli.status, `exit code (stderr: ${cli.stderr})`).to.equal(6);
+      expect(cli.stderr).to.match(/lost quorum/);
+      expect(cli.stderr, 'no stack trace').to.not.match(/\n\s+at /);
 
       const h = await reg.healthCheck();
-      assert.equal(h.status, 'unhealthy');
-      assert.match(h.reasons.join(' '), /lost quorum/);
+      expect(h.status).to.equal('unhealthy');
+      expect(h.reasons.join(' ')).to.match(/lost quorum/);
 
       await c.restartMember(1);
       await c.restartMember(2);
@@ -114,19 +113,19 @@ describe('etcd: member loss', { timeout: 180_000 }, () => {
       const etcdctl = spawnSync('etcdctl', ['--endpoints', c.endpoints.join(','), 'get', '--prefix', '/two-down/', '--keys-only'], { encoding: 'utf8' });
       const all = etcdctl.stdout.split('\n').filter((k) => k && !k.startsWith('/two-down/c/')); // c/: sweep timestamps
       const markers = all.filter((k) => k.startsWith('/two-down/p/'));
-      assert.deepEqual(markers, [`/two-down/p/${encodeURIComponent(reg.nodeName)}/${holder.pid}/${markers[0]?.split('/')[5]}/n`], 'one process marker: the holder\'s');
+      expect(markers, 'one process marker: the holder\'s').to.deep.equal([`/two-down/p/${encodeURIComponent(reg.nodeName)}/${holder.pid}/${markers[0]?.split('/')[5]}/n`]);
       const keys = all.filter((k) => !markers.includes(k));
       const during = keys.filter((k) => k.endsWith('/during'));
       if (during.length) {
-        assert.match(err.message, /takes effect only if the cluster recovers/, 'an applied-later write was reported as of unknown outcome');
-        assert.equal(during.length, 4, `all or nothing of "during": ${during.join(', ')}`); // r/, i/type, i/capabilities ×2
+        expect(err.message, 'an applied-later write was reported as of unknown outcome').to.match(/takes effect only if the cluster recovers/);
+        expect(during.length, `all or nothing of "during": ${during.join(', ')}`).to.equal(4); // r/, i/type, i/capabilities ×2
       }
-      assert.ok(keys.every((k) => k.endsWith('/before') || k.endsWith('/during')), `only "before" (and a whole "during") exist: ${keys.join(', ')}`);
-      assert.equal(await reg.lookup('cli-during'), undefined);
-      for (let i = 0; i < 10; i++) assert.equal(await reg.lookup(`bulk-${i}`), undefined);
+      expect(keys.every((k) => k.endsWith('/before') || k.endsWith('/during')), `only "before" (and a whole "during") exist: ${keys.join(', ')}`).to.be.ok;
+      expect(await reg.lookup('cli-during')).to.equal(undefined);
+      for (let i = 0; i < 10; i++) expect(await reg.lookup(`bulk-${i}`)).to.equal(undefined);
       // Writes resume.
       await reg.register('after', holder.pid);
-      assert.equal((await reg.lookup('after'))?.pid, holder.pid);
+      expect((await reg.lookup('after'))?.pid).to.equal(holder.pid);
     } finally {
       await reg.close();
     }

@@ -3,14 +3,15 @@
  * SQLite counting shortcut (skip-scan of the process index, dead ranges only, GROUP BY fallback)
  * checked row by row against a brute-force judgement of every stored registration.
  */
-import assert from 'node:assert/strict';
+import { expect } from 'chai';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
 import { loadBetterSqlite } from '../../src/backends/sqlite.js';
 import { procInfo } from '../../src/registry/liveness.js';
 import { ProcessRegistry } from '../../src/registry/service.js';
 import { killAllSleepers, spawnSleepers, waitFor } from '../support/processes.js';
 import { tempDir } from '../support/tmp.js';
+
+describe("health: backends", function () {
 
 const NODE = 'health-node';
 // Above 2^22, the largest pid_max Linux allows: never a running process.
@@ -80,38 +81,38 @@ describe('sqlite healthCheck counts', () => {
     const h = await reg.healthCheck();
     const truth = await bruteForce(reg);
     await reg.close();
-    assert.equal(h.countMethod, method);
-    assert.equal(h.registrations, total);
-    assert.deepEqual({ alive: h.alive, dead: h.dead }, truth);
-    assert.equal(h.processes, 4 + 1 + processes, 'four of this pid (by start), one of another node, the dead ones');
+    expect(h.countMethod).to.equal(method);
+    expect(h.registrations).to.equal(total);
+    expect({ alive: h.alive, dead: h.dead }).to.deep.equal(truth);
+    expect(h.processes, 'four of this pid (by start), one of another node, the dead ones').to.equal(4 + 1 + processes);
     return h;
   }
 
   it('skip-scan: equal to judging every row (pid reuse, missing starts, other nodes, several namespaces)', async () => {
     const h = await checked('small', 40, 5, 'skip-scan');
-    assert.equal(h.dead, 14 + 40 * 5);
-    assert.equal(h.status, 'unhealthy', `${h.dead}/${h.registrations} dead`);
-    assert.match(h.reasons.join('\n'), /% of registrations are dead \(>= 30%\)/);
+    expect(h.dead).to.equal(14 + 40 * 5);
+    expect(h.status, `${h.dead}/${h.registrations} dead`).to.equal('unhealthy');
+    expect(h.reasons.join('\n')).to.match(/% of registrations are dead \(>= 30%\)/);
   });
 
   it('more processes than max(1024, rows / 64): the GROUP BY fallback gives the same counts', async () => {
     const h = await checked('many', 4200, 1, 'group-by');
-    assert.equal(h.dead, 14 + 4200);
+    expect(h.dead).to.equal(14 + 4200);
   });
 
   it('reports the file figures', async () => {
     const { reg } = await fixture('fields', 1, 1);
     const h = await reg.healthCheck();
-    assert.equal(h.journalMode, 'wal');
-    assert.equal(h.file, join(t.dir, 'fields.db'));
-    assert.ok((h.fileBytes as number) > 0 && (h.pageCount as number) > 0 && (h.pageSize as number) >= 512);
-    assert.equal(typeof h.walBytes, 'number');
-    assert.ok(typeof h.lastCheckpoint === 'number' && (h.lastCheckpoint as number) <= Date.now());
-    assert.equal(h.lastCleanup, null, 'never swept');
+    expect(h.journalMode).to.equal('wal');
+    expect(h.file).to.equal(join(t.dir, 'fields.db'));
+    expect((h.fileBytes as number) > 0 && (h.pageCount as number) > 0 && (h.pageSize as number) >= 512).to.be.ok;
+    expect(typeof h.walBytes).to.equal('number');
+    expect(typeof h.lastCheckpoint === 'number' && (h.lastCheckpoint as number) <= Date.now()).to.be.ok;
+    expect(h.lastCleanup, 'never swept').to.equal(null);
     await reg.close();
     const rw = await ProcessRegistry.open({ backend: `sqlite:${join(t.dir, 'fields.db')}`, cleanupInterval: 0, nodeName: NODE });
     const sweep = await rw.cleanup();
-    assert.equal((await rw.healthCheck()).lastCleanup, sweep.at, 'a sweep is remembered in the file');
+    expect((await rw.healthCheck()).lastCleanup, 'a sweep is remembered in the file').to.equal(sweep.at);
     await rw.close();
   });
 });
@@ -122,19 +123,20 @@ describe('memory healthCheck with real processes', () => {
     const procs = await spawnSleepers(10);
     for (const [i, p] of procs.entries()) for (let j = 0; j < 4; j++) await reg.register(`w${i}-${j}`, p.pid);
     const status = async () => (await reg.healthCheck()).status;
-    assert.equal(await status(), 'healthy');
+    expect(await status()).to.equal('healthy');
     await procs[0].kill(); // 4/40 = 10 %
     await waitFor(async () => (await status()) === 'degraded', 10_000, 'degraded at 10 % dead');
     const h = await reg.healthCheck();
-    assert.deepEqual([h.alive, h.dead], [36, 4]);
+    expect([h.alive, h.dead]).to.deep.equal([36, 4]);
     await procs[1].kill();
     await procs[2].kill(); // 12/40 = 30 %
     await waitFor(async () => (await status()) === 'unhealthy', 10_000, 'unhealthy at 30 % dead');
     const sweep = await reg.cleanup();
-    assert.equal(sweep.removed, 12);
+    expect(sweep.removed).to.equal(12);
     const after = await reg.healthCheck();
-    assert.equal(after.status, 'healthy');
-    assert.equal(after.lastCleanup, sweep.at);
+    expect(after.status).to.equal('healthy');
+    expect(after.lastCleanup).to.equal(sweep.at);
     await reg.close();
   });
+});
 });

@@ -3,11 +3,10 @@
  * real spawned processes, killed one by one until the dead share crosses 10 % and 30 %.
  * Exit codes: 0 healthy, 5 degraded/unhealthy (--fail-on unhealthy lets degraded pass), 6 unreachable.
  */
-import assert from 'node:assert/strict';
+import { expect } from 'chai';
 import { spawn } from 'node:child_process';
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
 import { ProcessRegistry } from '../../src/registry/service.js';
 import { loadBetterSqlite } from '../../src/backends/sqlite.js';
 import type { HealthSummary } from '../../src/cli/health.js';
@@ -36,39 +35,39 @@ describe('registry health on real degraded states', () => {
   it('healthy → degraded (10 %) → unhealthy (30 %), exit codes 0 → 5, --fail-on unhealthy relaxes degraded only', async () => {
     const { url, procs } = await fleet('dying', 20, 5);
     let r = sb.run(['health', '-b', url]);
-    assert.equal(r.code, 0, r.stdout + r.stderr);
-    assert.match(r.stdout, /status\s+│ healthy/);
-    assert.match(r.stdout, /registrations\s+│ 100 /);
+    expect(r.code, r.stdout + r.stderr).to.equal(0);
+    expect(r.stdout).to.match(/status\s+│ healthy/);
+    expect(r.stdout).to.match(/registrations\s+│ 100 /);
 
     await procs[0].kill(); // 5 % dead: still healthy
     r = sb.run(['health', '-b', url, '--json']);
-    assert.equal(r.code, 0);
-    assert.equal(summary(r).backends[0].health!.dead, 5);
+    expect(r.code).to.equal(0);
+    expect(summary(r).backends[0].health!.dead).to.equal(5);
 
     await procs[1].kill(); // 10 %: degraded
     r = sb.run(['health', '-b', url]);
-    assert.equal(r.code, 5, r.stdout);
-    assert.match(r.stdout, /status\s+│ degraded/);
-    assert.match(r.stdout, /why\s+│ 10\.0% of registrations are dead \(>= 10%\): run `registry cleanup`/);
-    assert.equal(sb.run(['health', '-b', url, '--fail-on', 'unhealthy']).code, 0, 'degraded passes with --fail-on unhealthy');
+    expect(r.code, r.stdout).to.equal(5);
+    expect(r.stdout).to.match(/status\s+│ degraded/);
+    expect(r.stdout).to.match(/why\s+│ 10\.0% of registrations are dead \(>= 10%\): run `registry cleanup`/);
+    expect(sb.run(['health', '-b', url, '--fail-on', 'unhealthy']).code, 'degraded passes with --fail-on unhealthy').to.equal(0);
 
     for (const p of procs.slice(2, 6)) await p.kill(); // 30 %: unhealthy
     r = sb.run(['health', '-b', url, '--json']);
-    assert.equal(r.code, 5);
+    expect(r.code).to.equal(5);
     const s = summary(r);
-    assert.equal(s.status, 'unhealthy');
-    assert.equal(s.exitCode, 5);
-    assert.equal(s.backends[0].status, 'unhealthy');
-    assert.deepEqual([s.backends[0].health!.alive, s.backends[0].health!.dead, s.backends[0].health!.registrations], [70, 30, 100]);
-    assert.match(s.backends[0].reasons[0], /30\.0% of registrations are dead \(>= 30%\)/);
-    assert.equal(sb.run(['health', '-b', url, '--fail-on', 'unhealthy']).code, 5, 'unhealthy fails even with --fail-on unhealthy');
+    expect(s.status).to.equal('unhealthy');
+    expect(s.exitCode).to.equal(5);
+    expect(s.backends[0].status).to.equal('unhealthy');
+    expect([s.backends[0].health!.alive, s.backends[0].health!.dead, s.backends[0].health!.registrations]).to.deep.equal([70, 30, 100]);
+    expect(s.backends[0].reasons[0]).to.match(/30\.0% of registrations are dead \(>= 30%\)/);
+    expect(sb.run(['health', '-b', url, '--fail-on', 'unhealthy']).code, 'unhealthy fails even with --fail-on unhealthy').to.equal(5);
 
     // The remedy the reason names works, and health says so.
-    assert.equal(sb.run(['cleanup', '-b', url]).code, 0);
+    expect(sb.run(['cleanup', '-b', url]).code).to.equal(0);
     r = sb.run(['health', '-b', url, '--json']);
-    assert.equal(r.code, 0);
-    assert.equal(summary(r).backends[0].health!.registrations, 70);
-    assert.equal(typeof summary(r).backends[0].health!.lastCleanup, 'number');
+    expect(r.code).to.equal(0);
+    expect(summary(r).backends[0].health!.registrations).to.equal(70);
+    expect(typeof summary(r).backends[0].health!.lastCleanup).to.equal('number');
   });
 
   it('a reader that starves checkpoints lets the WAL grow past walLimitBytes: degraded, until the checkpoint the reason names', async () => {
@@ -84,7 +83,7 @@ describe('registry health on real degraded states', () => {
     };
     await write('free');
     const calm = sb.run(['health', '--config', cfg, '--profile', 'wal', '--json']);
-    assert.equal(calm.code, 0, `checkpoints keep the WAL small: ${JSON.stringify(summary(calm).backends[0].health?.walBytes)}`);
+    expect(calm.code, `checkpoints keep the WAL small: ${JSON.stringify(summary(calm).backends[0].health?.walBytes)}`).to.equal(0);
 
     const Database = loadBetterSqlite();
     const reader = new Database(path, { readonly: true });
@@ -92,17 +91,17 @@ describe('registry health on real degraded states', () => {
     reader.prepare('SELECT count(*) FROM registrations').get(); // holds its snapshot: checkpoints cannot pass it
     await write('starved');
     const r = sb.run(['health', '--config', cfg, '--profile', 'wal', '--json']);
-    assert.equal(r.code, 5, r.stdout);
+    expect(r.code, r.stdout).to.equal(5);
     const b = summary(r).backends[0];
-    assert.equal(b.status, 'degraded');
-    assert.match(b.reasons.join('\n'), /the WAL file is [\d.]+ MiB \(> 8\.0 MiB\): a long-running reader blocks checkpoints/);
+    expect(b.status).to.equal('degraded');
+    expect(b.reasons.join('\n')).to.match(/the WAL file is [\d.]+ MiB \(> 8\.0 MiB\): a long-running reader blocks checkpoints/);
     reader.exec('COMMIT');
     reader.close();
     const db = new Database(path);
     db.pragma('wal_checkpoint(TRUNCATE)');
     db.close();
     await writer.close();
-    assert.equal(sb.run(['health', '--config', cfg, '--profile', 'wal']).code, 0, 'healthy again after the checkpoint');
+    expect(sb.run(['health', '--config', cfg, '--profile', 'wal']).code, 'healthy again after the checkpoint').to.equal(0);
   });
 
   it('unreachable is exit 6, never 0, and nothing is created; a malformed URL is exit 2 in one line', async () => {
@@ -110,26 +109,26 @@ describe('registry health on real degraded states', () => {
     writeFileSync(file, 'not a folder');
     const under = join(file, 'registry.db');
     const r = sb.run(['health', '-b', `sqlite:${under}`]);
-    assert.equal(r.code, 6, r.stdout + r.stderr);
-    assert.match(r.stdout, /status\s+│ unreachable/);
+    expect(r.code, r.stdout + r.stderr).to.equal(6);
+    expect(r.stdout).to.match(/status\s+│ unreachable/);
     const j = sb.run(['health', '-b', `sqlite:${under}`, '--json']);
-    assert.equal(j.code, 6);
+    expect(j.code).to.equal(6);
     const s = summary(j);
-    assert.equal(s.status, 'unreachable');
-    assert.equal(s.backends[0].error!.code, 'UNREACHABLE');
-    assert.equal(s.backends[0].health, undefined);
+    expect(s.status).to.equal('unreachable');
+    expect(s.backends[0].error!.code).to.equal('UNREACHABLE');
+    expect(s.backends[0].health).to.equal(undefined);
 
     const missing = join(sb.dir, 'nowhere', 'registry.db');
-    assert.equal(sb.run(['health', '-b', `sqlite:${missing}`]).code, 6);
-    assert.equal(existsSync(join(sb.dir, 'nowhere')), false, 'a health check creates no database');
+    expect(sb.run(['health', '-b', `sqlite:${missing}`]).code).to.equal(6);
+    expect(existsSync(join(sb.dir, 'nowhere')), 'a health check creates no database').to.equal(false);
     // Neither does the default location on a fresh machine.
-    assert.equal(sb.run(['health']).code, 6);
+    expect(sb.run(['health']).code).to.equal(6);
 
     const bad = sb.run(['health', '-b', 'nosuch:thing']);
-    assert.equal(bad.code, 2);
-    assert.equal(bad.stdout, '');
-    assert.equal(bad.stderr.trim().split('\n').length, 1);
-    assert.match(bad.stderr, /unknown backend scheme "nosuch:"/);
+    expect(bad.code).to.equal(2);
+    expect(bad.stdout).to.equal('');
+    expect(bad.stderr.trim().split('\n').length).to.equal(1);
+    expect(bad.stderr).to.match(/unknown backend scheme "nosuch:"/);
   });
 
   it('--watch N re-checks until SIGINT, sees the status change, exits with the last round', async () => {
@@ -147,16 +146,16 @@ describe('registry health on real degraded states', () => {
         .map((l) => JSON.parse(l) as HealthSummary);
     try {
       await waitFor(() => rounds().length >= 1, 30_000, 'a first round');
-      assert.equal(rounds()[0].status, 'healthy');
+      expect(rounds()[0].status).to.equal('healthy');
       await procs[0].kill(); // 2/20 = 10 %
       await waitFor(() => rounds().some((s) => s.status === 'degraded'), 30_000, 'a degraded round');
     } finally {
       child.kill('SIGINT');
     }
     const code = await exited;
-    assert.equal(code, 5, `exit code of the last (degraded) round; stderr: ${err}`);
-    assert.ok(rounds().length >= 2);
-    assert.equal(rounds().at(-1)!.status, 'degraded');
+    expect(code, `exit code of the last (degraded) round; stderr: ${err}`).to.equal(5);
+    expect(rounds().length >= 2).to.be.ok;
+    expect(rounds().at(-1)!.status).to.equal('degraded');
   });
 });
 
@@ -175,42 +174,39 @@ describe('registry report across profiles', () => {
       }),
     );
     const table = sb.run(['report', '--profiles', 'good,sick']);
-    assert.equal(table.code, 5, table.stdout + table.stderr);
+    expect(table.code, table.stdout + table.stderr).to.equal(5);
     const head = table.stdout.split('\n').find((l) => l.includes('good'))!;
-    assert.ok(head.indexOf('good') < head.indexOf('sick'), 'one column per profile, in the order given');
-    assert.match(table.stdout, /degraded sick: 20\.0% of registrations are dead/);
-    assert.match(table.stdout, /overall: degraded \(exit 5\)/);
+    expect(head.indexOf('good') < head.indexOf('sick'), 'one column per profile, in the order given').to.be.ok;
+    expect(table.stdout).to.match(/degraded sick: 20\.0% of registrations are dead/);
+    expect(table.stdout).to.match(/overall: degraded \(exit 5\)/);
 
     const j = sb.run(['report', '--profiles', 'good,sick', '--json']);
     const s = summary(j);
-    assert.deepEqual(
-      s.backends.map((b) => [b.target, b.status, b.exitCode, b.health?.registrations]),
-      [
+    expect(s.backends.map((b) => [b.target, b.status, b.exitCode, b.health?.registrations])).to.deep.equal([
         ['good', 'healthy', 0, 12],
         ['sick', 'degraded', 5, 10],
-      ],
-    );
-    assert.equal(s.status, 'degraded');
-    assert.equal(sb.run(['report', '--profiles', 'good']).code, 0);
-    assert.equal(sb.run(['report', '--profiles', 'good,sick', '--fail-on', 'unhealthy']).code, 0);
+      ]);
+    expect(s.status).to.equal('degraded');
+    expect(sb.run(['report', '--profiles', 'good']).code).to.equal(0);
+    expect(sb.run(['report', '--profiles', 'good,sick', '--fail-on', 'unhealthy']).code).to.equal(0);
 
     // No flag: every profile of the config file; the unreachable one makes it exit 6.
     const artifact = join(sb.dir, 'health-report.json');
     const all = sb.run(['report', '--output', artifact]);
-    assert.equal(all.code, 6, all.stdout);
+    expect(all.code, all.stdout).to.equal(6);
     const written = JSON.parse(readFileSync(artifact, 'utf8')) as HealthSummary;
-    assert.deepEqual(written.backends.map((b) => [b.target, b.status]), [
+    expect(written.backends.map((b) => [b.target, b.status])).to.deep.equal([
       ['good', 'healthy'],
       ['sick', 'degraded'],
       ['gone', 'unreachable'],
     ]);
-    assert.equal(written.exitCode, 6);
+    expect(written.exitCode).to.equal(6);
 
     // --backends takes URLs, and health takes the same selection.
     const urls = sb.run(['health', '--backends', `${good.url},${sick.url}`, '--json']);
-    assert.equal(urls.code, 5);
-    assert.deepEqual(summary(urls).backends.map((b) => b.backend), [good.url, sick.url]);
-    assert.equal(sb.run(['report', '--profiles', 'good,nope']).code, 2, 'an unknown profile is a usage error');
+    expect(urls.code).to.equal(5);
+    expect(summary(urls).backends.map((b) => b.backend)).to.deep.equal([good.url, sick.url]);
+    expect(sb.run(['report', '--profiles', 'good,nope']).code, 'an unknown profile is a usage error').to.equal(2);
   });
 });
 
@@ -219,18 +215,18 @@ describe('registry stats', () => {
     const { url, procs } = await fleet('counted', 5, 4);
     await procs[0].kill();
     const r = sb.run(['stats', '-b', url, '--json']);
-    assert.equal(r.code, 0, r.stderr);
+    expect(r.code, r.stderr).to.equal(0);
     const s = r.json<StatsResult>();
-    assert.deepEqual(s.namespaces, { even: 10, odd: 10 });
-    assert.deepEqual([s.registrations, s.alive, s.dead], [20, 16, 4]);
-    assert.equal(s.countersFrom, 'this process');
-    assert.deepEqual(s.operations, {});
-    assert.ok(s.memory.backendBytes > 0 && s.memory.processRssBytes > 0);
+    expect(s.namespaces).to.deep.equal({ even: 10, odd: 10 });
+    expect([s.registrations, s.alive, s.dead]).to.deep.equal([20, 16, 4]);
+    expect(s.countersFrom).to.equal('this process');
+    expect(s.operations).to.deep.equal({});
+    expect(s.memory.backendBytes > 0 && s.memory.processRssBytes > 0).to.be.ok;
     const t = sb.run(['stats', '-b', url]);
-    assert.equal(t.code, 0);
-    assert.match(t.stdout, /NAMESPACE\s+│ REGISTRATIONS/);
-    assert.match(t.stdout, /16 alive, 4 dead \(20\.0%\)/);
-    assert.match(t.stdout, /no operation counters: a one-shot CLI process has no history/);
+    expect(t.code).to.equal(0);
+    expect(t.stdout).to.match(/NAMESPACE\s+│ REGISTRATIONS/);
+    expect(t.stdout).to.match(/16 alive, 4 dead \(20\.0%\)/);
+    expect(t.stdout).to.match(/no operation counters: a one-shot CLI process has no history/);
   });
 
   it('in the REPL (a long-lived process) it shows the session\'s own counters and latencies', async () => {
@@ -241,13 +237,13 @@ describe('registry stats', () => {
     child.stdout.on('data', (d) => (out += d));
     child.stdin.end(script);
     const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
-    assert.equal(code, 0, out);
-    assert.match(out, /status\s+│ healthy/, 'health runs on the session\'s registry');
+    expect(code, out).to.equal(0);
+    expect(out, 'health runs on the session\'s registry').to.match(/status\s+│ healthy/);
     const last = out.slice(out.lastIndexOf('\n{\n') + 1);
     const s = JSON.parse(last) as StatsResult;
-    assert.equal(s.countersFrom, 'this process');
-    assert.ok(s.operations.register?.count >= 1, JSON.stringify(s.operations));
-    assert.ok(s.operations.lookup?.count >= 2, JSON.stringify(s.operations));
-    assert.ok((s.operations.lookup.latencyMs.samples ?? 0) >= 2 && s.operations.lookup.latencyMs.max > 0, 'the first calls are all timed');
+    expect(s.countersFrom).to.equal('this process');
+    expect(s.operations.register?.count >= 1, JSON.stringify(s.operations)).to.be.ok;
+    expect(s.operations.lookup?.count >= 2, JSON.stringify(s.operations)).to.be.ok;
+    expect((s.operations.lookup.latencyMs.samples ?? 0) >= 2 && s.operations.lookup.latencyMs.max > 0, 'the first calls are all timed').to.be.ok;
   });
 });

@@ -3,12 +3,11 @@
  * 3-member etcd cluster on loopback losing one member (degraded, quorum holds) then a second
  * (quorum lost: unreachable, exit 6).
  */
-import assert from 'node:assert/strict';
+import { expect } from 'chai';
 import { once } from 'node:events';
 import { createServer } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
 import { ProcessRegistry } from '../../src/registry/service.js';
 import type { HealthSummary } from '../../src/cli/health.js';
 import { spawnSleepers, waitFor } from '../support/processes.js';
@@ -34,26 +33,26 @@ describe('health of a registry node', () => {
       for (const [i, p] of procs.entries()) await client.register(`n-${i}`, p.pid);
       await client.close();
       let r = health(['-b', serve.url]);
-      assert.equal(r.code, 0, JSON.stringify(r.s));
-      assert.equal(r.s.backends[0].health!.registrations, 10);
+      expect(r.code, JSON.stringify(r.s)).to.equal(0);
+      expect(r.s.backends[0].health!.registrations).to.equal(10);
       await procs[0].kill();
       await procs[1].kill(); // 20 %
       r = health(['-b', serve.url]);
-      assert.equal(r.code, 5);
-      assert.equal(r.s.backends[0].status, 'degraded');
-      assert.equal(r.s.backends[0].health!.dead, 2);
+      expect(r.code).to.equal(5);
+      expect(r.s.backends[0].status).to.equal('degraded');
+      expect(r.s.backends[0].health!.dead).to.equal(2);
       const both = sb.run(['report', '--backends', `${serve.url},sqlite:${path}`, '--json']);
-      assert.deepEqual(both.json<HealthSummary>().backends.map((b) => b.status), ['degraded', 'degraded'], 'the node and its file agree');
+      expect(both.json<HealthSummary>().backends.map((b) => b.status), 'the node and its file agree').to.deep.equal(['degraded', 'degraded']);
     } finally {
       serve.child.kill('SIGTERM');
       await serve.exited;
     }
     const down = health(['-b', serve.url]);
-    assert.equal(down.code, 6, 'a stopped node is never exit 0');
-    assert.equal(down.s.backends[0].status, 'unreachable');
-    assert.match(down.s.backends[0].reasons[0], /cannot reach registry node/);
+    expect(down.code, 'a stopped node is never exit 0').to.equal(6);
+    expect(down.s.backends[0].status).to.equal('unreachable');
+    expect(down.s.backends[0].reasons[0]).to.match(/cannot reach registry node/);
     const report = sb.run(['report', '--backends', `sqlite:${path},${serve.url}`, '--json']);
-    assert.equal(report.code, 6, 'the worst of degraded (5) and unreachable (6)');
+    expect(report.code, 'the worst of degraded (5) and unreachable (6)').to.equal(6);
   });
 });
 
@@ -66,16 +65,16 @@ describe('health of an endpoint that accepts but never answers', () => {
     try {
       const t0 = Date.now();
       const r = await sb.start(['health', '-b', url, '--timeout', '700ms', '--json']).done;
-      assert.equal(r.code, 6, r.stdout + r.stderr);
+      expect(r.code, r.stdout + r.stderr).to.equal(6);
       const s = r.json<HealthSummary>();
-      assert.equal(s.backends[0].status, 'unreachable');
-      assert.match(s.backends[0].reasons[0], /did not answer within 700 ms|cannot reach|timed out/);
-      assert.ok(Date.now() - t0 < 20_000, 'it gave up instead of waiting forever');
+      expect(s.backends[0].status).to.equal('unreachable');
+      expect(s.backends[0].reasons[0]).to.match(/did not answer within 700 ms|cannot reach|timed out/);
+      expect(Date.now() - t0 < 20_000, 'it gave up instead of waiting forever').to.be.ok;
     } finally {
       silent.closeAllConnections?.();
       silent.close();
     }
-    assert.equal(sb.run(['health', '-b', url, '--timeout', '0s']).code, 2, 'a zero timeout is a usage error');
+    expect(sb.run(['health', '-b', url, '--timeout', '0s']).code, 'a zero timeout is a usage error').to.equal(2);
   });
 });
 
@@ -96,21 +95,21 @@ describe('health of an etcd cluster', () => {
     await reg.close();
 
     let r = health(['-b', url]);
-    assert.equal(r.code, 0, JSON.stringify(r.s.backends[0].reasons));
+    expect(r.code, JSON.stringify(r.s.backends[0].reasons)).to.equal(0);
     const h = r.s.backends[0].health!;
-    assert.equal(h.registrations, 4);
-    assert.equal((h.members as unknown[]).length, 3);
-    assert.ok(h.leader, 'a leader is named');
+    expect(h.registrations).to.equal(4);
+    expect((h.members as unknown[]).length).to.equal(3);
+    expect(h.leader, 'a leader is named').to.be.ok;
 
     await cluster.killMember(2);
     await waitFor(() => (r = health(['-b', url])).code === 5, 60_000, 'degraded with one member down');
-    assert.equal(r.s.backends[0].status, 'degraded');
-    assert.match(r.s.backends[0].reasons.join('\n'), /members unreachable: .*quorum holds/);
-    assert.equal(sb.run(['health', '-b', url, '--fail-on', 'unhealthy']).code, 0);
+    expect(r.s.backends[0].status).to.equal('degraded');
+    expect(r.s.backends[0].reasons.join('\n')).to.match(/members unreachable: .*quorum holds/);
+    expect(sb.run(['health', '-b', url, '--fail-on', 'unhealthy']).code).to.equal(0);
 
     await cluster.killMember(1);
     await waitFor(() => (r = health(['-b', url, '--timeout', '15s'])).code === 6, 60_000, 'unreachable once quorum is lost');
-    assert.equal(r.s.backends[0].status, 'unreachable');
-    assert.match(r.s.backends[0].reasons[0], /lost quorum/);
+    expect(r.s.backends[0].status).to.equal('unreachable');
+    expect(r.s.backends[0].reasons[0]).to.match(/lost quorum/);
   });
 });

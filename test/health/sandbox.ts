@@ -1,5 +1,4 @@
 /** A CLI sandbox whose local node is `node` (REGISTRY_NODE), torn down with every spawned sleeper. */
-import { after } from 'node:test';
 import { sandbox, type Sandbox } from '../support/cli.js';
 import { killAllSleepers } from '../support/processes.js';
 

@@ -2,8 +2,7 @@
  * Operation stats: exact counts, errors by code, HDR percentiles over a sample that times every
  * call at first and one in `sampleEvery` after, nothing recorded with `stats: false`.
  */
-import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { expect } from 'chai';
 import { fileURLToPath } from 'node:url';
 import { OperationStats } from '../../src/registry/stats.js';
 import { ProcessRegistry } from '../../src/registry/service.js';
@@ -12,11 +11,11 @@ describe('operation stats', () => {
   it('counts every call exactly; times the first calls all, then one in sampleEvery', () => {
     const s = new OperationStats(true, 64, 100);
     for (let i = 0; i < 100; i++) s.trackSync('op', () => i);
-    assert.deepEqual([s.snapshot().operations.op.count, s.snapshot().operations.op.latencyMs.samples], [100, 100]);
+    expect([s.snapshot().operations.op.count, s.snapshot().operations.op.latencyMs.samples]).to.deep.equal([100, 100]);
     for (let i = 0; i < 6400; i++) s.trackSync('op', () => i);
     const op = s.snapshot().operations.op;
-    assert.equal(op.count, 6500);
-    assert.equal(op.latencyMs.samples, 100 + 6400 / 64);
+    expect(op.count).to.equal(6500);
+    expect(op.latencyMs.samples).to.equal(100 + 6400 / 64);
   });
 
   it('percentiles come from the histogram: a 3 ms operation reads as ≥ 3 ms, a fast one as far less', () => {
@@ -30,9 +29,9 @@ describe('operation stats', () => {
     const { slow, fast } = s.snapshot().operations;
     // Percentiles are the top of their HDR bucket (3 significant digits): max may read 0.1 % below p99.
     const l = slow.latencyMs;
-    assert.ok(l.p50 >= 3 && l.p90 >= l.p50 && l.p99 >= l.p90 && l.max >= l.p99 * 0.999, JSON.stringify(l));
-    assert.ok(fast.latencyMs.p50 < slow.latencyMs.p50, JSON.stringify(fast.latencyMs));
-    assert.equal(fast.latencyMs.samples, 2000, 'buffered samples are all folded in at snapshot');
+    expect(l.p50 >= 3 && l.p90 >= l.p50 && l.p99 >= l.p90 && l.max >= l.p99 * 0.999, JSON.stringify(l)).to.be.ok;
+    expect(fast.latencyMs.p50 < slow.latencyMs.p50, JSON.stringify(fast.latencyMs)).to.be.ok;
+    expect(fast.latencyMs.samples, 'buffered samples are all folded in at snapshot').to.equal(2000);
   });
 
   it('through the service: errors by code; nothing at all with stats: false', async () => {
@@ -40,18 +39,18 @@ describe('operation stats', () => {
     await on.register('a', process.pid);
     for (let i = 0; i < 10; i++) on.lookupSync('a');
     await on.lookup('missing');
-    assert.throws(() => on.lookupSync(''), /key/);
+    expect(() => on.lookupSync('')).to.throw(/key/);
     const snap = on.statsSnapshot();
-    assert.equal(snap.operations.lookup.count, 12);
-    assert.equal(snap.operations.lookup.errors, 1);
-    assert.deepEqual(snap.operations.lookup.errorCodes, { INVALID_INPUT: 1 });
-    assert.equal(snap.operations.register.count, 1);
+    expect(snap.operations.lookup.count).to.equal(12);
+    expect(snap.operations.lookup.errors).to.equal(1);
+    expect(snap.operations.lookup.errorCodes).to.deep.equal({ INVALID_INPUT: 1 });
+    expect(snap.operations.register.count).to.equal(1);
     await on.close();
 
     const off = await ProcessRegistry.open({ backend: 'memory:', cleanupInterval: 0, stats: false });
     await off.register('a', process.pid);
     off.lookupSync('a');
-    assert.deepEqual(off.statsSnapshot().operations, {});
+    expect(off.statsSnapshot().operations).to.deep.equal({});
     await off.close();
   });
 });
@@ -71,15 +70,15 @@ describe('registry stats over a long-lived registry (the REPL hook)', () => {
     RegistryCommand.session = { registry: reg, resolved: { backend: 'memory:', backendOpts: {}, source: 'test' }, json: true };
     try {
       const r = (await Stats.run(['--json'], config)) as { operations: Record<string, { count: number }>; optimization: { cache: { hits: number; misses: number; hitRate: number } } };
-      assert.equal(r.optimization.cache.misses, 1);
-      assert.equal(r.optimization.cache.hits, 3);
-      assert.equal(r.optimization.cache.hitRate, 0.75);
-      assert.equal(r.operations.register.count, 1);
+      expect(r.optimization.cache.misses).to.equal(1);
+      expect(r.optimization.cache.hits).to.equal(3);
+      expect(r.optimization.cache.hitRate).to.equal(0.75);
+      expect(r.operations.register.count).to.equal(1);
     } finally {
       RegistryCommand.session = undefined;
       process.stdout.write = write;
       await reg.close();
     }
-    assert.match(out.join(''), /"hitRate": 0\.75/, 'printed as JSON too');
+    expect(out.join(''), 'printed as JSON too').to.match(/"hitRate": 0\.75/);
   });
 });

@@ -1,7 +1,6 @@
 /** The hybrid backend: the conformance suite over legacy(primary) + sqlite(backup), and divergence reporting. */
-import assert from 'node:assert/strict';
+import { expect } from 'chai';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
 import { ProcessRegistry } from '../../src/registry/service.js';
 import type { HybridBackend } from '../../src/backends/hybrid.js';
 import { backendSuite } from '../conformance/suite.js';
@@ -35,20 +34,20 @@ describe('hybrid backend', () => {
     try {
       const h = reg.backend as HybridBackend;
       let health = await reg.healthCheck();
-      assert.deepEqual(health.divergence, { onlyInA: 5, onlyInB: 0, differing: 0 }, 'backup empty: 5 keys only in the primary');
-      assert.equal(health.status, 'degraded');
+      expect(health.divergence, 'backup empty: 5 keys only in the primary').to.deep.equal({ onlyInA: 5, onlyInB: 0, differing: 0 });
+      expect(health.status).to.equal('degraded');
       await reg.register('new', 4242, { a: 1 }, { node: 'node-a' });
-      assert.equal((await h.backup.lookup('default', 'new'))?.pid, 4242, 'write reached the backup');
-      assert.equal((await h.primary.lookup('default', 'new'))?.pid, 4242, 'write reached the primary');
+      expect((await h.backup.lookup('default', 'new'))?.pid, 'write reached the backup').to.equal(4242);
+      expect((await h.primary.lookup('default', 'new'))?.pid, 'write reached the primary').to.equal(4242);
       await h.backup.register({ ...(await h.backup.lookup('default', 'new'))!, key: 'only-backup' }, { replaceIf: () => true });
-      assert.equal((await reg.lookup('only-backup'))?.pid, 4242, 'read falls back to the backup');
+      expect((await reg.lookup('only-backup'))?.pid, 'read falls back to the backup').to.equal(4242);
       const keys = (await reg.list({})).items.map((e) => e.key);
-      assert.deepEqual(keys, ['api', 'db', 'new', 'only-backup', 'web']);
+      expect(keys).to.deep.equal(['api', 'db', 'new', 'only-backup', 'web']);
       health = await reg.healthCheck();
-      assert.deepEqual(health.divergence, { onlyInA: 5, onlyInB: 1, differing: 0 });
-      assert.equal(await reg.unregister('new'), true);
-      assert.equal(await h.backup.lookup('default', 'new'), undefined);
-      assert.equal(await h.primary.lookup('default', 'new'), undefined);
+      expect(health.divergence).to.deep.equal({ onlyInA: 5, onlyInB: 1, differing: 0 });
+      expect(await reg.unregister('new')).to.equal(true);
+      expect(await h.backup.lookup('default', 'new')).to.equal(undefined);
+      expect(await h.primary.lookup('default', 'new')).to.equal(undefined);
     } finally {
       await reg.close();
     }

@@ -3,11 +3,10 @@
  * is taken over, an interrupted backfill resumes, a write during the backfill lands in both
  * stores, a journal naming a vanished store fails with a clear one-line error.
  */
-import assert from 'node:assert/strict';
+import { expect } from 'chai';
 import { rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
 import { ConflictError, type Registration } from '../../src/backends/contract.js';
 import { Migration, phases, PROFILE, runPhase } from '../../src/migrations/index.js';
 import { verifyStates } from '../../src/migrations/verify.js';
@@ -18,10 +17,6 @@ import { tempDir } from '../support/tmp.js';
 import { cli, FIXTURE_NODE } from './support.js';
 
 const roots: Array<{ cleanup(): void }> = [];
-after(async () => {
-  await killAllSleepers();
-  for (const r of roots) r.cleanup();
-});
 
 function setup(n = 3000) {
   const t = tempDir('procreg-journal-');
@@ -36,22 +31,27 @@ async function open(url: string): Promise<ProcessRegistry> {
 }
 
 describe('migration journal and lock', () => {
+after(async () => {
+  await killAllSleepers();
+  for (const r of roots) r.cleanup();
+});
+
   it('a live owner keeps the lock (ConflictError, CLI exit 4); a dead owner\'s lock is taken over', async () => {
     const s = setup(100);
     const m = s.m();
     const owner = await spawnSleeper();
     writeFileSync(m.lock.path, JSON.stringify({ pid: owner.pid, host: os.hostname(), startedAt: Date.now(), command: 'migrate hybrid' }));
-    await assert.rejects(runPhase(m, phases.wrap, { from: s.from }), (e: Error) => e instanceof ConflictError && /another migration is running \(pid \d+/.test(e.message));
+    await expect(runPhase(m, phases.wrap, { from: s.from })).to.be.rejectedWith(ConflictError, /another migration is running \(pid \d+/);
     const r = await cli(['migrate', 'wrap', '--from', s.from, '--yes'], { cwd: s.dir });
-    assert.equal(r.code, 4, r.stderr);
-    assert.match(r.stderr, /^registry: another migration is running/);
+    expect(r.code, r.stderr).to.equal(4);
+    expect(r.stderr).to.match(/^registry: another migration is running/);
     await owner.kill();
     const stale = await deadPid();
     writeFileSync(m.lock.path, JSON.stringify({ pid: stale, host: os.hostname(), startedAt: Date.now(), command: 'migrate wrap' }));
     const ok = await cli(['migrate', 'wrap', '--from', s.from, '--yes', '--json'], { cwd: s.dir });
-    assert.equal(ok.code, 0, ok.stderr);
-    assert.equal(JSON.parse(ok.stdout).record.status, 'done');
-    assert.equal(m.lock.read(), undefined, 'lock released');
+    expect(ok.code, ok.stderr).to.equal(0);
+    expect(JSON.parse(ok.stdout).record.status).to.equal('done');
+    expect(m.lock.read(), 'lock released').to.equal(undefined);
   });
 
   it('an interrupted backfill resumes from its journaled cursor; a write during the backfill is in both stores', async () => {
@@ -59,18 +59,15 @@ describe('migration journal and lock', () => {
     await runPhase(s.m(), phases.wrap, { from: s.from });
     // Run 1 stops (as if killed) after two batches.
     let batches = 0;
-    await assert.rejects(
-      runPhase(s.m(), phases.hybrid, { to: s.to }, {
+    await expect(runPhase(s.m(), phases.hybrid, { to: s.to }, {
         batch: 250,
         onBatch: () => {
           if (++batches === 2) throw new Error('simulated crash');
         },
-      }),
-      /simulated crash/,
-    );
+      })).to.be.rejectedWith(/simulated crash/);
     const mid = s.m().journal.interrupted();
-    assert.equal(mid?.phase, 'hybrid');
-    assert.equal(mid?.cursor?.copied, 500);
+    expect(mid?.phase).to.equal('hybrid');
+    expect(mid?.cursor?.copied).to.equal(500);
     // Run 2 resumes; during its backfill a writer on the hybrid profile registers, updates and removes keys.
     const writer = await ProcessRegistry.open({
       backend: 'hybrid:',
@@ -91,26 +88,26 @@ describe('migration journal and lock', () => {
       },
     });
     await writer.close();
-    assert.equal(r.resumed, true);
-    assert.equal(r.record?.status, 'done');
+    expect(r.resumed).to.equal(true);
+    expect(r.record?.status).to.equal('done');
     const a = await open(s.from);
     const b = await open(s.to);
     try {
       for (const reg of [a, b]) {
-        assert.deepEqual((await reg.lookup('during-backfill', { namespace: 'ns0' }))?.meta, { new: true }, `${reg.backend.name}: new key`);
-        assert.equal(await reg.lookup('svc-00000004', { namespace: 'ns0' }), undefined, `${reg.backend.name}: removed key`);
+        expect((await reg.lookup('during-backfill', { namespace: 'ns0' }))?.meta, `${reg.backend.name}: new key`).to.deep.equal({ new: true });
+        expect(await reg.lookup('svc-00000004', { namespace: 'ns0' }), `${reg.backend.name}: removed key`).to.equal(undefined);
       }
-      assert.deepEqual((await b.lookup('svc-00000000', { namespace: 'ns0' }))?.meta, { touched: 1 });
-      assert.deepEqual((await b.lookup('svc-00002996', { namespace: 'ns0' }))?.meta, { touched: 2 });
+      expect((await b.lookup('svc-00000000', { namespace: 'ns0' }))?.meta).to.deep.equal({ touched: 1 });
+      expect((await b.lookup('svc-00002996', { namespace: 'ns0' }))?.meta).to.deep.equal({ touched: 2 });
       const v = await verifyStates({ backend: a.backend, isAlive: (e: Registration) => a.isAlive(e) }, { backend: b.backend, isAlive: (e: Registration) => b.isAlive(e) });
-      assert.equal(v.equivalent, true);
-      assert.equal(b.backend.count(), 3000 + 1 - 1, 'every effective entry once (all 3000 keys are live), plus the new key, minus the removed one');
+      expect(v.equivalent).to.equal(true);
+      expect(b.backend.count(), 'every effective entry once (all 3000 keys are live), plus the new key, minus the removed one').to.equal(3000 + 1 - 1);
     } finally {
       await a.close();
       await b.close();
     }
     const cfg = s.m().readConfig();
-    assert.deepEqual(cfg.profiles?.[PROFILE.hybrid]?.backendOpts, { primary: s.from, backup: s.to });
+    expect(cfg.profiles?.[PROFILE.hybrid]?.backendOpts).to.deep.equal({ primary: s.from, backup: s.to });
   });
 
   it('a journal naming a vanished store gives a clear one-line error, not a stack trace', async () => {
@@ -120,15 +117,15 @@ describe('migration journal and lock', () => {
       ['migrate', 'hybrid', '--to', s.to, '--yes'],
     ]) {
       const r = await cli(args, { cwd: s.dir });
-      assert.equal(r.code, 0, r.stderr);
+      expect(r.code, r.stderr).to.equal(0);
     }
     rmSync(join(s.dir, 'old.db'));
     const r = await cli(['migrate', 'cutover', '--yes'], { cwd: s.dir });
-    assert.equal(r.code, 6, r.stderr);
-    assert.match(r.stderr, /^registry: the migration journal .*registry\.migration\.json names legacy:.*old\.db as the source, but it cannot be opened \(legacy database .* does not exist/);
-    assert.equal(r.stderr.trim().split('\n').length, 1);
+    expect(r.code, r.stderr).to.equal(6);
+    expect(r.stderr).to.match(/^registry: the migration journal .*registry\.migration\.json names legacy:.*old\.db as the source, but it cannot be opened \(legacy database .* does not exist/);
+    expect(r.stderr.trim().split('\n').length).to.equal(1);
     const st = await cli(['migrate', 'status', '--check', '--json'], { cwd: s.dir });
-    assert.equal(st.code, 6);
-    assert.match(JSON.parse(st.stdout).error.message, /cannot be opened/);
+    expect(st.code).to.equal(6);
+    expect(JSON.parse(st.stdout).error.message).to.match(/cannot be opened/);
   });
 });

@@ -3,10 +3,9 @@
  * when the journal shows it past a random entry count, and rerun. The last run completes; the
  * stale locks are taken over; verify is green; no entry is lost or duplicated.
  */
-import assert from 'node:assert/strict';
+import { expect } from 'chai';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
 import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { writeLargeLegacy } from '../../scripts/legacy-fixtures.js';
@@ -16,7 +15,6 @@ import { BIN, cli, FIXTURE_NODE } from './support.js';
 
 const N = 40_000;
 const t = tempDir('procreg-kill-');
-after(() => t.cleanup());
 
 function copiedSoFar(journal: string): number {
   try {
@@ -28,13 +26,16 @@ function copiedSoFar(journal: string): number {
   }
 }
 
-describe('SIGKILL during the hybrid backfill', { timeout: 300_000 }, () => {
+describe('SIGKILL during the hybrid backfill', function () {
+  this.timeout(300_000);
+after(() => t.cleanup());
+
   it('five kills at random points, then a rerun completes with verify green and nothing lost or duplicated', async () => {
     writeLargeLegacy(join(t.dir, 'old.db'), N);
     const from = `legacy:${join(t.dir, 'old.db')}`;
     const to = `sqlite:${join(t.dir, 'new.db')}`;
     const journal = join(t.dir, 'registry.migration.json');
-    assert.equal((await cli(['migrate', 'wrap', '--from', from, '--yes'], { cwd: t.dir })).code, 0);
+    expect((await cli(['migrate', 'wrap', '--from', from, '--yes'], { cwd: t.dir })).code).to.equal(0);
     const points = Array.from({ length: 5 }, () => 1000 + Math.floor(Math.random() * (N - 4000))).sort((a, b) => a - b);
     const killedAt: number[] = [];
     for (const point of points) {
@@ -54,26 +55,26 @@ describe('SIGKILL during the hybrid backfill', { timeout: 300_000 }, () => {
       if (!done) child.kill('SIGKILL');
       const [code, signal] = await exited;
       if (signal === 'SIGKILL') killedAt.push(copiedSoFar(journal));
-      else assert.equal(code, 0, 'a run that finished before the kill point must have succeeded');
+      else expect(code, 'a run that finished before the kill point must have succeeded').to.equal(0);
     }
-    assert.ok(killedAt.length >= 3, `killed mid-backfill at least 3 times (killed at ${killedAt.join(', ')}; points ${points.join(', ')})`);
+    expect(killedAt.length >= 3, `killed mid-backfill at least 3 times (killed at ${killedAt.join(', ')}; points ${points.join(', ')})`).to.be.ok;
     const last = await cli(['migrate', 'hybrid', '--to', to, '--yes', '--json'], { cwd: t.dir });
-    assert.equal(last.code, 0, last.stderr);
+    expect(last.code, last.stderr).to.equal(0);
     const res = JSON.parse(last.stdout);
-    assert.ok(res.resumed || res.alreadyDone, 'the rerun resumed the interrupted phase');
+    expect(res.resumed || res.alreadyDone, 'the rerun resumed the interrupted phase').to.be.ok;
     const v = await cli(['verify', from, to, '--json'], { cwd: t.dir });
-    assert.equal(v.code, 0, v.stdout + v.stderr);
-    assert.equal(JSON.parse(v.stdout).equivalent, true);
+    expect(v.code, v.stdout + v.stderr).to.equal(0);
+    expect(JSON.parse(v.stdout).equivalent).to.equal(true);
     const db = new (loadBetterSqlite())(join(t.dir, 'new.db'), { readonly: true });
     try {
       const { n, d: distinct } = db.prepare("SELECT count(*) AS n, count(DISTINCT namespace || char(0) || key) AS d FROM registrations").get() as { n: number; d: number };
-      assert.equal(n, N, 'every legacy key copied exactly once');
-      assert.equal(distinct, N);
+      expect(n, 'every legacy key copied exactly once').to.equal(N);
+      expect(distinct).to.equal(N);
     } finally {
       db.close();
     }
     const st = JSON.parse((await cli(['migrate', 'status', '--json'], { cwd: t.dir })).stdout);
-    assert.equal(st.current, 'hybrid');
-    assert.equal(st.lock, null, 'no lock left behind');
+    expect(st.current).to.equal('hybrid');
+    expect(st.lock, 'no lock left behind').to.equal(null);
   });
 });

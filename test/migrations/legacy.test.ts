@@ -2,10 +2,9 @@
  * The legacy backend against the committed fixtures: effective views, lookups, anomaly counts,
  * write semantics, and refusal of corrupt or foreign files (library and CLI, exit 2).
  */
-import assert from 'node:assert/strict';
+import { expect } from 'chai';
 import { writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
 import { InvalidInputError, type Registration } from '../../src/backends/contract.js';
 import { legacyAnomalies } from '../../src/backends/legacy.js';
 import { loadBetterSqlite } from '../../src/backends/sqlite.js';
@@ -15,7 +14,6 @@ import { tempDir } from '../support/tmp.js';
 import { cli, fixture, FIXTURE_NODE, view } from './support.js';
 
 const t = tempDir('procreg-legacy-');
-after(() => t.cleanup());
 
 async function openLegacy(path: string): Promise<ProcessRegistry> {
   return ProcessRegistry.open({ backend: `legacy:${path}`, nodeName: FIXTURE_NODE, cleanupInterval: 0 });
@@ -28,27 +26,29 @@ async function listAll(reg: ProcessRegistry): Promise<Registration[]> {
 }
 
 describe('legacy backend: fixtures', () => {
+after(() => t.cleanup());
+
   for (const name of ['clean', 'diverged', 'dead', 'stale']) {
     it(`${name}: effective view, lookups and anomalies are the documented ones`, async () => {
       const { path, expected } = fixture(name, t.dir);
       const reg = await openLegacy(path);
       try {
-        assert.deepEqual(view(await listAll(reg)), expected.view, 'listing = expected effective view');
+        expect(view(await listAll(reg)), 'listing = expected effective view').to.deep.equal(expected.view);
         // Paging with small pages yields the same view.
         const paged: Registration[] = [];
         for (const namespace of await reg.namespaces()) for await (const e of reg.entries({ namespace, pageSize: 1 })) paged.push(e);
-        assert.deepEqual(view(paged), expected.view, 'page size 1 gives the same view');
+        expect(view(paged), 'page size 1 gives the same view').to.deep.equal(expected.view);
         const backend = reg.backend as unknown as { db: Parameters<typeof legacyAnomalies>[0] };
         const counts = legacyAnomalies(backend.db, (e) => reg.isAlive(e), path).counts();
-        for (const [k, v] of Object.entries(expected.anomalies)) assert.equal(counts[k], v, `anomaly count ${k}`);
+        for (const [k, v] of Object.entries(expected.anomalies)) expect(counts[k], `anomaly count ${k}`).to.equal(v);
         for (const [nsKey, pid] of Object.entries(expected.lookups)) {
           const [namespace, key] = [nsKey.slice(0, nsKey.lastIndexOf('/')), nsKey.slice(nsKey.lastIndexOf('/') + 1)];
-          assert.equal((await reg.lookup(key, { namespace }))?.pid ?? null, pid, `lookup ${nsKey}`);
+          expect((await reg.lookup(key, { namespace }))?.pid ?? null, `lookup ${nsKey}`).to.equal(pid);
         }
         const h = await reg.healthCheck();
-        assert.equal(h.alive, expected.anomalies.effective);
-        assert.equal(h.staleIndexRows, expected.anomalies.staleIndexRows);
-        assert.equal(h.staleCacheRows, expected.anomalies.staleCacheRows);
+        expect(h.alive).to.equal(expected.anomalies.effective);
+        expect(h.staleIndexRows).to.equal(expected.anomalies.staleIndexRows);
+        expect(h.staleCacheRows).to.equal(expected.anomalies.staleCacheRows);
       } finally {
         await reg.close();
       }
@@ -61,12 +61,12 @@ describe('legacy backend: fixtures', () => {
     const db = new (loadBetterSqlite())(path, { readonly: true });
     try {
       const count = (table: string, key: string) => (db.prepare(`SELECT count(*) AS n FROM ${table} WHERE service = ?`).get(key) as { n: number }).n;
-      assert.deepEqual((await reg.lookup('live-reg-dead-bak'))?.meta, {}, 'registry hit carries no metadata');
-      assert.equal(count('process_registry_backup', 'dead-bak-only'), 1);
-      assert.equal(await reg.lookup('dead-bak-only'), undefined);
-      assert.equal(count('process_registry_backup', 'dead-bak-only'), 0, 'dead backup hit deleted');
-      assert.equal(await reg.lookup('dead-reg-live-bak'), undefined, 'dead registry hit: no fallback to the live backup row');
-      assert.equal(count('process_registry_backup', 'dead-reg-live-bak'), 1, 'the backup row is left alone');
+      expect((await reg.lookup('live-reg-dead-bak'))?.meta, 'registry hit carries no metadata').to.deep.equal({});
+      expect(count('process_registry_backup', 'dead-bak-only')).to.equal(1);
+      expect(await reg.lookup('dead-bak-only')).to.equal(undefined);
+      expect(count('process_registry_backup', 'dead-bak-only'), 'dead backup hit deleted').to.equal(0);
+      expect(await reg.lookup('dead-reg-live-bak'), 'dead registry hit: no fallback to the live backup row').to.equal(undefined);
+      expect(count('process_registry_backup', 'dead-reg-live-bak'), 'the backup row is left alone').to.equal(1);
     } finally {
       db.close();
       await reg.close();
@@ -80,15 +80,16 @@ describe('legacy backend: fixtures', () => {
     try {
       const rows = (table: string, key: string) => db.prepare(`SELECT pid, node FROM ${table} WHERE namespace = 'default' AND service = ?`).all(key);
       // The backup table holds 200 for "mismatch": 200 on node-a is a live other-node holder.
-      await assert.rejects(reg.register('mismatch', 999, {}, { node: 'node-a' }), (e: Error & { holder?: Registration }) => e.holder?.pid === 200);
+      const refused: unknown = await reg.register('mismatch', 999, {}, { node: 'node-a' }).then(() => undefined, (e: unknown) => e);
+      expect((refused as { holder?: Registration } | undefined)?.holder?.pid, 'refused, naming the backup holder').to.equal(200);
       // only-reg has no backup row: the legacy check passes and the backup table gains a row.
       await reg.register('only-reg', 301, { via: 'register' }, { node: 'node-b' });
-      assert.deepEqual(rows('process_registry_backup', 'only-reg'), [{ pid: 301, node: 'node-b' }]);
-      assert.deepEqual(rows('registry', 'only-reg'), [{ pid: 300, node: 'node-b' }], 'registry table untouched');
-      assert.equal((await reg.lookup('only-reg'))?.pid, 300, 'legacy lookup still answers from the registry table');
-      assert.equal(await reg.unregister('only-reg'), true);
-      assert.deepEqual(rows('registry', 'only-reg'), []);
-      assert.deepEqual(rows('process_registry_backup', 'only-reg'), []);
+      expect(rows('process_registry_backup', 'only-reg')).to.deep.equal([{ pid: 301, node: 'node-b' }]);
+      expect(rows('registry', 'only-reg'), 'registry table untouched').to.deep.equal([{ pid: 300, node: 'node-b' }]);
+      expect((await reg.lookup('only-reg'))?.pid, 'legacy lookup still answers from the registry table').to.equal(300);
+      expect(await reg.unregister('only-reg')).to.equal(true);
+      expect(rows('registry', 'only-reg')).to.deep.equal([]);
+      expect(rows('process_registry_backup', 'only-reg')).to.deep.equal([]);
     } finally {
       db.close();
       await reg.close();
@@ -108,17 +109,17 @@ describe('legacy backend: fixtures', () => {
     await (await ProcessRegistry.open({ backend: `sqlite:${procreg}`, cleanupInterval: 0 })).close();
     for (const f of [corrupt, text, foreign, procreg]) {
       const err = await openLegacy(f).catch((e) => e);
-      assert.ok(err instanceof InvalidInputError, `${f}: expected InvalidInputError, got ${err}`);
-      assert.equal(err.exitCode, 2);
+      expect(err instanceof InvalidInputError, `${f}: expected InvalidInputError, got ${err}`).to.be.ok;
+      expect(err.exitCode).to.equal(2);
     }
     for (const f of [corrupt, foreign]) {
       const r = await cli(['list', '-b', `legacy:${f}`], { cwd: t.dir });
-      assert.equal(r.code, 2, r.stderr);
-      assert.match(r.stderr, /^registry: .*(not a usable SQLite database|not a legacy dual-storage registry)/);
-      assert.equal(r.stderr.trim().split('\n').length, 1, 'one line, no stack trace');
+      expect(r.code, r.stderr).to.equal(2);
+      expect(r.stderr).to.match(/^registry: .*(not a usable SQLite database|not a legacy dual-storage registry)/);
+      expect(r.stderr.trim().split('\n').length, 'one line, no stack trace').to.equal(1);
       const w = await cli(['migrate', 'wrap', '--from', `legacy:${f}`, '--yes'], { cwd: t.dir });
-      assert.equal(w.code, 2, w.stderr);
-      assert.doesNotMatch(w.stderr, /\n\s+at /, 'no stack trace');
+      expect(w.code, w.stderr).to.equal(2);
+      expect(w.stderr, 'no stack trace').to.not.match(/\n\s+at /);
     }
   });
 });

@@ -4,14 +4,14 @@
  * etcd cluster on loopback) — with `verify` / `migrate status --check` green after each phase,
  * the effective view intact at the end, a member failover survived, and a rollback.
  */
-import assert from 'node:assert/strict';
+import { expect } from 'chai';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
 import { startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.js';
 import { tempDir } from '../support/tmp.js';
 import { cli, fixture, view } from './support.js';
 
-describe('migration: legacy → sqlite → etcd, all five phases', { timeout: 300_000 }, () => {
+describe('migration: legacy → sqlite → etcd, all five phases', function () {
+  this.timeout(300_000);
   let c: EtcdCluster;
   const t = tempDir('procreg-e2e-');
   before(async () => {
@@ -29,73 +29,73 @@ describe('migration: legacy → sqlite → etcd, all five phases', { timeout: 30
     const etcd = c.url('/procreg-e2e');
     const run = async (args: string[], code = 0) => {
       const r = await cli(args, { cwd: t.dir });
-      assert.equal(r.code, code, `registry ${args.join(' ')}\n${r.stdout}\n${r.stderr}`);
+      expect(r.code, `registry ${args.join(' ')}\n${r.stdout}\n${r.stderr}`).to.equal(code);
       return r.stdout ? JSON.parse(r.stdout) : undefined;
     };
     const check = async () => {
       const s = await run(['migrate', 'status', '--check', '--json']);
-      for (const ch of s.checks) assert.equal(ch.verify.equivalent, true, `phase ${ch.phase} proof holds`);
+      for (const ch of s.checks) expect(ch.verify.equivalent, `phase ${ch.phase} proof holds`).to.equal(true);
       return s;
     };
     const listed = async () => view((await run(['list', '-A', '--json'])).items);
 
     // Dry runs change nothing.
     const plan = await run(['migrate', 'wrap', '--from', legacy, '--dry-run', '--json']);
-    assert.equal(plan.dryRun, true);
-    assert.equal((await run(['migrate', 'status', '--json'])).started, false);
+    expect(plan.dryRun).to.equal(true);
+    expect((await run(['migrate', 'status', '--json'])).started).to.equal(false);
 
     // 1 wrap: baseline and anomalies; the service's view is the effective view.
     const w = await run(['migrate', 'wrap', '--from', legacy, '--yes', '--json']);
-    assert.equal(w.verify.equivalent, true);
-    assert.equal(w.record.counts.entries, expected.view.length);
-    assert.equal(w.record.counts.pidMismatch, expected.anomalies.pidMismatch);
-    assert.equal(w.record.counts.deadRegistryRows + w.record.counts.deadBackupRows, expected.anomalies.deadRegistryRows + expected.anomalies.deadBackupRows);
-    assert.deepEqual(await listed(), expected.view, 'default profile = the wrapped legacy store');
+    expect(w.verify.equivalent).to.equal(true);
+    expect(w.record.counts.entries).to.equal(expected.view.length);
+    expect(w.record.counts.pidMismatch).to.equal(expected.anomalies.pidMismatch);
+    expect(w.record.counts.deadRegistryRows + w.record.counts.deadBackupRows).to.equal(expected.anomalies.deadRegistryRows + expected.anomalies.deadBackupRows);
+    expect(await listed(), 'default profile = the wrapped legacy store').to.deep.equal(expected.view);
     await check();
 
     // 2 hybrid: backfill into SQLite, proven equal.
     const h = await run(['migrate', 'hybrid', '--to', target, '--yes', '--json']);
-    assert.equal(h.verify.equivalent, true);
+    expect(h.verify.equivalent).to.equal(true);
     await run(['verify', legacy, target, '--json']);
     await check();
 
     // 3 cutover: shadow reads agree; the legacy anomaly is counted apart.
     const co = await run(['migrate', 'cutover', '--yes', '--json']);
-    assert.equal(co.verify.mismatches, 0);
-    assert.equal(co.verify.anomalies, expected.anomalies.lookupListingDisagree);
-    assert.equal((await run(['lookup', 'dead-reg-live-bak', '--json'])).pid, 500, 'the hybrid falls back to the target');
+    expect(co.verify.mismatches).to.equal(0);
+    expect(co.verify.anomalies).to.equal(expected.anomalies.lookupListingDisagree);
+    expect((await run(['lookup', 'dead-reg-live-bak', '--json'])).pid, 'the hybrid falls back to the target').to.equal(500);
     await check();
 
     // 4 optimize: the pure target, equivalent to the effective legacy view.
     const o = await run(['migrate', 'optimize', '--yes', '--json']);
-    assert.equal(o.verify.equivalent, true);
-    assert.deepEqual(await listed(), expected.view, 'default profile = the SQLite target');
+    expect(o.verify.equivalent).to.equal(true);
+    expect(await listed(), 'default profile = the SQLite target').to.deep.equal(expected.view);
     await run(['verify', target, legacy, '--json']);
     await check();
 
     // 5 distribute: into etcd; nodes switch to it.
     const d = await run(['migrate', 'distribute', '--to', etcd, '--yes', '--json']);
-    assert.equal(d.verify.equivalent, true);
-    assert.deepEqual(await listed(), expected.view, 'default profile = etcd');
+    expect(d.verify.equivalent).to.equal(true);
+    expect(await listed(), 'default profile = etcd').to.deep.equal(expected.view);
     await run(['verify', target, etcd, '--json']);
     await run(['verify', legacy, etcd, '--json']);
     const s = await check();
-    assert.equal(s.current, 'distribute');
+    expect(s.current).to.equal('distribute');
 
     // Registrations survive a member's failover.
     await c.killMember(0, 'SIGKILL');
-    assert.equal((await run(['lookup', 'alive', '--json'])).pid, 11);
+    expect((await run(['lookup', 'alive', '--json'])).pid).to.equal(11);
     await run(['verify', target, etcd, '--json']);
     await c.restartMember(0);
 
     // Rollback returns to the previous phase.
     await run(['migrate', 'rollback', '--yes', '--json']);
     const after = await run(['migrate', 'status', '--json']);
-    assert.equal(after.current, 'optimize');
-    assert.equal(after.defaultProfile, 'migrate-target');
+    expect(after.current).to.equal('optimize');
+    expect(after.defaultProfile).to.equal('migrate-target');
     // Without --yes and without a terminal, a phase refuses instead of prompting.
     const r = await cli(['migrate', 'distribute', '--to', etcd], { cwd: t.dir });
-    assert.equal(r.code, 2);
-    assert.match(r.stderr, /pass --yes to confirm/);
+    expect(r.code).to.equal(2);
+    expect(r.stderr).to.match(/pass --yes to confirm/);
   });
 });

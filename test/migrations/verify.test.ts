@@ -1,7 +1,6 @@
 /** verify: equal states, each kind of difference, narrowing to keys, --strict, --max-diffs, exit codes. */
-import assert from 'node:assert/strict';
+import { expect } from 'chai';
 import { join } from 'node:path';
-import { after, before, describe, it } from 'node:test';
 import type { Registration } from '../../src/backends/contract.js';
 import { ProcessRegistry } from '../../src/registry/service.js';
 import { verifyStates, type State } from '../../src/migrations/verify.js';
@@ -11,10 +10,6 @@ import { cli } from './support.js';
 
 const t = tempDir('procreg-verify-');
 const regs: ProcessRegistry[] = [];
-after(async () => {
-  await Promise.all(regs.map((r) => r.close()));
-  t.cleanup();
-});
 
 async function store(name: string): Promise<ProcessRegistry> {
   const r = await ProcessRegistry.open({ backend: `sqlite:${join(t.dir, `${name}.db`)}`, nodeName: 'verify-local', cleanupInterval: 0 });
@@ -34,6 +29,11 @@ const entry = (namespace: string, key: string, pid: number, meta: Record<string,
 });
 
 describe('verify', () => {
+after(async () => {
+  await Promise.all(regs.map((r) => r.close()));
+  t.cleanup();
+});
+
   let a: ProcessRegistry;
   let b: ProcessRegistry;
   before(async () => {
@@ -48,9 +48,9 @@ describe('verify', () => {
 
   it('equal states are equivalent, with digests from the backends and no narrowing', async () => {
     const r = await verifyStates(state(a), state(b));
-    assert.equal(r.equivalent, true);
-    assert.deepEqual(r.totals, { onlyInA: 0, onlyInB: 0, differing: 0 });
-    assert.deepEqual(r.namespaces.map((n) => [n.namespace, n.a, n.b, n.mismatchedBuckets, n.digestA]), [
+    expect(r.equivalent).to.equal(true);
+    expect(r.totals).to.deep.equal({ onlyInA: 0, onlyInB: 0, differing: 0 });
+    expect(r.namespaces.map((n) => [n.namespace, n.a, n.b, n.mismatchedBuckets, n.digestA])).to.deep.equal([
       ['ns1', 2500, 2500, 0, 'backend'],
       ['ns2', 2500, 2500, 0, 'backend'],
     ]);
@@ -62,19 +62,19 @@ describe('verify', () => {
     b.backend.register(entry('ns1', 'k00001', 999, { i: 1, tags: ['x', 1] }), { replaceIf: () => true });
     b.backend.register(entry('ns2', 'k00002', 102, { i: 2, tags: ['y'] }), { replaceIf: () => true });
     const r = await verifyStates(state(a), state(b));
-    assert.equal(r.equivalent, false);
-    assert.deepEqual(r.totals, { onlyInA: 1, onlyInB: 1, differing: 2 });
-    assert.deepEqual(r.onlyInA.map((e) => e.key), ['extra-in-a']);
-    assert.deepEqual(r.onlyInB.map((e) => e.key), ['extra-in-b']);
-    assert.deepEqual(r.differing.find((d) => d.key === 'k00001')?.fields, { pid: [101, 999] });
-    assert.deepEqual(r.differing.find((d) => d.key === 'k00002')?.fields, { meta: [{ i: 2, tags: ['x', 2] }, { i: 2, tags: ['y'] }] });
-    for (const n of r.namespaces) assert.ok(n.mismatchedBuckets <= 2 && n.mismatchedBuckets >= 1, `${n.namespace}: only the touched buckets mismatch (${n.mismatchedBuckets}/${n.buckets})`);
+    expect(r.equivalent).to.equal(false);
+    expect(r.totals).to.deep.equal({ onlyInA: 1, onlyInB: 1, differing: 2 });
+    expect(r.onlyInA.map((e) => e.key)).to.deep.equal(['extra-in-a']);
+    expect(r.onlyInB.map((e) => e.key)).to.deep.equal(['extra-in-b']);
+    expect(r.differing.find((d) => d.key === 'k00001')?.fields).to.deep.equal({ pid: [101, 999] });
+    expect(r.differing.find((d) => d.key === 'k00002')?.fields).to.deep.equal({ meta: [{ i: 2, tags: ['x', 2] }, { i: 2, tags: ['y'] }] });
+    for (const n of r.namespaces) expect(n.mismatchedBuckets <= 2 && n.mismatchedBuckets >= 1, `${n.namespace}: only the touched buckets mismatch (${n.mismatchedBuckets}/${n.buckets})`).to.be.ok;
     const capped = await verifyStates(state(a), state(b), { maxDiffs: 1 });
-    assert.equal(capped.differing.length, 1);
-    assert.equal(capped.truncated, true);
-    assert.equal(capped.totals.differing, 2, 'totals stay exact');
+    expect(capped.differing.length).to.equal(1);
+    expect(capped.truncated).to.equal(true);
+    expect(capped.totals.differing, 'totals stay exact').to.equal(2);
     const one = await verifyStates(state(a), state(b), { namespaces: ['ns2'] });
-    assert.deepEqual(one.totals, { onlyInA: 0, onlyInB: 1, differing: 1 });
+    expect(one.totals).to.deep.equal({ onlyInA: 0, onlyInB: 1, differing: 1 });
   });
 
   it('--strict compares timestamps; CLI exits 0 when equivalent and 5 with a field-by-field report', async () => {
@@ -82,21 +82,21 @@ describe('verify', () => {
     const d = await store('d');
     c.backend.register(entry('default', 'svc', 50, { r: 1 }, 1000), { replaceIf: () => true });
     d.backend.register(entry('default', 'svc', 50, { r: 1 }, 2000), { replaceIf: () => true });
-    assert.equal((await verifyStates(state(c), state(d))).equivalent, true, 'timestamps ignored by default');
+    expect((await verifyStates(state(c), state(d))).equivalent, 'timestamps ignored by default').to.equal(true);
     const strict = await verifyStates(state(c), state(d), { strict: true });
-    assert.deepEqual(strict.differing[0].fields, { registeredAt: [1000, 2000], updatedAt: [1000, 2000] });
+    expect(strict.differing[0].fields).to.deep.equal({ registeredAt: [1000, 2000], updatedAt: [1000, 2000] });
     await c.close();
     await d.close();
     const ok = await cli(['verify', `sqlite:${join(t.dir, 'c.db')}`, `sqlite:${join(t.dir, 'd.db')}`, '--json'], { cwd: t.dir });
-    assert.equal(ok.code, 0, ok.stderr);
-    assert.equal(JSON.parse(ok.stdout || '{}').equivalent, true, `stdout: ${ok.stdout} stderr: ${ok.stderr}`);
+    expect(ok.code, ok.stderr).to.equal(0);
+    expect(JSON.parse(ok.stdout || '{}').equivalent, `stdout: ${ok.stdout} stderr: ${ok.stderr}`).to.equal(true);
     const bad = await cli(['verify', `sqlite:${join(t.dir, 'c.db')}`, `sqlite:${join(t.dir, 'd.db')}`, '--strict'], { cwd: t.dir });
-    assert.equal(bad.code, 5, bad.stderr);
-    assert.match(bad.stdout, /differs: +default\/svc +registeredAt: 1000 ≠ 2000/);
-    assert.match(bad.stderr, /^registry: the stores differ/);
+    expect(bad.code, bad.stderr).to.equal(5);
+    expect(bad.stdout).to.match(/differs: +default\/svc +registeredAt: 1000 ≠ 2000/);
+    expect(bad.stderr).to.match(/^registry: the stores differ/);
     const j = await cli(['verify', `sqlite:${join(t.dir, 'c.db')}`, `sqlite:${join(t.dir, 'd.db')}`, '--strict', '--json'], { cwd: t.dir });
-    assert.equal(j.code, 5);
-    assert.equal(JSON.parse(j.stdout).error.report.totals.differing, 1);
+    expect(j.code).to.equal(5);
+    expect(JSON.parse(j.stdout).error.report.totals.differing).to.equal(1);
   });
 
   it('copy makes a target verify equal, resuming from a cursor without duplicates', async () => {
@@ -108,10 +108,10 @@ describe('verify', () => {
         cursor = c;
         throw new Error('stop');
       }
-    } }).catch((err) => assert.equal(err.message, 'stop'));
-    assert.equal(e.backend.count(), 700);
+    } }).catch((err) => expect(err.message).to.equal('stop'));
+    expect(e.backend.count()).to.equal(700);
     const r = await copyState(state(a), e.backend, { batch: 700, cursor });
-    assert.equal(r.copied, a.backend.count() as number);
-    assert.equal((await verifyStates(state(a), state(e))).equivalent, true);
+    expect(r.copied).to.equal(a.backend.count() as number);
+    expect((await verifyStates(state(a), state(e))).equivalent).to.equal(true);
   });
 });

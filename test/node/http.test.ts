@@ -3,11 +3,10 @@
  * the change feed, monitoring. Every refusal must be a JSON {code, message}, nothing half-written,
  * and the node must keep serving afterwards.
  */
-import assert from 'node:assert/strict';
+import { expect } from 'chai';
 import http from 'node:http';
 import net from 'node:net';
 import { once } from 'node:events';
-import { after, before, describe, it } from 'node:test';
 import { ProcessRegistry } from '../../src/registry/service.js';
 import type { RegistryNode } from '../../src/node/server.js';
 import { killAllSleepers, spawnSleeper, waitFor, type Sleeper } from '../support/processes.js';
@@ -47,11 +46,11 @@ const reg = (ns: string, key: string) => `/v1/registrations/${encodeURIComponent
 
 /** Every error answer: JSON {code, message}, no stack trace. */
 function assertCleanError(r: Res, status: number, code?: string) {
-  assert.equal(r.status, status, `status ${r.status}: ${r.text}`);
-  assert.equal(typeof r.json?.code, 'string', `JSON error body: ${r.text}`);
-  assert.equal(typeof r.json?.message, 'string');
-  if (code) assert.equal(r.json.code, code);
-  assert.doesNotMatch(r.text, /\n\s+at |\.js:\d+|node_modules/, 'no stack trace');
+  expect(r.status, `status ${r.status}: ${r.text}`).to.equal(status);
+  expect(typeof r.json?.code, `JSON error body: ${r.text}`).to.equal('string');
+  expect(typeof r.json?.message).to.equal('string');
+  if (code) expect(r.json.code).to.equal(code);
+  expect(r.text, 'no stack trace').to.not.match(/\n\s+at |\.js:\d+|node_modules/);
 }
 
 describe('node: routes and bad input', () => {
@@ -71,22 +70,22 @@ describe('node: routes and bad input', () => {
   it('register, lookup, meta, list, unregister with awkward keys', async () => {
     for (const key of ['a/b', 'with space', '100%', 'ünïcødé/ключ', 'x?y#z', 'foo/meta']) {
       const put = await request(base, 'PUT', reg('default', key), JSON.stringify({ pid: me.pid, meta: { role: 'web' } }));
-      assert.equal(put.status, 201, put.text);
-      assert.equal(put.json.key, key);
+      expect(put.status, put.text).to.equal(201);
+      expect(put.json.key).to.equal(key);
       const get = await request(base, 'GET', reg('default', key));
-      assert.equal(get.status, 200);
-      assert.equal(get.json.key, key);
-      assert.equal(get.json.pid, me.pid);
+      expect(get.status).to.equal(200);
+      expect(get.json.key).to.equal(key);
+      expect(get.json.pid).to.equal(me.pid);
       const patch = await request(base, 'PATCH', `${reg('default', key)}/meta`, JSON.stringify({ port: 80 }), { 'content-type': 'application/merge-patch+json' });
-      assert.deepEqual(patch.json.meta, { role: 'web', port: 80 });
+      expect(patch.json.meta).to.deep.equal({ role: 'web', port: 80 });
     }
     const list = await request(base, 'GET', '/v1/registrations/default?where=role=web&limit=2');
-    assert.equal(list.status, 200);
-    assert.equal(list.json.items.length, 2);
-    assert.ok(list.json.next);
+    expect(list.status).to.equal(200);
+    expect(list.json.items.length).to.equal(2);
+    expect(list.json.next).to.be.ok;
     const del = await request(base, 'DELETE', reg('default', 'a/b'));
-    assert.deepEqual(del.json, { removed: true });
-    assert.deepEqual((await request(base, 'DELETE', reg('default', 'a/b'))).json, { removed: false });
+    expect(del.json).to.deep.equal({ removed: true });
+    expect((await request(base, 'DELETE', reg('default', 'a/b'))).json).to.deep.equal({ removed: false });
     assertCleanError(await request(base, 'GET', reg('default', 'a/b')), 404, 'NOT_FOUND');
   });
 
@@ -95,7 +94,7 @@ describe('node: routes and bad input', () => {
     await request(base, 'PUT', reg('c', 'k'), JSON.stringify({ pid: me.pid }));
     const r = await request(base, 'PUT', reg('c', 'k'), JSON.stringify({ pid: other.pid }));
     assertCleanError(r, 409, 'ALREADY_REGISTERED');
-    assert.equal(r.json.holder.pid, me.pid);
+    expect(r.json.holder.pid).to.equal(me.pid);
   });
 
   it('malformed JSON, wrong types, bad names: 400 with a clear message, nothing written', async () => {
@@ -117,11 +116,11 @@ describe('node: routes and bad input', () => {
     for (const [method, path, body, status, msg] of cases) {
       const r = await request(base, method, path, body);
       assertCleanError(r, status, 'INVALID_INPUT');
-      assert.match(r.json.message, msg, `${method} ${path}: ${r.json.message}`);
+      expect(r.json.message, `${method} ${path}: ${r.json.message}`).to.match(msg);
     }
     const wrongType = await request(base, 'PUT', reg('bad', 'k9'), 'pid=1', { 'content-type': 'application/x-www-form-urlencoded' });
     assertCleanError(wrongType, 415);
-    assert.deepEqual((await request(base, 'GET', '/v1/registrations/bad')).json.items, [], 'nothing written');
+    expect((await request(base, 'GET', '/v1/registrations/bad')).json.items, 'nothing written').to.deep.equal([]);
   });
 
   it('oversized bodies and metadata: 413 / 400, node keeps serving', async () => {
@@ -131,9 +130,9 @@ describe('node: routes and bad input', () => {
     if (!(r instanceof Error)) assertCleanError(r, 413, 'PAYLOAD_TOO_LARGE');
     const meta = await request(base, 'PUT', reg('big', 'k'), JSON.stringify({ pid: me.pid, meta: { blob: 'x'.repeat(70 * 1024) } }));
     assertCleanError(meta, 400, 'INVALID_INPUT');
-    assert.match(meta.json.message, /64 KiB|65536|too large/i);
+    expect(meta.json.message).to.match(/64 KiB|65536|too large/i);
     assertCleanError(await request(base, 'GET', reg('big', 'k')), 404);
-    assert.equal((await request(base, 'GET', '/v1/health')).status, 200);
+    expect((await request(base, 'GET', '/v1/health')).status).to.equal(200);
   });
 
   it('unknown routes and methods: 404 NO_ROUTE as JSON', async () => {
@@ -152,8 +151,8 @@ describe('node: routes and bad input', () => {
     s.on('data', (c) => (got += c));
     const t0 = Date.now();
     await Promise.race([once(s, 'close'), new Promise((_, rej) => setTimeout(() => rej(new Error('slow request not cut off within 10 s')), 10_000))]);
-    assert.ok(Date.now() - t0 < 10_000);
-    assert.match(got, /^HTTP\/1.1 408 .*\r\n\r\n\{"code":"TIMEOUT","message":"[^"]+"\}$/s);
+    expect(Date.now() - t0 < 10_000).to.be.ok;
+    expect(got).to.match(/^HTTP\/1.1 408 .*\r\n\r\n\{"code":"TIMEOUT","message":"[^"]+"\}$/s);
     // Garbage instead of HTTP: 400 with the same JSON shape.
     const g = net.connect(Number(new URL(base).port), '127.0.0.1');
     await once(g, 'connect');
@@ -161,7 +160,7 @@ describe('node: routes and bad input', () => {
     g.on('data', (c) => (gotG += c));
     g.write('NOT HTTP AT ALL\r\n\r\n');
     await once(g, 'close');
-    assert.match(gotG, /^HTTP\/1.1 400 .*\{"code":"INVALID_INPUT","message":"malformed HTTP request"\}$/s);
+    expect(gotG).to.match(/^HTTP\/1.1 400 .*\{"code":"INVALID_INPUT","message":"malformed HTTP request"\}$/s);
     // Disconnect mid-body.
     const d = net.connect(Number(new URL(base).port), '127.0.0.1');
     await once(d, 'connect');
@@ -170,7 +169,7 @@ describe('node: routes and bad input', () => {
     await waitFor(() => node.inFlight === 0, 10_000, 'in-flight requests to settle');
     assertCleanError(await request(base, 'GET', reg('slow', 'k')), 404);
     assertCleanError(await request(base, 'GET', reg('slow', 'k2')), 404);
-    assert.equal((await request(base, 'GET', '/v1/health')).status, 200, 'still serving');
+    expect((await request(base, 'GET', '/v1/health')).status, 'still serving').to.equal(200);
   });
 
   it('1,000 concurrent connections are all answered', async () => {
@@ -186,9 +185,9 @@ describe('node: routes and bad input', () => {
         req.end();
       });
     const statuses = await Promise.all(Array.from({ length: 1000 }, one));
-    assert.equal(statuses.filter((s) => s === 200).length, 1000);
+    expect(statuses.filter((s) => s === 200).length).to.equal(1000);
     agent.destroy();
-    assert.equal((await request(base, 'GET', reg('many', 'k'))).status, 200);
+    expect((await request(base, 'GET', reg('many', 'k'))).status).to.equal(200);
   });
 
   it('bulk: per-entry results in order; atomic all or nothing', async () => {
@@ -198,12 +197,12 @@ describe('node: routes and bad input', () => {
       { key: 'b3', pid: me.pid, namespace: 'bulk', node: 'elsewhere' },
     ];
     const r = await request(base, 'POST', '/v1/bulk', JSON.stringify({ entries }));
-    assert.equal(r.status, 200);
-    assert.deepEqual(r.json.results.map((x: { ok: boolean }) => x.ok), [true, false, true]);
-    assert.equal(r.json.results[1].error.code, 'INVALID_INPUT');
+    expect(r.status).to.equal(200);
+    expect(r.json.results.map((x: { ok: boolean }) => x.ok)).to.deep.equal([true, false, true]);
+    expect(r.json.results[1].error.code).to.equal('INVALID_INPUT');
     const a = await request(base, 'POST', '/v1/bulk', JSON.stringify({ atomic: true, entries: [{ key: 'a1', pid: me.pid, namespace: 'bulk2' }, { key: '', pid: me.pid, namespace: 'bulk2' }] }));
-    assert.deepEqual(a.json.results.map((x: { ok: boolean }) => x.ok), [false, false]);
-    assert.deepEqual((await request(base, 'GET', '/v1/registrations/bulk2')).json.items, []);
+    expect(a.json.results.map((x: { ok: boolean }) => x.ok)).to.deep.equal([false, false]);
+    expect((await request(base, 'GET', '/v1/registrations/bulk2')).json.items).to.deep.equal([]);
   });
 
   it('change feed: NDJSON and SSE, resumable from a revision', async () => {
@@ -211,7 +210,7 @@ describe('node: routes and bad input', () => {
     const req = http.request(new URL('/v1/watch?ns=feed', base), { agent: false });
     req.end();
     const [res] = (await once(req, 'response')) as [http.IncomingMessage];
-    assert.equal(res.headers['content-type'], 'application/x-ndjson');
+    expect(res.headers['content-type']).to.equal('application/x-ndjson');
     let buf = '';
     res.setEncoding('utf8');
     res.on('data', (c: string) => {
@@ -226,48 +225,48 @@ describe('node: routes and bad input', () => {
     await request(base, 'PUT', reg('other', 'x'), JSON.stringify({ pid: me.pid }));
     await request(base, 'DELETE', reg('feed', 'one'));
     await waitFor(() => events.length >= 2, 5000, 'two feed events');
-    assert.deepEqual(events.map((e) => [e.type, e.key]), [['put', 'one'], ['delete', 'one']]);
-    assert.equal(node.watchers, 1);
+    expect(events.map((e) => [e.type, e.key])).to.deep.equal([['put', 'one'], ['delete', 'one']]);
+    expect(node.watchers).to.equal(1);
     req.destroy();
     await waitFor(() => node.watchers === 0, 5000, 'the watcher to go');
     // Resume from the first event's revision: only the later one comes back (SSE this time).
     const sse = http.request(new URL(`/v1/watch?ns=feed&since=${events[0].revision}`, base), { agent: false, headers: { accept: 'text/event-stream' } });
     sse.end();
     const [sres] = (await once(sse, 'response')) as [http.IncomingMessage];
-    assert.equal(sres.headers['content-type'], 'text/event-stream');
+    expect(sres.headers['content-type']).to.equal('text/event-stream');
     let text = '';
     sres.on('data', (c) => (text += c));
     await waitFor(() => text.includes('\n\n'), 5000, 'an SSE event');
-    assert.match(text, /^id: \d+\nevent: delete\ndata: \{.*"key":"one"/);
+    expect(text).to.match(/^id: \d+\nevent: delete\ndata: \{.*"key":"one"/);
     sse.destroy();
   });
 
   it('health, stats, metrics, openapi, digest, count, namespaces, cleanup', async () => {
     const h = await request(base, 'GET', '/v1/health');
-    assert.equal(h.status, 200);
-    assert.equal(h.json.status, 'healthy');
-    assert.equal(typeof h.json.nodeInfo.uptimeMs, 'number');
+    expect(h.status).to.equal(200);
+    expect(h.json.status).to.equal('healthy');
+    expect(typeof h.json.nodeInfo.uptimeMs).to.equal('number');
     const s = await request(base, 'GET', '/v1/stats');
-    assert.equal(typeof s.json.uptimeMs, 'number');
-    assert.ok(s.json.inFlight >= 1, 'counts the stats request itself');
-    assert.ok(s.json.operations.register.count > 0);
+    expect(typeof s.json.uptimeMs).to.equal('number');
+    expect(s.json.inFlight >= 1, 'counts the stats request itself').to.be.ok;
+    expect(s.json.operations.register.count > 0).to.be.ok;
     const m = await request(base, 'GET', '/metrics');
-    assert.match(m.headers['content-type']!, /^text\/plain/);
-    assert.match(m.text, /^procreg_http_requests_total\{method="PUT",route="\/v1\/registrations\/:ns\/:key",status="201"\} \d+$/m);
-    assert.match(m.text, /^procreg_operations_total\{operation="register"\} \d+$/m);
-    assert.match(m.text, /^procreg_registrations_alive \d+$/m);
-    assert.match(m.text, /^procreg_health_status\{status="healthy"\} 1$/m);
+    expect(m.headers['content-type']!).to.match(/^text\/plain/);
+    expect(m.text).to.match(/^procreg_http_requests_total\{method="PUT",route="\/v1\/registrations\/:ns\/:key",status="201"\} \d+$/m);
+    expect(m.text).to.match(/^procreg_operations_total\{operation="register"\} \d+$/m);
+    expect(m.text).to.match(/^procreg_registrations_alive \d+$/m);
+    expect(m.text).to.match(/^procreg_health_status\{status="healthy"\} 1$/m);
     const o = await request(base, 'GET', '/v1/openapi.json');
-    assert.equal(o.json.openapi, '3.1.0');
-    assert.ok(o.json.paths['/v1/registrations/{ns}/{key}'].put);
-    assert.ok(o.json.paths['/v1/watch'].get);
+    expect(o.json.openapi).to.equal('3.1.0');
+    expect(o.json.paths['/v1/registrations/{ns}/{key}'].put).to.be.ok;
+    expect(o.json.paths['/v1/watch'].get).to.be.ok;
     const d = await request(base, 'GET', '/v1/digest/default?buckets=4');
-    assert.equal(d.json.buckets, 4);
-    assert.equal(d.json.digests.length, 4);
-    assert.ok((await request(base, 'GET', '/v1/count?ns=default')).json.count > 0);
-    assert.ok((await request(base, 'GET', '/v1/namespaces')).json.namespaces.includes('default'));
+    expect(d.json.buckets).to.equal(4);
+    expect(d.json.digests.length).to.equal(4);
+    expect((await request(base, 'GET', '/v1/count?ns=default')).json.count > 0).to.be.ok;
+    expect((await request(base, 'GET', '/v1/namespaces')).json.namespaces.includes('default')).to.be.ok;
     const c = await request(base, 'POST', '/v1/cleanup');
-    assert.equal(typeof c.json.removed, 'number');
+    expect(typeof c.json.removed).to.equal('number');
   });
 });
 
@@ -279,9 +278,9 @@ describe('node: health turns 503 when unhealthy', () => {
       for (const [i, p] of procs.entries()) await request(node.url, 'PUT', reg('h', `k${i}`), JSON.stringify({ pid: p.pid }));
       for (const p of procs.slice(0, 2)) await p.kill();
       const h = await request(node.url, 'GET', '/v1/health');
-      assert.equal(h.status, 503);
-      assert.equal(h.json.status, 'unhealthy');
-      assert.ok(h.json.reasons.length > 0);
+      expect(h.status).to.equal(503);
+      expect(h.json.status).to.equal('unhealthy');
+      expect(h.json.reasons.length > 0).to.be.ok;
     } finally {
       await node.close();
       await killAllSleepers();
@@ -300,26 +299,26 @@ describe('node: auth', () => {
   it('missing and wrong tokens: 401 JSON; the right one passes', async () => {
     const missing = await request(node.url, 'GET', '/v1/health');
     assertCleanError(missing, 401, 'UNAUTHORIZED');
-    assert.equal(missing.headers['www-authenticate'], 'Bearer realm="procreg"');
+    expect(missing.headers['www-authenticate']).to.equal('Bearer realm="procreg"');
     assertCleanError(await request(node.url, 'GET', '/v1/health', undefined, { authorization: 'Bearer nope' }), 401, 'UNAUTHORIZED');
     assertCleanError(await request(node.url, 'GET', '/v1/health', undefined, { authorization: `Basic ${token}` }), 401);
     assertCleanError(await request(node.url, 'GET', '/metrics', undefined, { authorization: `Bearer ${token}x` }), 401);
-    assert.equal((await request(node.url, 'GET', '/v1/health', undefined, { authorization: `Bearer ${token}` })).status, 200);
+    expect((await request(node.url, 'GET', '/v1/health', undefined, { authorization: `Bearer ${token}` })).status).to.equal(200);
   });
 
   it('the remote backend: bad token → UnauthorizedError (exit 7); right token works', async () => {
     const bad = await ProcessRegistry.open({ backend: node.url, backendOpts: { token: 'wrong-token-wrong-token' }, cleanupInterval: 0 });
     const err = await bad.lookup('k').catch((e) => e);
-    assert.equal(err.code, 'UNAUTHORIZED');
-    assert.equal(err.exitCode, 7);
+    expect(err.code).to.equal('UNAUTHORIZED');
+    expect(err.exitCode).to.equal(7);
     await bad.close();
     const good = await ProcessRegistry.open({ backend: node.url, backendOpts: { token }, cleanupInterval: 0 });
-    assert.equal(await good.lookup('k'), undefined);
+    expect(await good.lookup('k')).to.equal(undefined);
     await good.close();
   });
 
   it('refuses a non-loopback bind without a token', async () => {
-    await assert.rejects(startNode('memory:', { host: '0.0.0.0' }), /without a token/);
+    await expect(startNode('memory:', { host: '0.0.0.0' })).to.be.rejectedWith(/without a token/);
   });
 });
 
@@ -330,8 +329,8 @@ describe('node: remote backend faults', () => {
     await node.close();
     const r = await ProcessRegistry.open({ backend: url, cleanupInterval: 0 });
     const err = await r.lookup('k').catch((e) => e);
-    assert.equal(err.code, 'UNREACHABLE');
-    assert.equal(err.exitCode, 6);
+    expect(err.code).to.equal('UNREACHABLE');
+    expect(err.exitCode).to.equal(6);
     await r.close();
   });
 
@@ -346,7 +345,7 @@ describe('node: remote backend faults', () => {
       await r.register('a', me.pid, {}, { namespace: 'w' });
       await r.unregister('a', { namespace: 'w' });
       await waitFor(() => seen.length === 2, 5000, 'two events');
-      assert.deepEqual(seen, ['put:a', 'delete:a']);
+      expect(seen).to.deep.equal(['put:a', 'delete:a']);
       stop();
       // A watch from a compacted revision is refused through onError (410), like the memory backend.
       const node2 = await startNode('memory:', { backendOpts: { feedRetention: 2 } });
@@ -354,7 +353,7 @@ describe('node: remote backend faults', () => {
       for (let i = 0; i < 5; i++) await r2.register(`k${i}`, me.pid, {}, { namespace: 'w' });
       const errs: Error[] = [];
       await r2.backend.watch!({ sinceRevision: 0 }, () => undefined, (e) => errs.push(e));
-      assert.match(String(errs[0]?.message), /compacted/);
+      expect(String(errs[0]?.message)).to.match(/compacted/);
       await r2.close();
       await node2.close();
     } finally {
@@ -380,17 +379,17 @@ describe('node: the change feed of a backend without one (sqlite)', () => {
       await r.updateMetadata('b', { x: 1 }, { namespace: 'sq' });
       await a.kill();
       const sweep = await r.cleanup();
-      assert.equal(sweep.removed, 1);
+      expect(sweep.removed).to.equal(1);
       await r.backend.clearNamespace!('sq');
       await waitFor(() => seen.length === 5, 5000, 'five feed events');
-      assert.deepEqual(seen.map((e) => e.what), ['put:a', 'put:b', 'put:b', 'delete:a', 'delete:b']);
-      assert.deepEqual(seen.map((e) => e.revision), [...seen.map((e) => e.revision)].sort((x, y) => x - y), 'revisions increase');
+      expect(seen.map((e) => e.what)).to.deep.equal(['put:a', 'put:b', 'put:b', 'delete:a', 'delete:b']);
+      expect(seen.map((e) => e.revision), 'revisions increase').to.deep.equal([...seen.map((e) => e.revision)].sort((x, y) => x - y));
       stop();
       // Resume after the second event: the last three come back.
       const again: string[] = [];
       const stop2 = await r.backend.watch!({ namespace: 'sq', sinceRevision: seen[1].revision }, (e) => again.push(`${e.type}:${e.key}`));
       await waitFor(() => again.length === 3, 5000, 'three replayed events');
-      assert.deepEqual(again, ['put:b', 'delete:a', 'delete:b']);
+      expect(again).to.deep.equal(['put:b', 'delete:a', 'delete:b']);
       stop2();
     } finally {
       await r.close();
@@ -413,8 +412,8 @@ describe('node: periodic sweep and digests through the remote backend', () => {
       await a.kill();
       // Raw backend count (dead included): only the node's own sweep can bring it down.
       await waitFor(() => node.registry.backend.count('sweep') === 2, 10_000, 'the periodic sweep to remove the dead entry');
-      assert.deepEqual((await r.list({ namespace: 'sweep' })).items.map((e) => e.key), ['elsewhere', 'lives'], "other nodes' entries are left to their node");
-      assert.ok(node.registry.sweepHistory().some((s) => s.removed === 1));
+      expect((await r.list({ namespace: 'sweep' })).items.map((e) => e.key), "other nodes' entries are left to their node").to.deep.equal(['elsewhere', 'lives']);
+      expect(node.registry.sweepHistory().some((s) => s.removed === 1)).to.be.ok;
     } finally {
       await r.close();
       await node.close();
@@ -428,12 +427,12 @@ describe('node: periodic sweep and digests through the remote backend', () => {
     const r = await ProcessRegistry.open({ backend: node.url, cleanupInterval: 0 });
     try {
       const res = await r.bulkRegister(Array.from({ length: 50 }, (_, i) => ({ key: `d/${i}`, pid: 10 + i, node: 'elsewhere', namespace: 'dig', meta: { i } })));
-      assert.ok(res.every((x) => x.ok));
+      expect(res.every((x) => x.ok)).to.be.ok;
       const remote = await r.backend.digest!('dig', 8);
       const local = new BucketDigester(8);
       for await (const e of r.entries({ namespace: 'dig' })) local.add(e);
-      assert.deepEqual(remote, local.result());
-      assert.equal(remote.counts.reduce((a, b) => a + b, 0), 50);
+      expect(remote).to.deep.equal(local.result());
+      expect(remote.counts.reduce((a, b) => a + b, 0)).to.equal(50);
     } finally {
       await r.close();
       await node.close();

@@ -3,14 +3,13 @@
  * for an unreachable node (6) and a bad token (7), TLS, graceful SIGTERM drain, and SIGKILL in
  * the middle of a load followed by a restart on the same SQLite file.
  */
-import assert from 'node:assert/strict';
+import { expect } from 'chai';
 import { execFileSync } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
 import http from 'node:http';
 import net from 'node:net';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
 import { ProcessRegistry } from '../../src/registry/service.js';
 import { killAllSleepers, spawnSleeper } from '../support/processes.js';
 import { sandbox } from '../support/cli.js';
@@ -37,44 +36,46 @@ const t = tempDir();
 const sb = sandbox();
 /** `registry ARGS…` asynchronously, in a sandbox of its own XDG folders (CI set: no prompts). */
 const cli = (args: string[], env: NodeJS.ProcessEnv = {}) => sb.start(args, { env: { CI: '1', ...env } }).done;
+
+describe('registry serve: the CLI through a node', function () {
+  this.timeout(120_000);
 after(async () => {
   await killAllSleepers();
   t.cleanup();
   sb.cleanup();
 });
 
-describe('registry serve: the CLI through a node', { timeout: 120_000 }, () => {
   it('every command works unchanged with --backend http://…', async () => {
     const srv = await spawnServe(['-b', `sqlite:${join(t.dir, 'cli.db')}`, '--log-level', 'warn']);
     const p = await spawnSleeper();
     try {
       const b = ['-b', srv.url];
       const reg = await cli(['register', 'web/1', '--pid', String(p.pid), '--meta', 'role=web', ...b]);
-      assert.equal(reg.code, 0, reg.stderr);
+      expect(reg.code, reg.stderr).to.equal(0);
       const look = await cli(['lookup', 'web/1', '--json', ...b]);
-      assert.equal(look.code, 0, look.stderr);
-      assert.equal(JSON.parse(look.stdout).pid, p.pid);
+      expect(look.code, look.stderr).to.equal(0);
+      expect(JSON.parse(look.stdout).pid).to.equal(p.pid);
       const conflict = await cli(['register', 'web/1', '--pid', String(process.pid), ...b]);
-      assert.equal(conflict.code, 4, conflict.stderr);
-      assert.match(conflict.stderr, /held by pid/);
-      assert.equal((await cli(['meta', 'set', 'web/1', '--merge', '--meta', 'port=8080', ...b])).code, 0);
+      expect(conflict.code, conflict.stderr).to.equal(4);
+      expect(conflict.stderr).to.match(/held by pid/);
+      expect((await cli(['meta', 'set', 'web/1', '--merge', '--meta', 'port=8080', ...b])).code).to.equal(0);
       const list = await cli(['list', '--where', 'role=web', '--json', ...b]);
-      assert.equal(list.code, 0, list.stderr);
-      assert.deepEqual(JSON.parse(list.stdout).items.map((e: { key: string; meta: object }) => [e.key, e.meta]), [['web/1', { role: 'web', port: 8080 }]]);
+      expect(list.code, list.stderr).to.equal(0);
+      expect(JSON.parse(list.stdout).items.map((e: { key: string; meta: object }) => [e.key, e.meta])).to.deep.equal([['web/1', { role: 'web', port: 8080 }]]);
       const count = await cli(['count', '--json', ...b]);
-      assert.equal(JSON.parse(count.stdout).total, 1);
+      expect(JSON.parse(count.stdout).total).to.equal(1);
       const status = await cli(['node', 'status', '--json', ...b]);
-      assert.equal(status.code, 0, status.stderr);
+      expect(status.code, status.stderr).to.equal(0);
       const st = JSON.parse(status.stdout);
-      assert.equal(typeof st.uptimeMs, 'number');
-      assert.match(st.backend, /^sqlite:/);
-      assert.equal(st.namespaces.default, 1);
+      expect(typeof st.uptimeMs).to.equal('number');
+      expect(st.backend).to.match(/^sqlite:/);
+      expect(st.namespaces.default).to.equal(1);
       const missing = await cli(['lookup', 'nope', ...b]);
-      assert.equal(missing.code, 3);
+      expect(missing.code).to.equal(3);
       const bad = await cli(['register', 'x', '--pid', 'abc', ...b]);
-      assert.equal(bad.code, 2);
-      assert.equal((await cli(['unregister', 'web/1', ...b])).code, 0);
-      assert.equal((await cli(['lookup', 'web/1', ...b])).code, 3);
+      expect(bad.code).to.equal(2);
+      expect((await cli(['unregister', 'web/1', ...b])).code).to.equal(0);
+      expect((await cli(['lookup', 'web/1', ...b])).code).to.equal(3);
     } finally {
       await stop(srv);
     }
@@ -83,19 +84,19 @@ describe('registry serve: the CLI through a node', { timeout: 120_000 }, () => {
   it('unreachable node → exit 6; bad or missing token → exit 7', async () => {
     const port = await freePort();
     const down = await cli(['lookup', 'k', '-b', `http://127.0.0.1:${port}`]);
-    assert.equal(down.code, 6, down.stderr);
-    assert.match(down.stderr, /cannot reach registry node/);
-    assert.doesNotMatch(down.stderr, /\n\s+at /);
+    expect(down.code, down.stderr).to.equal(6);
+    expect(down.stderr).to.match(/cannot reach registry node/);
+    expect(down.stderr).to.not.match(/\n\s+at /);
     const tokenFile = join(t.dir, 'token');
     writeFileSync(tokenFile, 'correct-horse-battery-staple\n');
     const srv = await spawnServe(['-b', 'memory:', '--token-file', tokenFile, '--log-level', 'warn']);
     try {
       const wrong = await cli(['count', '-b', srv.url], { REGISTRY_TOKEN: 'wrong-wrong-wrong-wrong' });
-      assert.equal(wrong.code, 7, wrong.stderr);
+      expect(wrong.code, wrong.stderr).to.equal(7);
       const none = await cli(['list', '-b', srv.url], { REGISTRY_TOKEN: '' });
-      assert.equal(none.code, 7, none.stderr);
+      expect(none.code, none.stderr).to.equal(7);
       const ok = await cli(['count', '-b', srv.url], { REGISTRY_TOKEN: 'correct-horse-battery-staple' });
-      assert.equal(ok.code, 0, ok.stderr);
+      expect(ok.code, ok.stderr).to.equal(0);
     } finally {
       await stop(srv);
     }
@@ -103,9 +104,9 @@ describe('registry serve: the CLI through a node', { timeout: 120_000 }, () => {
 
   it('refuses to listen off loopback without a token (exit 2, one line)', async () => {
     const r = await cli(['serve', '--listen', '0.0.0.0:0', '-b', 'memory:']);
-    assert.equal(r.code, 2);
-    assert.match(r.stderr, /without a token/);
-    assert.equal(r.stderr.trim().split('\n').length, 1);
+    expect(r.code).to.equal(2);
+    expect(r.stderr).to.match(/without a token/);
+    expect(r.stderr.trim().split('\n').length).to.equal(1);
   });
 
   it('serves https with --tls-cert/--tls-key', async () => {
@@ -114,15 +115,15 @@ describe('registry serve: the CLI through a node', { timeout: 120_000 }, () => {
     execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
     const srv = await spawnServe(['-b', 'memory:', '--tls-cert', cert, '--tls-key', key, '--log-level', 'warn']);
     try {
-      assert.match(srv.url, /^https:\/\/127\.0\.0\.1:\d+$/);
+      expect(srv.url).to.match(/^https:\/\/127\.0\.0\.1:\d+$/);
       const { readFileSync } = await import('node:fs');
       const reg = await ProcessRegistry.open({ backend: srv.url, backendOpts: { ca: readFileSync(cert, 'utf8') }, cleanupInterval: 0 });
       const p = await spawnSleeper();
       await reg.register('tls', p.pid);
-      assert.equal((await reg.lookup('tls'))?.pid, p.pid);
+      expect((await reg.lookup('tls'))?.pid).to.equal(p.pid);
       await reg.close();
       const untrusted = await ProcessRegistry.open({ backend: srv.url, cleanupInterval: 0 });
-      assert.equal((await untrusted.lookup('tls').catch((e) => e)).code, 'UNREACHABLE', 'an unknown certificate is refused');
+      expect((await untrusted.lookup('tls').catch((e) => e)).code, 'an unknown certificate is refused').to.equal('UNREACHABLE');
       await untrusted.close();
     } finally {
       await stop(srv);
@@ -154,11 +155,11 @@ describe('registry serve: the CLI through a node', { timeout: 120_000 }, () => {
     req.end(body.slice(4));
     const [res] = (await once(req, 'response')) as [http.IncomingMessage];
     res.resume();
-    assert.equal(res.statusCode, 201);
+    expect(res.statusCode).to.equal(201);
     const [code, sig] = await srv.exited;
-    assert.equal(sig, null);
-    assert.equal(code, 0, srv.stderr());
-    assert.match(srv.stderr(), /"msg":"closed"/);
+    expect(sig).to.equal(null);
+    expect(code, srv.stderr()).to.equal(0);
+    expect(srv.stderr()).to.match(/"msg":"closed"/);
   });
 
   it('SIGKILL mid-load: after a restart on the same SQLite file, every acknowledged registration is there', async () => {
@@ -193,14 +194,14 @@ describe('registry serve: the CLI through a node', { timeout: 120_000 }, () => {
     stopLoad = true;
     await Promise.all(workers);
     agent.destroy();
-    assert.ok(acked.length >= 300);
+    expect(acked.length >= 300).to.be.ok;
     const again = await spawnServe(['-b', db, '--log-level', 'warn']);
     try {
       const reg = await ProcessRegistry.open({ backend: again.url, cleanupInterval: 0 });
       const have = new Set<string>();
       for await (const e of reg.entries({ namespace: 'crash' })) have.add(e.key);
       const lost = acked.filter((k) => !have.has(k));
-      assert.deepEqual(lost, [], `${lost.length} of ${acked.length} acknowledged registrations lost`);
+      expect(lost, `${lost.length} of ${acked.length} acknowledged registrations lost`).to.deep.equal([]);
       await reg.close();
     } finally {
       await stop(again);

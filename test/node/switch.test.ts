@@ -4,9 +4,8 @@
  * be exactly what the acknowledged operations say, the change feed must run on across the flip
  * with increasing revisions and replay to the same state, and the file must hold it afterwards.
  */
-import assert from 'node:assert/strict';
+import { expect } from 'chai';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
 import type { ChangeEvent, Meta } from '../../src/backends/contract.js';
 import { RemoteBackend } from '../../src/backends/remote.js';
 import { ProcessRegistry } from '../../src/registry/service.js';
@@ -16,12 +15,14 @@ import { startNode } from '../support/node.js';
 import { tempDir } from '../support/tmp.js';
 
 const t = tempDir();
+
+describe('node switch', function () {
+  this.timeout(120_000);
 after(async () => {
   await killAllSleepers();
   t.cleanup();
 });
 
-describe('node switch', { timeout: 120_000 }, () => {
   it('memory → sqlite under load: nothing lost, nothing failed, the feed runs on', async () => {
     const node = await startNode('memory:');
     const client = await ProcessRegistry.open({ backend: node.url, namespace: 'sw', cleanupInterval: 0 });
@@ -58,7 +59,7 @@ describe('node switch', { timeout: 120_000 }, () => {
     };
     // A larger namespace beside it, so the backfill takes a while and dual writes land during it.
     const bulk = Array.from({ length: 20_000 }, (_, i) => ({ key: `b${i}`, pid: 100 + (i % 50), node: 'elsewhere', namespace: 'big' }));
-    for (let i = 0; i < bulk.length; i += 5000) assert.ok((await client.bulkRegister(bulk.slice(i, i + 5000))).every((r) => r.ok));
+    for (let i = 0; i < bulk.length; i += 5000) expect((await client.bulkRegister(bulk.slice(i, i + 5000))).every((r) => r.ok)).to.be.ok;
     const workers = procs.map((_, w) => worker(w));
     await waitFor(() => ops > 300, 20_000, 'load to start');
     const file = join(t.dir, 'switched.db');
@@ -67,33 +68,33 @@ describe('node switch', { timeout: 120_000 }, () => {
     await waitFor(() => ops > opsAtFlip + 300, 20_000, 'load to go on after the flip');
     stop = true;
     await Promise.all(workers);
-    assert.deepEqual(failures, [], 'no operation failed');
-    assert.equal(report.from, 'memory:');
-    assert.equal(report.to, `sqlite:${file}`);
-    assert.ok(report.copied >= 20_000, `copied ${report.copied}`);
-    assert.equal(await client.count({ namespace: 'big' }), 20_000);
-    assert.equal(node.registry.backend.url, `sqlite:${file}`);
+    expect(failures, 'no operation failed').to.deep.equal([]);
+    expect(report.from).to.equal('memory:');
+    expect(report.to).to.equal(`sqlite:${file}`);
+    expect(report.copied >= 20_000, `copied ${report.copied}`).to.be.ok;
+    expect(await client.count({ namespace: 'big' })).to.equal(20_000);
+    expect(node.registry.backend.url).to.equal(`sqlite:${file}`);
 
     // Final state through the node = the acknowledged operations.
     const got = new Map<string, { pid: number; meta: Meta }>();
     for await (const e of client.entries()) got.set(e.key, { pid: e.pid, meta: e.meta });
-    assert.deepEqual(got, expected);
+    expect(got).to.deep.equal(expected);
 
     // The feed: revisions increase through the flip, and replaying it gives the same state.
     await waitFor(() => events.length > 0 && events[events.length - 1].revision >= (node.nodeInfo().revision ?? 0), 10_000, 'the feed to catch up');
-    assert.deepEqual(feedErrors, []);
-    for (let i = 1; i < events.length; i++) assert.ok(events[i].revision > events[i - 1].revision, `revision ${events[i].revision} after ${events[i - 1].revision}`);
-    assert.ok(events.some((e) => e.revision <= report.revision) && events.some((e) => e.revision > report.revision), 'events on both sides of the flip');
+    expect(feedErrors).to.deep.equal([]);
+    for (let i = 1; i < events.length; i++) expect(events[i].revision > events[i - 1].revision, `revision ${events[i].revision} after ${events[i - 1].revision}`).to.be.ok;
+    expect(events.some((e) => e.revision <= report.revision) && events.some((e) => e.revision > report.revision), 'events on both sides of the flip').to.be.ok;
     const replay = new Map<string, { pid: number; meta: Meta }>();
     for (const e of events) {
       if (e.type === 'put') replay.set(e.key, { pid: e.entry!.pid, meta: e.entry!.meta });
       else replay.delete(e.key);
     }
-    assert.deepEqual(replay, expected);
+    expect(replay).to.deep.equal(expected);
     // A resume from before the flip is refused as compacted (list again).
     const errs: Error[] = [];
     await remote.watch({ namespace: 'sw', sinceRevision: 1 }, () => undefined, (e) => errs.push(e));
-    assert.match(String(errs[0]?.message), /compacted/);
+    expect(String(errs[0]?.message)).to.match(/compacted/);
 
     stopWatch();
     await client.close();
@@ -103,7 +104,7 @@ describe('node switch', { timeout: 120_000 }, () => {
     const onDisk = new Map<string, { pid: number; meta: Meta }>();
     for await (const e of direct.entries()) onDisk.set(e.key, { pid: e.pid, meta: e.meta });
     await direct.close();
-    assert.deepEqual(onDisk, expected);
+    expect(onDisk).to.deep.equal(expected);
   });
 
   it('refuses a switch to a backend of another kind, and the CLI drives a switch', async () => {
@@ -111,18 +112,18 @@ describe('node switch', { timeout: 120_000 }, () => {
     try {
       const client = await ProcessRegistry.open({ backend: node.url, cleanupInterval: 0 });
       const err = await (client.backend as RemoteBackend).switchNode(node.url).catch((e) => e);
-      assert.equal(err.code, 'INVALID_INPUT');
-      assert.match(err.message, /cannot switch/);
-      assert.equal(node.registry.backend.url, 'memory:', 'still on memory');
+      expect(err.code).to.equal('INVALID_INPUT');
+      expect(err.message).to.match(/cannot switch/);
+      expect(node.registry.backend.url, 'still on memory').to.equal('memory:');
       await client.close();
       const file = join(t.dir, 'cli.db');
       // Asynchronously: the node runs in this process and must keep answering.
       const sb = sandbox();
       const r = await sb.start(['node', 'switch', '--to', `sqlite:${file}`, '-b', node.url, '--json']).done;
       sb.cleanup();
-      assert.equal(r.code, 0, r.stderr);
-      assert.equal(r.json<{ to: string }>().to, `sqlite:${file}`);
-      assert.equal(node.registry.backend.url, `sqlite:${file}`);
+      expect(r.code, r.stderr).to.equal(0);
+      expect(r.json<{ to: string }>().to).to.equal(`sqlite:${file}`);
+      expect(node.registry.backend.url).to.equal(`sqlite:${file}`);
     } finally {
       await node.close();
     }

@@ -1,30 +1,29 @@
 /** cachedLookup: coherent through the change feed, invalidated by own writes, TTL-bound without a feed. */
-import assert from 'node:assert/strict';
+import { expect } from 'chai';
 import { join } from 'node:path';
-import { after, describe, it } from 'node:test';
 import { ProcessRegistry } from '../../src/registry/service.js';
 import { killAllSleepers, spawnSleeper, waitFor } from '../support/processes.js';
 import { tempDir } from '../support/tmp.js';
 
+describe('cachedLookup', () => {
 after(() => killAllSleepers());
 
-describe('cachedLookup', () => {
   it('memory: a write that bypasses this service reaches the cache through the feed', async () => {
     const reg = await ProcessRegistry.open({ backend: 'memory:', cleanupInterval: 0 });
     try {
       const [a, b] = [await spawnSleeper(), await spawnSleeper()];
       await reg.register('svc', a.pid, { v: 1 });
-      assert.equal((await reg.cachedLookup('svc'))?.pid, a.pid); // miss, fills
-      assert.equal((await reg.cachedLookup('svc'))?.pid, a.pid); // hit
+      expect((await reg.cachedLookup('svc'))?.pid).to.equal(a.pid); // miss, fills
+      expect((await reg.cachedLookup('svc'))?.pid).to.equal(a.pid); // hit
       // Another writer (as another node would) changes the key behind the service's back.
       const e = reg.makeEntry('svc', b.pid, { v: 2 });
       reg.backend.register(e, { replaceIf: () => true });
       await waitFor(async () => (await reg.cachedLookup('svc'))?.pid === b.pid, 5000, 'the feed to update the cache');
       const s = await reg.cacheStats();
-      assert.ok(s!.hits >= 1 && s!.misses >= 1 && s!.invalidations >= 1, JSON.stringify(s));
+      expect(s!.hits >= 1 && s!.misses >= 1 && s!.invalidations >= 1, JSON.stringify(s)).to.be.ok;
       // A dead holder is never served from the cache.
       await b.kill();
-      assert.equal(await reg.cachedLookup('svc'), undefined);
+      expect(await reg.cachedLookup('svc')).to.equal(undefined);
     } finally {
       await reg.close();
     }
@@ -38,15 +37,15 @@ describe('cachedLookup', () => {
     try {
       const [a, b, c] = [await spawnSleeper(), await spawnSleeper(), await spawnSleeper()];
       await reg.register('svc', a.pid);
-      assert.equal((await reg.cachedLookup('svc', { ttlMs: 300 }))?.pid, a.pid);
+      expect((await reg.cachedLookup('svc', { ttlMs: 300 }))?.pid).to.equal(a.pid);
       await reg.unregister('svc');
       await reg.register('svc', b.pid);
-      assert.equal((await reg.cachedLookup('svc'))?.pid, b.pid, 'own writes invalidate immediately');
+      expect((await reg.cachedLookup('svc'))?.pid, 'own writes invalidate immediately').to.equal(b.pid);
       await reg.bulkRegister([{ key: 'svc', pid: a.pid }]).catch(() => undefined); // held by b: refused, no change
-      assert.equal((await reg.cachedLookup('svc'))?.pid, b.pid);
+      expect((await reg.cachedLookup('svc'))?.pid).to.equal(b.pid);
       await reg.unregister('svc');
       await reg.bulkRegister([{ key: 'svc', pid: a.pid }]);
-      assert.equal((await reg.cachedLookup('svc'))?.pid, a.pid, 'bulk writes invalidate too');
+      expect((await reg.cachedLookup('svc'))?.pid, 'bulk writes invalidate too').to.equal(a.pid);
       await other.unregister('svc');
       await other.register('svc', c.pid);
       await waitFor(async () => (await reg.cachedLookup('svc'))?.pid === c.pid, 5000, 'the TTL to expire');

@@ -2,8 +2,7 @@
  * The REPL's line splitting, history file, completion and hints against the real oclif command manifest and a
  * real (memory) registry.
  */
-import { after, before, describe, it } from 'node:test';
-import assert from 'node:assert/strict';
+import { expect } from 'chai';
 import { fileURLToPath } from 'node:url';
 import { Config } from '@oclif/core';
 import { ProcessRegistry } from '../../src/registry/service.js';
@@ -19,24 +18,24 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 describe('repl line splitting', () => {
   it('splits like a shell: quotes, escapes, comments, no expansion', () => {
-    assert.deepEqual(splitLine(`register 'a b' --meta x="1 2" c\\ d $HOME # note`), ['register', 'a b', '--meta', 'x=1 2', 'c d', '$HOME']);
-    assert.deepEqual(splitLine(`meta set k --json "{\\"q\\": \\"it's\\"}"`), ['meta', 'set', 'k', '--json', `{"q": "it's"}`]);
-    assert.deepEqual(splitLine(`lookup ''`), ['lookup', '']);
-    assert.deepEqual(splitLine('   # only a comment'), []);
-    assert.deepEqual(splitLine('lookup a#b'), ['lookup', 'a#b']);
-    assert.throws(() => splitLine('lookup "open'), { code: 'INVALID_INPUT', message: /unterminated " quote/ });
-    assert.throws(() => splitLine("lookup 'open"), { code: 'INVALID_INPUT' });
-    assert.throws(() => splitLine('lookup a\\'), { code: 'INVALID_INPUT', message: /lone backslash/ });
+    expect(splitLine(`register 'a b' --meta x="1 2" c\\ d $HOME # note`)).to.deep.equal(['register', 'a b', '--meta', 'x=1 2', 'c d', '$HOME']);
+    expect(splitLine(`meta set k --json "{\\"q\\": \\"it's\\"}"`)).to.deep.equal(['meta', 'set', 'k', '--json', `{"q": "it's"}`]);
+    expect(splitLine(`lookup ''`)).to.deep.equal(['lookup', '']);
+    expect(splitLine('   # only a comment')).to.deep.equal([]);
+    expect(splitLine('lookup a#b')).to.deep.equal(['lookup', 'a#b']);
+    expect(() => splitLine('lookup "open')).to.throw(/unterminated " quote/).with.property('code', 'INVALID_INPUT');
+    expect(() => splitLine("lookup 'open")).to.throw().with.property('code', 'INVALID_INPUT');
+    expect(() => splitLine('lookup a\\')).to.throw(/lone backslash/).with.property('code', 'INVALID_INPUT');
   });
 
   it('splits partial lines for completion, knowing where the last word starts', () => {
-    assert.deepEqual(splitPartial('lookup "we'), { words: ['lookup', 'we'], openQuote: '"', trailingSpace: false, lastStart: 7, danglingEscape: false });
-    assert.equal(splitPartial('lookup ').trailingSpace, true);
-    assert.equal(splitPartial('lookup').trailingSpace, false);
+    expect(splitPartial('lookup "we')).to.deep.equal({ words: ['lookup', 'we'], openQuote: '"', trailingSpace: false, lastStart: 7, danglingEscape: false });
+    expect(splitPartial('lookup ').trailingSpace).to.equal(true);
+    expect(splitPartial('lookup').trailingSpace).to.equal(false);
   });
 
   it('quotes words so that splitting gives them back', () => {
-    for (const w of ['plain', 'with space', "it's", 'a"b', '', 'tab\there', '$x', 'ünï']) assert.deepEqual(splitLine(`x ${quoteWord(w)}`), ['x', w]);
+    for (const w of ['plain', 'with space', "it's", 'a"b', '', 'tab\there', '$x', 'ünï']) expect(splitLine(`x ${quoteWord(w)}`)).to.deep.equal(['x', w]);
   });
 });
 
@@ -68,46 +67,46 @@ describe('repl completion and hints', () => {
   });
 
   it('finds keys by prefix through the backend, in order, nothing outside the prefix', async () => {
-    assert.deepEqual(await keysByPrefix(reg, 'web', undefined), ['web', 'web 2', 'web-1', 'webz']);
-    assert.deepEqual(await keysByPrefix(reg, '', undefined), ['api', 'wea~', 'web', 'web 2', 'web-1', 'webz', 'wec']);
-    assert.deepEqual(await keysByPrefix(reg, 'd', 'prod'), ['db']);
-    assert.deepEqual(await keysByPrefix(reg, 'zz', undefined), []);
+    expect(await keysByPrefix(reg, 'web', undefined)).to.deep.equal(['web', 'web 2', 'web-1', 'webz']);
+    expect(await keysByPrefix(reg, '', undefined)).to.deep.equal(['api', 'wea~', 'web', 'web 2', 'web-1', 'webz', 'wec']);
+    expect(await keysByPrefix(reg, 'd', 'prod')).to.deep.equal(['db']);
+    expect(await keysByPrefix(reg, 'zz', undefined)).to.deep.equal([]);
   });
 
   it('completes command names, topics and built-ins', async () => {
-    assert.deepEqual(await complete('look', src), [['lookup '], 'look']);
-    assert.deepEqual(await complete('meta ', src), [['get', 'set'], '']);
-    assert.deepEqual(await complete('meta s', src), [['set '], 's']);
+    expect(await complete('look', src)).to.deep.equal([['lookup '], 'look']);
+    expect(await complete('meta ', src)).to.deep.equal([['get', 'set'], '']);
+    expect(await complete('meta s', src)).to.deep.equal([['set '], 's']);
     const [all] = await complete('', src);
-    for (const w of ['use', 'ns', 'json', 'lookup', 'meta', 'register']) assert.ok(all.includes(w), w);
-    assert.ok(!all.includes('repl'));
+    for (const w of ['use', 'ns', 'json', 'lookup', 'meta', 'register']) expect(all.includes(w), w).to.be.ok;
+    expect(!all.includes('repl')).to.be.ok;
   });
 
   it('completes flags, flag values, namespaces and keys (quoted when needed)', async () => {
-    assert.deepEqual(await complete('list --al', src), [['--all-namespaces '], '--al']);
-    assert.deepEqual(await complete('restore f --mode r', src), [['replace '], 'r']);
-    assert.deepEqual(await complete('count -n p', src), [['prod '], 'p']);
-    assert.deepEqual(await complete('count --profile ', src), [['dev', 'prod'], '']);
-    assert.deepEqual(await complete('lookup web', src), [['web', "'web 2'", 'web-1', 'webz'], 'web']);
-    assert.deepEqual(await complete('lookup -n prod ', src), [['db '], '']);
-    assert.deepEqual(await complete('meta get w', src), [["'wea~'", 'web', "'web 2'", 'web-1', 'webz', 'wec'], 'w']);
-    assert.deepEqual(await complete(`lookup 'web `, src), [["'web 2' "], "'web "]);
-    assert.deepEqual(await complete('lookup "web-', src), [['"web-1" '], '"web-']);
-    assert.deepEqual(await complete('lookup api ', src), [[], '']); // the key is given
-    assert.deepEqual(await complete('ns ', src), [['default', 'prod'], '']);
-    assert.deepEqual(await complete('use mem', src), [['memory:'], 'mem']);
+    expect(await complete('list --al', src)).to.deep.equal([['--all-namespaces '], '--al']);
+    expect(await complete('restore f --mode r', src)).to.deep.equal([['replace '], 'r']);
+    expect(await complete('count -n p', src)).to.deep.equal([['prod '], 'p']);
+    expect(await complete('count --profile ', src)).to.deep.equal([['dev', 'prod'], '']);
+    expect(await complete('lookup web', src)).to.deep.equal([['web', "'web 2'", 'web-1', 'webz'], 'web']);
+    expect(await complete('lookup -n prod ', src)).to.deep.equal([['db '], '']);
+    expect(await complete('meta get w', src)).to.deep.equal([["'wea~'", 'web', "'web 2'", 'web-1', 'webz', 'wec'], 'w']);
+    expect(await complete(`lookup 'web `, src)).to.deep.equal([["'web 2' "], "'web "]);
+    expect(await complete('lookup "web-', src)).to.deep.equal([['"web-1" '], '"web-']);
+    expect(await complete('lookup api ', src)).to.deep.equal([[], '']); // the key is given
+    expect(await complete('ns ', src)).to.deep.equal([['default', 'prod'], '']);
+    expect(await complete('use mem', src)).to.deep.equal([['memory:'], 'mem']);
   });
 
   it('hints what the command still expects', () => {
-    assert.equal(hint('lookup ', src), 'KEY');
-    assert.equal(hint('lookup web ', src), '');
-    assert.equal(hint('meta get ', src), 'KEY [FIELD]');
-    assert.equal(hint('lookup web --field ', src), 'FIELD');
-    assert.equal(hint('restore x --mode ', src), 'merge|replace');
-    assert.equal(hint('meta ', src), 'get|set');
-    assert.equal(hint('use ', src), 'URL|PROFILE');
-    assert.equal(hint('look', src), '');
-    assert.equal(hint('count ', src), '[FLAGS]');
+    expect(hint('lookup ', src)).to.equal('KEY');
+    expect(hint('lookup web ', src)).to.equal('');
+    expect(hint('meta get ', src)).to.equal('KEY [FIELD]');
+    expect(hint('lookup web --field ', src)).to.equal('FIELD');
+    expect(hint('restore x --mode ', src)).to.equal('merge|replace');
+    expect(hint('meta ', src)).to.equal('get|set');
+    expect(hint('use ', src)).to.equal('URL|PROFILE');
+    expect(hint('look', src)).to.equal('');
+    expect(hint('count ', src)).to.equal('[FLAGS]');
   });
 });
 
@@ -118,17 +117,17 @@ describe('repl history file', () => {
       const env = { XDG_STATE_HOME: tmp.dir, HOME: '/nonexistent' };
       const a = historyPath('sqlite:/srv/a.db', env);
       const b = historyPath('sqlite:/srv/b.db', env);
-      assert.ok(a.startsWith(`${tmp.dir}/registry/history/`), a);
-      assert.notEqual(a, b);
-      assert.equal(historyPath('sqlite:/srv/a.db', env), a);
-      assert.ok(historyPath('memory:', { HOME: '/home/u' }).startsWith('/home/u/.local/state/registry/history/'));
+      expect(a.startsWith(`${tmp.dir}/registry/history/`), a).to.be.ok;
+      expect(a).to.not.equal(b);
+      expect(historyPath('sqlite:/srv/a.db', env)).to.equal(a);
+      expect(historyPath('memory:', { HOME: '/home/u' }).startsWith('/home/u/.local/state/registry/history/')).to.be.ok;
       const h = new HistoryFile(a, 3);
-      assert.deepEqual(h.load(), []);
+      expect(h.load()).to.deep.equal([]);
       for (const l of ['count', 'count', 'lookup a', ' secret', '', 'list', 'count', 'ns prod']) h.append(l);
-      assert.equal(readFileSync(a, 'utf8'), 'count\nlookup a\nlist\ncount\nns prod\n');
-      assert.deepEqual(new HistoryFile(a, 3).load(), ['ns prod', 'count', 'list']); // newest first, each line once
+      expect(readFileSync(a, 'utf8')).to.equal('count\nlookup a\nlist\ncount\nns prod\n');
+      expect(new HistoryFile(a, 3).load()).to.deep.equal(['ns prod', 'count', 'list']); // newest first, each line once
       h.trim();
-      assert.equal(readFileSync(a, 'utf8'), 'list\ncount\nns prod\n');
+      expect(readFileSync(a, 'utf8')).to.equal('list\ncount\nns prod\n');
     } finally {
       tmp.cleanup();
     }

@@ -2,8 +2,7 @@
  * `registry repl` with stdin not a terminal: lines run as a script through the same commands as
  * the CLI, no prompt noise, stop at the first failure with its exit code (or --keep-going).
  */
-import { after, before, describe, it } from 'node:test';
-import assert from 'node:assert/strict';
+import { expect } from 'chai';
 import { spawn, spawnSync } from 'node:child_process';
 import { once } from 'node:events';
 import { writeFileSync } from 'node:fs';
@@ -57,9 +56,9 @@ describe('repl as a script (stdin not a TTY)', () => {
 
   it('runs each line through the CLI commands, printing only their output', async () => {
     const r = await repl(['-b', db], `register web-1 --pid ${p.pid} --meta role=web\n\n# a comment\nlookup web-1 --field pid\ncount\n`);
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.stdout, `registered web-1 → pid ${p.pid} on ${cli(['lookup', 'web-1', '-b', db, '--field', 'node']).stdout.trim()} (namespace default)\n${p.pid}\n1\n`);
-    assert.equal(r.stderr, '');
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stdout).to.equal(`registered web-1 → pid ${p.pid} on ${cli(['lookup', 'web-1', '-b', db, '--field', 'node']).stdout.trim()} (namespace default)\n${p.pid}\n1\n`);
+    expect(r.stderr).to.equal('');
   });
 
   it('prints what the one-shot CLI prints, byte for byte (one implementation)', async () => {
@@ -68,74 +67,74 @@ describe('repl as a script (stdin not a TTY)', () => {
     const lookup = cli(['lookup', 'web-1', '--json', '-b', db]);
     const meta = cli(['meta', 'get', 'web-1', '-b', db]);
     const missing = cli(['lookup', 'nope', '-b', db]);
-    assert.equal(viaRepl.stdout, list.stdout + lookup.stdout + meta.stdout);
-    assert.equal(viaRepl.stderr, missing.stderr);
-    assert.equal(viaRepl.code, missing.code);
-    assert.equal(viaRepl.code, 3);
+    expect(viaRepl.stdout).to.equal(list.stdout + lookup.stdout + meta.stdout);
+    expect(viaRepl.stderr).to.equal(missing.stderr);
+    expect(viaRepl.code).to.equal(missing.code);
+    expect(viaRepl.code).to.equal(3);
   });
 
   it('stops at the first failing line and exits with its code', async () => {
     const r = await repl(['-b', db], `lookup web-1 --field pid\nregister web-1 --pid 1\ncount\n`);
-    assert.equal(r.code, 4); // already registered by a live process
-    assert.equal(r.stdout, `${p.pid}\n`); // count never ran
-    assert.match(r.stderr, /already registered|held by/i);
+    expect(r.code).to.equal(4); // already registered by a live process
+    expect(r.stdout).to.equal(`${p.pid}\n`); // count never ran
+    expect(r.stderr).to.match(/already registered|held by/i);
   });
 
   it('--keep-going runs every line and exits with the first failure\'s code', async () => {
     const r = await repl(['-b', db, '--keep-going'], 'lookup nope\nregister bad --pid notapid\ncount\n$?\nunregister nope\n');
-    assert.equal(r.code, 3);
-    assert.equal(r.stdout, '1\n0\nnope was not registered (nothing to do)\n');
-    assert.equal(r.stderr.trim().split('\n').length, 2, r.stderr);
+    expect(r.code).to.equal(3);
+    expect(r.stdout).to.equal('1\n0\nnope was not registered (nothing to do)\n');
+    expect(r.stderr.trim().split('\n').length, r.stderr).to.equal(2);
   });
 
   it('$? shows the last exit status; exit N leaves with N', async () => {
     const r = await repl(['-b', db, '-k'], 'lookup nope\n$?\nregister x --pid 0\n$?\ncount\n$?\nexit 7\ncount\n');
-    assert.equal(r.code, 7);
-    assert.equal(r.stdout, '3\n2\n1\n0\n');
+    expect(r.code).to.equal(7);
+    expect(r.stdout).to.equal('3\n2\n1\n0\n');
   });
 
   it('parses shell-like quoting; bad lines are usage errors (exit 2)', async () => {
     const r = await repl(['-b', db], `register 'a key' --pid ${p.pid} --meta-json "{\\"say\\": \\"it's\\"}"\nlookup "a key" --field say\nunregister a\\ key\n`);
-    assert.equal(r.code, 0, r.stderr);
-    assert.equal(r.stdout.split('\n')[1], "it's");
+    expect(r.code, r.stderr).to.equal(0);
+    expect(r.stdout.split('\n')[1]).to.equal("it's");
     for (const line of ['lookup "open', 'frobnicate now', 'lookup a\\', 'repl']) {
       const bad = await repl(['-b', db], `${line}\ncount\n`);
-      assert.equal(bad.code, 2, `${line}: ${bad.stderr}`);
-      assert.equal(bad.stdout, '');
-      assert.equal(bad.stderr.trim().split('\n').length, 1, bad.stderr);
-      assert.doesNotMatch(bad.stderr, /\n\s+at /);
+      expect(bad.code, `${line}: ${bad.stderr}`).to.equal(2);
+      expect(bad.stdout).to.equal('');
+      expect(bad.stderr.trim().split('\n').length, bad.stderr).to.equal(1);
+      expect(bad.stderr).to.not.match(/\n\s+at /);
     }
   });
 
   it('built-ins: ns, json, use, help, COMMAND --help', async () => {
     const other = `sqlite:${join(tmp.dir, 'other.db')}`;
     const r = await repl(['-b', db], `ns staging\nregister api --pid ${p.pid}\ncount\nns\njson on\ncount\njson off\nuse ${other}\ncount\nhelp\nlookup --help\ncount -n staging\n`);
-    assert.equal(r.code, 0, r.stderr);
+    expect(r.code, r.stderr).to.equal(0);
     const out = r.stdout;
-    assert.match(out, /^registered api → pid \d+ on .* \(namespace staging\)\n1\nstaging\n\{\n {2}"namespaces": \{\n {4}"staging": 1\n {2}\},\n {2}"total": 1\n\}\n/);
-    assert.match(out, new RegExp(`using ${other.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}, namespace staging\\n0\\n`));
-    assert.match(out, /REPL commands[\s\S]*use URL\|PROFILE[\s\S]*Registry commands[\s\S]*meta get/);
-    assert.match(out, /USAGE\n {2}\$ registry lookup KEY/);
-    assert.match(out, /\n0\n$/); // count -n staging on the other db
-    assert.equal(cli(['count', '-n', 'staging', '-b', db]).stdout, '1\n');
+    expect(out).to.match(/^registered api → pid \d+ on .* \(namespace staging\)\n1\nstaging\n\{\n {2}"namespaces": \{\n {4}"staging": 1\n {2}\},\n {2}"total": 1\n\}\n/);
+    expect(out).to.match(new RegExp(`using ${other.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}, namespace staging\\n0\\n`));
+    expect(out).to.match(/REPL commands[\s\S]*use URL\|PROFILE[\s\S]*Registry commands[\s\S]*meta get/);
+    expect(out).to.match(/USAGE\n {2}\$ registry lookup KEY/);
+    expect(out).to.match(/\n0\n$/); // count -n staging on the other db
+    expect(cli(['count', '-n', 'staging', '-b', db]).stdout).to.equal('1\n');
   });
 
   it('use PROFILE reads the config file; a bad target keeps the old backend', async () => {
     const cfg = join(tmp.dir, 'registry.config.json');
     writeFileSync(cfg, JSON.stringify({ profiles: { scratch: { backend: 'memory:', namespace: 'scr' } } }));
     const r = await repl(['-b', db, '-k'], 'use nosuchprofile\nuse bogus://x\ncount\nuse scratch\ncount\nns\n');
-    assert.equal(r.code, 2);
-    assert.match(r.stderr, /no profile "nosuchprofile"/);
-    assert.match(r.stderr, /unknown backend scheme "bogus:"/);
-    assert.equal(r.stdout, `${cli(['count', '-b', db]).stdout}using memory: (profile scratch), namespace scr\n0\nscr\n`);
+    expect(r.code).to.equal(2);
+    expect(r.stderr).to.match(/no profile "nosuchprofile"/);
+    expect(r.stderr).to.match(/unknown backend scheme "bogus:"/);
+    expect(r.stdout).to.equal(`${cli(['count', '-b', db]).stdout}using memory: (profile scratch), namespace scr\n0\nscr\n`);
   });
 
   it('never prompts in a script: restore --mode replace needs --yes', async () => {
     const dump = join(tmp.dir, 'script.ndjson');
     const r = await repl(['-b', db, '-k'], `dump -o ${dump}\nrestore ${dump} --mode replace\nrestore ${dump} --mode replace --yes\n`);
-    assert.equal(r.code, 2);
-    assert.match(r.stderr, /pass --yes to confirm/);
-    assert.match(r.stdout, /restored \d+ registrations \(replace/);
+    expect(r.code).to.equal(2);
+    expect(r.stderr).to.match(/pass --yes to confirm/);
+    expect(r.stdout).to.match(/restored \d+ registrations \(replace/);
   });
 
   it('sweeps dead registrations periodically while it runs (a long-lived process)', async () => {
@@ -151,7 +150,7 @@ describe('repl as a script (stdin not a TTY)', () => {
     const raw = await ProcessRegistry.open({ backend: `sqlite:${file}`, cleanupInterval: 0 });
     try {
       const stored = async () => (await raw.backend.list('default', { limit: 10 })).items.map((e) => e.key);
-      assert.deepEqual(await stored(), ['doomed']);
+      expect(await stored()).to.deep.equal(['doomed']);
       await s.kill();
       // Nobody looks the key up: only the REPL's periodic sweep can remove the stored row.
       await waitFor(async () => (await stored()).length === 0, 20_000, 'the REPL\'s sweep to remove the dead registration');
@@ -165,9 +164,9 @@ describe('repl as a script (stdin not a TTY)', () => {
 
   it('a backend that cannot be opened is one line and exit 2, before any line runs', async () => {
     const r = await repl(['-b', 'bogus://x'], 'count\n');
-    assert.equal(r.code, 2);
-    assert.equal(r.stdout, '');
-    assert.match(r.stderr, /^registry: unknown backend scheme "bogus:"[^\n]*\n$/);
+    expect(r.code).to.equal(2);
+    expect(r.stdout).to.equal('');
+    expect(r.stderr).to.match(/^registry: unknown backend scheme "bogus:"[^\n]*\n$/);
   });
 
   it('SIGTERM closes the store and exits 143', async () => {
@@ -179,7 +178,7 @@ describe('repl as a script (stdin not a TTY)', () => {
     const exited = once(child, 'exit');
     child.kill('SIGTERM');
     const [code] = (await exited) as [number | null];
-    assert.equal(code, 143);
+    expect(code).to.equal(143);
   });
 
   it('SIGINT cancels the running command and ends the script with 130', async () => {
@@ -193,8 +192,8 @@ describe('repl as a script (stdin not a TTY)', () => {
     const exited = once(child, 'exit');
     child.kill('SIGINT');
     const [code] = (await exited) as [number | null];
-    assert.equal(code, 130, stderr);
-    assert.equal(stdout, '1\n');
-    assert.match(stderr, /cancelled/);
+    expect(code, stderr).to.equal(130);
+    expect(stdout).to.equal('1\n');
+    expect(stderr).to.match(/cancelled/);
   });
 });

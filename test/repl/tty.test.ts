@@ -3,8 +3,8 @@
  * screen, inline hints, Ctrl-C (cancels a running command, or the line), history kept across
  * sessions, Ctrl-R, Ctrl-D, and an @inquirer/prompts confirmation inside the REPL.
  */
-import { after, before, describe, it } from 'node:test';
-import assert from 'node:assert/strict';
+import { expect } from 'chai';
+import { present } from '../support/expect.js';
 import { spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join } from 'node:path';
@@ -85,13 +85,13 @@ describe('repl on a terminal', () => {
   it('shows the backend and namespace in the prompt, runs commands, leaves on Ctrl-D', async () => {
     const t = open();
     await prompt(t);
-    assert.match(t.cursorLine(), /^sqlite:.*tty\.db default>$/);
-    assert.equal(await run(t, 'lookup worker --field role'), 'queue');
-    assert.match(await run(t, 'lookup nobody'), /no live registration for "nobody"/);
-    assert.match(t.cursorLine(), /default \[3\]>$/);
-    assert.equal(await run(t, '$?'), '3');
+    expect(t.cursorLine()).to.match(/^sqlite:.*tty\.db default>$/);
+    expect(await run(t, 'lookup worker --field role')).to.equal('queue');
+    expect(await run(t, 'lookup nobody')).to.match(/no live registration for "nobody"/);
+    expect(t.cursorLine()).to.match(/default \[3\]>$/);
+    expect(await run(t, '$?')).to.equal('3');
     t.type('\x04');
-    assert.equal(await t.exited, 0);
+    expect(await t.exited).to.equal(0);
   });
 
   it('TAB completes commands, topics, flags, namespaces and keys from the backend', async () => {
@@ -105,7 +105,7 @@ describe('repl on a terminal', () => {
     t.type('\t');
     await until(t, () => /web-1\s+web-2/.test(t.text()), 'the candidate list');
     await typeUntil(t, '2\r', PROMPT);
-    assert.match(t.text(), /\nkey:\s+web-2\n/);
+    expect(t.text()).to.match(/\nkey:\s+web-2\n/);
     await typeUntil(t, 'me\t', /> meta( get\|set)?$/);
     await typeUntil(t, 'g\t', /> meta get( KEY \[FIELD\])?$/);
     t.type('\x15');
@@ -115,13 +115,13 @@ describe('repl on a terminal', () => {
     t.mark();
     t.type('\r');
     await prompt(t);
-    assert.match(t.text(), /\n1\n/);
+    expect(t.text()).to.match(/\n1\n/);
     await typeUntil(t, 'ns pr\t', /> ns prod$/);
     t.type('\r');
     await prompt(t, /prod>$/);
     await typeUntil(t, 'lookup a\t', /prod> lookup api$/);
     t.type('\x15\x04');
-    assert.equal(await t.exited, 0);
+    expect(await t.exited).to.equal(0);
   });
 
   it('shows a dim hint of what a command expects, gone once typing starts', async () => {
@@ -134,7 +134,7 @@ describe('repl on a terminal', () => {
     t.type('\x15');
     await typeUntil(t, 'restore d.ndjson --mode ', /--mode merge\|replace$/);
     t.type('\x15\x04');
-    assert.equal(await t.exited, 0);
+    expect(await t.exited).to.equal(0);
   });
 
   it('Ctrl-C cancels a running await (status 130) and the REPL stays; at the prompt it drops the line', async () => {
@@ -142,16 +142,16 @@ describe('repl on a terminal', () => {
     await start(t, 'await never-registered --timeout 120s');
     t.type('\x03');
     await prompt(t, /default \[130\]>$/);
-    assert.match(t.text(), /waiting for "never-registered": cancelled/);
-    assert.equal(await run(t, '$?'), '130');
+    expect(t.text()).to.match(/waiting for "never-registered": cancelled/);
+    expect(await run(t, '$?')).to.equal('130');
     await typeUntil(t, 'lookup half-typed', /lookup half-typed$/);
     t.mark();
     t.type('\x03');
     await prompt(t);
-    assert.match(t.text(), /lookup half-typed\^C/);
-    assert.match(await run(t, 'count'), /^3$/);
+    expect(t.text()).to.match(/lookup half-typed\^C/);
+    expect(await run(t, 'count')).to.match(/^3$/);
     t.type('exit 0\r');
-    assert.equal(await t.exited, 0);
+    expect(await t.exited).to.equal(0);
   });
 
   it('Ctrl-C during `run NAME -- CMD` stops the child, which unregisters; the REPL stays', async () => {
@@ -163,9 +163,9 @@ describe('repl on a terminal', () => {
     t.type('\x03');
     await prompt(t, /default \[130\]>$/);
     await until(t, () => !existsSync(`/proc/${child}`), `the child ${child} to exit`);
-    assert.match(await run(t, 'lookup holder'), /no live registration for "holder"/);
+    expect(await run(t, 'lookup holder')).to.match(/no live registration for "holder"/);
     t.type('\x04');
-    assert.equal(await t.exited, 0);
+    expect(await t.exited).to.equal(0);
   });
 
   it('Ctrl-C stops a `watch` of the REPL\'s own memory: backend and gives the prompt back', async () => {
@@ -177,9 +177,9 @@ describe('repl on a terminal', () => {
     await until(t, () => /PUT\s+default\/a pid=/.test(t.text()), 'the replayed event');
     t.type('\x03');
     await prompt(t);
-    assert.equal(await run(t, 'count'), '1'); // same warm memory: backend
+    expect(await run(t, 'count')).to.equal('1'); // same warm memory: backend
     t.type('\x04');
-    assert.equal(await t.exited, 0);
+    expect(await t.exited).to.equal(0);
   });
 
   it('keeps history per backend across sessions: arrows and Ctrl-R find earlier lines', async () => {
@@ -190,11 +190,11 @@ describe('repl on a terminal', () => {
     await run(a, 'lookup web-1 --field pid');
     await run(a, 'list --limit 1');
     a.type('exit\r');
-    assert.equal(await a.exited, 0);
+    expect(await a.exited).to.equal(0);
     const files = readdirSync(join(tmp.dir, 'state', 'registry', 'history'));
     const file = files.find((f) => f.includes('hist.db'));
-    assert.ok(file, `a history file for hist.db in ${files.join(', ')}`);
-    assert.equal(readFileSync(join(tmp.dir, 'state', 'registry', 'history', file), 'utf8'), 'count\nlookup web-1 --field pid\nlist --limit 1\nexit\n');
+    present(file, `a history file for hist.db in ${files.join(', ')}`);
+    expect(readFileSync(join(tmp.dir, 'state', 'registry', 'history', file), 'utf8')).to.equal('count\nlookup web-1 --field pid\nlist --limit 1\nexit\n');
 
     const b = open(['-b', other]);
     await prompt(b);
@@ -212,12 +212,12 @@ describe('repl on a terminal', () => {
     b.mark();
     b.type('\r');
     await prompt(b);
-    assert.match(b.text(), /no live registration for "web-1"/); // hist.db is empty: the found line ran
+    expect(b.text()).to.match(/no live registration for "web-1"/); // hist.db is empty: the found line ran
     b.type('\x04');
-    assert.equal(await b.exited, 0);
+    expect(await b.exited).to.equal(0);
     // the default backend's history was not touched by this one
-    assert.ok(!readdirSync(join(tmp.dir, 'state', 'registry', 'history')).some((f) => f.includes('count')));
-    assert.ok(existsSync(join(tmp.dir, 'state', 'registry', 'history', file)));
+    expect(!readdirSync(join(tmp.dir, 'state', 'registry', 'history')).some((f) => f.includes('count'))).to.be.ok;
+    expect(existsSync(join(tmp.dir, 'state', 'registry', 'history', file))).to.be.ok;
   });
 
   it('asks with an @inquirer/prompts confirmation before restore --mode replace, then takes the prompt back', async () => {
@@ -230,23 +230,23 @@ describe('repl on a terminal', () => {
     await until(t, () => /Replace everything in .* with .*snap\.ndjson\?/.test(t.text()), 'the confirmation');
     t.type('n\r');
     await prompt(t, /default \[2\]>$/);
-    assert.match(t.text(), /restore cancelled: nothing was changed/);
+    expect(t.text()).to.match(/restore cancelled: nothing was changed/);
     t.mark();
     t.type(`restore ${dump} --mode replace\r`);
     await until(t, () => /Replace everything/.test(t.text()), 'the confirmation again');
     t.type('\x03'); // Ctrl-C in the question: a "no", and the REPL stays
     await prompt(t, /default \[2\]>$/);
-    assert.match(t.text(), /restore cancelled: nothing was changed/);
+    expect(t.text()).to.match(/restore cancelled: nothing was changed/);
     t.mark();
     t.type(`restore ${dump} --mode replace\r`);
     await until(t, () => /Replace everything/.test(t.text()), 'the confirmation once more');
     t.type('y\r');
     await prompt(t);
-    assert.match(t.text(), /restored 4 registrations \(replace, 4 removed first\)/);
-    assert.equal(await run(t, 'count'), '3'); // keys and the editor still work after the prompt
+    expect(t.text()).to.match(/restored 4 registrations \(replace, 4 removed first\)/);
+    expect(await run(t, 'count')).to.equal('3'); // keys and the editor still work after the prompt
     await typeUntil(t, 'look\t', /> lookup( KEY)?$/);
     t.type('\x15exit 5\r');
-    assert.equal(await t.exited, 5);
+    expect(await t.exited).to.equal(5);
 
     const ci = spawnRepl(['-b', db], { ...env, CI: 'true' }); // never a prompt under CI
     terms.push(ci);
@@ -254,9 +254,9 @@ describe('repl on a terminal', () => {
     ci.mark();
     ci.type(`restore ${dump} --mode replace\r`);
     await prompt(ci, /default \[2\]>$/);
-    assert.match(ci.text(), /--mode replace removes every registration not in the dump: pass --yes to confirm/);
-    assert.doesNotMatch(ci.text(), /Replace everything/);
+    expect(ci.text()).to.match(/--mode replace removes every registration not in the dump: pass --yes to confirm/);
+    expect(ci.text()).to.not.match(/Replace everything/);
     ci.type('\x04');
-    assert.equal(await ci.exited, 0);
+    expect(await ci.exited).to.equal(0);
   });
 });

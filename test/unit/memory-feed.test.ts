@@ -1,6 +1,5 @@
 /** The memory backend's change feed kept as parallel arrays: resumption, filters, kinds, compaction. */
-import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { expect } from 'chai';
 import type { ChangeEvent, Registration } from '../../src/backends/contract.js';
 import { createMemoryBackend } from '../../src/backends/memory.js';
 
@@ -19,28 +18,25 @@ describe('memory change feed', () => {
     b.unregister('a', 'k1');
     b.bulkRegister!([entry('a', 'k3', 4), entry('b', 'k4', 5)], always);
     stop();
-    assert.deepEqual(
-      live.map((e) => [e.revision, e.type, e.namespace, e.key, e.entry?.pid]),
-      [[1, 'put', 'a', 'k1', 1], [2, 'put', 'b', 'k2', 2], [3, 'put', 'a', 'k1', 3], [4, 'delete', 'a', 'k1', undefined], [5, 'put', 'a', 'k3', 4], [6, 'put', 'b', 'k4', 5]],
-    );
-    assert.equal(live[3].entry, undefined);
-    assert.ok(!('entry' in live[3]));
+    expect(live.map((e) => [e.revision, e.type, e.namespace, e.key, e.entry?.pid])).to.deep.equal([[1, 'put', 'a', 'k1', 1], [2, 'put', 'b', 'k2', 2], [3, 'put', 'a', 'k1', 3], [4, 'delete', 'a', 'k1', undefined], [5, 'put', 'a', 'k3', 4], [6, 'put', 'b', 'k4', 5]]);
+    expect(live[3].entry).to.equal(undefined);
+    expect(!('entry' in live[3])).to.be.ok;
     const resumed: ChangeEvent[] = [];
     b.watch!({ sinceRevision: 0 }, (e) => resumed.push(e));
-    assert.deepEqual(resumed, live);
+    expect(resumed).to.deep.equal(live);
     const onlyA: ChangeEvent[] = [];
     b.watch!({ namespace: 'a', sinceRevision: 2 }, (e) => onlyA.push(e));
-    assert.deepEqual(onlyA.map((e) => e.revision), [3, 4, 5]);
+    expect(onlyA.map((e) => e.revision)).to.deep.equal([3, 4, 5]);
   });
 
   it('a revision older than the retained feed is refused as compacted; the recent ones are kept', () => {
     const b = createMemoryBackend('', { feedRetention: 2 }, ctx);
     for (let i = 1; i <= 10; i++) b.register(entry('a', `k${i}`, i), always);
     let err: Error | undefined;
-    b.watch!({ sinceRevision: 1 }, () => assert.fail('no event expected'), (e) => (err = e));
-    assert.match(String(err), /revision 1 is compacted/);
+    b.watch!({ sinceRevision: 1 }, () => expect.fail('no event expected'), (e) => (err = e));
+    expect(String(err)).to.match(/revision 1 is compacted/);
     const got: number[] = [];
     b.watch!({ sinceRevision: 8 }, (e) => got.push(e.revision));
-    assert.deepEqual(got, [9, 10]);
+    expect(got).to.deep.equal([9, 10]);
   });
 });

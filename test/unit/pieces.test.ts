@@ -1,8 +1,7 @@
 /** The small pure pieces: validation, merge patch, canonical JSON and digests, durations, config. */
-import assert from 'node:assert/strict';
+import { expect } from 'chai';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import { InvalidInputError } from '../../src/backends/contract.js';
 import { canonicalFlatObjectText, canonicalJson, canonicalParsedJson, Digest, bucketOf, BucketDigester, foldDigests } from '../../src/registry/digest.js';
@@ -13,43 +12,43 @@ import { tempDir } from '../support/tmp.js';
 
 describe('validation', () => {
   it('namespaces', () => {
-    for (const ok of ['default', 'test:ab12', 'a', 'A.b_c-d:e', 'x'.repeat(64)]) assert.equal(validateNamespace(ok), ok);
-    for (const bad of ['', '-a', '.a', 'a b', 'a/b', 'x'.repeat(65), 'é', null, 3]) assert.throws(() => validateNamespace(bad), InvalidInputError);
+    for (const ok of ['default', 'test:ab12', 'a', 'A.b_c-d:e', 'x'.repeat(64)]) expect(validateNamespace(ok)).to.equal(ok);
+    for (const bad of ['', '-a', '.a', 'a b', 'a/b', 'x'.repeat(65), 'é', null, 3]) expect(() => validateNamespace(bad)).to.throw(InvalidInputError);
   });
   it('keys: 1–512 bytes of UTF-8, no control characters, no lone surrogates', () => {
-    assert.equal(validateKey('a/b c'), 'a/b c');
-    assert.equal(validateKey('😀'.repeat(128)), '😀'.repeat(128)); // 512 bytes
-    for (const bad of ['', 'a\nb', 'a\u0000', 'a\u009f', '😀'.repeat(129), '\ud800x', 'x\udc00']) assert.throws(() => validateKey(bad), InvalidInputError, JSON.stringify(bad));
+    expect(validateKey('a/b c')).to.equal('a/b c');
+    expect(validateKey('😀'.repeat(128))).to.equal('😀'.repeat(128)); // 512 bytes
+    for (const bad of ['', 'a\nb', 'a\u0000', 'a\u009f', '😀'.repeat(129), '\ud800x', 'x\udc00']) expect(() => validateKey(bad), JSON.stringify(bad)).to.throw(InvalidInputError);
   });
   it('metadata is a JSON object of at most 64 KiB', () => {
     validateMeta({ a: [1, { b: null }] });
-    for (const bad of [[], null, 'x', 1, true]) assert.throws(() => validateMeta(bad), /must be a JSON object/);
-    assert.throws(() => validateMeta({ x: 'y'.repeat(65536) }), /65536-byte limit/);
+    for (const bad of [[], null, 'x', 1, true]) expect(() => validateMeta(bad)).to.throw(/must be a JSON object/);
+    expect(() => validateMeta({ x: 'y'.repeat(65536) })).to.throw(/65536-byte limit/);
     const circular: Record<string, unknown> = {};
     circular.self = circular;
-    assert.throws(() => validateMeta(circular), /cannot be serialized/);
+    expect(() => validateMeta(circular)).to.throw(/cannot be serialized/);
   });
   it('--meta pairs keep JSON scalars typed', () => {
-    assert.deepEqual(parseMetaPairs(['a=1', 'b=true', 'c=x', 'd=["p","q"]', 'e=', 'f=a=b', 'g=1.5e3', 'h=null']), {
+    expect(parseMetaPairs(['a=1', 'b=true', 'c=x', 'd=["p","q"]', 'e=', 'f=a=b', 'g=1.5e3', 'h=null'])).to.deep.equal({
       a: 1, b: true, c: 'x', d: ['p', 'q'], e: '', f: 'a=b', g: 1500, h: null,
     });
   });
   it('--where matches scalars as text and lists by element', () => {
-    assert.ok(matchesWhere({ n: 3, tags: ['a', 'b'], s: 'x' }, [['n', '3'], ['tags', 'b'], ['s', 'x']]));
-    assert.ok(!matchesWhere({ n: 3 }, [['n', '4']]));
-    assert.ok(!matchesWhere({}, [['missing', 'undefined']]));
+    expect(matchesWhere({ n: 3, tags: ['a', 'b'], s: 'x' }, [['n', '3'], ['tags', 'b'], ['s', 'x']])).to.be.ok;
+    expect(!matchesWhere({ n: 3 }, [['n', '4']])).to.be.ok;
+    expect(!matchesWhere({}, [['missing', 'undefined']])).to.be.ok;
   });
   it('durations', () => {
-    assert.equal(parseDuration('500ms'), 500);
-    assert.equal(parseDuration('10s'), 10_000);
-    assert.equal(parseDuration('2m'), 120_000);
-    assert.equal(parseDuration('1.5'), 1500);
-    assert.throws(() => parseDuration('soon'), /invalid duration/);
+    expect(parseDuration('500ms')).to.equal(500);
+    expect(parseDuration('10s')).to.equal(10_000);
+    expect(parseDuration('2m')).to.equal(120_000);
+    expect(parseDuration('1.5')).to.equal(1500);
+    expect(() => parseDuration('soon')).to.throw(/invalid duration/);
   });
   it('key order is UTF-8 byte order', () => {
     fc.assert(
       fc.property(fc.string({ unit: 'grapheme' }), fc.string({ unit: 'grapheme' }), (a, b) => {
-        assert.equal(Math.sign(compareKeys(a, b)), Math.sign(Buffer.compare(Buffer.from(a), Buffer.from(b))));
+        expect(Math.sign(compareKeys(a, b))).to.equal(Math.sign(Buffer.compare(Buffer.from(a), Buffer.from(b))));
       }),
     );
   });
@@ -74,7 +73,7 @@ describe('JSON merge patch (RFC 7386, appendix A)', () => {
     [{}, { a: { bb: { ccc: null } } }, { a: { bb: {} } }],
   ];
   for (const [target, patch, result] of cases) {
-    it(`${JSON.stringify(target)} + ${JSON.stringify(patch)}`, () => assert.deepEqual(mergePatch(target, patch), result));
+    it(`${JSON.stringify(target)} + ${JSON.stringify(patch)}`, () => expect(mergePatch(target, patch)).to.deep.equal(result));
   }
 });
 
@@ -91,8 +90,8 @@ describe('canonical JSON and digests', () => {
   it('canonical JSON does not depend on key order', () => {
     fc.assert(
       fc.property(fc.jsonValue(), fc.integer({ min: 1, max: 99 }), (v, seed) => {
-        assert.equal(canonicalJson(shuffle(v, seed)), canonicalJson(v));
-        assert.deepEqual(JSON.parse(canonicalJson(v)), JSON.parse(JSON.stringify(v)));
+        expect(canonicalJson(shuffle(v, seed))).to.equal(canonicalJson(v));
+        expect(JSON.parse(canonicalJson(v))).to.deep.equal(JSON.parse(JSON.stringify(v)));
       }),
     );
   });
@@ -103,37 +102,37 @@ describe('canonical JSON and digests', () => {
         const b = new Digest();
         items.forEach((t) => a.addText(t));
         [...items].reverse().forEach((t) => b.addText(t));
-        assert.equal(a.hex(), b.hex());
+        expect(a.hex()).to.equal(b.hex());
         const c = new Digest();
         items.forEach((t, i) => c.addText(i === r % items.length ? `${t}!` : t));
-        assert.notEqual(c.hex(), a.hex());
+        expect(c.hex()).to.not.equal(a.hex());
         c.removeText(`${items[r % items.length]}!`);
         c.addText(items[r % items.length]);
-        assert.equal(c.hex(), a.hex(), 'removeText undoes addText');
+        expect(c.hex(), 'removeText undoes addText').to.equal(a.hex());
       }),
     );
   });
   it('the parsed-JSON fast path gives the canonical JSON of any parsed value', () => {
     const tricky = ['{"b":1,"a":{"d":[{"z":1,"y":2}],"c":null}}', '{"10":1,"9":2,"a":3}', '{"b":{"2":1,"1":2},"a":0}', '{"__proto__":{"y":1,"x":2},"a":1}', '{"z":-0,"a":1e400}', '{"b":"\\u0000\\ud800","a":"\\\""}', '[{"b":1,"a":2},3]', '{}', '"x"'];
-    for (const t of tricky) assert.equal(canonicalParsedJson(JSON.parse(t)), canonicalJson(JSON.parse(t)), t);
+    for (const t of tricky) expect(canonicalParsedJson(JSON.parse(t)), t).to.equal(canonicalJson(JSON.parse(t)));
     fc.assert(
       fc.property(fc.jsonValue(), fc.integer({ min: 1, max: 99 }), (v, seed) => {
         const parsed = JSON.parse(JSON.stringify(shuffle(v, seed)));
-        assert.equal(canonicalParsedJson(parsed), canonicalJson(parsed));
+        expect(canonicalParsedJson(parsed)).to.equal(canonicalJson(parsed));
       }),
     );
   });
   it('flat stored metadata texts read straight off the text give the canonical JSON', () => {
     const yes = ['{}', '{"b":1,"a":"x"}', '{"10":1,"9":2,"a":-3}', '{"__proto__":1,"a":null}', '{"t":true,"f":false,"n":null,"z":0}', '{"é":"ü","a":"日本"}', '{"b":999999999999999,"a":-12}'];
-    for (const t of yes) assert.equal(canonicalFlatObjectText(t), canonicalJson(JSON.parse(t)), t);
+    for (const t of yes) expect(canonicalFlatObjectText(t), t).to.equal(canonicalJson(JSON.parse(t)));
     const no = ['{"a":1,"a":2}', '{ "a":1}', '{"a":1 }', '{"a":-0}', '{"a":1.5}', '{"a":1e3}', '{"a":01}', '{"a":"\\n"}', '{"a":{"b":1}}', '{"a":[1]}', '{"a":"\ud83d\ude00"}', '{"a":1234567890123456}', '[1]', '{"a":1,}', '{"a"}', '{"a":tru}', '{"a":"x}'];
-    for (const t of no) assert.equal(canonicalFlatObjectText(t), undefined, t);
+    for (const t of no) expect(canonicalFlatObjectText(t), t).to.equal(undefined);
     const plain = fc.oneof(fc.string(), fc.integer(), fc.boolean(), fc.constant(null), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.constant(-0));
     fc.assert(
       fc.property(fc.dictionary(fc.string(), plain, { maxKeys: 8 }), fc.integer({ min: 1, max: 99 }), (o, seed) => {
         const t = JSON.stringify(shuffle(o, seed));
         const fast = canonicalFlatObjectText(t);
-        if (fast !== undefined) assert.equal(fast, canonicalJson(JSON.parse(t)), t);
+        if (fast !== undefined) expect(fast, t).to.equal(canonicalJson(JSON.parse(t)));
       }),
     );
   });
@@ -154,7 +153,7 @@ describe('canonical JSON and digests', () => {
           a.add({ ...r, meta: JSON.parse(text), registeredAt: 1, updatedAt: 2 });
           b.addStored(r.namespace, r.key, r.pid, r.node, text);
         }
-        assert.deepEqual(b.result(), a.result());
+        expect(b.result()).to.deep.equal(a.result());
       }),
     );
   });
@@ -165,9 +164,9 @@ describe('canonical JSON and digests', () => {
     for (const b of [16, 64, 4096]) {
       const direct = new BucketDigester(b);
       for (const e of entries) direct.add(e);
-      assert.deepEqual(foldDigests(fine.result(), b), direct.result());
+      expect(foldDigests(fine.result(), b)).to.deep.equal(direct.result());
     }
-    assert.throws(() => foldDigests(fine.result(), 3000), /cannot fold/);
+    expect(() => foldDigests(fine.result(), 3000)).to.throw(/cannot fold/);
   });
   it('bucketOf is FNV-1a over `${namespace}\\u0000${key}`', () => {
     fc.assert(
@@ -175,7 +174,7 @@ describe('canonical JSON and digests', () => {
         let h = 0x811c9dc5;
         const s = `${ns}\u0000${key}`;
         for (let i = 0; i < s.length; i++) h = Math.imul(h ^ s.charCodeAt(i), 0x01000193);
-        assert.equal(bucketOf(ns, key, n), (h >>> 0) % n);
+        expect(bucketOf(ns, key, n)).to.equal((h >>> 0) % n);
       }),
     );
   });
@@ -184,19 +183,19 @@ describe('canonical JSON and digests', () => {
     const e = { namespace: 'n', key: 'k', pid: 1, node: 'h', meta: { a: 1 }, registeredAt: 1, updatedAt: 1 };
     d.add(e);
     const b = bucketOf('n', 'k', 16);
-    assert.equal(d.result().counts[b], 1);
-    assert.equal(bucketOf('n', 'k', 16), b);
+    expect(d.result().counts[b]).to.equal(1);
+    expect(bucketOf('n', 'k', 16)).to.equal(b);
   });
 });
 
 describe('backend URLs and selection', () => {
   it('parses every scheme and refuses unknown ones', () => {
-    assert.equal(parseBackendUrl('sqlite:/a/b.db').location, '/a/b.db');
-    assert.equal(parseBackendUrl('sqlite:///a/b.db').location, '/a/b.db');
-    assert.equal(parseBackendUrl('etcd://127.0.0.1:2379/p').location, 'etcd://127.0.0.1:2379/p');
-    assert.equal(parseBackendUrl('MEMORY:').info.scheme, 'memory');
-    assert.throws(() => parseBackendUrl('redis://x'), /unknown backend scheme "redis:".*memory:/);
-    assert.throws(() => parseBackendUrl('/just/a/path'), /invalid backend/);
+    expect(parseBackendUrl('sqlite:/a/b.db').location).to.equal('/a/b.db');
+    expect(parseBackendUrl('sqlite:///a/b.db').location).to.equal('/a/b.db');
+    expect(parseBackendUrl('etcd://127.0.0.1:2379/p').location).to.equal('etcd://127.0.0.1:2379/p');
+    expect(parseBackendUrl('MEMORY:').info.scheme).to.equal('memory');
+    expect(() => parseBackendUrl('redis://x')).to.throw(/unknown backend scheme "redis:".*memory:/);
+    expect(() => parseBackendUrl('/just/a/path')).to.throw(/invalid backend/);
   });
   it('flag > profile flag > REGISTRY_BACKEND > REGISTRY_PROFILE > config default > built-in default', () => {
     const t = tempDir();
@@ -214,13 +213,13 @@ describe('backend URLs and selection', () => {
           process.chdir(prev);
         }
       };
-      assert.equal(at({ backend: 'memory:' }, { REGISTRY_BACKEND: 'sqlite:x' }), 'memory:');
-      assert.equal(at({ profile: 'b' }, { REGISTRY_BACKEND: 'sqlite:x' }), 'memory:');
-      assert.equal(at({}, { REGISTRY_BACKEND: 'sqlite:x', REGISTRY_PROFILE: 'b' }), 'sqlite:x');
-      assert.equal(at({}, { REGISTRY_PROFILE: 'b' }), 'memory:');
-      assert.equal(at({}, {}), `sqlite:${join(t.dir, 'a.db')}`);
+      expect(at({ backend: 'memory:' }, { REGISTRY_BACKEND: 'sqlite:x' })).to.equal('memory:');
+      expect(at({ profile: 'b' }, { REGISTRY_BACKEND: 'sqlite:x' })).to.equal('memory:');
+      expect(at({}, { REGISTRY_BACKEND: 'sqlite:x', REGISTRY_PROFILE: 'b' })).to.equal('sqlite:x');
+      expect(at({}, { REGISTRY_PROFILE: 'b' })).to.equal('memory:');
+      expect(at({}, {})).to.equal(`sqlite:${join(t.dir, 'a.db')}`);
       writeFileSync(join(t.dir, 'registry.config.json'), JSON.stringify({ profiles: {} }));
-      assert.equal(at({}, {}), `sqlite:${join(t.dir, 'data', 'registry', 'registry.db')}`);
+      expect(at({}, {})).to.equal(`sqlite:${join(t.dir, 'data', 'registry', 'registry.db')}`);
     } finally {
       t.cleanup();
     }

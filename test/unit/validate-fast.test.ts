@@ -2,8 +2,7 @@
  * The fast validation paths (perf-node) decide exactly as the plain ones: checkMeta vs validateMeta,
  * the metadata size bound vs the real serialized size, and validateKey's one-scan shortcut.
  */
-import assert from 'node:assert/strict';
-import { describe, it } from 'node:test';
+import { expect } from 'chai';
 import fc from 'fast-check';
 import { checkMeta, jsonBytesBound, MAX_KEY_BYTES, MAX_META_BYTES, validateKey, validateMeta, validateNamespace, validateNode } from '../../src/registry/validate.js';
 
@@ -31,16 +30,24 @@ describe('fast validation paths', () => {
     fc.assert(
       fc.property(json, (v) => {
         const b = jsonBytesBound(v, 0);
-        if (b >= 0) assert.ok(b >= Buffer.byteLength(JSON.stringify(v), 'utf8'), `bound ${b} for ${JSON.stringify(v)}`);
+        if (b >= 0) expect(b >= Buffer.byteLength(JSON.stringify(v), 'utf8'), `bound ${b} for ${JSON.stringify(v)}`).to.be.ok;
       }),
-      { numRuns: 3000 },
+      // The longest number text there is: it once got a bound of 24 for its 25 bytes.
+      { numRuns: 3000, examples: [[-0.0000010000000019443982], [-0.0000012345678901234567], [-1.2345678901234567e-308]] },
     );
+  });
+
+  it('the size bound covers the longest number texts', () => {
+    for (const v of [-0.0000010000000019443982, -0.0000012345678901234567, -1.2345678901234567e-308, -123456789012345680000]) {
+      expect(jsonBytesBound(v, 0), `bound for ${JSON.stringify(v)}`).to.be.at.least(JSON.stringify(v).length);
+    }
+    expect(JSON.stringify(-0.0000010000000019443982)).to.have.length(25);
   });
 
   it('checkMeta passes and refuses exactly what validateMeta does, with the same message', () => {
     fc.assert(
       fc.property(fc.oneof(json, fc.anything()), (v) => {
-        assert.equal(outcome(() => checkMeta(v)), outcome(() => validateMeta(v)));
+        expect(outcome(() => checkMeta(v))).to.equal(outcome(() => validateMeta(v)));
       }),
       { numRuns: 2000 },
     );
@@ -69,7 +76,7 @@ describe('fast validation paths', () => {
       null,
       'x',
     ];
-    edge.forEach((v, i) => assert.equal(outcome(() => checkMeta(v)), outcome(() => validateMeta(v)), `edge case ${i}`));
+    edge.forEach((v, i) => expect(outcome(() => checkMeta(v)), `edge case ${i}`).to.equal(outcome(() => validateMeta(v))));
   });
 
   it('validateKey: the shortcut accepts and refuses as the full checks do', () => {
@@ -83,12 +90,12 @@ describe('fast validation paths', () => {
     const keys = fc.oneof(nasty, fc.string({ unit: fc.constantFrom('a', 'é', '€', '😀'), minLength: 120, maxLength: 520 }));
     fc.assert(
       fc.property(keys, (k) => {
-        assert.equal(outcome(() => validateKey(k)) === 'ok' ? 'ok' : 'bad', slow(k));
+        expect(outcome(() => validateKey(k)) === 'ok' ? 'ok' : 'bad').to.equal(slow(k));
       }),
       { numRuns: 3000 },
     );
-    assert.equal(validateKey('€'.repeat(170)), '€'.repeat(170)); // 510 bytes
-    assert.throws(() => validateKey('€'.repeat(171)), /513 bytes is more than 512/);
+    expect(validateKey('€'.repeat(170))).to.equal('€'.repeat(170)); // 510 bytes
+    expect(() => validateKey('€'.repeat(171))).to.throw(/513 bytes is more than 512/);
   });
 
   it('namespace and node: remembering the last good one never lets a bad one through', () => {
@@ -98,8 +105,8 @@ describe('fast validation paths', () => {
     fc.assert(
       fc.property(fc.array(values, { maxLength: 12 }), (seq) => {
         for (const v of seq) {
-          assert.equal(outcome(() => validateNamespace(v)) === 'ok', typeof v === 'string' && nsOk.test(v), `namespace ${JSON.stringify(v)}`);
-          assert.equal(outcome(() => validateNode(v)) === 'ok', nodeOk(v), `node ${JSON.stringify(v)}`);
+          expect(outcome(() => validateNamespace(v)) === 'ok', `namespace ${JSON.stringify(v)}`).to.equal(typeof v === 'string' && nsOk.test(v));
+          expect(outcome(() => validateNode(v)) === 'ok', `node ${JSON.stringify(v)}`).to.equal(nodeOk(v));
         }
       }),
       { numRuns: 1000 },
