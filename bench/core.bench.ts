@@ -22,14 +22,20 @@ async function sqliteFigures(ctx: Parameters<BenchModule['run']>[0]) {
   const N = ctx.quick ? 10_000 : 100_000;
   const path = join(ctx.dir, 'core.db');
   const reg = await ProcessRegistry.open({ backend: `sqlite:${path}`, cleanupInterval: 0 });
-  const items = Array.from({ length: N }, (_, i) => ({ key: `svc-${i}`, pid: process.pid, meta: { i, role: 'bench' } }));
+  const items = Array.from({ length: N }, (_, i) => ({
+    key: `svc-${i}`,
+    pid: process.pid,
+    meta: { i, role: 'bench' },
+  }));
   for (let i = 0; i < N; i += 5000) await reg.bulkRegister(items.slice(i, i + 5000));
   // Raw baseline on the same file, same table, same key distribution.
   const Database = loadBetterSqlite();
   const raw = new Database(path);
   raw.pragma('journal_mode = WAL');
   raw.pragma('synchronous = NORMAL');
-  const get = raw.prepare('SELECT namespace, key, pid, node, meta, registered_at, updated_at, pid_start FROM registrations WHERE namespace = ? AND key = ?');
+  const get = raw.prepare(
+    'SELECT namespace, key, pid, node, meta, registered_at, updated_at, pid_start FROM registrations WHERE namespace = ? AND key = ?',
+  );
   const B = 2000;
   let seed = 1;
   const nextKey = () => {
@@ -46,7 +52,13 @@ async function sqliteFigures(ctx: Parameters<BenchModule['run']>[0]) {
     },
     { opsPerBatch: B },
   );
-  ctx.add({ name: `sqlite lookupSync (service, liveness, ${N / 1000}k rows)`, value: opsLabel(lk.subjectNs), baseline: `${opsLabel(lk.baselineNs)} raw prepared get`, ratio: lk.ratio, target: '>= 0.6' });
+  ctx.add({
+    name: `sqlite lookupSync (service, liveness, ${N / 1000}k rows)`,
+    value: opsLabel(lk.subjectNs),
+    baseline: `${opsLabel(lk.baselineNs)} raw prepared get`,
+    ratio: lk.ratio,
+    target: '>= 0.6',
+  });
   const lka = await comparePair(
     () => {
       for (let i = 0; i < B; i++) get.get('default', keys[i]);
@@ -56,7 +68,13 @@ async function sqliteFigures(ctx: Parameters<BenchModule['run']>[0]) {
     },
     { opsPerBatch: B, async: true },
   );
-  ctx.add({ name: 'sqlite lookup (async API, awaited one by one)', value: opsLabel(lka.subjectNs), baseline: `${opsLabel(lka.baselineNs)} raw prepared get`, ratio: lka.ratio, target: '>= 0.6' });
+  ctx.add({
+    name: 'sqlite lookup (async API, awaited one by one)',
+    value: opsLabel(lka.subjectNs),
+    baseline: `${opsLabel(lka.baselineNs)} raw prepared get`,
+    ratio: lka.ratio,
+    target: '>= 0.6',
+  });
 
   // register: fresh keys each round for both sides; same table shape, autocommit.
   const ins = raw.prepare(
@@ -74,11 +92,18 @@ async function sqliteFigures(ctx: Parameters<BenchModule['run']>[0]) {
       }
     },
     async () => {
-      for (let i = 0; i < RB; i++) await reg.register(`s-${svcN++}`, process.pid, { role: 'bench' }, { namespace: 'svcbench' });
+      for (let i = 0; i < RB; i++)
+        await reg.register(`s-${svcN++}`, process.pid, { role: 'bench' }, { namespace: 'svcbench' });
     },
     { opsPerBatch: RB, async: true, rounds: 5, minMs: 200 },
   );
-  ctx.add({ name: 'sqlite register (service, conflict check, WAL)', value: opsLabel(rg.subjectNs), baseline: `${opsLabel(rg.baselineNs)} raw autocommit INSERT OR REPLACE`, ratio: rg.ratio, target: '>= 0.6' });
+  ctx.add({
+    name: 'sqlite register (service, conflict check, WAL)',
+    value: opsLabel(rg.subjectNs),
+    baseline: `${opsLabel(rg.baselineNs)} raw autocommit INSERT OR REPLACE`,
+    ratio: rg.ratio,
+    target: '>= 0.6',
+  });
   raw.close();
   await reg.close();
 }
@@ -104,7 +129,13 @@ async function memoryFigures(ctx: Parameters<BenchModule['run']>[0]) {
     { opsPerBatch: B },
   );
   if (sink < 0) console.log(sink);
-  ctx.add({ name: `memory lookupSync (service, liveness, ${N / 1000}k entries)`, value: opsLabel(r.subjectNs), baseline: `${opsLabel(r.baselineNs)} raw Map.get`, ratio: r.ratio, target: '>= 0.3' });
+  ctx.add({
+    name: `memory lookupSync (service, liveness, ${N / 1000}k entries)`,
+    value: opsLabel(r.subjectNs),
+    baseline: `${opsLabel(r.baselineNs)} raw Map.get`,
+    ratio: r.ratio,
+    target: '>= 0.3',
+  });
   await reg.close();
 }
 
@@ -121,7 +152,17 @@ async function restoreFigures(ctx: Parameters<BenchModule['run']>[0]) {
     const ins = db.prepare('INSERT INTO registrations VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
     const now = Date.now();
     db.transaction(() => {
-      for (let i = 0; i < N; i++) ins.run('default', `svc-${String(i).padStart(7, '0')}`, 1000 + (i % 5000), 'other-node', `{"i":${i},"role":"bench"}`, now, now, null);
+      for (let i = 0; i < N; i++)
+        ins.run(
+          'default',
+          `svc-${String(i).padStart(7, '0')}`,
+          1000 + (i % 5000),
+          'other-node',
+          `{"i":${i},"role":"bench"}`,
+          now,
+          now,
+          null,
+        );
     })();
     db.close();
     const r2 = await ProcessRegistry.open({ backend: `sqlite:${src}`, cleanupInterval: 0 });
@@ -199,10 +240,18 @@ process.stdout.write(JSON.stringify({ ms, rssMb: process.resourceUsage().maxRSS 
 
 /** Cold start: interleaved spawns of `node -e 0` and `registry lookup KEY`, medians. */
 async function coldFigures(ctx: Parameters<BenchModule['run']>[0]) {
-  const env: NodeJS.ProcessEnv = { ...process.env, XDG_DATA_HOME: join(ctx.dir, "xdg"), XDG_CONFIG_HOME: join(ctx.dir, "xdg-config") };
+  const env: NodeJS.ProcessEnv = {
+    ...process.env,
+    XDG_DATA_HOME: join(ctx.dir, 'xdg'),
+    XDG_CONFIG_HOME: join(ctx.dir, 'xdg-config'),
+  };
   delete env.REGISTRY_BACKEND;
   delete env.REGISTRY_PROFILE;
-  const sleeper = spawnSync(process.execPath, [bin, 'register', 'cold-key', '--pid', String(process.pid), '--meta', 'role=bench'], { env, encoding: 'utf8' });
+  const sleeper = spawnSync(
+    process.execPath,
+    [bin, 'register', 'cold-key', '--pid', String(process.pid), '--meta', 'role=bench'],
+    { env, encoding: 'utf8' },
+  );
   if (sleeper.status !== 0) throw new Error(`register for cold lookup failed: ${sleeper.stderr}`);
   const time = (args: string[], e: NodeJS.ProcessEnv) => {
     const t0 = performance.now();

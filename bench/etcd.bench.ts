@@ -39,7 +39,12 @@ const mod: BenchModule = {
     const regs: ProcessRegistry[] = [];
     const open = async (prefix: string, members: number[] = [0, 1, 2]) => {
       const url = `etcd://${members.map((i) => cluster.endpoints[i]).join(',')}${prefix}`;
-      const r = await ProcessRegistry.open({ backend: url, backendOpts: { lease: 'none' }, cleanupInterval: 0, nodeName: 'bench-node' });
+      const r = await ProcessRegistry.open({
+        backend: url,
+        backendOpts: { lease: 'none' },
+        cleanupInterval: 0,
+        nodeName: 'bench-node',
+      });
       regs.push(r);
       return r;
     };
@@ -51,7 +56,18 @@ const mod: BenchModule = {
       // --- register ----------------------------------------------------------------------------
       const reg = await open('/bench-reg');
       let n = 0;
-      const value = Buffer.from(JSON.stringify({ namespace: 'default', key: 'k', pid: process.pid, node: 'bench-node', meta: {}, registeredAt: 0, updatedAt: 0, pidStart: null }));
+      const value = Buffer.from(
+        JSON.stringify({
+          namespace: 'default',
+          key: 'k',
+          pid: process.pid,
+          node: 'bench-node',
+          meta: {},
+          registeredAt: 0,
+          updatedAt: 0,
+          pidStart: null,
+        }),
+      );
       const r1 = await comparePair(
         inFlight(() => {
           const key = `/bench-raw/r/default/k${n++}`;
@@ -60,11 +76,20 @@ const mod: BenchModule = {
         inFlight(() => reg.register(`k${n++}`, process.pid, {}, { node: 'bench-node' })),
         { opsPerBatch: ops, rounds, minMs, async: true },
       );
-      ctx.add({ name: 'register, 64 in flight', value: opsLabel(r1.subjectNs), baseline: `${opsLabel(r1.baselineNs)} raw etcd3 create-if-absent txn`, ratio: r1.ratio, target: '>= 0.6', note: 'service: validate, pid check, per-key lock, txn of entry + the process marker (nested if-absent txn)' });
+      ctx.add({
+        name: 'register, 64 in flight',
+        value: opsLabel(r1.subjectNs),
+        baseline: `${opsLabel(r1.baselineNs)} raw etcd3 create-if-absent txn`,
+        ratio: r1.ratio,
+        target: '>= 0.6',
+        note: 'service: validate, pid check, per-key lock, txn of entry + the process marker (nested if-absent txn)',
+      });
 
       // --- lookup ------------------------------------------------------------------------------
       const keys = 1000;
-      const pre = await reg.bulkRegister(Array.from({ length: keys }, (_, i) => ({ key: `look-${i}`, pid: process.pid, node: 'bench-node' })));
+      const pre = await reg.bulkRegister(
+        Array.from({ length: keys }, (_, i) => ({ key: `look-${i}`, pid: process.pid, node: 'bench-node' })),
+      );
       if (pre.some((r) => !r.ok)) throw new Error('bench setup: bulk register failed');
       let m = 0;
       const r2 = await comparePair(
@@ -72,7 +97,14 @@ const mod: BenchModule = {
         inFlight(() => reg.lookup(`look-${m++ % keys}`)),
         { opsPerBatch: ops, rounds, minMs, async: true },
       );
-      ctx.add({ name: 'lookup, 64 in flight', value: opsLabel(r2.subjectNs), baseline: `${opsLabel(r2.baselineNs)} raw etcd3 linearizable get`, ratio: r2.ratio, target: '>= 0.7', note: 'linearizable on both sides' });
+      ctx.add({
+        name: 'lookup, 64 in flight',
+        value: opsLabel(r2.subjectNs),
+        baseline: `${opsLabel(r2.baselineNs)} raw etcd3 linearizable get`,
+        ratio: r2.ratio,
+        target: '>= 0.7',
+        note: 'linearizable on both sides',
+      });
 
       // --- change propagation A → B's cache ---------------------------------------------------
       const a = await open('/bench-prop', [0]);
@@ -93,7 +125,8 @@ const mod: BenchModule = {
         rawWatch.on('put', (kv) => {
           if (waiting?.match(kv.key.toString())) waiting.resolve();
         });
-        const arrival = (match: (k: string) => boolean) => new Promise<void>((resolve) => (waiting = { resolve, match }));
+        const arrival = (match: (k: string) => boolean) =>
+          new Promise<void>((resolve) => (waiting = { resolve, match }));
         for (let i = 0; i < samples; i++) {
           // interleaved: raw put → raw watch, then procreg update on A → B's cache
           let t0 = performance.now();
@@ -110,7 +143,8 @@ const mod: BenchModule = {
         waiting = null;
         await rawWatch.cancel();
         const cached = await cache.lookup('prop');
-        if (cached?.meta.i !== samples - 1) throw new Error(`bench: cache holds ${JSON.stringify(cached?.meta)} after the last update`);
+        if (cached?.meta.i !== samples - 1)
+          throw new Error(`bench: cache holds ${JSON.stringify(cached?.meta)} after the last update`);
         const p99 = percentile(ours, 99);
         const p99b = percentile(base, 99);
         ctx.add({
@@ -135,10 +169,27 @@ const mod: BenchModule = {
         const l = raw.lease(120, { autoKeepAlive: true });
         const id = await l.grant();
         for (let i = 0; i < n; i += 512) {
-          await Promise.all(Array.from({ length: Math.min(512, n - i) }, (_, j) => raw.put(`/bench-lease/${n}/${i + j}`).value('x').lease(id).exec()));
+          await Promise.all(
+            Array.from({ length: Math.min(512, n - i) }, (_, j) =>
+              raw
+                .put(`/bench-lease/${n}/${i + j}`)
+                .value('x')
+                .lease(id)
+                .exec(),
+            ),
+          );
         }
         let q = 0;
-        return { l, put: inFlight(() => raw.put(`/bench-lease/${n}/${q++ % Math.min(n, 256)}`).value('y').lease(id).exec()) };
+        return {
+          l,
+          put: inFlight(() =>
+            raw
+              .put(`/bench-lease/${n}/${q++ % Math.min(n, 256)}`)
+              .value('y')
+              .lease(id)
+              .exec(),
+          ),
+        };
       };
       const small = await leaseWith(16);
       const capped = await leaseWith(DEFAULT_KEYS_PER_LEASE);
@@ -174,7 +225,13 @@ const mod: BenchModule = {
       const t0 = performance.now();
       await big.l.revoke();
       const revokeMs = performance.now() - t0;
-      ctx.add({ name: `revoke of a lease with ${loaded} keys`, value: `${revokeMs.toFixed(0)} ms`, baseline: '-', ratio: 1, note: 'what a dying process with one big lease costs the cluster at once' });
+      ctx.add({
+        name: `revoke of a lease with ${loaded} keys`,
+        value: `${revokeMs.toFixed(0)} ms`,
+        baseline: '-',
+        ratio: 1,
+        note: 'what a dying process with one big lease costs the cluster at once',
+      });
     } finally {
       for (const r of regs) await r.close().catch(() => undefined);
       raw.close();

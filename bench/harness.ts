@@ -93,7 +93,9 @@ export async function comparePair(
   const b: number[] = [];
   const s: number[] = [];
   const run = async (f: () => void | Promise<void>) =>
-    opts.async ? timeAsync(f as () => Promise<void>, opts.opsPerBatch, minMs) : timeSync(f as () => void, opts.opsPerBatch, minMs);
+    opts.async
+      ? timeAsync(f as () => Promise<void>, opts.opsPerBatch, minMs)
+      : timeSync(f as () => void, opts.opsPerBatch, minMs);
   // warm-up
   await run(baseline);
   await run(subject);

@@ -54,7 +54,14 @@ async function healthFigures(ctx: BenchContext, label: string, deadShare: number
   const raw = new Database(path, { readonly: true });
   const count = raw.prepare('SELECT count(*) FROM registrations').pluck();
   const groupBy = raw.prepare('SELECT node, pid, pid_start, count(*) FROM registrations GROUP BY node, pid, pid_start');
-  const open = () => ProcessRegistry.open({ backend: `sqlite:${path}`, backendOpts: { readonly: true }, cleanupInterval: 0, nodeName: NODE, stats: false });
+  const open = () =>
+    ProcessRegistry.open({
+      backend: `sqlite:${path}`,
+      backendOpts: { readonly: true },
+      cleanupInterval: 0,
+      nodeName: NODE,
+      stats: false,
+    });
   const reg = await open();
   const h = await reg.healthCheck();
   const rounds = ctx.quick ? 5 : 15;
@@ -144,17 +151,38 @@ async function statsCost(ctx: BenchContext, backend: string, label: string) {
     for (let k = 0; k < (ctx.quick ? 1 : 3); k++) {
       const a = await comparePair(off as () => void, on as () => void, { opsPerBatch, rounds, minMs, async });
       const b = await comparePair(on as () => void, off as () => void, { opsPerBatch, rounds, minMs, async });
-      reps.push({ ratio: Math.sqrt(a.ratio / b.ratio), onNs: Math.sqrt(a.subjectNs * b.baselineNs), offNs: Math.sqrt(a.baselineNs * b.subjectNs) });
+      reps.push({
+        ratio: Math.sqrt(a.ratio / b.ratio),
+        onNs: Math.sqrt(a.subjectNs * b.baselineNs),
+        offNs: Math.sqrt(a.baselineNs * b.subjectNs),
+      });
     }
     reps.sort((x, y) => x.ratio - y.ratio);
     const mid = reps[reps.length >> 1];
-    return { ...mid, note: `median of ${reps.length} (each both orders): ${reps.map((r) => r.ratio.toFixed(3)).join(', ')}` };
+    return {
+      ...mid,
+      note: `median of ${reps.length} (each both orders): ${reps.map((r) => r.ratio.toFixed(3)).join(', ')}`,
+    };
   };
   // 1. As a user sees it: ProcessRegistry.open() (stats on) vs { stats: false }, one backend.
   const sync = await both(syncRun(on), syncRun(off), B, false);
-  ctx.add({ name: `${label} lookupSync, stats on vs { stats: false }`, value: opsLabel(sync.onNs), baseline: `${opsLabel(sync.offNs)} stats: false`, ratio: sync.ratio, target: '>= 0.95', note: sync.note });
+  ctx.add({
+    name: `${label} lookupSync, stats on vs { stats: false }`,
+    value: opsLabel(sync.onNs),
+    baseline: `${opsLabel(sync.offNs)} stats: false`,
+    ratio: sync.ratio,
+    target: '>= 0.95',
+    note: sync.note,
+  });
   const asy = await both(asyncRun(on), asyncRun(off), A, true);
-  ctx.add({ name: `${label} lookup (async API), stats on vs { stats: false }`, value: opsLabel(asy.onNs), baseline: `${opsLabel(asy.offNs)} stats: false`, ratio: asy.ratio, target: '>= 0.95', note: asy.note });
+  ctx.add({
+    name: `${label} lookup (async API), stats on vs { stats: false }`,
+    value: opsLabel(asy.onNs),
+    baseline: `${opsLabel(asy.offNs)} stats: false`,
+    ratio: asy.ratio,
+    target: '>= 0.95',
+    note: asy.note,
+  });
   if (backend === 'memory:') {
     // Two service instances can differ by more than their stats: an A/A pair of two stats-off
     // services over the same backend shows this machine's noise floor for the rows above.
@@ -162,10 +190,17 @@ async function statsCost(ctx: BenchContext, backend: string, label: string) {
     // treating those fields as constants and every lookup slows down.)
     const off2 = new ProcessRegistry(on.backend, { nodeName: on.nodeName, cleanupInterval: 0, stats: false });
     const aa = await both(syncRun(off2), syncRun(off), B, false);
-    ctx.add({ name: `${label} lookupSync, A/A control: two { stats: false } services`, value: opsLabel(aa.onNs), baseline: `${opsLabel(aa.offNs)} stats: false`, ratio: aa.ratio, note: `noise floor; ${aa.note}` });
+    ctx.add({
+      name: `${label} lookupSync, A/A control: two { stats: false } services`,
+      value: opsLabel(aa.onNs),
+      baseline: `${opsLabel(aa.offNs)} stats: false`,
+      ratio: aa.ratio,
+      note: `noise floor; ${aa.note}`,
+    });
   }
   const snap = on.statsSnapshot().operations.lookup;
-  if (!snap || snap.count === 0 || sink < 0) throw new Error('stats recorded nothing: the comparison would be meaningless');
+  if (!snap || snap.count === 0 || sink < 0)
+    throw new Error('stats recorded nothing: the comparison would be meaningless');
   await on.close(); // closes the shared backend
 }
 

@@ -12,7 +12,9 @@ import type { BenchModule, Row } from './harness.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
 const only = process.env.BENCH?.split(',').filter(Boolean);
-const files = readdirSync(here).filter((f) => f.endsWith('.bench.js')).sort();
+const files = readdirSync(here)
+  .filter((f) => f.endsWith('.bench.js'))
+  .sort();
 const rows: Array<Row & { module: string }> = [];
 const dir = mkdtempSync(join(tmpdir(), 'procreg-bench-'));
 const quick = process.env.BENCH_QUICK === '1';
@@ -48,8 +50,14 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 
-const t = new Table({ style: { head: [], border: [] }, head: ['module', 'measure', 'procreg', 'baseline (same run)', 'ratio', 'target', 'met', 'note'] });
-for (const r of rows) t.push([r.module, r.name, r.value, r.baseline, `${r.ratio.toFixed(2)}×`, r.target ?? '', meets(r), r.note ?? '']);
+const t = new Table({
+  style: { head: [], border: [] },
+  head: ['module', 'measure', 'procreg', 'baseline (same run)', 'ratio', 'target', 'met', 'note'],
+});
+for (const r of rows)
+  t.push([r.module, r.name, r.value, r.baseline, `${r.ratio.toFixed(2)}×`, r.target ?? '', meets(r), r.note ?? '']);
 console.log(t.toString());
-console.log('ratio: procreg throughput / baseline throughput (for start-up and size rows: as the target says). Medians of interleaved rounds.');
+console.log(
+  'ratio: procreg throughput / baseline throughput (for start-up and size rows: as the target says). Medians of interleaved rounds.',
+);
 if (process.env.BENCH_JSON) writeFileSync(process.env.BENCH_JSON, JSON.stringify(rows, null, 2));

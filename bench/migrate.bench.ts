@@ -21,12 +21,24 @@ const ctxOther: BackendContext = { nodeName: 'bench-local', isAlive: () => true 
 
 /** A procreg SQLite store with n entries over 4 namespaces (other node: liveness is trusted). */
 function build(path: string, n: number): void {
-  const b = createSqliteBackend(path, {}, ctxOther) as unknown as { db: import('better-sqlite3').Database; close(): void };
+  const b = createSqliteBackend(path, {}, ctxOther) as unknown as {
+    db: import('better-sqlite3').Database;
+    close(): void;
+  };
   const ins = b.db.prepare('INSERT INTO registrations VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
   for (let s = 0; s < n; s += 20_000) {
     b.db.transaction(() => {
       for (let i = s; i < Math.min(n, s + 20_000); i++) {
-        ins.run(`ns${i % 4}`, `svc-${String(i).padStart(8, '0')}`, 1000 + (i % 30000), 'node-a', JSON.stringify({ type: i % 3 ? 'worker' : 'api', i }), 1.7e12 + i, 1.7e12 + i, null);
+        ins.run(
+          `ns${i % 4}`,
+          `svc-${String(i).padStart(8, '0')}`,
+          1000 + (i % 30000),
+          'node-a',
+          JSON.stringify({ type: i % 3 ? 'worker' : 'api', i }),
+          1.7e12 + i,
+          1.7e12 + i,
+          null,
+        );
       }
     })();
   }
@@ -37,7 +49,9 @@ function build(path: string, n: number): void {
 function readRaw(path: string): number {
   const db = new (loadBetterSqlite())(path, { readonly: true });
   let s = 0;
-  for (const r of db.prepare('SELECT namespace, key, pid, node, meta, registered_at, updated_at, pid_start FROM registrations').iterate() as IterableIterator<{ key: string; meta: string; pid: number }>) {
+  for (const r of db
+    .prepare('SELECT namespace, key, pid, node, meta, registered_at, updated_at, pid_start FROM registrations')
+    .iterate() as IterableIterator<{ key: string; meta: string; pid: number }>) {
     s += r.key.length + r.meta.length + r.pid;
   }
   db.close();
@@ -96,8 +110,8 @@ const mod: BenchModule = {
     const rss = JSON.parse(child.stdout) as { rssMB: number; equivalent: boolean };
     ctx.add({
       name: `verify: two ${N / 1000}k-entry sqlite stores (equal)`,
-      value: `${(v.subjectNs * 2 * N / 1e6).toFixed(0)} ms`,
-      baseline: `${(v.baselineNs * 2 * N / 1e6).toFixed(0)} ms reading both raw`,
+      value: `${((v.subjectNs * 2 * N) / 1e6).toFixed(0)} ms`,
+      baseline: `${((v.baselineNs * 2 * N) / 1e6).toFixed(0)} ms reading both raw`,
       ratio: v.ratio,
       target: '>= 0.67',
       note: `time ${(1 / v.ratio).toFixed(2)}× raw (target ≤ 1.5×); peak RSS ${rss.rssMB.toFixed(0)} MB in a child (target < 300 MB)${rss.equivalent ? '' : ' CHILD VERIFY FAILED'}`,
@@ -112,8 +126,19 @@ const mod: BenchModule = {
     let dumpBytes = 0;
     {
       const db = new (loadBetterSqlite())(a, { readonly: true });
-      for (const r of db.prepare('SELECT namespace, key, pid, node, meta, registered_at, updated_at, pid_start FROM registrations').iterate() as IterableIterator<Record<string, unknown>>) {
-        const line = { namespace: r.namespace, key: r.key, pid: r.pid, node: r.node, meta: JSON.parse(r.meta as string), registeredAt: r.registered_at, updatedAt: r.updated_at, pidStart: r.pid_start };
+      for (const r of db
+        .prepare('SELECT namespace, key, pid, node, meta, registered_at, updated_at, pid_start FROM registrations')
+        .iterate() as IterableIterator<Record<string, unknown>>) {
+        const line = {
+          namespace: r.namespace,
+          key: r.key,
+          pid: r.pid,
+          node: r.node,
+          meta: JSON.parse(r.meta as string),
+          registeredAt: r.registered_at,
+          updatedAt: r.updated_at,
+          pidStart: r.pid_start,
+        };
         dumpBytes += Buffer.byteLength(JSON.stringify(line)) + 1;
       }
       db.close();
@@ -170,14 +195,22 @@ const mod: BenchModule = {
     const c = await comparePair(
       () => {
         const dst = join(ctx.dir, `raw-copy-${k++}.db`);
-        const d = createSqliteBackend(dst, {}, ctxOther) as unknown as { db: import('better-sqlite3').Database; close(): void };
+        const d = createSqliteBackend(dst, {}, ctxOther) as unknown as {
+          db: import('better-sqlite3').Database;
+          close(): void;
+        };
         const src = new (loadBetterSqlite())(a, { readonly: true });
         const ins = d.db.prepare('INSERT INTO registrations VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
         const insertMany = d.db.transaction((rows: unknown[][]) => {
           for (const r of rows) ins.run(...r);
         });
         let batch: unknown[][] = [];
-        for (const r of src.prepare('SELECT namespace, key, pid, node, meta, registered_at, updated_at, pid_start FROM registrations ORDER BY namespace, key').raw().iterate() as IterableIterator<unknown[]>) {
+        for (const r of src
+          .prepare(
+            'SELECT namespace, key, pid, node, meta, registered_at, updated_at, pid_start FROM registrations ORDER BY namespace, key',
+          )
+          .raw()
+          .iterate() as IterableIterator<unknown[]>) {
           batch.push(r);
           if (batch.length === 2000) {
             insertMany(batch);
@@ -201,8 +234,8 @@ const mod: BenchModule = {
     );
     ctx.add({
       name: `migrate copy sqlite → sqlite, ${N / 1000}k entries`,
-      value: `${(c.subjectNs * N / 1e6).toFixed(0)} ms`,
-      baseline: `${(c.baselineNs * N / 1e6).toFixed(0)} ms raw batched copy`,
+      value: `${((c.subjectNs * N) / 1e6).toFixed(0)} ms`,
+      baseline: `${((c.baselineNs * N) / 1e6).toFixed(0)} ms raw batched copy`,
       ratio: c.ratio,
       target: '>= 0.67',
       note: `time ${(1 / c.ratio).toFixed(2)}× raw (target ≤ 1.5×)`,
@@ -234,10 +267,19 @@ async function etcdFigure(ctx: Parameters<BenchModule['run']>[0]): Promise<void>
   const ratios: number[] = [];
   const baseline = async (client: InstanceType<typeof Etcd3>): Promise<void> => {
     const db = new (loadBetterSqlite())(src, { readonly: true });
-    const rows = db.prepare('SELECT namespace, key, pid, node, meta, registered_at, updated_at, pid_start FROM registrations ORDER BY namespace, key').all() as Array<Record<string, unknown>>;
+    const rows = db
+      .prepare(
+        'SELECT namespace, key, pid, node, meta, registered_at, updated_at, pid_start FROM registrations ORDER BY namespace, key',
+      )
+      .all() as Array<Record<string, unknown>>;
     db.close();
     for (let i = 0; i < rows.length; i += 120) {
-      const success = rows.slice(i, i + 120).map((r) => ({ request_put: { key: Buffer.from(`/bench-raw/${r.namespace}/${r.key}`), value: Buffer.from(JSON.stringify(r)) } }));
+      const success = rows.slice(i, i + 120).map((r) => ({
+        request_put: {
+          key: Buffer.from(`/bench-raw/${r.namespace}/${r.key}`),
+          value: Buffer.from(JSON.stringify(r)),
+        },
+      }));
       await client.kv.txn({ success });
     }
   };

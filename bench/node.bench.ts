@@ -97,7 +97,9 @@ const bench: BenchModule = {
   async run(ctx) {
     const n = ctx.quick ? 2000 : 10_000;
     const perConn = ctx.quick ? 50 : 200;
-    const reqs = Array.from({ length: n }, (_, i) => Buffer.from(`GET /v1/registrations/bench/key-${(i * 7919) % n} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`, 'latin1'));
+    const reqs = Array.from({ length: n }, (_, i) =>
+      Buffer.from(`GET /v1/registrations/bench/key-${(i * 7919) % n} HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n`, 'latin1'),
+    );
 
     // --- 1. lookups through the node vs a bare node:http + Map --------------------------------
     const nodeSrv = await startServer('node', n);
@@ -114,7 +116,13 @@ const bench: BenchModule = {
       );
       const p99n = percentile(latNode, 99);
       const p99b = percentile(latBare, 99);
-      ctx.add({ name: `lookups/s, ${CONNS} connections`, value: opsLabel(r.subjectNs), baseline: `${opsLabel(r.baselineNs)} (bare node:http + Map)`, ratio: r.ratio, target: '>= 0.7' });
+      ctx.add({
+        name: `lookups/s, ${CONNS} connections`,
+        value: opsLabel(r.subjectNs),
+        baseline: `${opsLabel(r.baselineNs)} (bare node:http + Map)`,
+        ratio: r.ratio,
+        target: '>= 0.7',
+      });
       ctx.add({
         name: 'lookup p99 latency (node/bare)',
         value: `${p99n.toFixed(2)} ms`,
@@ -131,11 +139,19 @@ const bench: BenchModule = {
       const agent = new http.Agent({ keepAlive: true, maxSockets: CONNS });
       const rawGet = (key: string) =>
         new Promise<unknown>((resolve, reject) => {
-          const req = http.request({ host: '127.0.0.1', port: nodeSrv.port, path: `/v1/registrations/bench/${encodeURIComponent(key)}`, agent }, (res) => {
-            const chunks: Buffer[] = [];
-            res.on('data', (c) => chunks.push(c));
-            res.on('end', () => resolve(JSON.parse(Buffer.concat(chunks).toString('utf8'))));
-          });
+          const req = http.request(
+            {
+              host: '127.0.0.1',
+              port: nodeSrv.port,
+              path: `/v1/registrations/bench/${encodeURIComponent(key)}`,
+              agent,
+            },
+            (res) => {
+              const chunks: Buffer[] = [];
+              res.on('data', (c) => chunks.push(c));
+              res.on('end', () => resolve(JSON.parse(Buffer.concat(chunks).toString('utf8'))));
+            },
+          );
           req.on('error', reject);
           req.end();
         });
@@ -143,11 +159,22 @@ const bench: BenchModule = {
       const callers = (get: (k: string) => Promise<unknown>) => () =>
         Promise.all(
           Array.from({ length: CONNS }, async (_, ci) => {
-            for (let i = 0; i < per; i++) if (!(await get(`key-${(ci * per + i) % n}`))) throw new Error('lookup missed');
+            for (let i = 0; i < per; i++)
+              if (!(await get(`key-${(ci * per + i) % n}`))) throw new Error('lookup missed');
           }),
         ).then(() => undefined);
-      const lib = await comparePair(callers(rawGet), callers((k) => reg.lookup(k)), { opsPerBatch: CONNS * per, async: true, rounds: ctx.quick ? 3 : 7, minMs: ctx.quick ? 200 : 500 });
-      ctx.add({ name: 'remote-backend lookups/s (library)', value: opsLabel(lib.subjectNs), baseline: `${opsLabel(lib.baselineNs)} (raw keep-alive node:http client)`, ratio: lib.ratio, target: '>= 0.5' });
+      const lib = await comparePair(
+        callers(rawGet),
+        callers((k) => reg.lookup(k)),
+        { opsPerBatch: CONNS * per, async: true, rounds: ctx.quick ? 3 : 7, minMs: ctx.quick ? 200 : 500 },
+      );
+      ctx.add({
+        name: 'remote-backend lookups/s (library)',
+        value: opsLabel(lib.subjectNs),
+        baseline: `${opsLabel(lib.baselineNs)} (raw keep-alive node:http client)`,
+        ratio: lib.ratio,
+        target: '>= 0.5',
+      });
       await reg.close();
       agent.destroy();
     } finally {
@@ -164,21 +191,40 @@ const bench: BenchModule = {
       const now = Date.now();
       const bodies = Array.from({ length: pool }, (_, b) =>
         JSON.stringify({
-          entries: Array.from({ length: batch }, (_, i) => ({ namespace: 'bulk', key: `b${b}-k${i}`, pid: 1000 + (i % 1000), node: 'bench-remote', meta: { role: 'worker', i }, registeredAt: now, updatedAt: now })),
+          entries: Array.from({ length: batch }, (_, i) => ({
+            namespace: 'bulk',
+            key: `b${b}-k${i}`,
+            pid: 1000 + (i % 1000),
+            node: 'bench-remote',
+            meta: { role: 'worker', i },
+            registeredAt: now,
+            updatedAt: now,
+          })),
         }),
       );
       const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
       const post = (port: number, body: string) =>
         new Promise<void>((resolve, reject) => {
-          const req = http.request({ host: '127.0.0.1', port, path: '/v1/bulk?results=compact', method: 'POST', agent, headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) } }, (res) => {
-            let text = '';
-            res.setEncoding('utf8');
-            res.on('data', (c) => (text += c));
-            res.on('end', () => {
-              if (res.statusCode !== 200 || text.includes('"ok":false')) reject(new Error(`bulk answered ${res.statusCode}: ${text.slice(0, 200)}`));
-              else resolve();
-            });
-          });
+          const req = http.request(
+            {
+              host: '127.0.0.1',
+              port,
+              path: '/v1/bulk?results=compact',
+              method: 'POST',
+              agent,
+              headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
+            },
+            (res) => {
+              let text = '';
+              res.setEncoding('utf8');
+              res.on('data', (c) => (text += c));
+              res.on('end', () => {
+                if (res.statusCode !== 200 || text.includes('"ok":false'))
+                  reject(new Error(`bulk answered ${res.statusCode}: ${text.slice(0, 200)}`));
+                else resolve();
+              });
+            },
+          );
           req.on('error', reject);
           req.end(body);
         });
@@ -188,10 +234,27 @@ const bench: BenchModule = {
         let next = 0;
         return () => Promise.all([0, 1].map(() => post(port, bodies[next++ % pool]))).then(() => undefined);
       };
-      const r = await comparePair(rotating(bareBulk.port), rotating(bulkSrv.port), { opsPerBatch: 2 * batch, async: true, rounds: ctx.quick ? 3 : 7, minMs: ctx.quick ? 200 : 400 });
+      const r = await comparePair(rotating(bareBulk.port), rotating(bulkSrv.port), {
+        opsPerBatch: 2 * batch,
+        async: true,
+        rounds: ctx.quick ? 3 : 7,
+        minMs: ctx.quick ? 200 : 400,
+      });
       const rate = 1e9 / r.subjectNs;
-      ctx.add({ name: `bulk endpoint into memory (${batch}/request, compact results)`, value: `${fmtRate(rate)} reg/s`, baseline: '200k reg/s (issue target)', ratio: rate / 200_000, target: '>= 1.0' });
-      ctx.add({ name: 'bulk endpoint vs bare server storing the same bodies', value: `${fmtRate(rate)} reg/s`, baseline: `${fmtRate(1e9 / r.baselineNs)} reg/s (bare node:http: JSON.parse + Map.set)`, ratio: r.ratio, note: 'shows how much of the bulk cost is HTTP + JSON on this machine now' });
+      ctx.add({
+        name: `bulk endpoint into memory (${batch}/request, compact results)`,
+        value: `${fmtRate(rate)} reg/s`,
+        baseline: '200k reg/s (issue target)',
+        ratio: rate / 200_000,
+        target: '>= 1.0',
+      });
+      ctx.add({
+        name: 'bulk endpoint vs bare server storing the same bodies',
+        value: `${fmtRate(rate)} reg/s`,
+        baseline: `${fmtRate(1e9 / r.baselineNs)} reg/s (bare node:http: JSON.parse + Map.set)`,
+        ratio: r.ratio,
+        note: 'shows how much of the bulk cost is HTTP + JSON on this machine now',
+      });
       agent.destroy();
     } finally {
       await stopServer(bulkSrv);

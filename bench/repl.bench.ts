@@ -27,7 +27,11 @@ function coldMs(args: string[], env: NodeJS.ProcessEnv): number {
 }
 
 /** One REPL process running `n` lookups; per-command times (ms) as the REPL measured them, and its wall time. */
-async function replRun(db: string, keys: string[], env: NodeJS.ProcessEnv): Promise<{ perCommand: number[]; wallMs: number }> {
+async function replRun(
+  db: string,
+  keys: string[],
+  env: NodeJS.ProcessEnv,
+): Promise<{ perCommand: number[]; wallMs: number }> {
   const t0 = process.hrtime.bigint();
   const child = spawn(process.execPath, [BIN, 'repl', '-b', db], { cwd: ROOT, env, stdio: ['pipe', 'pipe', 'pipe'] });
   let out = 0;
@@ -39,7 +43,8 @@ async function replRun(db: string, keys: string[], env: NodeJS.ProcessEnv): Prom
   const wallMs = Number(process.hrtime.bigint() - t0) / 1e6;
   if (code !== 0 || (keys.length > 0 && out === 0)) throw new Error(`repl script failed (${code}): ${err}`);
   const perCommand = [...err.matchAll(/Time: ([\d.]+) ms/g)].map((m) => Number(m[1])).slice(1); // [0] is `timing on`
-  if (perCommand.length !== keys.length) throw new Error(`expected ${keys.length} timings, got ${perCommand.length}: ${err.slice(0, 500)}`);
+  if (perCommand.length !== keys.length)
+    throw new Error(`expected ${keys.length} timings, got ${perCommand.length}: ${err.slice(0, 500)}`);
   return { perCommand, wallMs };
 }
 
@@ -49,7 +54,13 @@ const bench: BenchModule = {
     const db = `sqlite:${join(ctx.dir, 'repl-bench.db')}`;
     const entries = ctx.quick ? 200 : 2000;
     const reg = await ProcessRegistry.open({ backend: db, cleanupInterval: 0, stats: false });
-    await reg.bulkRegister(Array.from({ length: entries }, (_, i) => ({ key: `svc-${i}`, pid: process.pid, meta: { role: i % 2 ? 'web' : 'worker', i } })));
+    await reg.bulkRegister(
+      Array.from({ length: entries }, (_, i) => ({
+        key: `svc-${i}`,
+        pid: process.pid,
+        meta: { role: i % 2 ? 'web' : 'worker', i },
+      })),
+    );
     await reg.close();
     const rounds = ctx.quick ? 3 : 7;
     const perRound = ctx.quick ? 50 : 200;

@@ -7,7 +7,9 @@
 
 const argv = process.argv.slice(2);
 const handled =
-  argv[0] === 'lookup' && !process.env.REGISTRY_NO_FASTPATH ? await (await import('../dist/fast-lookup.js')).fastLookup(argv.slice(1)) : false;
+  argv[0] === 'lookup' && !process.env.REGISTRY_NO_FASTPATH
+    ? await (await import('../dist/fast-lookup.js')).fastLookup(argv.slice(1))
+    : false;
 if (!handled) {
   const { execute } = await import('@oclif/core');
   await execute({ dir: import.meta.url });

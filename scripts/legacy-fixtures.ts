@@ -44,7 +44,13 @@ export interface FixtureSpec {
   anomalies: Record<string, number>;
 }
 
-const v = (namespace: string, key: string, pid: number, node: string, meta: Record<string, unknown> = {}) => ({ namespace, key, pid, node, meta });
+const v = (namespace: string, key: string, pid: number, node: string, meta: Record<string, unknown> = {}) => ({
+  namespace,
+  key,
+  pid,
+  node,
+  meta,
+});
 
 export const fixtures: FixtureSpec[] = [
   {
@@ -78,7 +84,17 @@ export const fixtures: FixtureSpec[] = [
       v('jobs', 'resizer', 202, 'node-b', { tier: 2 }),
     ],
     lookups: { 'default/api': 101, 'jobs/mailer': 201, 'default/none': null },
-    anomalies: { effective: 5, onlyInRegistry: 0, onlyInBackup: 0, pidMismatch: 0, deadRegistryRows: 0, deadBackupRows: 0, lookupListingDisagree: 0, staleIndexRows: 0, staleCacheRows: 0 },
+    anomalies: {
+      effective: 5,
+      onlyInRegistry: 0,
+      onlyInBackup: 0,
+      pidMismatch: 0,
+      deadRegistryRows: 0,
+      deadBackupRows: 0,
+      lookupListingDisagree: 0,
+      staleIndexRows: 0,
+      staleCacheRows: 0,
+    },
   },
   {
     name: 'diverged',
@@ -107,8 +123,24 @@ export const fixtures: FixtureSpec[] = [
       v('svc:eu', 'gw', 320, 'node-b', { moved: true }),
     ],
     // The registry row wins a lookup (with meta {}), the backup row wins the listing.
-    lookups: { 'default/mismatch': 100, 'default/only-reg': 300, 'default/only-bak': 400, 'svc:eu/gw': 320, 'jobs/y': 410 },
-    anomalies: { effective: 7, onlyInRegistry: 2, onlyInBackup: 2, pidMismatch: 2, deadRegistryRows: 0, deadBackupRows: 0, lookupListingDisagree: 2, staleIndexRows: 0, staleCacheRows: 0 },
+    lookups: {
+      'default/mismatch': 100,
+      'default/only-reg': 300,
+      'default/only-bak': 400,
+      'svc:eu/gw': 320,
+      'jobs/y': 410,
+    },
+    anomalies: {
+      effective: 7,
+      onlyInRegistry: 2,
+      onlyInBackup: 2,
+      pidMismatch: 2,
+      deadRegistryRows: 0,
+      deadBackupRows: 0,
+      lookupListingDisagree: 2,
+      staleIndexRows: 0,
+      staleCacheRows: 0,
+    },
   },
   {
     name: 'dead',
@@ -135,7 +167,14 @@ export const fixtures: FixtureSpec[] = [
       v('default', 'live-reg-dead-bak', 600, 'node-a'),
       v('ops', 'live', 12, 'node-b', { n: 1 }),
     ],
-    lookups: { 'default/alive': 11, 'default/dead-both': null, 'default/dead-reg-live-bak': null, 'default/live-reg-dead-bak': 600, 'default/dead-bak-only': null, 'ops/dead': null },
+    lookups: {
+      'default/alive': 11,
+      'default/dead-both': null,
+      'default/dead-reg-live-bak': null,
+      'default/live-reg-dead-bak': 600,
+      'default/dead-bak-only': null,
+      'ops/dead': null,
+    },
     anomalies: {
       effective: 4,
       onlyInRegistry: 2,
@@ -171,9 +210,22 @@ export const fixtures: FixtureSpec[] = [
       ['default', 'b', 18, 'node-a'], // stale: old pid
       ['default', 'gone', 30, 'node-a'], // stale: key unregistered
     ],
-    view: [v('default', 'a', 21, 'node-a', { type: 'worker', capabilities: ['x', 'y'] }), v('default', 'b', 22, 'node-a', { type: 'api' })],
+    view: [
+      v('default', 'a', 21, 'node-a', { type: 'worker', capabilities: ['x', 'y'] }),
+      v('default', 'b', 22, 'node-a', { type: 'api' }),
+    ],
     lookups: { 'default/a': 21, 'default/gone': null },
-    anomalies: { effective: 2, onlyInRegistry: 0, onlyInBackup: 0, pidMismatch: 0, deadRegistryRows: 0, deadBackupRows: 0, lookupListingDisagree: 0, staleIndexRows: 3, staleCacheRows: 2 },
+    anomalies: {
+      effective: 2,
+      onlyInRegistry: 0,
+      onlyInBackup: 0,
+      pidMismatch: 0,
+      deadRegistryRows: 0,
+      deadBackupRows: 0,
+      lookupListingDisagree: 0,
+      staleIndexRows: 3,
+      staleCacheRows: 2,
+    },
   },
 ];
 
@@ -204,7 +256,10 @@ export function writeSmallFixtures(dir: string): void {
   for (const f of fixtures) {
     writeFixture(join(dir, `${f.name}.sqlite`), f);
     const { registry: _r, backup: _b, index: _i, cache: _c, ...expected } = f;
-    writeFileSync(join(dir, `${f.name}.expected.json`), `${JSON.stringify({ node: FIXTURE_NODE, ...expected }, null, 2)}\n`);
+    writeFileSync(
+      join(dir, `${f.name}.expected.json`),
+      `${JSON.stringify({ node: FIXTURE_NODE, ...expected }, null, 2)}\n`,
+    );
   }
 }
 

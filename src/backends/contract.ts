@@ -37,8 +37,7 @@ export interface Registration {
 
 /** The outcome of a conditional register. */
 export type RegisterOutcome =
-  | { ok: true; entry: Registration; replaced?: Registration }
-  | { ok: false; holder: Registration };
+  { ok: true; entry: Registration; replaced?: Registration } | { ok: false; holder: Registration };
 
 export interface RegisterOptions {
   /**
@@ -104,7 +103,8 @@ export function statusFromDeadShare(alive: number, dead: number): { status: Heal
   const share = total === 0 ? 0 : dead / total;
   if (share < 0.1) return { status: 'healthy', reasons: [] };
   const pct = (share * 100).toFixed(1);
-  if (share < 0.3) return { status: 'degraded', reasons: [`${pct}% of registrations are dead (>= 10%): run \`registry cleanup\``] };
+  if (share < 0.3)
+    return { status: 'degraded', reasons: [`${pct}% of registrations are dead (>= 10%): run \`registry cleanup\``] };
   return { status: 'unhealthy', reasons: [`${pct}% of registrations are dead (>= 30%): run \`registry cleanup\``] };
 }
 
@@ -195,7 +195,12 @@ export interface Backend {
   /** A page of stored entries ordered by key (byte order of UTF-8), possibly including dead ones. */
   list(namespace: string, opts: ListOptions): MaybePromise<Page>;
   /** Replace (or merge-patch) the metadata; the new entry, or undefined when absent. */
-  updateMetadata(namespace: string, key: string, meta: Meta, opts: UpdateOptions): MaybePromise<Registration | undefined>;
+  updateMetadata(
+    namespace: string,
+    key: string,
+    meta: Meta,
+    opts: UpdateOptions,
+  ): MaybePromise<Registration | undefined>;
   /** Stored entries in a namespace (or all namespaces when undefined), dead included. */
   count(namespace?: string): MaybePromise<number>;
   /** Namespaces holding at least one entry, sorted. */
@@ -208,7 +213,11 @@ export interface Backend {
   /** capability `bulkRegister`: register many, results in input order; `atomic` = all or nothing. */
   bulkRegister?(entries: Registration[], opts: RegisterOptions & { atomic?: boolean }): MaybePromise<BulkResult[]>;
   /** capability `watch`: changes after `sinceRevision`; returns a stop function. */
-  watch?(opts: { namespace?: string; sinceRevision?: number }, onEvent: (e: ChangeEvent) => void, onError?: (err: Error) => void): MaybePromise<() => void>;
+  watch?(
+    opts: { namespace?: string; sinceRevision?: number },
+    onEvent: (e: ChangeEvent) => void,
+    onError?: (err: Error) => void,
+  ): MaybePromise<() => void>;
   /** capability `watch`: the feed's current revision (a watch from it misses nothing after it). */
   currentRevision?(): MaybePromise<number>;
   /** A lookup with the feed revision it reflects (lets a cache refuse a read older than an event). */
@@ -237,7 +246,15 @@ export interface ServiceStats {
   startedAt?: number;
   uptimeMs?: number;
   /** Per operation: count, errors (by code) and latency percentiles in ms (HDR histogram). */
-  operations?: Record<string, { count: number; errors: number; errorCodes?: Record<string, number>; latencyMs: { samples?: number; p50: number; p90: number; p99: number; max: number; mean?: number } }>;
+  operations?: Record<
+    string,
+    {
+      count: number;
+      errors: number;
+      errorCodes?: Record<string, number>;
+      latencyMs: { samples?: number; p50: number; p90: number; p99: number; max: number; mean?: number };
+    }
+  >;
   /** Recent sweeps, newest last. */
   sweeps?: SweepResult[];
   /** Node fields (in-flight requests, watchers, revision, …) and optimization stats when present. */
@@ -264,7 +281,11 @@ export interface ProcessSummary {
 }
 
 /** A backend factory as registered in src/backends/open.ts. */
-export type BackendFactory = (location: string, opts: Record<string, unknown>, ctx: BackendContext) => MaybePromise<Backend>;
+export type BackendFactory = (
+  location: string,
+  opts: Record<string, unknown>,
+  ctx: BackendContext,
+) => MaybePromise<Backend>;
 
 // ---------------------------------------------------------------------------------------------
 // Typed errors. Every error has a stable `code`, a message that says what to do, and `cause`.
@@ -308,7 +329,11 @@ export class RegistryError extends Error {
   /** Extra fields for JSON output (e.g. the holder of a key). */
   readonly details?: Record<string, unknown>;
 
-  constructor(code: ErrorCode, message: string, opts: { cause?: unknown; recoverable?: boolean; details?: Record<string, unknown> } = {}) {
+  constructor(
+    code: ErrorCode,
+    message: string,
+    opts: { cause?: unknown; recoverable?: boolean; details?: Record<string, unknown> } = {},
+  ) {
     super(message, opts.cause === undefined ? undefined : { cause: opts.cause });
     this.name = new.target.name;
     this.code = code;
@@ -334,7 +359,9 @@ export class InvalidInputError extends RegistryError {
 
 export class NotFoundError extends RegistryError {
   constructor(namespace: string, key: string) {
-    super('NOT_FOUND', `no live registration for "${key}" in namespace "${namespace}"`, { details: { namespace, key } });
+    super('NOT_FOUND', `no live registration for "${key}" in namespace "${namespace}"`, {
+      details: { namespace, key },
+    });
   }
 }
 
@@ -354,13 +381,18 @@ export class AlreadyRegisteredError extends RegistryError {
 /** Registering a local pid that does not exist (or was reused): exit 2. */
 export class DeadProcessError extends RegistryError {
   constructor(pid: number, node: string) {
-    super('DEAD_PROCESS', `pid ${pid} is not a running process on ${node}: register a live pid`, { details: { pid, node } });
+    super('DEAD_PROCESS', `pid ${pid} is not a running process on ${node}: register a live pid`, {
+      details: { pid, node },
+    });
   }
 }
 
 /** The store cannot be reached or opened: exit 6. */
 export class UnreachableError extends RegistryError {
-  constructor(message: string, opts: { cause?: unknown; recoverable?: boolean; details?: Record<string, unknown> } = {}) {
+  constructor(
+    message: string,
+    opts: { cause?: unknown; recoverable?: boolean; details?: Record<string, unknown> } = {},
+  ) {
     super('UNREACHABLE', message, { recoverable: true, ...opts });
   }
 }

@@ -102,10 +102,12 @@ export function parseEtcdUrl(url: string): { endpoints: string[]; prefix: string
   const endpoints = m[1].split(',').map((h) => h.trim());
   for (const h of endpoints) {
     const hp = /^(\[[0-9a-f:]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/i.exec(h);
-    if (!hp || Number(hp[2]) < 1 || Number(hp[2]) > 65535) throw new InvalidInputError(`invalid etcd endpoint ${JSON.stringify(h)} in ${JSON.stringify(url)}: ${usage}`);
+    if (!hp || Number(hp[2]) < 1 || Number(hp[2]) > 65535)
+      throw new InvalidInputError(`invalid etcd endpoint ${JSON.stringify(h)} in ${JSON.stringify(url)}: ${usage}`);
   }
   const prefix = (m[2] ?? '/procreg').replace(/\/+$/, '');
-  if (/[\u0000-\u001f]/.test(prefix)) throw new InvalidInputError(`invalid etcd key prefix ${JSON.stringify(prefix)}: no control characters`);
+  if (/[\u0000-\u001f]/.test(prefix))
+    throw new InvalidInputError(`invalid etcd key prefix ${JSON.stringify(prefix)}: no control characters`);
   return { endpoints, prefix };
 }
 
@@ -118,14 +120,20 @@ export interface EtcdBackendApi extends Backend {
   watch: NonNullable<Backend['watch']>;
 }
 
-export function createEtcdBackend(location: string, opts: EtcdOptions & Record<string, unknown>, ctx: BackendContext): Backend {
+export function createEtcdBackend(
+  location: string,
+  opts: EtcdOptions & Record<string, unknown>,
+  ctx: BackendContext,
+): Backend {
   const { endpoints, prefix } = parseEtcdUrl(location);
   // Long-lived openers (their sweep runs) tie registrations to their lifetime; one-shot callers
   // and openers that do not say (a bare openBackend) write keys that outlive them.
   const lease = opts.lease ?? (ctx.longLived ? 'session' : 'none');
-  if (lease !== 'session' && lease !== 'none') throw new InvalidInputError(`invalid etcd lease mode ${JSON.stringify(lease)}: use "session" or "none"`);
+  if (lease !== 'session' && lease !== 'none')
+    throw new InvalidInputError(`invalid etcd lease mode ${JSON.stringify(lease)}: use "session" or "none"`);
   const ttl = opts.leaseTtl ?? 10;
-  if (!Number.isInteger(ttl) || ttl < 2) throw new InvalidInputError(`invalid leaseTtl ${JSON.stringify(ttl)}: a whole number of seconds, at least 2`);
+  if (!Number.isInteger(ttl) || ttl < 2)
+    throw new InvalidInputError(`invalid leaseTtl ${JSON.stringify(ttl)}: a whole number of seconds, at least 2`);
   return new EtcdBackend(endpoints, prefix, { ...opts, lease, leaseTtl: ttl }, ctx);
 }
 
@@ -210,7 +218,10 @@ class EtcdBackend implements EtcdBackendApi {
         watchBackoff: new CappedBackoff(50, 2000) as never,
       },
     });
-    this.leases = opts.lease === 'session' ? new LeasePool(this.client, opts.leaseTtl ?? 10, opts.keysPerLease ?? DEFAULT_KEYS_PER_LEASE) : null;
+    this.leases =
+      opts.lease === 'session'
+        ? new LeasePool(this.client, opts.leaseTtl ?? 10, opts.keysPerLease ?? DEFAULT_KEYS_PER_LEASE)
+        : null;
   }
 
   // --- the contract ------------------------------------------------------------------------------
@@ -243,7 +254,12 @@ class EtcdBackend implements EtcdBackendApi {
         const replaced = await this.client.kv
           .txn({
             compare: [modIs(key, kv.mod_revision)],
-            success: [...this.staleAux(holder, aux), put(key, value, lease2), ...aux.map(([k, v]) => put(k, v, lease2)), this.markerOp(entry, lease2)],
+            success: [
+              ...this.staleAux(holder, aux),
+              put(key, value, lease2),
+              ...aux.map(([k, v]) => put(k, v, lease2)),
+              this.markerOp(entry, lease2),
+            ],
           })
           .catch((err) => this.leaseLost(err, lease2));
         if (replaced?.succeeded) {
@@ -265,7 +281,9 @@ class EtcdBackend implements EtcdBackendApi {
 
   /** The entry with the store revision it was read at (the watched cache needs both). */
   async lookupAt(namespace: string, key: string): Promise<{ entry: Registration | undefined; revision: number }> {
-    const res = await this.rpc('lookup', () => this.client.kv.range({ key: this.rkey(namespace, key), serializable: this.serializable }));
+    const res = await this.rpc('lookup', () =>
+      this.client.kv.range({ key: this.rkey(namespace, key), serializable: this.serializable }),
+    );
     return { entry: res.kvs[0] ? parseEntry(res.kvs[0]) : undefined, revision: Number(res.header.revision) };
   }
 
@@ -292,7 +310,9 @@ class EtcdBackend implements EtcdBackendApi {
     const end = prefixEnd(base);
     for (;;) {
       const want = opts.where ? Math.max(limit * 2, 256) : limit - items.length;
-      const res = await this.rpc('list', () => this.client.kv.range({ key: start, range_end: end, limit: want, serializable: this.serializable }));
+      const res = await this.rpc('list', () =>
+        this.client.kv.range({ key: start, range_end: end, limit: want, serializable: this.serializable }),
+      );
       for (let i = 0; i < res.kvs.length; i++) {
         const e = parseEntry(res.kvs[i]);
         if (!matchesWhere(e.meta, opts.where)) continue;
@@ -307,21 +327,35 @@ class EtcdBackend implements EtcdBackendApi {
     }
   }
 
-  async updateMetadata(namespace: string, key: string, meta: Meta, opts: UpdateOptions): Promise<Registration | undefined> {
+  async updateMetadata(
+    namespace: string,
+    key: string,
+    meta: Meta,
+    opts: UpdateOptions,
+  ): Promise<Registration | undefined> {
     const k = this.rkey(namespace, key);
     return this.rpc('updateMetadata', async () => {
       for (let first = true; ; first = false) {
         const kv = (first && this.recall(k)) || (await this.rawGet(k));
         if (!kv) return undefined;
         const old = parseEntry(kv);
-        const next: Registration = { ...old, meta: opts.merge ? (mergePatch(old.meta, meta) as Meta) : meta, updatedAt: Date.now() };
+        const next: Registration = {
+          ...old,
+          meta: opts.merge ? (mergePatch(old.meta, meta) as Meta) : meta,
+          updatedAt: Date.now(),
+        };
         opts.validate?.(next.meta);
         const aux = this.auxKeys(next);
         const lease = kv.lease; // keep the holder's lease: the entry still dies with its owner
         try {
           const r = await this.client.kv.txn({
             compare: [modIs(k, kv.mod_revision)],
-            success: [...this.staleAux(old, aux), put(k, JSON.stringify(next), lease), ...aux.map(([ak, v]) => put(ak, v, lease)), this.markerOp(next, lease)],
+            success: [
+              ...this.staleAux(old, aux),
+              put(k, JSON.stringify(next), lease),
+              ...aux.map(([ak, v]) => put(ak, v, lease)),
+              this.markerOp(next, lease),
+            ],
           });
           if (r.succeeded) return next;
         } catch (err) {
@@ -334,7 +368,14 @@ class EtcdBackend implements EtcdBackendApi {
 
   async count(namespace?: string): Promise<number> {
     const base = namespace === undefined ? this.bytes('/r/') : this.nsPrefix(namespace);
-    const res = await this.rpc('count', () => this.client.kv.range({ key: base, range_end: prefixEnd(base), count_only: true, serializable: this.serializable }));
+    const res = await this.rpc('count', () =>
+      this.client.kv.range({
+        key: base,
+        range_end: prefixEnd(base),
+        count_only: true,
+        serializable: this.serializable,
+      }),
+    );
     return Number(res.count);
   }
 
@@ -343,7 +384,15 @@ class EtcdBackend implements EtcdBackendApi {
     const out: string[] = [];
     let start = base;
     for (;;) {
-      const res = await this.rpc('namespaces', () => this.client.kv.range({ key: start, range_end: prefixEnd(base), limit: 1, keys_only: true, serializable: this.serializable }));
+      const res = await this.rpc('namespaces', () =>
+        this.client.kv.range({
+          key: start,
+          range_end: prefixEnd(base),
+          limit: 1,
+          keys_only: true,
+          serializable: this.serializable,
+        }),
+      );
       if (res.kvs.length === 0) return out;
       const rest = res.kvs[0].key.subarray(base.length).toString();
       const ns = rest.slice(0, rest.indexOf('/'));
@@ -370,8 +419,15 @@ class EtcdBackend implements EtcdBackendApi {
     };
     if (probe.quorumLost || probe.reachable === 0) {
       return {
-        status: 'unhealthy', unreachable: true, registrations: 0, alive: 0, dead: 0, memoryBytes: 0, lastCleanup: null,
-        reasons: [quorumMessage(probe, this.endpoints)], ...base,
+        status: 'unhealthy',
+        unreachable: true,
+        registrations: 0,
+        alive: 0,
+        dead: 0,
+        memoryBytes: 0,
+        lastCleanup: null,
+        reasons: [quorumMessage(probe, this.endpoints)],
+        ...base,
       };
     }
     try {
@@ -379,10 +435,14 @@ class EtcdBackend implements EtcdBackendApi {
         this.count(),
         this.processes(this.ctx.nodeName),
         this.rpc('health', () => this.client.leaseClient.leaseLeases()),
-        this.rpc('health', () => this.client.maintenance.alarm({ action: 'Get' as never, memberID: 0, alarm: 'None' as never })),
+        this.rpc('health', () =>
+          this.client.maintenance.alarm({ action: 'Get' as never, memberID: 0, alarm: 'None' as never }),
+        ),
         this.get(this.bytes(`/c/${encodeURIComponent(this.ctx.nodeName)}`)),
       ]);
-      const deadProcs = procs.filter((p) => !this.ctx.isAlive({ pid: p.pid, pidStart: p.pidStart, node: this.ctx.nodeName } as Registration));
+      const deadProcs = procs.filter(
+        (p) => !this.ctx.isAlive({ pid: p.pid, pidStart: p.pidStart, node: this.ctx.nodeName } as Registration),
+      );
       const dead = deadProcs.length ? (await this.entriesOf(this.ctx.nodeName, deadProcs)).length : 0;
       const alive = Math.max(0, registrations - dead);
       const verdict = statusFromDeadShare(alive, dead);
@@ -391,7 +451,9 @@ class EtcdBackend implements EtcdBackendApi {
       let status = verdict.status;
       if (alarmList.length) {
         status = 'unhealthy';
-        reasons.push(`etcd alarms raised: ${alarmList.join(', ')} (NOSPACE: compact, defragment, then \`etcdctl alarm disarm\`)`);
+        reasons.push(
+          `etcd alarms raised: ${alarmList.join(', ')} (NOSPACE: compact, defragment, then \`etcdctl alarm disarm\`)`,
+        );
       }
       const down = probe.members.filter((m) => !m.reachable);
       if (down.length && status === 'healthy') {
@@ -399,13 +461,29 @@ class EtcdBackend implements EtcdBackendApi {
         reasons.push(`etcd members unreachable: ${down.map((m) => m.endpoint).join(', ')} (quorum holds)`);
       }
       return {
-        status, reasons, registrations, alive, dead, memoryBytes: probe.dbSize,
+        status,
+        reasons,
+        registrations,
+        alive,
+        dead,
+        memoryBytes: probe.dbSize,
         lastCleanup: last ? (JSON.parse(last.value.toString()) as { at: number }).at : null,
-        leases: leases.leases.length, alarms: alarmList, ...base,
+        leases: leases.leases.length,
+        alarms: alarmList,
+        ...base,
       };
     } catch (err) {
       const e = asRegistryError(err);
-      return { status: 'unhealthy', registrations: 0, alive: 0, dead: 0, memoryBytes: 0, lastCleanup: null, reasons: [e.message], ...base };
+      return {
+        status: 'unhealthy',
+        registrations: 0,
+        alive: 0,
+        dead: 0,
+        memoryBytes: 0,
+        lastCleanup: null,
+        reasons: [e.message],
+        ...base,
+      };
     }
   }
 
@@ -427,11 +505,25 @@ class EtcdBackend implements EtcdBackendApi {
     // BULK_CONCURRENCY at a time (etcd batches concurrent proposals into one raft round and fsync).
     // Plain (lease-less) bulk writes skip the marker of a process this instance already wrote in the
     // node's current sweep generation; the txn then also compares that generation (see markerCache).
-    const gens = this.leases ? null : new Map(await Promise.all([...new Set(entries.map((e) => e.node))].map(async (n) => [n, await this.markerGeneration(n)] as const)));
+    const gens = this.leases
+      ? null
+      : new Map(
+          await Promise.all(
+            [...new Set(entries.map((e) => e.node))].map(async (n) => [n, await this.markerGeneration(n)] as const),
+          ),
+        );
     const items = entries.map((e, i) => {
       const marker = markerId(e);
       const gen = gens?.get(e.node);
-      return { e, i, k: this.rkey(e.namespace, e.key), v: JSON.stringify(e), aux: this.auxKeys(e), marker, gen: gen?.known.has(marker) ? gen : undefined };
+      return {
+        e,
+        i,
+        k: this.rkey(e.namespace, e.key),
+        v: JSON.stringify(e),
+        aux: this.auxKeys(e),
+        marker,
+        gen: gen?.known.has(marker) ? gen : undefined,
+      };
     });
     const todo = batches(items);
     const distinct = new Set(entries.map((e) => `${e.namespace}\u0000${e.key}`)).size === entries.length;
@@ -495,7 +587,9 @@ class EtcdBackend implements EtcdBackendApi {
     const markers = this.markerOps(entries);
     const ops = entries.reduce((s, e) => s + 1 + 2 * this.auxKeys(e).length, 0) + markers.length;
     if (ops > MAX_TXN_OPS || new Set(entries.map((e) => `${e.namespace}\u0000${e.key}`)).size !== entries.length) {
-      throw new InvalidInputError(`an atomic bulk register on etcd is one transaction of at most ${MAX_TXN_OPS} operations (about ${Math.floor(MAX_TXN_OPS / 4)} distinct keys): split the batch or drop --atomic`);
+      throw new InvalidInputError(
+        `an atomic bulk register on etcd is one transaction of at most ${MAX_TXN_OPS} operations (about ${Math.floor(MAX_TXN_OPS / 4)} distinct keys): split the batch or drop --atomic`,
+      );
     }
     return this.rpc('bulkRegister', async () => {
       for (;;) {
@@ -509,11 +603,22 @@ class EtcdBackend implements EtcdBackendApi {
           return opts.replaceIf(holder) ? { ok: true, entry: e, replaced: holder } : { ok: false, holder };
         });
         if (results.some((r) => !r.ok)) {
-          return results.map((r) => (r.ok ? { ok: false, error: new RegistryError('CONFLICT', 'not written: another entry of the atomic batch failed') } : r));
+          return results.map((r) =>
+            r.ok
+              ? {
+                  ok: false,
+                  error: new RegistryError('CONFLICT', 'not written: another entry of the atomic batch failed'),
+                }
+              : r,
+          );
         }
         const n = entries.reduce((s, e) => s + 1 + this.auxKeys(e).length, 0) + markers.length;
         const lease = await this.leaseFor(n);
-        const compare: ICompare[] = keys.map((key, i) => (current[i] ? modIs(key, current[i]!.mod_revision) : { key, target: TARGET_CREATE, result: CMP_EQUAL, create_revision: 0 }));
+        const compare: ICompare[] = keys.map((key, i) =>
+          current[i]
+            ? modIs(key, current[i]!.mod_revision)
+            : { key, target: TARGET_CREATE, result: CMP_EQUAL, create_revision: 0 },
+        );
         const success: IRequestOp[] = entries.flatMap((e, i) => {
           const aux = this.auxKeys(e);
           const stale = current[i] ? this.staleAux(parseEntry(current[i]!), aux) : [];
@@ -536,7 +641,9 @@ class EtcdBackend implements EtcdBackendApi {
     for (;;) {
       const page = await this.list(namespace, { limit: 100 });
       if (page.items.length === 0) return removed;
-      for (const e of page.items) if (await this.unregister(namespace, e.key, { pid: e.pid, registeredAt: e.registeredAt, node: e.node })) removed++;
+      for (const e of page.items)
+        if (await this.unregister(namespace, e.key, { pid: e.pid, registeredAt: e.registeredAt, node: e.node }))
+          removed++;
     }
   }
 
@@ -569,7 +676,9 @@ class EtcdBackend implements EtcdBackendApi {
       // A new sweep generation: bulk writers that skipped these markers as known must look again.
       ops.push(put(this.generationKey(node), JSON.stringify({ at: Date.now() })));
       const r = await this.rpc('removeProcess', () => this.client.kv.txn({ success: ops }));
-      for (const res of r.responses) for (const kv of res.response_delete_range?.prev_kvs ?? []) if (kv.lease !== '0') this.leases?.forget(kv.lease, 1);
+      for (const res of r.responses)
+        for (const kv of res.response_delete_range?.prev_kvs ?? [])
+          if (kv.lease !== '0') this.leases?.forget(kv.lease, 1);
     }
     const doomed = await this.entriesOf(node, procs);
     let removed = 0;
@@ -642,7 +751,11 @@ class EtcdBackend implements EtcdBackendApi {
       const compacted = /compact/i.test(err.message) || (await this.isCompacted(last + 1));
       onError?.(
         compacted
-          ? new RegistryError('CONFLICT', `the etcd watch from revision ${last} was compacted: list again and watch from the current revision`, { cause: err, details: { compacted: true } })
+          ? new RegistryError(
+              'CONFLICT',
+              `the etcd watch from revision ${last} was compacted: list again and watch from the current revision`,
+              { cause: err, details: { compacted: true } },
+            )
           : new UnreachableError(`the etcd watch failed: ${err.message}`, { cause: err }),
       );
     });
@@ -665,7 +778,9 @@ class EtcdBackend implements EtcdBackendApi {
     let revision: string | undefined;
     const serializable = this.serializable && !linearizable;
     for (;;) {
-      const res = await this.rpc(what, () => this.client.kv.range({ key: start, range_end: prefixEnd(base), limit: 1000, revision, serializable }));
+      const res = await this.rpc(what, () =>
+        this.client.kv.range({ key: start, range_end: prefixEnd(base), limit: 1000, revision, serializable }),
+      );
       revision ??= res.header.revision;
       yield* res.kvs;
       if (!res.more || res.kvs.length === 0) return;
@@ -684,7 +799,9 @@ class EtcdBackend implements EtcdBackendApi {
 
   /** The store's current revision (list-then-watch: list, then watch from this). */
   async currentRevision(): Promise<number> {
-    const res = await this.rpc('revision', () => this.client.kv.range({ key: this.bytes('/r/'), count_only: true, serializable: this.serializable }));
+    const res = await this.rpc('revision', () =>
+      this.client.kv.range({ key: this.bytes('/r/'), count_only: true, serializable: this.serializable }),
+    );
     return Number(res.header.revision);
   }
 
@@ -764,7 +881,10 @@ class EtcdBackend implements EtcdBackendApi {
   }
 
   /** A committed write counted one key per marker on its lease: give back those of markers that existed. */
-  private settleMarkers(lease: string | undefined, r: { responses: Array<{ response_txn?: { succeeded: boolean } }> }): void {
+  private settleMarkers(
+    lease: string | undefined,
+    r: { responses: Array<{ response_txn?: { succeeded: boolean } }> },
+  ): void {
     if (!this.leases || !lease) return;
     const existed = r.responses.filter((x) => x.response_txn && !x.response_txn.succeeded).length;
     if (existed) this.leases.release(lease, existed);
@@ -779,10 +899,15 @@ class EtcdBackend implements EtcdBackendApi {
     for (const field of this.indexFields) {
       const v = e.meta[field];
       if (v === undefined) continue;
-      const texts = new Set((Array.isArray(v) ? v : [v]).map((x) => scalarText(x)).filter((t): t is string => t !== undefined));
+      const texts = new Set(
+        (Array.isArray(v) ? v : [v]).map((x) => scalarText(x)).filter((t): t is string => t !== undefined),
+      );
       for (const t of texts) {
         if (Buffer.byteLength(t) > MAX_INDEX_VALUE) continue; // queries for such values scan
-        idx.push([this.bytes(`/i/${e.namespace}/${encodeURIComponent(field)}/${encodeURIComponent(t)}/${e.key}`), value]);
+        idx.push([
+          this.bytes(`/i/${e.namespace}/${encodeURIComponent(field)}/${encodeURIComponent(t)}/${e.key}`),
+          value,
+        ]);
       }
     }
     if (idx.length > MAX_INDEX_KEYS) unindexable = true;
@@ -807,7 +932,10 @@ class EtcdBackend implements EtcdBackendApi {
   }
 
   private deleteOps(e: Registration): IRequestOp[] {
-    return [{ request_delete_range: { key: this.rkey(e.namespace, e.key) } }, ...this.auxKeys(e).map(([k]) => ({ request_delete_range: { key: k } }))];
+    return [
+      { request_delete_range: { key: this.rkey(e.namespace, e.key) } },
+      ...this.auxKeys(e).map(([k]) => ({ request_delete_range: { key: k } })),
+    ];
   }
 
   /**
@@ -850,21 +978,45 @@ class EtcdBackend implements EtcdBackendApi {
     return res.kvs[0];
   }
 
-  private async listByIndex(namespace: string, opts: ListOptions, limit: number, [field, value]: [string, string]): Promise<Page> {
+  private async listByIndex(
+    namespace: string,
+    opts: ListOptions,
+    limit: number,
+    [field, value]: [string, string],
+  ): Promise<Page> {
     const ibase = this.bytes(`/i/${namespace}/${encodeURIComponent(field)}/${encodeURIComponent(value)}/`);
     const ubase = this.bytes(`/u/${namespace}/`);
     const items: Registration[] = [];
     let cursor = opts.after;
     for (;;) {
       const from = (b: Buffer) => (cursor === undefined ? b : Buffer.concat([b, Buffer.from(cursor), ZERO]));
-      const page = await this.rpc('list', () => this.client.kv.range({ key: from(ibase), range_end: prefixEnd(ibase), limit: 100, keys_only: true, serializable: this.serializable }));
+      const page = await this.rpc('list', () =>
+        this.client.kv.range({
+          key: from(ibase),
+          range_end: prefixEnd(ibase),
+          limit: 100,
+          keys_only: true,
+          serializable: this.serializable,
+        }),
+      );
       const keys = page.kvs.map((kv) => kv.key.subarray(ibase.length).toString());
-      const upper = page.more && keys.length ? Buffer.concat([ubase, Buffer.from(keys[keys.length - 1]), ZERO]) : prefixEnd(ubase);
-      const un = await this.rpc('list', () => this.client.kv.range({ key: from(ubase), range_end: upper, keys_only: true, serializable: this.serializable }));
-      const candidates = [...new Set([...keys, ...un.kvs.map((kv) => kv.key.subarray(ubase.length).toString())])].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+      const upper =
+        page.more && keys.length ? Buffer.concat([ubase, Buffer.from(keys[keys.length - 1]), ZERO]) : prefixEnd(ubase);
+      const un = await this.rpc('list', () =>
+        this.client.kv.range({ key: from(ubase), range_end: upper, keys_only: true, serializable: this.serializable }),
+      );
+      const candidates = [...new Set([...keys, ...un.kvs.map((kv) => kv.key.subarray(ubase.length).toString())])].sort(
+        (a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)),
+      );
       for (let i = 0; i < candidates.length; i += MAX_TXN_OPS) {
         const chunk = candidates.slice(i, i + MAX_TXN_OPS);
-        const r = await this.rpc('list', () => this.client.kv.txn({ success: chunk.map((k) => ({ request_range: { key: this.rkey(namespace, k), serializable: this.serializable } })) }));
+        const r = await this.rpc('list', () =>
+          this.client.kv.txn({
+            success: chunk.map((k) => ({
+              request_range: { key: this.rkey(namespace, k), serializable: this.serializable },
+            })),
+          }),
+        );
         for (let j = 0; j < chunk.length; j++) {
           const kv = r.responses[j].response_range.kvs[0];
           if (!kv) continue;
@@ -902,7 +1054,9 @@ class EtcdBackend implements EtcdBackendApi {
           // A write that reached a leader which then lost quorum sits uncommitted in its log: etcd
           // commits it if that member leads again after recovery. Say so rather than claim "not written".
           const unknown = WRITES.has(what) && isAmbiguous(err);
-          const outcome = unknown ? ' (this write reached the cluster before it failed: it takes effect only if the cluster recovers with it in its log — look the key up once etcd is back)' : '';
+          const outcome = unknown
+            ? ' (this write reached the cluster before it failed: it takes effect only if the cluster recovers with it in its log — look the key up once etcd is back)'
+            : '';
           throw new UnreachableError(
             probe.quorumLost
               ? `${what} failed: ${quorumMessage(probe, this.endpoints)}${outcome}`
@@ -939,7 +1093,11 @@ class LeasePool {
   private readonly pool: Array<{ lease: Lease; id: string; keys: number }> = [];
   private granting: Promise<{ lease: Lease; id: string; keys: number }> | null = null;
 
-  constructor(private readonly client: Etcd3, private readonly ttl: number, private readonly cap: number) {}
+  constructor(
+    private readonly client: Etcd3,
+    private readonly ttl: number,
+    private readonly cap: number,
+  ) {}
 
   async acquire(keys: number): Promise<string> {
     for (;;) {
@@ -1028,7 +1186,10 @@ class HostBreaker {
 
 /** Exponential reconnect delay for watch streams, capped (etcd3's IBackoff shape). */
 class CappedBackoff {
-  constructor(readonly duration: number, private readonly max: number) {}
+  constructor(
+    readonly duration: number,
+    private readonly max: number,
+  ) {}
   next(): CappedBackoff {
     return new CappedBackoff(Math.min(this.duration * 2, this.max), this.max);
   }
@@ -1062,12 +1223,29 @@ async function probeCluster(endpoints: string[]): Promise<Probe> {
   const members = await Promise.all(
     endpoints.map(async (endpoint): Promise<MemberStatus> => {
       try {
-        const res = await fetch(`http://${endpoint}/v3/maintenance/status`, { method: 'POST', body: '{}', signal: AbortSignal.timeout(700) });
+        const res = await fetch(`http://${endpoint}/v3/maintenance/status`, {
+          method: 'POST',
+          body: '{}',
+          signal: AbortSignal.timeout(700),
+        });
         if (!res.ok) return { endpoint, reachable: false };
-        const s = (await res.json()) as { header?: { member_id?: string; revision?: string }; leader?: string; raftTerm?: string; raftIndex?: string; dbSize?: string; errors?: string[] };
+        const s = (await res.json()) as {
+          header?: { member_id?: string; revision?: string };
+          leader?: string;
+          raftTerm?: string;
+          raftIndex?: string;
+          dbSize?: string;
+          errors?: string[];
+        };
         return {
-          endpoint, reachable: true, id: s.header?.member_id, leader: s.leader && s.leader !== '0' ? s.leader : undefined,
-          raftTerm: Number(s.raftTerm ?? 0), raftIndex: Number(s.raftIndex ?? 0), dbSize: Number(s.dbSize ?? 0), errors: s.errors ?? [],
+          endpoint,
+          reachable: true,
+          id: s.header?.member_id,
+          leader: s.leader && s.leader !== '0' ? s.leader : undefined,
+          raftTerm: Number(s.raftTerm ?? 0),
+          raftIndex: Number(s.raftIndex ?? 0),
+          dbSize: Number(s.dbSize ?? 0),
+          errors: s.errors ?? [],
           revision: Number(s.header?.revision ?? 0),
         } as MemberStatus;
       } catch {
@@ -1099,12 +1277,23 @@ function quorumMessage(p: Probe, endpoints: string[]): string {
   return `etcd has lost quorum: ${p.reachable} of ${endpoints.length} members reachable (a majority of ${majority} is needed${down.length ? `; down: ${down.join(', ')}` : ''}${p.leader ? '' : '; no leader'}): writes and linearizable reads are refused until enough members are back`;
 }
 
-const TRANSIENT_NAMES = new Set(['GRPCUnavailableError', 'GRPCDeadlineExceededError', 'GRPCInternalError', 'GRPCCancelledError', 'GRPCConnectFailedError', 'BrokenCircuitError', 'TaskCancelledError', 'GRPCResourceExhastedError']);
+const TRANSIENT_NAMES = new Set([
+  'GRPCUnavailableError',
+  'GRPCDeadlineExceededError',
+  'GRPCInternalError',
+  'GRPCCancelledError',
+  'GRPCConnectFailedError',
+  'BrokenCircuitError',
+  'TaskCancelledError',
+  'GRPCResourceExhastedError',
+]);
 
 function isTransient(err: unknown): boolean {
   if (!(err instanceof Error)) return false;
   if (TRANSIENT_NAMES.has(err.name) || TRANSIENT_NAMES.has(err.constructor?.name)) return true;
-  return /no leader|timed out|leader changed|unavailable|ECONNREFUSED|connect|too many requests|not capable|deadline|broken|circuit/i.test(err.message);
+  return /no leader|timed out|leader changed|unavailable|ECONNREFUSED|connect|too many requests|not capable|deadline|broken|circuit/i.test(
+    err.message,
+  );
 }
 
 /** Operations that write (their failure may be ambiguous). */
@@ -1124,8 +1313,10 @@ function isLeaseGone(err: unknown): boolean {
 
 function permanentError(err: unknown, what: string): RegistryError {
   const msg = err instanceof Error ? err.message : String(err);
-  if (/permission denied|authentication|invalid auth|user name/i.test(msg)) return new UnauthorizedError(`${what} refused by etcd: ${msg}: check the etcd user and its role`, { cause: err });
-  if (/too large|too many operations|duplicate key/i.test(msg)) return new InvalidInputError(`${what} refused by etcd: ${msg}`, { cause: err });
+  if (/permission denied|authentication|invalid auth|user name/i.test(msg))
+    return new UnauthorizedError(`${what} refused by etcd: ${msg}: check the etcd user and its role`, { cause: err });
+  if (/too large|too many operations|duplicate key/i.test(msg))
+    return new InvalidInputError(`${what} refused by etcd: ${msg}`, { cause: err });
   if (err instanceof Error && err.name === 'ClientClosedError') return new ClosedError('the etcd backend');
   return asRegistryError(err);
 }
@@ -1171,7 +1362,9 @@ function parseEntry(kv: IKeyValue): Registration {
 }
 
 /** Split into txn-sized batches with no key twice in one batch. */
-function batches<T extends { e: Registration; v: string; aux: Array<[Buffer, string]>; marker: string; gen?: unknown }>(items: T[]): T[][] {
+function batches<T extends { e: Registration; v: string; aux: Array<[Buffer, string]>; marker: string; gen?: unknown }>(
+  items: T[],
+): T[][] {
   const out: T[][] = [];
   let cur: T[] = [];
   let ops = 0;

@@ -38,10 +38,19 @@ export interface HybridOptions {
 
 const mirror: RegisterOptions = { replaceIf: () => true };
 
-export async function createHybridBackend(_location: string, opts: HybridOptions, ctx: BackendContext): Promise<Backend> {
+export async function createHybridBackend(
+  _location: string,
+  opts: HybridOptions,
+  ctx: BackendContext,
+): Promise<Backend> {
   const open = async (side: Side | undefined, which: string) => {
-    if (!side) throw new InvalidInputError(`hybrid: needs backendOpts.${which}, e.g. {"primary": "legacy:./old.db", "backup": "sqlite:./new.db"}`);
-    return typeof side === 'string' ? openBackend(side, {}, ctx) : openBackend(side.backend, side.backendOpts ?? {}, ctx);
+    if (!side)
+      throw new InvalidInputError(
+        `hybrid: needs backendOpts.${which}, e.g. {"primary": "legacy:./old.db", "backup": "sqlite:./new.db"}`,
+      );
+    return typeof side === 'string'
+      ? openBackend(side, {}, ctx)
+      : openBackend(side.backend, side.backendOpts ?? {}, ctx);
   };
   const primary = await open(opts.primary, 'primary');
   try {
@@ -58,9 +67,17 @@ export class HybridBackend implements Backend {
   readonly capabilities: Capabilities;
   private closed = false;
 
-  constructor(readonly primary: Backend, readonly backup: Backend, private readonly ctx: BackendContext) {
+  constructor(
+    readonly primary: Backend,
+    readonly backup: Backend,
+    private readonly ctx: BackendContext,
+  ) {
     this.url = `hybrid:(${primary.url} + ${backup.url})`;
-    this.capabilities = { ...defaultCapabilities, bulkRegister: true, persistent: primary.capabilities.persistent && backup.capabilities.persistent };
+    this.capabilities = {
+      ...defaultCapabilities,
+      bulkRegister: true,
+      persistent: primary.capabilities.persistent && backup.capabilities.persistent,
+    };
   }
 
   private check(): void {
@@ -116,7 +133,10 @@ export class HybridBackend implements Backend {
   async list(namespace: string, opts: ListOptions): Promise<Page> {
     this.check();
     const limit = opts.limit ?? 1000;
-    const [pa, pb] = await Promise.all([this.primary.list(namespace, { ...opts, limit }), this.backup.list(namespace, { ...opts, limit })]);
+    const [pa, pb] = await Promise.all([
+      this.primary.list(namespace, { ...opts, limit }),
+      this.backup.list(namespace, { ...opts, limit }),
+    ]);
     const items: Registration[] = [];
     let i = 0;
     let j = 0;
@@ -131,7 +151,12 @@ export class HybridBackend implements Backend {
     return more && items.length > 0 ? { items, next: items[items.length - 1].key } : { items };
   }
 
-  async updateMetadata(namespace: string, key: string, meta: Meta, opts: UpdateOptions): Promise<Registration | undefined> {
+  async updateMetadata(
+    namespace: string,
+    key: string,
+    meta: Meta,
+    opts: UpdateOptions,
+  ): Promise<Registration | undefined> {
     this.check();
     const next = await this.primary.updateMetadata(namespace, key, meta, opts);
     if (next) await this.backup.register(next, mirror);
@@ -167,10 +192,16 @@ export class HybridBackend implements Backend {
     const [p, b] = await Promise.all([this.primary.healthCheck(), this.backup.healthCheck()]);
     const side = (backend: Backend) => ({ backend, isAlive: (e: Registration) => this.ctx.isAlive(e) });
     const v = await verifyStates(side(this.primary), side(this.backup), { maxDiffs: 10 });
-    const worst = [p.status, b.status].includes('unhealthy') ? 'unhealthy' : [p.status, b.status].includes('degraded') || !v.equivalent ? 'degraded' : 'healthy';
+    const worst = [p.status, b.status].includes('unhealthy')
+      ? 'unhealthy'
+      : [p.status, b.status].includes('degraded') || !v.equivalent
+        ? 'degraded'
+        : 'healthy';
     const reasons = [...p.reasons.map((r) => `primary: ${r}`), ...b.reasons.map((r) => `backup: ${r}`)];
     if (!v.equivalent) {
-      reasons.push(`stores diverge: ${v.totals.onlyInA} keys only in the primary, ${v.totals.onlyInB} only in the backup, ${v.totals.differing} differ`);
+      reasons.push(
+        `stores diverge: ${v.totals.onlyInA} keys only in the primary, ${v.totals.onlyInB} only in the backup, ${v.totals.differing} differ`,
+      );
     }
     return {
       status: worst,

@@ -62,7 +62,12 @@ CREATE TABLE process_registry_cache (namespace TEXT, service TEXT, pid INTEGER, 
   cached_at INTEGER, PRIMARY KEY (namespace, service));
 `;
 
-export const LEGACY_TABLES = ['registry', 'process_registry_backup', 'process_registry_metadata_index', 'process_registry_cache'] as const;
+export const LEGACY_TABLES = [
+  'registry',
+  'process_registry_backup',
+  'process_registry_metadata_index',
+  'process_registry_cache',
+] as const;
 
 export interface LegacyOptions {
   /** Create the file with the legacy schema when it does not exist (tests, fixture generator). Default false. */
@@ -93,17 +98,29 @@ export function openLegacyDatabase(location: string, opts: LegacyOptions = {}): 
   if (!location) throw new InvalidInputError('legacy: needs a file path, e.g. legacy:./old-registry.db');
   const file = resolve(location);
   const fresh = !existsSync(file);
-  if (fresh && !opts.create) throw new UnreachableError(`legacy database ${file} does not exist: check the path given as legacy:`, { recoverable: false });
+  if (fresh && !opts.create)
+    throw new UnreachableError(`legacy database ${file} does not exist: check the path given as legacy:`, {
+      recoverable: false,
+    });
   const db = openDatabase(file, { readonly: opts.readonly, busyTimeout: opts.busyTimeout });
   try {
-    const tables = db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").pluck().all() as string[];
+    const tables = db
+      .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+      .pluck()
+      .all() as string[];
     if (tables.length === 0 && opts.create && !opts.readonly) {
       db.exec(`BEGIN; ${LEGACY_SCHEMA} COMMIT;`);
     } else {
       const missing = LEGACY_TABLES.filter((t) => !tables.includes(t));
       if (missing.length > 0) {
-        const what = tables.includes('registrations') ? 'a procreg database (open it as sqlite:)' : tables.length ? `other tables (${tables.slice(0, 5).join(', ')})` : 'no tables';
-        throw new InvalidInputError(`${file} is not a legacy dual-storage registry: it holds ${what}, and lacks ${missing.join(', ')}`);
+        const what = tables.includes('registrations')
+          ? 'a procreg database (open it as sqlite:)'
+          : tables.length
+            ? `other tables (${tables.slice(0, 5).join(', ')})`
+            : 'no tables';
+        throw new InvalidInputError(
+          `${file} is not a legacy dual-storage registry: it holds ${what}, and lacks ${missing.join(', ')}`,
+        );
       }
       checkColumns(db, file);
     }
@@ -117,14 +134,25 @@ export function openLegacyDatabase(location: string, opts: LegacyOptions = {}): 
 class LegacyBackend implements Backend {
   readonly name = LEGACY_BACKEND;
   readonly url: string;
-  readonly capabilities: Capabilities = { ...defaultCapabilities, synchronous: true, bulkRegister: true, digest: true, persistent: true, transactions: true };
+  readonly capabilities: Capabilities = {
+    ...defaultCapabilities,
+    synchronous: true,
+    bulkRegister: true,
+    digest: true,
+    persistent: true,
+    transactions: true,
+  };
 
   readonly db: DatabaseT.Database;
   readonly file: string;
   private closed = false;
   private readonly st: ReturnType<LegacyBackend['prepare']>;
 
-  constructor(location: string, opts: LegacyOptions, private readonly ctx: BackendContext) {
+  constructor(
+    location: string,
+    opts: LegacyOptions,
+    private readonly ctx: BackendContext,
+  ) {
     this.db = openLegacyDatabase(location, opts);
     this.file = resolve(location);
     this.url = `legacy:${this.file}`;
@@ -153,16 +181,26 @@ class LegacyBackend implements Backend {
         `INSERT INTO process_registry_backup (namespace, service, pid, node, metadata) VALUES (?, ?, ?, ?, ?)
          ON CONFLICT (namespace, service) DO UPDATE SET pid = excluded.pid, node = excluded.node, metadata = excluded.metadata`,
       ),
-      delBakIf: db.prepare('DELETE FROM process_registry_backup WHERE namespace = ? AND service = ? AND pid = ? AND node = ?'),
-      delReg: db.prepare('DELETE FROM registry WHERE namespace = @ns AND service = @key AND (@pid IS NULL OR pid = @pid) AND (@node IS NULL OR node = @node)'),
-      delBak: db.prepare('DELETE FROM process_registry_backup WHERE namespace = @ns AND service = @key AND (@pid IS NULL OR pid = @pid) AND (@node IS NULL OR node = @node)'),
+      delBakIf: db.prepare(
+        'DELETE FROM process_registry_backup WHERE namespace = ? AND service = ? AND pid = ? AND node = ?',
+      ),
+      delReg: db.prepare(
+        'DELETE FROM registry WHERE namespace = @ns AND service = @key AND (@pid IS NULL OR pid = @pid) AND (@node IS NULL OR node = @node)',
+      ),
+      delBak: db.prepare(
+        'DELETE FROM process_registry_backup WHERE namespace = @ns AND service = @key AND (@pid IS NULL OR pid = @pid) AND (@node IS NULL OR node = @node)',
+      ),
       pageFirst: db.prepare(merged('namespace = @ns')),
       page: db.prepare(merged('namespace = @ns AND service > @after')),
       count: db.prepare(
         'SELECT count(*) AS n FROM (SELECT service FROM registry WHERE namespace = ? UNION SELECT service FROM process_registry_backup WHERE namespace = ?)',
       ),
-      countAll: db.prepare('SELECT count(*) AS n FROM (SELECT namespace, service FROM registry UNION SELECT namespace, service FROM process_registry_backup)'),
-      namespaces: db.prepare('SELECT namespace FROM registry UNION SELECT namespace FROM process_registry_backup ORDER BY namespace'),
+      countAll: db.prepare(
+        'SELECT count(*) AS n FROM (SELECT namespace, service FROM registry UNION SELECT namespace, service FROM process_registry_backup)',
+      ),
+      namespaces: db.prepare(
+        'SELECT namespace FROM registry UNION SELECT namespace FROM process_registry_backup ORDER BY namespace',
+      ),
       processes: db.prepare(
         'SELECT pid, NULL AS pidStart, count(*) AS count FROM (SELECT pid FROM registry WHERE node = @node UNION ALL SELECT pid FROM process_registry_backup WHERE node = @node) GROUP BY pid',
       ),
@@ -182,17 +220,20 @@ class LegacyBackend implements Backend {
 
   register(entry: Registration, opts: RegisterOptions): RegisterOutcome {
     this.check();
-    return this.db.transaction((): RegisterOutcome => {
-      const b = this.st.getBak.get(entry.namespace, entry.key) as { pid: number; node: string; metadata: string } | undefined;
-      if (b) {
-        const holder = backupEntry(entry.namespace, entry.key, b.pid, b.node, b.metadata, this.file);
-        if (!opts.replaceIf(holder)) return { ok: false, holder };
+    return this.db
+      .transaction((): RegisterOutcome => {
+        const b = this.st.getBak.get(entry.namespace, entry.key) as
+          { pid: number; node: string; metadata: string } | undefined;
+        if (b) {
+          const holder = backupEntry(entry.namespace, entry.key, b.pid, b.node, b.metadata, this.file);
+          if (!opts.replaceIf(holder)) return { ok: false, holder };
+          this.st.putBak.run(entry.namespace, entry.key, entry.pid, entry.node, JSON.stringify(entry.meta));
+          return { ok: true, entry: legacyShape(entry), replaced: holder };
+        }
         this.st.putBak.run(entry.namespace, entry.key, entry.pid, entry.node, JSON.stringify(entry.meta));
-        return { ok: true, entry: legacyShape(entry), replaced: holder };
-      }
-      this.st.putBak.run(entry.namespace, entry.key, entry.pid, entry.node, JSON.stringify(entry.meta));
-      return { ok: true, entry: legacyShape(entry) };
-    }).immediate();
+        return { ok: true, entry: legacyShape(entry) };
+      })
+      .immediate();
   }
 
   lookup(namespace: string, key: string): Registration | undefined {
@@ -226,7 +267,11 @@ class LegacyBackend implements Backend {
     let after = opts.after;
     const chunk = Math.max(limit + 1, 256);
     for (;;) {
-      const rows = (after === undefined ? this.st.pageFirst.all({ ns: namespace, limit: chunk }) : this.st.page.all({ ns: namespace, after, limit: chunk })) as LegacyRow[];
+      const rows = (
+        after === undefined
+          ? this.st.pageFirst.all({ ns: namespace, limit: chunk })
+          : this.st.page.all({ ns: namespace, after, limit: chunk })
+      ) as LegacyRow[];
       for (const row of rows) {
         after = row.service;
         const e = this.effective(row);
@@ -240,22 +285,26 @@ class LegacyBackend implements Backend {
 
   updateMetadata(namespace: string, key: string, meta: Meta, opts: UpdateOptions): Registration | undefined {
     this.check();
-    return this.db.transaction(() => {
-      const current = this.lookup(namespace, key);
-      if (!current) return undefined;
-      const b = this.st.getBak.get(namespace, key) as { pid: number; node: string; metadata: string } | undefined;
-      const base = b ? backupEntry(namespace, key, b.pid, b.node, b.metadata, this.file) : current;
-      const next: Registration = { ...base, meta: opts.merge ? (mergePatch(base.meta, meta) as Meta) : meta };
-      opts.validate?.(next.meta);
-      // The legacy update wrote the ETS backup row (a key only in `registry` gains one).
-      this.st.putBak.run(namespace, key, next.pid, next.node, JSON.stringify(next.meta));
-      return next;
-    }).immediate();
+    return this.db
+      .transaction(() => {
+        const current = this.lookup(namespace, key);
+        if (!current) return undefined;
+        const b = this.st.getBak.get(namespace, key) as { pid: number; node: string; metadata: string } | undefined;
+        const base = b ? backupEntry(namespace, key, b.pid, b.node, b.metadata, this.file) : current;
+        const next: Registration = { ...base, meta: opts.merge ? (mergePatch(base.meta, meta) as Meta) : meta };
+        opts.validate?.(next.meta);
+        // The legacy update wrote the ETS backup row (a key only in `registry` gains one).
+        this.st.putBak.run(namespace, key, next.pid, next.node, JSON.stringify(next.meta));
+        return next;
+      })
+      .immediate();
   }
 
   count(namespace?: string): number {
     this.check();
-    return ((namespace === undefined ? this.st.countAll.get() : this.st.count.get(namespace, namespace)) as { n: number }).n;
+    return (
+      (namespace === undefined ? this.st.countAll.get() : this.st.count.get(namespace, namespace)) as { n: number }
+    ).n;
   }
 
   namespaces(): string[] {
@@ -268,8 +317,12 @@ class LegacyBackend implements Backend {
     const d = legacyAnomalies(this.db, (e) => this.ctx.isAlive(e), this.file);
     const base = statusFromDeadShare(d.effective, d.deadRegistryRows + d.deadBackupRows);
     const reasons = [...base.reasons];
-    if (d.divergent > 0) reasons.push(`${d.divergent} keys differ between the registry and backup tables (run \`registry migrate wrap\` for the list)`);
-    if (d.staleIndexRows + d.staleCacheRows > 0) reasons.push(`${d.staleIndexRows} stale index rows and ${d.staleCacheRows} stale cache rows`);
+    if (d.divergent > 0)
+      reasons.push(
+        `${d.divergent} keys differ between the registry and backup tables (run \`registry migrate wrap\` for the list)`,
+      );
+    if (d.staleIndexRows + d.staleCacheRows > 0)
+      reasons.push(`${d.staleIndexRows} stale index rows and ${d.staleCacheRows} stale cache rows`);
     const pageSize = this.db.pragma('page_size', { simple: true }) as number;
     const pageCount = this.db.pragma('page_count', { simple: true }) as number;
     return {
@@ -302,11 +355,13 @@ class LegacyBackend implements Backend {
     const run = () => entries.map((e) => this.register(e, opts));
     if (!opts.atomic) return this.db.transaction(run).immediate();
     try {
-      return this.db.transaction(() => {
-        const results = run();
-        if (results.some((r) => !r.ok)) throw new AtomicAbort(results);
-        return results;
-      }).immediate();
+      return this.db
+        .transaction(() => {
+          const results = run();
+          if (results.some((r) => !r.ok)) throw new AtomicAbort(results);
+          return results;
+        })
+        .immediate();
     } catch (e) {
       if (e instanceof AtomicAbort) return e.results;
       throw e;
@@ -322,7 +377,14 @@ class LegacyBackend implements Backend {
   /** The sweep of dead pids: their rows go from both tables (dead rows are never in the view). */
   removeProcesses(node: string, procs: Array<Pick<ProcessSummary, 'pid'>>): number {
     this.check();
-    return this.db.transaction(() => procs.reduce((n, { pid }) => n + this.st.removeReg.run(node, pid).changes + this.st.removeBak.run(node, pid).changes, 0)).immediate();
+    return this.db
+      .transaction(() =>
+        procs.reduce(
+          (n, { pid }) => n + this.st.removeReg.run(node, pid).changes + this.st.removeBak.run(node, pid).changes,
+          0,
+        ),
+      )
+      .immediate();
   }
 
   transaction<T>(fn: () => T): T {
@@ -332,11 +394,13 @@ class LegacyBackend implements Backend {
 
   clearNamespace(namespace: string): number {
     this.check();
-    return this.db.transaction(() => {
-      const n = this.count(namespace);
-      for (const t of LEGACY_TABLES) this.db.prepare(`DELETE FROM ${t} WHERE namespace = ?`).run(namespace);
-      return n;
-    }).immediate();
+    return this.db
+      .transaction(() => {
+        const n = this.count(namespace);
+        for (const t of LEGACY_TABLES) this.db.prepare(`DELETE FROM ${t} WHERE namespace = ?`).run(namespace);
+        return n;
+      })
+      .immediate();
   }
 
   close(): void {
@@ -364,7 +428,10 @@ function checkColumns(db: DatabaseT.Database, file: string): void {
   for (const [table, cols] of Object.entries(need)) {
     const have = (db.prepare(`PRAGMA table_info(${table})`).all() as Array<{ name: string }>).map((c) => c.name);
     const missing = cols.filter((c) => !have.includes(c));
-    if (missing.length) throw new InvalidInputError(`${file} is not a legacy dual-storage registry: table ${table} lacks column(s) ${missing.join(', ')}`);
+    if (missing.length)
+      throw new InvalidInputError(
+        `${file} is not a legacy dual-storage registry: table ${table} lacks column(s) ${missing.join(', ')}`,
+      );
   }
 }
 
@@ -376,21 +443,37 @@ export function registryEntry(namespace: string, key: string, pid: number, node:
   return { namespace, key, pid, node, meta: {}, registeredAt: 0, updatedAt: 0, pidStart: null };
 }
 
-export function backupEntry(namespace: string, key: string, pid: number, node: string, metadata: string, file: string): Registration {
+export function backupEntry(
+  namespace: string,
+  key: string,
+  pid: number,
+  node: string,
+  metadata: string,
+  file: string,
+): Registration {
   let meta: unknown;
   try {
     meta = JSON.parse(metadata);
   } catch (cause) {
-    throw new InvalidInputError(`${file}: backup row ${namespace}/${key} has metadata that is not JSON (${JSON.stringify(metadata.slice(0, 40))}): fix the row`, { cause });
+    throw new InvalidInputError(
+      `${file}: backup row ${namespace}/${key} has metadata that is not JSON (${JSON.stringify(metadata.slice(0, 40))}): fix the row`,
+      { cause },
+    );
   }
   if (!meta || typeof meta !== 'object' || Array.isArray(meta)) {
-    throw new InvalidInputError(`${file}: backup row ${namespace}/${key} has metadata that is not a JSON object: fix the row`);
+    throw new InvalidInputError(
+      `${file}: backup row ${namespace}/${key} has metadata that is not a JSON object: fix the row`,
+    );
   }
   return { namespace, key, pid, node, meta: meta as Meta, registeredAt: 0, updatedAt: 0, pidStart: null };
 }
 
 /** The listing rule: dead rows dropped, then the backup row wins. */
-export function effectiveEntry(row: LegacyRow, isAlive: (e: Registration) => boolean, file: string): Registration | undefined {
+export function effectiveEntry(
+  row: LegacyRow,
+  isAlive: (e: Registration) => boolean,
+  file: string,
+): Registration | undefined {
   if (row.bpid !== null) {
     const b = backupEntry(row.namespace, row.service, row.bpid, row.bnode!, row.metadata ?? '{}', file);
     if (isAlive(b)) return b;
@@ -428,7 +511,12 @@ export interface LegacyAnomalyReport {
  * One streaming pass over both tables (and the derived ones) reporting every kind of anomaly of
  * design §5. Bounded memory: rows are merged in key order by SQLite; samples are capped.
  */
-export function legacyAnomalies(db: DatabaseT.Database, isAlive: (e: Registration) => boolean, file: string, sample = 20): LegacyAnomalyReport {
+export function legacyAnomalies(
+  db: DatabaseT.Database,
+  isAlive: (e: Registration) => boolean,
+  file: string,
+  sample = 20,
+): LegacyAnomalyReport {
   const r: LegacyAnomalyReport = {
     effective: 0,
     registryRows: 0,
@@ -462,7 +550,8 @@ export function legacyAnomalies(db: DatabaseT.Database, isAlive: (e: Registratio
   for (const row of rows) {
     const { namespace, service } = row;
     const reg = row.rpid !== null ? registryEntry(namespace, service, row.rpid, row.rnode!) : undefined;
-    const bak = row.bpid !== null ? backupEntry(namespace, service, row.bpid, row.bnode!, row.metadata ?? '{}', file) : undefined;
+    const bak =
+      row.bpid !== null ? backupEntry(namespace, service, row.bpid, row.bnode!, row.metadata ?? '{}', file) : undefined;
     const regAlive = reg ? isAlive(reg) : false;
     const bakAlive = bak ? isAlive(bak) : false;
     if (reg) r.registryRows++;
@@ -482,14 +571,24 @@ export function legacyAnomalies(db: DatabaseT.Database, isAlive: (e: Registratio
     if (bak && !reg) r.onlyInBackup++;
     if (reg && bak && (reg.pid !== bak.pid || reg.node !== bak.node)) {
       r.pidMismatch++;
-      note(namespace, service, 'pid-mismatch', `registry pid ${reg.pid}@${reg.node}, backup pid ${bak.pid}@${bak.node}`);
+      note(
+        namespace,
+        service,
+        'pid-mismatch',
+        `registry pid ${reg.pid}@${reg.node}, backup pid ${bak.pid}@${bak.node}`,
+      );
     }
     const eff = bakAlive ? bak : regAlive ? reg : undefined;
     if (eff) r.effective++;
     const looked = reg ? (regAlive ? reg : undefined) : bakAlive ? bak : undefined;
     if ((looked?.pid ?? null) !== (eff?.pid ?? null) || (looked?.node ?? null) !== (eff?.node ?? null)) {
       r.lookupListingDisagree++;
-      note(namespace, service, 'lookup-listing-disagree', `lookup gives ${looked ? `pid ${looked.pid}` : 'not-found'}, listing gives ${eff ? `pid ${eff.pid}` : 'nothing'}`);
+      note(
+        namespace,
+        service,
+        'lookup-listing-disagree',
+        `lookup gives ${looked ? `pid ${looked.pid}` : 'not-found'}, listing gives ${eff ? `pid ${eff.pid}` : 'nothing'}`,
+      );
     }
   }
   r.divergent = r.onlyInRegistry + r.pidMismatch;
@@ -499,19 +598,25 @@ export function legacyAnomalies(db: DatabaseT.Database, isAlive: (e: Registratio
   type Derived = LegacyRow & { ipid: number; inode: string; field?: string; value?: string };
   const cols = 'r.pid AS rpid, r.node AS rnode, b.pid AS bpid, b.node AS bnode, b.metadata AS metadata';
   const indexRows = db
-    .prepare(`SELECT i.namespace AS namespace, i.service AS service, i.field AS field, i.value AS value, i.pid AS ipid, i.node AS inode, ${cols} FROM process_registry_metadata_index i ${join('i')}`)
+    .prepare(
+      `SELECT i.namespace AS namespace, i.service AS service, i.field AS field, i.value AS value, i.pid AS ipid, i.node AS inode, ${cols} FROM process_registry_metadata_index i ${join('i')}`,
+    )
     .iterate() as IterableIterator<Derived>;
   for (const ix of indexRows) {
     const e = effectiveEntry(ix, isAlive, file);
     const v = e?.meta[ix.field!];
-    const holds = Array.isArray(v) ? v.some((x) => String(x) === ix.value) : v !== undefined && v !== null && String(v) === ix.value;
+    const holds = Array.isArray(v)
+      ? v.some((x) => String(x) === ix.value)
+      : v !== undefined && v !== null && String(v) === ix.value;
     if (!e || e.pid !== ix.ipid || e.node !== ix.inode || !holds) {
       r.staleIndexRows++;
       note(ix.namespace, ix.service, 'stale-index-row', `${ix.field}=${ix.value} for pid ${ix.ipid}`);
     }
   }
   const cacheRows = db
-    .prepare(`SELECT c.namespace AS namespace, c.service AS service, c.pid AS ipid, c.node AS inode, ${cols} FROM process_registry_cache c ${join('c')}`)
+    .prepare(
+      `SELECT c.namespace AS namespace, c.service AS service, c.pid AS ipid, c.node AS inode, ${cols} FROM process_registry_cache c ${join('c')}`,
+    )
     .iterate() as IterableIterator<Derived>;
   for (const c of cacheRows) {
     const e = effectiveEntry(c, isAlive, file);

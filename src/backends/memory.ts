@@ -36,7 +36,13 @@ export function createMemoryBackend(_location: string, opts: MemoryOptions, ctx:
 class MemoryBackend implements Backend {
   readonly name = MEMORY_BACKEND;
   readonly url = 'memory:';
-  readonly capabilities: Capabilities = { ...defaultCapabilities, synchronous: true, bulkRegister: true, watch: true, transactions: true };
+  readonly capabilities: Capabilities = {
+    ...defaultCapabilities,
+    synchronous: true,
+    bulkRegister: true,
+    watch: true,
+    transactions: true,
+  };
 
   private readonly spaces = new Map<string, Space>();
   private closed = false;
@@ -52,7 +58,10 @@ class MemoryBackend implements Backend {
   private lastCleanup: number | null = null;
   private lastSpace: Space | undefined;
 
-  constructor(opts: MemoryOptions, private readonly ctx: BackendContext) {
+  constructor(
+    opts: MemoryOptions,
+    private readonly ctx: BackendContext,
+  ) {
     this.retention = opts.feedRetention ?? 10_000;
   }
 
@@ -199,18 +208,27 @@ class MemoryBackend implements Backend {
     return all.length;
   }
 
-  watch(opts: { namespace?: string; sinceRevision?: number }, onEvent: (e: ChangeEvent) => void, onError?: (err: Error) => void): () => void {
+  watch(
+    opts: { namespace?: string; sinceRevision?: number },
+    onEvent: (e: ChangeEvent) => void,
+    onError?: (err: Error) => void,
+  ): () => void {
     this.check();
     if (opts.sinceRevision !== undefined) {
       const oldest = this.feedRevs.length ? Math.abs(this.feedRevs[0]) : this.revision + 1;
       if (opts.sinceRevision + 1 < oldest && opts.sinceRevision < this.revision) {
-        onError?.(new Error(`revision ${opts.sinceRevision} is compacted (oldest kept: ${oldest}): list again and watch from the current revision`));
+        onError?.(
+          new Error(
+            `revision ${opts.sinceRevision} is compacted (oldest kept: ${oldest}): list again and watch from the current revision`,
+          ),
+        );
         return () => {};
       }
       for (let i = 0; i < this.feedRevs.length; i++) {
         const rev = this.feedRevs[i];
         const e = this.feedEntries[i];
-        if (Math.abs(rev) > opts.sinceRevision && (!opts.namespace || e.namespace === opts.namespace)) onEvent(changeEvent(rev, e));
+        if (Math.abs(rev) > opts.sinceRevision && (!opts.namespace || e.namespace === opts.namespace))
+          onEvent(changeEvent(rev, e));
       }
     }
     const l = { ns: opts.namespace, fn: onEvent };
@@ -248,7 +266,14 @@ class MemoryBackend implements Backend {
     space.map.set(entry.key, entry);
     if (!existing) space.dirty = true;
     if (this.journal) {
-      this.journal.push(existing ? () => space.map.set(existing.key, existing) : () => { space.map.delete(entry.key); space.dirty = true; });
+      this.journal.push(
+        existing
+          ? () => space.map.set(existing.key, existing)
+          : () => {
+              space.map.delete(entry.key);
+              space.dirty = true;
+            },
+      );
     }
     this.emit(1, entry);
   }
@@ -256,7 +281,11 @@ class MemoryBackend implements Backend {
   private remove(space: Space, existing: Registration): void {
     space.map.delete(existing.key);
     space.dirty = true;
-    if (this.journal) this.journal.push(() => { space.map.set(existing.key, existing); space.dirty = true; });
+    if (this.journal)
+      this.journal.push(() => {
+        space.map.set(existing.key, existing);
+        space.dirty = true;
+      });
     this.emit(-1, existing);
   }
 
@@ -276,7 +305,6 @@ class MemoryBackend implements Backend {
     const ev = changeEvent(rev, e);
     for (const l of this.listeners) if (!l.ns || l.ns === ev.namespace) l.fn(ev);
   }
-
 }
 
 class Space {
@@ -300,7 +328,9 @@ class AtomicAbort extends Error {
 
 /** The change event of a feed slot (revision negative for a delete). */
 function changeEvent(rev: number, e: Registration): ChangeEvent {
-  return rev > 0 ? { revision: rev, type: 'put', namespace: e.namespace, key: e.key, entry: e } : { revision: -rev, type: 'delete', namespace: e.namespace, key: e.key };
+  return rev > 0
+    ? { revision: rev, type: 'put', namespace: e.namespace, key: e.key, entry: e }
+    : { revision: -rev, type: 'delete', namespace: e.namespace, key: e.key };
 }
 
 /** Does `e` still match an unregister condition (compare-and-delete)? */

@@ -25,13 +25,48 @@ const lazy = (path: string, name: string) => async (): Promise<BackendFactory> =
 };
 
 export const schemes: SchemeInfo[] = [
-  { scheme: 'memory', form: 'memory:', description: 'in-process maps (ETS-like); gone when the process exits', load: lazy('./memory.js', 'createMemoryBackend') },
-  { scheme: 'sqlite', form: 'sqlite:PATH', description: 'embedded SQLite file, WAL (the default)', load: lazy('./sqlite.js', 'createSqliteBackend') },
-  { scheme: 'http', form: 'http://HOST:PORT', description: 'a remote registry node (`registry serve`)', load: lazy('./remote.js', 'createRemoteBackend') },
-  { scheme: 'https', form: 'https://HOST:PORT', description: 'a remote registry node over TLS', load: lazy('./remote.js', 'createRemoteBackend') },
-  { scheme: 'etcd', form: 'etcd://H:P[,H:P…][/prefix]', description: 'an etcd cluster: leases, unique names by txn, watch', load: lazy('./etcd.js', 'createEtcdBackend') },
-  { scheme: 'hybrid', form: 'hybrid: (backendOpts {primary, backup})', description: 'two backends with the legacy Registry+ETS logic (migration phase 2)', load: lazy('./hybrid.js', 'createHybridBackend') },
-  { scheme: 'legacy', form: 'legacy:PATH', description: 'a legacy dual-storage SQLite file, legacy semantics', load: lazy('./legacy.js', 'createLegacyBackend') },
+  {
+    scheme: 'memory',
+    form: 'memory:',
+    description: 'in-process maps (ETS-like); gone when the process exits',
+    load: lazy('./memory.js', 'createMemoryBackend'),
+  },
+  {
+    scheme: 'sqlite',
+    form: 'sqlite:PATH',
+    description: 'embedded SQLite file, WAL (the default)',
+    load: lazy('./sqlite.js', 'createSqliteBackend'),
+  },
+  {
+    scheme: 'http',
+    form: 'http://HOST:PORT',
+    description: 'a remote registry node (`registry serve`)',
+    load: lazy('./remote.js', 'createRemoteBackend'),
+  },
+  {
+    scheme: 'https',
+    form: 'https://HOST:PORT',
+    description: 'a remote registry node over TLS',
+    load: lazy('./remote.js', 'createRemoteBackend'),
+  },
+  {
+    scheme: 'etcd',
+    form: 'etcd://H:P[,H:P…][/prefix]',
+    description: 'an etcd cluster: leases, unique names by txn, watch',
+    load: lazy('./etcd.js', 'createEtcdBackend'),
+  },
+  {
+    scheme: 'hybrid',
+    form: 'hybrid: (backendOpts {primary, backup})',
+    description: 'two backends with the legacy Registry+ETS logic (migration phase 2)',
+    load: lazy('./hybrid.js', 'createHybridBackend'),
+  },
+  {
+    scheme: 'legacy',
+    form: 'legacy:PATH',
+    description: 'a legacy dual-storage SQLite file, legacy semantics',
+    load: lazy('./legacy.js', 'createLegacyBackend'),
+  },
 ];
 
 /** `$XDG_DATA_HOME/registry/registry.db` (XDG default `~/.local/share`). */
@@ -51,7 +86,8 @@ export function parseBackendUrl(url: string): { info: SchemeInfo; location: stri
   if (!m) throw new InvalidInputError(`invalid backend ${JSON.stringify(url)}: use one of ${known}`);
   const scheme = m[1].toLowerCase();
   const info = schemes.find((s) => s.scheme === scheme);
-  if (!info) throw new InvalidInputError(`unknown backend scheme "${scheme}:" in ${JSON.stringify(url)}: use one of ${known}`);
+  if (!info)
+    throw new InvalidInputError(`unknown backend scheme "${scheme}:" in ${JSON.stringify(url)}: use one of ${known}`);
   let location = m[2];
   if (scheme === 'sqlite' || scheme === 'legacy') location = location.replace(/^\/\/(?=\/)/, ''); // sqlite:///abs/path
   if (scheme === 'http' || scheme === 'https' || scheme === 'etcd') location = url.trim();
@@ -64,7 +100,12 @@ export interface OpenBackendOptions {
 }
 
 /** Open the backend a URL names (default: the SQLite default file). */
-export async function openBackend(url: string | undefined, opts: Record<string, unknown>, ctx: BackendContext, o: OpenBackendOptions = {}): Promise<Backend> {
+export async function openBackend(
+  url: string | undefined,
+  opts: Record<string, unknown>,
+  ctx: BackendContext,
+  o: OpenBackendOptions = {},
+): Promise<Backend> {
   const resolved = url ?? defaultBackendUrl();
   o.onResolve?.(resolved);
   const { info, location } = parseBackendUrl(resolved);
@@ -72,7 +113,10 @@ export async function openBackend(url: string | undefined, opts: Record<string, 
   try {
     factory = await info.load();
   } catch (cause) {
-    if ((cause as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' && String((cause as Error).message).includes(`/backends/`)) {
+    if (
+      (cause as NodeJS.ErrnoException).code === 'ERR_MODULE_NOT_FOUND' &&
+      String((cause as Error).message).includes(`/backends/`)
+    ) {
       throw new InvalidInputError(`the ${info.scheme}: backend is not available in this build of procreg`, { cause });
     }
     throw cause;

@@ -30,7 +30,8 @@ import {
   type SweepResult,
   UnreachableError,
   type UnregisterCondition,
-  type UpdateOptions, type ServiceStats
+  type UpdateOptions,
+  type ServiceStats,
 } from './contract.js';
 import { API, fromWire, registrationPath, type WireError } from '../node/wire.js';
 
@@ -63,7 +64,13 @@ interface Reply {
 export class RemoteBackend implements Backend {
   readonly name = REMOTE_BACKEND;
   readonly url: string;
-  readonly capabilities: Capabilities = { ...defaultCapabilities, remote: true, bulkRegister: true, watch: true, digest: true };
+  readonly capabilities: Capabilities = {
+    ...defaultCapabilities,
+    remote: true,
+    bulkRegister: true,
+    watch: true,
+    digest: true,
+  };
 
   private readonly base: URL;
   private readonly agent: http.Agent;
@@ -79,14 +86,22 @@ export class RemoteBackend implements Backend {
     try {
       u = new URL(location);
     } catch (cause) {
-      throw new InvalidInputError(`invalid node URL ${JSON.stringify(location)}: use http://HOST:PORT or https://HOST:PORT`, { cause });
+      throw new InvalidInputError(
+        `invalid node URL ${JSON.stringify(location)}: use http://HOST:PORT or https://HOST:PORT`,
+        { cause },
+      );
     }
     if (!u.port && !/^https?:$/.test(u.protocol)) throw new InvalidInputError(`invalid node URL ${location}`);
     this.base = u;
     this.url = `${u.protocol}//${u.host}`;
     const tls = u.protocol === 'https:';
     this.lib = tls ? https : http;
-    const agentOpts = { keepAlive: true, maxSockets: opts.maxSockets ?? 64, keepAliveMsecs: 1000, scheduling: 'lifo' as const };
+    const agentOpts = {
+      keepAlive: true,
+      maxSockets: opts.maxSockets ?? 64,
+      keepAliveMsecs: 1000,
+      scheduling: 'lifo' as const,
+    };
     this.tlsOpts = tls ? { ...(opts.ca ? { ca: opts.ca } : {}), rejectUnauthorized: !opts.insecure } : {};
     this.agent = tls ? new https.Agent({ ...agentOpts, ...this.tlsOpts }) : new http.Agent(agentOpts);
     this.timeout = opts.timeout ?? 10_000;
@@ -140,7 +155,12 @@ export class RemoteBackend implements Backend {
     return this.ok(await this.call('GET', registrationPath(namespace) + qs)) as Page;
   }
 
-  async updateMetadata(namespace: string, key: string, meta: Meta, opts: UpdateOptions): Promise<Registration | undefined> {
+  async updateMetadata(
+    namespace: string,
+    key: string,
+    meta: Meta,
+    opts: UpdateOptions,
+  ): Promise<Registration | undefined> {
     const r = await this.call(opts.merge ? 'PATCH' : 'PUT', registrationPath(namespace, key, '/meta'), meta);
     if (r.status === 404 && (r.body as WireError)?.code === 'NOT_FOUND') return undefined;
     return this.ok(r) as Registration;
@@ -157,7 +177,8 @@ export class RemoteBackend implements Backend {
 
   async healthCheck(): Promise<HealthReport> {
     const r = await this.call('GET', `${API}/health`);
-    if (r.status === 200 || (r.status === 503 && (r.body as HealthReport)?.status)) return { ...(r.body as HealthReport), node: this.url };
+    if (r.status === 200 || (r.status === 503 && (r.body as HealthReport)?.status))
+      return { ...(r.body as HealthReport), node: this.url };
     throw this.fail(r);
   }
 
@@ -171,24 +192,32 @@ export class RemoteBackend implements Backend {
   async bulkRegister(entries: Registration[], opts: RegisterOptions & { atomic?: boolean }): Promise<BulkResult[]> {
     const body = { atomic: !!opts.atomic, entries: entries.map(wireEntry) };
     // Compact results: a success says only what the node changed in the entry we sent.
-    const wire = (this.ok(await this.call('POST', `${API}/bulk?results=compact`, body)) as { results: Array<{ ok: boolean; holder?: Registration; error?: WireError } & Partial<Registration>> }).results;
+    const wire = (
+      this.ok(await this.call('POST', `${API}/bulk?results=compact`, body)) as {
+        results: Array<{ ok: boolean; holder?: Registration; error?: WireError } & Partial<Registration>>;
+      }
+    ).results;
     const out: BulkResult[] = new Array(wire.length);
     for (let i = 0; i < wire.length; i++) {
       const w = wire[i];
       if (w.ok) {
         const { ok: _ok, ...changed } = w;
         out[i] = { ok: true, entry: { ...entries[i], pidStart: entries[i].pidStart ?? null, ...changed } };
-      }
-      else if (w.holder) {
+      } else if (w.holder) {
         // The node refused a live holder; the caller's rule may still accept it (restore).
-        out[i] = !opts.atomic && opts.replaceIf(w.holder) ? await this.register(entries[i], opts) : { ok: false, holder: w.holder };
+        out[i] =
+          !opts.atomic && opts.replaceIf(w.holder)
+            ? await this.register(entries[i], opts)
+            : { ok: false, holder: w.holder };
       } else out[i] = { ok: false, error: fromWire(400, w.error, this.url) };
     }
     return out;
   }
 
   async digest(namespace: string, buckets: number): Promise<BucketDigests> {
-    return this.ok(await this.call('GET', `${API}/digest/${encodeURIComponent(namespace)}?buckets=${buckets}`)) as BucketDigests;
+    return this.ok(
+      await this.call('GET', `${API}/digest/${encodeURIComponent(namespace)}?buckets=${buckets}`),
+    ) as BucketDigests;
   }
 
   async clearNamespace(namespace: string): Promise<number> {
@@ -205,7 +234,11 @@ export class RemoteBackend implements Backend {
   }
 
   /** Stream the node's change feed (NDJSON); resolves once the node accepted the watch. */
-  watch(opts: { namespace?: string; sinceRevision?: number }, onEvent: (e: ChangeEvent) => void, onError?: (err: Error) => void): Promise<() => void> {
+  watch(
+    opts: { namespace?: string; sinceRevision?: number },
+    onEvent: (e: ChangeEvent) => void,
+    onError?: (err: Error) => void,
+  ): Promise<() => void> {
     this.check();
     const q = new URLSearchParams();
     if (opts.namespace) q.set('ns', opts.namespace);
@@ -250,12 +283,18 @@ export class RemoteBackend implements Backend {
             if (!line) continue;
             const e = safeJson(line) as ChangeEvent & { type: string; message?: string };
             if (e?.type === 'put' || e?.type === 'delete') onEvent(e);
-            else if (e?.type === 'error') onError?.(new RegistryError('INTERNAL', `watch on ${this.url}: ${e.message}`));
+            else if (e?.type === 'error')
+              onError?.(new RegistryError('INTERNAL', `watch on ${this.url}: ${e.message}`));
           }
         });
         res.on('end', () => {
           this.watches.delete(req);
-          if (!stopped) onError?.(new UnreachableError(`the change feed of ${this.url} ended (node closed?): watch again from the last revision`));
+          if (!stopped)
+            onError?.(
+              new UnreachableError(
+                `the change feed of ${this.url} ended (node closed?): watch again from the last revision`,
+              ),
+            );
         });
       });
       req.on('error', (err) => {
@@ -270,13 +309,23 @@ export class RemoteBackend implements Backend {
   }
 
   /** Move the node to another backend at runtime (POST /v1/admin/switch); the switch report. */
-  async switchNode(backend: string, backendOpts: Record<string, unknown> = {}, timeoutMs = 10 * 60_000): Promise<Record<string, unknown>> {
-    return this.ok(await this.call('POST', `${API}/admin/switch`, { backend, backendOpts }, timeoutMs)) as Record<string, unknown>;
+  async switchNode(
+    backend: string,
+    backendOpts: Record<string, unknown> = {},
+    timeoutMs = 10 * 60_000,
+  ): Promise<Record<string, unknown>> {
+    return this.ok(await this.call('POST', `${API}/admin/switch`, { backend, backendOpts }, timeoutMs)) as Record<
+      string,
+      unknown
+    >;
   }
 
   /** The node's own view: GET /v1/stats (uptime, in-flight, operations) and /v1/health. */
   async nodeStatus(): Promise<{ stats: Record<string, unknown>; health: HealthReport }> {
-    const [stats, health] = await Promise.all([this.call('GET', `${API}/stats`).then((r) => this.ok(r)), this.healthCheck()]);
+    const [stats, health] = await Promise.all([
+      this.call('GET', `${API}/stats`).then((r) => this.ok(r)),
+      this.healthCheck(),
+    ]);
     return { stats: stats as Record<string, unknown>, health };
   }
 
@@ -297,7 +346,13 @@ export class RemoteBackend implements Backend {
     return this.send(method, path, payload, true, timeout);
   }
 
-  private send(method: string, path: string, payload: string | undefined, retry: boolean, timeout: number): Promise<Reply> {
+  private send(
+    method: string,
+    path: string,
+    payload: string | undefined,
+    retry: boolean,
+    timeout: number,
+  ): Promise<Reply> {
     return new Promise<Reply>((resolve, reject) => {
       const headers: Record<string, string | number> = { ...this.headers };
       if (payload !== undefined) {
@@ -313,12 +368,20 @@ export class RemoteBackend implements Backend {
         headers,
         agent: this.agent,
       });
-      req.setTimeout(timeout, () => req.destroy(new UnreachableError(`registry node ${this.url} did not answer ${method} ${path} within ${timeout} ms`)));
+      req.setTimeout(timeout, () =>
+        req.destroy(
+          new UnreachableError(`registry node ${this.url} did not answer ${method} ${path} within ${timeout} ms`),
+        ),
+      );
       req.on('response', (res) => {
-        collect(res).then((text) => {
-          if (res.statusCode === 401 || res.statusCode === 403) return reject(fromWire(res.statusCode, safeJson(text), this.url));
-          resolve({ status: res.statusCode ?? 0, body: text ? safeJson(text) : undefined });
-        }, (err) => reject(this.network(err)));
+        collect(res).then(
+          (text) => {
+            if (res.statusCode === 401 || res.statusCode === 403)
+              return reject(fromWire(res.statusCode, safeJson(text), this.url));
+            resolve({ status: res.statusCode ?? 0, body: text ? safeJson(text) : undefined });
+          },
+          (err) => reject(this.network(err)),
+        );
       });
       req.on('error', (err: NodeJS.ErrnoException) => {
         // A kept-alive socket the node closed just as we reused it: retry once on a fresh one.
@@ -335,7 +398,10 @@ export class RemoteBackend implements Backend {
   private network(err: Error): RegistryError {
     if (err instanceof RegistryError) return err;
     const code = (err as NodeJS.ErrnoException).code ?? err.message;
-    return new UnreachableError(`cannot reach registry node ${this.url} (${code}): is \`registry serve\` running there?`, { cause: err });
+    return new UnreachableError(
+      `cannot reach registry node ${this.url} (${code}): is \`registry serve\` running there?`,
+      { cause: err },
+    );
   }
 
   private ok(r: Reply): unknown {
@@ -350,7 +416,15 @@ export class RemoteBackend implements Backend {
 
 /** An entry as the node takes it: a pid start the client does not know is left to the node. */
 function wireEntry(e: Registration): Partial<Registration> {
-  const w: Partial<Registration> = { namespace: e.namespace, key: e.key, pid: e.pid, node: e.node, meta: e.meta, registeredAt: e.registeredAt, updatedAt: e.updatedAt };
+  const w: Partial<Registration> = {
+    namespace: e.namespace,
+    key: e.key,
+    pid: e.pid,
+    node: e.node,
+    meta: e.meta,
+    registeredAt: e.registeredAt,
+    updatedAt: e.updatedAt,
+  };
   if (e.pidStart != null) w.pidStart = e.pidStart;
   return w;
 }
@@ -359,7 +433,9 @@ function collect(res: http.IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     res.on('data', (c: Buffer) => chunks.push(c));
-    res.on('end', () => resolve(chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks).toString('utf8')));
+    res.on('end', () =>
+      resolve(chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks).toString('utf8')),
+    );
     res.on('error', reject);
     res.on('aborted', () => reject(new Error('ECONNRESET')));
   });

@@ -75,7 +75,10 @@ export function loadBetterSqlite(): typeof DatabaseT {
 }
 
 /** Open a database file with the project's pragmas; maps open failures to typed errors. */
-export function openDatabase(path: string, opts: { readonly?: boolean; busyTimeout?: number; create?: boolean } = {}): DatabaseT.Database {
+export function openDatabase(
+  path: string,
+  opts: { readonly?: boolean; busyTimeout?: number; create?: boolean } = {},
+): DatabaseT.Database {
   const Database = loadBetterSqlite();
   const file = resolve(path);
   if (!opts.readonly && opts.create !== false) {
@@ -91,14 +94,25 @@ export function openDatabase(path: string, opts: { readonly?: boolean; busyTimeo
   } catch {
     st = undefined;
   }
-  if (st?.isDirectory()) throw new InvalidInputError(`${file} is a directory, not a database file: give a file path, e.g. sqlite:${file}/registry.db`);
-  if (!st && (opts.readonly || opts.create === false)) throw new UnreachableError(`database file ${file} does not exist: check the path`);
+  if (st?.isDirectory())
+    throw new InvalidInputError(
+      `${file} is a directory, not a database file: give a file path, e.g. sqlite:${file}/registry.db`,
+    );
+  if (!st && (opts.readonly || opts.create === false))
+    throw new UnreachableError(`database file ${file} does not exist: check the path`);
   let db: DatabaseT.Database;
   try {
-    db = new Database(file, { readonly: !!opts.readonly, fileMustExist: !!opts.readonly || opts.create === false, nativeBinding: nativeBindingPath() });
+    db = new Database(file, {
+      readonly: !!opts.readonly,
+      fileMustExist: !!opts.readonly || opts.create === false,
+      nativeBinding: nativeBindingPath(),
+    });
   } catch (cause) {
     if (/better_sqlite3\.node|bindings|NODE_MODULE_VERSION|invalid ELF/i.test(String((cause as Error).message))) {
-      throw new UnreachableError(`better-sqlite3's native addon is missing or was built for another Node.js: run \`npm rebuild better-sqlite3\``, { cause, recoverable: false });
+      throw new UnreachableError(
+        `better-sqlite3's native addon is missing or was built for another Node.js: run \`npm rebuild better-sqlite3\``,
+        { cause, recoverable: false },
+      );
     }
     throw mapSqliteError(cause, file);
   }
@@ -122,13 +136,27 @@ export function mapSqliteError(cause: unknown, file: string): Error {
   const code = (cause as { code?: string }).code ?? '';
   const msg = (cause as Error).message ?? String(cause);
   if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT' || /not a database|malformed/i.test(msg)) {
-    return new InvalidInputError(`${file} is not a usable SQLite database (${msg}): restore it from a dump or point --backend at another file`, { cause });
+    return new InvalidInputError(
+      `${file} is not a usable SQLite database (${msg}): restore it from a dump or point --backend at another file`,
+      { cause },
+    );
   }
-  if (code === 'SQLITE_CANTOPEN' || code === 'SQLITE_PERM' || code === 'SQLITE_READONLY' || code === 'SQLITE_IOERR' || /EACCES|permission/i.test(msg)) {
-    return new UnreachableError(`cannot open ${file} (${msg}): check that it exists and is readable and writable`, { cause, recoverable: false });
+  if (
+    code === 'SQLITE_CANTOPEN' ||
+    code === 'SQLITE_PERM' ||
+    code === 'SQLITE_READONLY' ||
+    code === 'SQLITE_IOERR' ||
+    /EACCES|permission/i.test(msg)
+  ) {
+    return new UnreachableError(`cannot open ${file} (${msg}): check that it exists and is readable and writable`, {
+      cause,
+      recoverable: false,
+    });
   }
   if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
-    return new UnreachableError(`${file} is locked by another process (${msg}): retry, or raise busyTimeout`, { cause });
+    return new UnreachableError(`${file} is locked by another process (${msg}): retry, or raise busyTimeout`, {
+      cause,
+    });
   }
   return cause instanceof Error ? cause : new Error(msg);
 }
@@ -152,22 +180,41 @@ class SqliteBackend implements Backend {
   private replaceIf: RegisterOptions['replaceIf'] = () => false;
   private readonly st: ReturnType<SqliteBackend['prepare']>;
 
-  constructor(location: string, opts: SqliteOptions, private readonly ctx: BackendContext) {
+  constructor(
+    location: string,
+    opts: SqliteOptions,
+    private readonly ctx: BackendContext,
+  ) {
     if (!location) throw new InvalidInputError('sqlite: needs a file path, e.g. sqlite:./registry.db');
     this.file = resolve(location);
     this.url = `sqlite:${this.file}`;
     this.walLimit = opts.walLimitBytes ?? WAL_DEGRADED_BYTES;
-    if (typeof this.walLimit !== 'number' || !(this.walLimit > 0)) throw new InvalidInputError(`sqlite: walLimitBytes must be a number of bytes above 0, not ${JSON.stringify(opts.walLimitBytes)}`);
+    if (typeof this.walLimit !== 'number' || !(this.walLimit > 0))
+      throw new InvalidInputError(
+        `sqlite: walLimitBytes must be a number of bytes above 0, not ${JSON.stringify(opts.walLimitBytes)}`,
+      );
     this.db = openDatabase(this.file, opts);
     try {
       if (!opts.readonly) this.migrate();
       else this.checkSchema();
-      this.db.function('procreg_replace', { deterministic: false, varargs: false }, (namespace, key, pid, node, meta, registeredAt, updatedAt, pidStart) =>
-        this.replaceIf(
-          fromRow({ namespace, key, pid, node, meta, registered_at: registeredAt, updated_at: updatedAt, pid_start: pidStart } as Row),
-        )
-          ? 1
-          : 0,
+      this.db.function(
+        'procreg_replace',
+        { deterministic: false, varargs: false },
+        (namespace, key, pid, node, meta, registeredAt, updatedAt, pidStart) =>
+          this.replaceIf(
+            fromRow({
+              namespace,
+              key,
+              pid,
+              node,
+              meta,
+              registered_at: registeredAt,
+              updated_at: updatedAt,
+              pid_start: pidStart,
+            } as Row),
+          )
+            ? 1
+            : 0,
       );
       this.st = this.prepare();
     } catch (cause) {
@@ -183,7 +230,9 @@ class SqliteBackend implements Backend {
       upsert: `INSERT INTO registrations (${COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
          ON CONFLICT (namespace, key) DO UPDATE SET pid = excluded.pid, node = excluded.node, meta = excluded.meta,
            registered_at = excluded.registered_at, updated_at = excluded.updated_at, pid_start = excluded.pid_start
-         WHERE procreg_replace(${COLS.split(', ').map((c) => `registrations.${c}`).join(', ')})`,
+         WHERE procreg_replace(${COLS.split(', ')
+           .map((c) => `registrations.${c}`)
+           .join(', ')})`,
       get: `SELECT ${COLS} FROM registrations WHERE namespace = ? AND key = ?`,
       del: 'DELETE FROM registrations WHERE namespace = ? AND key = ?',
       delIf: `DELETE FROM registrations WHERE namespace = @ns AND key = @key AND (@pid IS NULL OR pid = @pid) AND (@at IS NULL OR registered_at = @at) AND (@node IS NULL OR node = @node)`,
@@ -195,7 +244,8 @@ class SqliteBackend implements Backend {
       firstNamespace: 'SELECT namespace FROM registrations ORDER BY namespace LIMIT 1',
       nextNamespace: 'SELECT namespace FROM registrations WHERE namespace > ? ORDER BY namespace LIMIT 1',
       clear: 'DELETE FROM registrations WHERE namespace = ?',
-      processes: 'SELECT pid, pid_start AS pidStart, count(*) AS count FROM registrations WHERE node = ? GROUP BY pid, pid_start',
+      processes:
+        'SELECT pid, pid_start AS pidStart, count(*) AS count FROM registrations WHERE node = ? GROUP BY pid, pid_start',
       removeProcess: 'DELETE FROM registrations WHERE node = ? AND pid = ? AND pid_start IS ?',
       allProcesses: 'SELECT node, pid, pid_start, count(*) AS n FROM registrations GROUP BY node, pid, pid_start',
       // Skip-scan of registrations_by_process for healthCheck: each is one index seek.
@@ -203,12 +253,15 @@ class SqliteBackend implements Backend {
       nextNode: 'SELECT node FROM registrations WHERE node > ? ORDER BY node LIMIT 1',
       firstProc: 'SELECT pid, pid_start FROM registrations WHERE node = ? ORDER BY node, pid, pid_start LIMIT 1',
       // Not one row-value seek `(pid, pid_start) > (?, ?)`: SQLite steps through the equal entries.
-      nextStart: 'SELECT pid_start FROM registrations WHERE node = ? AND pid = ? AND pid_start > ? ORDER BY node, pid, pid_start LIMIT 1',
-      nextPid: 'SELECT pid, pid_start FROM registrations WHERE node = ? AND pid > ? ORDER BY node, pid, pid_start LIMIT 1',
+      nextStart:
+        'SELECT pid_start FROM registrations WHERE node = ? AND pid = ? AND pid_start > ? ORDER BY node, pid, pid_start LIMIT 1',
+      nextPid:
+        'SELECT pid, pid_start FROM registrations WHERE node = ? AND pid > ? ORDER BY node, pid, pid_start LIMIT 1',
       countProc: 'SELECT count(*) FROM registrations WHERE node = ? AND pid = ? AND pid_start IS ?',
       scanNs: `SELECT ${COLS} FROM registrations WHERE namespace = ? ORDER BY key`,
       info: 'SELECT value FROM registry_info WHERE name = ?',
-      setInfo: 'INSERT INTO registry_info (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value',
+      setInfo:
+        'INSERT INTO registry_info (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value',
     });
   }
 
@@ -216,10 +269,15 @@ class SqliteBackend implements Backend {
   private migrate(): void {
     const version = this.db.pragma('user_version', { simple: true }) as number;
     if (version > SQLITE_SCHEMA_VERSION) {
-      throw new InvalidInputError(`${this.file} has schema version ${version}, newer than this procreg (${SQLITE_SCHEMA_VERSION}): upgrade procreg`);
+      throw new InvalidInputError(
+        `${this.file} has schema version ${version}, newer than this procreg (${SQLITE_SCHEMA_VERSION}): upgrade procreg`,
+      );
     }
     if (version === SQLITE_SCHEMA_VERSION) return this.checkSchema();
-    const tables = this.db.prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'").pluck().all() as string[];
+    const tables = this.db
+      .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
+      .pluck()
+      .all() as string[];
     if (tables.length > 0) {
       const legacy = tables.includes('process_registry_backup');
       throw new InvalidInputError(
@@ -250,7 +308,10 @@ class SqliteBackend implements Backend {
 
   private checkSchema(): void {
     const ok = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'registrations'").get();
-    if (!ok) throw new InvalidInputError(`${this.file} is not a procreg registry (no registrations table): point --backend at a procreg database`);
+    if (!ok)
+      throw new InvalidInputError(
+        `${this.file} is not a procreg registry (no registrations table): point --backend at a procreg database`,
+      );
   }
 
   private check(): void {
@@ -286,7 +347,15 @@ class SqliteBackend implements Backend {
   unregister(namespace: string, key: string, cond?: UnregisterCondition): boolean {
     this.check();
     if (!cond) return this.st.del.run(namespace, key).changes > 0;
-    return this.st.delIf.run({ ns: namespace, key, pid: cond.pid ?? null, at: cond.registeredAt ?? null, node: cond.node ?? null }).changes > 0;
+    return (
+      this.st.delIf.run({
+        ns: namespace,
+        key,
+        pid: cond.pid ?? null,
+        at: cond.registeredAt ?? null,
+        node: cond.node ?? null,
+      }).changes > 0
+    );
   }
 
   list(namespace: string, opts: ListOptions): Page {
@@ -296,7 +365,9 @@ class SqliteBackend implements Backend {
     let cursor = opts.after;
     const chunk = opts.where?.length ? Math.max(limit, 512) : limit + 1;
     for (;;) {
-      const rows = (cursor === undefined ? this.st.pageFirst.all(namespace, chunk) : this.st.page.all(namespace, cursor, chunk)) as Row[];
+      const rows = (
+        cursor === undefined ? this.st.pageFirst.all(namespace, chunk) : this.st.page.all(namespace, cursor, chunk)
+      ) as Row[];
       for (let i = 0; i < rows.length; i++) {
         const e = fromRow(rows[i]);
         if (!matchesWhere(e.meta, opts.where)) {
@@ -317,14 +388,20 @@ class SqliteBackend implements Backend {
 
   updateMetadata(namespace: string, key: string, meta: Meta, opts: UpdateOptions): Registration | undefined {
     this.check();
-    return this.db.transaction(() => {
-      const existing = this.lookup(namespace, key);
-      if (!existing) return undefined;
-      const next: Registration = { ...existing, meta: opts.merge ? (mergePatch(existing.meta, meta) as Meta) : meta, updatedAt: Date.now() };
-      opts.validate?.(next.meta);
-      this.st.setMeta.run(JSON.stringify(next.meta), next.updatedAt, namespace, key);
-      return next;
-    }).immediate();
+    return this.db
+      .transaction(() => {
+        const existing = this.lookup(namespace, key);
+        if (!existing) return undefined;
+        const next: Registration = {
+          ...existing,
+          meta: opts.merge ? (mergePatch(existing.meta, meta) as Meta) : meta,
+          updatedAt: Date.now(),
+        };
+        opts.validate?.(next.meta);
+        this.st.setMeta.run(JSON.stringify(next.meta), next.updatedAt, namespace, key);
+        return next;
+      })
+      .immediate();
   }
 
   count(namespace?: string): number {
@@ -336,7 +413,12 @@ class SqliteBackend implements Backend {
     this.check();
     // One index seek per namespace (DISTINCT would read every row).
     const out: string[] = [];
-    for (let ns = this.st.firstNamespace.pluck().get() as string | undefined; ns !== undefined; ns = this.st.nextNamespace.pluck().get(ns) as string | undefined) out.push(ns);
+    for (
+      let ns = this.st.firstNamespace.pluck().get() as string | undefined;
+      ns !== undefined;
+      ns = this.st.nextNamespace.pluck().get(ns) as string | undefined
+    )
+      out.push(ns);
     return out;
   }
 
@@ -349,7 +431,9 @@ class SqliteBackend implements Backend {
   healthCheck(): HealthReport {
     this.check();
     const t0 = performance.now();
-    const { total, dead, processes, method } = this.db.transaction(() => countDead(this.st, (probe) => this.ctx.isAlive(probe))).deferred();
+    const { total, dead, processes, method } = this.db
+      .transaction(() => countDead(this.st, (probe) => this.ctx.isAlive(probe)))
+      .deferred();
     const alive = total - dead;
     const pageSize = this.db.pragma('page_size', { simple: true }) as number;
     const pageCount = this.db.pragma('page_count', { simple: true }) as number;
@@ -436,13 +520,16 @@ class SqliteBackend implements Backend {
 
   removeProcesses(node: string, procs: Array<Pick<ProcessSummary, 'pid' | 'pidStart'>>): number {
     this.check();
-    return this.db.transaction(() => procs.reduce((n, p) => n + this.st.removeProcess.run(node, p.pid, p.pidStart).changes, 0)).immediate();
+    return this.db
+      .transaction(() => procs.reduce((n, p) => n + this.st.removeProcess.run(node, p.pid, p.pidStart).changes, 0))
+      .immediate();
   }
 
   digest(namespace: string, buckets: number): BucketDigests {
     this.check();
     const d = new BucketDigester(buckets);
-    for (const row of this.st.scanNs.iterate(namespace) as IterableIterator<Row>) d.addStored(row.namespace, row.key, row.pid, row.node, row.meta);
+    for (const row of this.st.scanNs.iterate(namespace) as IterableIterator<Row>)
+      d.addStored(row.namespace, row.key, row.pid, row.node, row.meta);
     return d.result();
   }
 
@@ -464,15 +551,30 @@ const SKIP_SCAN_MIN = 1024;
 const ROWS_PER_SEEK = 64;
 
 type Probe = Registration;
-type Stmts = Record<'countAll' | 'allProcesses' | 'firstNode' | 'nextNode' | 'firstProc' | 'nextStart' | 'nextPid' | 'countProc', DatabaseT.Statement>;
+type Stmts = Record<
+  'countAll' | 'allProcesses' | 'firstNode' | 'nextNode' | 'firstProc' | 'nextStart' | 'nextPid' | 'countProc',
+  DatabaseT.Statement
+>;
 
 /**
  * Total and dead registrations without reading every row: `count(*)` is a b-tree page count;
  * distinct (node, pid, pid_start) come from index seeks, each judged once; then only the dead
  * processes' index ranges are counted. Too many processes for their rows: one covering GROUP BY.
  */
-function countDead(st: Stmts, isAlive: (probe: Probe) => boolean): { total: number; dead: number; processes: number; method: 'skip-scan' | 'group-by' } {
-  const probe: Probe = { namespace: '', key: '', pid: 0, node: '', meta: {}, registeredAt: 0, updatedAt: 0, pidStart: null };
+function countDead(
+  st: Stmts,
+  isAlive: (probe: Probe) => boolean,
+): { total: number; dead: number; processes: number; method: 'skip-scan' | 'group-by' } {
+  const probe: Probe = {
+    namespace: '',
+    key: '',
+    pid: 0,
+    node: '',
+    meta: {},
+    registeredAt: 0,
+    updatedAt: 0,
+    pidStart: null,
+  };
   const judge = (node: string, pid: number, pidStart: number | null) => {
     probe.node = node;
     probe.pid = pid;
@@ -485,10 +587,18 @@ function countDead(st: Stmts, isAlive: (probe: Probe) => boolean): { total: numb
   let processes = 0;
   const pluck = (s: DatabaseT.Statement, ...args: unknown[]) => s.pluck().get(...args) as never;
   for (let node: string | undefined = pluck(st.firstNode); node !== undefined; node = pluck(st.nextNode, node)) {
-    for (let row = st.firstProc.raw().get(node) as [number, number | null] | undefined; row; row = st.nextPid.raw().get(node, row[0]) as typeof row) {
+    for (
+      let row = st.firstProc.raw().get(node) as [number, number | null] | undefined;
+      row;
+      row = st.nextPid.raw().get(node, row[0]) as typeof row
+    ) {
       const pid = row[0];
       // The pid's starts in order (NULL first, so after NULL look past MIN_SAFE_INTEGER).
-      for (let start: number | null | undefined = row[1]; start !== undefined; start = pluck(st.nextStart, node, pid, start ?? Number.MIN_SAFE_INTEGER)) {
+      for (
+        let start: number | null | undefined = row[1];
+        start !== undefined;
+        start = pluck(st.nextStart, node, pid, start ?? Number.MIN_SAFE_INTEGER)
+      ) {
         if (++processes > limit) return groupBy(st, judge, total);
         if (!judge(node, pid, start)) deadProcs.push([node, pid, start]);
       }
@@ -502,7 +612,12 @@ function countDead(st: Stmts, isAlive: (probe: Probe) => boolean): { total: numb
 function groupBy(st: Stmts, judge: (node: string, pid: number, pidStart: number | null) => boolean, total: number) {
   let dead = 0;
   let processes = 0;
-  for (const p of st.allProcesses.iterate() as IterableIterator<{ node: string; pid: number; pid_start: number | null; n: number }>) {
+  for (const p of st.allProcesses.iterate() as IterableIterator<{
+    node: string;
+    pid: number;
+    pid_start: number | null;
+    n: number;
+  }>) {
     processes++;
     if (!judge(p.node, p.pid, p.pid_start)) dead += p.n;
   }
@@ -518,7 +633,10 @@ function fileStat(path: string): { size: number; mtimeMs: number } | undefined {
 }
 
 /** An object whose properties are statements prepared from `sql` on first access. */
-function lazyStatements<K extends string>(db: DatabaseT.Database, sql: Record<K, string>): Record<K, DatabaseT.Statement> {
+function lazyStatements<K extends string>(
+  db: DatabaseT.Database,
+  sql: Record<K, string>,
+): Record<K, DatabaseT.Statement> {
   const out = {} as Record<K, DatabaseT.Statement>;
   for (const k of Object.keys(sql) as K[]) {
     Object.defineProperty(out, k, {

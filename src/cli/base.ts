@@ -10,7 +10,9 @@ import { ProcessRegistry } from '../registry/service.js';
 import { resolveBackend, type Resolved } from './config.js';
 import { colorEnabled, colors, type Colors } from './output.js';
 
-export type FlagsOf<T extends typeof Command> = Interfaces.InferredFlags<(typeof RegistryCommand)['baseFlags'] & T['flags']>;
+export type FlagsOf<T extends typeof Command> = Interfaces.InferredFlags<
+  (typeof RegistryCommand)['baseFlags'] & T['flags']
+>;
 export type ArgsOf<T extends typeof Command> = Interfaces.InferredArgs<T['args']>;
 
 /** A warm connection the REPL lends to the commands it runs. */
@@ -27,11 +29,25 @@ export abstract class RegistryCommand<T extends typeof Command> extends Command 
   static override enableJsonFlag = true;
 
   static override baseFlags = {
-    backend: Flags.string({ char: 'b', summary: 'Backend URL: memory:, sqlite:PATH, http://HOST:PORT, etcd://H:P[,H:P]/prefix.', env: undefined, helpGroup: 'GLOBAL' }),
-    profile: Flags.string({ summary: 'Profile of registry.config.json to use (env REGISTRY_PROFILE).', helpGroup: 'GLOBAL' }),
-    config: Flags.string({ summary: 'Config file (default: registry.config.json here or above, else $XDG_CONFIG_HOME/registry/config.json).', helpGroup: 'GLOBAL' }),
+    backend: Flags.string({
+      char: 'b',
+      summary: 'Backend URL: memory:, sqlite:PATH, http://HOST:PORT, etcd://H:P[,H:P]/prefix.',
+      env: undefined,
+      helpGroup: 'GLOBAL',
+    }),
+    profile: Flags.string({
+      summary: 'Profile of registry.config.json to use (env REGISTRY_PROFILE).',
+      helpGroup: 'GLOBAL',
+    }),
+    config: Flags.string({
+      summary: 'Config file (default: registry.config.json here or above, else $XDG_CONFIG_HOME/registry/config.json).',
+      helpGroup: 'GLOBAL',
+    }),
     namespace: Flags.string({ char: 'n', summary: 'Namespace (default: "default").', helpGroup: 'GLOBAL' }),
-    'node-name': Flags.string({ summary: 'This node\'s name, whose pids are checked locally (default: env REGISTRY_NODE, else the hostname).', helpGroup: 'GLOBAL' }),
+    'node-name': Flags.string({
+      summary: "This node's name, whose pids are checked locally (default: env REGISTRY_NODE, else the hostname).",
+      helpGroup: 'GLOBAL',
+    }),
   };
 
   /** Set by the REPL while it runs a command. */

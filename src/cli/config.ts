@@ -40,13 +40,18 @@ export interface Selection {
 }
 
 /** The config file that applies here, or undefined. */
-export function findConfig(explicit?: string, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): string | undefined {
+export function findConfig(
+  explicit?: string,
+  env: NodeJS.ProcessEnv = process.env,
+  cwd = process.cwd(),
+): string | undefined {
   if (explicit) {
     if (!existsSync(explicit)) throw new InvalidInputError(`config file ${explicit} does not exist: check --config`);
     return resolve(explicit);
   }
   if (env.REGISTRY_CONFIG) {
-    if (!existsSync(env.REGISTRY_CONFIG)) throw new InvalidInputError(`config file ${env.REGISTRY_CONFIG} (REGISTRY_CONFIG) does not exist`);
+    if (!existsSync(env.REGISTRY_CONFIG))
+      throw new InvalidInputError(`config file ${env.REGISTRY_CONFIG} (REGISTRY_CONFIG) does not exist`);
     return resolve(env.REGISTRY_CONFIG);
   }
   for (let dir = resolve(cwd); ; dir = dirname(dir)) {
@@ -64,15 +69,20 @@ export function loadConfig(path: string): ConfigFile {
   try {
     data = JSON.parse(readFileSync(path, 'utf8'));
   } catch (cause) {
-    throw new InvalidInputError(`config file ${path} is not valid JSON (${(cause as Error).message}): fix it or pass --backend`, { cause });
+    throw new InvalidInputError(
+      `config file ${path} is not valid JSON (${(cause as Error).message}): fix it or pass --backend`,
+      { cause },
+    );
   }
-  if (!data || typeof data !== 'object' || Array.isArray(data)) throw new InvalidInputError(`config file ${path} must hold a JSON object with "profiles"`);
+  if (!data || typeof data !== 'object' || Array.isArray(data))
+    throw new InvalidInputError(`config file ${path} must hold a JSON object with "profiles"`);
   const c = data as ConfigFile;
   if (c.profiles !== undefined && (typeof c.profiles !== 'object' || Array.isArray(c.profiles))) {
     throw new InvalidInputError(`config file ${path}: "profiles" must be an object of name → {backend, backendOpts}`);
   }
   for (const [name, p] of Object.entries(c.profiles ?? {})) {
-    if (!p || typeof p.backend !== 'string') throw new InvalidInputError(`config file ${path}: profile "${name}" needs a "backend" URL string`);
+    if (!p || typeof p.backend !== 'string')
+      throw new InvalidInputError(`config file ${path}: profile "${name}" needs a "backend" URL string`);
   }
   return c;
 }
@@ -84,12 +94,17 @@ function anchor(url: string, configPath: string): string {
 }
 
 function fromProfile(name: string, configPath: string | undefined, source: string): Resolved {
-  if (!configPath) throw new InvalidInputError(`profile "${name}" requested but no config file found: create registry.config.json or pass --config`);
+  if (!configPath)
+    throw new InvalidInputError(
+      `profile "${name}" requested but no config file found: create registry.config.json or pass --config`,
+    );
   const cfg = loadConfig(configPath);
   const p = cfg.profiles?.[name];
   if (!p) {
     const known = Object.keys(cfg.profiles ?? {});
-    throw new InvalidInputError(`no profile "${name}" in ${configPath}${known.length ? `: known profiles are ${known.join(', ')}` : ''}`);
+    throw new InvalidInputError(
+      `no profile "${name}" in ${configPath}${known.length ? `: known profiles are ${known.join(', ')}` : ''}`,
+    );
   }
   return {
     backend: anchor(p.backend, configPath),
@@ -107,7 +122,8 @@ export function resolveBackend(sel: Selection, env: NodeJS.ProcessEnv = process.
   if (sel.profile) return fromProfile(sel.profile, findConfig(sel.config, env), `profile ${sel.profile} (--profile)`);
   if (env.REGISTRY_BACKEND) return { backend: env.REGISTRY_BACKEND, backendOpts: {}, source: 'env REGISTRY_BACKEND' };
   const configPath = findConfig(sel.config, env);
-  if (env.REGISTRY_PROFILE) return fromProfile(env.REGISTRY_PROFILE, configPath, `profile ${env.REGISTRY_PROFILE} (REGISTRY_PROFILE)`);
+  if (env.REGISTRY_PROFILE)
+    return fromProfile(env.REGISTRY_PROFILE, configPath, `profile ${env.REGISTRY_PROFILE} (REGISTRY_PROFILE)`);
   if (configPath) {
     const cfg = loadConfig(configPath);
     if (cfg.default) return fromProfile(cfg.default, configPath, `profile ${cfg.default} (default in ${configPath})`);

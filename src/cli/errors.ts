@@ -7,7 +7,10 @@ export function toRegistryError(err: unknown): RegistryError {
   if (err instanceof RegistryError) return err;
   const e = err as Error & { oclif?: { exit?: number }; code?: string };
   const name = e?.constructor?.name ?? '';
-  if (/Parse|Flag|Arg|Validation|NonExistent|RequiredArg|UnexpectedArgs|FailedFlagValidation/.test(name) || e?.oclif?.exit === 2) {
+  if (
+    /Parse|Flag|Arg|Validation|NonExistent|RequiredArg|UnexpectedArgs|FailedFlagValidation/.test(name) ||
+    e?.oclif?.exit === 2
+  ) {
     // oclif puts the reason on the following lines ("Parsing --watch \n\tExpected an integer…"): keep it, on one line.
     const parts = String(e.message)
       .replace(/^Error: /, '')
@@ -21,7 +24,11 @@ export function toRegistryError(err: unknown): RegistryError {
 }
 
 /** Print an error the documented way and set process.exitCode; returns the exit code. */
-export async function reportError(err: unknown, json: boolean, log: (s: string) => void = (s) => process.stdout.write(`${s}\n`)): Promise<number> {
+export async function reportError(
+  err: unknown,
+  json: boolean,
+  log: (s: string) => void = (s) => process.stdout.write(`${s}\n`),
+): Promise<number> {
   const re = toRegistryError(err);
   process.exitCode = re.exitCode;
   if (json) {
@@ -29,7 +36,8 @@ export async function reportError(err: unknown, json: boolean, log: (s: string) 
   } else {
     const c = await colors(process.stderr);
     process.stderr.write(`${c.bad('registry:')} ${re.message}\n`);
-    if (process.env.DEBUG && re.code === 'INTERNAL') process.stderr.write(`${(re.cause as Error)?.stack ?? re.stack}\n`);
+    if (process.env.DEBUG && re.code === 'INTERNAL')
+      process.stderr.write(`${(re.cause as Error)?.stack ?? re.stack}\n`);
   }
   return re.exitCode;
 }

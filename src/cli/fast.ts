@@ -15,8 +15,15 @@ import { parseBackendUrl } from '../backends/open.js';
 import { createSqliteBackend } from '../backends/sqlite.js';
 
 const VALUE_FLAGS: Record<string, string> = {
-  '-n': 'namespace', '--namespace': 'namespace', '-b': 'backend', '--backend': 'backend',
-  '-f': 'field', '--field': 'field', '--profile': 'profile', '--config': 'config', '--node-name': 'node',
+  '-n': 'namespace',
+  '--namespace': 'namespace',
+  '-b': 'backend',
+  '--backend': 'backend',
+  '-f': 'field',
+  '--field': 'field',
+  '--profile': 'profile',
+  '--config': 'config',
+  '--node-name': 'node',
 };
 
 export async function fastLookup(args: string[]): Promise<boolean> {

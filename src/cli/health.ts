@@ -67,7 +67,11 @@ export interface TargetFlags extends Selection {
 /** Split `a,b , c` into names; empty items are a usage error. */
 function splitList(value: string, flag: string): string[] {
   const items = value.split(',').map((s) => s.trim());
-  if (items.some((s) => s === '')) throw new RegistryError('INVALID_INPUT', `${flag} ${JSON.stringify(value)} has an empty item: separate names with single commas`);
+  if (items.some((s) => s === ''))
+    throw new RegistryError(
+      'INVALID_INPUT',
+      `${flag} ${JSON.stringify(value)} has an empty item: separate names with single commas`,
+    );
   return [...new Set(items)];
 }
 
@@ -84,13 +88,18 @@ export function resolveTargets(f: TargetFlags, opts: { allProfiles?: boolean } =
 
 function selectTargets(f: TargetFlags, opts: { allProfiles?: boolean }): Target[] {
   const out: Target[] = [];
-  if (f.backends) for (const url of splitList(f.backends, '--backends')) out.push({ name: url, resolved: resolveBackend({ backend: url }) });
-  if (f.profiles) for (const p of splitList(f.profiles, '--profiles')) out.push({ name: p, resolved: resolveBackend({ profile: p, config: f.config }) });
+  if (f.backends)
+    for (const url of splitList(f.backends, '--backends'))
+      out.push({ name: url, resolved: resolveBackend({ backend: url }) });
+  if (f.profiles)
+    for (const p of splitList(f.profiles, '--profiles'))
+      out.push({ name: p, resolved: resolveBackend({ profile: p, config: f.config }) });
   if (out.length > 0) return out;
   if (opts.allProfiles && !f.backend && !f.profile) {
     const path = findConfig(f.config);
     const names = path ? Object.keys(loadConfig(path).profiles ?? {}) : [];
-    if (names.length > 0) return names.map((p) => ({ name: p, resolved: resolveBackend({ profile: p, config: path }) }));
+    if (names.length > 0)
+      return names.map((p) => ({ name: p, resolved: resolveBackend({ profile: p, config: path }) }));
   }
   const r = resolveBackend({ backend: f.backend, profile: f.profile, config: f.config });
   return [{ name: r.profile ?? r.backend, resolved: r }];
@@ -127,14 +136,24 @@ export function summarize(backends: BackendHealth[], failOn: FailOn): HealthSumm
 /** `--timeout`: a duration above zero. */
 export function positiveDuration(text: string): number {
   const ms = parseDuration(text, '--timeout');
-  if (ms <= 0) throw new RegistryError('INVALID_INPUT', `invalid --timeout ${JSON.stringify(text)}: it must be above zero, e.g. 10s`);
+  if (ms <= 0)
+    throw new RegistryError(
+      'INVALID_INPUT',
+      `invalid --timeout ${JSON.stringify(text)}: it must be above zero, e.g. 10s`,
+    );
   return ms;
 }
 
 function withTimeout<T>(p: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const t = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new TimeoutError(`${what} did not answer within ${ms} ms: is it up? (raise --timeout if it is just slow)`)), ms);
+    timer = setTimeout(
+      () =>
+        reject(
+          new TimeoutError(`${what} did not answer within ${ms} ms: is it up? (raise --timeout if it is just slow)`),
+        ),
+      ms,
+    );
   });
   return Promise.race([p, t]).finally(() => clearTimeout(timer));
 }
@@ -162,7 +181,13 @@ export async function checkTarget(t: Target, opts: CheckOptions): Promise<Backen
     if (!reg) {
       const { info } = parseBackendUrl(r.backend);
       const backendOpts = info.scheme === 'sqlite' ? { ...r.backendOpts, readonly: true } : r.backendOpts;
-      opened = ProcessRegistry.open({ backend: r.backend, backendOpts, nodeName: opts.nodeName ?? r.node, cleanupInterval: 0, stats: false });
+      opened = ProcessRegistry.open({
+        backend: r.backend,
+        backendOpts,
+        nodeName: opts.nodeName ?? r.node,
+        cleanupInterval: 0,
+        stats: false,
+      });
       reg = await withTimeout(opened, opts.timeoutMs, r.backend);
     }
     url = reg.backend.url;
@@ -206,7 +231,16 @@ export async function checkAll(targets: Target[], opts: CheckOptions): Promise<H
 
 // --- rendering -----------------------------------------------------------------------------------
 
-const STANDARD = new Set(['status', 'reasons', 'registrations', 'alive', 'dead', 'memoryBytes', 'lastCleanup', 'unreachable']);
+const STANDARD = new Set([
+  'status',
+  'reasons',
+  'registrations',
+  'alive',
+  'dead',
+  'memoryBytes',
+  'lastCleanup',
+  'unreachable',
+]);
 
 export function paintStatus(c: Colors, status: string): string {
   if (status === 'healthy') return c.ok(status);
@@ -297,8 +331,10 @@ export function renderHealth(s: HealthSummary, c: Colors, color: boolean): strin
 /** `registry report`: the backends side by side, one column each, then every reason spelled out. */
 export function renderReport(s: HealthSummary, c: Colors, color: boolean): string {
   const extra: string[] = [];
-  for (const b of s.backends) for (const k of Object.keys(b.health ?? {})) if (!STANDARD.has(k) && !extra.includes(k)) extra.push(k);
-  const cell = (b: BackendHealth, f: (h: HealthReport) => string) => (b.health && b.status !== 'unreachable' ? f(b.health) : '-');
+  for (const b of s.backends)
+    for (const k of Object.keys(b.health ?? {})) if (!STANDARD.has(k) && !extra.includes(k)) extra.push(k);
+  const cell = (b: BackendHealth, f: (h: HealthReport) => string) =>
+    b.health && b.status !== 'unreachable' ? f(b.health) : '-';
   const rows: Array<Array<string>> = [
     ['backend', ...s.backends.map((b) => b.backend)],
     ['status', ...s.backends.map((b) => paintStatus(c, b.status))],
@@ -308,7 +344,10 @@ export function renderReport(s: HealthSummary, c: Colors, color: boolean): strin
     ['dead', ...s.backends.map((b) => cell(b, deadCell))],
     ['memory', ...s.backends.map((b) => cell(b, (h) => fmtBytes(h.memoryBytes)))],
     ['last cleanup', ...s.backends.map((b) => cell(b, (h) => fmtWhen(h.lastCleanup)))],
-    ...extra.map((k) => [label(k), ...s.backends.map((b) => (b.health && k in b.health ? fmtField(k, b.health[k]) : '-'))]),
+    ...extra.map((k) => [
+      label(k),
+      ...s.backends.map((b) => (b.health && k in b.health ? fmtField(k, b.health[k]) : '-')),
+    ]),
     ['checked in', ...s.backends.map((b) => `${b.durationMs} ms`)],
   ];
   const out = [table(['', ...s.backends.map((b) => b.target)], rows, { color })];

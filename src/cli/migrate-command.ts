@@ -16,12 +16,19 @@ const require = createRequire(import.meta.url);
 
 /** Flags every migrate command has (spread into each command's `flags`). */
 export const journalFlag = {
-  journal: Flags.string({ summary: 'Migration journal file (default: registry.migration.json beside the config file).', helpGroup: 'MIGRATION' }),
+  journal: Flags.string({
+    summary: 'Migration journal file (default: registry.migration.json beside the config file).',
+    helpGroup: 'MIGRATION',
+  }),
 };
 
 /** Batch size of the copying phases. */
 export const batchFlag = {
-  batch: Flags.integer({ summary: 'Entries per copy batch (each batch is journaled: a killed run resumes after the last one).', default: 2000, min: 1 }),
+  batch: Flags.integer({
+    summary: 'Entries per copy batch (each batch is journaled: a killed run resumes after the last one).',
+    default: 2000,
+    min: 1,
+  }),
 };
 
 /** Flags of the phase commands. */
@@ -66,7 +73,12 @@ export abstract class MigrateCommand<T extends typeof Command> extends RegistryC
       this.bar?.stop();
       this.barLabel = label;
       this.bar = new SingleBar(
-        { stream: process.stderr, format: total ? `${label} [{bar}] {percentage}% {value}/{total} eta {eta}s` : `${label} {value}`, hideCursor: true, clearOnComplete: false },
+        {
+          stream: process.stderr,
+          format: total ? `${label} [{bar}] {percentage}% {value}/{total} eta {eta}s` : `${label} {value}`,
+          hideCursor: true,
+          clearOnComplete: false,
+        },
         Presets.shades_classic,
       );
       this.bar.start(total ?? 0, done);
@@ -86,13 +98,20 @@ export abstract class MigrateCommand<T extends typeof Command> extends RegistryC
     if (p.from) this.log(`  from: ${p.from}`);
     if (p.to) this.log(`  to:   ${p.to}`);
     p.steps.forEach((s, i) => this.log(`  ${i + 1}. ${s}`));
-    if (p.counts) this.log(`  counts: ${Object.entries(p.counts).map(([k, v]) => `${k}=${v}`).join(' ')}`);
+    if (p.counts)
+      this.log(
+        `  counts: ${Object.entries(p.counts)
+          .map(([k, v]) => `${k}=${v}`)
+          .join(' ')}`,
+      );
   }
 
   protected printResult(r: PhaseResult): void {
     this.stopProgress();
     if (this.jsonEnabled()) return;
-    const head = r.alreadyDone ? `phase ${r.phase}: already done` : `phase ${r.phase}: ${r.action === 'down' ? 'rolled back' : r.action === 'verify' ? 'checked' : 'done'}${r.resumed ? ' (resumed)' : ''}`;
+    const head = r.alreadyDone
+      ? `phase ${r.phase}: already done`
+      : `phase ${r.phase}: ${r.action === 'down' ? 'rolled back' : r.action === 'verify' ? 'checked' : 'done'}${r.resumed ? ' (resumed)' : ''}`;
     this.log(head);
     for (const n of r.notes) this.log(`  ${n}`);
     const v = r.verify as VerifyReport | undefined;
@@ -103,7 +122,9 @@ export abstract class MigrateCommand<T extends typeof Command> extends RegistryC
 /** A verify report for humans. */
 export function formatVerify(v: VerifyReport): string {
   const lines: string[] = [];
-  lines.push(`${v.equivalent ? 'equivalent' : 'DIFFERENT'}: ${v.a}  vs  ${v.b}${v.strict ? ' (strict: timestamps compared)' : ''}`);
+  lines.push(
+    `${v.equivalent ? 'equivalent' : 'DIFFERENT'}: ${v.a}  vs  ${v.b}${v.strict ? ' (strict: timestamps compared)' : ''}`,
+  );
   for (const n of v.namespaces) {
     lines.push(
       `  ${n.namespace}: ${n.a} / ${n.b} entries, ${n.mismatchedBuckets}/${n.buckets} buckets differ` +
@@ -117,6 +138,8 @@ export function formatVerify(v: VerifyReport): string {
     lines.push(`  differs:   ${d.namespace}/${d.key}  ${f.join('; ')}`);
   }
   if (v.truncated) lines.push(`  … more differences than listed (raise --max-diffs)`);
-  lines.push(`  totals: ${v.totals.onlyInA} only in A, ${v.totals.onlyInB} only in B, ${v.totals.differing} differing (${v.durationMs} ms)`);
+  lines.push(
+    `  totals: ${v.totals.onlyInA} only in A, ${v.totals.onlyInB} only in B, ${v.totals.differing} differing (${v.durationMs} ms)`,
+  );
   return lines.join('\n');
 }

@@ -20,7 +20,10 @@ export interface Colors {
 const plain: Colors = { ok: (s) => s, warn: (s) => s, bad: (s) => s, dim: (s) => s, bold: (s) => s };
 
 /** Colour is on only for a TTY without NO_COLOR (FORCE_COLOR forces it). */
-export function colorEnabled(stream: NodeJS.WriteStream = process.stdout, env: NodeJS.ProcessEnv = process.env): boolean {
+export function colorEnabled(
+  stream: NodeJS.WriteStream = process.stdout,
+  env: NodeJS.ProcessEnv = process.env,
+): boolean {
   if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return false;
   if (env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== '0') return true;
   return !!stream.isTTY && env.TERM !== 'dumb';
@@ -73,7 +76,14 @@ export function entryTable(items: Registration[], opts: { namespaces?: boolean; 
   const now = Date.now();
   return table(
     head,
-    items.map((e) => [...(opts.namespaces ? [e.namespace] : []), e.key, e.pid, e.node, metaCell(e.meta), age(e.registeredAt, now)]),
+    items.map((e) => [
+      ...(opts.namespaces ? [e.namespace] : []),
+      e.key,
+      e.pid,
+      e.node,
+      metaCell(e.meta),
+      age(e.registeredAt, now),
+    ]),
     opts,
   );
 }

@@ -6,8 +6,12 @@ import { pause, throwIfCancelled } from '../cli/cancel.js';
 
 export default class Await extends RegistryCommand<typeof Await> {
   static override summary = 'Wait until a name is registered by a live process.';
-  static override description = 'Polls with backoff (10 ms doubling to 250 ms) until NAME appears; exit 3 when --timeout passes first.';
-  static override examples = ['<%= config.bin %> await db --timeout 30s && ./migrate.sh', '<%= config.bin %> await web-1 --timeout 500ms --json'];
+  static override description =
+    'Polls with backoff (10 ms doubling to 250 ms) until NAME appears; exit 3 when --timeout passes first.';
+  static override examples = [
+    '<%= config.bin %> await db --timeout 30s && ./migrate.sh',
+    '<%= config.bin %> await web-1 --timeout 500ms --json',
+  ];
   static override args = { key: Args.string({ description: 'the name to wait for', required: true }) };
   static override flags = {
     timeout: Flags.string({ char: 't', summary: 'Give up after this long (500ms, 10s, 2m).', default: '30s' }),
@@ -28,9 +32,12 @@ export default class Await extends RegistryCommand<typeof Await> {
       throwIfCancelled(signal, `waiting for "${this.args.key}"`);
       const left = deadline - Date.now();
       if (left <= 0) {
-        throw new TimeoutError(`"${this.args.key}" was not registered within ${this.flags.timeout}: is its process running? raise --timeout`, {
-          details: { key: this.args.key, timeoutMs },
-        });
+        throw new TimeoutError(
+          `"${this.args.key}" was not registered within ${this.flags.timeout}: is its process running? raise --timeout`,
+          {
+            details: { key: this.args.key, timeoutMs },
+          },
+        );
       }
       await pause(Math.min(delay, left), signal);
       delay = Math.min(delay * 2, 250);

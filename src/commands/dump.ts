@@ -4,10 +4,15 @@ import { dump, type DumpResult } from '../registry/dump.js';
 import { InvalidInputError } from '../backends/contract.js';
 
 export default class Dump extends RegistryCommand<typeof Dump> {
-  static override summary = 'Write live registrations as NDJSON (header with count and digest, then one entry per line).';
+  static override summary =
+    'Write live registrations as NDJSON (header with count and digest, then one entry per line).';
   static override description =
     'Entries are sorted by namespace, then key. The header carries the entry count and an order-independent digest, which `registry restore` checks. Default: every namespace, to stdout.';
-  static override examples = ['<%= config.bin %> dump > registry.ndjson', '<%= config.bin %> dump -o backup.ndjson -n prod', '<%= config.bin %> dump -b etcd://127.0.0.1:2379 | gzip > etcd.ndjson.gz'];
+  static override examples = [
+    '<%= config.bin %> dump > registry.ndjson',
+    '<%= config.bin %> dump -o backup.ndjson -n prod',
+    '<%= config.bin %> dump -b etcd://127.0.0.1:2379 | gzip > etcd.ndjson.gz',
+  ];
   static override flags = {
     output: Flags.string({ char: 'o', summary: 'Write to this file instead of stdout.' }),
   };
@@ -21,7 +26,8 @@ export default class Dump extends RegistryCommand<typeof Dump> {
       throw new InvalidInputError('--json with a dump to stdout would mix the two: pass --output FILE');
     }
     const r = await dump(reg, { namespaces, out: this.flags.output ?? process.stdout });
-    if (this.flags.output) this.note(`dumped ${r.count} registrations to ${this.flags.output} (digest ${r.digest.slice(0, 16)}…)`);
+    if (this.flags.output)
+      this.note(`dumped ${r.count} registrations to ${this.flags.output} (digest ${r.digest.slice(0, 16)}…)`);
     return { ...r, output: this.flags.output ?? '-' };
   }
 }

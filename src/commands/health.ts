@@ -1,6 +1,13 @@
 import { Flags } from '@oclif/core';
 import { RegistryCommand } from '../cli/base.js';
-import { checkAll, positiveDuration, type FailOn, type HealthSummary, renderHealth, resolveTargets } from '../cli/health.js';
+import {
+  checkAll,
+  positiveDuration,
+  type FailOn,
+  type HealthSummary,
+  renderHealth,
+  resolveTargets,
+} from '../cli/health.js';
 
 export default class Health extends RegistryCommand<typeof Health> {
   static override summary = 'Check the health of a backend (or several): status, counts, dead share, backend fields.';
@@ -18,8 +25,15 @@ Exit codes: 0 healthy; 5 degraded or unhealthy (--fail-on unhealthy lets degrade
   ];
   static override flags = {
     watch: Flags.integer({ char: 'w', summary: 'Re-check every N seconds until Ctrl-C.', min: 1 }),
-    'fail-on': Flags.string({ summary: 'The least bad status that fails (exit 5).', options: ['degraded', 'unhealthy'], default: 'degraded' }),
-    timeout: Flags.string({ summary: 'How long to wait for each backend before calling it unreachable (500ms, 10s, 1m).', default: '10s' }),
+    'fail-on': Flags.string({
+      summary: 'The least bad status that fails (exit 5).',
+      options: ['degraded', 'unhealthy'],
+      default: 'degraded',
+    }),
+    timeout: Flags.string({
+      summary: 'How long to wait for each backend before calling it unreachable (500ms, 10s, 1m).',
+      default: '10s',
+    }),
     backends: Flags.string({ summary: 'Check these backend URLs (comma-separated) instead of the selected one.' }),
     profiles: Flags.string({ summary: 'Check these config profiles (comma-separated).' }),
   };
@@ -30,7 +44,8 @@ Exit codes: 0 healthy; 5 degraded or unhealthy (--fail-on unhealthy lets degrade
     const failOn = f['fail-on'] as FailOn;
     const s = RegistryCommand.session;
     // In the REPL, the selected backend is the warm one.
-    const borrowed = s && !f.backend && !f.profile && !f['node-name'] && !f.backends && !f.profiles ? s.registry : undefined;
+    const borrowed =
+      s && !f.backend && !f.profile && !f['node-name'] && !f.backends && !f.profiles ? s.registry : undefined;
     const timeoutMs = positiveDuration(f.timeout);
     const check = () => checkAll(targets, { failOn, timeoutMs, borrowed, nodeName: f['node-name'] });
     const c = await this.colors();
@@ -44,13 +59,19 @@ Exit codes: 0 healthy; 5 degraded or unhealthy (--fail-on unhealthy lets degrade
       if (this.jsonEnabled()) process.stdout.write(`${JSON.stringify(summary)}\n`);
       else {
         const clear = process.stdout.isTTY ? '\x1b[2J\x1b[H' : '';
-        this.log(`${clear}${c.dim(`${summary.checkedAt} — every ${f.watch}s, Ctrl-C to stop`)}\n${renderHealth(summary, c, this.color)}`);
+        this.log(
+          `${clear}${c.dim(`${summary.checkedAt} — every ${f.watch}s, Ctrl-C to stop`)}\n${renderHealth(summary, c, this.color)}`,
+        );
       }
     });
   }
 
   /** Check, render, sleep N seconds; stop on SIGINT/SIGTERM or the REPL's abort signal. */
-  private async watchLoop(seconds: number, check: () => Promise<HealthSummary>, render: (s: HealthSummary) => void): Promise<undefined> {
+  private async watchLoop(
+    seconds: number,
+    check: () => Promise<HealthSummary>,
+    render: (s: HealthSummary) => void,
+  ): Promise<undefined> {
     const stop = new AbortController();
     const session = RegistryCommand.session?.signal;
     const onSignal = () => stop.abort();
@@ -68,10 +89,14 @@ Exit codes: 0 healthy; 5 degraded or unhealthy (--fail-on unhealthy lets degrade
         render(summary);
         await new Promise<void>((resolve) => {
           const timer = setTimeout(resolve, seconds * 1000);
-          stop.signal.addEventListener('abort', () => {
-            clearTimeout(timer);
-            resolve();
-          }, { once: true });
+          stop.signal.addEventListener(
+            'abort',
+            () => {
+              clearTimeout(timer);
+              resolve();
+            },
+            { once: true },
+          );
         });
       }
     } finally {

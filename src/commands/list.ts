@@ -16,7 +16,11 @@ export default class List extends RegistryCommand<typeof List> {
     '<%= config.bin %> list --all-namespaces',
   ];
   static override flags = {
-    where: Flags.string({ char: 'w', summary: 'Metadata filter field=value (repeatable, all must match; list values match by element).', multiple: true }),
+    where: Flags.string({
+      char: 'w',
+      summary: 'Metadata filter field=value (repeatable, all must match; list values match by element).',
+      multiple: true,
+    }),
     limit: Flags.integer({ char: 'l', summary: 'At most this many entries (default: all).', min: 1 }),
     after: Flags.string({ summary: 'Start after this key (the `next` cursor of a previous page).' }),
     'all-namespaces': Flags.boolean({ char: 'A', summary: 'List every namespace.', exclusive: ['after'] }),

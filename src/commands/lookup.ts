@@ -14,12 +14,16 @@ export default class Lookup extends RegistryCommand<typeof Lookup> {
   ];
   static override args = { key: Args.string({ description: 'the name', required: true }) };
   static override flags = {
-    field: Flags.string({ char: 'f', summary: 'Print one field (pid, node, namespace, or a metadata field) as plain text.' }),
+    field: Flags.string({
+      char: 'f',
+      summary: 'Print one field (pid, node, namespace, or a metadata field) as plain text.',
+    }),
   };
 
   async run(): Promise<Registration> {
     const e = await lookupOrThrow(await this.registry(), this.args.key, this.ns);
-    if (!this.jsonEnabled() || this.flags.field) this.log(renderLookup(e, { field: this.flags.field, color: this.color }));
+    if (!this.jsonEnabled() || this.flags.field)
+      this.log(renderLookup(e, { field: this.flags.field, color: this.color }));
     return e;
   }
 

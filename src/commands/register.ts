@@ -17,7 +17,10 @@ export default class Register extends RegistryCommand<typeof Register> {
   static override flags = {
     pid: Flags.string({ char: 'p', summary: 'Process id (default: the parent shell, $PPID).' }),
     ...metaFlags,
-    node: Flags.string({ summary: 'The node that owns the pid (default: this node, env REGISTRY_NODE or the hostname). Other nodes\' pids are not checked here.' }),
+    node: Flags.string({
+      summary:
+        "The node that owns the pid (default: this node, env REGISTRY_NODE or the hostname). Other nodes' pids are not checked here.",
+    }),
   };
 
   async run(): Promise<Registration> {
@@ -25,7 +28,10 @@ export default class Register extends RegistryCommand<typeof Register> {
     const meta = metaFromFlags(this.flags);
     const reg = await this.registry();
     const e = await reg.register(this.args.key, pid, meta, { namespace: this.ns, node: this.flags.node });
-    if (!this.jsonEnabled()) this.log(`${(await this.colors()).ok('registered')} ${e.key} → pid ${e.pid} on ${e.node} (namespace ${e.namespace})`);
+    if (!this.jsonEnabled())
+      this.log(
+        `${(await this.colors()).ok('registered')} ${e.key} → pid ${e.pid} on ${e.node} (namespace ${e.namespace})`,
+      );
     return e;
   }
 }

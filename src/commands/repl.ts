@@ -17,7 +17,10 @@ With stdin not a terminal, lines are run as a script with no prompt: the REPL st
     '<%= config.bin %> repl --keep-going < checks.txt',
   ];
   static override flags = {
-    'keep-going': Flags.boolean({ char: 'k', summary: 'In a script, run every line even after a failure (exit with the first failure\'s code).' }),
+    'keep-going': Flags.boolean({
+      char: 'k',
+      summary: "In a script, run every line even after a failure (exit with the first failure's code).",
+    }),
   };
 
   async run(): Promise<void> {

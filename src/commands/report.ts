@@ -2,7 +2,14 @@ import { Flags } from '@oclif/core';
 import { writeFileSync } from 'node:fs';
 import { InvalidInputError } from '../backends/contract.js';
 import { RegistryCommand } from '../cli/base.js';
-import { checkAll, positiveDuration, type FailOn, type HealthSummary, renderReport, resolveTargets } from '../cli/health.js';
+import {
+  checkAll,
+  positiveDuration,
+  type FailOn,
+  type HealthSummary,
+  renderReport,
+  resolveTargets,
+} from '../cli/health.js';
 
 export default class Report extends RegistryCommand<typeof Report> {
   static override summary = 'One health report across several backends or profiles, side by side.';
@@ -18,20 +25,34 @@ Exit code: the worst of them (see \`registry health\`): 0 all healthy, 5 one is 
   static override flags = {
     profiles: Flags.string({ summary: 'Config profiles to report on (comma-separated).' }),
     backends: Flags.string({ summary: 'Backend URLs to report on (comma-separated).' }),
-    'fail-on': Flags.string({ summary: 'The least bad status that fails (exit 5).', options: ['degraded', 'unhealthy'], default: 'degraded' }),
-    timeout: Flags.string({ summary: 'How long to wait for each backend before calling it unreachable (500ms, 10s, 1m).', default: '10s' }),
+    'fail-on': Flags.string({
+      summary: 'The least bad status that fails (exit 5).',
+      options: ['degraded', 'unhealthy'],
+      default: 'degraded',
+    }),
+    timeout: Flags.string({
+      summary: 'How long to wait for each backend before calling it unreachable (500ms, 10s, 1m).',
+      default: '10s',
+    }),
     output: Flags.string({ char: 'o', summary: 'Also write the JSON report to this file.' }),
   };
 
   async run(): Promise<HealthSummary> {
     const f = this.flags;
     const targets = resolveTargets(f, { allProfiles: true });
-    const summary = await checkAll(targets, { failOn: f['fail-on'] as FailOn, timeoutMs: positiveDuration(f.timeout), nodeName: f['node-name'] });
+    const summary = await checkAll(targets, {
+      failOn: f['fail-on'] as FailOn,
+      timeoutMs: positiveDuration(f.timeout),
+      nodeName: f['node-name'],
+    });
     if (f.output) {
       try {
         writeFileSync(f.output, `${JSON.stringify(summary, null, 2)}\n`);
       } catch (cause) {
-        throw new InvalidInputError(`cannot write the report to ${f.output} (${(cause as Error).message}): check --output`, { cause });
+        throw new InvalidInputError(
+          `cannot write the report to ${f.output} (${(cause as Error).message}): check --output`,
+          { cause },
+        );
       }
     }
     if (!this.jsonEnabled()) this.log(renderReport(summary, await this.colors(), this.color));

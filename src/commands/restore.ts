@@ -6,8 +6,12 @@ import { confirmOrRefuse } from '../cli/prompt.js';
 export default class Restore extends RegistryCommand<typeof Restore> {
   static override summary = 'Load a dump made by `registry dump` (all or nothing).';
   static override description =
-    'merge (default): the dump\'s entries are written over what is there; other keys stay. replace: the store ends up holding exactly the dump. A malformed line, a wrong count or digest writes nothing (exit 2).';
-  static override examples = ['<%= config.bin %> restore registry.ndjson', '<%= config.bin %> restore backup.ndjson --mode replace --yes', 'cat dump.ndjson | <%= config.bin %> restore -'];
+    "merge (default): the dump's entries are written over what is there; other keys stay. replace: the store ends up holding exactly the dump. A malformed line, a wrong count or digest writes nothing (exit 2).";
+  static override examples = [
+    '<%= config.bin %> restore registry.ndjson',
+    '<%= config.bin %> restore backup.ndjson --mode replace --yes',
+    'cat dump.ndjson | <%= config.bin %> restore -',
+  ];
   static override args = { file: Args.string({ description: 'the dump file ("-" for stdin)', required: true }) };
   static override flags = {
     mode: Flags.string({ summary: 'merge or replace.', options: ['merge', 'replace'], default: 'merge' }),
@@ -29,7 +33,10 @@ export default class Restore extends RegistryCommand<typeof Restore> {
     }
     const r = await restore(reg, this.args.file, { mode, onProgress: (n) => this.progress(n) });
     if (process.stderr.isTTY && !this.jsonEnabled()) process.stderr.write('\r\x1b[K');
-    if (!this.jsonEnabled()) this.log(`restored ${r.restored} registrations (${mode}${mode === 'replace' ? `, ${r.cleared} removed first` : ''})`);
+    if (!this.jsonEnabled())
+      this.log(
+        `restored ${r.restored} registrations (${mode}${mode === 'replace' ? `, ${r.cleared} removed first` : ''})`,
+      );
     return r;
   }
 

@@ -44,7 +44,9 @@ export default class Run extends RegistryCommand<typeof Run> {
       process.exitCode = 127;
       return { name, pid: 0, code: 127, signal: null };
     }
-    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) => child.once('exit', (code, signal) => resolve({ code, signal })));
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((resolve) =>
+      child.once('exit', (code, signal) => resolve({ code, signal })),
+    );
     const forward = (sig: NodeJS.Signals) => () => child.kill(sig);
     const handlers = (['SIGINT', 'SIGTERM', 'SIGHUP'] as const).map((s) => [s, forward(s)] as const);
     for (const [s, h] of handlers) process.on(s, h);
@@ -57,7 +59,7 @@ export default class Run extends RegistryCommand<typeof Run> {
         throw err;
       }
       const { code, signal } = await exited;
-      const exitCode = code ?? 128 + (signal ? constants.signals[signal] ?? 0 : 0);
+      const exitCode = code ?? 128 + (signal ? (constants.signals[signal] ?? 0) : 0);
       process.exitCode = exitCode;
       return { name, pid: child.pid!, code: exitCode, signal };
     } finally {

@@ -21,25 +21,57 @@ export default class Serve extends RegistryCommand<typeof Serve> {
     '<%= config.bin %> serve --listen 0.0.0.0:7070 --token-file /etc/registry/token --tls-cert cert.pem --tls-key key.pem',
   ];
   static override flags = {
-    listen: Flags.string({ char: 'l', summary: 'HOST:PORT to bind ([::1]:PORT for IPv6; port 0 = any free port).', default: '127.0.0.1:7070' }),
-    'token-file': Flags.string({ summary: 'File whose first line is the bearer token clients must send (required off loopback).' }),
+    listen: Flags.string({
+      char: 'l',
+      summary: 'HOST:PORT to bind ([::1]:PORT for IPv6; port 0 = any free port).',
+      default: '127.0.0.1:7070',
+    }),
+    'token-file': Flags.string({
+      summary: 'File whose first line is the bearer token clients must send (required off loopback).',
+    }),
     'tls-cert': Flags.string({ summary: 'PEM certificate: serve https.', dependsOn: ['tls-key'] }),
     'tls-key': Flags.string({ summary: 'PEM private key for --tls-cert.', dependsOn: ['tls-cert'] }),
-    'cleanup-interval': Flags.string({ summary: 'Sweep dead local processes this often (e.g. 30s; 0 = never). Default: backendOpts.cleanupInterval or 30s.' }),
-    'max-body': Flags.integer({ summary: 'Largest request body in bytes (bulk requests: 64× this, at most 256 MiB).', default: 1024 * 1024, min: 1024 }),
-    'request-timeout': Flags.string({ summary: 'A request must arrive in full within this time (slow clients are cut off).', default: '30s' }),
-    'log-level': Flags.option({ options: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const, summary: 'Log level (JSON lines on stderr).', default: 'info' })(),
+    'cleanup-interval': Flags.string({
+      summary:
+        'Sweep dead local processes this often (e.g. 30s; 0 = never). Default: backendOpts.cleanupInterval or 30s.',
+    }),
+    'max-body': Flags.integer({
+      summary: 'Largest request body in bytes (bulk requests: 64× this, at most 256 MiB).',
+      default: 1024 * 1024,
+      min: 1024,
+    }),
+    'request-timeout': Flags.string({
+      summary: 'A request must arrive in full within this time (slow clients are cut off).',
+      default: '30s',
+    }),
+    'log-level': Flags.option({
+      options: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const,
+      summary: 'Log level (JSON lines on stderr).',
+      default: 'info',
+    })(),
   };
 
   async run(): Promise<void> {
     const f = this.flags;
     const { host, port } = parseListen(f.listen);
     const token = f['token-file'] ? readTokenFile(f['token-file']) : undefined;
-    const tls = f['tls-cert'] && f['tls-key'] ? { cert: readPem(f['tls-cert']), key: readPem(f['tls-key']) } : undefined;
+    const tls =
+      f['tls-cert'] && f['tls-key'] ? { cert: readPem(f['tls-cert']), key: readPem(f['tls-key']) } : undefined;
     const r = this.resolved();
     const fromOpts = r.backendOpts.cleanupInterval;
-    const cleanupInterval = f['cleanup-interval'] !== undefined ? parseDuration(f['cleanup-interval'], '--cleanup-interval') : typeof fromOpts === 'number' ? fromOpts : DEFAULT_CLEANUP_INTERVAL;
-    const registry = await openNodeRegistry({ backend: r.backend, backendOpts: r.backendOpts, namespace: this.ns ?? r.namespace, nodeName: f['node-name'] ?? r.node, cleanupInterval });
+    const cleanupInterval =
+      f['cleanup-interval'] !== undefined
+        ? parseDuration(f['cleanup-interval'], '--cleanup-interval')
+        : typeof fromOpts === 'number'
+          ? fromOpts
+          : DEFAULT_CLEANUP_INTERVAL;
+    const registry = await openNodeRegistry({
+      backend: r.backend,
+      backendOpts: r.backendOpts,
+      namespace: this.ns ?? r.namespace,
+      nodeName: f['node-name'] ?? r.node,
+      cleanupInterval,
+    });
     let node: RegistryNode;
     try {
       node = await RegistryNode.start({
@@ -56,14 +88,23 @@ export default class Serve extends RegistryCommand<typeof Serve> {
     } catch (err) {
       await registry.close().catch(() => undefined);
       const e = err as NodeJS.ErrnoException;
-      if (e.code === 'EADDRINUSE') throw new InvalidInputError(`${f.listen} is already in use: pick another --listen port (0 = any free port)`);
-      if (e.code === 'EADDRNOTAVAIL' || e.code === 'EACCES') throw new InvalidInputError(`cannot listen on ${f.listen} (${e.code})`);
+      if (e.code === 'EADDRINUSE')
+        throw new InvalidInputError(`${f.listen} is already in use: pick another --listen port (0 = any free port)`);
+      if (e.code === 'EADDRNOTAVAIL' || e.code === 'EACCES')
+        throw new InvalidInputError(`cannot listen on ${f.listen} (${e.code})`);
       throw err;
     }
     // oclif's log() is silent under --json: the URL line is written directly, first thing on stdout.
-    if (this.jsonEnabled()) process.stdout.write(`${JSON.stringify({ url: node.url, backend: registry.backend.url, node: registry.nodeName, pid: process.pid })}\n`);
-    else this.log(`registry node listening on ${node.url} (backend ${registry.backend.url}, node ${registry.nodeName})`);
-    node.app.log.info({ url: node.url, backend: registry.backend.url, cleanupInterval, auth: !!token, tls: !!tls }, 'registry node listening');
+    if (this.jsonEnabled())
+      process.stdout.write(
+        `${JSON.stringify({ url: node.url, backend: registry.backend.url, node: registry.nodeName, pid: process.pid })}\n`,
+      );
+    else
+      this.log(`registry node listening on ${node.url} (backend ${registry.backend.url}, node ${registry.nodeName})`);
+    node.app.log.info(
+      { url: node.url, backend: registry.backend.url, cleanupInterval, auth: !!token, tls: !!tls },
+      'registry node listening',
+    );
     await new Promise<void>((resolve, reject) => {
       const stop = (sig: NodeJS.Signals) => {
         process.off('SIGTERM', stop);
@@ -84,7 +125,10 @@ export default class Serve extends RegistryCommand<typeof Serve> {
 export function parseListen(text: string): { host: string; port: number } {
   const m = /^(?:(?:\[([^\]]+)\]|([^:[\]]*)):)?(\d{1,5})$/.exec(text.trim());
   const port = m ? Number(m[3]) : NaN;
-  if (!m || port > 65535) throw new InvalidInputError(`invalid --listen ${JSON.stringify(text)}: use HOST:PORT, e.g. 127.0.0.1:7070 (port 0 = any free port)`);
+  if (!m || port > 65535)
+    throw new InvalidInputError(
+      `invalid --listen ${JSON.stringify(text)}: use HOST:PORT, e.g. 127.0.0.1:7070 (port 0 = any free port)`,
+    );
   return { host: m[1] ?? (m[2] || '127.0.0.1'), port };
 }
 

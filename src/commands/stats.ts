@@ -26,11 +26,16 @@ export interface StatsResult {
 }
 
 export default class Stats extends RegistryCommand<typeof Stats> {
-  static override summary = 'Registrations per namespace, alive/dead, memory, per-operation counts, errors and latency percentiles, sweeps.';
+  static override summary =
+    'Registrations per namespace, alive/dead, memory, per-operation counts, errors and latency percentiles, sweeps.';
   static override description = `Latencies are HDR-histogram percentiles (p50/p90/p99/max, ms) over a sample of calls; counts and errors are exact.
 
 A one-shot CLI process has no history of its own: against a node (--backend http://HOST:PORT) the counters are the node's (GET /v1/stats); against a local backend (sqlite, memory) you get the store's view plus this process's counters, which are only interesting in the REPL or a library. Run a node (\`registry serve\`) to keep counters over time.`;
-  static override examples = ['<%= config.bin %> stats', '<%= config.bin %> stats --backend http://127.0.0.1:7070 --json', '<%= config.bin %> stats -b sqlite:./registry.db'];
+  static override examples = [
+    '<%= config.bin %> stats',
+    '<%= config.bin %> stats --backend http://127.0.0.1:7070 --json',
+    '<%= config.bin %> stats -b sqlite:./registry.db',
+  ];
 
   async run(): Promise<StatsResult> {
     const reg = await this.registry();
@@ -44,7 +49,15 @@ A one-shot CLI process has no history of its own: against a node (--backend http
     const mem = process.memoryUsage();
     const cache = remote ? undefined : await reg.cacheStats();
     const localOptimization = cache
-      ? { cache: { ...cache, hitRate: cache.hits + cache.misses > 0 ? Math.round((cache.hits / (cache.hits + cache.misses)) * 10_000) / 10_000 : null } }
+      ? {
+          cache: {
+            ...cache,
+            hitRate:
+              cache.hits + cache.misses > 0
+                ? Math.round((cache.hits / (cache.hits + cache.misses)) * 10_000) / 10_000
+                : null,
+          },
+        }
       : undefined;
     const { operations, sweeps, uptimeMs, optimization, startedAt: _s, ...nodeFields } = src;
     const result: StatsResult = {
@@ -80,7 +93,14 @@ A one-shot CLI process has no history of its own: against a node (--backend http
           ['backend memory', fmtBytes(r.memory.backendBytes)],
           ['counters from', r.countersFrom],
           ...(r.uptimeMs !== null ? [['uptime', `${(r.uptimeMs / 1000).toFixed(1)} s`] as [string, string]] : []),
-          ...(r.countersFrom === 'this process' ? [['process memory', `rss ${fmtBytes(r.memory.processRssBytes)}, heap ${fmtBytes(r.memory.processHeapUsedBytes)}`] as [string, string]] : []),
+          ...(r.countersFrom === 'this process'
+            ? [
+                [
+                  'process memory',
+                  `rss ${fmtBytes(r.memory.processRssBytes)}, heap ${fmtBytes(r.memory.processHeapUsedBytes)}`,
+                ] as [string, string],
+              ]
+            : []),
           ['last cleanup', fmtWhen(r.lastCleanup)],
           ...Object.entries(r.node ?? {}).map(([k, v]): [string, string] => [k, fmtField(k, v)]),
         ],
@@ -88,14 +108,31 @@ A one-shot CLI process has no history of its own: against a node (--backend http
       ),
     );
     const ns = Object.entries(r.namespaces);
-    this.log(ns.length ? table(['NAMESPACE', 'REGISTRATIONS'], ns.map(([k, n]) => [k, fmtInt(n)]), { color }) : c.dim('no namespaces'));
+    this.log(
+      ns.length
+        ? table(
+            ['NAMESPACE', 'REGISTRATIONS'],
+            ns.map(([k, n]) => [k, fmtInt(n)]),
+            { color },
+          )
+        : c.dim('no namespaces'),
+    );
     const ops = Object.entries(r.operations);
     if (ops.length) {
       const ms = (v: number) => v.toFixed(3);
       this.log(
         table(
           ['OPERATION', 'COUNT', 'ERRORS', 'ERROR %', 'P50 ms', 'P90 ms', 'P99 ms', 'MAX ms'],
-          ops.map(([k, o]) => [k, fmtInt(o.count), fmtInt(o.errors), o.count ? ((o.errors / o.count) * 100).toFixed(2) : '0.00', ms(o.latencyMs.p50), ms(o.latencyMs.p90), ms(o.latencyMs.p99), ms(o.latencyMs.max)]),
+          ops.map(([k, o]) => [
+            k,
+            fmtInt(o.count),
+            fmtInt(o.errors),
+            o.count ? ((o.errors / o.count) * 100).toFixed(2) : '0.00',
+            ms(o.latencyMs.p50),
+            ms(o.latencyMs.p90),
+            ms(o.latencyMs.p99),
+            ms(o.latencyMs.max),
+          ]),
           { color },
         ),
       );
@@ -111,13 +148,29 @@ A one-shot CLI process has no history of its own: against a node (--backend http
       );
     }
     if (r.sweeps.length) {
-      this.log(table(['SWEEP AT', 'CHECKED', 'REMOVED', 'DURATION ms'], r.sweeps.map((s) => [new Date(s.at).toISOString(), fmtInt(s.checked), fmtInt(s.removed), s.durationMs.toFixed(1)]), { color }));
+      this.log(
+        table(
+          ['SWEEP AT', 'CHECKED', 'REMOVED', 'DURATION ms'],
+          r.sweeps.map((s) => [
+            new Date(s.at).toISOString(),
+            fmtInt(s.checked),
+            fmtInt(s.removed),
+            s.durationMs.toFixed(1),
+          ]),
+          { color },
+        ),
+      );
     }
     if (r.optimization && typeof r.optimization === 'object') {
       // Nested groups (`cache: {hits, misses, hitRate…}`) become `cache hits`, `cache hit rate`, …
       const rows: Array<[string, string]> = [];
       for (const [k, v] of Object.entries(r.optimization as Record<string, unknown>)) {
-        if (v && typeof v === 'object' && !Array.isArray(v)) for (const [k2, v2] of Object.entries(v)) rows.push([`${k} ${k2}`, k2 === 'hitRate' && typeof v2 === 'number' ? `${(v2 * 100).toFixed(1)}%` : fmtField(k2, v2)]);
+        if (v && typeof v === 'object' && !Array.isArray(v))
+          for (const [k2, v2] of Object.entries(v))
+            rows.push([
+              `${k} ${k2}`,
+              k2 === 'hitRate' && typeof v2 === 'number' ? `${(v2 * 100).toFixed(1)}%` : fmtField(k2, v2),
+            ]);
         else rows.push([k, fmtField(k, v)]);
       }
       this.log(fieldTable(rows, { color }));

@@ -3,7 +3,8 @@ import { MigrateCommand, formatVerify } from '../cli/migrate-command.js';
 import { DifferentError, Migration, verifyStates, type VerifyReport } from '../migrations/index.js';
 
 export default class Verify extends MigrateCommand<typeof Verify> {
-  static override summary = 'Prove two stores hold equivalent registrations (exit 0), or list how they differ (exit 5).';
+  static override summary =
+    'Prove two stores hold equivalent registrations (exit 0), or list how they differ (exit 5).';
   static override description =
     'Equivalent: the same (namespace, key) set with the same pid, node and metadata (canonical JSON); timestamps too with --strict. Per-bucket digests are computed where the data lives (a SQLite file scans itself, a registry node computes its own), so equal states move only digests; mismatching buckets are narrowed to the keys, reported as only in A, only in B, and differing field by field.';
   static override examples = [
@@ -16,10 +17,22 @@ export default class Verify extends MigrateCommand<typeof Verify> {
     b: Args.string({ description: 'store B (URL)', required: true }),
   };
   static override flags = {
-    'all-namespaces': Flags.boolean({ char: 'A', summary: 'Compare every namespace of either store (the default without --namespace).', exclusive: ['namespace'] }),
+    'all-namespaces': Flags.boolean({
+      char: 'A',
+      summary: 'Compare every namespace of either store (the default without --namespace).',
+      exclusive: ['namespace'],
+    }),
     strict: Flags.boolean({ summary: 'Compare timestamps (registeredAt, updatedAt) too.' }),
-    'max-diffs': Flags.integer({ summary: 'List at most N differences of each kind (totals stay exact).', default: 100, min: 0 }),
-    buckets: Flags.integer({ summary: 'Digest buckets per namespace (default: by size, 16..4096).', min: 1, max: 65536 }),
+    'max-diffs': Flags.integer({
+      summary: 'List at most N differences of each kind (totals stay exact).',
+      default: 100,
+      min: 0,
+    }),
+    buckets: Flags.integer({
+      summary: 'Digest buckets per namespace (default: by size, 16..4096).',
+      min: 1,
+      max: 65536,
+    }),
   };
 
   async run(): Promise<VerifyReport> {

@@ -23,7 +23,9 @@ export default class Watch extends RegistryCommand<typeof Watch> {
     const reg = await this.registry();
     const backend = reg.backend;
     if (!backend.watch) {
-      throw new InvalidInputError(`the ${backend.name} backend has no change feed: watch a node (registry serve, then -b http://…) or etcd`);
+      throw new InvalidInputError(
+        `the ${backend.name} backend has no change feed: watch a node (registry serve, then -b http://…) or etcd`,
+      );
     }
     const namespace = this.flags['all-namespaces'] ? undefined : (this.ns ?? reg.namespace);
     const json = this.jsonEnabled();
@@ -52,7 +54,11 @@ export default class Watch extends RegistryCommand<typeof Watch> {
       };
       Promise.resolve(
         backend.watch!({ namespace, sinceRevision: this.flags.since }, onEvent, (err) =>
-          finish(err instanceof RegistryError ? err : new RegistryError('UNREACHABLE', `the change feed failed: ${err.message}`, { cause: err })),
+          finish(
+            err instanceof RegistryError
+              ? err
+              : new RegistryError('UNREACHABLE', `the change feed failed: ${err.message}`, { cause: err }),
+          ),
         ),
       ).then(
         (s) => {

@@ -71,7 +71,13 @@ export class Migration {
   async open(url: string, role?: string, backendOpts: Record<string, unknown> = {}): Promise<OpenState> {
     let registry: ProcessRegistry;
     try {
-      registry = await ProcessRegistry.open({ backend: url, backendOpts, nodeName: this.nodeName, cleanupInterval: 0, stats: false });
+      registry = await ProcessRegistry.open({
+        backend: url,
+        backendOpts,
+        nodeName: this.nodeName,
+        cleanupInterval: 0,
+        stats: false,
+      });
     } catch (err) {
       if (role && err instanceof RegistryError) {
         throw new RegistryError(

@@ -71,7 +71,10 @@ async function writeSerial(target: Backend, batch: Registration[]): Promise<void
   if (target.bulkRegister) {
     const results = await target.bulkRegister(batch, overwrite);
     const failed = results.find((r) => !r.ok);
-    if (failed) throw 'error' in failed ? failed.error : asRegistryError(new Error(`target refused ${JSON.stringify(batch[0].key)}`));
+    if (failed)
+      throw 'error' in failed
+        ? failed.error
+        : asRegistryError(new Error(`target refused ${JSON.stringify(batch[0].key)}`));
     return;
   }
   for (const e of batch) {
@@ -143,7 +146,11 @@ export interface SyncResult {
 }
 
 /** Make `target` equal to `source` (differing/missing keys rewritten, extra keys removed). */
-export async function syncState(source: State, target: State, opts: { namespaces?: string[] } = {}): Promise<SyncResult> {
+export async function syncState(
+  source: State,
+  target: State,
+  opts: { namespaces?: string[] } = {},
+): Promise<SyncResult> {
   let written = 0;
   let removed = 0;
   const before = await verifyStates(source, target, {
@@ -157,7 +164,8 @@ export async function syncState(source: State, target: State, opts: { namespaces
         await writeBatch(target.backend, [d.a]);
         written++;
       } else {
-        if (await target.backend.unregister(d.entry.namespace, d.entry.key, { pid: d.entry.pid, node: d.entry.node })) removed++;
+        if (await target.backend.unregister(d.entry.namespace, d.entry.key, { pid: d.entry.pid, node: d.entry.node }))
+          removed++;
       }
     },
   });

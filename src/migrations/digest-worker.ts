@@ -40,7 +40,8 @@ async function work(job: DigestJob): Promise<Array<[string, BucketDigests]>> {
     db.exec('BEGIN');
     for (const { namespace, buckets } of job.namespaces) {
       const d = new BucketDigester(buckets);
-      for (const row of st.iterate(namespace) as IterableIterator<[string, number, string, string]>) d.addStored(namespace, row[0], row[1], row[2], row[3]);
+      for (const row of st.iterate(namespace) as IterableIterator<[string, number, string, string]>)
+        d.addStored(namespace, row[0], row[1], row[2], row[3]);
       out.push([namespace, d.result()]);
     }
     db.exec('COMMIT');

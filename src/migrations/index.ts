@@ -29,7 +29,12 @@ export async function rollback(m: Migration) {
       interrupted.status = 'rolled-back';
       interrupted.finishedAt = Date.now();
       m.journal.save();
-      return { phase: name, action: 'down' as const, record: interrupted, notes: [`interrupted ${name} abandoned (it had switched nothing)`] };
+      return {
+        phase: name,
+        action: 'down' as const,
+        record: interrupted,
+        notes: [`interrupted ${name} abandoned (it had switched nothing)`],
+      };
     }
     return await phases[name].down(m);
   } finally {

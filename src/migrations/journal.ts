@@ -71,16 +71,24 @@ export class FileJournalStore implements JournalStore {
       text = readFileSync(this.location, 'utf8');
     } catch (e) {
       if ((e as NodeJS.ErrnoException).code === 'ENOENT') return undefined;
-      throw new UnreachableError(`cannot read the migration journal ${this.location}: ${(e as Error).message}`, { cause: e, recoverable: false });
+      throw new UnreachableError(`cannot read the migration journal ${this.location}: ${(e as Error).message}`, {
+        cause: e,
+        recoverable: false,
+      });
     }
     let state: JournalState;
     try {
       state = JSON.parse(text) as JournalState;
     } catch (cause) {
-      throw new InvalidInputError(`the migration journal ${this.location} is not valid JSON: restore it or pass another --journal`, { cause });
+      throw new InvalidInputError(
+        `the migration journal ${this.location} is not valid JSON: restore it or pass another --journal`,
+        { cause },
+      );
     }
     if (!state || state.version !== JOURNAL_VERSION || !Array.isArray(state.phases)) {
-      throw new InvalidInputError(`${this.location} is not a procreg migration journal (version ${JOURNAL_VERSION}): pass another --journal`);
+      throw new InvalidInputError(
+        `${this.location} is not a procreg migration journal (version ${JOURNAL_VERSION}): pass another --journal`,
+      );
     }
     return state;
   }
@@ -123,7 +131,10 @@ export class MigrationLock {
         return {};
       } catch (e) {
         if ((e as NodeJS.ErrnoException).code !== 'EEXIST') {
-          throw new UnreachableError(`cannot create the migration lock ${this.path}: ${(e as Error).message}`, { cause: e, recoverable: false });
+          throw new UnreachableError(`cannot create the migration lock ${this.path}: ${(e as Error).message}`, {
+            cause: e,
+            recoverable: false,
+          });
         }
       }
       const owner = this.read();
@@ -134,9 +145,12 @@ export class MigrationLock {
         );
       }
       if (owner && owner.host !== os.hostname()) {
-        throw new ConflictError(`the migration lock ${this.path} is held by pid ${owner.pid} on ${owner.host}: finish it there, or remove the file if that host is gone`, {
-          details: { lock: this.path, owner },
-        });
+        throw new ConflictError(
+          `the migration lock ${this.path} is held by pid ${owner.pid} on ${owner.host}: finish it there, or remove the file if that host is gone`,
+          {
+            details: { lock: this.path, owner },
+          },
+        );
       }
       // Stale (owner dead, or an unreadable half-written lock): take it over.
       try {
@@ -182,7 +196,13 @@ export class Journal {
     readonly store: JournalStore,
     config: string,
   ) {
-    this.state = store.load() ?? { version: JOURNAL_VERSION, config, createdAt: Date.now(), updatedAt: Date.now(), phases: [] };
+    this.state = store.load() ?? {
+      version: JOURNAL_VERSION,
+      config,
+      createdAt: Date.now(),
+      updatedAt: Date.now(),
+      phases: [],
+    };
   }
 
   get exists(): boolean {
@@ -191,7 +211,8 @@ export class Journal {
 
   /** The latest record of a phase (any status). */
   record(phase: PhaseName): PhaseRecord | undefined {
-    for (let i = this.state.phases.length - 1; i >= 0; i--) if (this.state.phases[i].phase === phase) return this.state.phases[i];
+    for (let i = this.state.phases.length - 1; i >= 0; i--)
+      if (this.state.phases[i].phase === phase) return this.state.phases[i];
     return undefined;
   }
 

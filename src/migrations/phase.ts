@@ -87,7 +87,9 @@ export function checkOrder(m: Migration, phase: PhaseName): { resume?: PhaseReco
   const j = m.journal;
   const interrupted = j.interrupted();
   if (interrupted && interrupted.phase !== phase) {
-    throw new InvalidInputError(`phase ${interrupted.phase} was interrupted: rerun \`registry migrate ${interrupted.phase}\` to resume it, or \`registry migrate rollback\``);
+    throw new InvalidInputError(
+      `phase ${interrupted.phase} was interrupted: rerun \`registry migrate ${interrupted.phase}\` to resume it, or \`registry migrate rollback\``,
+    );
   }
   if (interrupted) return { resume: interrupted };
   const rec = j.record(phase);
@@ -98,7 +100,9 @@ export function checkOrder(m: Migration, phase: PhaseName): { resume?: PhaseReco
   if (curIdx !== idx - 1) {
     const need = PHASES[idx - 1];
     throw new InvalidInputError(
-      cur === undefined ? `phase ${phase} needs phase ${need} first: run \`registry migrate ${need}\`` : `the migration is at phase ${cur}; phase ${phase} needs ${need} done first`,
+      cur === undefined
+        ? `phase ${phase} needs phase ${need} first: run \`registry migrate ${need}\``
+        : `the migration is at phase ${cur}; phase ${phase} needs ${need} done first`,
     );
   }
   return {};
@@ -121,7 +125,11 @@ export async function runPhase(m: Migration, phase: Phase, args: PhaseArgs, hook
 }
 
 /** Per-namespace digests of the live entries through a service (bounded memory). */
-export async function namespaceDigests(s: OpenState, m?: Migration, label = 'digest'): Promise<{ digests: Record<string, string>; counts: Record<string, number>; total: number }> {
+export async function namespaceDigests(
+  s: OpenState,
+  m?: Migration,
+  label = 'digest',
+): Promise<{ digests: Record<string, string>; counts: Record<string, number>; total: number }> {
   const digests: Record<string, string> = {};
   const counts: Record<string, number> = {};
   let total = 0;
@@ -142,7 +150,8 @@ export async function namespaceDigests(s: OpenState, m?: Migration, label = 'dig
 /** The record of a done phase, or a clear error. */
 export function doneRecord(m: Migration, phase: PhaseName): PhaseRecord {
   const r = m.journal.record(phase);
-  if (!r || r.status !== 'done') throw new InvalidInputError(`phase ${phase} is not done in ${m.journal.store.location}: nothing to check`);
+  if (!r || r.status !== 'done')
+    throw new InvalidInputError(`phase ${phase} is not done in ${m.journal.store.location}: nothing to check`);
   return r;
 }
 

@@ -109,7 +109,10 @@ export async function verifyStates(A: State, B: State, opts: VerifyOptions = {})
     // counting pass first), then fold both to the count their sizes call for.
     const { digestFileOffThread } = await import('./digest-worker.js');
     const fine = spaces.map((namespace) => ({ namespace, buckets: MAX_BUCKETS }));
-    const [fa, fb] = await Promise.all([digestFileOffThread({ file: fileA, namespaces: fine }), digestFileOffThread({ file: fileB, namespaces: fine })]);
+    const [fa, fb] = await Promise.all([
+      digestFileOffThread({ file: fileA, namespaces: fine }),
+      digestFileOffThread({ file: fileB, namespaces: fine }),
+    ]);
     allA = new Map();
     allB = new Map();
     for (const namespace of spaces) {
@@ -120,7 +123,11 @@ export async function verifyStates(A: State, B: State, opts: VerifyOptions = {})
     }
   } else {
     for (const namespace of spaces) {
-      plan.push({ namespace, buckets: opts.buckets ?? bucketCount(Math.max(await A.backend.count(namespace), await B.backend.count(namespace))) });
+      plan.push({
+        namespace,
+        buckets:
+          opts.buckets ?? bucketCount(Math.max(await A.backend.count(namespace), await B.backend.count(namespace))),
+      });
     }
     // Both sides at once: each computes its digests where its data lives.
     [allA, allB] = await Promise.all([sideDigests(A, plan, strict, fileA), sideDigests(B, plan, strict, fileB)]);
@@ -158,7 +165,8 @@ export async function verifyStates(A: State, B: State, opts: VerifyOptions = {})
             else report.truncated = true;
           } else {
             nr.differing++;
-            if (report.differing.length < maxDiffs) report.differing.push({ namespace, key: d.a.key, fields: d.fields });
+            if (report.differing.length < maxDiffs)
+              report.differing.push({ namespace, key: d.a.key, fields: d.fields });
             else report.truncated = true;
           }
           await opts.onDiff?.(d);
@@ -176,8 +184,14 @@ export async function verifyStates(A: State, B: State, opts: VerifyOptions = {})
 }
 
 /** Bucket digests of one namespace: the backend's own when it has them, else over the live listing. */
-export async function digestOf(s: State, namespace: string, buckets: number, strict = false): Promise<{ d: BucketDigests; how: 'backend' | 'listing' }> {
-  if (!strict && s.backend.capabilities.digest && s.backend.digest) return { d: await s.backend.digest(namespace, buckets), how: 'backend' };
+export async function digestOf(
+  s: State,
+  namespace: string,
+  buckets: number,
+  strict = false,
+): Promise<{ d: BucketDigests; how: 'backend' | 'listing' }> {
+  if (!strict && s.backend.capabilities.digest && s.backend.digest)
+    return { d: await s.backend.digest(namespace, buckets), how: 'backend' };
   const dg = new BucketDigester(buckets, strict);
   for await (const e of liveEntries(s, namespace)) dg.add(e);
   return { d: dg.result(), how: 'listing' };
@@ -208,7 +222,12 @@ function offThreadFile(s: State, strict: boolean): string | undefined {
  * on its own connection (so both sides of a verify run in parallel); other backends answer
  * themselves (`digest` capability: a node or etcd computes next to its data) or are listed.
  */
-async function sideDigests(s: State, plan: Array<{ namespace: string; buckets: number }>, strict: boolean, file: string | undefined): Promise<Map<string, SideDigest>> {
+async function sideDigests(
+  s: State,
+  plan: Array<{ namespace: string; buckets: number }>,
+  strict: boolean,
+  file: string | undefined,
+): Promise<Map<string, SideDigest>> {
   const out = new Map<string, SideDigest>();
   if (file) {
     const { digestFileOffThread } = await import('./digest-worker.js');
@@ -221,7 +240,11 @@ async function sideDigests(s: State, plan: Array<{ namespace: string; buckets: n
 }
 
 /** Every live entry of a namespace in key order, page by page, without lazy deletion (read-only). */
-export async function* liveEntries(s: State, namespace: string, opts: { after?: string; pageSize?: number } = {}): AsyncGenerator<Registration> {
+export async function* liveEntries(
+  s: State,
+  namespace: string,
+  opts: { after?: string; pageSize?: number } = {},
+): AsyncGenerator<Registration> {
   let after = opts.after;
   const limit = opts.pageSize ?? 2000;
   for (;;) {
@@ -240,7 +263,12 @@ export async function diffNamespace(
   A: State,
   B: State,
   namespace: string,
-  opts: { strict?: boolean; only?: (key: string) => boolean; onDiff(d: DiffEvent): void | Promise<void>; onProgress?(n: number): void },
+  opts: {
+    strict?: boolean;
+    only?: (key: string) => boolean;
+    onDiff(d: DiffEvent): void | Promise<void>;
+    onProgress?(n: number): void;
+  },
 ): Promise<void> {
   const only = opts.only ?? (() => true);
   const ia = liveEntries(A, namespace);
@@ -269,7 +297,11 @@ export async function diffNamespace(
 }
 
 /** The fields in which two entries of the same key differ, or undefined when equivalent. */
-export function fieldDiff(a: Registration, b: Registration, strict: boolean): Record<string, [unknown, unknown]> | undefined {
+export function fieldDiff(
+  a: Registration,
+  b: Registration,
+  strict: boolean,
+): Record<string, [unknown, unknown]> | undefined {
   const out: Record<string, [unknown, unknown]> = {};
   if (a.pid !== b.pid) out.pid = [a.pid, b.pid];
   if (a.node !== b.node) out.node = [a.node, b.node];

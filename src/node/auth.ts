@@ -13,10 +13,15 @@ export function readTokenFile(path: string): string {
   try {
     text = readFileSync(path, 'utf8');
   } catch (cause) {
-    throw new InvalidInputError(`cannot read token file ${path}: ${(cause as NodeJS.ErrnoException).code ?? cause}`, { cause });
+    throw new InvalidInputError(`cannot read token file ${path}: ${(cause as NodeJS.ErrnoException).code ?? cause}`, {
+      cause,
+    });
   }
   const token = text.split(/\r?\n/)[0].trim();
-  if (token.length < 16) throw new InvalidInputError(`token file ${path} holds a token of ${token.length} characters: use at least 16 (e.g. \`openssl rand -hex 32 > ${path}\`)`);
+  if (token.length < 16)
+    throw new InvalidInputError(
+      `token file ${path} holds a token of ${token.length} characters: use at least 16 (e.g. \`openssl rand -hex 32 > ${path}\`)`,
+    );
   return token;
 }
 

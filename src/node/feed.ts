@@ -47,11 +47,15 @@ class FeedBackend implements Backend {
   /** Events of an open transaction, published on commit. */
   private pending: ChangeEvent[] | null = null;
 
-  constructor(private readonly inner: Backend, private readonly retention: number) {
+  constructor(
+    private readonly inner: Backend,
+    private readonly retention: number,
+  ) {
     this.name = inner.name;
     this.url = inner.url;
     this.capabilities = { ...inner.capabilities, watch: true };
-    if (inner.bulkRegister) this.bulkRegister = (entries, o) => then(inner.bulkRegister!(entries, o), (rs) => this.afterBulk(rs, !!o.atomic));
+    if (inner.bulkRegister)
+      this.bulkRegister = (entries, o) => then(inner.bulkRegister!(entries, o), (rs) => this.afterBulk(rs, !!o.atomic));
     if (inner.digest) this.digest = (ns, b) => inner.digest!(ns, b);
     if (inner.markCleanup) this.markCleanup = (at) => inner.markCleanup!(at);
     if (inner.clearNamespace) this.clearNamespace = (ns) => this.clear(ns);
@@ -124,11 +128,19 @@ class FeedBackend implements Backend {
     return this.inner.close();
   }
 
-  watch(opts: { namespace?: string; sinceRevision?: number }, onEvent: (e: ChangeEvent) => void, onError?: (err: Error) => void): () => void {
+  watch(
+    opts: { namespace?: string; sinceRevision?: number },
+    onEvent: (e: ChangeEvent) => void,
+    onError?: (err: Error) => void,
+  ): () => void {
     if (opts.sinceRevision !== undefined && opts.sinceRevision < this.revision) {
       const oldest = this.head < this.feed.length ? this.feed[this.head].revision : this.revision + 1;
       if (opts.sinceRevision + 1 < oldest) {
-        onError?.(new Error(`revision ${opts.sinceRevision} is compacted (oldest kept: ${oldest}): list again and watch from the current revision`));
+        onError?.(
+          new Error(
+            `revision ${opts.sinceRevision} is compacted (oldest kept: ${oldest}): list again and watch from the current revision`,
+          ),
+        );
         return () => {};
       }
       for (let i = this.head; i < this.feed.length; i++) {

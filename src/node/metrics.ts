@@ -148,7 +148,11 @@ export function createMetrics(src: MetricsSource): client.Registry {
         this.set(h ? Number(h[field]) : 0);
       },
     });
-  healthGauge('procreg_registrations', 'Registrations stored by the backend (alive or not yet swept).', 'registrations');
+  healthGauge(
+    'procreg_registrations',
+    'Registrations stored by the backend (alive or not yet swept).',
+    'registrations',
+  );
   healthGauge('procreg_registrations_alive', 'Registrations whose process is alive.', 'alive');
   healthGauge('procreg_registrations_dead', 'Registrations whose process is dead, not yet swept.', 'dead');
   healthGauge('procreg_backend_memory_bytes', 'Bytes the backend holds.', 'memoryBytes');
@@ -159,7 +163,8 @@ export function createMetrics(src: MetricsSource): client.Registry {
     registers: [register],
     async collect() {
       const h = await healthOnce();
-      for (const s of ['healthy', 'degraded', 'unhealthy']) this.set({ status: s }, (h?.status ?? 'unhealthy') === s ? 1 : 0);
+      for (const s of ['healthy', 'degraded', 'unhealthy'])
+        this.set({ status: s }, (h?.status ?? 'unhealthy') === s ? 1 : 0);
     },
   });
   return register;

@@ -10,7 +10,13 @@
  */
 import http from 'node:http';
 import type { ServerResponse } from 'node:http';
-import Fastify, { LogController, type FastifyInstance, type FastifyReply, type FastifyRequest, type RouteOptions } from 'fastify';
+import Fastify, {
+  LogController,
+  type FastifyInstance,
+  type FastifyReply,
+  type FastifyRequest,
+  type RouteOptions,
+} from 'fastify';
 import {
   AlreadyRegisteredError,
   asRegistryError,
@@ -70,7 +76,8 @@ export interface NodeOptions {
  */
 export function openNodeRegistry(opts: OpenOptions): Promise<ProcessRegistry> {
   return ProcessRegistry.openWith(async (ctx) => {
-    const open = async (url: string | undefined, o: Record<string, unknown>) => withChangeFeed(await openBackend(url, o, ctx, opts));
+    const open = async (url: string | undefined, o: Record<string, unknown>) =>
+      withChangeFeed(await openBackend(url, o, ctx, opts));
     return new SwitchableBackend(await open(opts.backend, opts.backendOpts ?? {}), open);
   }, opts);
 }
@@ -123,7 +130,16 @@ const registerBody = {
 const bulkItem = {
   type: 'object',
   required: ['key', 'pid'],
-  properties: { namespace: str, key: str, pid: int, node: str, meta: { type: 'object' }, pidStart: { type: ['integer', 'null'] }, registeredAt: int, updatedAt: int },
+  properties: {
+    namespace: str,
+    key: str,
+    pid: int,
+    node: str,
+    meta: { type: 'object' },
+    pidStart: { type: ['integer', 'null'] },
+    registeredAt: int,
+    updatedAt: int,
+  },
 } as const;
 const anyObject = { type: 'object', additionalProperties: true } as const;
 
@@ -165,7 +181,9 @@ export class RegistryNode {
   private constructor(opts: NodeOptions) {
     const host = opts.host ?? '127.0.0.1';
     if (!isLoopback(host) && !opts.token) {
-      throw new InvalidInputError(`refusing to listen on ${host} without a token: pass --token-file FILE (or listen on 127.0.0.1)`);
+      throw new InvalidInputError(
+        `refusing to listen on ${host} without a token: pass --token-file FILE (or listen on 127.0.0.1)`,
+      );
     }
     this.opts = { ...opts, host };
     this.registry = opts.registry;
@@ -258,7 +276,11 @@ export class RegistryNode {
         reply
           .code(401)
           .header('www-authenticate', 'Bearer realm="procreg"')
-          .send({ code: 'UNAUTHORIZED', message: r === 'missing' ? 'missing bearer token: send Authorization: Bearer <token>' : 'wrong bearer token' });
+          .send({
+            code: 'UNAUTHORIZED',
+            message:
+              r === 'missing' ? 'missing bearer token: send Authorization: Bearer <token>' : 'wrong bearer token',
+          });
       });
     }
 
@@ -274,32 +296,47 @@ export class RegistryNode {
       done();
     });
 
-    app.setErrorHandler((err: Error & { statusCode?: number; code?: string; validation?: unknown; validationContext?: string }, req, reply) => {
-      let status: number;
-      let body: Record<string, unknown>;
-      if (err instanceof RegistryError) {
-        status = statusFor(err.code);
-        body = toWire(err) as Record<string, unknown>;
-      } else if (err.validation) {
-        status = 400;
-        body = { code: 'INVALID_INPUT', message: `invalid ${err.validationContext ?? 'request'}: ${err.message.replace(/^(body|querystring|params)\/?/, '')}` };
-      } else if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
-        status = 413;
-        body = { code: 'PAYLOAD_TOO_LARGE', message: `request body too large (limit ${req.routeOptions.bodyLimit ?? this.app.initialConfig.bodyLimit} bytes)` };
-      } else if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
-        status = err.statusCode;
-        const code = status === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : status === 408 ? 'TIMEOUT' : 'INVALID_INPUT';
-        body = { code, message: status === 415 ? 'send JSON: Content-Type: application/json' : err.message };
-      } else {
-        status = 500;
-        body = toWire(asRegistryError(err));
-      }
-      if (status >= 500) req.log.error({ err, url: req.url }, 'request failed');
-      else req.log.debug({ code: body.code, url: req.url }, 'request refused');
-      reply.code(status).send(body);
-    });
+    app.setErrorHandler(
+      (
+        err: Error & { statusCode?: number; code?: string; validation?: unknown; validationContext?: string },
+        req,
+        reply,
+      ) => {
+        let status: number;
+        let body: Record<string, unknown>;
+        if (err instanceof RegistryError) {
+          status = statusFor(err.code);
+          body = toWire(err) as Record<string, unknown>;
+        } else if (err.validation) {
+          status = 400;
+          body = {
+            code: 'INVALID_INPUT',
+            message: `invalid ${err.validationContext ?? 'request'}: ${err.message.replace(/^(body|querystring|params)\/?/, '')}`,
+          };
+        } else if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE') {
+          status = 413;
+          body = {
+            code: 'PAYLOAD_TOO_LARGE',
+            message: `request body too large (limit ${req.routeOptions.bodyLimit ?? this.app.initialConfig.bodyLimit} bytes)`,
+          };
+        } else if (err.statusCode && err.statusCode >= 400 && err.statusCode < 500) {
+          status = err.statusCode;
+          const code = status === 415 ? 'UNSUPPORTED_MEDIA_TYPE' : status === 408 ? 'TIMEOUT' : 'INVALID_INPUT';
+          body = { code, message: status === 415 ? 'send JSON: Content-Type: application/json' : err.message };
+        } else {
+          status = 500;
+          body = toWire(asRegistryError(err));
+        }
+        if (status >= 500) req.log.error({ err, url: req.url }, 'request failed');
+        else req.log.debug({ code: body.code, url: req.url }, 'request refused');
+        reply.code(status).send(body);
+      },
+    );
     app.setNotFoundHandler((req, reply) => {
-      reply.code(404).send({ code: 'NO_ROUTE', message: `no route ${req.method} ${req.url.split('?')[0]}: see GET ${API}/openapi.json` });
+      reply.code(404).send({
+        code: 'NO_ROUTE',
+        message: `no route ${req.method} ${req.url.split('?')[0]}: see GET ${API}/openapi.json`,
+      });
     });
 
     for (const r of this.routes) {
@@ -335,7 +372,15 @@ export class RegistryNode {
         schema: { params: nsKeyParams, body: registerBody, response: { 201: entrySchema, '4xx': errorSchema } },
         handler: async (req, reply) => {
           const { ns, key } = this.ns(req);
-          const b = req.body as { pid: number; node?: string; meta?: Meta; pidStart?: number | null; registeredAt?: number; updatedAt?: number; replace?: { pid?: number; node?: string; registeredAt?: number } };
+          const b = req.body as {
+            pid: number;
+            node?: string;
+            meta?: Meta;
+            pidStart?: number | null;
+            registeredAt?: number;
+            updatedAt?: number;
+            replace?: { pid?: number; node?: string; registeredAt?: number };
+          };
           const entry = reg.makeEntry(key, b.pid, b.meta ?? {}, {
             namespace: ns,
             node: b.node,
@@ -371,38 +416,52 @@ export class RegistryNode {
         method: 'DELETE',
         url: `${API}/registrations/:ns/:key`,
         summary: 'Unregister (idempotent) → 200 {removed}; ?pid=&node=&registeredAt= remove only a matching holder',
-        schema: { params: nsKeyParams, response: { 200: { type: 'object', properties: { removed: { type: 'boolean' } } } } },
+        schema: {
+          params: nsKeyParams,
+          response: { 200: { type: 'object', properties: { removed: { type: 'boolean' } } } },
+        },
         handler: async (req) => {
           const { ns, key } = this.ns(req);
           const q = req.query as Q;
           const pid = optInt(q.pid, 'pid');
           const registeredAt = optInt(q.registeredAt, 'registeredAt');
           const node = optStr(q.node, 'node');
-          if (registeredAt === undefined && node === undefined) return { removed: await reg.unregister(key, { namespace: ns, pid }) };
-          return { removed: await reg.backend.unregister(validateNamespace(ns), validateKey(key), { pid, registeredAt, node }) };
+          if (registeredAt === undefined && node === undefined)
+            return { removed: await reg.unregister(key, { namespace: ns, pid }) };
+          return {
+            removed: await reg.backend.unregister(validateNamespace(ns), validateKey(key), { pid, registeredAt, node }),
+          };
         },
       },
-      ...(['PUT', 'PATCH'] as const).map(
-        (method): Route => ({
-          method,
-          url: `${API}/registrations/:ns/:key/meta`,
-          summary: method === 'PUT' ? 'Replace the metadata → 200 entry, 404' : 'JSON-merge-patch the metadata (RFC 7386) → 200 entry, 404',
-          schema: { params: nsKeyParams, body: { type: 'object' }, response: entry200 },
-          bodyLimit: MAX_META_BYTES * 2,
-          handler: async (req) => {
-            const { ns, key } = this.ns(req);
-            return reg.updateMetadata(key, req.body as Meta, { namespace: ns, merge: method === 'PATCH' });
-          },
-        }),
-      ),
+      ...(['PUT', 'PATCH'] as const).map((method): Route => ({
+        method,
+        url: `${API}/registrations/:ns/:key/meta`,
+        summary:
+          method === 'PUT'
+            ? 'Replace the metadata → 200 entry, 404'
+            : 'JSON-merge-patch the metadata (RFC 7386) → 200 entry, 404',
+        schema: { params: nsKeyParams, body: { type: 'object' }, response: entry200 },
+        bodyLimit: MAX_META_BYTES * 2,
+        handler: async (req) => {
+          const { ns, key } = this.ns(req);
+          return reg.updateMetadata(key, req.body as Meta, { namespace: ns, merge: method === 'PATCH' });
+        },
+      })),
       {
         method: 'GET',
         url: `${API}/registrations/:ns`,
-        summary: 'List live entries ordered by key → {items, next}; ?where=field=value (repeatable) &after=KEY &limit=N',
+        summary:
+          'List live entries ordered by key → {items, next}; ?where=field=value (repeatable) &after=KEY &limit=N',
         schema: {
           params: nsParams,
-          querystring: { type: 'object', properties: { where: { anyOf: [str, { type: 'array', items: str }] }, after: str, limit: str } },
-          response: { 200: { type: 'object', properties: { items: { type: 'array', items: entrySchema }, next: str } }, '4xx': errorSchema },
+          querystring: {
+            type: 'object',
+            properties: { where: { anyOf: [str, { type: 'array', items: str }] }, after: str, limit: str },
+          },
+          response: {
+            200: { type: 'object', properties: { items: { type: 'array', items: entrySchema }, next: str } },
+            '4xx': errorSchema,
+          },
         },
         handler: async (req) => {
           const { ns } = req.params as { ns: string };
@@ -424,9 +483,15 @@ export class RegistryNode {
       {
         method: 'POST',
         url: `${API}/bulk`,
-        summary: 'Register many → {results} in input order: {ok:true, entry} | {ok:false, holder} | {ok:false, error}; atomic = all or nothing',
+        summary:
+          'Register many → {results} in input order: {ok:true, entry} | {ok:false, holder} | {ok:false, error}; atomic = all or nothing',
         schema: {
-          body: { type: 'object', required: ['entries'], additionalProperties: false, properties: { entries: { type: 'array', items: { type: 'object' } }, atomic: { type: 'boolean' } } },
+          body: {
+            type: 'object',
+            required: ['entries'],
+            additionalProperties: false,
+            properties: { entries: { type: 'array', items: { type: 'object' } }, atomic: { type: 'boolean' } },
+          },
           querystring: { type: 'object', properties: { results: { enum: ['full', 'compact'] } } },
         },
         bodyLimit: bulkBodyLimit,
@@ -440,14 +505,16 @@ export class RegistryNode {
       {
         method: 'GET',
         url: `${API}/watch`,
-        summary: 'Change feed from ?since=REV (exclusive) for ?ns=: NDJSON lines, or SSE with Accept: text/event-stream; 410 when compacted',
+        summary:
+          'Change feed from ?since=REV (exclusive) for ?ns=: NDJSON lines, or SSE with Accept: text/event-stream; 410 when compacted',
         schema: { querystring: { type: 'object', properties: { ns: str, since: str } } },
         handler: (req, reply) => this.watch(req, reply),
       },
       {
         method: 'GET',
         url: `${API}/digest/:ns`,
-        summary: 'Per-bucket digests of a namespace computed on the node → {buckets, digests, counts}; ?buckets=N (default 256)',
+        summary:
+          'Per-bucket digests of a namespace computed on the node → {buckets, digests, counts}; ?buckets=N (default 256)',
         schema: { params: nsParams, querystring: { type: 'object', properties: { buckets: str } } },
         handler: async (req) => {
           const { ns } = req.params as { ns: string };
@@ -488,9 +555,15 @@ export class RegistryNode {
       {
         method: 'POST',
         url: `${API}/admin/switch`,
-        summary: 'Move the running node to another backend: dual write, backfill, pause, repair + verify, flip → the switch report; 409 while one runs',
+        summary:
+          'Move the running node to another backend: dual write, backfill, pause, repair + verify, flip → the switch report; 409 while one runs',
         schema: {
-          body: { type: 'object', required: ['backend'], additionalProperties: false, properties: { backend: str, backendOpts: anyObject } },
+          body: {
+            type: 'object',
+            required: ['backend'],
+            additionalProperties: false,
+            properties: { backend: str, backendOpts: anyObject },
+          },
         },
         handler: async (req) => {
           const b = req.body as { backend: string; backendOpts?: Record<string, unknown> };
@@ -571,17 +644,33 @@ export class RegistryNode {
       return { ...h, nodeInfo: info };
     } catch (err) {
       const e = asRegistryError(err);
-      return { status: 'unhealthy' as const, reasons: [`backend ${this.registry.backend.url}: ${e.message}`], registrations: 0, alive: 0, dead: 0, memoryBytes: 0, lastCleanup: null, nodeInfo: info };
+      return {
+        status: 'unhealthy' as const,
+        reasons: [`backend ${this.registry.backend.url}: ${e.message}`],
+        registrations: 0,
+        alive: 0,
+        dead: 0,
+        memoryBytes: 0,
+        lastCleanup: null,
+        nodeInfo: info,
+      };
     }
   }
 
   /** Register `entry`, replacing the holder when it matches `cond` (or may be replaced anyway). */
-  private async compareAndSwap(entry: Registration, cond: { pid?: number; node?: string; registeredAt?: number }): Promise<Registration> {
+  private async compareAndSwap(
+    entry: Registration,
+    cond: { pid?: number; node?: string; registeredAt?: number },
+  ): Promise<Registration> {
     const reg = this.registry;
     if (entry.node === reg.nodeName && !pidExists(entry.pid)) throw new DeadProcessError(entry.pid, entry.node);
     const matches = (h: Registration) =>
-      (cond.pid === undefined || h.pid === cond.pid) && (cond.node === undefined || h.node === cond.node) && (cond.registeredAt === undefined || h.registeredAt === cond.registeredAt);
-    const r = await reg.backend.register(entry, { replaceIf: (h) => (h.pid === entry.pid && h.node === entry.node) || !reg.isAlive(h) || matches(h) });
+      (cond.pid === undefined || h.pid === cond.pid) &&
+      (cond.node === undefined || h.node === cond.node) &&
+      (cond.registeredAt === undefined || h.registeredAt === cond.registeredAt);
+    const r = await reg.backend.register(entry, {
+      replaceIf: (h) => (h.pid === entry.pid && h.node === entry.node) || !reg.isAlive(h) || matches(h),
+    });
     if (!r.ok) throw new AlreadyRegisteredError(r.holder);
     return r.entry;
   }
@@ -619,7 +708,11 @@ export class RegistryNode {
       (err) => {
         failure = err;
         if (!buffered && open) {
-          res.write(sse ? `event: error\ndata: ${JSON.stringify({ code: 'WATCH_FAILED', message: err.message })}\n\n` : `${JSON.stringify({ type: 'error', code: 'WATCH_FAILED', message: err.message })}\n`);
+          res.write(
+            sse
+              ? `event: error\ndata: ${JSON.stringify({ code: 'WATCH_FAILED', message: err.message })}\n\n`
+              : `${JSON.stringify({ type: 'error', code: 'WATCH_FAILED', message: err.message })}\n`,
+          );
           res.end();
         }
       },
@@ -641,7 +734,15 @@ export class RegistryNode {
     const pending = buffered;
     buffered = null;
     for (const e of pending) write(e);
-    const beat = setInterval(() => res.write(sse ? ': heartbeat\n\n' : `${JSON.stringify({ type: 'heartbeat', revision: currentRevision(backend) ?? null })}\n`), 15_000);
+    const beat = setInterval(
+      () =>
+        res.write(
+          sse
+            ? ': heartbeat\n\n'
+            : `${JSON.stringify({ type: 'heartbeat', revision: currentRevision(backend) ?? null })}\n`,
+        ),
+      15_000,
+    );
     beat.unref();
     res.once('close', () => {
       open = false;
@@ -656,9 +757,20 @@ export class RegistryNode {
     const paths: Record<string, Record<string, unknown>> = {};
     for (const r of this.routes) {
       const path = r.url.replace(/:(\w+)/g, '{$1}');
-      const s = (r.schema ?? {}) as { params?: { properties?: Record<string, unknown> }; querystring?: { properties?: Record<string, unknown> }; body?: unknown; response?: Record<string, unknown> };
+      const s = (r.schema ?? {}) as {
+        params?: { properties?: Record<string, unknown> };
+        querystring?: { properties?: Record<string, unknown> };
+        body?: unknown;
+        response?: Record<string, unknown>;
+      };
       const parameters = [
-        ...Object.entries(s.params?.properties ?? {}).map(([name, schema]) => ({ name, in: 'path', required: true, schema, description: 'URL-encoded' })),
+        ...Object.entries(s.params?.properties ?? {}).map(([name, schema]) => ({
+          name,
+          in: 'path',
+          required: true,
+          schema,
+          description: 'URL-encoded',
+        })),
         ...Object.entries(s.querystring?.properties ?? {}).map(([name, schema]) => ({ name, in: 'query', schema })),
       ];
       const responses: Record<string, unknown> = {};
@@ -668,13 +780,26 @@ export class RegistryNode {
       (paths[path] ??= {})[r.method.toLowerCase()] = {
         summary: r.summary,
         parameters,
-        ...(s.body ? { requestBody: { required: true, content: { [r.method === 'PATCH' ? 'application/merge-patch+json' : 'application/json']: { schema: s.body } } } } : {}),
+        ...(s.body
+          ? {
+              requestBody: {
+                required: true,
+                content: {
+                  [r.method === 'PATCH' ? 'application/merge-patch+json' : 'application/json']: { schema: s.body },
+                },
+              },
+            }
+          : {}),
         responses,
       };
     }
     return {
       openapi: '3.1.0',
-      info: { title: 'procreg registry node', version: '1', description: 'A process registry node: names → live OS processes. Errors are {code, message}.' },
+      info: {
+        title: 'procreg registry node',
+        version: '1',
+        description: 'A process registry node: names → live OS processes. Errors are {code, message}.',
+      },
       components: {
         securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
         schemas: { Registration: entrySchema, Error: errorSchema, RegisterRequest: registerBody, BulkItem: bulkItem },
@@ -697,7 +822,9 @@ function clientError(err: NodeJS.ErrnoException, socket: import('node:net').Sock
         ? [431, 'INVALID_INPUT', 'request headers too large']
         : [400, 'INVALID_INPUT', 'malformed HTTP request'];
   const body = JSON.stringify({ code, message });
-  socket.end(`HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`);
+  socket.end(
+    `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
+  );
 }
 
 function optStr(v: string | string[] | undefined, name: string): string | undefined {
@@ -731,7 +858,13 @@ function bulkJson(results: BulkResult[], sent?: Array<Record<string, unknown>>):
 }
 
 function compactOk(e: Registration, sent: Record<string, unknown>): string {
-  if (sent.namespace === e.namespace && sent.node === e.node && sent.registeredAt === e.registeredAt && sent.updatedAt === e.updatedAt && (sent.pidStart ?? null) === (e.pidStart ?? null)) {
+  if (
+    sent.namespace === e.namespace &&
+    sent.node === e.node &&
+    sent.registeredAt === e.registeredAt &&
+    sent.updatedAt === e.updatedAt &&
+    (sent.pidStart ?? null) === (e.pidStart ?? null)
+  ) {
     return '{"ok":true}';
   }
   let out = '{"ok":true';

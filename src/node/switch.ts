@@ -80,7 +80,10 @@ export class SwitchableBackend implements Backend {
   private switching: string | null = null;
   readonly history: SwitchReport[] = [];
 
-  constructor(initial: Backend, private readonly openTarget: OpenTarget) {
+  constructor(
+    initial: Backend,
+    private readonly openTarget: OpenTarget,
+  ) {
     this.current = initial;
     const c = initial.capabilities;
     // Fixed at construction: the service above decides locking and liveness from these once.
@@ -161,7 +164,10 @@ export class SwitchableBackend implements Backend {
 
   bulkRegister(entries: Registration[], opts: RegisterOptions & { atomic?: boolean }) {
     return this.write(
-      () => (this.current.bulkRegister ? this.current.bulkRegister(entries, opts) : registerEach(this.current, entries, opts)),
+      () =>
+        this.current.bulkRegister
+          ? this.current.bulkRegister(entries, opts)
+          : registerEach(this.current, entries, opts),
       (rs, t) => {
         const ok = rs.flatMap((r) => (r.ok ? [r.entry] : []));
         if (opts.atomic && ok.length !== rs.length) return undefined;
@@ -172,7 +178,8 @@ export class SwitchableBackend implements Backend {
 
   clearNamespace(namespace: string) {
     return this.write(
-      () => (this.current.clearNamespace ? this.current.clearNamespace(namespace) : clearByKey(this.current, namespace)),
+      () =>
+        this.current.clearNamespace ? this.current.clearNamespace(namespace) : clearByKey(this.current, namespace),
       (_n, t) => then(t.clearNamespace ? t.clearNamespace(namespace) : clearByKey(t, namespace), () => undefined),
     );
   }
@@ -187,9 +194,17 @@ export class SwitchableBackend implements Backend {
 
   // --- the change feed, continuous across a flip -----------------------------------------------
 
-  watch(opts: { namespace?: string; sinceRevision?: number }, onEvent: (e: ChangeEvent) => void, onError?: (err: Error) => void): MaybePromise<() => void> {
+  watch(
+    opts: { namespace?: string; sinceRevision?: number },
+    onEvent: (e: ChangeEvent) => void,
+    onError?: (err: Error) => void,
+  ): MaybePromise<() => void> {
     if (opts.sinceRevision !== undefined && opts.sinceRevision < this.flipPoint) {
-      onError?.(new Error(`revision ${opts.sinceRevision} is compacted (the node switched backends at revision ${this.flipPoint}): list again and watch from the current revision`));
+      onError?.(
+        new Error(
+          `revision ${opts.sinceRevision} is compacted (the node switched backends at revision ${this.flipPoint}): list again and watch from the current revision`,
+        ),
+      );
       return () => {};
     }
     const sub: Sub = { namespace: opts.namespace, onEvent, onError, stop: () => {} };
@@ -221,7 +236,8 @@ export class SwitchableBackend implements Backend {
 
   /** Move to the backend at `url`; resolves with the report once the node serves from it. */
   async switchTo(url: string, opts: Record<string, unknown> = {}): Promise<SwitchReport> {
-    if (this.switching) throw new ConflictError(`a switch to ${this.switching} is already running: wait for it (registry node status)`);
+    if (this.switching)
+      throw new ConflictError(`a switch to ${this.switching} is already running: wait for it (registry node status)`);
     this.switching = url;
     const t0 = performance.now();
     let target: Backend | undefined;
@@ -241,9 +257,11 @@ export class SwitchableBackend implements Backend {
       // 2. backfill, never overwriting what a dual write already put there.
       let copied = 0;
       for (const ns of await this.current.namespaces()) {
-        for (let after: string | undefined; ; ) {
+        for (let after: string | undefined; ;) {
           const page = await this.current.list(ns, { after, limit: 1000 });
-          const rs = await (target.bulkRegister ? target.bulkRegister(page.items, never) : registerEach(target, page.items, never));
+          const rs = await (target.bulkRegister
+            ? target.bulkRegister(page.items, never)
+            : registerEach(target, page.items, never));
           copied += rs.filter((r) => r.ok).length;
           if (!page.next) break;
           after = page.next;
@@ -255,7 +273,10 @@ export class SwitchableBackend implements Backend {
       const p0 = performance.now();
       try {
         if (this.inFlight > 0) await new Promise<void>((r) => (this.drained = r));
-        if (this.mirrorError) throw new ConflictError(`a dual write to ${target.url} failed: ${(this.mirrorError as Error).message}; the node stays on ${this.current.url}`);
+        if (this.mirrorError)
+          throw new ConflictError(
+            `a dual write to ${target.url} failed: ${(this.mirrorError as Error).message}; the node stays on ${this.current.url}`,
+          );
         const repaired = await repair(this.current, target);
         const namespaces = await verify(this.current, target);
         // 4. flip: the feed goes on from the same revision, subscribers move over.
@@ -310,10 +331,14 @@ export class SwitchableBackend implements Backend {
    * Apply a write to the current store (after the gate, while one is up) and, during a switch,
    * mirror its outcome to the target. Asynchronous writes are counted so the flip can wait for them.
    */
-  private write<T>(apply: () => MaybePromise<T>, mirror: (result: T, target: Backend) => MaybePromise<void>): MaybePromise<T> {
+  private write<T>(
+    apply: () => MaybePromise<T>,
+    mirror: (result: T, target: Backend) => MaybePromise<void>,
+  ): MaybePromise<T> {
     if (this.gate) return this.gate.then(() => this.write(apply, mirror));
     let out: MaybePromise<T>;
-    if (!this.target) out = apply(); // the common case: no switch running
+    if (!this.target)
+      out = apply(); // the common case: no switch running
     else {
       out = then(apply(), (r) => {
         const t = this.target;
@@ -369,7 +394,7 @@ async function clearByKey(b: Backend, namespace: string): Promise<number> {
 
 /** Every stored entry of a namespace, page by page. */
 async function* all(b: Backend, namespace: string): AsyncGenerator<Registration> {
-  for (let after: string | undefined; ; ) {
+  for (let after: string | undefined; ;) {
     const page = await b.list(namespace, { after, limit: 1000 });
     yield* page.items;
     if (!page.next) return;
@@ -384,7 +409,11 @@ async function digestOf(b: Backend, namespace: string, buckets: number, strict =
 }
 
 const same = (a: Registration, b: Registration) =>
-  a.pid === b.pid && a.node === b.node && a.registeredAt === b.registeredAt && a.updatedAt === b.updatedAt && JSON.stringify(a.meta) === JSON.stringify(b.meta);
+  a.pid === b.pid &&
+  a.node === b.node &&
+  a.registeredAt === b.registeredAt &&
+  a.updatedAt === b.updatedAt &&
+  JSON.stringify(a.meta) === JSON.stringify(b.meta);
 
 /** Make `target` hold exactly what `source` holds (writes are paused); returns keys fixed. */
 async function repair(source: Backend, target: Backend): Promise<number> {
@@ -419,7 +448,10 @@ async function verify(source: Backend, target: Backend): Promise<Record<string, 
   for (const ns of spaces) {
     const [a, b] = [await digestOf(source, ns, SWITCH_BUCKETS, true), await digestOf(target, ns, SWITCH_BUCKETS, true)];
     const bad = a.digests.findIndex((d, i) => d !== b.digests[i]);
-    if (bad >= 0) throw new ConflictError(`verify failed: namespace "${ns}" differs in bucket ${bad} between ${source.url} and ${target.url}; the node stays on ${source.url}`);
+    if (bad >= 0)
+      throw new ConflictError(
+        `verify failed: namespace "${ns}" differs in bucket ${bad} between ${source.url} and ${target.url}; the node stays on ${source.url}`,
+      );
     const total = a.counts.reduce((x, y) => x + y, 0);
     out[ns] = { count: total, digest: combined(a.digests) };
   }

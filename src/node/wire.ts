@@ -66,7 +66,8 @@ export interface WireError {
 
 /** A RegistryError as a wire body (internal errors say nothing about internals). */
 export function toWire(err: RegistryError): WireError {
-  if (err.code === 'INTERNAL') return { code: 'INTERNAL', message: 'internal error on the registry node (see its log)' };
+  if (err.code === 'INTERNAL')
+    return { code: 'INTERNAL', message: 'internal error on the registry node (see its log)' };
   return err.toJSON() as WireError;
 }
 
@@ -76,11 +77,14 @@ export function fromWire(status: number, body: unknown, where: string): Registry
   const code = typeof b.code === 'string' ? b.code : '';
   const message = typeof b.message === 'string' ? b.message : `HTTP ${status}`;
   if (status === 401 || status === 403 || code === 'UNAUTHORIZED') {
-    return new UnauthorizedError(`registry node ${where} refused the token (${message}): pass the right one in REGISTRY_TOKEN or backendOpts.token`);
+    return new UnauthorizedError(
+      `registry node ${where} refused the token (${message}): pass the right one in REGISTRY_TOKEN or backendOpts.token`,
+    );
   }
   if (code === 'ALREADY_REGISTERED' && b.holder) return new AlreadyRegisteredError(b.holder as Registration);
   if (code === 'DEAD_PROCESS') return new DeadProcessError(Number(b.pid), String(b.node));
-  if (code === 'NOT_FOUND' && typeof b.namespace === 'string' && typeof b.key === 'string') return new NotFoundError(b.namespace, b.key);
+  if (code === 'NOT_FOUND' && typeof b.namespace === 'string' && typeof b.key === 'string')
+    return new NotFoundError(b.namespace, b.key);
   if (status === 400 || status === 413 || code === 'INVALID_INPUT') return new InvalidInputError(message);
   if (code === 'UNREACHABLE' || status === 502) return new UnreachableError(`registry node ${where}: ${message}`);
   if (code in exitCodes) return new RegistryError(code as ErrorCode, message);

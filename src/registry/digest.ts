@@ -166,7 +166,13 @@ function integerEnd(t: string, i: number): number {
   let j = s;
   while (j < t.length && t.charCodeAt(j) >= 48 && t.charCodeAt(j) <= 57) j++;
   const digits = j - s;
-  if (digits === 0 || digits > 15 || (digits > 1 && t.charCodeAt(s) === 48) || (neg && digits === 1 && t.charCodeAt(s) === 48)) return -1;
+  if (
+    digits === 0 ||
+    digits > 15 ||
+    (digits > 1 && t.charCodeAt(s) === 48) ||
+    (neg && digits === 1 && t.charCodeAt(s) === 48)
+  )
+    return -1;
   const c = t.charCodeAt(j);
   if (c === 46 || c === 101 || c === 69) return -1; // a fraction or exponent
   return j;
@@ -288,7 +294,10 @@ export class BucketDigester {
   private nsJson = '';
   private lastNode: string | undefined;
   private nodeJson = '';
-  constructor(readonly buckets: number, readonly strict = false) {
+  constructor(
+    readonly buckets: number,
+    readonly strict = false,
+  ) {
     this.parts = Array.from({ length: buckets }, () => new Digest());
   }
   add(e: Registration): void {
@@ -308,7 +317,9 @@ export class BucketDigester {
       this.nodeJson = JSON.stringify(node) + ',';
     }
     const meta = canonicalFlatObjectText(metaText) ?? canonicalParsedJson(JSON.parse(metaText));
-    this.parts[bucketOf(namespace, key, this.buckets)].addText(this.nsJson + JSON.stringify(key) + ',' + pid + ',' + this.nodeJson + meta);
+    this.parts[bucketOf(namespace, key, this.buckets)].addText(
+      this.nsJson + JSON.stringify(key) + ',' + pid + ',' + this.nodeJson + meta,
+    );
   }
   result(): BucketDigests {
     return { buckets: this.buckets, digests: this.parts.map((d) => d.hex()), counts: this.parts.map((d) => d.count) };

@@ -43,7 +43,10 @@ export interface DumpResult {
  * Entries are spooled to a temporary file while the digest accumulates, then the header and the
  * body are written: one read of the backend, constant memory.
  */
-export async function dump(reg: ProcessRegistry, opts: { namespaces?: string[]; out: string | Writable; onProgress?: (n: number) => void }): Promise<DumpResult> {
+export async function dump(
+  reg: ProcessRegistry,
+  opts: { namespaces?: string[]; out: string | Writable; onProgress?: (n: number) => void },
+): Promise<DumpResult> {
   const namespaces = opts.namespaces ?? (await reg.namespaces());
   const spoolDir = typeof opts.out === 'string' ? dirname(opts.out) : tmpdir();
   const spool = join(spoolDir, `.procreg-dump-${process.pid}-${Date.now()}.tmp`);
@@ -85,7 +88,9 @@ export async function dump(reg: ProcessRegistry, opts: { namespaces?: string[]; 
       await pipeline(createReadStream(spool), createWriteStream(opts.out, { flags: 'a' }));
     } else {
       const out = opts.out;
-      await new Promise<void>((res, rej) => out.write(`${JSON.stringify(header)}\n`, (err) => (err ? rej(err) : res())));
+      await new Promise<void>((res, rej) =>
+        out.write(`${JSON.stringify(header)}\n`, (err) => (err ? rej(err) : res())),
+      );
       for await (const chunk of createReadStream(spool)) {
         if (!out.write(chunk)) await new Promise((r) => out.once('drain', r));
       }
@@ -184,9 +189,13 @@ function parseEntry(reg: ProcessRegistry, line: string, n: number, file: string)
   try {
     v = JSON.parse(line);
   } catch (cause) {
-    throw new InvalidInputError(`${file} line ${n}: not valid JSON (${(cause as Error).message}); nothing was restored`, { cause });
+    throw new InvalidInputError(
+      `${file} line ${n}: not valid JSON (${(cause as Error).message}); nothing was restored`,
+      { cause },
+    );
   }
-  if (!v || typeof v !== 'object' || Array.isArray(v)) throw new InvalidInputError(`${file} line ${n}: expected a registration object; nothing was restored`);
+  if (!v || typeof v !== 'object' || Array.isArray(v))
+    throw new InvalidInputError(`${file} line ${n}: expected a registration object; nothing was restored`);
   try {
     const num = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x : undefined);
     return reg.makeEntry(v.key as string, v.pid as number, v.meta as Record<string, unknown>, {
@@ -197,7 +206,8 @@ function parseEntry(reg: ProcessRegistry, line: string, n: number, file: string)
       updatedAt: num(v.updatedAt),
     });
   } catch (err) {
-    if (err instanceof RegistryError) throw new InvalidInputError(`${file} line ${n}: ${err.message}; nothing was restored`, { cause: err });
+    if (err instanceof RegistryError)
+      throw new InvalidInputError(`${file} line ${n}: ${err.message}; nothing was restored`, { cause: err });
     throw err;
   }
 }
@@ -219,19 +229,29 @@ export async function restore(
     try {
       h = JSON.parse(line);
     } catch {
-      throw new InvalidInputError(`${file} line ${n}: not a procreg dump header (not JSON): make dumps with \`registry dump\``);
+      throw new InvalidInputError(
+        `${file} line ${n}: not a procreg dump header (not JSON): make dumps with \`registry dump\``,
+      );
     }
-    if (!h || h.procreg !== 'dump') throw new InvalidInputError(`${file} is not a procreg dump (the first line has no "procreg":"dump" header): make dumps with \`registry dump\``);
-    if (h.version !== DUMP_VERSION) throw new InvalidInputError(`${file} is a version ${h.version} dump; this procreg reads version ${DUMP_VERSION}`);
+    if (!h || h.procreg !== 'dump')
+      throw new InvalidInputError(
+        `${file} is not a procreg dump (the first line has no "procreg":"dump" header): make dumps with \`registry dump\``,
+      );
+    if (h.version !== DUMP_VERSION)
+      throw new InvalidInputError(`${file} is a version ${h.version} dump; this procreg reads version ${DUMP_VERSION}`);
     return h;
   };
   const finish = (cleared: number): RestoreResult => {
     if (!header) throw new InvalidInputError(`${file} is empty: not a procreg dump`);
     if (digest.count !== header.count) {
-      throw new InvalidInputError(`${file} holds ${digest.count} entries but its header says ${header.count}: the dump is truncated; nothing was restored`);
+      throw new InvalidInputError(
+        `${file} holds ${digest.count} entries but its header says ${header.count}: the dump is truncated; nothing was restored`,
+      );
     }
     if (digest.hex() !== header.digest) {
-      throw new InvalidInputError(`${file}: the entries do not match the header's digest (edited or corrupted dump); nothing was restored`);
+      throw new InvalidInputError(
+        `${file}: the entries do not match the header's digest (edited or corrupted dump); nothing was restored`,
+      );
     }
     return { mode, restored: digest.count, cleared, digest: digest.hex(), namespaces: [...seen].sort() };
   };
@@ -285,7 +305,9 @@ export async function restore(
     if (mode === 'replace') {
       for (const ns of await reg.namespaces()) {
         if (backend.clearNamespace) cleared += await backend.clearNamespace(ns);
-        else for await (const e of reg.entries({ namespace: ns })) if (await backend.unregister(e.namespace, e.key)) cleared++;
+        else
+          for await (const e of reg.entries({ namespace: ns }))
+            if (await backend.unregister(e.namespace, e.key)) cleared++;
       }
     }
     let batch: Registration[] = [];

@@ -43,7 +43,11 @@ export class LookupCache {
   private epoch = 0;
   private readonly counters = { hits: 0, misses: 0, invalidations: 0, resyncs: 0 };
 
-  private constructor(private readonly registry: ProcessRegistry, private readonly backend: Backend, readonly ttlMs: number) {}
+  private constructor(
+    private readonly registry: ProcessRegistry,
+    private readonly backend: Backend,
+    readonly ttlMs: number,
+  ) {}
 
   /** Start watching (when the backend has a feed); the cache fills lazily on lookups. */
   static async open(registry: ProcessRegistry, opts: { ttlMs?: number } = {}): Promise<LookupCache> {
@@ -86,7 +90,8 @@ export class LookupCache {
         : { entry: await this.registry.lookup(key, { namespace }), revision: 0 };
       const seen = this.pending.get(id) ?? 0;
       // An event newer than this read arrived meanwhile: the read is stale, do not cache it.
-      if (seen <= revision && epoch === this.epoch && !this.closed) this.slots.set(id, { entry, revision, at: Date.now() });
+      if (seen <= revision && epoch === this.epoch && !this.closed)
+        this.slots.set(id, { entry, revision, at: Date.now() });
       if (entry && !this.registry.isAlive(entry)) {
         this.slots.delete(id);
         return this.registry.lookup(key, { namespace });
@@ -121,7 +126,11 @@ export class LookupCache {
   }
 
   private async watchFrom(revision: number): Promise<void> {
-    this.stopWatch = await this.backend.watch!({ sinceRevision: revision }, (e) => this.apply(e), () => void this.resync());
+    this.stopWatch = await this.backend.watch!(
+      { sinceRevision: revision },
+      (e) => this.apply(e),
+      () => void this.resync(),
+    );
   }
 
   /** Drop everything and watch again from the current revision. */

@@ -105,7 +105,10 @@ export class ProcessRegistry {
   }
 
   /** Open a backend made by `make` (given the context every backend gets) and put the service in front. */
-  static async openWith(make: (ctx: BackendContext) => MaybePromise<Backend>, opts: Omit<OpenOptions, 'backend'> = {}): Promise<ProcessRegistry> {
+  static async openWith(
+    make: (ctx: BackendContext) => MaybePromise<Backend>,
+    opts: Omit<OpenOptions, 'backend'> = {},
+  ): Promise<ProcessRegistry> {
     const nodeName = opts.nodeName ?? (process.env.REGISTRY_NODE || os.hostname());
     const holder: { reg?: ProcessRegistry } = {};
     const fromOpts = opts.backendOpts?.cleanupInterval;
@@ -156,7 +159,12 @@ export class ProcessRegistry {
   }
 
   /** Validate and complete an entry (namespace, node, pid start, timestamps). */
-  makeEntry(key: string, pid: number, meta: Meta = {}, opts: RegisterCallOptions & { registeredAt?: number; updatedAt?: number } = {}): Registration {
+  makeEntry(
+    key: string,
+    pid: number,
+    meta: Meta = {},
+    opts: RegisterCallOptions & { registeredAt?: number; updatedAt?: number } = {},
+  ): Registration {
     this.check();
     const namespace = opts.namespace === undefined ? this.namespace : validateNamespace(opts.namespace);
     validateKey(key);
@@ -172,19 +180,26 @@ export class ProcessRegistry {
       meta,
       registeredAt: opts.registeredAt ?? now,
       updatedAt: opts.updatedAt ?? opts.registeredAt ?? now,
-      pidStart: opts.pidStart !== undefined ? opts.pidStart : node === this.nodeName && this.judgeLocally ? this.liveness.startOf(pid) ?? null : null,
+      pidStart:
+        opts.pidStart !== undefined
+          ? opts.pidStart
+          : node === this.nodeName && this.judgeLocally
+            ? (this.liveness.startOf(pid) ?? null)
+            : null,
     };
   }
 
   /** Register a complete, validated entry (see makeEntry). */
   registerEntry(entry: Registration): Promise<Registration> {
     return this.stats.track('register', () => {
-      if (entry.node === this.nodeName && this.judgeLocally && !pidExists(entry.pid)) throw new DeadProcessError(entry.pid, entry.node);
-      const run = () => then(this.backend.register(entry, this.replaceRule(entry)), (r) => {
-        if (!r.ok) throw new AlreadyRegisteredError(r.holder);
-        this.touched(entry.namespace, entry.key);
-        return r.entry;
-      });
+      if (entry.node === this.nodeName && this.judgeLocally && !pidExists(entry.pid))
+        throw new DeadProcessError(entry.pid, entry.node);
+      const run = () =>
+        then(this.backend.register(entry, this.replaceRule(entry)), (r) => {
+          if (!r.ok) throw new AlreadyRegisteredError(r.holder);
+          this.touched(entry.namespace, entry.key);
+          return r.entry;
+        });
       return this.mutex ? this.mutex.run(`${entry.namespace}\u0000${entry.key}`, run) : run();
     });
   }
@@ -205,7 +220,8 @@ export class ProcessRegistry {
   lookupSync(key: string, opts?: CallOptions): Registration | undefined {
     // The hot path of a local registry: no closure, no Promise, one-slot liveness cache, one
     // timed call in `sampleEvery` (counts stay exact).
-    if (!this.syncLookups) throw new InvalidInputError(`the ${this.backend.name} backend is asynchronous: use lookup()`);
+    if (!this.syncLookups)
+      throw new InvalidInputError(`the ${this.backend.name} backend is asynchronous: use lookup()`);
     const s = this.lookupStats;
     if (s !== null) {
       if (s.hit()) {
@@ -221,7 +237,8 @@ export class ProcessRegistry {
   private lookupNow(key: string, opts: CallOptions | undefined): Registration | undefined {
     try {
       if (this.closed) this.check();
-      const namespace = opts === undefined || opts.namespace === undefined ? this.namespace : validateNamespace(opts.namespace);
+      const namespace =
+        opts === undefined || opts.namespace === undefined ? this.namespace : validateNamespace(opts.namespace);
       if (typeof key !== 'string' || key.length === 0) validateKey(key);
       const e = this.backend.lookup(namespace, key) as Registration | undefined;
       if (e === undefined || this.isAlive(e)) return e;
@@ -261,10 +278,13 @@ export class ProcessRegistry {
       const namespace = this.ns(opts);
       validateKey(key);
       const run = () =>
-        then(this.backend.unregister(namespace, key, opts.pid === undefined ? undefined : { pid: opts.pid }), (removed) => {
-          this.touched(namespace, key);
-          return removed;
-        });
+        then(
+          this.backend.unregister(namespace, key, opts.pid === undefined ? undefined : { pid: opts.pid }),
+          (removed) => {
+            this.touched(namespace, key);
+            return removed;
+          },
+        );
       return this.mutex ? this.mutex.run(`${namespace}\u0000${key}`, run) : run();
     });
   }
@@ -315,7 +335,10 @@ export class ProcessRegistry {
       const run = async () => {
         const live = await this.lookupCore(namespace, key);
         if (!live) throw new NotFoundError(namespace, key);
-        const next = await this.backend.updateMetadata(namespace, key, meta, { merge: !!opts.merge, validate: (m) => void validateMeta(m) });
+        const next = await this.backend.updateMetadata(namespace, key, meta, {
+          merge: !!opts.merge,
+          validate: (m) => void validateMeta(m),
+        });
         this.touched(namespace, key);
         if (!next) throw new NotFoundError(namespace, key);
         return next;
@@ -359,7 +382,8 @@ export class ProcessRegistry {
         const it = items[i];
         try {
           const e = this.makeEntry(it.key, it.pid, it.meta ?? {}, it);
-          if (e.node === this.nodeName && this.judgeLocally && !pidExists(e.pid)) throw new DeadProcessError(e.pid, e.node);
+          if (e.node === this.nodeName && this.judgeLocally && !pidExists(e.pid))
+            throw new DeadProcessError(e.pid, e.node);
           valid.push(e);
           where.push(i);
         } catch (err) {
@@ -367,7 +391,13 @@ export class ProcessRegistry {
         }
       }
       if (opts.atomic && valid.length !== items.length) {
-        return items.map((_, i) => results[i] ?? { ok: false, error: new RegistryError('CONFLICT', 'not written: another entry of the atomic batch failed') });
+        return items.map(
+          (_, i) =>
+            results[i] ?? {
+              ok: false,
+              error: new RegistryError('CONFLICT', 'not written: another entry of the atomic batch failed'),
+            },
+        );
       }
       // Replace a holder only when it is dead or is the very process this batch registers.
       const batchEntry = batchIndex(valid);
@@ -412,7 +442,10 @@ export class ProcessRegistry {
       signal: async (sig = 'SIGTERM') => {
         const e = await this.lookup(key, { namespace });
         if (!e) return false;
-        if (e.node !== this.nodeName) throw new InvalidInputError(`"${key}" is held by pid ${e.pid} on node ${e.node}, not this node (${this.nodeName}): signal it there`);
+        if (e.node !== this.nodeName)
+          throw new InvalidInputError(
+            `"${key}" is held by pid ${e.pid} on node ${e.node}, not this node (${this.nodeName}): signal it there`,
+          );
         process.kill(e.pid, sig);
         return true;
       },
@@ -531,7 +564,11 @@ export class ProcessRegistry {
 
   /** A write through this service: drop the key from the lookup cache. */
   private touched(namespace: string, key: string): void {
-    if (this.cache) void this.cache.then((c) => c.invalidate(namespace, key), () => undefined);
+    if (this.cache)
+      void this.cache.then(
+        (c) => c.invalidate(namespace, key),
+        () => undefined,
+      );
   }
 
   /** Compare-and-delete a dead entry (a fresh registration of the key is left alone). */

@@ -68,7 +68,13 @@ export class OpStats {
     const n = this.buffered;
     if (n === 0) return;
     this.buffered = 0;
-    this.hist ??= loadHdr().build({ lowestDiscernibleValue: 1, highestTrackableValue: MAX_MICROS, numberOfSignificantValueDigits: 3, bitBucketSize: 'packed' as never, useWebAssembly: false });
+    this.hist ??= loadHdr().build({
+      lowestDiscernibleValue: 1,
+      highestTrackableValue: MAX_MICROS,
+      numberOfSignificantValueDigits: 3,
+      bitBucketSize: 'packed' as never,
+      useWebAssembly: false,
+    });
     const v = this.buf.subarray(0, n).sort();
     let i = 0;
     while (i < n) {
@@ -86,7 +92,14 @@ export class OpStats {
       count: this.count,
       errors: this.errors,
       errorCodes: { ...this.errorCodes },
-      latencyMs: { samples: h ? h.totalCount : 0, p50: ms(50), p90: ms(90), p99: ms(99), max: h ? h.maxValue / 1000 : 0, mean: h ? h.mean / 1000 : 0 },
+      latencyMs: {
+        samples: h ? h.totalCount : 0,
+        p50: ms(50),
+        p90: ms(90),
+        p99: ms(99),
+        max: h ? h.maxValue / 1000 : 0,
+        mean: h ? h.mean / 1000 : 0,
+      },
     };
   }
 }

@@ -33,8 +33,13 @@ export function validateKey(key: unknown): string {
     throw new InvalidInputError(`invalid key ${JSON.stringify(key)}: a key is a non-empty string`);
   }
   // A UTF-16 code unit is at most 3 UTF-8 bytes, so a short key needs no byte count.
-  if (key.length * 3 > MAX_KEY_BYTES && (key.length > MAX_KEY_BYTES || Buffer.byteLength(key, 'utf8') > MAX_KEY_BYTES)) {
-    throw new InvalidInputError(`invalid key: ${Buffer.byteLength(key, 'utf8')} bytes is more than ${MAX_KEY_BYTES}: use a shorter name`);
+  if (
+    key.length * 3 > MAX_KEY_BYTES &&
+    (key.length > MAX_KEY_BYTES || Buffer.byteLength(key, 'utf8') > MAX_KEY_BYTES)
+  ) {
+    throw new InvalidInputError(
+      `invalid key: ${Buffer.byteLength(key, 'utf8')} bytes is more than ${MAX_KEY_BYTES}: use a shorter name`,
+    );
   }
   // One scan decides the common case: no control character and no surrogate at all.
   if (!KEY_SUSPECT_RE.test(key)) return key;
@@ -74,11 +79,15 @@ export function validateMeta(meta: unknown): string {
   try {
     text = JSON.stringify(meta);
   } catch (cause) {
-    throw new InvalidInputError(`invalid metadata: it cannot be serialized as JSON (${(cause as Error).message})`, { cause });
+    throw new InvalidInputError(`invalid metadata: it cannot be serialized as JSON (${(cause as Error).message})`, {
+      cause,
+    });
   }
   const bytes = Buffer.byteLength(text, 'utf8');
   if (bytes > MAX_META_BYTES) {
-    throw new InvalidInputError(`invalid metadata: ${bytes} bytes serialized is more than the ${MAX_META_BYTES}-byte limit: store less or a reference to it`);
+    throw new InvalidInputError(
+      `invalid metadata: ${bytes} bytes serialized is more than the ${MAX_META_BYTES}-byte limit: store less or a reference to it`,
+    );
   }
   return text;
 }
@@ -107,7 +116,10 @@ export function parseMetaJson(text: string, what = 'metadata'): Meta {
   try {
     v = JSON.parse(text);
   } catch (cause) {
-    throw new InvalidInputError(`invalid ${what}: not valid JSON (${(cause as Error).message}); pass an object like '{"role":"worker"}'`, { cause });
+    throw new InvalidInputError(
+      `invalid ${what}: not valid JSON (${(cause as Error).message}); pass an object like '{"role":"worker"}'`,
+      { cause },
+    );
   }
   validateMeta(v);
   return v as Meta;
@@ -141,7 +153,8 @@ export function parseMetaPairs(pairs: string[]): Meta {
 export function parseWhere(pairs: string[]): Array<[string, string]> {
   return pairs.map((p) => {
     const i = p.indexOf('=');
-    if (i <= 0) throw new InvalidInputError(`invalid --where ${JSON.stringify(p)}: use field=value, e.g. --where role=worker`);
+    if (i <= 0)
+      throw new InvalidInputError(`invalid --where ${JSON.stringify(p)}: use field=value, e.g. --where role=worker`);
     return [p.slice(0, i), p.slice(i + 1)] as [string, string];
   });
 }
@@ -168,7 +181,9 @@ export function scalarText(v: unknown): string | undefined {
 export function mergePatch(target: unknown, patch: unknown): unknown {
   if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
   const out: Record<string, unknown> =
-    target !== null && typeof target === 'object' && !Array.isArray(target) ? { ...(target as Record<string, unknown>) } : {};
+    target !== null && typeof target === 'object' && !Array.isArray(target)
+      ? { ...(target as Record<string, unknown>) }
+      : {};
   for (const [k, v] of Object.entries(patch as Record<string, unknown>)) {
     if (v === null) delete out[k];
     else out[k] = mergePatch(out[k], v);

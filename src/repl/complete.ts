@@ -12,7 +12,13 @@ export interface CommandInfo {
   /** Words as typed: `meta get`. */
   words: string[];
   args: Array<{ name: string; required?: boolean }>;
-  flags: Array<{ name: string; char?: string; type: 'option' | 'boolean'; options?: readonly string[]; helpValue?: string | string[] }>;
+  flags: Array<{
+    name: string;
+    char?: string;
+    type: 'option' | 'boolean';
+    options?: readonly string[];
+    helpValue?: string | string[];
+  }>;
   summary?: string;
 }
 
@@ -56,7 +62,12 @@ export function parseForCompletion(line: string, src: CompletionSource): Parsed 
   if (done[0] in src.builtins) return { builtin: done[0], rest: done.slice(1), current, raw, unknown: false };
   let best: CommandInfo | undefined;
   for (const c of src.commands) {
-    if (c.words.length <= done.length && c.words.every((w, i) => done[i] === w) && (!best || c.words.length > best.words.length)) best = c;
+    if (
+      c.words.length <= done.length &&
+      c.words.every((w, i) => done[i] === w) &&
+      (!best || c.words.length > best.words.length)
+    )
+      best = c;
   }
   if (best) return { cmd: best, rest: done.slice(best.words.length), current, raw, unknown: false };
   const topic = src.commands.some((c) => c.words.length > done.length && done.every((w, i) => c.words[i] === w));
@@ -208,7 +219,17 @@ export function commandInfos(
     summary?: string;
     description?: string;
     args?: Record<string, { name: string; required?: boolean }>;
-    flags?: Record<string, { name: string; char?: string; type: string; options?: readonly string[]; helpValue?: string | string[]; hidden?: boolean }>;
+    flags?: Record<
+      string,
+      {
+        name: string;
+        char?: string;
+        type: string;
+        options?: readonly string[];
+        helpValue?: string | string[];
+        hidden?: boolean;
+      }
+    >;
   }>,
 ): CommandInfo[] {
   return commands
@@ -219,7 +240,13 @@ export function commandInfos(
       args: Object.values(c.args ?? {}).map((a) => ({ name: a.name, required: a.required })),
       flags: Object.values(c.flags ?? {})
         .filter((f) => !f.hidden)
-        .map((f) => ({ name: f.name, char: f.char, type: f.type === 'boolean' ? ('boolean' as const) : ('option' as const), options: f.options, helpValue: f.helpValue })),
+        .map((f) => ({
+          name: f.name,
+          char: f.char,
+          type: f.type === 'boolean' ? ('boolean' as const) : ('option' as const),
+          options: f.options,
+          helpValue: f.helpValue,
+        })),
     }))
     .sort((a, b) => a.words.join(' ').localeCompare(b.words.join(' ')));
 }

@@ -18,7 +18,11 @@ export function stateDir(env: NodeJS.ProcessEnv = process.env): string {
 
 /** The history file of one backend URL: a readable slug plus a hash, so two URLs never share one. */
 export function historyPath(backendUrl: string, env: NodeJS.ProcessEnv = process.env): string {
-  const slug = backendUrl.replace(/[^A-Za-z0-9._-]+/g, '_').replace(/^_+|_+$/g, '').slice(-60) || 'backend';
+  const slug =
+    backendUrl
+      .replace(/[^A-Za-z0-9._-]+/g, '_')
+      .replace(/^_+|_+$/g, '')
+      .slice(-60) || 'backend';
   const hash = createHash('sha256').update(backendUrl).digest('hex').slice(0, 10);
   return join(stateDir(env), 'history', `${slug}-${hash}`);
 }
@@ -70,7 +74,9 @@ export class HistoryFile {
   trim(): void {
     if (this.failed) return;
     try {
-      const lines = readFileSync(this.path, 'utf8').split('\n').filter((l) => l.trim() !== '');
+      const lines = readFileSync(this.path, 'utf8')
+        .split('\n')
+        .filter((l) => l.trim() !== '');
       if (lines.length > this.max) writeFileSync(this.path, `${lines.slice(-this.max).join('\n')}\n`, { mode: 0o600 });
     } catch {
       // nothing stored yet

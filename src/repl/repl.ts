@@ -131,7 +131,8 @@ export class Repl {
     const b = Object.hasOwn(this.builtins, words[0]) ? this.builtins[words[0]] : undefined;
     if (words[0] === 'exit' || words[0] === 'quit') {
       const code = words[1] === undefined ? (this.interactive ? 0 : this.firstFailure) : Number(words[1]);
-      if (!Number.isInteger(code) || code < 0 || code > 255) return { status: await this.report(new InvalidInputError(`exit code must be 0-255, not ${words[1]}`)) };
+      if (!Number.isInteger(code) || code < 0 || code > 255)
+        return { status: await this.report(new InvalidInputError(`exit code must be 0-255, not ${words[1]}`)) };
       return { exit: code };
     }
     if (b) {
@@ -172,7 +173,8 @@ export class Repl {
       return 0;
     }
     if (!id) return this.report(new InvalidInputError(`unknown command "${words[0]}": type help for the list`));
-    if (id === 'repl') return this.report(new InvalidInputError('already in the REPL: use `use URL|PROFILE` to switch backends'));
+    if (id === 'repl')
+      return this.report(new InvalidInputError('already in the REPL: use `use URL|PROFILE` to switch backends'));
     const dashdash = argv.indexOf('--');
     const before = dashdash < 0 ? argv : argv.slice(0, dashdash);
     if (before.includes('--help')) {
@@ -180,7 +182,9 @@ export class Repl {
       return 0;
     }
     if (id === 'restore' && before.some((a) => a === '-')) {
-      return this.report(new InvalidInputError('restore - reads stdin, which is the REPL\'s input: give the dump file\'s path'));
+      return this.report(
+        new InvalidInputError("restore - reads stdin, which is the REPL's input: give the dump file's path"),
+      );
     }
     const ac = new AbortController();
     this.running = ac;
@@ -196,7 +200,8 @@ export class Repl {
       await this.invoke(id, argv);
       code = Number(process.exitCode ?? 0);
     } catch (err) {
-      code = err instanceof Errors.ExitError ? (err.oclif.exit ?? 0) : await this.report(err, before.includes('--json'));
+      code =
+        err instanceof Errors.ExitError ? (err.oclif.exit ?? 0) : await this.report(err, before.includes('--json'));
     } finally {
       clearInterval(keepAlive);
       this.running = undefined;
@@ -298,7 +303,9 @@ export class Repl {
       dim: (s) => this.c.dim(s),
     });
     this.editor = editor;
-    this.out.write(`${this.c.dim(`registry repl on ${this.session.resolved.backend} — help for commands, TAB completes, Ctrl-R searches, Ctrl-D leaves`)}\n`);
+    this.out.write(
+      `${this.c.dim(`registry repl on ${this.session.resolved.backend} — help for commands, TAB completes, Ctrl-R searches, Ctrl-D leaves`)}\n`,
+    );
     return new Promise<number>((resolve) => {
       const queue: string[] = [];
       let busy = false;
@@ -372,17 +379,55 @@ export class Repl {
         this.out.write(`${what} ${get() ? 'on' : 'off'}\n`);
         return 0;
       }
-      if (args.length > 1 || (args[0] !== 'on' && args[0] !== 'off')) throw new InvalidInputError(`usage: ${what} on|off`);
+      if (args.length > 1 || (args[0] !== 'on' && args[0] !== 'off'))
+        throw new InvalidInputError(`usage: ${what} on|off`);
       set(args[0] === 'on');
       return 0;
     };
     return {
-      use: { usage: 'URL|PROFILE', summary: 'switch to another backend or config profile (the old connection is closed)', values: () => [...this.profiles(), ...schemes.map((s) => `${s.scheme}:`)], run: (a) => this.use(a) },
-      ns: { usage: '[NAME]', summary: 'show or switch the namespace commands use', values: () => this.session.registry.namespaces().catch(() => []), run: (a) => this.ns(a) },
-      json: { usage: 'on|off', summary: 'print every result as JSON (like --json on each command)', values: () => ['on', 'off'], run: onOff('json', (v) => (this.session.json = v), () => !!this.session.json) },
-      timing: { usage: 'on|off', summary: 'print how long each command took (on stderr)', values: () => ['on', 'off'], run: onOff('timing', (v) => (this.timing = v), () => this.timing) },
-      help: { usage: '[COMMAND]', summary: 'list commands, or show one command\'s help', values: () => [...new Set(this.commands.map((c) => c.words[0]))], run: (a) => this.help(a) },
-      '$?': { usage: '', summary: 'print the exit status of the last command (0 ok, 2 invalid, 3 not found, 4 conflict, …)', run: () => this.printStatus() },
+      use: {
+        usage: 'URL|PROFILE',
+        summary: 'switch to another backend or config profile (the old connection is closed)',
+        values: () => [...this.profiles(), ...schemes.map((s) => `${s.scheme}:`)],
+        run: (a) => this.use(a),
+      },
+      ns: {
+        usage: '[NAME]',
+        summary: 'show or switch the namespace commands use',
+        values: () => this.session.registry.namespaces().catch(() => []),
+        run: (a) => this.ns(a),
+      },
+      json: {
+        usage: 'on|off',
+        summary: 'print every result as JSON (like --json on each command)',
+        values: () => ['on', 'off'],
+        run: onOff(
+          'json',
+          (v) => (this.session.json = v),
+          () => !!this.session.json,
+        ),
+      },
+      timing: {
+        usage: 'on|off',
+        summary: 'print how long each command took (on stderr)',
+        values: () => ['on', 'off'],
+        run: onOff(
+          'timing',
+          (v) => (this.timing = v),
+          () => this.timing,
+        ),
+      },
+      help: {
+        usage: '[COMMAND]',
+        summary: "list commands, or show one command's help",
+        values: () => [...new Set(this.commands.map((c) => c.words[0]))],
+        run: (a) => this.help(a),
+      },
+      '$?': {
+        usage: '',
+        summary: 'print the exit status of the last command (0 ok, 2 invalid, 3 not found, 4 conflict, …)',
+        run: () => this.printStatus(),
+      },
       exit: { usage: '[CODE]', summary: 'leave the REPL (also quit, Ctrl-D)', run: () => 0 },
       quit: { usage: '[CODE]', summary: 'leave the REPL', run: () => 0 },
     };
@@ -394,7 +439,8 @@ export class Repl {
   }
 
   private async use(args: string[]): Promise<number> {
-    if (args.length !== 1) throw new InvalidInputError('usage: use URL|PROFILE (e.g. use memory:, use sqlite:./r.db, use prod)');
+    if (args.length !== 1)
+      throw new InvalidInputError('usage: use URL|PROFILE (e.g. use memory:, use sqlite:./r.db, use prod)');
     const target = args[0];
     const isUrl = /^[a-z][a-z0-9+.-]*:/i.test(target);
     const resolved = resolveBackend(isUrl ? { backend: target } : { profile: target, config: this.o.configFile });
@@ -410,7 +456,9 @@ export class Repl {
       this.history = new HistoryFile(historyPath(resolved.backend));
       this.editor.setHistory(this.history.load());
     }
-    this.out.write(`using ${resolved.backend}${resolved.profile ? ` (profile ${resolved.profile})` : ''}, namespace ${reg.namespace}\n`);
+    this.out.write(
+      `using ${resolved.backend}${resolved.profile ? ` (profile ${resolved.profile})` : ''}, namespace ${reg.namespace}\n`,
+    );
     return 0;
   }
 
@@ -463,10 +511,17 @@ function openRegistry(r: Resolved, namespace: string | undefined, node: string |
 }
 
 /** Keys starting with `prefix`, in key order, at most `max` (for completion). */
-export async function keysByPrefix(reg: ProcessRegistry, prefix: string, namespace: string | undefined, max = 100): Promise<string[]> {
+export async function keysByPrefix(
+  reg: ProcessRegistry,
+  prefix: string,
+  namespace: string | undefined,
+  max = 100,
+): Promise<string[]> {
   const out: string[] = [];
   // The largest string below every key that starts with `prefix`: prefix minus its last character, plus U+FFFF after it lowered.
-  let after: string | undefined = prefix ? `${prefix.slice(0, -1)}${String.fromCharCode(prefix.charCodeAt(prefix.length - 1) - 1)}\uffff` : undefined;
+  let after: string | undefined = prefix
+    ? `${prefix.slice(0, -1)}${String.fromCharCode(prefix.charCodeAt(prefix.length - 1) - 1)}\uffff`
+    : undefined;
   try {
     for (let pages = 0; pages < 5 && out.length < max; pages++) {
       const page = await reg.list({ namespace, after, limit: max });

@@ -13,20 +13,23 @@ import { pidExists } from '../../src/registry/liveness.js';
 let sb: Sandbox;
 
 describe('registry CLI: the essentials', () => {
-before(() => {
-  sb = sandbox();
-});
-after(async () => {
-  await killAllSleepers();
-  sb.cleanup();
-});
+  before(() => {
+    sb = sandbox();
+  });
+  after(async () => {
+    await killAllSleepers();
+    sb.cleanup();
+  });
 
   it('register, lookup, list, count, unregister on the SQLite default', async () => {
     const p = await spawnSleeper();
     const r = sb.run(['register', 'web-1', '--pid', String(p.pid), '--meta', 'role=web', '--meta', 'port=8080']);
     expect(r.code, r.stderr).to.equal(0);
     expect(r.stdout).to.match(/registered web-1 → pid \d+/);
-    expect(existsSync(join(sb.env.XDG_DATA_HOME!, 'registry', 'registry.db')), 'the default database is created under XDG_DATA_HOME').to.be.ok;
+    expect(
+      existsSync(join(sb.env.XDG_DATA_HOME!, 'registry', 'registry.db')),
+      'the default database is created under XDG_DATA_HOME',
+    ).to.be.ok;
 
     const lk = sb.run(['lookup', 'web-1', '--json']);
     expect(lk.code, lk.stderr).to.equal(0);
@@ -45,14 +48,22 @@ after(async () => {
     expect(sb.run(['count']).stdout.trim()).to.equal('1');
     const un = sb.run(['unregister', 'web-1', '--json']);
     expect(un.json()).to.deep.equal({ namespace: 'default', key: 'web-1', removed: true });
-    expect(sb.run(['unregister', 'web-1', '--json']).json<{ removed: boolean }>().removed, 'idempotent').to.equal(false);
+    expect(sb.run(['unregister', 'web-1', '--json']).json<{ removed: boolean }>().removed, 'idempotent').to.equal(
+      false,
+    );
     expect(sb.run(['lookup', 'web-1']).code).to.equal(3);
   });
 
   it('the fast path and oclif print the same lookup', async () => {
     const p = await spawnSleeper();
     expect(sb.run(['register', 'same', '--pid', String(p.pid), '--meta-json', '{"b":[1,2],"a":"x"}']).code).to.equal(0);
-    for (const args of [['lookup', 'same'], ['lookup', 'same', '--json'], ['lookup', 'same', '--field', 'node'], ['lookup', 'nope', '--json'], ['lookup', 'nope']]) {
+    for (const args of [
+      ['lookup', 'same'],
+      ['lookup', 'same', '--json'],
+      ['lookup', 'same', '--field', 'node'],
+      ['lookup', 'nope', '--json'],
+      ['lookup', 'nope'],
+    ]) {
       const fast = sb.run(args);
       const slow = sb.run(args, { env: { REGISTRY_NO_FASTPATH: '1' } });
       expect(fast.code, args.join(' ')).to.equal(slow.code);
@@ -87,7 +98,10 @@ after(async () => {
       [['register', 'a\u0007b', '--pid', String(p.pid)], /control characters/],
       [['register', 'k', '--pid', String(p.pid), '--meta-json', '[1,2]'], /must be a JSON object/],
       [['register', 'k', '--pid', String(p.pid), '--meta-json', '{not json'], /not valid JSON/],
-      [['register', 'k', '--pid', String(p.pid), '--meta-json', JSON.stringify({ x: 'y'.repeat(70_000) })], /65536-byte limit/],
+      [
+        ['register', 'k', '--pid', String(p.pid), '--meta-json', JSON.stringify({ x: 'y'.repeat(70_000) })],
+        /65536-byte limit/,
+      ],
       [['register', 'k', '--pid', String(p.pid), '--meta', 'novalue'], /field=value/],
       [['lookup', 'k', '-b', 'bogus://x'], /unknown backend scheme "bogus:"/],
       [['lookup', 'k', '-b', 'nonsense'], /invalid backend/],
@@ -119,7 +133,10 @@ after(async () => {
 
   it('corrupt, foreign and unreachable database files', () => {
     const corrupt = join(sb.dir, 'corrupt.db');
-    writeFileSync(corrupt, 'this is not a database, just some text that is long enough to look like a header'.repeat(20));
+    writeFileSync(
+      corrupt,
+      'this is not a database, just some text that is long enough to look like a header'.repeat(20),
+    );
     const r1 = sb.run(['lookup', 'k', '-b', `sqlite:${corrupt}`]);
     expect(r1.code, r1.stderr).to.equal(2);
     expect(r1.stderr).to.match(/not a usable SQLite database/);
@@ -142,22 +159,43 @@ after(async () => {
     const p = await spawnSleeper();
     const b = ['-b', `sqlite:${join(sb.dir, 'list.db')}`];
     for (let i = 0; i < 7; i++) {
-      expect(sb.run(['register', `w${i}`, '--pid', String(p.pid), '--meta', `role=${i % 2 ? 'odd' : 'even'}`, '--meta', 'tags=["x","y"]', ...b]).code).to.equal(0);
+      expect(
+        sb.run([
+          'register',
+          `w${i}`,
+          '--pid',
+          String(p.pid),
+          '--meta',
+          `role=${i % 2 ? 'odd' : 'even'}`,
+          '--meta',
+          'tags=["x","y"]',
+          ...b,
+        ]).code,
+      ).to.equal(0);
     }
     expect(sb.run(['register', 'other', '--pid', String(p.pid), '-n', 'second', ...b]).code).to.equal(0);
     const odd = sb.run(['list', '--where', 'role=odd', '--json', ...b]).json<{ items: Array<{ key: string }> }>();
     expect(odd.items.map((e) => e.key)).to.deep.equal(['w1', 'w3', 'w5']);
-    expect(sb.run(['list', '--where', 'tags=y', '--where', 'role=even', '--json', ...b]).json<{ items: unknown[] }>().items.length).to.equal(4);
-    const page1 = sb.run(['list', '--limit', '3', '--json', ...b]).json<{ items: Array<{ key: string }>; next: string }>();
+    expect(
+      sb.run(['list', '--where', 'tags=y', '--where', 'role=even', '--json', ...b]).json<{ items: unknown[] }>().items
+        .length,
+    ).to.equal(4);
+    const page1 = sb
+      .run(['list', '--limit', '3', '--json', ...b])
+      .json<{ items: Array<{ key: string }>; next: string }>();
     expect(page1.items.map((e) => e.key)).to.deep.equal(['w0', 'w1', 'w2']);
     expect(page1.next).to.equal('w2');
-    const page2 = sb.run(['list', '--limit', '10', '--after', page1.next, '--json', ...b]).json<{ items: Array<{ key: string }>; next?: string }>();
+    const page2 = sb
+      .run(['list', '--limit', '10', '--after', page1.next, '--json', ...b])
+      .json<{ items: Array<{ key: string }>; next?: string }>();
     expect(page2.items.map((e) => e.key)).to.deep.equal(['w3', 'w4', 'w5', 'w6']);
     expect(page2.next).to.equal(undefined);
     const all = sb.run(['list', '-A', ...b]);
     expect(all.stdout).to.match(/NAMESPACE/);
     expect(all.stdout).to.match(/second/);
-    const counts = sb.run(['count', '-A', '--json', ...b]).json<{ namespaces: Record<string, number>; total: number }>();
+    const counts = sb
+      .run(['count', '-A', '--json', ...b])
+      .json<{ namespaces: Record<string, number>; total: number }>();
     expect(counts).to.deep.equal({ namespaces: { default: 7, second: 1 }, total: 8 });
   });
 
@@ -175,7 +213,7 @@ after(async () => {
     expect(sb.run(['meta', 'get', 'absent', ...b]).code).to.equal(3);
   });
 
-  it('run: registered for the child\'s lifetime, exit code passed through, signals forwarded', async () => {
+  it("run: registered for the child's lifetime, exit code passed through, signals forwarded", async () => {
     const b = ['-b', `sqlite:${join(sb.dir, 'run.db')}`];
     // The child looks itself up through the CLI while it runs.
     const child = `const {spawnSync}=require('child_process');const r=spawnSync(process.execPath,[process.env.BIN,'lookup','job','--field','pid','-b',process.env.DB],{encoding:'utf8'});process.stdout.write('seen:'+r.stdout.trim()+':'+process.pid+'\\n');process.exit(7)`;
@@ -191,11 +229,15 @@ after(async () => {
     // SIGTERM to `registry run` reaches the child: exit 128+15.
     const started = sb.start(['run', 'longjob', ...b, '--', process.execPath, '-e', 'setTimeout(()=>{},60000)']);
     let childPid = 0;
-    await waitFor(() => {
-      const l = sb.run(['lookup', 'longjob', '--field', 'pid', ...b]);
-      childPid = Number(l.stdout.trim());
-      return l.code === 0;
-    }, 20_000, 'longjob to register');
+    await waitFor(
+      () => {
+        const l = sb.run(['lookup', 'longjob', '--field', 'pid', ...b]);
+        childPid = Number(l.stdout.trim());
+        return l.code === 0;
+      },
+      20_000,
+      'longjob to register',
+    );
     started.child.kill('SIGTERM');
     const done = await started.done;
     expect(done.code).to.equal(143);
@@ -238,15 +280,23 @@ after(async () => {
     await p.kill();
     const c = sb.run(['cleanup', '--json', ...b]).json<{ removed: number; checked: number }>();
     expect(c.removed).to.equal(1);
-    expect(sb.run(['count', ...b]).stdout.trim(), 'bystander and the other node\'s entry').to.equal('2');
-    expect(sb.run(['lookup', 'far', '--field', 'node', ...b]).stdout.trim(), 'other nodes are left to their node').to.equal('other-host');
+    expect(sb.run(['count', ...b]).stdout.trim(), "bystander and the other node's entry").to.equal('2');
+    expect(
+      sb.run(['lookup', 'far', '--field', 'node', ...b]).stdout.trim(),
+      'other nodes are left to their node',
+    ).to.equal('other-host');
   });
 
   it('dump and restore round-trip; a malformed dump writes nothing', async () => {
     const p = await spawnSleeper();
     const src = ['-b', `sqlite:${join(sb.dir, 'dump-src.db')}`];
     const dst = ['-b', `sqlite:${join(sb.dir, 'dump-dst.db')}`];
-    for (const [ns, k] of [['a', 'x'], ['a', 'y'], ['b', 'z/with slash']]) sb.run(['register', k, '--pid', String(p.pid), '-n', ns, '--meta', `k=${k}`, ...src]);
+    for (const [ns, k] of [
+      ['a', 'x'],
+      ['a', 'y'],
+      ['b', 'z/with slash'],
+    ])
+      sb.run(['register', k, '--pid', String(p.pid), '-n', ns, '--meta', `k=${k}`, ...src]);
     const file = join(sb.dir, 'dump.ndjson');
     const d = sb.run(['dump', '-o', file, '--json', ...src]);
     expect(d.code, d.stderr).to.equal(0);
@@ -254,16 +304,27 @@ after(async () => {
     const header = JSON.parse(lines[0]);
     expect(header.procreg).to.equal('dump');
     expect(header.count).to.equal(3);
-    expect(lines.slice(1).map((l) => JSON.parse(l).key), 'sorted by namespace then key').to.deep.equal(['x', 'y', 'z/with slash']);
+    expect(
+      lines.slice(1).map((l) => JSON.parse(l).key),
+      'sorted by namespace then key',
+    ).to.deep.equal(['x', 'y', 'z/with slash']);
     // stdout dump is the same data
-    expect(sb.run(['dump', ...src]).stdout.split('\n').slice(1).join('\n')).to.equal(lines.slice(1).join('\n') + '\n');
+    expect(
+      sb
+        .run(['dump', ...src])
+        .stdout.split('\n')
+        .slice(1)
+        .join('\n'),
+    ).to.equal(lines.slice(1).join('\n') + '\n');
 
     const r = sb.run(['restore', file, '--json', ...dst]);
     expect(r.code, r.stderr).to.equal(0);
     expect(r.json<{ restored: number }>().restored).to.equal(3);
     const again = join(sb.dir, 'dump2.ndjson');
     sb.run(['dump', '-o', again, ...dst]);
-    expect(JSON.parse(readFileSync(again, 'utf8').split('\n')[0]).digest, 'same digest after the round trip').to.equal(header.digest);
+    expect(JSON.parse(readFileSync(again, 'utf8').split('\n')[0]).digest, 'same digest after the round trip').to.equal(
+      header.digest,
+    );
 
     // A bad line in the middle: exit 2, line number, nothing restored.
     const bad = join(sb.dir, 'bad.ndjson');
@@ -299,7 +360,10 @@ after(async () => {
     mkdirSync(join(cfgDir, 'deep', 'er'), { recursive: true });
     writeFileSync(
       join(cfgDir, 'registry.config.json'),
-      JSON.stringify({ default: 'dev', profiles: { dev: { backend: 'sqlite:./dev.db' }, other: { backend: 'sqlite:./other.db' } } }),
+      JSON.stringify({
+        default: 'dev',
+        profiles: { dev: { backend: 'sqlite:./dev.db' }, other: { backend: 'sqlite:./other.db' } },
+      }),
     );
     const cwd = join(cfgDir, 'deep', 'er');
     const reg = sb.run(['register', 'cfg', '--pid', String(p.pid)], { cwd });
@@ -309,7 +373,9 @@ after(async () => {
     expect(sb.run(['lookup', 'cfg', '--profile', 'other'], { cwd }).code).to.equal(3);
     expect(sb.run(['lookup', 'cfg'], { cwd, env: { REGISTRY_PROFILE: 'other' } }).code).to.equal(3);
     expect(sb.run(['lookup', 'cfg'], { cwd, env: { REGISTRY_BACKEND: 'memory:' } }).code).to.equal(3);
-    const which = sb.run(['backends', '--json', '--profile', 'other'], { cwd }).json<{ current: { backend: string; source: string } }>();
+    const which = sb
+      .run(['backends', '--json', '--profile', 'other'], { cwd })
+      .json<{ current: { backend: string; source: string } }>();
     expect(which.current.backend).to.match(/other\.db$/);
     expect(which.current.source).to.match(/profile other/);
     const unknown = sb.run(['lookup', 'cfg', '--profile', 'nope'], { cwd });
@@ -323,6 +389,14 @@ after(async () => {
 
   it('backends lists every scheme', () => {
     const r = sb.run(['backends', '--json']).json<{ schemes: Array<{ scheme: string }> }>();
-    expect(r.schemes.map((s) => s.scheme)).to.deep.equal(['memory', 'sqlite', 'http', 'https', 'etcd', 'hybrid', 'legacy']);
+    expect(r.schemes.map((s) => s.scheme)).to.deep.equal([
+      'memory',
+      'sqlite',
+      'http',
+      'https',
+      'etcd',
+      'hybrid',
+      'legacy',
+    ]);
   });
 });

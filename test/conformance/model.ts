@@ -17,7 +17,9 @@ const KEYS = ['a', 'b', 'c', 'd/e', 'f g'];
 const key = fc.constantFrom(...KEYS);
 const proc = fc.nat({ max: 2 });
 const meta = fc
-  .dictionary(fc.constantFrom('role', 'n', 'tag'), fc.oneof(fc.string({ maxLength: 5 }), fc.integer(), fc.boolean()), { maxKeys: 3 })
+  .dictionary(fc.constantFrom('role', 'n', 'tag'), fc.oneof(fc.string({ maxLength: 5 }), fc.integer(), fc.boolean()), {
+    maxKeys: 3,
+  })
   .map((d) => ({ ...d }) as Record<string, unknown>); // plain objects, as JSON gives back
 
 /** What the model says a live lookup returns. */
@@ -27,12 +29,21 @@ function live(m: Model, k: string) {
 }
 
 class Register implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly k: string, readonly p: number, readonly meta: Record<string, unknown>) {}
+  constructor(
+    readonly k: string,
+    readonly p: number,
+    readonly meta: Record<string, unknown>,
+  ) {}
   check = () => true;
   async run(m: Model, r: Real) {
     const res = await r.reg.register(this.k, r.procs[this.p].pid, this.meta, { namespace: r.namespace }).then(
       () => 'ok',
-      (e) => (e instanceof AlreadyRegisteredError ? `held:${e.holder.pid}` : e instanceof DeadProcessError ? 'dead' : `error:${e}`),
+      (e) =>
+        e instanceof AlreadyRegisteredError
+          ? `held:${e.holder.pid}`
+          : e instanceof DeadProcessError
+            ? 'dead'
+            : `error:${e}`,
     );
     const cur = live(m, this.k);
     let want: string;
@@ -53,7 +64,9 @@ class Lookup implements fc.AsyncCommand<Model, Real> {
   async run(m: Model, r: Real) {
     const got = await r.reg.lookup(this.k, { namespace: r.namespace });
     const want = live(m, this.k);
-    expect(got ? { pid: got.pid, meta: got.meta } : undefined, this.toString()).to.deep.equal(want ? { pid: r.procs[want.proc].pid, meta: want.meta } : undefined);
+    expect(got ? { pid: got.pid, meta: got.meta } : undefined, this.toString()).to.deep.equal(
+      want ? { pid: r.procs[want.proc].pid, meta: want.meta } : undefined,
+    );
   }
   toString = () => `lookup(${this.k})`;
 }
@@ -70,7 +83,10 @@ class Unregister implements fc.AsyncCommand<Model, Real> {
 }
 
 class Update implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly k: string, readonly meta: Record<string, unknown>) {}
+  constructor(
+    readonly k: string,
+    readonly meta: Record<string, unknown>,
+  ) {}
   check = () => true;
   async run(m: Model, r: Real) {
     const res = await r.reg.updateMetadata(this.k, this.meta, { namespace: r.namespace }).then(
@@ -117,9 +133,13 @@ const commands = [
   fc.constant(new List()),
 ];
 
-export function modelSuite(name: string, factory: () => Promise<Instance>, opts: { numRuns?: number; timeout?: number } = {}): void {
+export function modelSuite(
+  name: string,
+  factory: () => Promise<Instance>,
+  opts: { numRuns?: number; timeout?: number } = {},
+): void {
   describe(`model: ${name}`, function () {
-  this.timeout(opts.timeout ?? 240_000);
+    this.timeout(opts.timeout ?? 240_000);
     const get = useInstance(factory);
     it('answers like a reference Map under random operation sequences', async () => {
       await fc.assert(

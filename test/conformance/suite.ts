@@ -53,7 +53,7 @@ export function useInstance(factory: () => Promise<Instance>): () => ProcessRegi
 
 export function backendSuite(name: string, factory: () => Promise<Instance>, options: SuiteOptions = {}): void {
   describe(`conformance: ${name}`, function () {
-  this.timeout(options.timeout ?? 60_000);
+    this.timeout(options.timeout ?? 60_000);
     const get = useInstance(factory);
     const test = (title: string, fn: () => Promise<void>) => {
       const reason = options.skip?.[title];
@@ -202,7 +202,9 @@ export function backendSuite(name: string, factory: () => Promise<Instance>, opt
       if (e.pidStart == null) return; // no /proc: nothing to compare
       // The same pid with another start time is how a reused pid looks.
       await reg.register('svc2', a.pid, {}, { namespace, pidStart: e.pidStart + 1 });
-      expect(await reg.lookup('svc2', { namespace }), 'the old process is dead even though the pid exists').to.equal(undefined);
+      expect(await reg.lookup('svc2', { namespace }), 'the old process is dead even though the pid exists').to.equal(
+        undefined,
+      );
       expect((await reg.lookup('svc', { namespace }))?.pid).to.equal(a.pid);
     });
 
@@ -212,9 +214,13 @@ export function backendSuite(name: string, factory: () => Promise<Instance>, opt
       const pid = await deadPid();
       const e = await reg.register('remote', pid, { far: true }, { namespace, node: 'elsewhere.example' });
       expect(e.node).to.equal('elsewhere.example');
-      expect((await reg.lookup('remote', { namespace }))?.pid, 'a pid of another node is not checked here').to.equal(pid);
+      expect((await reg.lookup('remote', { namespace }))?.pid, 'a pid of another node is not checked here').to.equal(
+        pid,
+      );
       await reg.cleanup();
-      expect((await reg.lookup('remote', { namespace }))?.pid, 'the local sweep leaves other nodes alone').to.equal(pid);
+      expect((await reg.lookup('remote', { namespace }))?.pid, 'the local sweep leaves other nodes alone').to.equal(
+        pid,
+      );
     });
 
     test('list pages by cursor, ordered by key, without duplicates', async () => {
@@ -244,11 +250,17 @@ export function backendSuite(name: string, factory: () => Promise<Instance>, opt
       await reg.register('w1', a.pid, { role: 'worker', priority: 1, capabilities: ['gpu', 'ssd'] }, { namespace });
       await reg.register('w2', a.pid, { role: 'worker', priority: 2, capabilities: ['ssd'] }, { namespace });
       await reg.register('web', a.pid, { role: 'web', priority: 1 }, { namespace });
-      const keys = async (where: Array<[string, string]>) => (await reg.list({ namespace, where })).items.map((e) => e.key);
+      const keys = async (where: Array<[string, string]>) =>
+        (await reg.list({ namespace, where })).items.map((e) => e.key);
       expect(await keys([['role', 'worker']])).to.deep.equal(['w1', 'w2']);
       expect(await keys([['priority', '1']])).to.deep.equal(['w1', 'web']);
       expect(await keys([['capabilities', 'gpu']])).to.deep.equal(['w1']);
-      expect(await keys([['role', 'worker'], ['capabilities', 'ssd']])).to.deep.equal(['w1', 'w2']);
+      expect(
+        await keys([
+          ['role', 'worker'],
+          ['capabilities', 'ssd'],
+        ]),
+      ).to.deep.equal(['w1', 'w2']);
       expect(await keys([['role', 'nobody']])).to.deep.equal([]);
     });
 
@@ -256,7 +268,8 @@ export function backendSuite(name: string, factory: () => Promise<Instance>, opt
       const reg = get();
       const namespace = freshNamespace();
       const a = await spawnSleeper();
-      for (let i = 0; i < 30; i++) await reg.register(`k${String(i).padStart(2, '0')}`, a.pid, { even: i % 2 === 0 }, { namespace });
+      for (let i = 0; i < 30; i++)
+        await reg.register(`k${String(i).padStart(2, '0')}`, a.pid, { even: i % 2 === 0 }, { namespace });
       const seen: string[] = [];
       let after: string | undefined;
       for (;;) {
@@ -377,7 +390,8 @@ export function backendSuite(name: string, factory: () => Promise<Instance>, opt
       const winners = results.filter((r) => r.status === 'fulfilled');
       expect(winners.length).to.equal(1);
       const holder = (await reg.lookup('race', { namespace }))!.pid;
-      for (const r of results) if (r.status === 'rejected') expect((r.reason as AlreadyRegisteredError).holder.pid).to.equal(holder);
+      for (const r of results)
+        if (r.status === 'rejected') expect((r.reason as AlreadyRegisteredError).holder.pid).to.equal(holder);
     });
 
     test('calls after close fail with a clear error', async () => {

@@ -19,14 +19,21 @@ describe('etcd: several nodes', function () {
   /** A registry talking to the given members only, as node `node`. */
   const node = async (node: string, prefix: string, members: number[], lease: 'session' | 'none' = 'none') => {
     const url = `etcd://${members.map((i) => c.endpoints[i]).join(',')}${prefix}`;
-    const reg = await ProcessRegistry.open({ backend: url, nodeName: node, backendOpts: { lease }, cleanupInterval: 0 });
+    const reg = await ProcessRegistry.open({
+      backend: url,
+      nodeName: node,
+      backendOpts: { lease },
+      cleanupInterval: 0,
+    });
     open.push(reg);
     return reg;
   };
   /** Compact the cluster's history up to its current revision. */
   const compactNow = async (reg: ProcessRegistry) => {
     const be = reg.backend as EtcdBackendApi;
-    const raw = (be as unknown as { client: { kv: { compact(r: { revision: number; physical: boolean }): Promise<unknown> } } }).client;
+    const raw = (
+      be as unknown as { client: { kv: { compact(r: { revision: number; physical: boolean }): Promise<unknown> } } }
+    ).client;
     await raw.kv.compact({ revision: await be.currentRevision(), physical: true });
   };
   /** Node A on member 0, node B on member 2 with a watched cache, a live holder, `svc` registered by A. */
@@ -109,13 +116,23 @@ describe('etcd: several nodes', function () {
     await a.unregister('w1');
     await waitFor(() => events.length >= 3, 10_000, 'three events');
     stop();
-    expect(events.map((e) => [e.type, e.key, e.entry?.meta.v])).to.deep.equal([['put', 'w1', 1], ['put', 'w1', 2], ['delete', 'w1', undefined]]);
-    expect(events[0].revision > rev && events[1].revision > events[0].revision && events[2].revision > events[1].revision).to.be.ok;
+    expect(events.map((e) => [e.type, e.key, e.entry?.meta.v])).to.deep.equal([
+      ['put', 'w1', 1],
+      ['put', 'w1', 2],
+      ['delete', 'w1', undefined],
+    ]);
+    expect(
+      events[0].revision > rev && events[1].revision > events[0].revision && events[2].revision > events[1].revision,
+    ).to.be.ok;
 
     // Compact past `rev`: a watch from it must be told to resync.
     await compactNow(a);
     let failure: RegistryError | undefined;
-    const stop2 = await be.watch({ sinceRevision: rev }, () => undefined, (err) => (failure = err as RegistryError));
+    const stop2 = await be.watch(
+      { sinceRevision: rev },
+      () => undefined,
+      (err) => (failure = err as RegistryError),
+    );
     await waitFor(() => failure !== undefined, 10_000, 'the compaction to be reported');
     stop2();
     expect(failure!.details?.compacted).to.equal(true);
@@ -136,7 +153,8 @@ describe('etcd: several nodes', function () {
       await a.register('svc', p.pid, { v: 3 }, { node: 'node-a' });
       await waitFor(async () => (await cache.lookup('svc'))?.meta.v === 3, 5_000, 'the cache to see the new holder');
       expect(cache.stats().invalidations >= 3).to.be.ok;
-      expect(cache.stats().misses <= 2, `served from the watch, not by re-reading (misses ${cache.stats().misses})`).to.be.ok;
+      expect(cache.stats().misses <= 2, `served from the watch, not by re-reading (misses ${cache.stats().misses})`).to
+        .be.ok;
     } finally {
       await cache.close();
     }
@@ -153,9 +171,15 @@ describe('etcd: several nodes', function () {
       await compactNow(a);
       await c.restartMember(2);
       await waitFor(() => cache.stats().resyncs >= 1, 30_000, 'the cache to resync after the compaction');
-      expect((await cache.lookup('svc'))?.meta.v, 'the missed change is read, not the stale cached value').to.equal(2.5);
+      expect((await cache.lookup('svc'))?.meta.v, 'the missed change is read, not the stale cached value').to.equal(
+        2.5,
+      );
       await a.updateMetadata('svc', { v: 3 });
-      await waitFor(async () => (await cache.lookup('svc'))?.meta.v === 3, 10_000, 'the re-established watch to deliver v=3');
+      await waitFor(
+        async () => (await cache.lookup('svc'))?.meta.v === 3,
+        10_000,
+        'the re-established watch to deliver v=3',
+      );
     } finally {
       await cache.close();
       if (!c.running(2)) await c.restartMember(2);

@@ -62,7 +62,10 @@ describe('etcd: a registering node dies', function () {
     const url = c.url('/failover');
     const script = join(tmp.dir, 'node.mjs');
     writeFileSync(script, CHILD);
-    const [doomed, survivor] = await Promise.all([startNode(script, url, 'node-doomed', 20), startNode(script, url, 'node-survivor', 5)]);
+    const [doomed, survivor] = await Promise.all([
+      startNode(script, url, 'node-doomed', 20),
+      startNode(script, url, 'node-survivor', 5),
+    ]);
     children.push(doomed, survivor);
 
     // A one-shot style writer (plain keys, no lease) on a third node name.
@@ -80,7 +83,11 @@ describe('etcd: a registering node dies', function () {
       doomed.kill('SIGKILL');
       await exited;
       const t0 = Date.now();
-      await waitFor(async () => (await raw('node-doomed-0')) === undefined && (await raw('node-doomed-19')) === undefined, (TTL + 2) * 1000, 'the dead node\'s registrations to expire');
+      await waitFor(
+        async () => (await raw('node-doomed-0')) === undefined && (await raw('node-doomed-19')) === undefined,
+        (TTL + 2) * 1000,
+        "the dead node's registrations to expire",
+      );
       const took = Date.now() - t0;
       expect(took <= (TTL + 2) * 1000, `expired after ${took} ms`).to.be.ok;
       // Everything of the dead node is gone (entries, index and process keys); the rest stays.
@@ -97,7 +104,12 @@ describe('etcd: a registering node dies', function () {
 
   it('the lease pool caps keys per lease (etcd issue 15993); close() revokes, so the registrations go with the process', async () => {
     const url = c.url('/pool');
-    const reg = await ProcessRegistry.open({ backend: url, nodeName: 'pool-node', backendOpts: { lease: 'session', keysPerLease: 5, leaseTtl: 30 }, cleanupInterval: 0 });
+    const reg = await ProcessRegistry.open({
+      backend: url,
+      nodeName: 'pool-node',
+      backendOpts: { lease: 'session', keysPerLease: 5, leaseTtl: 30 },
+      cleanupInterval: 0,
+    });
     const observer = await ProcessRegistry.open({ backend: url, nodeName: 'observer', cleanupInterval: 0 });
     try {
       // A registration with no indexed metadata attaches its entry, plus the process marker the
@@ -121,7 +133,7 @@ describe('etcd: a registering node dies', function () {
     }
   });
 
-  it('SIGKILL of a `registry serve` node on etcd: what it registered disappears within TTL + 2 s, other nodes\' entries stay', async () => {
+  it("SIGKILL of a `registry serve` node on etcd: what it registered disappears within TTL + 2 s, other nodes' entries stay", async () => {
     const url = c.url('/serve-failover');
     const config = join(tmp.dir, 'registry.config.json');
     writeFileSync(config, JSON.stringify({ profiles: { cluster: { backend: url, backendOpts: { leaseTtl: TTL } } } }));
@@ -144,10 +156,16 @@ describe('etcd: a registering node dies', function () {
       serve.child.kill('SIGKILL');
       await exited;
       const t0 = Date.now();
-      await waitFor(async () => (await other.backend.count('default')) === 1, (TTL + 2) * 1000, 'the serve node\'s registrations to expire');
+      await waitFor(
+        async () => (await other.backend.count('default')) === 1,
+        (TTL + 2) * 1000,
+        "the serve node's registrations to expire",
+      );
       expect(Date.now() - t0 <= (TTL + 2) * 1000).to.be.ok;
       expect((await other.backend.lookup('default', 'other'))?.node).to.equal('node-other');
-      expect((await other.list({ where: [['type', 'api']] })).items, 'index keys went with the lease').to.deep.equal([]);
+      expect((await other.list({ where: [['type', 'api']] })).items, 'index keys went with the lease').to.deep.equal(
+        [],
+      );
     } finally {
       await other.close();
     }

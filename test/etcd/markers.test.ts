@@ -22,11 +22,16 @@ describe('etcd: process markers and sweeps (1 member)', function () {
   });
 
   const keys = (prefix: string): string[] =>
-    spawnSync('etcdctl', ['--endpoints', c.endpoints[0], 'get', '--prefix', prefix, '--keys-only'], { encoding: 'utf8' }).stdout.split('\n').filter(Boolean);
+    spawnSync('etcdctl', ['--endpoints', c.endpoints[0], 'get', '--prefix', prefix, '--keys-only'], {
+      encoding: 'utf8',
+    })
+      .stdout.split('\n')
+      .filter(Boolean);
   const open = (root: string) => ProcessRegistry.open({ backend: c.url(root), nodeName: NODE, cleanupInterval: 0 });
-  const pidStart = async (reg: ProcessRegistry, ns: string, key: string): Promise<string> => String((await reg.backend.lookup(ns, key))?.pidStart ?? '-');
+  const pidStart = async (reg: ProcessRegistry, ns: string, key: string): Promise<string> =>
+    String((await reg.backend.lookup(ns, key))?.pidStart ?? '-');
 
-  it('one marker per process; a sweep removes a dead process\'s entries in every namespace and its marker, and nothing of a live one', async () => {
+  it("one marker per process; a sweep removes a dead process's entries in every namespace and its marker, and nothing of a live one", async () => {
     const reg = await open('/sweep');
     try {
       const [a, b] = await spawnSleepers(2);
@@ -41,7 +46,7 @@ describe('etcd: process markers and sweeps (1 member)', function () {
 
       await a.kill();
       const h = await reg.healthCheck();
-      expect(h.dead, 'health counts the dead process\'s entries').to.equal(3);
+      expect(h.dead, "health counts the dead process's entries").to.equal(3);
       expect(h.alive).to.equal(1);
       const swept = await reg.cleanup();
       expect(swept.checked, 'two processes judged').to.equal(2);
@@ -56,7 +61,7 @@ describe('etcd: process markers and sweeps (1 member)', function () {
     }
   });
 
-  it('every write of a registration brings back a marker a sweep removed; unregister leaves it to the process\'s death', async () => {
+  it("every write of a registration brings back a marker a sweep removed; unregister leaves it to the process's death", async () => {
     const reg = await open('/rewrite');
     try {
       const [b] = await spawnSleepers(1);
@@ -79,19 +84,25 @@ describe('etcd: process markers and sweeps (1 member)', function () {
     }
   });
 
-  it('bulk writes skip markers they already wrote only while the node\'s sweep generation holds', async () => {
+  it("bulk writes skip markers they already wrote only while the node's sweep generation holds", async () => {
     const writer = await open('/bulk');
     const sweeper = await open('/bulk');
     try {
       const [b] = await spawnSleepers(1);
-      const items = (from: number) => Array.from({ length: 150 }, (_, i) => ({ key: `k${from + i}`, pid: b.pid, namespace: 'x' }));
+      const items = (from: number) =>
+        Array.from({ length: 150 }, (_, i) => ({ key: `k${from + i}`, pid: b.pid, namespace: 'x' }));
       expect((await writer.bulkRegister(items(0))).every((r) => r.ok)).to.be.ok;
-      expect((await writer.bulkRegister(items(150))).every((r) => r.ok), 'the writer now knows the marker').to.be.ok;
+      expect(
+        (await writer.bulkRegister(items(150))).every((r) => r.ok),
+        'the writer now knows the marker',
+      ).to.be.ok;
       const start = await pidStart(writer, 'x', 'k0');
       const marker = `/bulk/p/${NODE}/${b.pid}/${start}/n`;
       expect(keys('/bulk/p/')).to.deep.equal([marker]);
       // Another process's sweep removes the process's entries and marker (as when it had died).
-      expect(await sweeper.backend.removeProcesses!(NODE, [{ pid: b.pid, pidStart: start === '-' ? null : Number(start) }])).to.equal(300);
+      expect(
+        await sweeper.backend.removeProcesses!(NODE, [{ pid: b.pid, pidStart: start === '-' ? null : Number(start) }]),
+      ).to.equal(300);
       expect(keys('/bulk/p/')).to.deep.equal([]);
       // The writer's cache is stale: its next bulk write sees the generation moved and writes the marker.
       const res = await writer.bulkRegister(items(300));

@@ -15,11 +15,15 @@ const runJs = fileURLToPath(new URL('../../../bin/run.js', import.meta.url));
 
 async function leaderIndex(c: EtcdCluster, reg: ProcessRegistry): Promise<number> {
   let idx = -1;
-  await waitFor(async () => {
-    const h = await reg.healthCheck();
-    idx = c.endpoints.indexOf(h.leaderEndpoint as string);
-    return idx >= 0;
-  }, 15_000, 'a leader');
+  await waitFor(
+    async () => {
+      const h = await reg.healthCheck();
+      idx = c.endpoints.indexOf(h.leaderEndpoint as string);
+      return idx >= 0;
+    },
+    15_000,
+    'a leader',
+  );
   return idx;
 }
 
@@ -89,13 +93,23 @@ describe('etcd: member loss', function () {
       expect(err.message).to.match(/lost quorum/);
       expect(took < 8000, `failed fast (${took} ms)`).to.be.ok;
       // Writes sent once the survivor knows it has no leader are refused outright (not proposed).
-      await waitFor(async () => (await reg.healthCheck()).leader === null, 15_000, 'the surviving member to see no leader');
+      await waitFor(
+        async () => (await reg.healthCheck()).leader === null,
+        15_000,
+        'the surviving member to see no leader',
+      );
       await expect(
-        reg.bulkRegister(Array.from({ length: 10 }, (_, i) => ({ key: `bulk-${i}`, pid: holder.pid, meta: { type: 'y' } }))),
+        reg.bulkRegister(
+          Array.from({ length: 10 }, (_, i) => ({ key: `bulk-${i}`, pid: holder.pid, meta: { type: 'y' } })),
+        ),
       ).to.be.rejectedWith(UnreachableError, /lost quorum/);
 
       // The CLI: one line, exit 6, no stack trace.
-      const cli = spawnSync(process.execPath, [runJs, 'register', 'cli-during', '--pid', String(holder.pid), '--backend', url], { encoding: 'utf8', timeout: 30_000 });
+      const cli = spawnSync(
+        process.execPath,
+        [runJs, 'register', 'cli-during', '--pid', String(holder.pid), '--backend', url],
+        { encoding: 'utf8', timeout: 30_000 },
+      );
       expect(cli.status, `exit code (stderr: ${cli.stderr})`).to.equal(6);
       expect(cli.stderr).to.match(/lost quorum/);
       expect(cli.stderr, 'no stack trace').to.not.match(/\n\s+at /);
@@ -110,17 +124,28 @@ describe('etcd: member loss', function () {
       // Nothing partial. The first write may have reached the old leader's log before it lost
       // quorum (the error says its outcome is unknown): it is then applied whole — entry, index and
       // process keys — or not at all. Writes refused with "no leader" left nothing.
-      const etcdctl = spawnSync('etcdctl', ['--endpoints', c.endpoints.join(','), 'get', '--prefix', '/two-down/', '--keys-only'], { encoding: 'utf8' });
+      const etcdctl = spawnSync(
+        'etcdctl',
+        ['--endpoints', c.endpoints.join(','), 'get', '--prefix', '/two-down/', '--keys-only'],
+        { encoding: 'utf8' },
+      );
       const all = etcdctl.stdout.split('\n').filter((k) => k && !k.startsWith('/two-down/c/')); // c/: sweep timestamps
       const markers = all.filter((k) => k.startsWith('/two-down/p/'));
-      expect(markers, 'one process marker: the holder\'s').to.deep.equal([`/two-down/p/${encodeURIComponent(reg.nodeName)}/${holder.pid}/${markers[0]?.split('/')[5]}/n`]);
+      expect(markers, "one process marker: the holder's").to.deep.equal([
+        `/two-down/p/${encodeURIComponent(reg.nodeName)}/${holder.pid}/${markers[0]?.split('/')[5]}/n`,
+      ]);
       const keys = all.filter((k) => !markers.includes(k));
       const during = keys.filter((k) => k.endsWith('/during'));
       if (during.length) {
-        expect(err.message, 'an applied-later write was reported as of unknown outcome').to.match(/takes effect only if the cluster recovers/);
+        expect(err.message, 'an applied-later write was reported as of unknown outcome').to.match(
+          /takes effect only if the cluster recovers/,
+        );
         expect(during.length, `all or nothing of "during": ${during.join(', ')}`).to.equal(4); // r/, i/type, i/capabilities ×2
       }
-      expect(keys.every((k) => k.endsWith('/before') || k.endsWith('/during')), `only "before" (and a whole "during") exist: ${keys.join(', ')}`).to.be.ok;
+      expect(
+        keys.every((k) => k.endsWith('/before') || k.endsWith('/during')),
+        `only "before" (and a whole "during") exist: ${keys.join(', ')}`,
+      ).to.be.ok;
       expect(await reg.lookup('cli-during')).to.equal(undefined);
       for (let i = 0; i < 10; i++) expect(await reg.lookup(`bulk-${i}`)).to.equal(undefined);
       // Writes resume.

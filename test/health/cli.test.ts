@@ -19,12 +19,24 @@ const NODE = 'health-cli-node';
 const sb = nodeSandbox(NODE);
 
 /** `count` processes holding `perProcess` keys each in a new SQLite file. */
-async function fleet(name: string, count: number, perProcess: number): Promise<{ url: string; path: string; procs: Sleeper[] }> {
+async function fleet(
+  name: string,
+  count: number,
+  perProcess: number,
+): Promise<{ url: string; path: string; procs: Sleeper[] }> {
   const path = join(sb.dir, `${name}.db`);
   const url = `sqlite:${path}`;
   const reg = await ProcessRegistry.open({ backend: url, cleanupInterval: 0, nodeName: NODE });
   const procs = await spawnSleepers(count);
-  await reg.bulkRegister(procs.flatMap((p, i) => Array.from({ length: perProcess }, (_, j) => ({ key: `${name}-${i}-${j}`, pid: p.pid, namespace: j % 2 ? 'odd' : 'even' }))));
+  await reg.bulkRegister(
+    procs.flatMap((p, i) =>
+      Array.from({ length: perProcess }, (_, j) => ({
+        key: `${name}-${i}-${j}`,
+        pid: p.pid,
+        namespace: j % 2 ? 'odd' : 'even',
+      })),
+    ),
+  );
   await reg.close();
   return { url, path, procs };
 }
@@ -49,7 +61,10 @@ describe('registry health on real degraded states', () => {
     expect(r.code, r.stdout).to.equal(5);
     expect(r.stdout).to.match(/status\s+│ degraded/);
     expect(r.stdout).to.match(/why\s+│ 10\.0% of registrations are dead \(>= 10%\): run `registry cleanup`/);
-    expect(sb.run(['health', '-b', url, '--fail-on', 'unhealthy']).code, 'degraded passes with --fail-on unhealthy').to.equal(0);
+    expect(
+      sb.run(['health', '-b', url, '--fail-on', 'unhealthy']).code,
+      'degraded passes with --fail-on unhealthy',
+    ).to.equal(0);
 
     for (const p of procs.slice(2, 6)) await p.kill(); // 30 %: unhealthy
     r = sb.run(['health', '-b', url, '--json']);
@@ -58,9 +73,16 @@ describe('registry health on real degraded states', () => {
     expect(s.status).to.equal('unhealthy');
     expect(s.exitCode).to.equal(5);
     expect(s.backends[0].status).to.equal('unhealthy');
-    expect([s.backends[0].health!.alive, s.backends[0].health!.dead, s.backends[0].health!.registrations]).to.deep.equal([70, 30, 100]);
+    expect([
+      s.backends[0].health!.alive,
+      s.backends[0].health!.dead,
+      s.backends[0].health!.registrations,
+    ]).to.deep.equal([70, 30, 100]);
     expect(s.backends[0].reasons[0]).to.match(/30\.0% of registrations are dead \(>= 30%\)/);
-    expect(sb.run(['health', '-b', url, '--fail-on', 'unhealthy']).code, 'unhealthy fails even with --fail-on unhealthy').to.equal(5);
+    expect(
+      sb.run(['health', '-b', url, '--fail-on', 'unhealthy']).code,
+      'unhealthy fails even with --fail-on unhealthy',
+    ).to.equal(5);
 
     // The remedy the reason names works, and health says so.
     expect(sb.run(['cleanup', '-b', url]).code).to.equal(0);
@@ -75,7 +97,10 @@ describe('registry health on real degraded states', () => {
     const cfg = join(sb.dir, 'wal.config.json');
     // SQLite checkpoints every ~1000 pages (4 MiB) and then reuses the WAL from its start: without
     // a reader in the way it stays near 4 MiB however much is written.
-    writeFileSync(cfg, JSON.stringify({ profiles: { wal: { backend: url, backendOpts: { walLimitBytes: 8 * 1048576 } } } }));
+    writeFileSync(
+      cfg,
+      JSON.stringify({ profiles: { wal: { backend: url, backendOpts: { walLimitBytes: 8 * 1048576 } } } }),
+    );
     const writer = await ProcessRegistry.open({ backend: url, cleanupInterval: 0, nodeName: NODE });
     const meta = { pad: 'x'.repeat(4000) };
     const write = async (prefix: string) => {
@@ -83,7 +108,10 @@ describe('registry health on real degraded states', () => {
     };
     await write('free');
     const calm = sb.run(['health', '--config', cfg, '--profile', 'wal', '--json']);
-    expect(calm.code, `checkpoints keep the WAL small: ${JSON.stringify(summary(calm).backends[0].health?.walBytes)}`).to.equal(0);
+    expect(
+      calm.code,
+      `checkpoints keep the WAL small: ${JSON.stringify(summary(calm).backends[0].health?.walBytes)}`,
+    ).to.equal(0);
 
     const Database = loadBetterSqlite();
     const reader = new Database(path, { readonly: true });
@@ -94,14 +122,18 @@ describe('registry health on real degraded states', () => {
     expect(r.code, r.stdout).to.equal(5);
     const b = summary(r).backends[0];
     expect(b.status).to.equal('degraded');
-    expect(b.reasons.join('\n')).to.match(/the WAL file is [\d.]+ MiB \(> 8\.0 MiB\): a long-running reader blocks checkpoints/);
+    expect(b.reasons.join('\n')).to.match(
+      /the WAL file is [\d.]+ MiB \(> 8\.0 MiB\): a long-running reader blocks checkpoints/,
+    );
     reader.exec('COMMIT');
     reader.close();
     const db = new Database(path);
     db.pragma('wal_checkpoint(TRUNCATE)');
     db.close();
     await writer.close();
-    expect(sb.run(['health', '--config', cfg, '--profile', 'wal']).code, 'healthy again after the checkpoint').to.equal(0);
+    expect(sb.run(['health', '--config', cfg, '--profile', 'wal']).code, 'healthy again after the checkpoint').to.equal(
+      0,
+    );
   });
 
   it('unreachable is exit 6, never 0, and nothing is created; a malformed URL is exit 2 in one line', async () => {
@@ -133,7 +165,10 @@ describe('registry health on real degraded states', () => {
 
   it('--watch N re-checks until SIGINT, sees the status change, exits with the last round', async () => {
     const { url, procs } = await fleet('watched', 10, 2);
-    const child = spawn(process.execPath, [BIN, 'health', '-b', url, '--watch', '1', '--json'], { env: sb.env, stdio: ['ignore', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, 'health', '-b', url, '--watch', '1', '--json'], {
+      env: sb.env,
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
     let out = '';
     let err = '';
     child.stdout.on('data', (d) => (out += d));
@@ -170,7 +205,11 @@ describe('registry report across profiles', () => {
       join(cwd, 'registry.config.json'),
       JSON.stringify({
         default: 'good',
-        profiles: { good: { backend: good.url }, sick: { backend: sick.url }, gone: { backend: `sqlite:${join(sb.dir, 'gone', 'x.db')}` } },
+        profiles: {
+          good: { backend: good.url },
+          sick: { backend: sick.url },
+          gone: { backend: `sqlite:${join(sb.dir, 'gone', 'x.db')}` },
+        },
       }),
     );
     const table = sb.run(['report', '--profiles', 'good,sick']);
@@ -183,9 +222,9 @@ describe('registry report across profiles', () => {
     const j = sb.run(['report', '--profiles', 'good,sick', '--json']);
     const s = summary(j);
     expect(s.backends.map((b) => [b.target, b.status, b.exitCode, b.health?.registrations])).to.deep.equal([
-        ['good', 'healthy', 0, 12],
-        ['sick', 'degraded', 5, 10],
-      ]);
+      ['good', 'healthy', 0, 12],
+      ['sick', 'degraded', 5, 10],
+    ]);
     expect(s.status).to.equal('degraded');
     expect(sb.run(['report', '--profiles', 'good']).code).to.equal(0);
     expect(sb.run(['report', '--profiles', 'good,sick', '--fail-on', 'unhealthy']).code).to.equal(0);
@@ -229,21 +268,31 @@ describe('registry stats', () => {
     expect(t.stdout).to.match(/no operation counters: a one-shot CLI process has no history/);
   });
 
-  it('in the REPL (a long-lived process) it shows the session\'s own counters and latencies', async () => {
+  it("in the REPL (a long-lived process) it shows the session's own counters and latencies", async () => {
     const { url, procs } = await fleet('session', 1, 1);
-    const script = [`register r-1 --pid ${procs[0].pid}`, 'lookup r-1', 'lookup r-1', 'health', 'stats --json', ''].join('\n');
+    const script = [
+      `register r-1 --pid ${procs[0].pid}`,
+      'lookup r-1',
+      'lookup r-1',
+      'health',
+      'stats --json',
+      '',
+    ].join('\n');
     const child = spawn(process.execPath, [BIN, 'repl', '-b', url], { env: sb.env, stdio: ['pipe', 'pipe', 'pipe'] });
     let out = '';
     child.stdout.on('data', (d) => (out += d));
     child.stdin.end(script);
     const code = await new Promise<number | null>((resolve) => child.on('exit', (c) => resolve(c)));
     expect(code, out).to.equal(0);
-    expect(out, 'health runs on the session\'s registry').to.match(/status\s+│ healthy/);
+    expect(out, "health runs on the session's registry").to.match(/status\s+│ healthy/);
     const last = out.slice(out.lastIndexOf('\n{\n') + 1);
     const s = JSON.parse(last) as StatsResult;
     expect(s.countersFrom).to.equal('this process');
     expect(s.operations.register?.count >= 1, JSON.stringify(s.operations)).to.be.ok;
     expect(s.operations.lookup?.count >= 2, JSON.stringify(s.operations)).to.be.ok;
-    expect((s.operations.lookup.latencyMs.samples ?? 0) >= 2 && s.operations.lookup.latencyMs.max > 0, 'the first calls are all timed').to.be.ok;
+    expect(
+      (s.operations.lookup.latencyMs.samples ?? 0) >= 2 && s.operations.lookup.latencyMs.max > 0,
+      'the first calls are all timed',
+    ).to.be.ok;
   });
 });

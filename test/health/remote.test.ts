@@ -42,7 +42,10 @@ describe('health of a registry node', () => {
       expect(r.s.backends[0].status).to.equal('degraded');
       expect(r.s.backends[0].health!.dead).to.equal(2);
       const both = sb.run(['report', '--backends', `${serve.url},sqlite:${path}`, '--json']);
-      expect(both.json<HealthSummary>().backends.map((b) => b.status), 'the node and its file agree').to.deep.equal(['degraded', 'degraded']);
+      expect(
+        both.json<HealthSummary>().backends.map((b) => b.status),
+        'the node and its file agree',
+      ).to.deep.equal(['degraded', 'degraded']);
     } finally {
       serve.child.kill('SIGTERM');
       await serve.exited;
@@ -108,7 +111,11 @@ describe('health of an etcd cluster', () => {
     expect(sb.run(['health', '-b', url, '--fail-on', 'unhealthy']).code).to.equal(0);
 
     await cluster.killMember(1);
-    await waitFor(() => (r = health(['-b', url, '--timeout', '15s'])).code === 6, 60_000, 'unreachable once quorum is lost');
+    await waitFor(
+      () => (r = health(['-b', url, '--timeout', '15s'])).code === 6,
+      60_000,
+      'unreachable once quorum is lost',
+    );
     expect(r.s.backends[0].status).to.equal('unreachable');
     expect(r.s.backends[0].reasons[0]).to.match(/lost quorum/);
   });

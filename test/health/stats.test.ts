@@ -67,9 +67,16 @@ describe('registry stats over a long-lived registry (the REPL hook)', () => {
     const out: string[] = [];
     const write = process.stdout.write.bind(process.stdout);
     process.stdout.write = ((chunk: string) => (out.push(String(chunk)), true)) as typeof process.stdout.write;
-    RegistryCommand.session = { registry: reg, resolved: { backend: 'memory:', backendOpts: {}, source: 'test' }, json: true };
+    RegistryCommand.session = {
+      registry: reg,
+      resolved: { backend: 'memory:', backendOpts: {}, source: 'test' },
+      json: true,
+    };
     try {
-      const r = (await Stats.run(['--json'], config)) as { operations: Record<string, { count: number }>; optimization: { cache: { hits: number; misses: number; hitRate: number } } };
+      const r = (await Stats.run(['--json'], config)) as {
+        operations: Record<string, { count: number }>;
+        optimization: { cache: { hits: number; misses: number; hitRate: number } };
+      };
       expect(r.optimization.cache.misses).to.equal(1);
       expect(r.optimization.cache.hits).to.equal(3);
       expect(r.optimization.cache.hitRate).to.equal(0.75);

@@ -12,7 +12,10 @@ backendSuite('hybrid', async () => {
   return {
     registry: await ProcessRegistry.open({
       backend: 'hybrid:',
-      backendOpts: { primary: { backend: `legacy:${join(dir.dir, 'old.db')}`, backendOpts: { create: true } }, backup: `sqlite:${join(dir.dir, 'new.db')}` },
+      backendOpts: {
+        primary: { backend: `legacy:${join(dir.dir, 'old.db')}`, backendOpts: { create: true } },
+        backup: `sqlite:${join(dir.dir, 'new.db')}`,
+      },
       cleanupInterval: 0,
     }),
     teardown: async () => dir.cleanup(),
@@ -34,12 +37,19 @@ describe('hybrid backend', () => {
     try {
       const h = reg.backend as HybridBackend;
       let health = await reg.healthCheck();
-      expect(health.divergence, 'backup empty: 5 keys only in the primary').to.deep.equal({ onlyInA: 5, onlyInB: 0, differing: 0 });
+      expect(health.divergence, 'backup empty: 5 keys only in the primary').to.deep.equal({
+        onlyInA: 5,
+        onlyInB: 0,
+        differing: 0,
+      });
       expect(health.status).to.equal('degraded');
       await reg.register('new', 4242, { a: 1 }, { node: 'node-a' });
       expect((await h.backup.lookup('default', 'new'))?.pid, 'write reached the backup').to.equal(4242);
       expect((await h.primary.lookup('default', 'new'))?.pid, 'write reached the primary').to.equal(4242);
-      await h.backup.register({ ...(await h.backup.lookup('default', 'new'))!, key: 'only-backup' }, { replaceIf: () => true });
+      await h.backup.register(
+        { ...(await h.backup.lookup('default', 'new'))!, key: 'only-backup' },
+        { replaceIf: () => true },
+      );
       expect((await reg.lookup('only-backup'))?.pid, 'read falls back to the backup').to.equal(4242);
       const keys = (await reg.list({})).items.map((e) => e.key);
       expect(keys).to.deep.equal(['api', 'db', 'new', 'only-backup', 'web']);

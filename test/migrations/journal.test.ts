@@ -31,23 +31,32 @@ async function open(url: string): Promise<ProcessRegistry> {
 }
 
 describe('migration journal and lock', () => {
-after(async () => {
-  await killAllSleepers();
-  for (const r of roots) r.cleanup();
-});
+  after(async () => {
+    await killAllSleepers();
+    for (const r of roots) r.cleanup();
+  });
 
-  it('a live owner keeps the lock (ConflictError, CLI exit 4); a dead owner\'s lock is taken over', async () => {
+  it("a live owner keeps the lock (ConflictError, CLI exit 4); a dead owner's lock is taken over", async () => {
     const s = setup(100);
     const m = s.m();
     const owner = await spawnSleeper();
-    writeFileSync(m.lock.path, JSON.stringify({ pid: owner.pid, host: os.hostname(), startedAt: Date.now(), command: 'migrate hybrid' }));
-    await expect(runPhase(m, phases.wrap, { from: s.from })).to.be.rejectedWith(ConflictError, /another migration is running \(pid \d+/);
+    writeFileSync(
+      m.lock.path,
+      JSON.stringify({ pid: owner.pid, host: os.hostname(), startedAt: Date.now(), command: 'migrate hybrid' }),
+    );
+    await expect(runPhase(m, phases.wrap, { from: s.from })).to.be.rejectedWith(
+      ConflictError,
+      /another migration is running \(pid \d+/,
+    );
     const r = await cli(['migrate', 'wrap', '--from', s.from, '--yes'], { cwd: s.dir });
     expect(r.code, r.stderr).to.equal(4);
     expect(r.stderr).to.match(/^registry: another migration is running/);
     await owner.kill();
     const stale = await deadPid();
-    writeFileSync(m.lock.path, JSON.stringify({ pid: stale, host: os.hostname(), startedAt: Date.now(), command: 'migrate wrap' }));
+    writeFileSync(
+      m.lock.path,
+      JSON.stringify({ pid: stale, host: os.hostname(), startedAt: Date.now(), command: 'migrate wrap' }),
+    );
     const ok = await cli(['migrate', 'wrap', '--from', s.from, '--yes', '--json'], { cwd: s.dir });
     expect(ok.code, ok.stderr).to.equal(0);
     expect(JSON.parse(ok.stdout).record.status).to.equal('done');
@@ -59,12 +68,19 @@ after(async () => {
     await runPhase(s.m(), phases.wrap, { from: s.from });
     // Run 1 stops (as if killed) after two batches.
     let batches = 0;
-    await expect(runPhase(s.m(), phases.hybrid, { to: s.to }, {
-        batch: 250,
-        onBatch: () => {
-          if (++batches === 2) throw new Error('simulated crash');
+    await expect(
+      runPhase(
+        s.m(),
+        phases.hybrid,
+        { to: s.to },
+        {
+          batch: 250,
+          onBatch: () => {
+            if (++batches === 2) throw new Error('simulated crash');
+          },
         },
-      })).to.be.rejectedWith(/simulated crash/);
+      ),
+    ).to.be.rejectedWith(/simulated crash/);
     const mid = s.m().journal.interrupted();
     expect(mid?.phase).to.equal('hybrid');
     expect(mid?.cursor?.copied).to.equal(500);
@@ -76,17 +92,22 @@ after(async () => {
       cleanupInterval: 0,
     });
     let wrote = false;
-    const r = await runPhase(s.m(), phases.hybrid, { to: s.to }, {
-      batch: 250,
-      onBatch: async () => {
-        if (wrote) return;
-        wrote = true;
-        await writer.register('during-backfill', 4242, { new: true }, { namespace: 'ns0', node: 'node-a' });
-        await writer.updateMetadata('svc-00000000', { touched: 1 }, { namespace: 'ns0' }); // already copied
-        await writer.updateMetadata('svc-00002996', { touched: 2 }, { namespace: 'ns0' }); // not copied yet
-        await writer.unregister('svc-00000004', { namespace: 'ns0' }); // already copied
+    const r = await runPhase(
+      s.m(),
+      phases.hybrid,
+      { to: s.to },
+      {
+        batch: 250,
+        onBatch: async () => {
+          if (wrote) return;
+          wrote = true;
+          await writer.register('during-backfill', 4242, { new: true }, { namespace: 'ns0', node: 'node-a' });
+          await writer.updateMetadata('svc-00000000', { touched: 1 }, { namespace: 'ns0' }); // already copied
+          await writer.updateMetadata('svc-00002996', { touched: 2 }, { namespace: 'ns0' }); // not copied yet
+          await writer.unregister('svc-00000004', { namespace: 'ns0' }); // already copied
+        },
       },
-    });
+    );
     await writer.close();
     expect(r.resumed).to.equal(true);
     expect(r.record?.status).to.equal('done');
@@ -94,14 +115,25 @@ after(async () => {
     const b = await open(s.to);
     try {
       for (const reg of [a, b]) {
-        expect((await reg.lookup('during-backfill', { namespace: 'ns0' }))?.meta, `${reg.backend.name}: new key`).to.deep.equal({ new: true });
-        expect(await reg.lookup('svc-00000004', { namespace: 'ns0' }), `${reg.backend.name}: removed key`).to.equal(undefined);
+        expect(
+          (await reg.lookup('during-backfill', { namespace: 'ns0' }))?.meta,
+          `${reg.backend.name}: new key`,
+        ).to.deep.equal({ new: true });
+        expect(await reg.lookup('svc-00000004', { namespace: 'ns0' }), `${reg.backend.name}: removed key`).to.equal(
+          undefined,
+        );
       }
       expect((await b.lookup('svc-00000000', { namespace: 'ns0' }))?.meta).to.deep.equal({ touched: 1 });
       expect((await b.lookup('svc-00002996', { namespace: 'ns0' }))?.meta).to.deep.equal({ touched: 2 });
-      const v = await verifyStates({ backend: a.backend, isAlive: (e: Registration) => a.isAlive(e) }, { backend: b.backend, isAlive: (e: Registration) => b.isAlive(e) });
+      const v = await verifyStates(
+        { backend: a.backend, isAlive: (e: Registration) => a.isAlive(e) },
+        { backend: b.backend, isAlive: (e: Registration) => b.isAlive(e) },
+      );
       expect(v.equivalent).to.equal(true);
-      expect(b.backend.count(), 'every effective entry once (all 3000 keys are live), plus the new key, minus the removed one').to.equal(3000 + 1 - 1);
+      expect(
+        b.backend.count(),
+        'every effective entry once (all 3000 keys are live), plus the new key, minus the removed one',
+      ).to.equal(3000 + 1 - 1);
     } finally {
       await a.close();
       await b.close();
@@ -122,7 +154,9 @@ after(async () => {
     rmSync(join(s.dir, 'old.db'));
     const r = await cli(['migrate', 'cutover', '--yes'], { cwd: s.dir });
     expect(r.code, r.stderr).to.equal(6);
-    expect(r.stderr).to.match(/^registry: the migration journal .*registry\.migration\.json names legacy:.*old\.db as the source, but it cannot be opened \(legacy database .* does not exist/);
+    expect(r.stderr).to.match(
+      /^registry: the migration journal .*registry\.migration\.json names legacy:.*old\.db as the source, but it cannot be opened \(legacy database .* does not exist/,
+    );
     expect(r.stderr.trim().split('\n').length).to.equal(1);
     const st = await cli(['migrate', 'status', '--check', '--json'], { cwd: s.dir });
     expect(st.code).to.equal(6);

@@ -18,7 +18,9 @@ const t = tempDir('procreg-kill-');
 
 function copiedSoFar(journal: string): number {
   try {
-    const j = JSON.parse(readFileSync(journal, 'utf8')) as { phases: Array<{ phase: string; status: string; cursor?: { copied: number } }> };
+    const j = JSON.parse(readFileSync(journal, 'utf8')) as {
+      phases: Array<{ phase: string; status: string; cursor?: { copied: number } }>;
+    };
     const h = j.phases.find((p) => p.phase === 'hybrid');
     return h?.status === 'done' ? Infinity : (h?.cursor?.copied ?? 0);
   } catch {
@@ -28,7 +30,7 @@ function copiedSoFar(journal: string): number {
 
 describe('SIGKILL during the hybrid backfill', function () {
   this.timeout(300_000);
-after(() => t.cleanup());
+  after(() => t.cleanup());
 
   it('five kills at random points, then a rerun completes with verify green and nothing lost or duplicated', async () => {
     writeLargeLegacy(join(t.dir, 'old.db'), N);
@@ -57,7 +59,10 @@ after(() => t.cleanup());
       if (signal === 'SIGKILL') killedAt.push(copiedSoFar(journal));
       else expect(code, 'a run that finished before the kill point must have succeeded').to.equal(0);
     }
-    expect(killedAt.length >= 3, `killed mid-backfill at least 3 times (killed at ${killedAt.join(', ')}; points ${points.join(', ')})`).to.be.ok;
+    expect(
+      killedAt.length >= 3,
+      `killed mid-backfill at least 3 times (killed at ${killedAt.join(', ')}; points ${points.join(', ')})`,
+    ).to.be.ok;
     const last = await cli(['migrate', 'hybrid', '--to', to, '--yes', '--json'], { cwd: t.dir });
     expect(last.code, last.stderr).to.equal(0);
     const res = JSON.parse(last.stdout);
@@ -67,7 +72,9 @@ after(() => t.cleanup());
     expect(JSON.parse(v.stdout).equivalent).to.equal(true);
     const db = new (loadBetterSqlite())(join(t.dir, 'new.db'), { readonly: true });
     try {
-      const { n, d: distinct } = db.prepare("SELECT count(*) AS n, count(DISTINCT namespace || char(0) || key) AS d FROM registrations").get() as { n: number; d: number };
+      const { n, d: distinct } = db
+        .prepare('SELECT count(*) AS n, count(DISTINCT namespace || char(0) || key) AS d FROM registrations')
+        .get() as { n: number; d: number };
       expect(n, 'every legacy key copied exactly once').to.equal(N);
       expect(distinct).to.equal(N);
     } finally {

@@ -26,7 +26,7 @@ async function listAll(reg: ProcessRegistry): Promise<Registration[]> {
 }
 
 describe('legacy backend: fixtures', () => {
-after(() => t.cleanup());
+  after(() => t.cleanup());
 
   for (const name of ['clean', 'diverged', 'dead', 'stale']) {
     it(`${name}: effective view, lookups and anomalies are the documented ones`, async () => {
@@ -36,7 +36,8 @@ after(() => t.cleanup());
         expect(view(await listAll(reg)), 'listing = expected effective view').to.deep.equal(expected.view);
         // Paging with small pages yields the same view.
         const paged: Registration[] = [];
-        for (const namespace of await reg.namespaces()) for await (const e of reg.entries({ namespace, pageSize: 1 })) paged.push(e);
+        for (const namespace of await reg.namespaces())
+          for await (const e of reg.entries({ namespace, pageSize: 1 })) paged.push(e);
         expect(view(paged), 'page size 1 gives the same view').to.deep.equal(expected.view);
         const backend = reg.backend as unknown as { db: Parameters<typeof legacyAnomalies>[0] };
         const counts = legacyAnomalies(backend.db, (e) => reg.isAlive(e), path).counts();
@@ -60,12 +61,15 @@ after(() => t.cleanup());
     const reg = await openLegacy(path);
     const db = new (loadBetterSqlite())(path, { readonly: true });
     try {
-      const count = (table: string, key: string) => (db.prepare(`SELECT count(*) AS n FROM ${table} WHERE service = ?`).get(key) as { n: number }).n;
+      const count = (table: string, key: string) =>
+        (db.prepare(`SELECT count(*) AS n FROM ${table} WHERE service = ?`).get(key) as { n: number }).n;
       expect((await reg.lookup('live-reg-dead-bak'))?.meta, 'registry hit carries no metadata').to.deep.equal({});
       expect(count('process_registry_backup', 'dead-bak-only')).to.equal(1);
       expect(await reg.lookup('dead-bak-only')).to.equal(undefined);
       expect(count('process_registry_backup', 'dead-bak-only'), 'dead backup hit deleted').to.equal(0);
-      expect(await reg.lookup('dead-reg-live-bak'), 'dead registry hit: no fallback to the live backup row').to.equal(undefined);
+      expect(await reg.lookup('dead-reg-live-bak'), 'dead registry hit: no fallback to the live backup row').to.equal(
+        undefined,
+      );
       expect(count('process_registry_backup', 'dead-reg-live-bak'), 'the backup row is left alone').to.equal(1);
     } finally {
       db.close();
@@ -78,10 +82,17 @@ after(() => t.cleanup());
     const reg = await openLegacy(path);
     const db = new (loadBetterSqlite())(path, { readonly: true });
     try {
-      const rows = (table: string, key: string) => db.prepare(`SELECT pid, node FROM ${table} WHERE namespace = 'default' AND service = ?`).all(key);
+      const rows = (table: string, key: string) =>
+        db.prepare(`SELECT pid, node FROM ${table} WHERE namespace = 'default' AND service = ?`).all(key);
       // The backup table holds 200 for "mismatch": 200 on node-a is a live other-node holder.
-      const refused: unknown = await reg.register('mismatch', 999, {}, { node: 'node-a' }).then(() => undefined, (e: unknown) => e);
-      expect((refused as { holder?: Registration } | undefined)?.holder?.pid, 'refused, naming the backup holder').to.equal(200);
+      const refused: unknown = await reg.register('mismatch', 999, {}, { node: 'node-a' }).then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(
+        (refused as { holder?: Registration } | undefined)?.holder?.pid,
+        'refused, naming the backup holder',
+      ).to.equal(200);
       // only-reg has no backup row: the legacy check passes and the backup table gains a row.
       await reg.register('only-reg', 301, { via: 'register' }, { node: 'node-b' });
       expect(rows('process_registry_backup', 'only-reg')).to.deep.equal([{ pid: 301, node: 'node-b' }]);
@@ -128,7 +139,11 @@ after(() => t.cleanup());
 backendSuite('legacy', async () => {
   const dir = tempDir('procreg-legacy-conf-');
   return {
-    registry: await ProcessRegistry.open({ backend: `legacy:${join(dir.dir, 'legacy.db')}`, backendOpts: { create: true }, cleanupInterval: 0 }),
+    registry: await ProcessRegistry.open({
+      backend: `legacy:${join(dir.dir, 'legacy.db')}`,
+      backendOpts: { create: true },
+      cleanupInterval: 0,
+    }),
     teardown: async () => dir.cleanup(),
   };
 });

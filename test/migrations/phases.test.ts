@@ -49,7 +49,9 @@ describe('migration: legacy → sqlite → etcd, all five phases', function () {
     expect(w.verify.equivalent).to.equal(true);
     expect(w.record.counts.entries).to.equal(expected.view.length);
     expect(w.record.counts.pidMismatch).to.equal(expected.anomalies.pidMismatch);
-    expect(w.record.counts.deadRegistryRows + w.record.counts.deadBackupRows).to.equal(expected.anomalies.deadRegistryRows + expected.anomalies.deadBackupRows);
+    expect(w.record.counts.deadRegistryRows + w.record.counts.deadBackupRows).to.equal(
+      expected.anomalies.deadRegistryRows + expected.anomalies.deadBackupRows,
+    );
     expect(await listed(), 'default profile = the wrapped legacy store').to.deep.equal(expected.view);
     await check();
 
@@ -63,7 +65,9 @@ describe('migration: legacy → sqlite → etcd, all five phases', function () {
     const co = await run(['migrate', 'cutover', '--yes', '--json']);
     expect(co.verify.mismatches).to.equal(0);
     expect(co.verify.anomalies).to.equal(expected.anomalies.lookupListingDisagree);
-    expect((await run(['lookup', 'dead-reg-live-bak', '--json'])).pid, 'the hybrid falls back to the target').to.equal(500);
+    expect((await run(['lookup', 'dead-reg-live-bak', '--json'])).pid, 'the hybrid falls back to the target').to.equal(
+      500,
+    );
     await check();
 
     // 4 optimize: the pure target, equivalent to the effective legacy view.

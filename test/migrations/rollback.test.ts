@@ -14,7 +14,7 @@ import { fixture, FIXTURE_NODE } from './support.js';
 const t = tempDir('procreg-rollback-');
 
 describe('plan, order and rollback', () => {
-after(() => t.cleanup());
+  after(() => t.cleanup());
 
   it('dry runs write nothing, order is enforced, rollback returns phase by phase', async () => {
     const { path } = fixture('diverged', t.dir);

@@ -41,11 +41,23 @@ export interface CliResult {
 }
 
 /** Run `registry ARGS` as a real process (CI=1, node name legacy-local, no colour). */
-export function cli(args: string[], opts: { cwd: string; env?: NodeJS.ProcessEnv; onSpawn?(pid: number): void } = { cwd: process.cwd() }): Promise<CliResult> {
+export function cli(
+  args: string[],
+  opts: { cwd: string; env?: NodeJS.ProcessEnv; onSpawn?(pid: number): void } = { cwd: process.cwd() },
+): Promise<CliResult> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [BIN, ...args], {
       cwd: opts.cwd,
-      env: { ...process.env, CI: '1', NO_COLOR: '1', REGISTRY_NODE: FIXTURE_NODE, REGISTRY_BACKEND: '', REGISTRY_PROFILE: '', REGISTRY_CONFIG: '', ...opts.env },
+      env: {
+        ...process.env,
+        CI: '1',
+        NO_COLOR: '1',
+        REGISTRY_NODE: FIXTURE_NODE,
+        REGISTRY_BACKEND: '',
+        REGISTRY_PROFILE: '',
+        REGISTRY_CONFIG: '',
+        ...opts.env,
+      },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';

@@ -12,12 +12,22 @@ const t = tempDir('procreg-verify-');
 const regs: ProcessRegistry[] = [];
 
 async function store(name: string): Promise<ProcessRegistry> {
-  const r = await ProcessRegistry.open({ backend: `sqlite:${join(t.dir, `${name}.db`)}`, nodeName: 'verify-local', cleanupInterval: 0 });
+  const r = await ProcessRegistry.open({
+    backend: `sqlite:${join(t.dir, `${name}.db`)}`,
+    nodeName: 'verify-local',
+    cleanupInterval: 0,
+  });
   regs.push(r);
   return r;
 }
 const state = (r: ProcessRegistry): State => ({ backend: r.backend, isAlive: (e) => r.isAlive(e) });
-const entry = (namespace: string, key: string, pid: number, meta: Record<string, unknown> = {}, at = 1000): Registration => ({
+const entry = (
+  namespace: string,
+  key: string,
+  pid: number,
+  meta: Record<string, unknown> = {},
+  at = 1000,
+): Registration => ({
   namespace,
   key,
   pid,
@@ -29,10 +39,10 @@ const entry = (namespace: string, key: string, pid: number, meta: Record<string,
 });
 
 describe('verify', () => {
-after(async () => {
-  await Promise.all(regs.map((r) => r.close()));
-  t.cleanup();
-});
+  after(async () => {
+    await Promise.all(regs.map((r) => r.close()));
+    t.cleanup();
+  });
 
   let a: ProcessRegistry;
   let b: ProcessRegistry;
@@ -40,10 +50,14 @@ after(async () => {
     a = await store('a');
     b = await store('b');
     const batch: Registration[] = [];
-    for (let i = 0; i < 5000; i++) batch.push(entry(i % 2 ? 'ns1' : 'ns2', `k${String(i).padStart(5, '0')}`, 100 + i, { i, tags: ['x', i % 3] }));
+    for (let i = 0; i < 5000; i++)
+      batch.push(entry(i % 2 ? 'ns1' : 'ns2', `k${String(i).padStart(5, '0')}`, 100 + i, { i, tags: ['x', i % 3] }));
     a.backend.bulkRegister!(batch, { replaceIf: () => true });
     // B gets the same entries, with metadata keys in another order (canonical JSON makes them equal).
-    b.backend.bulkRegister!(batch.map((e) => ({ ...e, meta: { tags: e.meta.tags, i: e.meta.i } })), { replaceIf: () => true });
+    b.backend.bulkRegister!(
+      batch.map((e) => ({ ...e, meta: { tags: e.meta.tags, i: e.meta.i } })),
+      { replaceIf: () => true },
+    );
   });
 
   it('equal states are equivalent, with digests from the backends and no narrowing', async () => {
@@ -67,8 +81,17 @@ after(async () => {
     expect(r.onlyInA.map((e) => e.key)).to.deep.equal(['extra-in-a']);
     expect(r.onlyInB.map((e) => e.key)).to.deep.equal(['extra-in-b']);
     expect(r.differing.find((d) => d.key === 'k00001')?.fields).to.deep.equal({ pid: [101, 999] });
-    expect(r.differing.find((d) => d.key === 'k00002')?.fields).to.deep.equal({ meta: [{ i: 2, tags: ['x', 2] }, { i: 2, tags: ['y'] }] });
-    for (const n of r.namespaces) expect(n.mismatchedBuckets <= 2 && n.mismatchedBuckets >= 1, `${n.namespace}: only the touched buckets mismatch (${n.mismatchedBuckets}/${n.buckets})`).to.be.ok;
+    expect(r.differing.find((d) => d.key === 'k00002')?.fields).to.deep.equal({
+      meta: [
+        { i: 2, tags: ['x', 2] },
+        { i: 2, tags: ['y'] },
+      ],
+    });
+    for (const n of r.namespaces)
+      expect(
+        n.mismatchedBuckets <= 2 && n.mismatchedBuckets >= 1,
+        `${n.namespace}: only the touched buckets mismatch (${n.mismatchedBuckets}/${n.buckets})`,
+      ).to.be.ok;
     const capped = await verifyStates(state(a), state(b), { maxDiffs: 1 });
     expect(capped.differing.length).to.equal(1);
     expect(capped.truncated).to.equal(true);
@@ -87,14 +110,21 @@ after(async () => {
     expect(strict.differing[0].fields).to.deep.equal({ registeredAt: [1000, 2000], updatedAt: [1000, 2000] });
     await c.close();
     await d.close();
-    const ok = await cli(['verify', `sqlite:${join(t.dir, 'c.db')}`, `sqlite:${join(t.dir, 'd.db')}`, '--json'], { cwd: t.dir });
+    const ok = await cli(['verify', `sqlite:${join(t.dir, 'c.db')}`, `sqlite:${join(t.dir, 'd.db')}`, '--json'], {
+      cwd: t.dir,
+    });
     expect(ok.code, ok.stderr).to.equal(0);
     expect(JSON.parse(ok.stdout || '{}').equivalent, `stdout: ${ok.stdout} stderr: ${ok.stderr}`).to.equal(true);
-    const bad = await cli(['verify', `sqlite:${join(t.dir, 'c.db')}`, `sqlite:${join(t.dir, 'd.db')}`, '--strict'], { cwd: t.dir });
+    const bad = await cli(['verify', `sqlite:${join(t.dir, 'c.db')}`, `sqlite:${join(t.dir, 'd.db')}`, '--strict'], {
+      cwd: t.dir,
+    });
     expect(bad.code, bad.stderr).to.equal(5);
     expect(bad.stdout).to.match(/differs: +default\/svc +registeredAt: 1000 ≠ 2000/);
     expect(bad.stderr).to.match(/^registry: the stores differ/);
-    const j = await cli(['verify', `sqlite:${join(t.dir, 'c.db')}`, `sqlite:${join(t.dir, 'd.db')}`, '--strict', '--json'], { cwd: t.dir });
+    const j = await cli(
+      ['verify', `sqlite:${join(t.dir, 'c.db')}`, `sqlite:${join(t.dir, 'd.db')}`, '--strict', '--json'],
+      { cwd: t.dir },
+    );
     expect(j.code).to.equal(5);
     expect(JSON.parse(j.stdout).error.report.totals.differing).to.equal(1);
   });
@@ -103,12 +133,15 @@ after(async () => {
     const e = await store('e');
     let cursor: CopyCursor | undefined;
     // Stop after the first batch (as a kill would), then resume from the cursor.
-    await copyState(state(a), e.backend, { batch: 700, onBatch: (c) => {
-      if (!cursor) {
-        cursor = c;
-        throw new Error('stop');
-      }
-    } }).catch((err) => expect(err.message).to.equal('stop'));
+    await copyState(state(a), e.backend, {
+      batch: 700,
+      onBatch: (c) => {
+        if (!cursor) {
+          cursor = c;
+          throw new Error('stop');
+        }
+      },
+    }).catch((err) => expect(err.message).to.equal('stop'));
     expect(e.backend.count()).to.equal(700);
     const r = await copyState(state(a), e.backend, { batch: 700, cursor });
     expect(r.copied).to.equal(a.backend.count() as number);

@@ -20,23 +20,37 @@ interface Res {
 }
 
 /** One plain HTTP request (fresh connection). */
-function request(base: string, method: string, path: string, body?: string | Buffer, headers: Record<string, string> = {}): Promise<Res> {
+function request(
+  base: string,
+  method: string,
+  path: string,
+  body?: string | Buffer,
+  headers: Record<string, string> = {},
+): Promise<Res> {
   return new Promise((resolve, reject) => {
     const u = new URL(path, base);
-    const req = http.request(u, { method, agent: false, headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers } }, (res) => {
-      const chunks: Buffer[] = [];
-      res.on('data', (c) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let json: unknown;
-        try {
-          json = JSON.parse(text);
-        } catch {
-          json = undefined;
-        }
-        resolve({ status: res.statusCode!, headers: res.headers, text, json });
-      });
-    });
+    const req = http.request(
+      u,
+      {
+        method,
+        agent: false,
+        headers: { ...(body !== undefined ? { 'content-type': 'application/json' } : {}), ...headers },
+      },
+      (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (c) => chunks.push(c));
+        res.on('end', () => {
+          const text = Buffer.concat(chunks).toString('utf8');
+          let json: unknown;
+          try {
+            json = JSON.parse(text);
+          } catch {
+            json = undefined;
+          }
+          resolve({ status: res.statusCode!, headers: res.headers, text, json });
+        });
+      },
+    );
     req.on('error', reject);
     req.end(body);
   });
@@ -69,14 +83,21 @@ describe('node: routes and bad input', () => {
 
   it('register, lookup, meta, list, unregister with awkward keys', async () => {
     for (const key of ['a/b', 'with space', '100%', 'ünïcødé/ключ', 'x?y#z', 'foo/meta']) {
-      const put = await request(base, 'PUT', reg('default', key), JSON.stringify({ pid: me.pid, meta: { role: 'web' } }));
+      const put = await request(
+        base,
+        'PUT',
+        reg('default', key),
+        JSON.stringify({ pid: me.pid, meta: { role: 'web' } }),
+      );
       expect(put.status, put.text).to.equal(201);
       expect(put.json.key).to.equal(key);
       const get = await request(base, 'GET', reg('default', key));
       expect(get.status).to.equal(200);
       expect(get.json.key).to.equal(key);
       expect(get.json.pid).to.equal(me.pid);
-      const patch = await request(base, 'PATCH', `${reg('default', key)}/meta`, JSON.stringify({ port: 80 }), { 'content-type': 'application/merge-patch+json' });
+      const patch = await request(base, 'PATCH', `${reg('default', key)}/meta`, JSON.stringify({ port: 80 }), {
+        'content-type': 'application/merge-patch+json',
+      });
       expect(patch.json.meta).to.deep.equal({ role: 'web', port: 80 });
     }
     const list = await request(base, 'GET', '/v1/registrations/default?where=role=web&limit=2');
@@ -118,7 +139,9 @@ describe('node: routes and bad input', () => {
       assertCleanError(r, status, 'INVALID_INPUT');
       expect(r.json.message, `${method} ${path}: ${r.json.message}`).to.match(msg);
     }
-    const wrongType = await request(base, 'PUT', reg('bad', 'k9'), 'pid=1', { 'content-type': 'application/x-www-form-urlencoded' });
+    const wrongType = await request(base, 'PUT', reg('bad', 'k9'), 'pid=1', {
+      'content-type': 'application/x-www-form-urlencoded',
+    });
     assertCleanError(wrongType, 415);
     expect((await request(base, 'GET', '/v1/registrations/bad')).json.items, 'nothing written').to.deep.equal([]);
   });
@@ -128,7 +151,12 @@ describe('node: routes and bad input', () => {
     const r = await request(base, 'PUT', reg('big', 'k'), huge).catch((e) => e);
     // The node may answer 413 or reset the connection while the rest of the body is still coming.
     if (!(r instanceof Error)) assertCleanError(r, 413, 'PAYLOAD_TOO_LARGE');
-    const meta = await request(base, 'PUT', reg('big', 'k'), JSON.stringify({ pid: me.pid, meta: { blob: 'x'.repeat(70 * 1024) } }));
+    const meta = await request(
+      base,
+      'PUT',
+      reg('big', 'k'),
+      JSON.stringify({ pid: me.pid, meta: { blob: 'x'.repeat(70 * 1024) } }),
+    );
     assertCleanError(meta, 400, 'INVALID_INPUT');
     expect(meta.json.message).to.match(/64 KiB|65536|too large/i);
     assertCleanError(await request(base, 'GET', reg('big', 'k')), 404);
@@ -146,11 +174,16 @@ describe('node: routes and bad input', () => {
     const s = net.connect(Number(new URL(base).port), '127.0.0.1');
     await once(s, 'connect');
     const body = JSON.stringify({ pid: me.pid });
-    s.write(`PUT ${reg('slow', 'k')} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 5)}`);
+    s.write(
+      `PUT ${reg('slow', 'k')} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 5)}`,
+    );
     let got = '';
     s.on('data', (c) => (got += c));
     const t0 = Date.now();
-    await Promise.race([once(s, 'close'), new Promise((_, rej) => setTimeout(() => rej(new Error('slow request not cut off within 10 s')), 10_000))]);
+    await Promise.race([
+      once(s, 'close'),
+      new Promise((_, rej) => setTimeout(() => rej(new Error('slow request not cut off within 10 s')), 10_000)),
+    ]);
     expect(Date.now() - t0 < 10_000).to.be.ok;
     expect(got).to.match(/^HTTP\/1.1 408 .*\r\n\r\n\{"code":"TIMEOUT","message":"[^"]+"\}$/s);
     // Garbage instead of HTTP: 400 with the same JSON shape.
@@ -164,7 +197,9 @@ describe('node: routes and bad input', () => {
     // Disconnect mid-body.
     const d = net.connect(Number(new URL(base).port), '127.0.0.1');
     await once(d, 'connect');
-    d.write(`PUT ${reg('slow', 'k2')} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 5)}`);
+    d.write(
+      `PUT ${reg('slow', 'k2')} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 5)}`,
+    );
     d.destroy();
     await waitFor(() => node.inFlight === 0, 10_000, 'in-flight requests to settle');
     assertCleanError(await request(base, 'GET', reg('slow', 'k')), 404);
@@ -200,7 +235,18 @@ describe('node: routes and bad input', () => {
     expect(r.status).to.equal(200);
     expect(r.json.results.map((x: { ok: boolean }) => x.ok)).to.deep.equal([true, false, true]);
     expect(r.json.results[1].error.code).to.equal('INVALID_INPUT');
-    const a = await request(base, 'POST', '/v1/bulk', JSON.stringify({ atomic: true, entries: [{ key: 'a1', pid: me.pid, namespace: 'bulk2' }, { key: '', pid: me.pid, namespace: 'bulk2' }] }));
+    const a = await request(
+      base,
+      'POST',
+      '/v1/bulk',
+      JSON.stringify({
+        atomic: true,
+        entries: [
+          { key: 'a1', pid: me.pid, namespace: 'bulk2' },
+          { key: '', pid: me.pid, namespace: 'bulk2' },
+        ],
+      }),
+    );
     expect(a.json.results.map((x: { ok: boolean }) => x.ok)).to.deep.equal([false, false]);
     expect((await request(base, 'GET', '/v1/registrations/bulk2')).json.items).to.deep.equal([]);
   });
@@ -215,7 +261,7 @@ describe('node: routes and bad input', () => {
     res.setEncoding('utf8');
     res.on('data', (c: string) => {
       buf += c;
-      for (let i; (i = buf.indexOf('\n')) >= 0; ) {
+      for (let i; (i = buf.indexOf('\n')) >= 0;) {
         const e = JSON.parse(buf.slice(0, i));
         buf = buf.slice(i + 1);
         if (e.type !== 'heartbeat') events.push(e);
@@ -225,12 +271,18 @@ describe('node: routes and bad input', () => {
     await request(base, 'PUT', reg('other', 'x'), JSON.stringify({ pid: me.pid }));
     await request(base, 'DELETE', reg('feed', 'one'));
     await waitFor(() => events.length >= 2, 5000, 'two feed events');
-    expect(events.map((e) => [e.type, e.key])).to.deep.equal([['put', 'one'], ['delete', 'one']]);
+    expect(events.map((e) => [e.type, e.key])).to.deep.equal([
+      ['put', 'one'],
+      ['delete', 'one'],
+    ]);
     expect(node.watchers).to.equal(1);
     req.destroy();
     await waitFor(() => node.watchers === 0, 5000, 'the watcher to go');
     // Resume from the first event's revision: only the later one comes back (SSE this time).
-    const sse = http.request(new URL(`/v1/watch?ns=feed&since=${events[0].revision}`, base), { agent: false, headers: { accept: 'text/event-stream' } });
+    const sse = http.request(new URL(`/v1/watch?ns=feed&since=${events[0].revision}`, base), {
+      agent: false,
+      headers: { accept: 'text/event-stream' },
+    });
     sse.end();
     const [sres] = (await once(sse, 'response')) as [http.IncomingMessage];
     expect(sres.headers['content-type']).to.equal('text/event-stream');
@@ -252,7 +304,9 @@ describe('node: routes and bad input', () => {
     expect(s.json.operations.register.count > 0).to.be.ok;
     const m = await request(base, 'GET', '/metrics');
     expect(m.headers['content-type']!).to.match(/^text\/plain/);
-    expect(m.text).to.match(/^procreg_http_requests_total\{method="PUT",route="\/v1\/registrations\/:ns\/:key",status="201"\} \d+$/m);
+    expect(m.text).to.match(
+      /^procreg_http_requests_total\{method="PUT",route="\/v1\/registrations\/:ns\/:key",status="201"\} \d+$/m,
+    );
     expect(m.text).to.match(/^procreg_operations_total\{operation="register"\} \d+$/m);
     expect(m.text).to.match(/^procreg_registrations_alive \d+$/m);
     expect(m.text).to.match(/^procreg_health_status\{status="healthy"\} 1$/m);
@@ -275,7 +329,8 @@ describe('node: health turns 503 when unhealthy', () => {
     const node = await startNode('memory:');
     try {
       const procs = await Promise.all(Array.from({ length: 4 }, () => spawnSleeper()));
-      for (const [i, p] of procs.entries()) await request(node.url, 'PUT', reg('h', `k${i}`), JSON.stringify({ pid: p.pid }));
+      for (const [i, p] of procs.entries())
+        await request(node.url, 'PUT', reg('h', `k${i}`), JSON.stringify({ pid: p.pid }));
       for (const p of procs.slice(0, 2)) await p.kill();
       const h = await request(node.url, 'GET', '/v1/health');
       expect(h.status).to.equal(503);
@@ -300,14 +355,24 @@ describe('node: auth', () => {
     const missing = await request(node.url, 'GET', '/v1/health');
     assertCleanError(missing, 401, 'UNAUTHORIZED');
     expect(missing.headers['www-authenticate']).to.equal('Bearer realm="procreg"');
-    assertCleanError(await request(node.url, 'GET', '/v1/health', undefined, { authorization: 'Bearer nope' }), 401, 'UNAUTHORIZED');
+    assertCleanError(
+      await request(node.url, 'GET', '/v1/health', undefined, { authorization: 'Bearer nope' }),
+      401,
+      'UNAUTHORIZED',
+    );
     assertCleanError(await request(node.url, 'GET', '/v1/health', undefined, { authorization: `Basic ${token}` }), 401);
     assertCleanError(await request(node.url, 'GET', '/metrics', undefined, { authorization: `Bearer ${token}x` }), 401);
-    expect((await request(node.url, 'GET', '/v1/health', undefined, { authorization: `Bearer ${token}` })).status).to.equal(200);
+    expect(
+      (await request(node.url, 'GET', '/v1/health', undefined, { authorization: `Bearer ${token}` })).status,
+    ).to.equal(200);
   });
 
   it('the remote backend: bad token → UnauthorizedError (exit 7); right token works', async () => {
-    const bad = await ProcessRegistry.open({ backend: node.url, backendOpts: { token: 'wrong-token-wrong-token' }, cleanupInterval: 0 });
+    const bad = await ProcessRegistry.open({
+      backend: node.url,
+      backendOpts: { token: 'wrong-token-wrong-token' },
+      cleanupInterval: 0,
+    });
     const err = await bad.lookup('k').catch((e) => e);
     expect(err.code).to.equal('UNAUTHORIZED');
     expect(err.exitCode).to.equal(7);
@@ -341,7 +406,11 @@ describe('node: remote backend faults', () => {
     try {
       const seen: string[] = [];
       const errors: Error[] = [];
-      const stop = await r.backend.watch!({ namespace: 'w' }, (e) => seen.push(`${e.type}:${e.key}`), (e) => errors.push(e));
+      const stop = await r.backend.watch!(
+        { namespace: 'w' },
+        (e) => seen.push(`${e.type}:${e.key}`),
+        (e) => errors.push(e),
+      );
       await r.register('a', me.pid, {}, { namespace: 'w' });
       await r.unregister('a', { namespace: 'w' });
       await waitFor(() => seen.length === 2, 5000, 'two events');
@@ -352,7 +421,11 @@ describe('node: remote backend faults', () => {
       const r2 = await ProcessRegistry.open({ backend: node2.url, cleanupInterval: 0 });
       for (let i = 0; i < 5; i++) await r2.register(`k${i}`, me.pid, {}, { namespace: 'w' });
       const errs: Error[] = [];
-      await r2.backend.watch!({ sinceRevision: 0 }, () => undefined, (e) => errs.push(e));
+      await r2.backend.watch!(
+        { sinceRevision: 0 },
+        () => undefined,
+        (e) => errs.push(e),
+      );
       expect(String(errs[0]?.message)).to.match(/compacted/);
       await r2.close();
       await node2.close();
@@ -372,7 +445,9 @@ describe('node: the change feed of a backend without one (sqlite)', () => {
     const r = await ProcessRegistry.open({ backend: node.url, cleanupInterval: 0 });
     try {
       const seen: Array<{ revision: number; what: string }> = [];
-      const stop = await r.backend.watch!({ namespace: 'sq' }, (e) => seen.push({ revision: e.revision, what: `${e.type}:${e.key}` }));
+      const stop = await r.backend.watch!({ namespace: 'sq' }, (e) =>
+        seen.push({ revision: e.revision, what: `${e.type}:${e.key}` }),
+      );
       const [a, b] = await Promise.all([spawnSleeper(), spawnSleeper()]);
       await r.register('a', a.pid, {}, { namespace: 'sq' });
       await r.register('b', b.pid, {}, { namespace: 'sq' });
@@ -383,11 +458,16 @@ describe('node: the change feed of a backend without one (sqlite)', () => {
       await r.backend.clearNamespace!('sq');
       await waitFor(() => seen.length === 5, 5000, 'five feed events');
       expect(seen.map((e) => e.what)).to.deep.equal(['put:a', 'put:b', 'put:b', 'delete:a', 'delete:b']);
-      expect(seen.map((e) => e.revision), 'revisions increase').to.deep.equal([...seen.map((e) => e.revision)].sort((x, y) => x - y));
+      expect(
+        seen.map((e) => e.revision),
+        'revisions increase',
+      ).to.deep.equal([...seen.map((e) => e.revision)].sort((x, y) => x - y));
       stop();
       // Resume after the second event: the last three come back.
       const again: string[] = [];
-      const stop2 = await r.backend.watch!({ namespace: 'sq', sinceRevision: seen[1].revision }, (e) => again.push(`${e.type}:${e.key}`));
+      const stop2 = await r.backend.watch!({ namespace: 'sq', sinceRevision: seen[1].revision }, (e) =>
+        again.push(`${e.type}:${e.key}`),
+      );
       await waitFor(() => again.length === 3, 5000, 'three replayed events');
       expect(again).to.deep.equal(['put:b', 'delete:a', 'delete:b']);
       stop2();
@@ -411,8 +491,15 @@ describe('node: periodic sweep and digests through the remote backend', () => {
       await r.register('elsewhere', 999999, {}, { namespace: 'sweep', node: 'another-host' });
       await a.kill();
       // Raw backend count (dead included): only the node's own sweep can bring it down.
-      await waitFor(() => node.registry.backend.count('sweep') === 2, 10_000, 'the periodic sweep to remove the dead entry');
-      expect((await r.list({ namespace: 'sweep' })).items.map((e) => e.key), "other nodes' entries are left to their node").to.deep.equal(['elsewhere', 'lives']);
+      await waitFor(
+        () => node.registry.backend.count('sweep') === 2,
+        10_000,
+        'the periodic sweep to remove the dead entry',
+      );
+      expect(
+        (await r.list({ namespace: 'sweep' })).items.map((e) => e.key),
+        "other nodes' entries are left to their node",
+      ).to.deep.equal(['elsewhere', 'lives']);
       expect(node.registry.sweepHistory().some((s) => s.removed === 1)).to.be.ok;
     } finally {
       await r.close();
@@ -426,7 +513,15 @@ describe('node: periodic sweep and digests through the remote backend', () => {
     const node = await startNode('memory:');
     const r = await ProcessRegistry.open({ backend: node.url, cleanupInterval: 0 });
     try {
-      const res = await r.bulkRegister(Array.from({ length: 50 }, (_, i) => ({ key: `d/${i}`, pid: 10 + i, node: 'elsewhere', namespace: 'dig', meta: { i } })));
+      const res = await r.bulkRegister(
+        Array.from({ length: 50 }, (_, i) => ({
+          key: `d/${i}`,
+          pid: 10 + i,
+          node: 'elsewhere',
+          namespace: 'dig',
+          meta: { i },
+        })),
+      );
       expect(res.every((x) => x.ok)).to.be.ok;
       const remote = await r.backend.digest!('dig', 8);
       const local = new BucketDigester(8);

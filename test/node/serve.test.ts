@@ -39,11 +39,11 @@ const cli = (args: string[], env: NodeJS.ProcessEnv = {}) => sb.start(args, { en
 
 describe('registry serve: the CLI through a node', function () {
   this.timeout(120_000);
-after(async () => {
-  await killAllSleepers();
-  t.cleanup();
-  sb.cleanup();
-});
+  after(async () => {
+    await killAllSleepers();
+    t.cleanup();
+    sb.cleanup();
+  });
 
   it('every command works unchanged with --backend http://…', async () => {
     const srv = await spawnServe(['-b', `sqlite:${join(t.dir, 'cli.db')}`, '--log-level', 'warn']);
@@ -61,7 +61,9 @@ after(async () => {
       expect((await cli(['meta', 'set', 'web/1', '--merge', '--meta', 'port=8080', ...b])).code).to.equal(0);
       const list = await cli(['list', '--where', 'role=web', '--json', ...b]);
       expect(list.code, list.stderr).to.equal(0);
-      expect(JSON.parse(list.stdout).items.map((e: { key: string; meta: object }) => [e.key, e.meta])).to.deep.equal([['web/1', { role: 'web', port: 8080 }]]);
+      expect(JSON.parse(list.stdout).items.map((e: { key: string; meta: object }) => [e.key, e.meta])).to.deep.equal([
+        ['web/1', { role: 'web', port: 8080 }],
+      ]);
       const count = await cli(['count', '--json', ...b]);
       expect(JSON.parse(count.stdout).total).to.equal(1);
       const status = await cli(['node', 'status', '--json', ...b]);
@@ -112,18 +114,44 @@ after(async () => {
   it('serves https with --tls-cert/--tls-key', async () => {
     const cert = join(t.dir, 'cert.pem');
     const key = join(t.dir, 'key.pem');
-    execFileSync('openssl', ['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=127.0.0.1', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+    execFileSync(
+      'openssl',
+      [
+        'req',
+        '-x509',
+        '-newkey',
+        'rsa:2048',
+        '-nodes',
+        '-keyout',
+        key,
+        '-out',
+        cert,
+        '-days',
+        '1',
+        '-subj',
+        '/CN=127.0.0.1',
+        '-addext',
+        'subjectAltName=IP:127.0.0.1',
+      ],
+      { stdio: 'ignore' },
+    );
     const srv = await spawnServe(['-b', 'memory:', '--tls-cert', cert, '--tls-key', key, '--log-level', 'warn']);
     try {
       expect(srv.url).to.match(/^https:\/\/127\.0\.0\.1:\d+$/);
       const { readFileSync } = await import('node:fs');
-      const reg = await ProcessRegistry.open({ backend: srv.url, backendOpts: { ca: readFileSync(cert, 'utf8') }, cleanupInterval: 0 });
+      const reg = await ProcessRegistry.open({
+        backend: srv.url,
+        backendOpts: { ca: readFileSync(cert, 'utf8') },
+        cleanupInterval: 0,
+      });
       const p = await spawnSleeper();
       await reg.register('tls', p.pid);
       expect((await reg.lookup('tls'))?.pid).to.equal(p.pid);
       await reg.close();
       const untrusted = await ProcessRegistry.open({ backend: srv.url, cleanupInterval: 0 });
-      expect((await untrusted.lookup('tls').catch((e) => e)).code, 'an unknown certificate is refused').to.equal('UNREACHABLE');
+      expect((await untrusted.lookup('tls').catch((e) => e)).code, 'an unknown certificate is refused').to.equal(
+        'UNREACHABLE',
+      );
       await untrusted.close();
     } finally {
       await stop(srv);
@@ -135,7 +163,11 @@ after(async () => {
     const p = await spawnSleeper();
     const body = JSON.stringify({ pid: p.pid });
     const u = new URL('/v1/registrations/default/drain', srv.url);
-    const req = http.request(u, { method: 'PUT', agent: false, headers: { 'content-type': 'application/json', 'content-length': body.length } });
+    const req = http.request(u, {
+      method: 'PUT',
+      agent: false,
+      headers: { 'content-type': 'application/json', 'content-length': body.length },
+    });
     req.write(body.slice(0, 4));
     req.flushHeaders();
     // Wait until the node has the request in flight, then signal.
@@ -148,7 +180,7 @@ after(async () => {
     }
     srv.child.kill('SIGTERM');
     // The node stops accepting but finishes the request it has.
-    for (const deadline2 = Date.now() + 10_000; !srv.stderr().includes('draining'); ) {
+    for (const deadline2 = Date.now() + 10_000; !srv.stderr().includes('draining');) {
       if (Date.now() > deadline2) throw new Error(`no drain log: ${srv.stderr()}`);
       await new Promise((r) => setTimeout(r, 20));
     }
@@ -172,11 +204,15 @@ after(async () => {
     const put = (key: string) =>
       new Promise<boolean>((resolve) => {
         const body = JSON.stringify({ pid: p.pid, meta: { n: key } });
-        const req = http.request(new URL(`/v1/registrations/crash/${encodeURIComponent(key)}`, srv.url), { method: 'PUT', agent, headers: { 'content-type': 'application/json' } }, (res) => {
-          res.resume();
-          res.on('end', () => resolve(res.statusCode === 201));
-          res.on('error', () => resolve(false));
-        });
+        const req = http.request(
+          new URL(`/v1/registrations/crash/${encodeURIComponent(key)}`, srv.url),
+          { method: 'PUT', agent, headers: { 'content-type': 'application/json' } },
+          (res) => {
+            res.resume();
+            res.on('end', () => resolve(res.statusCode === 201));
+            res.on('error', () => resolve(false));
+          },
+        );
         req.on('error', () => resolve(false));
         req.end(body);
       });

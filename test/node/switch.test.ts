@@ -18,10 +18,10 @@ const t = tempDir();
 
 describe('node switch', function () {
   this.timeout(120_000);
-after(async () => {
-  await killAllSleepers();
-  t.cleanup();
-});
+  after(async () => {
+    await killAllSleepers();
+    t.cleanup();
+  });
 
   it('memory → sqlite under load: nothing lost, nothing failed, the feed runs on', async () => {
     const node = await startNode('memory:');
@@ -30,7 +30,11 @@ after(async () => {
     const procs = await spawnSleepers(4);
     const events: ChangeEvent[] = [];
     const feedErrors: Error[] = [];
-    const stopWatch = await remote.watch({ namespace: 'sw' }, (e) => events.push(e), (e) => feedErrors.push(e));
+    const stopWatch = await remote.watch(
+      { namespace: 'sw' },
+      (e) => events.push(e),
+      (e) => feedErrors.push(e),
+    );
     const expected = new Map<string, { pid: number; meta: Meta }>();
     const failures: unknown[] = [];
     let ops = 0;
@@ -58,12 +62,24 @@ after(async () => {
       }
     };
     // A larger namespace beside it, so the backfill takes a while and dual writes land during it.
-    const bulk = Array.from({ length: 20_000 }, (_, i) => ({ key: `b${i}`, pid: 100 + (i % 50), node: 'elsewhere', namespace: 'big' }));
-    for (let i = 0; i < bulk.length; i += 5000) expect((await client.bulkRegister(bulk.slice(i, i + 5000))).every((r) => r.ok)).to.be.ok;
+    const bulk = Array.from({ length: 20_000 }, (_, i) => ({
+      key: `b${i}`,
+      pid: 100 + (i % 50),
+      node: 'elsewhere',
+      namespace: 'big',
+    }));
+    for (let i = 0; i < bulk.length; i += 5000)
+      expect((await client.bulkRegister(bulk.slice(i, i + 5000))).every((r) => r.ok)).to.be.ok;
     const workers = procs.map((_, w) => worker(w));
     await waitFor(() => ops > 300, 20_000, 'load to start');
     const file = join(t.dir, 'switched.db');
-    const report = (await remote.switchNode(`sqlite:${file}`)) as { from: string; to: string; copied: number; entries: number; revision: number };
+    const report = (await remote.switchNode(`sqlite:${file}`)) as {
+      from: string;
+      to: string;
+      copied: number;
+      entries: number;
+      revision: number;
+    };
     const opsAtFlip = ops;
     await waitFor(() => ops > opsAtFlip + 300, 20_000, 'load to go on after the flip');
     stop = true;
@@ -81,10 +97,21 @@ after(async () => {
     expect(got).to.deep.equal(expected);
 
     // The feed: revisions increase through the flip, and replaying it gives the same state.
-    await waitFor(() => events.length > 0 && events[events.length - 1].revision >= (node.nodeInfo().revision ?? 0), 10_000, 'the feed to catch up');
+    await waitFor(
+      () => events.length > 0 && events[events.length - 1].revision >= (node.nodeInfo().revision ?? 0),
+      10_000,
+      'the feed to catch up',
+    );
     expect(feedErrors).to.deep.equal([]);
-    for (let i = 1; i < events.length; i++) expect(events[i].revision > events[i - 1].revision, `revision ${events[i].revision} after ${events[i - 1].revision}`).to.be.ok;
-    expect(events.some((e) => e.revision <= report.revision) && events.some((e) => e.revision > report.revision), 'events on both sides of the flip').to.be.ok;
+    for (let i = 1; i < events.length; i++)
+      expect(
+        events[i].revision > events[i - 1].revision,
+        `revision ${events[i].revision} after ${events[i - 1].revision}`,
+      ).to.be.ok;
+    expect(
+      events.some((e) => e.revision <= report.revision) && events.some((e) => e.revision > report.revision),
+      'events on both sides of the flip',
+    ).to.be.ok;
     const replay = new Map<string, { pid: number; meta: Meta }>();
     for (const e of events) {
       if (e.type === 'put') replay.set(e.key, { pid: e.entry!.pid, meta: e.entry!.meta });
@@ -93,7 +120,11 @@ after(async () => {
     expect(replay).to.deep.equal(expected);
     // A resume from before the flip is refused as compacted (list again).
     const errs: Error[] = [];
-    await remote.watch({ namespace: 'sw', sinceRevision: 1 }, () => undefined, (e) => errs.push(e));
+    await remote.watch(
+      { namespace: 'sw', sinceRevision: 1 },
+      () => undefined,
+      (e) => errs.push(e),
+    );
     expect(String(errs[0]?.message)).to.match(/compacted/);
 
     stopWatch();

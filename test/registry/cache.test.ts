@@ -6,7 +6,7 @@ import { killAllSleepers, spawnSleeper, waitFor } from '../support/processes.js'
 import { tempDir } from '../support/tmp.js';
 
 describe('cachedLookup', () => {
-after(() => killAllSleepers());
+  after(() => killAllSleepers());
 
   it('memory: a write that bypasses this service reaches the cache through the feed', async () => {
     const reg = await ProcessRegistry.open({ backend: 'memory:', cleanupInterval: 0 });

@@ -18,24 +18,50 @@ const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
 
 describe('repl line splitting', () => {
   it('splits like a shell: quotes, escapes, comments, no expansion', () => {
-    expect(splitLine(`register 'a b' --meta x="1 2" c\\ d $HOME # note`)).to.deep.equal(['register', 'a b', '--meta', 'x=1 2', 'c d', '$HOME']);
-    expect(splitLine(`meta set k --json "{\\"q\\": \\"it's\\"}"`)).to.deep.equal(['meta', 'set', 'k', '--json', `{"q": "it's"}`]);
+    expect(splitLine(`register 'a b' --meta x="1 2" c\\ d $HOME # note`)).to.deep.equal([
+      'register',
+      'a b',
+      '--meta',
+      'x=1 2',
+      'c d',
+      '$HOME',
+    ]);
+    expect(splitLine(`meta set k --json "{\\"q\\": \\"it's\\"}"`)).to.deep.equal([
+      'meta',
+      'set',
+      'k',
+      '--json',
+      `{"q": "it's"}`,
+    ]);
     expect(splitLine(`lookup ''`)).to.deep.equal(['lookup', '']);
     expect(splitLine('   # only a comment')).to.deep.equal([]);
     expect(splitLine('lookup a#b')).to.deep.equal(['lookup', 'a#b']);
-    expect(() => splitLine('lookup "open')).to.throw(/unterminated " quote/).with.property('code', 'INVALID_INPUT');
-    expect(() => splitLine("lookup 'open")).to.throw().with.property('code', 'INVALID_INPUT');
-    expect(() => splitLine('lookup a\\')).to.throw(/lone backslash/).with.property('code', 'INVALID_INPUT');
+    expect(() => splitLine('lookup "open'))
+      .to.throw(/unterminated " quote/)
+      .with.property('code', 'INVALID_INPUT');
+    expect(() => splitLine("lookup 'open"))
+      .to.throw()
+      .with.property('code', 'INVALID_INPUT');
+    expect(() => splitLine('lookup a\\'))
+      .to.throw(/lone backslash/)
+      .with.property('code', 'INVALID_INPUT');
   });
 
   it('splits partial lines for completion, knowing where the last word starts', () => {
-    expect(splitPartial('lookup "we')).to.deep.equal({ words: ['lookup', 'we'], openQuote: '"', trailingSpace: false, lastStart: 7, danglingEscape: false });
+    expect(splitPartial('lookup "we')).to.deep.equal({
+      words: ['lookup', 'we'],
+      openQuote: '"',
+      trailingSpace: false,
+      lastStart: 7,
+      danglingEscape: false,
+    });
     expect(splitPartial('lookup ').trailingSpace).to.equal(true);
     expect(splitPartial('lookup').trailingSpace).to.equal(false);
   });
 
   it('quotes words so that splitting gives them back', () => {
-    for (const w of ['plain', 'with space', "it's", 'a"b', '', 'tab\there', '$x', 'ünï']) expect(splitLine(`x ${quoteWord(w)}`)).to.deep.equal(['x', w]);
+    for (const w of ['plain', 'with space', "it's", 'a"b', '', 'tab\there', '$x', 'ünï'])
+      expect(splitLine(`x ${quoteWord(w)}`)).to.deep.equal(['x', w]);
   });
 });
 
@@ -68,7 +94,15 @@ describe('repl completion and hints', () => {
 
   it('finds keys by prefix through the backend, in order, nothing outside the prefix', async () => {
     expect(await keysByPrefix(reg, 'web', undefined)).to.deep.equal(['web', 'web 2', 'web-1', 'webz']);
-    expect(await keysByPrefix(reg, '', undefined)).to.deep.equal(['api', 'wea~', 'web', 'web 2', 'web-1', 'webz', 'wec']);
+    expect(await keysByPrefix(reg, '', undefined)).to.deep.equal([
+      'api',
+      'wea~',
+      'web',
+      'web 2',
+      'web-1',
+      'webz',
+      'wec',
+    ]);
     expect(await keysByPrefix(reg, 'd', 'prod')).to.deep.equal(['db']);
     expect(await keysByPrefix(reg, 'zz', undefined)).to.deep.equal([]);
   });
@@ -89,7 +123,10 @@ describe('repl completion and hints', () => {
     expect(await complete('count --profile ', src)).to.deep.equal([['dev', 'prod'], '']);
     expect(await complete('lookup web', src)).to.deep.equal([['web', "'web 2'", 'web-1', 'webz'], 'web']);
     expect(await complete('lookup -n prod ', src)).to.deep.equal([['db '], '']);
-    expect(await complete('meta get w', src)).to.deep.equal([["'wea~'", 'web', "'web 2'", 'web-1', 'webz', 'wec'], 'w']);
+    expect(await complete('meta get w', src)).to.deep.equal([
+      ["'wea~'", 'web', "'web 2'", 'web-1', 'webz', 'wec'],
+      'w',
+    ]);
     expect(await complete(`lookup 'web `, src)).to.deep.equal([["'web 2' "], "'web "]);
     expect(await complete('lookup "web-', src)).to.deep.equal([['"web-1" '], '"web-']);
     expect(await complete('lookup api ', src)).to.deep.equal([[], '']); // the key is given

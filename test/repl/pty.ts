@@ -45,7 +45,11 @@ export function strip(s: string): string {
 function ptyEnv(extra: NodeJS.ProcessEnv): Record<string, string> {
   const env: Record<string, string> = {};
   for (const [k, v] of Object.entries(process.env)) {
-    if (v !== undefined && !['NO_COLOR', 'FORCE_COLOR', 'CI', 'REGISTRY_BACKEND', 'REGISTRY_PROFILE', 'REGISTRY_CONFIG'].includes(k)) env[k] = v;
+    if (
+      v !== undefined &&
+      !['NO_COLOR', 'FORCE_COLOR', 'CI', 'REGISTRY_BACKEND', 'REGISTRY_PROFILE', 'REGISTRY_CONFIG'].includes(k)
+    )
+      env[k] = v;
   }
   for (const [k, v] of Object.entries(extra)) if (v !== undefined) env[k] = v;
   return env;

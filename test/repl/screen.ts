@@ -19,7 +19,9 @@ export class Screen {
     while (i < s.length) {
       const c = s[i];
       if (c === '\x1b') {
-        const m = /^\x1b\[([?>=]?)([\d;]*)([ -/]*)([@-~])/.exec(s.slice(i)) ?? /^\x1b\][^\x07\x1b]*(\x07|\x1b\\)/.exec(s.slice(i));
+        const m =
+          /^\x1b\[([?>=]?)([\d;]*)([ -/]*)([@-~])/.exec(s.slice(i)) ??
+          /^\x1b\][^\x07\x1b]*(\x07|\x1b\\)/.exec(s.slice(i));
         if (!m) {
           if (/^\x1b(\[[?>=]?[\d;]*[ -/]*|\][^\x07]*)?$/.test(s.slice(i))) {
             this.pending = s.slice(i); // an escape sequence cut between two chunks

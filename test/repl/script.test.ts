@@ -19,7 +19,14 @@ interface Ran {
 }
 
 const tmp = tempDir('procreg-repl-script-');
-const env: NodeJS.ProcessEnv = { ...process.env, XDG_DATA_HOME: join(tmp.dir, 'data'), XDG_STATE_HOME: join(tmp.dir, 'state'), XDG_CONFIG_HOME: join(tmp.dir, 'config'), NO_COLOR: '1', CI: '' };
+const env: NodeJS.ProcessEnv = {
+  ...process.env,
+  XDG_DATA_HOME: join(tmp.dir, 'data'),
+  XDG_STATE_HOME: join(tmp.dir, 'state'),
+  XDG_CONFIG_HOME: join(tmp.dir, 'config'),
+  NO_COLOR: '1',
+  CI: '',
+};
 delete env.REGISTRY_BACKEND;
 delete env.REGISTRY_PROFILE;
 
@@ -55,9 +62,14 @@ describe('repl as a script (stdin not a TTY)', () => {
   });
 
   it('runs each line through the CLI commands, printing only their output', async () => {
-    const r = await repl(['-b', db], `register web-1 --pid ${p.pid} --meta role=web\n\n# a comment\nlookup web-1 --field pid\ncount\n`);
+    const r = await repl(
+      ['-b', db],
+      `register web-1 --pid ${p.pid} --meta role=web\n\n# a comment\nlookup web-1 --field pid\ncount\n`,
+    );
     expect(r.code, r.stderr).to.equal(0);
-    expect(r.stdout).to.equal(`registered web-1 → pid ${p.pid} on ${cli(['lookup', 'web-1', '-b', db, '--field', 'node']).stdout.trim()} (namespace default)\n${p.pid}\n1\n`);
+    expect(r.stdout).to.equal(
+      `registered web-1 → pid ${p.pid} on ${cli(['lookup', 'web-1', '-b', db, '--field', 'node']).stdout.trim()} (namespace default)\n${p.pid}\n1\n`,
+    );
     expect(r.stderr).to.equal('');
   });
 
@@ -80,8 +92,11 @@ describe('repl as a script (stdin not a TTY)', () => {
     expect(r.stderr).to.match(/already registered|held by/i);
   });
 
-  it('--keep-going runs every line and exits with the first failure\'s code', async () => {
-    const r = await repl(['-b', db, '--keep-going'], 'lookup nope\nregister bad --pid notapid\ncount\n$?\nunregister nope\n');
+  it("--keep-going runs every line and exits with the first failure's code", async () => {
+    const r = await repl(
+      ['-b', db, '--keep-going'],
+      'lookup nope\nregister bad --pid notapid\ncount\n$?\nunregister nope\n',
+    );
     expect(r.code).to.equal(3);
     expect(r.stdout).to.equal('1\n0\nnope was not registered (nothing to do)\n');
     expect(r.stderr.trim().split('\n').length, r.stderr).to.equal(2);
@@ -94,7 +109,10 @@ describe('repl as a script (stdin not a TTY)', () => {
   });
 
   it('parses shell-like quoting; bad lines are usage errors (exit 2)', async () => {
-    const r = await repl(['-b', db], `register 'a key' --pid ${p.pid} --meta-json "{\\"say\\": \\"it's\\"}"\nlookup "a key" --field say\nunregister a\\ key\n`);
+    const r = await repl(
+      ['-b', db],
+      `register 'a key' --pid ${p.pid} --meta-json "{\\"say\\": \\"it's\\"}"\nlookup "a key" --field say\nunregister a\\ key\n`,
+    );
     expect(r.code, r.stderr).to.equal(0);
     expect(r.stdout.split('\n')[1]).to.equal("it's");
     for (const line of ['lookup "open', 'frobnicate now', 'lookup a\\', 'repl']) {
@@ -108,11 +126,18 @@ describe('repl as a script (stdin not a TTY)', () => {
 
   it('built-ins: ns, json, use, help, COMMAND --help', async () => {
     const other = `sqlite:${join(tmp.dir, 'other.db')}`;
-    const r = await repl(['-b', db], `ns staging\nregister api --pid ${p.pid}\ncount\nns\njson on\ncount\njson off\nuse ${other}\ncount\nhelp\nlookup --help\ncount -n staging\n`);
+    const r = await repl(
+      ['-b', db],
+      `ns staging\nregister api --pid ${p.pid}\ncount\nns\njson on\ncount\njson off\nuse ${other}\ncount\nhelp\nlookup --help\ncount -n staging\n`,
+    );
     expect(r.code, r.stderr).to.equal(0);
     const out = r.stdout;
-    expect(out).to.match(/^registered api → pid \d+ on .* \(namespace staging\)\n1\nstaging\n\{\n {2}"namespaces": \{\n {4}"staging": 1\n {2}\},\n {2}"total": 1\n\}\n/);
-    expect(out).to.match(new RegExp(`using ${other.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}, namespace staging\\n0\\n`));
+    expect(out).to.match(
+      /^registered api → pid \d+ on .* \(namespace staging\)\n1\nstaging\n\{\n {2}"namespaces": \{\n {4}"staging": 1\n {2}\},\n {2}"total": 1\n\}\n/,
+    );
+    expect(out).to.match(
+      new RegExp(`using ${other.replace(/[.*+?^${}()|[\]\\/]/g, '\\$&')}, namespace staging\\n0\\n`),
+    );
     expect(out).to.match(/REPL commands[\s\S]*use URL\|PROFILE[\s\S]*Registry commands[\s\S]*meta get/);
     expect(out).to.match(/USAGE\n {2}\$ registry lookup KEY/);
     expect(out).to.match(/\n0\n$/); // count -n staging on the other db
@@ -126,12 +151,17 @@ describe('repl as a script (stdin not a TTY)', () => {
     expect(r.code).to.equal(2);
     expect(r.stderr).to.match(/no profile "nosuchprofile"/);
     expect(r.stderr).to.match(/unknown backend scheme "bogus:"/);
-    expect(r.stdout).to.equal(`${cli(['count', '-b', db]).stdout}using memory: (profile scratch), namespace scr\n0\nscr\n`);
+    expect(r.stdout).to.equal(
+      `${cli(['count', '-b', db]).stdout}using memory: (profile scratch), namespace scr\n0\nscr\n`,
+    );
   });
 
   it('never prompts in a script: restore --mode replace needs --yes', async () => {
     const dump = join(tmp.dir, 'script.ndjson');
-    const r = await repl(['-b', db, '-k'], `dump -o ${dump}\nrestore ${dump} --mode replace\nrestore ${dump} --mode replace --yes\n`);
+    const r = await repl(
+      ['-b', db, '-k'],
+      `dump -o ${dump}\nrestore ${dump} --mode replace\nrestore ${dump} --mode replace --yes\n`,
+    );
     expect(r.code).to.equal(2);
     expect(r.stderr).to.match(/pass --yes to confirm/);
     expect(r.stdout).to.match(/restored \d+ registrations \(replace/);
@@ -140,9 +170,16 @@ describe('repl as a script (stdin not a TTY)', () => {
   it('sweeps dead registrations periodically while it runs (a long-lived process)', async () => {
     const file = join(tmp.dir, 'sweep.db');
     const cfg = join(tmp.dir, 'sweep.config.json');
-    writeFileSync(cfg, JSON.stringify({ profiles: { sweep: { backend: `sqlite:${file}`, backendOpts: { cleanupInterval: 100 } } } }));
+    writeFileSync(
+      cfg,
+      JSON.stringify({ profiles: { sweep: { backend: `sqlite:${file}`, backendOpts: { cleanupInterval: 100 } } } }),
+    );
     const s = await spawnSleeper();
-    const child = spawn(process.execPath, [BIN, 'repl', '--config', cfg, '--profile', 'sweep'], { env, cwd: tmp.dir, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, 'repl', '--config', cfg, '--profile', 'sweep'], {
+      env,
+      cwd: tmp.dir,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let stdout = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stdin.write(`register doomed --pid ${s.pid}\n`);
@@ -153,7 +190,11 @@ describe('repl as a script (stdin not a TTY)', () => {
       expect(await stored()).to.deep.equal(['doomed']);
       await s.kill();
       // Nobody looks the key up: only the REPL's periodic sweep can remove the stored row.
-      await waitFor(async () => (await stored()).length === 0, 20_000, 'the REPL\'s sweep to remove the dead registration');
+      await waitFor(
+        async () => (await stored()).length === 0,
+        20_000,
+        "the REPL's sweep to remove the dead registration",
+      );
     } finally {
       await raw.close();
       const exited = once(child, 'exit');
@@ -170,7 +211,11 @@ describe('repl as a script (stdin not a TTY)', () => {
   });
 
   it('SIGTERM closes the store and exits 143', async () => {
-    const child = spawn(process.execPath, [BIN, 'repl', '-b', db], { env, cwd: tmp.dir, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, 'repl', '-b', db], {
+      env,
+      cwd: tmp.dir,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let stdout = '';
     child.stdout.on('data', (d) => (stdout += d));
     child.stdin.write('count\n');
@@ -182,7 +227,11 @@ describe('repl as a script (stdin not a TTY)', () => {
   });
 
   it('SIGINT cancels the running command and ends the script with 130', async () => {
-    const child = spawn(process.execPath, [BIN, 'repl', '-b', db], { env, cwd: tmp.dir, stdio: ['pipe', 'pipe', 'pipe'] });
+    const child = spawn(process.execPath, [BIN, 'repl', '-b', db], {
+      env,
+      cwd: tmp.dir,
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
     let stdout = '';
     let stderr = '';
     child.stdout.on('data', (d) => (stdout += d));

@@ -13,12 +13,19 @@ import { killAllSleepers, spawnSleeper, waitFor, type Sleeper } from '../support
 import { BIN, spawnRepl, type Term } from './pty.js';
 
 const tmp = tempDir('procreg-repl-tty-');
-const env = { XDG_DATA_HOME: join(tmp.dir, 'data'), XDG_STATE_HOME: join(tmp.dir, 'state'), XDG_CONFIG_HOME: join(tmp.dir, 'config') };
+const env = {
+  XDG_DATA_HOME: join(tmp.dir, 'data'),
+  XDG_STATE_HOME: join(tmp.dir, 'state'),
+  XDG_CONFIG_HOME: join(tmp.dir, 'config'),
+};
 const db = `sqlite:${join(tmp.dir, 'tty.db')}`;
 const PROMPT = /default(?: \[\d+\])?>$/;
 
 function cli(...args: string[]): string {
-  const r = spawnSync(process.execPath, [BIN, ...args, '-b', db], { env: { ...process.env, ...env, NO_COLOR: '1' }, encoding: 'utf8' });
+  const r = spawnSync(process.execPath, [BIN, ...args, '-b', db], {
+    env: { ...process.env, ...env, NO_COLOR: '1' },
+    encoding: 'utf8',
+  });
   if (r.status !== 0) throw new Error(`registry ${args.join(' ')}: ${r.stderr}`);
   return r.stdout;
 }
@@ -28,7 +35,9 @@ async function until(t: Term, ok: () => boolean, what: string, timeoutMs = 15_00
   try {
     await waitFor(ok, timeoutMs, what);
   } catch (err) {
-    throw new Error(`${(err as Error).message}; cursor line: ${JSON.stringify(t.cursorLine())}; screen since mark:\n${t.text()}`);
+    throw new Error(
+      `${(err as Error).message}; cursor line: ${JSON.stringify(t.cursorLine())}; screen since mark:\n${t.text()}`,
+    );
   }
 }
 
@@ -157,7 +166,11 @@ describe('repl on a terminal', () => {
   it('Ctrl-C during `run NAME -- CMD` stops the child, which unregisters; the REPL stays', async () => {
     const t = open();
     await start(t, 'run holder -- sleep 120');
-    const registered = () => spawnSync(process.execPath, [BIN, 'lookup', 'holder', '--field', 'pid', '-b', db], { env: { ...process.env, ...env }, encoding: 'utf8' });
+    const registered = () =>
+      spawnSync(process.execPath, [BIN, 'lookup', 'holder', '--field', 'pid', '-b', db], {
+        env: { ...process.env, ...env },
+        encoding: 'utf8',
+      });
     await until(t, () => registered().status === 0, 'the child to be registered as holder');
     const child = Number(registered().stdout.trim());
     t.type('\x03');
@@ -168,7 +181,7 @@ describe('repl on a terminal', () => {
     expect(await t.exited).to.equal(0);
   });
 
-  it('Ctrl-C stops a `watch` of the REPL\'s own memory: backend and gives the prompt back', async () => {
+  it("Ctrl-C stops a `watch` of the REPL's own memory: backend and gives the prompt back", async () => {
     const t = open(['-b', 'memory:']);
     await prompt(t);
     await run(t, `register a --pid ${p.pid}`);
@@ -194,7 +207,9 @@ describe('repl on a terminal', () => {
     const files = readdirSync(join(tmp.dir, 'state', 'registry', 'history'));
     const file = files.find((f) => f.includes('hist.db'));
     present(file, `a history file for hist.db in ${files.join(', ')}`);
-    expect(readFileSync(join(tmp.dir, 'state', 'registry', 'history', file), 'utf8')).to.equal('count\nlookup web-1 --field pid\nlist --limit 1\nexit\n');
+    expect(readFileSync(join(tmp.dir, 'state', 'registry', 'history', file), 'utf8')).to.equal(
+      'count\nlookup web-1 --field pid\nlist --limit 1\nexit\n',
+    );
 
     const b = open(['-b', other]);
     await prompt(b);

@@ -20,7 +20,10 @@ export interface Sandbox {
   /** Run `registry ARGS…` and wait for it. */
   run(args: string[], opts?: { env?: NodeJS.ProcessEnv; input?: string; cwd?: string }): CliResult;
   /** Run asynchronously (for commands that block: await, run). */
-  start(args: string[], opts?: { env?: NodeJS.ProcessEnv; cwd?: string }): { child: ReturnType<typeof spawn>; done: Promise<CliResult> };
+  start(
+    args: string[],
+    opts?: { env?: NodeJS.ProcessEnv; cwd?: string },
+  ): { child: ReturnType<typeof spawn>; done: Promise<CliResult> };
   cleanup(): void;
 }
 
@@ -65,7 +68,11 @@ export function sandbox(): Sandbox {
       return wrap(r.status, r.stdout, r.stderr);
     },
     start(args, opts = {}) {
-      const child = spawn(process.execPath, [BIN, ...args], { env: { ...env, ...opts.env }, cwd: opts.cwd ?? join(t.dir, 'work'), stdio: ['ignore', 'pipe', 'pipe'] });
+      const child = spawn(process.execPath, [BIN, ...args], {
+        env: { ...env, ...opts.env },
+        cwd: opts.cwd ?? join(t.dir, 'work'),
+        stdio: ['ignore', 'pipe', 'pipe'],
+      });
       let out = '';
       let err = '';
       child.stdout!.on('data', (d) => (out += d));

@@ -95,7 +95,8 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
     mkdirSync(m.dataDir, { recursive: true });
     const fd = openSync(m.logPath, 'a');
     const env: NodeJS.ProcessEnv = { ...process.env };
-    if (arch() !== 'x64' && !env.ETCD_UNSUPPORTED_ARCH) env.ETCD_UNSUPPORTED_ARCH = arch() === 'arm64' ? 'arm64' : arch();
+    if (arch() !== 'x64' && !env.ETCD_UNSUPPORTED_ARCH)
+      env.ETCD_UNSUPPORTED_ARCH = arch() === 'arm64' ? 'arm64' : arch();
     const child = spawn(
       'etcd',
       [
@@ -157,7 +158,9 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
   const stopMember = async (m: Member, signal: NodeJS.Signals): Promise<void> => {
     if (!m.child) return;
     if (isRunning(m)) m.child.kill(signal);
-    const timer = setTimeout(() => { if (m.child && isRunning(m)) m.child.kill('SIGKILL'); }, 10_000);
+    const timer = setTimeout(() => {
+      if (m.child && isRunning(m)) m.child.kill('SIGKILL');
+    }, 10_000);
     await m.exited;
     clearTimeout(timer);
     m.child = undefined;
@@ -190,7 +193,8 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
       const deadline = Date.now() + (opts.startTimeoutMs ?? 30_000);
       while (!(await memberHealthy(m))) {
         if (!isRunning(m)) throw new Error(`etcd member ${m.name} exited on restart:\n${tail(m.logPath)}`);
-        if (Date.now() > deadline) throw new Error(`etcd member ${m.name} not healthy after restart:\n${tail(m.logPath)}`);
+        if (Date.now() > deadline)
+          throw new Error(`etcd member ${m.name} not healthy after restart:\n${tail(m.logPath)}`);
         await new Promise((r) => setTimeout(r, 50));
       }
     },

@@ -5,8 +5,15 @@ import { RegistryNode, type NodeOptions, openNodeRegistry } from '../../src/node
 import { BIN } from './cli.js';
 
 /** Start a node over `backend` on 127.0.0.1:0 (silent logs). */
-export async function startNode(backend: string, opts: Partial<NodeOptions> & { backendOpts?: Record<string, unknown>; cleanupInterval?: number } = {}): Promise<RegistryNode> {
-  const registry = await openNodeRegistry({ backend, backendOpts: opts.backendOpts, cleanupInterval: opts.cleanupInterval ?? 0 });
+export async function startNode(
+  backend: string,
+  opts: Partial<NodeOptions> & { backendOpts?: Record<string, unknown>; cleanupInterval?: number } = {},
+): Promise<RegistryNode> {
+  const registry = await openNodeRegistry({
+    backend,
+    backendOpts: opts.backendOpts,
+    cleanupInterval: opts.cleanupInterval ?? 0,
+  });
   try {
     return await RegistryNode.start({ registry, port: 0, logLevel: 'silent', ...opts });
   } catch (e) {
@@ -14,7 +21,6 @@ export async function startNode(backend: string, opts: Partial<NodeOptions> & { 
     throw e;
   }
 }
-
 
 export interface ServeProcess {
   child: ChildProcess;
@@ -35,7 +41,10 @@ export async function spawnServe(args: string[], env: NodeJS.ProcessEnv = {}): P
   child.stderr!.on('data', (c) => (err += c));
   const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
   const url = await new Promise<string>((resolve, reject) => {
-    const timer = setTimeout(() => reject(new Error(`registry serve printed no URL within 20 s; stderr: ${err}`)), 20_000);
+    const timer = setTimeout(
+      () => reject(new Error(`registry serve printed no URL within 20 s; stderr: ${err}`)),
+      20_000,
+    );
     child.stdout!.on('data', (c) => {
       out += c;
       const m = /(https?:\/\/\S+)/.exec(out);
@@ -51,4 +60,3 @@ export async function spawnServe(args: string[], env: NodeJS.ProcessEnv = {}): P
   });
   return { child, url, stderr: () => err, exited };
 }
-

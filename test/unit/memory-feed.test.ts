@@ -4,7 +4,16 @@ import type { ChangeEvent, Registration } from '../../src/backends/contract.js';
 import { createMemoryBackend } from '../../src/backends/memory.js';
 
 const ctx = { isAlive: () => true } as never;
-const entry = (namespace: string, key: string, pid: number): Registration => ({ namespace, key, pid, node: 'n', meta: { pid }, registeredAt: 1, updatedAt: 1, pidStart: null });
+const entry = (namespace: string, key: string, pid: number): Registration => ({
+  namespace,
+  key,
+  pid,
+  node: 'n',
+  meta: { pid },
+  registeredAt: 1,
+  updatedAt: 1,
+  pidStart: null,
+});
 const always = { replaceIf: () => true };
 
 describe('memory change feed', () => {
@@ -18,7 +27,14 @@ describe('memory change feed', () => {
     b.unregister('a', 'k1');
     b.bulkRegister!([entry('a', 'k3', 4), entry('b', 'k4', 5)], always);
     stop();
-    expect(live.map((e) => [e.revision, e.type, e.namespace, e.key, e.entry?.pid])).to.deep.equal([[1, 'put', 'a', 'k1', 1], [2, 'put', 'b', 'k2', 2], [3, 'put', 'a', 'k1', 3], [4, 'delete', 'a', 'k1', undefined], [5, 'put', 'a', 'k3', 4], [6, 'put', 'b', 'k4', 5]]);
+    expect(live.map((e) => [e.revision, e.type, e.namespace, e.key, e.entry?.pid])).to.deep.equal([
+      [1, 'put', 'a', 'k1', 1],
+      [2, 'put', 'b', 'k2', 2],
+      [3, 'put', 'a', 'k1', 3],
+      [4, 'delete', 'a', 'k1', undefined],
+      [5, 'put', 'a', 'k3', 4],
+      [6, 'put', 'b', 'k4', 5],
+    ]);
     expect(live[3].entry).to.equal(undefined);
     expect(!('entry' in live[3])).to.be.ok;
     const resumed: ChangeEvent[] = [];
@@ -33,7 +49,11 @@ describe('memory change feed', () => {
     const b = createMemoryBackend('', { feedRetention: 2 }, ctx);
     for (let i = 1; i <= 10; i++) b.register(entry('a', `k${i}`, i), always);
     let err: Error | undefined;
-    b.watch!({ sinceRevision: 1 }, () => expect.fail('no event expected'), (e) => (err = e));
+    b.watch!(
+      { sinceRevision: 1 },
+      () => expect.fail('no event expected'),
+      (e) => (err = e),
+    );
     expect(String(err)).to.match(/revision 1 is compacted/);
     const got: number[] = [];
     b.watch!({ sinceRevision: 8 }, (e) => got.push(e.revision));

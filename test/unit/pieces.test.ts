@@ -4,21 +4,41 @@ import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import fc from 'fast-check';
 import { InvalidInputError } from '../../src/backends/contract.js';
-import { canonicalFlatObjectText, canonicalJson, canonicalParsedJson, Digest, bucketOf, BucketDigester, foldDigests } from '../../src/registry/digest.js';
-import { mergePatch, parseDuration, parseMetaPairs, validateKey, validateMeta, validateNamespace, compareKeys, matchesWhere } from '../../src/registry/validate.js';
+import {
+  canonicalFlatObjectText,
+  canonicalJson,
+  canonicalParsedJson,
+  Digest,
+  bucketOf,
+  BucketDigester,
+  foldDigests,
+} from '../../src/registry/digest.js';
+import {
+  mergePatch,
+  parseDuration,
+  parseMetaPairs,
+  validateKey,
+  validateMeta,
+  validateNamespace,
+  compareKeys,
+  matchesWhere,
+} from '../../src/registry/validate.js';
 import { resolveBackend } from '../../src/cli/config.js';
 import { parseBackendUrl } from '../../src/backends/open.js';
 import { tempDir } from '../support/tmp.js';
 
 describe('validation', () => {
   it('namespaces', () => {
-    for (const ok of ['default', 'test:ab12', 'a', 'A.b_c-d:e', 'x'.repeat(64)]) expect(validateNamespace(ok)).to.equal(ok);
-    for (const bad of ['', '-a', '.a', 'a b', 'a/b', 'x'.repeat(65), 'é', null, 3]) expect(() => validateNamespace(bad)).to.throw(InvalidInputError);
+    for (const ok of ['default', 'test:ab12', 'a', 'A.b_c-d:e', 'x'.repeat(64)])
+      expect(validateNamespace(ok)).to.equal(ok);
+    for (const bad of ['', '-a', '.a', 'a b', 'a/b', 'x'.repeat(65), 'é', null, 3])
+      expect(() => validateNamespace(bad)).to.throw(InvalidInputError);
   });
   it('keys: 1–512 bytes of UTF-8, no control characters, no lone surrogates', () => {
     expect(validateKey('a/b c')).to.equal('a/b c');
     expect(validateKey('😀'.repeat(128))).to.equal('😀'.repeat(128)); // 512 bytes
-    for (const bad of ['', 'a\nb', 'a\u0000', 'a\u009f', '😀'.repeat(129), '\ud800x', 'x\udc00']) expect(() => validateKey(bad), JSON.stringify(bad)).to.throw(InvalidInputError);
+    for (const bad of ['', 'a\nb', 'a\u0000', 'a\u009f', '😀'.repeat(129), '\ud800x', 'x\udc00'])
+      expect(() => validateKey(bad), JSON.stringify(bad)).to.throw(InvalidInputError);
   });
   it('metadata is a JSON object of at most 64 KiB', () => {
     validateMeta({ a: [1, { b: null }] });
@@ -30,11 +50,24 @@ describe('validation', () => {
   });
   it('--meta pairs keep JSON scalars typed', () => {
     expect(parseMetaPairs(['a=1', 'b=true', 'c=x', 'd=["p","q"]', 'e=', 'f=a=b', 'g=1.5e3', 'h=null'])).to.deep.equal({
-      a: 1, b: true, c: 'x', d: ['p', 'q'], e: '', f: 'a=b', g: 1500, h: null,
+      a: 1,
+      b: true,
+      c: 'x',
+      d: ['p', 'q'],
+      e: '',
+      f: 'a=b',
+      g: 1500,
+      h: null,
     });
   });
   it('--where matches scalars as text and lists by element', () => {
-    expect(matchesWhere({ n: 3, tags: ['a', 'b'], s: 'x' }, [['n', '3'], ['tags', 'b'], ['s', 'x']])).to.be.ok;
+    expect(
+      matchesWhere({ n: 3, tags: ['a', 'b'], s: 'x' }, [
+        ['n', '3'],
+        ['tags', 'b'],
+        ['s', 'x'],
+      ]),
+    ).to.be.ok;
     expect(!matchesWhere({ n: 3 }, [['n', '4']])).to.be.ok;
     expect(!matchesWhere({}, [['missing', 'undefined']])).to.be.ok;
   });
@@ -64,7 +97,11 @@ describe('JSON merge patch (RFC 7386, appendix A)', () => {
     [{ a: 'c' }, { a: ['b'] }, { a: ['b'] }],
     [{ a: { b: 'c' } }, { a: { b: 'd', c: null } }, { a: { b: 'd' } }],
     [{ a: [{ b: 'c' }] }, { a: [1] }, { a: [1] }],
-    [['a', 'b'], ['c', 'd'], ['c', 'd']],
+    [
+      ['a', 'b'],
+      ['c', 'd'],
+      ['c', 'd'],
+    ],
     [{ a: 'b' }, ['c'], ['c']],
     [{ a: 'foo' }, null, null],
     [{ a: 'foo' }, 'bar', 'bar'],
@@ -73,7 +110,8 @@ describe('JSON merge patch (RFC 7386, appendix A)', () => {
     [{}, { a: { bb: { ccc: null } } }, { a: { bb: {} } }],
   ];
   for (const [target, patch, result] of cases) {
-    it(`${JSON.stringify(target)} + ${JSON.stringify(patch)}`, () => expect(mergePatch(target, patch)).to.deep.equal(result));
+    it(`${JSON.stringify(target)} + ${JSON.stringify(patch)}`, () =>
+      expect(mergePatch(target, patch)).to.deep.equal(result));
   }
 });
 
@@ -82,7 +120,11 @@ describe('canonical JSON and digests', () => {
     if (Array.isArray(o)) return o.map((x) => shuffle(x, seed));
     if (o && typeof o === 'object') {
       const keys = Object.keys(o);
-      keys.sort((a, b) => ((a + seed).length * 31 + a.charCodeAt(0) * seed) % 7 - ((b + seed).length * 31 + b.charCodeAt(0) * seed) % 7);
+      keys.sort(
+        (a, b) =>
+          (((a + seed).length * 31 + a.charCodeAt(0) * seed) % 7) -
+          (((b + seed).length * 31 + b.charCodeAt(0) * seed) % 7),
+      );
       return Object.fromEntries(keys.map((k) => [k, shuffle((o as Record<string, unknown>)[k], seed)]));
     }
     return o;
@@ -113,7 +155,17 @@ describe('canonical JSON and digests', () => {
     );
   });
   it('the parsed-JSON fast path gives the canonical JSON of any parsed value', () => {
-    const tricky = ['{"b":1,"a":{"d":[{"z":1,"y":2}],"c":null}}', '{"10":1,"9":2,"a":3}', '{"b":{"2":1,"1":2},"a":0}', '{"__proto__":{"y":1,"x":2},"a":1}', '{"z":-0,"a":1e400}', '{"b":"\\u0000\\ud800","a":"\\\""}', '[{"b":1,"a":2},3]', '{}', '"x"'];
+    const tricky = [
+      '{"b":1,"a":{"d":[{"z":1,"y":2}],"c":null}}',
+      '{"10":1,"9":2,"a":3}',
+      '{"b":{"2":1,"1":2},"a":0}',
+      '{"__proto__":{"y":1,"x":2},"a":1}',
+      '{"z":-0,"a":1e400}',
+      '{"b":"\\u0000\\ud800","a":"\\\""}',
+      '[{"b":1,"a":2},3]',
+      '{}',
+      '"x"',
+    ];
     for (const t of tricky) expect(canonicalParsedJson(JSON.parse(t)), t).to.equal(canonicalJson(JSON.parse(t)));
     fc.assert(
       fc.property(fc.jsonValue(), fc.integer({ min: 1, max: 99 }), (v, seed) => {
@@ -123,11 +175,44 @@ describe('canonical JSON and digests', () => {
     );
   });
   it('flat stored metadata texts read straight off the text give the canonical JSON', () => {
-    const yes = ['{}', '{"b":1,"a":"x"}', '{"10":1,"9":2,"a":-3}', '{"__proto__":1,"a":null}', '{"t":true,"f":false,"n":null,"z":0}', '{"é":"ü","a":"日本"}', '{"b":999999999999999,"a":-12}'];
+    const yes = [
+      '{}',
+      '{"b":1,"a":"x"}',
+      '{"10":1,"9":2,"a":-3}',
+      '{"__proto__":1,"a":null}',
+      '{"t":true,"f":false,"n":null,"z":0}',
+      '{"é":"ü","a":"日本"}',
+      '{"b":999999999999999,"a":-12}',
+    ];
     for (const t of yes) expect(canonicalFlatObjectText(t), t).to.equal(canonicalJson(JSON.parse(t)));
-    const no = ['{"a":1,"a":2}', '{ "a":1}', '{"a":1 }', '{"a":-0}', '{"a":1.5}', '{"a":1e3}', '{"a":01}', '{"a":"\\n"}', '{"a":{"b":1}}', '{"a":[1]}', '{"a":"\ud83d\ude00"}', '{"a":1234567890123456}', '[1]', '{"a":1,}', '{"a"}', '{"a":tru}', '{"a":"x}'];
+    const no = [
+      '{"a":1,"a":2}',
+      '{ "a":1}',
+      '{"a":1 }',
+      '{"a":-0}',
+      '{"a":1.5}',
+      '{"a":1e3}',
+      '{"a":01}',
+      '{"a":"\\n"}',
+      '{"a":{"b":1}}',
+      '{"a":[1]}',
+      '{"a":"\ud83d\ude00"}',
+      '{"a":1234567890123456}',
+      '[1]',
+      '{"a":1,}',
+      '{"a"}',
+      '{"a":tru}',
+      '{"a":"x}',
+    ];
     for (const t of no) expect(canonicalFlatObjectText(t), t).to.equal(undefined);
-    const plain = fc.oneof(fc.string(), fc.integer(), fc.boolean(), fc.constant(null), fc.double({ noNaN: true, noDefaultInfinity: true }), fc.constant(-0));
+    const plain = fc.oneof(
+      fc.string(),
+      fc.integer(),
+      fc.boolean(),
+      fc.constant(null),
+      fc.double({ noNaN: true, noDefaultInfinity: true }),
+      fc.constant(-0),
+    );
     fc.assert(
       fc.property(fc.dictionary(fc.string(), plain, { maxKeys: 8 }), fc.integer({ min: 1, max: 99 }), (o, seed) => {
         const t = JSON.stringify(shuffle(o, seed));
@@ -158,7 +243,15 @@ describe('canonical JSON and digests', () => {
     );
   });
   it('digests folded from 4096 buckets equal digests computed at the smaller count', () => {
-    const entries = Array.from({ length: 3000 }, (_, i) => ({ namespace: 'ns', key: `k${i}`, pid: 1 + (i % 97), node: 'n', meta: { i }, registeredAt: 0, updatedAt: 0 }));
+    const entries = Array.from({ length: 3000 }, (_, i) => ({
+      namespace: 'ns',
+      key: `k${i}`,
+      pid: 1 + (i % 97),
+      node: 'n',
+      meta: { i },
+      registeredAt: 0,
+      updatedAt: 0,
+    }));
     const fine = new BucketDigester(4096);
     for (const e of entries) fine.add(e);
     for (const b of [16, 64, 4096]) {
@@ -201,7 +294,10 @@ describe('backend URLs and selection', () => {
     const t = tempDir();
     try {
       mkdirSync(join(t.dir, 'sub'));
-      writeFileSync(join(t.dir, 'registry.config.json'), JSON.stringify({ default: 'a', profiles: { a: { backend: 'sqlite:a.db' }, b: { backend: 'memory:' } } }));
+      writeFileSync(
+        join(t.dir, 'registry.config.json'),
+        JSON.stringify({ default: 'a', profiles: { a: { backend: 'sqlite:a.db' }, b: { backend: 'memory:' } } }),
+      );
       const env = { HOME: t.dir, XDG_DATA_HOME: join(t.dir, 'data') } as NodeJS.ProcessEnv;
       const cwd = join(t.dir, 'sub');
       const at = (sel: object, e: object) => {

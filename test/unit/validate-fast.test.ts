@@ -4,7 +4,16 @@
  */
 import { expect } from 'chai';
 import fc from 'fast-check';
-import { checkMeta, jsonBytesBound, MAX_KEY_BYTES, MAX_META_BYTES, validateKey, validateMeta, validateNamespace, validateNode } from '../../src/registry/validate.js';
+import {
+  checkMeta,
+  jsonBytesBound,
+  MAX_KEY_BYTES,
+  MAX_META_BYTES,
+  validateKey,
+  validateMeta,
+  validateNamespace,
+  validateNode,
+} from '../../src/registry/validate.js';
 
 /** The error message a validator throws, or 'ok'. */
 function outcome(fn: () => unknown): string {
@@ -17,8 +26,36 @@ function outcome(fn: () => unknown): string {
 }
 
 // Strings rich in what JSON escapes or encodes long: controls, quotes, backslashes, C1, BMP, surrogates.
-const nasty = fc.string({ unit: fc.constantFrom('a', '"', '\\', '\u0000', '\u001f', '\u007f', '\u0085', 'é', '€', '\u2028', '\ud83d', '\ude00', '😀'), maxLength: 40 });
-const numbers = fc.oneof(fc.double(), fc.constantFrom(-1.7976931348623157e308, -2.2250738585072014e-308, -5e-324, -1.2345678901234567e-7, -123456789012345680000, Number.NaN, -Infinity));
+const nasty = fc.string({
+  unit: fc.constantFrom(
+    'a',
+    '"',
+    '\\',
+    '\u0000',
+    '\u001f',
+    '\u007f',
+    '\u0085',
+    'é',
+    '€',
+    '\u2028',
+    '\ud83d',
+    '\ude00',
+    '😀',
+  ),
+  maxLength: 40,
+});
+const numbers = fc.oneof(
+  fc.double(),
+  fc.constantFrom(
+    -1.7976931348623157e308,
+    -2.2250738585072014e-308,
+    -5e-324,
+    -1.2345678901234567e-7,
+    -123456789012345680000,
+    Number.NaN,
+    -Infinity,
+  ),
+);
 const json = fc.letrec((tie) => ({
   value: fc.oneof({ depthSize: 'small' }, nasty, numbers, fc.boolean(), fc.constant(null), tie('array'), tie('object')),
   array: fc.array(tie('value'), { maxLength: 6 }),
@@ -30,15 +67,21 @@ describe('fast validation paths', () => {
     fc.assert(
       fc.property(json, (v) => {
         const b = jsonBytesBound(v, 0);
-        if (b >= 0) expect(b >= Buffer.byteLength(JSON.stringify(v), 'utf8'), `bound ${b} for ${JSON.stringify(v)}`).to.be.ok;
+        if (b >= 0)
+          expect(b >= Buffer.byteLength(JSON.stringify(v), 'utf8'), `bound ${b} for ${JSON.stringify(v)}`).to.be.ok;
       }),
       // The longest number text there is: it once got a bound of 24 for its 25 bytes.
-      { numRuns: 3000, examples: [[-0.0000010000000019443982], [-0.0000012345678901234567], [-1.2345678901234567e-308]] },
+      {
+        numRuns: 3000,
+        examples: [[-0.0000010000000019443982], [-0.0000012345678901234567], [-1.2345678901234567e-308]],
+      },
     );
   });
 
   it('the size bound covers the longest number texts', () => {
-    for (const v of [-0.0000010000000019443982, -0.0000012345678901234567, -1.2345678901234567e-308, -123456789012345680000]) {
+    for (const v of [
+      -0.0000010000000019443982, -0.0000012345678901234567, -1.2345678901234567e-308, -123456789012345680000,
+    ]) {
       expect(jsonBytesBound(v, 0), `bound for ${JSON.stringify(v)}`).to.be.at.least(JSON.stringify(v).length);
     }
     expect(JSON.stringify(-0.0000010000000019443982)).to.have.length(25);
@@ -56,7 +99,12 @@ describe('fast validation paths', () => {
     const deep: Record<string, unknown> = {};
     let at = deep;
     for (let i = 0; i < 40; i++) at = (at.d = {}) as Record<string, unknown>;
-    const throwing = Object.defineProperty({}, 'x', { enumerable: true, get: () => { throw new Error('boom'); } });
+    const throwing = Object.defineProperty({}, 'x', {
+      enumerable: true,
+      get: () => {
+        throw new Error('boom');
+      },
+    });
     const edge = [
       circular,
       deep,
@@ -76,7 +124,12 @@ describe('fast validation paths', () => {
       null,
       'x',
     ];
-    edge.forEach((v, i) => expect(outcome(() => checkMeta(v)), `edge case ${i}`).to.equal(outcome(() => validateMeta(v))));
+    edge.forEach((v, i) =>
+      expect(
+        outcome(() => checkMeta(v)),
+        `edge case ${i}`,
+      ).to.equal(outcome(() => validateMeta(v))),
+    );
   });
 
   it('validateKey: the shortcut accepts and refuses as the full checks do', () => {
@@ -87,7 +140,10 @@ describe('fast validation paths', () => {
       if (/[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/.test(key)) return 'bad';
       return 'ok';
     };
-    const keys = fc.oneof(nasty, fc.string({ unit: fc.constantFrom('a', 'é', '€', '😀'), minLength: 120, maxLength: 520 }));
+    const keys = fc.oneof(
+      nasty,
+      fc.string({ unit: fc.constantFrom('a', 'é', '€', '😀'), minLength: 120, maxLength: 520 }),
+    );
     fc.assert(
       fc.property(keys, (k) => {
         expect(outcome(() => validateKey(k)) === 'ok' ? 'ok' : 'bad').to.equal(slow(k));
@@ -100,12 +156,19 @@ describe('fast validation paths', () => {
 
   it('namespace and node: remembering the last good one never lets a bad one through', () => {
     const nsOk = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
-    const nodeOk = (n: unknown) => typeof n === 'string' && n.length > 0 && n.length <= 255 && !/[\u0000-\u001f\u007f-\u009f]/.test(n);
-    const values = fc.oneof(fc.constantFrom<unknown>(undefined, null, '', 'default', 'node', 'a b', 'x'.repeat(64), 'x'.repeat(65), 3), nasty, fc.string({ maxLength: 8 }));
+    const nodeOk = (n: unknown) =>
+      typeof n === 'string' && n.length > 0 && n.length <= 255 && !/[\u0000-\u001f\u007f-\u009f]/.test(n);
+    const values = fc.oneof(
+      fc.constantFrom<unknown>(undefined, null, '', 'default', 'node', 'a b', 'x'.repeat(64), 'x'.repeat(65), 3),
+      nasty,
+      fc.string({ maxLength: 8 }),
+    );
     fc.assert(
       fc.property(fc.array(values, { maxLength: 12 }), (seq) => {
         for (const v of seq) {
-          expect(outcome(() => validateNamespace(v)) === 'ok', `namespace ${JSON.stringify(v)}`).to.equal(typeof v === 'string' && nsOk.test(v));
+          expect(outcome(() => validateNamespace(v)) === 'ok', `namespace ${JSON.stringify(v)}`).to.equal(
+            typeof v === 'string' && nsOk.test(v),
+          );
           expect(outcome(() => validateNode(v)) === 'ok', `node ${JSON.stringify(v)}`).to.equal(nodeOk(v));
         }
       }),

@@ -12,7 +12,7 @@ export default class MetaGet extends RegistryCommand<typeof MetaGet> {
 
   async run(): Promise<unknown> {
     const e = await lookupOrThrow(await this.registry(), this.args.key, this.ns);
-    const value = this.args.field === undefined ? e.meta : e.meta[this.args.field] ?? null;
+    const value = this.args.field === undefined ? e.meta : (e.meta[this.args.field] ?? null);
     if (!this.jsonEnabled()) this.log(JSON.stringify(value, null, 2));
     return this.args.field === undefined ? value : { [this.args.field]: value };
   }

@@ -6,8 +6,11 @@ import { copyState, DifferentError, Migration, verifyStates } from '../../migrat
 export default class MigrateCopy extends MigrateCommand<typeof MigrateCopy> {
   static override summary = 'Copy every live registration from one store into another (any pair), then verify.';
   static override description =
-    'Streams page by page (bounded memory) and writes in batches with the target\'s bulk path; the source wins over what the target held for the same keys. Exit 5 if the target does not verify equal afterwards (writes racing the copy).';
-  static override examples = ['<%= config.bin %> migrate copy --from sqlite:./a.db --to sqlite:./b.db', '<%= config.bin %> migrate copy --from legacy:./old.db --to etcd://127.0.0.1:2379 -n jobs --json'];
+    "Streams page by page (bounded memory) and writes in batches with the target's bulk path; the source wins over what the target held for the same keys. Exit 5 if the target does not verify equal afterwards (writes racing the copy).";
+  static override examples = [
+    '<%= config.bin %> migrate copy --from sqlite:./a.db --to sqlite:./b.db',
+    '<%= config.bin %> migrate copy --from legacy:./old.db --to etcd://127.0.0.1:2379 -n jobs --json',
+  ];
   static override flags = {
     from: Flags.string({ summary: 'Source store URL.', required: true }),
     to: Flags.string({ summary: 'Target store URL.', required: true }),
@@ -26,18 +29,29 @@ export default class MigrateCopy extends MigrateCommand<typeof MigrateCopy> {
       if (f['dry-run']) {
         let n = 0;
         for (const ns of namespaces) n += await source.backend.count(ns);
-        if (!this.jsonEnabled()) this.log(`would copy up to ${n} stored entries in ${namespaces.length} namespaces from ${f.from} to ${f.to}`);
+        if (!this.jsonEnabled())
+          this.log(`would copy up to ${n} stored entries in ${namespaces.length} namespaces from ${f.from} to ${f.to}`);
         return { dryRun: true, namespaces, stored: n };
       }
       const target = await m.open(f.to);
       const total = await source.backend.count();
-      const r = await copyState(source, target.backend, { namespaces, batch: f.batch, onBatch: (c) => this.progress('copy', c.copied, total) });
+      const r = await copyState(source, target.backend, {
+        namespaces,
+        batch: f.batch,
+        onBatch: (c) => this.progress('copy', c.copied, total),
+      });
       this.stopProgress();
       const verify = f['no-verify'] ? undefined : await verifyStates(source, target, { namespaces });
-      if (!this.jsonEnabled()) this.log(`copied ${r.copied} entries in ${r.namespaces.length} namespaces in ${r.durationMs} ms${verify ? `; ${verify.equivalent ? 'verified equal' : 'NOT equal'}` : ''}`);
+      if (!this.jsonEnabled())
+        this.log(
+          `copied ${r.copied} entries in ${r.namespaces.length} namespaces in ${r.durationMs} ms${verify ? `; ${verify.equivalent ? 'verified equal' : 'NOT equal'}` : ''}`,
+        );
       if (verify && !verify.equivalent) {
         if (!this.jsonEnabled()) this.log(formatVerify(verify));
-        throw new DifferentError(`${f.to} differs from ${f.from} after the copy: writes racing it? copy again`, { copy: r, verify });
+        throw new DifferentError(`${f.to} differs from ${f.from} after the copy: writes racing it? copy again`, {
+          copy: r,
+          verify,
+        });
       }
       return { ...r, verify };
     } finally {

@@ -7,8 +7,14 @@ export default class MigrateDistribute extends PhaseCommand<typeof MigrateDistri
   static override summary = 'Phase 5: copy and verify into a distributed store (etcd), then switch to it.';
   static override description =
     'Copies the local target into the distributed store (resumable after a kill), repairs keys changed during the copy, proves equivalence, writes profile migrate-distributed and makes it the default.';
-  static override examples = ['<%= config.bin %> migrate distribute --to etcd://127.0.0.1:2379,127.0.0.1:22379/registry --yes'];
-  static override flags = { ...phaseFlags, ...batchFlag, to: Flags.string({ summary: 'The distributed store (etcd://H:P[,H:P…][/prefix] or http://node).' }) };
+  static override examples = [
+    '<%= config.bin %> migrate distribute --to etcd://127.0.0.1:2379,127.0.0.1:22379/registry --yes',
+  ];
+  static override flags = {
+    ...phaseFlags,
+    ...batchFlag,
+    to: Flags.string({ summary: 'The distributed store (etcd://H:P[,H:P…][/prefix] or http://node).' }),
+  };
   protected readonly phase = 'distribute' as const;
 
   protected question(a: PhaseArgs): string {

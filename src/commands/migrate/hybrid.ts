@@ -7,8 +7,15 @@ export default class MigrateHybrid extends PhaseCommand<typeof MigrateHybrid> {
   static override summary = 'Phase 2: backfill the target from the current store; dual-write from now on.';
   static override description =
     'Writes profiles migrate-target and migrate-hybrid (hybrid: primary = current store, backup = target; writers on it dual-write), copies every live entry into the target in bounded memory, repairs keys changed during the copy and proves the target equals the source. A killed run resumes from the last journaled batch.';
-  static override examples = ['<%= config.bin %> migrate hybrid --to sqlite:./registry.db --yes', '<%= config.bin %> migrate hybrid --to sqlite:./registry.db --dry-run'];
-  static override flags = { ...phaseFlags, ...batchFlag, to: Flags.string({ summary: 'The clean store to fill (sqlite:PATH, memory:, etcd://…, http://…).' }) };
+  static override examples = [
+    '<%= config.bin %> migrate hybrid --to sqlite:./registry.db --yes',
+    '<%= config.bin %> migrate hybrid --to sqlite:./registry.db --dry-run',
+  ];
+  static override flags = {
+    ...phaseFlags,
+    ...batchFlag,
+    to: Flags.string({ summary: 'The clean store to fill (sqlite:PATH, memory:, etcd://…, http://…).' }),
+  };
   protected readonly phase = 'hybrid' as const;
 
   protected question(a: PhaseArgs): string {

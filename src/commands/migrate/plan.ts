@@ -4,7 +4,10 @@ import { phases, PHASES, status, type Plan } from '../../migrations/index.js';
 
 export default class MigratePlan extends MigrateCommand<typeof MigratePlan> {
   static override summary = 'Show the next phase in detail and the phases after it (changes nothing).';
-  static override examples = ['<%= config.bin %> migrate plan --from legacy:./old.db', '<%= config.bin %> migrate plan --to sqlite:./registry.db --json'];
+  static override examples = [
+    '<%= config.bin %> migrate plan --from legacy:./old.db',
+    '<%= config.bin %> migrate plan --to sqlite:./registry.db --json',
+  ];
   static override flags = {
     ...journalFlag,
     from: Flags.string({ summary: 'Source store, for planning wrap.' }),

@@ -5,7 +5,10 @@ import { table } from '../../cli/output.js';
 
 export default class MigrateStatus extends MigrateCommand<typeof MigrateStatus> {
   static override summary = 'Show where the migration stands (from its journal).';
-  static override examples = ['<%= config.bin %> migrate status', '<%= config.bin %> migrate status --journal ./registry.migration.json --json'];
+  static override examples = [
+    '<%= config.bin %> migrate status',
+    '<%= config.bin %> migrate status --journal ./registry.migration.json --json',
+  ];
   static override flags = {
     ...journalFlag,
     check: Flags.boolean({ summary: "Re-run every done phase's proof now (verify each phase); exit 5 if one fails." }),
@@ -30,7 +33,9 @@ export default class MigrateStatus extends MigrateCommand<typeof MigrateStatus> 
       }
       this.log(`journal: ${s.journal}\nconfig:  ${s.config} (default profile: ${s.defaultProfile ?? '(none)'})`);
       this.log(`stores:  source ${s.source ?? '-'}, target ${s.target ?? '-'}, distributed ${s.distributed ?? '-'}`);
-      this.log(`at:      ${s.current ?? 'not started'}${s.interrupted ? ` (phase ${s.interrupted.phase} interrupted${s.interrupted.cursor ? ` after ${s.interrupted.cursor.copied} entries` : ''}: rerun it to resume)` : ''}; next: ${s.next ?? 'done'}`);
+      this.log(
+        `at:      ${s.current ?? 'not started'}${s.interrupted ? ` (phase ${s.interrupted.phase} interrupted${s.interrupted.cursor ? ` after ${s.interrupted.cursor.copied} entries` : ''}: rerun it to resume)` : ''}; next: ${s.next ?? 'done'}`,
+      );
       if (s.lock) this.log(`lock:    held by pid ${s.lock.pid} on ${s.lock.host} (${s.lock.command})`);
       this.log(
         table(
@@ -51,7 +56,11 @@ export default class MigrateStatus extends MigrateCommand<typeof MigrateStatus> 
       for (const c of checks ?? []) this.log(`check ${c.phase}: ${c.notes.join('; ')}`);
     }
     const failed = (checks ?? []).filter((c) => c.verify && !c.verify.equivalent);
-    if (failed.length) throw new DifferentError(`phase proof failed now: ${failed.map((c) => c.phase).join(', ')}`, this.jsonEnabled() ? { status: s, checks } : undefined);
+    if (failed.length)
+      throw new DifferentError(
+        `phase proof failed now: ${failed.map((c) => c.phase).join(', ')}`,
+        this.jsonEnabled() ? { status: s, checks } : undefined,
+      );
     return checks ? { ...s, checks } : s;
   }
 }

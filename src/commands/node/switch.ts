@@ -10,7 +10,9 @@ export default class NodeSwitch extends RegistryCommand<typeof NodeSwitch> {
     'The node named by --backend http://HOST:PORT dual-writes to the new backend, backfills it, pauses writes (they wait, none fail) while it repairs and verifies per-namespace digests, then flips and retires the old store. The change feed continues with the same revisions.',
     'Both backends must be of the same kind (synchronous: memory, sqlite; or asynchronous): otherwise restart the node on the new one. Exit 4 when a switch is already running or verification fails (the node stays on its backend).',
   ].join('\n\n');
-  static override examples = ['<%= config.bin %> node switch --to sqlite:/var/lib/registry/registry.db -b http://127.0.0.1:7070'];
+  static override examples = [
+    '<%= config.bin %> node switch --to sqlite:/var/lib/registry/registry.db -b http://127.0.0.1:7070',
+  ];
   static override flags = {
     to: Flags.string({ summary: 'Backend URL the node moves to (as the node sees paths).', required: true }),
     'to-opts': Flags.string({ summary: 'backendOpts of the new backend, as a JSON object.' }),
@@ -18,7 +20,10 @@ export default class NodeSwitch extends RegistryCommand<typeof NodeSwitch> {
 
   async run(): Promise<Record<string, unknown>> {
     const reg = await this.registry();
-    if (!(reg.backend instanceof RemoteBackend)) throw new InvalidInputError(`node switch needs a node: pass --backend http://HOST:PORT (the backend here is ${reg.backend.url})`);
+    if (!(reg.backend instanceof RemoteBackend))
+      throw new InvalidInputError(
+        `node switch needs a node: pass --backend http://HOST:PORT (the backend here is ${reg.backend.url})`,
+      );
     let opts: Record<string, unknown> = {};
     if (this.flags['to-opts'] !== undefined) {
       try {
@@ -26,7 +31,8 @@ export default class NodeSwitch extends RegistryCommand<typeof NodeSwitch> {
       } catch {
         throw new InvalidInputError('--to-opts must be a JSON object');
       }
-      if (!opts || typeof opts !== 'object' || Array.isArray(opts)) throw new InvalidInputError('--to-opts must be a JSON object');
+      if (!opts || typeof opts !== 'object' || Array.isArray(opts))
+        throw new InvalidInputError('--to-opts must be a JSON object');
     }
     this.note(`switching ${reg.backend.url} to ${this.flags.to}…`);
     const r = await reg.backend.switchNode(this.flags.to, opts);

@@ -12,7 +12,15 @@ import { ProcessRegistry } from '../../registry/service.js';
 import { compareKeys } from '../../registry/validate.js';
 import { syncState } from '../copy.js';
 import { type Migration, type OpenState, PROFILE } from '../context.js';
-import { alreadyDone, checkOrder, DifferentError, doneRecord, markRolledBack, type Phase, type ShadowReport } from '../phase.js';
+import {
+  alreadyDone,
+  checkOrder,
+  DifferentError,
+  doneRecord,
+  markRolledBack,
+  type Phase,
+  type ShadowReport,
+} from '../phase.js';
 import { liveEntries } from '../verify.js';
 
 export const cutover: Phase = {
@@ -43,16 +51,32 @@ export const cutover: Phase = {
     const sync = await syncState(s, t);
     const shadow = await shadowReads(m, s, t);
     if (!shadow.equivalent) {
-      throw new DifferentError(`shadow reads disagree on ${shadow.mismatches} keys (besides ${shadow.anomalies} legacy anomalies): the cut-over was not made`, { shadow });
+      throw new DifferentError(
+        `shadow reads disagree on ${shadow.mismatches} keys (besides ${shadow.anomalies} legacy anomalies): the cut-over was not made`,
+        { shadow },
+      );
     }
     const previousDefault = m.setDefault(PROFILE.hybrid);
-    m.journal.finish(rec, { previousDefault, counts: { keys: shadow.keys, agree: shadow.agree, anomalies: shadow.anomalies, mismatches: 0, repaired: sync.written + sync.removed }, details: { samples: shadow.samples } });
+    m.journal.finish(rec, {
+      previousDefault,
+      counts: {
+        keys: shadow.keys,
+        agree: shadow.agree,
+        anomalies: shadow.anomalies,
+        mismatches: 0,
+        repaired: sync.written + sync.removed,
+      },
+      details: { samples: shadow.samples },
+    });
     return {
       phase: 'cutover',
       action: 'up',
       record: rec,
       verify: shadow,
-      notes: [`shadow reads: ${shadow.agree} of ${shadow.keys} keys agree, ${shadow.anomalies} legacy anomalies counted apart`, `default profile is now ${PROFILE.hybrid}`],
+      notes: [
+        `shadow reads: ${shadow.agree} of ${shadow.keys} keys agree, ${shadow.anomalies} legacy anomalies counted apart`,
+        `default profile is now ${PROFILE.hybrid}`,
+      ],
     };
   },
 
@@ -60,14 +84,25 @@ export const cutover: Phase = {
     const rec = doneRecord(m, 'cutover');
     m.setDefault(rec.previousDefault ?? null);
     markRolledBack(m, 'cutover');
-    return { phase: 'cutover', action: 'down', record: rec, notes: [`default profile back to ${rec.previousDefault ?? '(none)'}`] };
+    return {
+      phase: 'cutover',
+      action: 'down',
+      record: rec,
+      notes: [`default profile back to ${rec.previousDefault ?? '(none)'}`],
+    };
   },
 
   async verify(m) {
     const rec = doneRecord(m, 'cutover');
     const h = doneRecord(m, 'hybrid');
     const shadow = await shadowReads(m, await m.open(h.from!, 'source'), await m.open(h.to!, 'target'));
-    return { phase: 'cutover', action: 'verify', record: rec, verify: shadow, notes: [`${shadow.mismatches} mismatches, ${shadow.anomalies} legacy anomalies`] };
+    return {
+      phase: 'cutover',
+      action: 'verify',
+      record: rec,
+      verify: shadow,
+      notes: [`${shadow.mismatches} mismatches, ${shadow.anomalies} legacy anomalies`],
+    };
   },
 };
 
@@ -76,13 +111,23 @@ export const cutover: Phase = {
  * path's listing tells the anomalies apart: a key whose old lookup differs from its old listing.
  */
 export async function shadowReads(m: Migration, oldStore: OpenState, target: OpenState): Promise<ShadowReport> {
-  const hybridBackend = new HybridBackend(oldStore.backend, target.backend, { nodeName: oldStore.registry.nodeName, isAlive: oldStore.isAlive });
+  const hybridBackend = new HybridBackend(oldStore.backend, target.backend, {
+    nodeName: oldStore.registry.nodeName,
+    isAlive: oldStore.isAlive,
+  });
   // Not closed here: the two backends belong to the migration's open stores.
-  const newPath = new ProcessRegistry(hybridBackend, { nodeName: oldStore.registry.nodeName, cleanupInterval: 0, stats: false });
+  const newPath = new ProcessRegistry(hybridBackend, {
+    nodeName: oldStore.registry.nodeName,
+    cleanupInterval: 0,
+    stats: false,
+  });
   const r: ShadowReport = { equivalent: true, keys: 0, agree: 0, anomalies: 0, mismatches: 0, samples: [] };
   const same = (a: Registration | undefined, b: Registration | undefined) =>
-    (!a && !b) || (!!a && !!b && a.pid === b.pid && a.node === b.node && canonicalJson(a.meta) === canonicalJson(b.meta));
-  const namespaces = [...new Set([...(await oldStore.backend.namespaces()), ...(await target.backend.namespaces())])].sort(compareKeys);
+    (!a && !b) ||
+    (!!a && !!b && a.pid === b.pid && a.node === b.node && canonicalJson(a.meta) === canonicalJson(b.meta));
+  const namespaces = [
+    ...new Set([...(await oldStore.backend.namespaces()), ...(await target.backend.namespaces())]),
+  ].sort(compareKeys);
   for (const namespace of namespaces) {
     const ia = liveEntries(oldStore, namespace);
     const ib = liveEntries(target, namespace);
@@ -105,7 +150,8 @@ export async function shadowReads(m: Migration, oldStore: OpenState, target: Ope
       const anomaly = !same(oldAnswer, listed);
       if (anomaly) r.anomalies++;
       else r.mismatches++;
-      if (r.samples.length < 20) r.samples.push({ namespace, key, old: oldAnswer ?? null, new: newAnswer ?? null, anomaly });
+      if (r.samples.length < 20)
+        r.samples.push({ namespace, key, old: oldAnswer ?? null, new: newAnswer ?? null, anomaly });
     }
   }
   r.equivalent = r.mismatches === 0;

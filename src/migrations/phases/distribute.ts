@@ -5,7 +5,15 @@
  */
 import { InvalidInputError } from '../../backends/contract.js';
 import { type Migration, normalizeUrl, PROFILE } from '../context.js';
-import { alreadyDone, backfill, checkOrder, doneRecord, markRolledBack, namespaceDigests, type Phase } from '../phase.js';
+import {
+  alreadyDone,
+  backfill,
+  checkOrder,
+  doneRecord,
+  markRolledBack,
+  namespaceDigests,
+  type Phase,
+} from '../phase.js';
 import { syncState } from '../copy.js';
 import { verifyStates } from '../verify.js';
 
@@ -34,7 +42,9 @@ export const distribute: Phase = {
     if (done) return alreadyDone('distribute', done);
     const o = doneRecord(m, 'optimize');
     if (resume?.to && args.to && normalizeUrl(args.to) !== resume.to) {
-      throw new InvalidInputError(`the interrupted distribute phase copies into ${resume.to}: rerun with --to ${resume.to}, or \`registry migrate rollback\` first`);
+      throw new InvalidInputError(
+        `the interrupted distribute phase copies into ${resume.to}: rerun with --to ${resume.to}, or \`registry migrate rollback\` first`,
+      );
     }
     const to = resume?.to ?? destArg(m, args.to);
     const s = await m.open(o.to!, 'target');
@@ -46,14 +56,21 @@ export const distribute: Phase = {
     const d = await namespaceDigests(t, m, 'distribute: digest');
     m.setProfile(PROFILE.distributed, { backend: to });
     const previousDefault = m.setDefault(PROFILE.distributed);
-    m.journal.finish(rec, { previousDefault, digests: d.digests, counts: { copied: r.copied, repaired: r.repaired, removed: r.removed, entries: d.total } });
+    m.journal.finish(rec, {
+      previousDefault,
+      digests: d.digests,
+      counts: { copied: r.copied, repaired: r.repaired, removed: r.removed, entries: d.total },
+    });
     return {
       phase: 'distribute',
       action: 'up',
       resumed: !!resume,
       record: rec,
       verify: r.verify,
-      notes: [`copied ${r.copied} entries into ${to}; equivalent (${d.total} entries)`, `default profile is now ${PROFILE.distributed}`],
+      notes: [
+        `copied ${r.copied} entries into ${to}; equivalent (${d.total} entries)`,
+        `default profile is now ${PROFILE.distributed}`,
+      ],
     };
   },
 
@@ -76,14 +93,28 @@ export const distribute: Phase = {
   async verify(m) {
     const rec = doneRecord(m, 'distribute');
     const v = await verifyStates(await m.open(rec.from!, 'target'), await m.open(rec.to!, 'distributed store'));
-    return { phase: 'distribute', action: 'verify', record: rec, verify: v, notes: [v.equivalent ? 'distributed store equivalent to the local target' : 'distributed store differs from the local target'] };
+    return {
+      phase: 'distribute',
+      action: 'verify',
+      record: rec,
+      verify: v,
+      notes: [
+        v.equivalent
+          ? 'distributed store equivalent to the local target'
+          : 'distributed store differs from the local target',
+      ],
+    };
   },
 };
 
 function destArg(m: Migration, to: string | undefined): string {
   const url = to ?? m.journal.state.distributed;
-  if (!url) throw new InvalidInputError('migrate distribute needs --to URL, the distributed store (e.g. --to etcd://127.0.0.1:2379/registry)');
+  if (!url)
+    throw new InvalidInputError(
+      'migrate distribute needs --to URL, the distributed store (e.g. --to etcd://127.0.0.1:2379/registry)',
+    );
   const n = normalizeUrl(url);
-  if (n === m.journal.state.target || n === m.journal.state.source) throw new InvalidInputError(`--to ${url} is a store this migration already uses: pick another`);
+  if (n === m.journal.state.target || n === m.journal.state.source)
+    throw new InvalidInputError(`--to ${url} is a store this migration already uses: pick another`);
   return n;
 }

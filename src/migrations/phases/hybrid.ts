@@ -6,7 +6,15 @@
  */
 import { InvalidInputError } from '../../backends/contract.js';
 import { type Migration, normalizeUrl, PROFILE } from '../context.js';
-import { alreadyDone, backfill, checkOrder, doneRecord, markRolledBack, namespaceDigests, type Phase } from '../phase.js';
+import {
+  alreadyDone,
+  backfill,
+  checkOrder,
+  doneRecord,
+  markRolledBack,
+  namespaceDigests,
+  type Phase,
+} from '../phase.js';
 import { verifyStates } from '../verify.js';
 
 export const hybrid: Phase = {
@@ -40,7 +48,9 @@ export const hybrid: Phase = {
     const from = source(m);
     let to = targetArg(m, args.to);
     if (resume && resume.to && args.to && normalizeUrl(args.to) !== resume.to) {
-      throw new InvalidInputError(`the interrupted hybrid phase copies into ${resume.to}: rerun with --to ${resume.to}, or \`registry migrate rollback\` first`);
+      throw new InvalidInputError(
+        `the interrupted hybrid phase copies into ${resume.to}: rerun with --to ${resume.to}, or \`registry migrate rollback\` first`,
+      );
     }
     if (resume?.to) to = resume.to;
     const s = await m.open(from, 'source');
@@ -52,7 +62,10 @@ export const hybrid: Phase = {
     m.journal.save();
     const r = await backfill(m, rec, s, t, hooks);
     const d = await namespaceDigests(t, m, 'hybrid: digest');
-    m.journal.finish(rec, { digests: d.digests, counts: { copied: r.copied, repaired: r.repaired, removed: r.removed, target: d.total } });
+    m.journal.finish(rec, {
+      digests: d.digests,
+      counts: { copied: r.copied, repaired: r.repaired, removed: r.removed, target: d.total },
+    });
     return {
       phase: 'hybrid',
       action: 'up',
@@ -71,7 +84,12 @@ export const hybrid: Phase = {
     m.setProfile(PROFILE.hybrid, undefined);
     m.setProfile(PROFILE.target, undefined);
     markRolledBack(m, 'hybrid');
-    return { phase: 'hybrid', action: 'down', record: rec, notes: [`profiles ${PROFILE.hybrid} and ${PROFILE.target} removed; ${rec.to} was left in place`] };
+    return {
+      phase: 'hybrid',
+      action: 'down',
+      record: rec,
+      notes: [`profiles ${PROFILE.hybrid} and ${PROFILE.target} removed; ${rec.to} was left in place`],
+    };
   },
 
   async verify(m) {
@@ -79,21 +97,33 @@ export const hybrid: Phase = {
     const s = await m.open(rec.from!, 'source');
     const t = await m.open(rec.to!, 'target');
     const v = await verifyStates(s, t);
-    return { phase: 'hybrid', action: 'verify', record: rec, verify: v, notes: [v.equivalent ? 'target equals source' : 'target differs from source'] };
+    return {
+      phase: 'hybrid',
+      action: 'verify',
+      record: rec,
+      verify: v,
+      notes: [v.equivalent ? 'target equals source' : 'target differs from source'],
+    };
   },
 };
 
 function source(m: Migration): string {
   const s = m.journal.state.source;
-  if (!s) throw new InvalidInputError('no migration source in the journal: run `registry migrate wrap --from URL` first');
+  if (!s)
+    throw new InvalidInputError('no migration source in the journal: run `registry migrate wrap --from URL` first');
   return s;
 }
 
 function targetArg(m: Migration, to: string | undefined): string {
   const url = to ?? m.journal.interrupted()?.to ?? m.journal.state.target;
-  if (!url) throw new InvalidInputError('migrate hybrid needs --to URL, the clean store to fill (e.g. --to sqlite:./registry.db)');
+  if (!url)
+    throw new InvalidInputError(
+      'migrate hybrid needs --to URL, the clean store to fill (e.g. --to sqlite:./registry.db)',
+    );
   const n = normalizeUrl(url);
-  if (n === m.journal.state.source) throw new InvalidInputError(`--to ${url} is the source store itself: pick another store`);
-  if (/^(legacy|hybrid):/.test(n)) throw new InvalidInputError(`--to ${url}: the target must be a clean backend (sqlite:, memory:, etcd://, http://)`);
+  if (n === m.journal.state.source)
+    throw new InvalidInputError(`--to ${url} is the source store itself: pick another store`);
+  if (/^(legacy|hybrid):/.test(n))
+    throw new InvalidInputError(`--to ${url}: the target must be a clean backend (sqlite:, memory:, etcd://, http://)`);
   return n;
 }

@@ -9,7 +9,15 @@ import { parseBackendUrl } from '../../backends/open.js';
 import { openDatabase } from '../../backends/sqlite.js';
 import { syncState } from '../copy.js';
 import { PROFILE } from '../context.js';
-import { alreadyDone, checkOrder, DifferentError, doneRecord, markRolledBack, namespaceDigests, type Phase } from '../phase.js';
+import {
+  alreadyDone,
+  checkOrder,
+  DifferentError,
+  doneRecord,
+  markRolledBack,
+  namespaceDigests,
+  type Phase,
+} from '../phase.js';
 import { verifyStates } from '../verify.js';
 
 export const optimize: Phase = {
@@ -41,7 +49,10 @@ export const optimize: Phase = {
     const t = await m.open(h.to!, 'target');
     const sync = await syncState(s, t);
     const v = await verifyStates(t, s, { maxDiffs: 20 });
-    if (!v.equivalent) throw new DifferentError(`${h.to} is not equivalent to ${h.from} after the repair: nothing was switched`, { verify: v });
+    if (!v.equivalent)
+      throw new DifferentError(`${h.to} is not equivalent to ${h.from} after the repair: nothing was switched`, {
+        verify: v,
+      });
     const d = await namespaceDigests(t, m, 'optimize: digest');
     await m.close();
     const compacted = compact(h.to!);
@@ -57,7 +68,11 @@ export const optimize: Phase = {
       action: 'up',
       record: rec,
       verify: v,
-      notes: [`${h.to} is equivalent to the old store (${d.total} entries) and is now the default (profile ${PROFILE.target})`, `${h.from} retired, left on disk for rollback`, ...(compacted ? [compacted] : [])],
+      notes: [
+        `${h.to} is equivalent to the old store (${d.total} entries) and is now the default (profile ${PROFILE.target})`,
+        `${h.from} retired, left on disk for rollback`,
+        ...(compacted ? [compacted] : []),
+      ],
     };
   },
 
@@ -73,13 +88,31 @@ export const optimize: Phase = {
     const sync = await syncState(t, s);
     m.setDefault(rec.previousDefault ?? null);
     markRolledBack(m, 'optimize');
-    return { phase: 'optimize', action: 'down', record: rec, notes: [`${sync.written} entries written and ${sync.removed} removed in ${rec.from} to catch up`, `default profile back to ${rec.previousDefault ?? '(none)'}`] };
+    return {
+      phase: 'optimize',
+      action: 'down',
+      record: rec,
+      notes: [
+        `${sync.written} entries written and ${sync.removed} removed in ${rec.from} to catch up`,
+        `default profile back to ${rec.previousDefault ?? '(none)'}`,
+      ],
+    };
   },
 
   async verify(m) {
     const rec = doneRecord(m, 'optimize');
     const v = await verifyStates(await m.open(rec.to!, 'target'), await m.open(rec.from!, 'retired source'));
-    return { phase: 'optimize', action: 'verify', record: rec, verify: v, notes: [v.equivalent ? 'target equivalent to the retired store' : 'target differs from the retired store (writes since optimize?)'] };
+    return {
+      phase: 'optimize',
+      action: 'verify',
+      record: rec,
+      verify: v,
+      notes: [
+        v.equivalent
+          ? 'target equivalent to the retired store'
+          : 'target differs from the retired store (writes since optimize?)',
+      ],
+    };
   },
 };
 
@@ -89,12 +122,14 @@ function compact(url: string): string | undefined {
   if (info.scheme !== 'sqlite') return undefined;
   const db = openDatabase(location, { create: false });
   try {
-    const before = (db.pragma('page_count', { simple: true }) as number) * (db.pragma('page_size', { simple: true }) as number);
+    const before =
+      (db.pragma('page_count', { simple: true }) as number) * (db.pragma('page_size', { simple: true }) as number);
     db.exec('ANALYZE');
     db.pragma('optimize');
     db.exec('VACUUM');
     db.pragma('wal_checkpoint(TRUNCATE)');
-    const after = (db.pragma('page_count', { simple: true }) as number) * (db.pragma('page_size', { simple: true }) as number);
+    const after =
+      (db.pragma('page_count', { simple: true }) as number) * (db.pragma('page_size', { simple: true }) as number);
     return `compacted ${location}: ${before} → ${after} bytes`;
   } finally {
     db.close();

@@ -9,7 +9,16 @@ import { effectiveEntry, type LegacyRow, legacyAnomalies, openLegacyDatabase } f
 import { parseBackendUrl } from '../../backends/open.js';
 import { Digest } from '../../registry/digest.js';
 import { type Migration, normalizeUrl, PROFILE } from '../context.js';
-import { alreadyDone, checkOrder, DifferentError, doneRecord, markRolledBack, namespaceDigests, type Phase, type WrapProof } from '../phase.js';
+import {
+  alreadyDone,
+  checkOrder,
+  DifferentError,
+  doneRecord,
+  markRolledBack,
+  namespaceDigests,
+  type Phase,
+  type WrapProof,
+} from '../phase.js';
 import { liveEntries, type State } from '../verify.js';
 
 export const wrap: Phase = {
@@ -20,24 +29,34 @@ export const wrap: Phase = {
     const from = sourceArg(m, args.from);
     const s = await m.open(from);
     const isLegacy = s.backend.name === 'legacy';
-    const anomalies = isLegacy ? legacyAnomalies((s.backend as unknown as { db: never }).db, s.isAlive, from).counts() : undefined;
+    const anomalies = isLegacy
+      ? legacyAnomalies((s.backend as unknown as { db: never }).db, s.isAlive, from).counts()
+      : undefined;
     return {
       phase: 'wrap',
       from,
       steps: [
         `open ${from} behind the registry service (nothing is copied)`,
         'digest every namespace through the service and from the raw stored view; they must be equal',
-        isLegacy ? 'report legacy anomalies (divergent tables, dead rows, stale index/cache rows)' : 'no legacy tables: no anomaly report',
+        isLegacy
+          ? 'report legacy anomalies (divergent tables, dead rows, stale index/cache rows)'
+          : 'no legacy tables: no anomaly report',
         `write profile ${PROFILE.source} and make it the default in ${m.configPath}`,
       ],
-      counts: { namespaces: (await s.backend.namespaces()).length, stored: await s.backend.count(), ...(anomalies ?? {}) },
+      counts: {
+        namespaces: (await s.backend.namespaces()).length,
+        stored: await s.backend.count(),
+        ...(anomalies ?? {}),
+      },
     };
   },
 
   async up(m, args) {
     const { done } = checkOrder(m, 'wrap');
     if (done && args.from && normalizeUrl(args.from) !== done.from) {
-      throw new InvalidInputError(`this migration already wraps ${done.from}: roll it back first, or use another --journal for ${args.from}`);
+      throw new InvalidInputError(
+        `this migration already wraps ${done.from}: roll it back first, or use another --journal for ${args.from}`,
+      );
     }
     if (done) return alreadyDone('wrap', done);
     const from = sourceArg(m, args.from);
@@ -45,16 +64,25 @@ export const wrap: Phase = {
     const rec = m.journal.begin({ phase: 'wrap', from });
     m.journal.state.source = from;
     const proof = await wrapProof(m, s);
-    if (!proof.equivalent) throw new DifferentError(`the service's view of ${from} differs from its raw stored view: ${JSON.stringify(proof.namespaces)}`);
+    if (!proof.equivalent)
+      throw new DifferentError(
+        `the service's view of ${from} differs from its raw stored view: ${JSON.stringify(proof.namespaces)}`,
+      );
     const isLegacy = s.backend.name === 'legacy';
-    const anomalies = isLegacy ? legacyAnomalies((s.backend as unknown as { db: never }).db, s.isAlive, from) : undefined;
+    const anomalies = isLegacy
+      ? legacyAnomalies((s.backend as unknown as { db: never }).db, s.isAlive, from)
+      : undefined;
     m.setProfile(PROFILE.source, { backend: from });
     const previousDefault = m.setDefault(PROFILE.source);
     const digests = Object.fromEntries(Object.entries(proof.namespaces).map(([ns, v]) => [ns, v.service]));
     const counts = Object.fromEntries(Object.entries(proof.namespaces).map(([ns, v]) => [`entries:${ns}`, v.count]));
     m.journal.finish(rec, {
       digests,
-      counts: { entries: Object.values(proof.namespaces).reduce((a, v) => a + v.count, 0), ...counts, ...(anomalies?.counts() ?? {}) },
+      counts: {
+        entries: Object.values(proof.namespaces).reduce((a, v) => a + v.count, 0),
+        ...counts,
+        ...(anomalies?.counts() ?? {}),
+      },
       previousDefault,
       details: anomalies ? { anomalies: anomalies.samples } : {},
     });
@@ -74,27 +102,40 @@ export const wrap: Phase = {
     m.setDefault(rec.previousDefault ?? null);
     m.setProfile(PROFILE.source, undefined);
     markRolledBack(m, 'wrap');
-    return { phase: 'wrap', action: 'down', record: rec, notes: [`default profile back to ${rec.previousDefault ?? '(none)'}`] };
+    return {
+      phase: 'wrap',
+      action: 'down',
+      record: rec,
+      notes: [`default profile back to ${rec.previousDefault ?? '(none)'}`],
+    };
   },
 
   async verify(m) {
     const rec = doneRecord(m, 'wrap');
     const s = await m.open(rec.from!, 'source');
     const proof = await wrapProof(m, s);
-    const baseline = Object.entries(rec.digests ?? {}).every(([ns, d]) => proof.namespaces[ns]?.service === d) && Object.keys(proof.namespaces).length === Object.keys(rec.digests ?? {}).length;
+    const baseline =
+      Object.entries(rec.digests ?? {}).every(([ns, d]) => proof.namespaces[ns]?.service === d) &&
+      Object.keys(proof.namespaces).length === Object.keys(rec.digests ?? {}).length;
     return {
       phase: 'wrap',
       action: 'verify',
       record: rec,
       verify: proof,
-      notes: [proof.equivalent ? 'service view = raw stored view' : 'service view differs from the raw stored view', baseline ? 'unchanged since the baseline' : 'changed since the baseline (writes since wrap)'],
+      notes: [
+        proof.equivalent ? 'service view = raw stored view' : 'service view differs from the raw stored view',
+        baseline ? 'unchanged since the baseline' : 'changed since the baseline (writes since wrap)',
+      ],
     };
   },
 };
 
 function sourceArg(m: Migration, from: string | undefined): string {
   const url = from ?? m.journal.state.source;
-  if (!url) throw new InvalidInputError('migrate wrap needs --from URL, the store to migrate (e.g. --from legacy:./registry.db)');
+  if (!url)
+    throw new InvalidInputError(
+      'migrate wrap needs --from URL, the store to migrate (e.g. --from legacy:./registry.db)',
+    );
   return normalizeUrl(url);
 }
 
