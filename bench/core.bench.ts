@@ -45,10 +45,10 @@ async function sqliteFigures(ctx: Parameters<BenchModule['run']>[0]) {
   const keys = Array.from({ length: B }, nextKey);
   const lk = await comparePair(
     () => {
-      for (let i = 0; i < B; i++) get.get('default', keys[i]);
+      for (const k of keys) get.get('default', k);
     },
     () => {
-      for (let i = 0; i < B; i++) reg.lookupSync(keys[i]);
+      for (const k of keys) reg.lookupSync(k);
     },
     { opsPerBatch: B },
   );
@@ -61,10 +61,10 @@ async function sqliteFigures(ctx: Parameters<BenchModule['run']>[0]) {
   });
   const lka = await comparePair(
     () => {
-      for (let i = 0; i < B; i++) get.get('default', keys[i]);
+      for (const k of keys) get.get('default', k);
     },
     async () => {
-      for (let i = 0; i < B; i++) await reg.lookup(keys[i]);
+      for (const k of keys) await reg.lookup(k);
     },
     { opsPerBatch: B, async: true },
   );
@@ -121,10 +121,10 @@ async function memoryFigures(ctx: Parameters<BenchModule['run']>[0]) {
   let sink = 0;
   const r = await comparePair(
     () => {
-      for (let i = 0; i < B; i++) if (map.get(keys[i])) sink++;
+      for (const k of keys) if (map.get(k)) sink++;
     },
     () => {
-      for (let i = 0; i < B; i++) if (reg.lookupSync(keys[i])) sink++;
+      for (const k of keys) if (reg.lookupSync(k)) sink++;
     },
     { opsPerBatch: B },
   );

@@ -38,7 +38,7 @@ const mod: BenchModule = {
     const raw = new Etcd3({ hosts });
     const regs: ProcessRegistry[] = [];
     const open = async (prefix: string, members: number[] = [0, 1, 2]) => {
-      const url = `etcd://${members.map((i) => cluster.endpoints[i]).join(',')}${prefix}`;
+      const url = `etcd://${members.map((i) => cluster.endpoint(i)).join(',')}${prefix}`;
       const r = await ProcessRegistry.open({
         backend: url,
         backendOpts: { lease: 'none' },
@@ -110,7 +110,7 @@ const mod: BenchModule = {
       const a = await open('/bench-prop', [0]);
       const b = await open('/bench-prop', [2]);
       const cache = await LookupCache.open(b, { ttlMs: 600_000 });
-      const rawB = new Etcd3({ hosts: [hosts[2]] });
+      const rawB = new Etcd3({ hosts: [`http://${cluster.endpoint(2)}`] });
       try {
         await a.register('prop', process.pid, { i: -1 }, { node: 'bench-node' });
         await cache.lookup('prop');

@@ -36,31 +36,45 @@ export interface BenchModule {
   run(ctx: BenchContext): Promise<void>;
 }
 
+/** `xs[i]`, checked: a bench that indexes past its data is broken, and says so. */
+export function nth<T>(xs: readonly T[], i: number): T {
+  const v = xs[i];
+  if (v === undefined) throw new RangeError(`index ${i} is out of range (length ${xs.length})`);
+  return v;
+}
+
+/** The median; NaN for no samples. */
 export function median(xs: number[]): number {
+  if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+  return s.length % 2 ? nth(s, m) : (nth(s, m - 1) + nth(s, m)) / 2;
 }
 
+/** The `p`th percentile (nearest rank); NaN for no samples. */
 export function percentile(xs: number[], p: number): number {
+  if (xs.length === 0) return NaN;
   const s = [...xs].sort((a, b) => a - b);
-  return s[Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1))];
+  return nth(s, Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1)));
 }
 
-/** Nanoseconds per op of a synchronous batch function doing `opsPerBatch` operations. */
-function timeSync(fn: () => void, opsPerBatch: number, minMs: number): number {
+/**
+ * Nanoseconds per op of a synchronous batch function doing `opsPerBatch` operations. A batch that
+ * returns a promise would not be timed (its work would run after the clock stops): refused.
+ */
+function timeSync(fn: () => unknown, opsPerBatch: number, minMs: number): number {
   let batches = 0;
   const t0 = process.hrtime.bigint();
   let elapsed = 0;
   do {
-    fn();
+    if (fn() instanceof Promise) throw new Error('an async batch timed as synchronous: pass { async: true }');
     batches++;
     elapsed = Number(process.hrtime.bigint() - t0) / 1e6;
   } while (elapsed < minMs);
   return (elapsed * 1e6) / (batches * opsPerBatch);
 }
 
-async function timeAsync(fn: () => Promise<void>, opsPerBatch: number, minMs: number): Promise<number> {
+async function timeAsync(fn: () => void | Promise<void>, opsPerBatch: number, minMs: number): Promise<number> {
   let batches = 0;
   const t0 = process.hrtime.bigint();
   let elapsed = 0;
@@ -93,9 +107,7 @@ export async function comparePair(
   const b: number[] = [];
   const s: number[] = [];
   const run = async (f: () => void | Promise<void>) =>
-    opts.async
-      ? timeAsync(f as () => Promise<void>, opts.opsPerBatch, minMs)
-      : timeSync(f as () => void, opts.opsPerBatch, minMs);
+    opts.async ? timeAsync(f, opts.opsPerBatch, minMs) : timeSync(f, opts.opsPerBatch, minMs);
   // warm-up
   await run(baseline);
   await run(subject);

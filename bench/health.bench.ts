@@ -12,7 +12,7 @@ import { join } from 'node:path';
 import { loadBetterSqlite } from '../src/backends/sqlite.js';
 import { procInfo } from '../src/registry/liveness.js';
 import { ProcessRegistry } from '../src/registry/service.js';
-import { comparePair, median, opsLabel, type BenchContext, type BenchModule } from './harness.js';
+import { comparePair, median, nth, opsLabel, type BenchContext, type BenchModule } from './harness.js';
 
 const NODE = 'bench-node';
 // Above 2^22 (the largest pid_max Linux allows): never a running process.
@@ -137,20 +137,26 @@ async function statsCost(ctx: BenchContext, backend: string, label: string) {
   const rounds = ctx.quick ? 5 : 21;
   const minMs = 60;
   const syncRun = (r: ProcessRegistry) => () => {
-    for (let i = 0; i < B; i++) if (r.lookupSync(keys[i])) sink++;
+    for (const k of keys) if (r.lookupSync(k)) sink++;
   };
   const A = B / 4;
+  const asyncKeys = keys.slice(0, A);
   const asyncRun = (r: ProcessRegistry) => async () => {
-    for (let i = 0; i < A; i++) if (await r.lookup(keys[i])) sink++;
+    for (const k of asyncKeys) if (await r.lookup(k)) sink++;
   };
   // A ~100 ns operation on a shared machine: which side runs first in a round moves the result by
   // more than the 5 % we look for, so each pair runs both ways and the ratios are combined.
   // Three repetitions of both orders; the median combined ratio is reported, the spread in the note.
-  const both = async (on: () => unknown, off: () => unknown, opsPerBatch: number, async: boolean) => {
+  const both = async (
+    on: () => void | Promise<void>,
+    off: () => void | Promise<void>,
+    opsPerBatch: number,
+    async: boolean,
+  ) => {
     const reps: Array<{ ratio: number; onNs: number; offNs: number }> = [];
     for (let k = 0; k < (ctx.quick ? 1 : 3); k++) {
-      const a = await comparePair(off as () => void, on as () => void, { opsPerBatch, rounds, minMs, async });
-      const b = await comparePair(on as () => void, off as () => void, { opsPerBatch, rounds, minMs, async });
+      const a = await comparePair(off, on, { opsPerBatch, rounds, minMs, async });
+      const b = await comparePair(on, off, { opsPerBatch, rounds, minMs, async });
       reps.push({
         ratio: Math.sqrt(a.ratio / b.ratio),
         onNs: Math.sqrt(a.subjectNs * b.baselineNs),
@@ -158,7 +164,7 @@ async function statsCost(ctx: BenchContext, backend: string, label: string) {
       });
     }
     reps.sort((x, y) => x.ratio - y.ratio);
-    const mid = reps[reps.length >> 1];
+    const mid = nth(reps, reps.length >> 1);
     return {
       ...mid,
       note: `median of ${reps.length} (each both orders): ${reps.map((r) => r.ratio.toFixed(3)).join(', ')}`,

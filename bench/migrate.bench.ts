@@ -7,8 +7,10 @@
  *   bulk writes) vs a raw batched copy (iterate + prepared INSERT, 2000 rows per transaction).
  * BENCH_QUICK=1: 100,000 entries. BENCH_MIGRATE=etcd: only the sqlite → etcd copy figure.
  */
+import type DatabaseT from 'better-sqlite3';
 import { spawnSync } from 'node:child_process';
 import { copyFileSync, rmSync } from 'node:fs';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createSqliteBackend, loadBetterSqlite } from '../src/backends/sqlite.js';
@@ -22,7 +24,7 @@ const ctxOther: BackendContext = { nodeName: 'bench-local', isAlive: () => true 
 /** A procreg SQLite store with n entries over 4 namespaces (other node: liveness is trusted). */
 function build(path: string, n: number): void {
   const b = createSqliteBackend(path, {}, ctxOther) as unknown as {
-    db: import('better-sqlite3').Database;
+    db: DatabaseT.Database;
     close(): void;
   };
   const ins = b.db.prepare('INSERT INTO registrations VALUES (?, ?, ?, ?, ?, ?, ?, ?)');
@@ -149,9 +151,9 @@ const mod: BenchModule = {
     const { createRemoteBackend } = await import('../src/backends/remote.js');
     const nodeReg = await openNodeRegistry({ backend: `sqlite:${a}`, cleanupInterval: 0 });
     const node = await RegistryNode.start({ registry: nodeReg, port: 0, logLevel: 'silent' });
-    const sockets = new Set<import('node:net').Socket>();
+    const sockets = new Set<Socket>();
     let closedBytes = 0;
-    node.app.server.on('connection', (sock: import('node:net').Socket) => {
+    node.app.server.on('connection', (sock: Socket) => {
       sockets.add(sock);
       sock.on('close', () => {
         closedBytes += sock.bytesWritten;
@@ -159,7 +161,7 @@ const mod: BenchModule = {
       });
     });
     const wire = () => closedBytes + [...sockets].reduce((n, s) => n + s.bytesWritten, 0);
-    const remote = await createRemoteBackend(node.url, {}, ctxOther);
+    const remote = createRemoteBackend(node.url, {}, ctxOther);
     let wireVerify = 0;
     let wireList = 0;
     try {
@@ -168,7 +170,7 @@ const mod: BenchModule = {
       wireVerify = wire() - before;
       if (!r.equivalent) throw new Error('verify through the node found differences');
       const before2 = wire();
-      for (const ns of (await remote.namespaces()) as string[]) {
+      for (const ns of await remote.namespaces()) {
         let after: string | undefined;
         for (;;) {
           const page = await remote.list(ns, { after, limit: 10_000 });
@@ -196,7 +198,7 @@ const mod: BenchModule = {
       () => {
         const dst = join(ctx.dir, `raw-copy-${k++}.db`);
         const d = createSqliteBackend(dst, {}, ctxOther) as unknown as {
-          db: import('better-sqlite3').Database;
+          db: DatabaseT.Database;
           close(): void;
         };
         const src = new (loadBetterSqlite())(a, { readonly: true });
@@ -227,7 +229,7 @@ const mod: BenchModule = {
         const d = createSqliteBackend(dst, {}, ctxOther);
         const r = await copyState({ backend: A, ...live }, d, { batch: 2000 });
         if (r.copied !== N) throw new Error(`copied ${r.copied} of ${N}`);
-        d.close();
+        await d.close();
         rm(dst);
       },
       { opsPerBatch: N, rounds, minMs: 1, async: true },
@@ -240,8 +242,8 @@ const mod: BenchModule = {
       target: '>= 0.67',
       note: `time ${(1 / c.ratio).toFixed(2)}× raw (target ≤ 1.5×)`,
     });
-    A.close();
-    B.close();
+    await A.close();
+    await B.close();
     if (process.env.BENCH_NO_ETCD !== '1') await etcdFigure(ctx);
   },
 };
@@ -325,7 +327,7 @@ async function etcdFigure(ctx: Parameters<BenchModule['run']>[0]): Promise<void>
       note: `per-round ratios ${ratios.map((r) => r.toFixed(2)).join(' ')} (each round a fresh 3-member cluster). Baseline: 1 key per entry (the row as JSON), blind puts, one txn at a time; procreg: create-if-absent txns of the registration + its metadata-index key (60 entries per 120 ops), plus one marker per process (30k processes here) in a nested create-if-absent txn, up to 32 txns in flight per batch, 3 batches of 2000 in flight`,
     });
   } finally {
-    S.close();
+    await S.close();
   }
 }
 

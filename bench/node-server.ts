@@ -38,11 +38,10 @@ if (mode === 'node') {
       req.on('data', (c: Buffer) => chunks.push(c));
       req.on('end', () => {
         const { entries: list } = JSON.parse(Buffer.concat(chunks).toString('utf8')) as { entries: Registration[] };
-        const parts: string[] = new Array(list.length);
-        for (let i = 0; i < list.length; i++) {
-          const e = list[i];
+        const parts: string[] = [];
+        for (const e of list) {
           map.set(`${e.namespace}\u0000${e.key}`, e);
-          parts[i] = '{"ok":true}';
+          parts.push('{"ok":true}');
         }
         const body = `{"results":[${parts.join(',')}]}`;
         res.writeHead(200, { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) });
@@ -51,7 +50,12 @@ if (mode === 'node') {
       return;
     }
     const m = /^\/v1\/registrations\/([^/]+)\/([^/?]+)$/.exec(req.url ?? '');
-    const e = m ? map.get(`${decodeURIComponent(m[1])}\u0000${decodeURIComponent(m[2])}`) : undefined;
+    const ns = m?.[1];
+    const key = m?.[2];
+    const e =
+      ns !== undefined && key !== undefined
+        ? map.get(`${decodeURIComponent(ns)}\u0000${decodeURIComponent(key)}`)
+        : undefined;
     if (!e) {
       res.writeHead(404, { 'content-type': 'application/json', 'content-length': 20 });
       res.end('{"code":"NOT_FOUND"}');

@@ -14,7 +14,7 @@ import { once } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
 import { fileURLToPath } from 'node:url';
-import { comparePair, fmtRate, opsLabel, percentile, type BenchModule } from './harness.js';
+import { comparePair, fmtRate, nth, opsLabel, percentile, type BenchModule } from './harness.js';
 import { ProcessRegistry } from '../src/registry/service.js';
 
 const SERVER = fileURLToPath(new URL('./node-server.js', import.meta.url));
@@ -24,7 +24,7 @@ async function startServer(mode: 'node' | 'bare', n: number): Promise<{ port: nu
   const child = spawn(process.execPath, [SERVER, mode, String(n)], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   const port = await new Promise<number>((resolve, reject) => {
-    child.stdout!.on('data', (c) => {
+    child.stdout.on('data', (c) => {
       out += c;
       const m = /PORT (\d+)/.exec(out);
       if (m) resolve(Number(m[1]));
@@ -69,8 +69,9 @@ class RawConn {
     if (this.buf.length < end + 4 + len) return;
     const status = Number(head.slice(9, 12));
     this.buf = this.buf.subarray(end + 4 + len);
-    const d = this.done!;
+    const d = this.done;
     this.done = null;
+    if (!d) throw new Error(`an answer (${status}) with no request waiting for it`);
     d(status);
   }
   close(): void {
@@ -84,7 +85,7 @@ async function drive(conns: RawConn[], reqs: Buffer[], perConn: number, lat: num
     conns.map(async (c, ci) => {
       for (let i = 0; i < perConn; i++) {
         const t0 = performance.now();
-        const status = await c.request(reqs[(ci * perConn + i) % reqs.length]);
+        const status = await c.request(nth(reqs, (ci * perConn + i) % reqs.length));
         lat.push(performance.now() - t0);
         if (status !== 200) throw new Error(`lookup answered ${status}`);
       }
@@ -232,7 +233,7 @@ const bench: BenchModule = {
       // rotates, so the node's store grows to pool × batch and later rounds re-register (same pid).
       const rotating = (port: number) => {
         let next = 0;
-        return () => Promise.all([0, 1].map(() => post(port, bodies[next++ % pool]))).then(() => undefined);
+        return () => Promise.all([0, 1].map(() => post(port, nth(bodies, next++ % pool)))).then(() => undefined);
       };
       const r = await comparePair(rotating(bareBulk.port), rotating(bulkSrv.port), {
         opsPerBatch: 2 * batch,

@@ -140,15 +140,32 @@ export class HybridBackend implements Backend {
     const items: Registration[] = [];
     let i = 0;
     let j = 0;
-    while (items.length < limit && (i < pa.items.length || j < pb.items.length)) {
-      const c = i >= pa.items.length ? 1 : j >= pb.items.length ? -1 : compareKeys(pa.items[i].key, pb.items[j].key);
-      if (c <= 0) items.push(pa.items[i++]);
-      else items.push(pb.items[j++]);
-      if (c === 0) j++;
+    while (items.length < limit) {
+      const a = pa.items[i];
+      const b = pb.items[j];
+      if (a === undefined) {
+        if (b === undefined) break;
+        items.push(b);
+        j++;
+      } else if (b === undefined) {
+        items.push(a);
+        i++;
+      } else {
+        const c = compareKeys(a.key, b.key);
+        if (c <= 0) {
+          items.push(a);
+          i++;
+          if (c === 0) j++;
+        } else {
+          items.push(b);
+          j++;
+        }
+      }
     }
     const more = !!pa.next || !!pb.next || i < pa.items.length || j < pb.items.length;
     // Each side returned its first `limit` keys after the cursor, so the first `limit` of the union are exact.
-    return more && items.length > 0 ? { items, next: items[items.length - 1].key } : { items };
+    const last = items.at(-1);
+    return more && last !== undefined ? { items, next: last.key } : { items };
   }
 
   async updateMetadata(

@@ -43,7 +43,7 @@ import {
   UnreachableError,
   type UpdateOptions,
 } from './contract.js';
-import { mapSqliteError, openDatabase } from './sqlite.js';
+import { mapSqliteError, openDatabase, pageEnd } from './sqlite.js';
 import { matchesWhere, mergePatch } from '../registry/validate.js';
 import { BucketDigester } from '../registry/digest.js';
 
@@ -276,7 +276,7 @@ class LegacyBackend implements Backend {
         after = row.service;
         const e = this.effective(row);
         if (!e || !matchesWhere(e.meta, opts.where)) continue;
-        if (items.length === limit) return { items, next: items[items.length - 1].key };
+        if (items.length === limit) return { items, next: pageEnd(items, limit) };
         items.push(e);
       }
       if (rows.length < chunk) return { items };
@@ -533,7 +533,7 @@ export function legacyAnomalies(
     samples: [],
     counts() {
       const { samples: _s, counts: _c, ...rest } = this;
-      return rest as unknown as Record<string, number>;
+      return rest;
     },
   };
   const note = (namespace: string, key: string, kind: string, detail: string) => {

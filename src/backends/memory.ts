@@ -105,10 +105,10 @@ class MemoryBackend implements Backend {
     let i = opts.after === undefined ? 0 : upperBound(keys, opts.after);
     const items: Registration[] = [];
     for (; i < keys.length && items.length < limit; i++) {
-      const e = space.map.get(keys[i])!;
+      const e = space.entryAt(i);
       if (matchesWhere(e.meta, opts.where)) items.push(e);
     }
-    return i < keys.length ? { items, next: items.length ? items[items.length - 1].key : keys[i - 1] } : { items };
+    return i < keys.length ? { items, next: items.at(-1)?.key ?? keys[i - 1] } : { items };
   }
 
   updateMetadata(namespace: string, key: string, meta: Meta, opts: UpdateOptions): Registration | undefined {
@@ -194,7 +194,7 @@ class MemoryBackend implements Backend {
     } catch (e) {
       const undo = this.journal!;
       this.journal = null;
-      for (let i = undo.length - 1; i >= 0; i--) undo[i]();
+      for (const u of undo.reverse()) u();
       if (e instanceof AtomicAbort) return e.results as T;
       throw e;
     }
@@ -215,7 +215,8 @@ class MemoryBackend implements Backend {
   ): () => void {
     this.check();
     if (opts.sinceRevision !== undefined) {
-      const oldest = this.feedRevs.length ? Math.abs(this.feedRevs[0]) : this.revision + 1;
+      const first = this.feedRevs[0];
+      const oldest = first !== undefined ? Math.abs(first) : this.revision + 1;
       if (opts.sinceRevision + 1 < oldest && opts.sinceRevision < this.revision) {
         onError?.(
           new Error(
@@ -224,9 +225,10 @@ class MemoryBackend implements Backend {
         );
         return () => {};
       }
-      for (let i = 0; i < this.feedRevs.length; i++) {
-        const rev = this.feedRevs[i];
+      for (const [i, rev] of this.feedRevs.entries()) {
         const e = this.feedEntries[i];
+        if (e === undefined)
+          throw new Error(`memory backend: change feed entry ${i} missing (revisions and entries out of step)`);
         if (Math.abs(rev) > opts.sinceRevision && (!opts.namespace || e.namespace === opts.namespace))
           onEvent(changeEvent(rev, e));
       }
@@ -318,6 +320,13 @@ class Space {
     }
     return this.keys;
   }
+  /** The entry of the `i`-th key in `sorted()` order (a miss: the key index and the map diverged). */
+  entryAt(i: number): Registration {
+    const key = this.sorted()[i];
+    const e = key === undefined ? undefined : this.map.get(key);
+    if (e === undefined) throw new Error(`memory backend: no entry at sorted position ${i}`);
+    return e;
+  }
 }
 
 class AtomicAbort extends Error {
@@ -347,8 +356,8 @@ function upperBound(keys: string[], k: string): number {
   let lo = 0;
   let hi = keys.length;
   while (lo < hi) {
-    const mid = (lo + hi) >>> 1;
-    if (compareKeys(keys[mid], k) <= 0) lo = mid + 1;
+    const mid = (lo + hi) >>> 1; // 0 <= lo <= mid < hi <= keys.length: in range
+    if (compareKeys(keys[mid]!, k) <= 0) lo = mid + 1;
     else hi = mid;
   }
   return lo;

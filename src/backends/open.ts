@@ -84,11 +84,12 @@ export function parseBackendUrl(url: string): { info: SchemeInfo; location: stri
   const m = /^([a-z][a-z0-9+.-]*):(.*)$/is.exec(url.trim());
   const known = schemes.map((s) => s.form).join(', ');
   if (!m) throw new InvalidInputError(`invalid backend ${JSON.stringify(url)}: use one of ${known}`);
-  const scheme = m[1].toLowerCase();
+  const [, name = '', rest = ''] = m; // both groups always participate in a match
+  const scheme = name.toLowerCase();
   const info = schemes.find((s) => s.scheme === scheme);
   if (!info)
     throw new InvalidInputError(`unknown backend scheme "${scheme}:" in ${JSON.stringify(url)}: use one of ${known}`);
-  let location = m[2];
+  let location = rest;
   if (scheme === 'sqlite' || scheme === 'legacy') location = location.replace(/^\/\/(?=\/)/, ''); // sqlite:///abs/path
   if (scheme === 'http' || scheme === 'https' || scheme === 'etcd') location = url.trim();
   return { info, location };

@@ -106,7 +106,10 @@ export class RemoteBackend implements Backend {
     this.agent = tls ? new https.Agent({ ...agentOpts, ...this.tlsOpts }) : new http.Agent(agentOpts);
     this.timeout = opts.timeout ?? 10_000;
     let token = opts.token ?? (u.password ? decodeURIComponent(u.password) : undefined);
-    if (!token && opts.tokenFile) token = readFileSync(opts.tokenFile, 'utf8').split(/\r?\n/)[0].trim();
+    if (!token && opts.tokenFile) {
+      const [firstLine = ''] = readFileSync(opts.tokenFile, 'utf8').split(/\r?\n/, 1);
+      token = firstLine.trim();
+    }
     token ??= process.env.REGISTRY_TOKEN || undefined;
     this.headers = { accept: 'application/json', ...(token ? { authorization: `Bearer ${token}` } : {}) };
   }
@@ -198,17 +201,20 @@ export class RemoteBackend implements Backend {
       }
     ).results;
     const out: BulkResult[] = new Array(wire.length);
-    for (let i = 0; i < wire.length; i++) {
-      const w = wire[i];
+    for (const [i, w] of wire.entries()) {
+      const sent = entries[i];
+      if (sent === undefined)
+        throw new RegistryError(
+          'INTERNAL',
+          `registry node ${this.url} answered ${wire.length} results for ${entries.length} entries`,
+        );
       if (w.ok) {
         const { ok: _ok, ...changed } = w;
-        out[i] = { ok: true, entry: { ...entries[i], pidStart: entries[i].pidStart ?? null, ...changed } };
+        out[i] = { ok: true, entry: { ...sent, pidStart: sent.pidStart ?? null, ...changed } };
       } else if (w.holder) {
         // The node refused a live holder; the caller's rule may still accept it (restore).
         out[i] =
-          !opts.atomic && opts.replaceIf(w.holder)
-            ? await this.register(entries[i], opts)
-            : { ok: false, holder: w.holder };
+          !opts.atomic && opts.replaceIf(w.holder) ? await this.register(sent, opts) : { ok: false, holder: w.holder };
       } else out[i] = { ok: false, error: fromWire(400, w.error, this.url) };
     }
     return out;
@@ -433,9 +439,10 @@ function collect(res: http.IncomingMessage): Promise<string> {
   return new Promise((resolve, reject) => {
     const chunks: Buffer[] = [];
     res.on('data', (c: Buffer) => chunks.push(c));
-    res.on('end', () =>
-      resolve(chunks.length === 1 ? chunks[0].toString('utf8') : Buffer.concat(chunks).toString('utf8')),
-    );
+    res.on('end', () => {
+      const [only] = chunks;
+      resolve(chunks.length === 1 && only ? only.toString('utf8') : Buffer.concat(chunks).toString('utf8'));
+    });
     res.on('error', reject);
     res.on('aborted', () => reject(new Error('ECONNRESET')));
   });

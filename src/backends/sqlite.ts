@@ -211,7 +211,7 @@ class SqliteBackend implements Backend {
               registered_at: registeredAt,
               updated_at: updatedAt,
               pid_start: pidStart,
-            } as Row),
+            }),
           )
             ? 1
             : 0,
@@ -368,13 +368,13 @@ class SqliteBackend implements Backend {
       const rows = (
         cursor === undefined ? this.st.pageFirst.all(namespace, chunk) : this.st.page.all(namespace, cursor, chunk)
       ) as Row[];
-      for (let i = 0; i < rows.length; i++) {
-        const e = fromRow(rows[i]);
+      for (const row of rows) {
+        const e = fromRow(row);
         if (!matchesWhere(e.meta, opts.where)) {
           cursor = e.key;
           continue;
         }
-        if (items.length === limit) return { items, next: items[items.length - 1].key };
+        if (items.length === limit) return { items, next: pageEnd(items, limit) };
         items.push(e);
         cursor = e.key;
       }
@@ -664,6 +664,13 @@ class AtomicAbort extends Error {
   constructor(readonly results: BulkResult[]) {
     super('atomic bulk register aborted');
   }
+}
+
+/** The `next` cursor of a full page: its last key (only a page size below 1 makes an empty page full). */
+export function pageEnd(items: Registration[], limit: number): string {
+  const last = items.at(-1);
+  if (last === undefined) throw new InvalidInputError(`invalid page size ${limit}: use a whole number of at least 1`);
+  return last.key;
 }
 
 function fromRow(r: Row): Registration {

@@ -89,8 +89,8 @@ export function loadConfig(path: string): ConfigFile {
 
 /** Relative sqlite/legacy paths in a config file are relative to the file. */
 function anchor(url: string, configPath: string): string {
-  const m = /^(sqlite|legacy):(?!\/)(.+)$/.exec(url);
-  return m ? `${m[1]}:${resolve(dirname(configPath), m[2])}` : url;
+  const [, scheme, path] = /^(sqlite|legacy):(?!\/)(.+)$/.exec(url) ?? [];
+  return scheme !== undefined && path !== undefined ? `${scheme}:${resolve(dirname(configPath), path)}` : url;
 }
 
 function fromProfile(name: string, configPath: string | undefined, source: string): Resolved {

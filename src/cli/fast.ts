@@ -14,30 +14,34 @@ import { ProcessRegistry } from '../registry/service.js';
 import { parseBackendUrl } from '../backends/open.js';
 import { createSqliteBackend } from '../backends/sqlite.js';
 
-const VALUE_FLAGS: Record<string, string> = {
-  '-n': 'namespace',
-  '--namespace': 'namespace',
-  '-b': 'backend',
-  '--backend': 'backend',
-  '-f': 'field',
-  '--field': 'field',
-  '--profile': 'profile',
-  '--config': 'config',
-  '--node-name': 'node',
-};
+const VALUE_FLAGS = new Map<string, string>([
+  ['-n', 'namespace'],
+  ['--namespace', 'namespace'],
+  ['-b', 'backend'],
+  ['--backend', 'backend'],
+  ['-f', 'field'],
+  ['--field', 'field'],
+  ['--profile', 'profile'],
+  ['--config', 'config'],
+  ['--node-name', 'node'],
+]);
 
 export async function fastLookup(args: string[]): Promise<boolean> {
   const o: Record<string, string> = {};
   let json = false;
   let key: string | undefined;
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
+  const rest = args.slice();
+  for (let a = rest.shift(); a !== undefined; a = rest.shift()) {
+    const flag = VALUE_FLAGS.get(a);
+    const eq = a.startsWith('--') ? a.indexOf('=') : -1;
+    const inlineFlag = eq >= 0 ? VALUE_FLAGS.get(a.slice(0, eq)) : undefined;
     if (a === '--json') json = true;
-    else if (a in VALUE_FLAGS) {
-      if (i + 1 >= args.length || o[VALUE_FLAGS[a]] !== undefined) return false;
-      o[VALUE_FLAGS[a]] = args[++i];
-    } else if (a.startsWith('--') && a.includes('=') && a.slice(0, a.indexOf('=')) in VALUE_FLAGS) {
-      o[VALUE_FLAGS[a.slice(0, a.indexOf('='))]] = a.slice(a.indexOf('=') + 1);
+    else if (flag !== undefined) {
+      const value = rest.shift();
+      if (value === undefined || o[flag] !== undefined) return false;
+      o[flag] = value;
+    } else if (inlineFlag !== undefined) {
+      o[inlineFlag] = a.slice(eq + 1);
     } else if (a.startsWith('-') || key !== undefined) return false;
     else key = a;
   }

@@ -4,6 +4,7 @@
  * (cli-progress, only on a TTY and without --json), and the printing of phase results.
  */
 import { Flags, type Command } from '@oclif/core';
+import type * as CliProgress from 'cli-progress';
 import type { SingleBar } from 'cli-progress';
 import { createRequire } from 'node:module';
 import { confirmOrRefuse } from './prompt.js';
@@ -68,7 +69,7 @@ export abstract class MigrateCommand<T extends typeof Command> extends RegistryC
   /** A progress bar on stderr (TTY only, never with --json). */
   protected progress(label: string, done: number, total?: number): void {
     if (this.jsonEnabled() || !process.stderr.isTTY) return;
-    const { SingleBar, Presets } = require('cli-progress') as typeof import('cli-progress');
+    const { SingleBar, Presets } = require('cli-progress') as typeof CliProgress;
     if (!this.bar || this.barLabel !== label) {
       this.bar?.stop();
       this.barLabel = label;

@@ -3,11 +3,12 @@
  * TTY. Data goes to stdout; progress and diagnostics to stderr. chalk and cli-table3 load on first use.
  */
 import { createRequire } from 'node:module';
+import type CliTable3 from 'cli-table3';
 import type { Registration } from '../backends/contract.js';
 
 // cli-table3 loads on first table: `registry lookup` prints without it and starts faster.
 const require = createRequire(import.meta.url);
-const tableClass = () => require('cli-table3') as typeof import('cli-table3');
+const tableClass = () => require('cli-table3') as typeof CliTable3;
 
 export interface Colors {
   ok(s: string): string;

@@ -24,7 +24,8 @@ export default class Run extends RegistryCommand<typeof Run> {
     const rest = (argv as string[]).slice(1);
     const sep = this.argv.indexOf('--');
     const cmd = sep >= 0 ? this.argv.slice(sep + 1) : rest;
-    if (cmd.length === 0) throw new InvalidInputError('no command to run: registry run NAME -- CMD [ARGS…]');
+    const [file, ...fileArgs] = cmd;
+    if (file === undefined) throw new InvalidInputError('no command to run: registry run NAME -- CMD [ARGS…]');
     const meta = metaFromFlags(this.flags);
     const reg = await this.registry();
     const name = this.args.name;
@@ -32,11 +33,11 @@ export default class Run extends RegistryCommand<typeof Run> {
     const held = await reg.lookup(name, { namespace });
     if (held) throw new AlreadyRegisteredError(held);
 
-    const child = spawn(cmd[0], cmd.slice(1), { stdio: 'inherit' });
+    const child = spawn(file, fileArgs, { stdio: 'inherit' });
     const spawned = await new Promise<boolean>((resolve) => {
       child.once('spawn', () => resolve(true));
       child.once('error', (err) => {
-        this.warnLine(`cannot run ${cmd[0]}: ${err.message}`);
+        this.warnLine(`cannot run ${file}: ${err.message}`);
         resolve(false);
       });
     });

@@ -3,7 +3,7 @@
  * profile), the journal and its lock, the stores it opens (each behind a registry service, for
  * liveness), progress and log callbacks.
  */
-import { existsSync, readFileSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { RegistryError, type Registration } from '../backends/contract.js';
 import { parseBackendUrl } from '../backends/open.js';

@@ -70,11 +70,10 @@ export async function writeBatch(target: Backend, batch: Registration[]): Promis
 async function writeSerial(target: Backend, batch: Registration[]): Promise<void> {
   if (target.bulkRegister) {
     const results = await target.bulkRegister(batch, overwrite);
-    const failed = results.find((r) => !r.ok);
-    if (failed)
-      throw 'error' in failed
-        ? failed.error
-        : asRegistryError(new Error(`target refused ${JSON.stringify(batch[0].key)}`));
+    for (const [i, r] of results.entries()) {
+      if (r.ok) continue;
+      throw 'error' in r ? r.error : asRegistryError(new Error(`target refused ${JSON.stringify(batch[i]?.key)}`));
+    }
     return;
   }
   for (const e of batch) {
@@ -94,7 +93,9 @@ export async function copyState(source: State, target: Backend, opts: CopyOption
   const depth = target.capabilities.synchronous ? 1 : BATCHES_IN_FLIGHT;
   const inflight: Array<{ done: Promise<void>; cursor: CopyCursor }> = [];
   const settleOldest = async (): Promise<void> => {
-    const { done, cursor } = inflight[0];
+    const oldest = inflight[0];
+    if (oldest === undefined) return; // nothing in flight
+    const { done, cursor } = oldest;
     try {
       await done;
     } catch (err) {
@@ -109,7 +110,7 @@ export async function copyState(source: State, target: Backend, opts: CopyOption
     copied += batch.length;
     const done = writeBatch(target, batch);
     done.catch(() => undefined); // observed in settleOldest
-    inflight.push({ done, cursor: { namespace, after: batch.length ? batch[batch.length - 1].key : after, copied } });
+    inflight.push({ done, cursor: { namespace, after: batch.at(-1)?.key ?? after, copied } });
     while (inflight.length >= depth) await settleOldest();
   };
   try {

@@ -211,8 +211,11 @@ export class Journal {
 
   /** The latest record of a phase (any status). */
   record(phase: PhaseName): PhaseRecord | undefined {
-    for (let i = this.state.phases.length - 1; i >= 0; i--)
-      if (this.state.phases[i].phase === phase) return this.state.phases[i];
+    const phases = this.state.phases;
+    for (let i = phases.length - 1; i >= 0; i--) {
+      const r = phases[i];
+      if (r?.phase === phase) return r;
+    }
     return undefined;
   }
 

@@ -278,17 +278,21 @@ export async function diffNamespace(
   let n = 0;
   while (!a.done || !b.done) {
     if (++n % 10_000 === 0) opts.onProgress?.(n);
-    const c = a.done ? 1 : b.done ? -1 : compareKeys(a.value.key, b.value.key);
-    if (c < 0) {
-      if (only(a.value.key)) await opts.onDiff({ kind: 'onlyInA', entry: a.value });
+    // A finished generator's value is `any` (its return): take entries only from unfinished ones.
+    const ea: Registration | undefined = a.done ? undefined : a.value;
+    const eb: Registration | undefined = b.done ? undefined : b.value;
+    const c = ea === undefined ? 1 : eb === undefined ? -1 : compareKeys(ea.key, eb.key);
+    // c < 0 implies ea, c > 0 implies eb (one side is left), c === 0 both: the tests below only narrow.
+    if (c < 0 && ea !== undefined) {
+      if (only(ea.key)) await opts.onDiff({ kind: 'onlyInA', entry: ea });
       a = await ia.next();
-    } else if (c > 0) {
-      if (only(b.value!.key)) await opts.onDiff({ kind: 'onlyInB', entry: b.value! });
+    } else if (c > 0 && eb !== undefined) {
+      if (only(eb.key)) await opts.onDiff({ kind: 'onlyInB', entry: eb });
       b = await ib.next();
-    } else {
-      if (only(a.value!.key)) {
-        const fields = fieldDiff(a.value!, b.value!, !!opts.strict);
-        if (fields) await opts.onDiff({ kind: 'differing', a: a.value!, b: b.value!, fields });
+    } else if (ea !== undefined && eb !== undefined) {
+      if (only(ea.key)) {
+        const fields = fieldDiff(ea, eb, !!opts.strict);
+        if (fields) await opts.onDiff({ kind: 'differing', a: ea, b: eb, fields });
       }
       a = await ia.next();
       b = await ib.next();

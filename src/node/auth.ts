@@ -17,7 +17,8 @@ export function readTokenFile(path: string): string {
       cause,
     });
   }
-  const token = text.split(/\r?\n/)[0].trim();
+  const [firstLine = ''] = text.split(/\r?\n/, 1);
+  const token = firstLine.trim();
   if (token.length < 16)
     throw new InvalidInputError(
       `token file ${path} holds a token of ${token.length} characters: use at least 16 (e.g. \`openssl rand -hex 32 > ${path}\`)`,
@@ -32,9 +33,9 @@ export function bearerChecker(token: string): (header: string | undefined) => 'o
   const want = sha(token);
   return (header) => {
     if (!header) return 'missing';
-    const m = /^Bearer[ ]+(.+)$/i.exec(header);
-    if (!m) return 'missing';
-    return timingSafeEqual(sha(m[1].trim()), want) ? 'ok' : 'wrong';
+    const [, given] = /^Bearer[ ]+(.+)$/i.exec(header) ?? [];
+    if (given === undefined) return 'missing';
+    return timingSafeEqual(sha(given.trim()), want) ? 'ok' : 'wrong';
   };
 }
 

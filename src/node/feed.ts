@@ -134,7 +134,7 @@ class FeedBackend implements Backend {
     onError?: (err: Error) => void,
   ): () => void {
     if (opts.sinceRevision !== undefined && opts.sinceRevision < this.revision) {
-      const oldest = this.head < this.feed.length ? this.feed[this.head].revision : this.revision + 1;
+      const oldest = this.feed[this.head]?.revision ?? this.revision + 1;
       if (opts.sinceRevision + 1 < oldest) {
         onError?.(
           new Error(
@@ -143,8 +143,10 @@ class FeedBackend implements Backend {
         );
         return () => {};
       }
+      // By index, not over a copy: an event appended while replaying is replayed too.
       for (let i = this.head; i < this.feed.length; i++) {
         const e = this.feed[i];
+        if (e === undefined) continue; // i < length: never, the feed has no holes
         if (e.revision > opts.sinceRevision && (!opts.namespace || e.namespace === opts.namespace)) onEvent(e);
       }
     }

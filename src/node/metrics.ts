@@ -117,7 +117,8 @@ export function createMetrics(src: MetricsSource): client.Registry {
     registers: [register],
     collect() {
       const sw = stats().sweeps;
-      this.set(sw.length ? sw[sw.length - 1].at / 1000 : 0);
+      const last = sw.at(-1);
+      this.set(last ? last.at / 1000 : 0);
     },
   });
   new client.Gauge({

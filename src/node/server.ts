@@ -9,6 +9,7 @@
  * document served at /v1/openapi.json.
  */
 import http from 'node:http';
+import type { Socket } from 'node:net';
 import type { ServerResponse } from 'node:http';
 import Fastify, {
   LogController,
@@ -306,7 +307,7 @@ export class RegistryNode {
         let body: Record<string, unknown>;
         if (err instanceof RegistryError) {
           status = statusFor(err.code);
-          body = toWire(err) as Record<string, unknown>;
+          body = toWire(err);
         } else if (err.validation) {
           status = 400;
           body = {
@@ -345,7 +346,7 @@ export class RegistryNode {
         url: r.url,
         schema: r.schema,
         bodyLimit: r.bodyLimit,
-        handler: r.handler as RouteOptions['handler'],
+        handler: r.handler,
       });
     }
     app.addHook('preClose', (done) => {
@@ -813,7 +814,7 @@ export class RegistryNode {
 // --- helpers -------------------------------------------------------------------------------------
 
 /** Unparseable HTTP, slow requests, huge headers: answered with the same {code, message} JSON. */
-function clientError(err: NodeJS.ErrnoException, socket: import('node:net').Socket): void {
+function clientError(err: NodeJS.ErrnoException, socket: Socket): void {
   if (err.code === 'ECONNRESET' || socket.destroyed || !socket.writable) return void socket.destroy();
   const [status, code, message] =
     err.code === 'ERR_HTTP_REQUEST_TIMEOUT'
@@ -846,14 +847,12 @@ function optInt(v: string | string[] | undefined, name: string): number | undefi
  * timestamps when absent), so large batches do not echo every entry back.
  */
 function bulkJson(results: BulkResult[], sent?: Array<Record<string, unknown>>): string {
-  const parts: string[] = new Array(results.length);
-  for (let i = 0; i < results.length; i++) {
-    const r = results[i];
-    if (r.ok && sent) parts[i] = compactOk(r.entry, sent[i]);
-    else if (r.ok) parts[i] = `{"ok":true,"entry":${JSON.stringify(r.entry)}}`;
-    else if ('holder' in r) parts[i] = JSON.stringify({ ok: false, holder: r.holder });
-    else parts[i] = JSON.stringify({ ok: false, error: toWire(r.error) });
-  }
+  const parts = results.map((r, i) => {
+    const s = sent?.[i];
+    if (r.ok) return s ? compactOk(r.entry, s) : `{"ok":true,"entry":${JSON.stringify(r.entry)}}`;
+    if ('holder' in r) return JSON.stringify({ ok: false, holder: r.holder });
+    return JSON.stringify({ ok: false, error: toWire(r.error) });
+  });
   return `{"results":[${parts.join(',')}]}`;
 }
 

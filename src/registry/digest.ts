@@ -25,7 +25,7 @@ function sortedJson(v: unknown): string {
     for (let i = 0; i < v.length; i++) out += (i ? ',' : '') + sortedJson(v[i]);
     return out + ']';
   }
-  const keys = Object.keys(v as object);
+  const keys = Object.keys(v);
   if (keys.length > 1) keys.sort();
   let out = '{';
   let first = true;
@@ -66,29 +66,30 @@ function sortedCopy(v: unknown): unknown {
   const o = v as Record<string, unknown>;
   const keys = Object.keys(o);
   let inOrder = true;
-  for (let i = 1; i < keys.length; i++) {
-    if (!(keys[i - 1] < keys[i])) {
+  let prev: string | undefined;
+  for (const k of keys) {
+    if (prev !== undefined && !(prev < k)) {
       inOrder = false;
       break;
     }
+    prev = k;
   }
   let changed = !inOrder;
-  const values: unknown[] = new Array(keys.length);
-  for (let i = 0; i < keys.length; i++) {
-    const c = sortedCopy(o[keys[i]]);
+  const members: Array<[key: string, value: unknown]> = [];
+  for (const k of keys) {
+    const x = o[k];
+    const c = sortedCopy(x);
     if (c === REORDER_UNSAFE) return c;
-    values[i] = c;
-    if (c !== o[keys[i]]) changed = true;
+    members.push([k, c]);
+    if (c !== x) changed = true;
   }
   if (!changed) return v;
-  const order = keys.map((_, i) => i);
-  if (!inOrder) order.sort((a, b) => (keys[a] < keys[b] ? -1 : 1));
+  if (!inOrder) members.sort((a, b) => (a[0] < b[0] ? -1 : 1));
   const out: Record<string, unknown> = {};
-  for (const i of order) {
-    const k = keys[i];
+  for (const [k, c] of members) {
     const c0 = k.charCodeAt(0);
     if ((c0 >= 48 && c0 <= 57) || k === '__proto__') return REORDER_UNSAFE;
-    out[k] = values[i];
+    out[k] = c;
   }
   return out;
 }
@@ -121,7 +122,7 @@ export function canonicalFlatObjectText(t: string): string | undefined {
     else if (t.startsWith('false', i)) i += 5;
     else return undefined;
     if (i < 0) return undefined;
-    if (keys.length && !(keys[keys.length - 1] < key)) sorted = false;
+    if (keys.length && !(item(keys, keys.length - 1) < key)) sorted = false;
     keys.push(key);
     members.push(t.slice(start, i));
     const d = t.charCodeAt(i);
@@ -133,19 +134,30 @@ export function canonicalFlatObjectText(t: string): string | undefined {
   // Insertion sort of member indexes by key (metadata has few keys).
   const order: number[] = [];
   for (let j = 0; j < keys.length; j++) {
+    const key = item(keys, j);
     let p = j;
-    while (p > 0 && keys[order[p - 1]] > keys[j]) {
-      order[p] = order[p - 1];
+    while (p > 0 && item(keys, item(order, p - 1)) > key) {
+      order[p] = item(order, p - 1);
       p--;
     }
     order[p] = j;
   }
   let out = '{';
-  for (let j = 0; j < order.length; j++) {
-    if (j && keys[order[j]] === keys[order[j - 1]]) return undefined; // a duplicate key: JSON.parse keeps the last
-    out += (j ? ',' : '') + members[order[j]];
+  let prev: string | undefined;
+  for (const j of order) {
+    const key = item(keys, j);
+    if (key === prev) return undefined; // a duplicate key: JSON.parse keeps the last
+    out += (prev === undefined ? '' : ',') + item(members, j);
+    prev = key;
   }
   return out + '}';
+}
+
+/** `a[i]` where the caller's loop keeps `i` in range: a miss is a bug here, thrown as one. */
+function item<T>(a: readonly T[], i: number): T {
+  const v = a[i];
+  if (v === undefined) throw new Error(`digest: index ${i} out of range (length ${a.length})`);
+  return v;
 }
 
 /** The index after a `"…"` at i with no escapes, control characters or surrogates inside; -1 otherwise. */
@@ -187,7 +199,7 @@ function isCanonical(v: unknown): boolean {
   }
   if (typeof (v as { toJSON?: unknown }).toJSON === 'function') return false;
   let prev: string | undefined;
-  for (const k in v as object) {
+  for (const k in v) {
     if (prev !== undefined && !(prev < k)) return false;
     const x = (v as Record<string, unknown>)[k];
     if (x === undefined || !isCanonical(x)) return false;
@@ -250,6 +262,11 @@ export function hash128(str: string, out: Uint32Array): void {
 
 const scratch = new Uint32Array(4);
 
+/** `lanes[k] += sign * h[k]` for the four lanes of two 4-lane arrays (Uint32Array stores wrap mod 2^32). */
+function addLanes(lanes: Uint32Array, h: Uint32Array, sign: 1 | -1): void {
+  for (let k = 0; k < 4; k++) lanes[k] = (lanes[k] ?? 0) + sign * (h[k] ?? 0);
+}
+
 /** An accumulating, order-independent digest. */
 export class Digest {
   readonly lanes = new Uint32Array(4);
@@ -257,22 +274,14 @@ export class Digest {
 
   addText(text: string): void {
     hash128(text, scratch);
-    const l = this.lanes;
-    l[0] += scratch[0];
-    l[1] += scratch[1];
-    l[2] += scratch[2];
-    l[3] += scratch[3];
+    addLanes(this.lanes, scratch, 1);
     this.count++;
   }
 
   /** Undo addText (for incremental maintenance). */
   removeText(text: string): void {
     hash128(text, scratch);
-    const l = this.lanes;
-    l[0] -= scratch[0];
-    l[1] -= scratch[1];
-    l[2] -= scratch[2];
-    l[3] -= scratch[3];
+    addLanes(this.lanes, scratch, -1);
     this.count--;
   }
 
@@ -301,7 +310,7 @@ export class BucketDigester {
     this.parts = Array.from({ length: buckets }, () => new Digest());
   }
   add(e: Registration): void {
-    this.parts[bucketOf(e.namespace, e.key, this.buckets)].add(e, this.strict);
+    this.part(e.namespace, e.key).add(e, this.strict);
   }
   /**
    * A stored row (metadata as its stored JSON text), non-strict: the same identity text as
@@ -317,9 +326,13 @@ export class BucketDigester {
       this.nodeJson = JSON.stringify(node) + ',';
     }
     const meta = canonicalFlatObjectText(metaText) ?? canonicalParsedJson(JSON.parse(metaText));
-    this.parts[bucketOf(namespace, key, this.buckets)].addText(
-      this.nsJson + JSON.stringify(key) + ',' + pid + ',' + this.nodeJson + meta,
-    );
+    this.part(namespace, key).addText(this.nsJson + JSON.stringify(key) + ',' + pid + ',' + this.nodeJson + meta);
+  }
+  private part(namespace: string, key: string): Digest {
+    const b = bucketOf(namespace, key, this.buckets);
+    const d = this.parts[b];
+    if (d === undefined) throw new Error(`bucket ${b} of ${this.buckets} out of range`);
+    return d;
   }
   result(): BucketDigests {
     return { buckets: this.buckets, digests: this.parts.map((d) => d.hex()), counts: this.parts.map((d) => d.count) };
@@ -336,9 +349,16 @@ export function foldDigests(d: BucketDigests, buckets: number): BucketDigests {
   const parts = Array.from({ length: buckets }, () => new Digest());
   for (let i = 0; i < d.buckets; i++) {
     const p = parts[i % buckets];
+    if (p === undefined) throw new Error(`cannot fold ${d.buckets} buckets into ${buckets}`);
     const hex = d.digests[i];
-    for (let l = 0; l < 4; l++) p.lanes[l] += parseInt(hex.slice(l * 8, l * 8 + 8), 16);
-    p.count += d.counts[i];
+    const count = d.counts[i];
+    if (hex === undefined || count === undefined)
+      throw new Error(
+        `malformed digests: ${d.buckets} buckets but ${d.digests.length} digests and ${d.counts.length} counts`,
+      );
+    const lanes = p.lanes;
+    for (let l = 0; l < 4; l++) lanes[l] = (lanes[l] ?? 0) + parseInt(hex.slice(l * 8, l * 8 + 8), 16);
+    p.count += count;
   }
   return { buckets, digests: parts.map((x) => x.hex()), counts: parts.map((x) => x.count) };
 }

@@ -272,7 +272,7 @@ export async function restore(
 
   if (backend.capabilities.synchronous && backend.transaction) {
     // One transaction: a bad line anywhere rolls everything back.
-    const namespacesBefore = (mode === 'replace' ? await reg.namespaces() : []) as string[];
+    const namespacesBefore = mode === 'replace' ? await reg.namespaces() : [];
     return backend.transaction(() => {
       let cleared = 0;
       for (const ns of namespacesBefore) cleared += backend.clearNamespace!(ns) as number;
@@ -314,7 +314,8 @@ export async function restore(
     const flush = async () => {
       if (batch.length === 0) return;
       if (backend.bulkRegister) await backend.bulkRegister(batch, always);
-      else await Promise.all(batch.map((e) => backend.register(e, always)));
+      // Promise.resolve: a backend may answer synchronously (and a synchronous throw still stops the map).
+      else await Promise.all(batch.map((e) => Promise.resolve(backend.register(e, always))));
       batch = [];
     };
     const { createInterface } = await import('node:readline');

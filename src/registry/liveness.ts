@@ -32,7 +32,8 @@ export function procInfo(pid: number): ProcInfo | undefined {
   // comm (field 2) may contain spaces and parens: split after the last ')'.
   const rest = text.slice(text.lastIndexOf(')') + 2).split(' ');
   // rest[0] is field 3 (state); field 22 is rest[19].
-  return { state: rest[0], start: Number(rest[19]) };
+  const [state = ''] = rest;
+  return { state, start: Number(rest[19]) };
 }
 
 /** Does a process with this pid exist right now (zombies included)? One syscall. */

@@ -94,7 +94,7 @@ export class LookupCache {
         this.slots.set(id, { entry, revision, at: Date.now() });
       if (entry && !this.registry.isAlive(entry)) {
         this.slots.delete(id);
-        return this.registry.lookup(key, { namespace });
+        return await this.registry.lookup(key, { namespace });
       }
       return entry;
     } finally {

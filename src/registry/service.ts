@@ -242,7 +242,9 @@ export class ProcessRegistry {
       if (typeof key !== 'string' || key.length === 0) validateKey(key);
       const e = this.backend.lookup(namespace, key) as Registration | undefined;
       if (e === undefined || this.isAlive(e)) return e;
-      this.removeDead(e);
+      // Only synchronous backends get here (lookupSync checks syncLookups): unregister answers a
+      // boolean, so there is no promise to drop.
+      void this.removeDead(e);
       return undefined;
     } catch (err) {
       if (this.lookupStats) this.stats.error('lookup', err);
@@ -307,7 +309,8 @@ export class ProcessRegistry {
           else await this.removeDead(e);
         }
         if (!page.next) return { items };
-        if (items.length >= limit) return { items, next: items[items.length - 1].key };
+        const last = items.at(-1);
+        if (items.length >= limit && last !== undefined) return { items, next: last.key }; // limit >= 1
         after = page.next;
       }
     });
@@ -378,8 +381,7 @@ export class ProcessRegistry {
       const results: BulkResult[] = new Array(items.length);
       const valid: Registration[] = [];
       const where: number[] = [];
-      for (let i = 0; i < items.length; i++) {
-        const it = items[i];
+      for (const [i, it] of items.entries()) {
         try {
           const e = this.makeEntry(it.key, it.pid, it.meta ?? {}, it);
           if (e.node === this.nodeName && this.judgeLocally && !pidExists(e.pid))
@@ -422,8 +424,15 @@ export class ProcessRegistry {
       }
       const cached = this.cache !== null;
       out.forEach((r, j) => {
-        results[where[j]] = r;
-        if (cached && r.ok) this.touched(valid[j].namespace, valid[j].key);
+        const i = where[j];
+        const e = valid[j];
+        if (i === undefined || e === undefined)
+          throw new RegistryError(
+            'INTERNAL',
+            `the ${this.backend.name} backend answered ${out.length} results for ${valid.length} entries`,
+          );
+        results[i] = r;
+        if (cached && r.ok) this.touched(e.namespace, e.key);
       });
       return results;
     });
@@ -587,7 +596,7 @@ function batchIndex(valid: Registration[]): (h: Registration) => Registration | 
   return (h) => {
     if (!byKey) {
       byKey = new Map();
-      oneNs = valid.length ? valid[0].namespace : null;
+      oneNs = valid[0]?.namespace ?? null;
       for (const e of valid) if (e.namespace !== oneNs) oneNs = null;
       for (const e of valid) byKey.set(oneNs !== null ? e.key : `${e.namespace}\u0000${e.key}`, e);
     }

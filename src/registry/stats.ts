@@ -5,6 +5,7 @@
  * a memory-speed lookup is not slowed by two clock reads.
  */
 import { createRequire } from 'node:module';
+import type * as HdrHistogram from 'hdr-histogram-js';
 import type { Histogram } from 'hdr-histogram-js';
 import { asRegistryError, type MaybePromise } from '../backends/contract.js';
 
@@ -23,9 +24,9 @@ export interface StatsSnapshot {
   operations: Record<string, OperationSnapshot>;
 }
 
-let hdr: typeof import('hdr-histogram-js') | undefined;
+let hdr: typeof HdrHistogram | undefined;
 function loadHdr() {
-  hdr ??= createRequire(import.meta.url)('hdr-histogram-js') as typeof import('hdr-histogram-js');
+  hdr ??= createRequire(import.meta.url)('hdr-histogram-js') as typeof HdrHistogram;
   return hdr;
 }
 
@@ -75,14 +76,19 @@ export class OpStats {
       bitBucketSize: 'packed' as never,
       useWebAssembly: false,
     });
-    const v = this.buf.subarray(0, n).sort();
-    let i = 0;
-    while (i < n) {
-      let j = i + 1;
-      while (j < n && v[j] === v[i]) j++;
-      this.hist.recordValueWithCount(v[i], j - i);
-      i = j;
+    // Runs of equal values in the sorted batch, each recorded once with its length.
+    let value = 0;
+    let count = 0;
+    for (const x of this.buf.subarray(0, n).sort()) {
+      if (count > 0 && x === value) {
+        count++;
+        continue;
+      }
+      if (count > 0) this.hist.recordValueWithCount(value, count);
+      value = x;
+      count = 1;
     }
+    if (count > 0) this.hist.recordValueWithCount(value, count);
   }
   snapshot(): OperationSnapshot {
     this.flush();

@@ -56,10 +56,11 @@ export function parseForCompletion(line: string, src: CompletionSource): Parsed 
   const s = splitPartial(line);
   const fresh = s.trailingSpace || s.words.length === 0;
   const done = fresh ? s.words : s.words.slice(0, -1);
-  const current = fresh ? '' : s.words[s.words.length - 1];
+  const current = fresh ? '' : (s.words.at(-1) ?? '');
   const raw = fresh ? '' : line.slice(s.lastStart);
-  if (done.length === 0) return { rest: [], current, raw, unknown: false, naming: [] };
-  if (done[0] in src.builtins) return { builtin: done[0], rest: done.slice(1), current, raw, unknown: false };
+  const [first] = done;
+  if (first === undefined) return { rest: [], current, raw, unknown: false, naming: [] };
+  if (Object.hasOwn(src.builtins, first)) return { builtin: first, rest: done.slice(1), current, raw, unknown: false };
   let best: CommandInfo | undefined;
   for (const c of src.commands) {
     if (
@@ -77,19 +78,19 @@ export function parseForCompletion(line: string, src: CompletionSource): Parsed 
 /** Value flags (`--name`/`-c` taking a value) of a command. */
 function findFlag(cmd: CommandInfo, word: string) {
   if (word.startsWith('--')) return cmd.flags.find((f) => `--${f.name}` === word);
-  if (/^-[A-Za-z]$/.test(word)) return cmd.flags.find((f) => f.char === word[1]);
+  if (/^-[A-Za-z]$/.test(word)) return cmd.flags.find((f) => f.char === word.charAt(1));
   return undefined;
 }
 
 /** Positional words already given after the command (flags and their values skipped). */
 function positionals(cmd: CommandInfo, rest: string[]): string[] {
   const out: string[] = [];
-  for (let i = 0; i < rest.length; i++) {
-    const w = rest[i];
-    if (w === '--') return [...out, ...rest.slice(i + 1)];
+  const words = rest.values(); // one iterator: next() inside the loop skips a flag's value
+  for (const w of words) {
+    if (w === '--') return [...out, ...words];
     if (w.startsWith('-') && w.length > 1) {
       const f = findFlag(cmd, w);
-      if (f?.type === 'option' && !w.includes('=')) i++;
+      if (f?.type === 'option' && !w.includes('=')) words.next();
       continue;
     }
     out.push(w);
@@ -99,9 +100,10 @@ function positionals(cmd: CommandInfo, rest: string[]): string[] {
 
 /** `-n NS` / `--namespace NS` / `--namespace=NS` typed on the line. */
 function namespaceOnLine(rest: string[]): string | undefined {
-  for (let i = 0; i < rest.length; i++) {
-    if ((rest[i] === '-n' || rest[i] === '--namespace') && i + 1 < rest.length) return rest[i + 1];
-    if (rest[i].startsWith('--namespace=')) return rest[i].slice('--namespace='.length);
+  for (const [i, w] of rest.entries()) {
+    const next = rest[i + 1];
+    if ((w === '-n' || w === '--namespace') && next !== undefined) return next;
+    if (w.startsWith('--namespace=')) return w.slice('--namespace='.length);
   }
   return undefined;
 }
@@ -132,7 +134,8 @@ function commandWords(src: CompletionSource, typed: string[]): string[] {
   const out = new Set<string>();
   if (typed.length === 0) for (const b of Object.keys(src.builtins)) out.add(b);
   for (const c of src.commands) {
-    if (c.words.length > typed.length && typed.every((w, i) => c.words[i] === w)) out.add(c.words[typed.length]);
+    const next = c.words[typed.length];
+    if (next !== undefined && typed.every((w, i) => c.words[i] === w)) out.add(next);
   }
   return [...out].sort();
 }
@@ -159,7 +162,7 @@ export async function complete(line: string, src: CompletionSource): Promise<[st
     asIs = true;
   } else if (p.builtin) {
     const b = src.builtins[p.builtin];
-    if (p.rest.length === 0 && b.values) words = await b.values();
+    if (p.rest.length === 0 && b?.values) words = await b.values();
   } else if (p.cmd) {
     const cmd = p.cmd;
     const prev = p.rest[p.rest.length - 1];
@@ -177,7 +180,8 @@ export async function complete(line: string, src: CompletionSource): Promise<[st
   }
   const hits = words.filter((w) => w.startsWith(p.current)).slice(0, MAX_CANDIDATES);
   const shown = asIs ? hits : hits.map((w) => requote(w, p.raw));
-  if (shown.length === 1 && !/[/:]$/.test(shown[0])) shown[0] += ' ';
+  const [only] = shown;
+  if (shown.length === 1 && only !== undefined && !/[/:]$/.test(only)) shown[0] = `${only} `;
   return [shown, p.raw];
 }
 
@@ -196,7 +200,7 @@ export function hint(line: string, src: CompletionSource): string {
     if (p.naming.length === 0) return '';
     return commandWords(src, p.naming).join('|');
   }
-  if (p.builtin) return p.rest.length === 0 ? src.builtins[p.builtin].usage : '';
+  if (p.builtin) return p.rest.length === 0 ? (src.builtins[p.builtin]?.usage ?? '') : '';
   const cmd = p.cmd!;
   const prev = p.rest[p.rest.length - 1];
   const prevFlag = prev !== undefined ? findFlag(cmd, prev) : undefined;

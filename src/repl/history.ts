@@ -46,9 +46,8 @@ export class HistoryFile {
     }
     const seen = new Set<string>();
     const out: string[] = [];
-    const lines = text.split('\n');
-    for (let i = lines.length - 1; i >= 0 && out.length < this.max; i--) {
-      const l = lines[i];
+    for (const l of text.split('\n').reverse()) {
+      if (out.length >= this.max) break;
       if (l.trim() === '' || seen.has(l)) continue; // newest occurrence wins, as readline keeps it
       seen.add(l);
       out.push(l);

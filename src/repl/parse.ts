@@ -34,9 +34,12 @@ export function splitPartial(line: string): Split {
       continue;
     }
     if (quote === '"') {
+      const next = line[i + 1];
       if (c === '"') quote = undefined;
-      else if (c === '\\' && i + 1 < line.length && '"\\$`'.includes(line[i + 1])) cur += line[++i];
-      else cur += c;
+      else if (c === '\\' && next !== undefined && '"\\$`'.includes(next)) {
+        cur += next;
+        i++;
+      } else cur += c;
       continue;
     }
     if (c === ' ' || c === '\t' || c === '\n' || c === '\r') {

@@ -7,7 +7,6 @@
 import readline from 'node:readline';
 import os from 'node:os';
 import { Errors, loadHelpClass, type Config } from '@oclif/core';
-import type { ReadStream, WriteStream } from 'node:tty';
 import { InvalidInputError, NotFoundError } from '../backends/contract.js';
 import { schemes } from '../backends/open.js';
 import { RegistryCommand, type Session } from '../cli/base.js';
@@ -76,7 +75,7 @@ export class Repl {
     this.out = o.output ?? process.stdout;
     this.input = o.input ?? process.stdin;
     this.session = { registry, resolved: o.resolved, namespace: registry.namespace, json: !!o.json };
-    this.commands = commandInfos(o.config.commands as unknown as Parameters<typeof commandInfos>[0]);
+    this.commands = commandInfos(o.config.commands);
     this.builtins = this.makeBuiltins();
   }
 
@@ -126,10 +125,11 @@ export class Repl {
     } catch (err) {
       return { status: await this.report(err) };
     }
-    if (words.length === 0) return undefined;
+    const [first] = words;
+    if (first === undefined) return undefined;
     let outcome: Outcome;
-    const b = Object.hasOwn(this.builtins, words[0]) ? this.builtins[words[0]] : undefined;
-    if (words[0] === 'exit' || words[0] === 'quit') {
+    const b = this.builtin(first);
+    if (first === 'exit' || first === 'quit') {
       const code = words[1] === undefined ? (this.interactive ? 0 : this.firstFailure) : Number(words[1]);
       if (!Number.isInteger(code) || code < 0 || code > 255)
         return { status: await this.report(new InvalidInputError(`exit code must be 0-255, not ${words[1]}`)) };
@@ -153,7 +153,8 @@ export class Repl {
   /** The command id named by the first words (`meta get` → `meta:get`) and the rest. */
   private resolveCommand(words: string[]): { id?: string; argv: string[]; topic?: string[] } {
     const ids = new Set(this.o.config.commandIDs);
-    if (words[0].includes(':') && ids.has(words[0])) return { id: words[0], argv: words.slice(1) };
+    const [first] = words;
+    if (first !== undefined && first.includes(':') && ids.has(first)) return { id: first, argv: words.slice(1) };
     for (let n = Math.min(words.length, 4); n > 0; n--) {
       const id = words.slice(0, n).join(':');
       if (ids.has(id)) return { id, argv: words.slice(n) };
@@ -294,8 +295,8 @@ export class Repl {
     this.history = new HistoryFile(historyPath(this.session.resolved.backend));
     const source = this.completionSource();
     const editor = new LineEditor({
-      input: this.input as ReadStream,
-      output: this.out as WriteStream,
+      input: this.input,
+      output: this.out,
       history: this.history.load(),
       historySize: HISTORY_SIZE,
       completer: (line) => complete(line, source),
@@ -420,7 +421,7 @@ export class Repl {
       help: {
         usage: '[COMMAND]',
         summary: "list commands, or show one command's help",
-        values: () => [...new Set(this.commands.map((c) => c.words[0]))],
+        values: () => [...new Set(this.commands.flatMap((c) => c.words.slice(0, 1)))],
         run: (a) => this.help(a),
       },
       '$?': {
@@ -433,15 +434,20 @@ export class Repl {
     };
   }
 
+  /** The built-in of that name (own keys only: `constructor` is not one). */
+  private builtin(name: string): Builtin | undefined {
+    return Object.hasOwn(this.builtins, name) ? this.builtins[name] : undefined;
+  }
+
   private printStatus(): number {
     this.out.write(`${this.status}\n`);
     return this.status;
   }
 
   private async use(args: string[]): Promise<number> {
-    if (args.length !== 1)
+    const [target] = args;
+    if (args.length !== 1 || target === undefined)
       throw new InvalidInputError('usage: use URL|PROFILE (e.g. use memory:, use sqlite:./r.db, use prod)');
-    const target = args[0];
     const isUrl = /^[a-z][a-z0-9+.-]*:/i.test(target);
     const resolved = resolveBackend(isUrl ? { backend: target } : { profile: target, config: this.o.configFile });
     const ns = resolved.namespace ?? this.session.namespace;
@@ -473,10 +479,11 @@ export class Repl {
   }
 
   private async help(args: string[]): Promise<number> {
-    if (args.length > 0) {
-      if (Object.hasOwn(this.builtins, args[0])) {
-        const b = this.builtins[args[0]];
-        this.out.write(`${args[0]} ${b.usage}\n  ${b.summary}\n`);
+    const [name] = args;
+    if (name !== undefined) {
+      const b = this.builtin(name);
+      if (b) {
+        this.out.write(`${name} ${b.usage}\n  ${b.summary}\n`);
         return 0;
       }
       const { id, topic } = this.resolveCommand(args);

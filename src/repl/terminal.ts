@@ -205,7 +205,7 @@ export class LineEditor extends EventEmitter {
       if (s[j] === '\x12') this.startSearch();
       else {
         this.clearHint();
-        this.forward(s[j]);
+        this.forward(s.charAt(j)); // j < s.length: checked above
       }
       i = j + 1;
     }
@@ -227,13 +227,13 @@ export class LineEditor extends EventEmitter {
 
   private find(query: string, from: number): number {
     const h = this.history;
-    for (let k = Math.max(0, from); k < h.length; k++) if (h[k].includes(query)) return k;
+    for (let k = Math.max(0, from); k < h.length; k++) if (h[k]?.includes(query)) return k;
     return -1;
   }
 
   private searchKey(s: string, i: number): number {
     const st = this.search!;
-    const c = s[i];
+    const c = s.charAt(i); // the caller's i < s.length
     if (c === '\x12') {
       const k = st.query ? this.find(st.query, st.index + 1) : -1;
       if (k >= 0) st.index = k;
@@ -269,7 +269,7 @@ export class LineEditor extends EventEmitter {
 
   private renderSearch(): void {
     const st = this.search!;
-    const match = st.index >= 0 ? this.history[st.index] : '';
+    const match = (st.index >= 0 ? this.history[st.index] : undefined) ?? '';
     this.rl.setPrompt(`(${st.failed ? 'failed ' : ''}reverse-i-search)\`${st.query}': `);
     const r = this.internals;
     r.line = match;

@@ -295,13 +295,15 @@ describe('registry CLI: the essentials', () => {
       ['a', 'x'],
       ['a', 'y'],
       ['b', 'z/with slash'],
-    ])
+    ] as const)
       sb.run(['register', k, '--pid', String(p.pid), '-n', ns, '--meta', `k=${k}`, ...src]);
     const file = join(sb.dir, 'dump.ndjson');
     const d = sb.run(['dump', '-o', file, '--json', ...src]);
     expect(d.code, d.stderr).to.equal(0);
     const lines = readFileSync(file, 'utf8').trim().split('\n');
-    const header = JSON.parse(lines[0]);
+    const [headerLine] = lines;
+    present(headerLine, 'the dump has a header line');
+    const header = JSON.parse(headerLine);
     expect(header.procreg).to.equal('dump');
     expect(header.count).to.equal(3);
     expect(
@@ -322,9 +324,9 @@ describe('registry CLI: the essentials', () => {
     expect(r.json<{ restored: number }>().restored).to.equal(3);
     const again = join(sb.dir, 'dump2.ndjson');
     sb.run(['dump', '-o', again, ...dst]);
-    expect(JSON.parse(readFileSync(again, 'utf8').split('\n')[0]).digest, 'same digest after the round trip').to.equal(
-      header.digest,
-    );
+    const [againHeader] = readFileSync(again, 'utf8').split('\n');
+    present(againHeader, 'the second dump has a header line');
+    expect(JSON.parse(againHeader).digest, 'same digest after the round trip').to.equal(header.digest);
 
     // A bad line in the middle: exit 2, line number, nothing restored.
     const bad = join(sb.dir, 'bad.ndjson');

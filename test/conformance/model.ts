@@ -7,20 +7,22 @@ import { expect } from 'chai';
 import fc from 'fast-check';
 import { AlreadyRegisteredError, DeadProcessError, NotFoundError } from '../../src/backends/contract.js';
 import type { ProcessRegistry } from '../../src/registry/service.js';
-import { spawnSleepers, type Sleeper } from '../support/processes.js';
+import { spawnSleepers, type Sleeper, type Tuple } from '../support/processes.js';
 import { freshNamespace, useInstance, type Instance } from './suite.js';
 
-type Model = { entries: Map<string, { proc: number; meta: Record<string, unknown> }>; alive: boolean[] };
-type Real = { reg: ProcessRegistry; namespace: string; procs: Sleeper[] };
+/** Three processes per run, indexed by `Proc`: tuples, so every index is known to be there. */
+type Proc = 0 | 1 | 2;
+type Model = { entries: Map<string, { proc: Proc; meta: Record<string, unknown> }>; alive: Tuple<boolean, 3> };
+type Real = { reg: ProcessRegistry; namespace: string; procs: Tuple<Sleeper, 3> };
 
 const KEYS = ['a', 'b', 'c', 'd/e', 'f g'];
 const key = fc.constantFrom(...KEYS);
-const proc = fc.nat({ max: 2 });
+const proc = fc.constantFrom<Proc>(0, 1, 2);
 const meta = fc
   .dictionary(fc.constantFrom('role', 'n', 'tag'), fc.oneof(fc.string({ maxLength: 5 }), fc.integer(), fc.boolean()), {
     maxKeys: 3,
   })
-  .map((d) => ({ ...d }) as Record<string, unknown>); // plain objects, as JSON gives back
+  .map((d) => ({ ...d })); // plain objects, as JSON gives back
 
 /** What the model says a live lookup returns. */
 function live(m: Model, k: string) {
@@ -31,7 +33,7 @@ function live(m: Model, k: string) {
 class Register implements fc.AsyncCommand<Model, Real> {
   constructor(
     readonly k: string,
-    readonly p: number,
+    readonly p: Proc,
     readonly meta: Record<string, unknown>,
   ) {}
   check = () => true;
@@ -101,7 +103,7 @@ class Update implements fc.AsyncCommand<Model, Real> {
 }
 
 class Kill implements fc.AsyncCommand<Model, Real> {
-  constructor(readonly p: number) {}
+  constructor(readonly p: Proc) {}
   check = (m: Readonly<Model>) => m.alive[this.p];
   async run(m: Model, r: Real) {
     await r.procs[this.p].kill();
@@ -115,9 +117,11 @@ class List implements fc.AsyncCommand<Model, Real> {
   async run(m: Model, r: Real) {
     const got = (await r.reg.list({ namespace: r.namespace })).items.map((e) => `${e.key}=${e.pid}`);
     const want = [...m.entries.keys()]
-      .filter((k) => live(m, k))
       .sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)))
-      .map((k) => `${k}=${r.procs[m.entries.get(k)!.proc].pid}`);
+      .flatMap((k) => {
+        const e = live(m, k);
+        return e ? [`${k}=${r.procs[e.proc].pid}`] : [];
+      });
     expect(got, 'list').to.deep.equal(want);
     expect(await r.reg.count({ namespace: r.namespace }), 'count').to.equal(want.length);
   }
@@ -147,7 +151,11 @@ export function modelSuite(
           const procs = await spawnSleepers(3);
           try {
             const real: Real = { reg: get(), namespace: freshNamespace(), procs };
-            await fc.asyncModelRun(() => ({ model: { entries: new Map(), alive: [true, true, true] }, real }), cmds);
+            const setup = (): { model: Model; real: Real } => ({
+              model: { entries: new Map(), alive: [true, true, true] },
+              real,
+            });
+            await fc.asyncModelRun(setup, cmds);
           } finally {
             await Promise.all(procs.map((p) => p.kill()));
           }

@@ -15,6 +15,7 @@ import {
   type Registration,
 } from '../../src/backends/contract.js';
 import type { ProcessRegistry } from '../../src/registry/service.js';
+import { present } from '../support/expect.js';
 import { deadPid, killAllSleepers, spawnSleeper, spawnSleepers } from '../support/processes.js';
 
 export interface Instance {
@@ -87,7 +88,8 @@ export function backendSuite(name: string, factory: () => Promise<Instance>, opt
       expect(second.meta).to.deep.equal({ v: 2 });
       const got = await reg.lookup('svc', { namespace });
       expect(got?.meta, 'metadata is replaced, not merged').to.deep.equal({ v: 2 });
-      expect(got!.updatedAt >= first.updatedAt).to.be.ok;
+      present(got, 'the re-registered entry');
+      expect(got.updatedAt >= first.updatedAt).to.be.ok;
     });
 
     test('dead holder replaced', async () => {
@@ -352,7 +354,9 @@ export function backendSuite(name: string, factory: () => Promise<Instance>, opt
         ],
         { atomic: true },
       );
-      expect(atomic[1].ok).to.equal(false);
+      const [, failed] = atomic;
+      present(failed, 'a result for the second entry');
+      expect(failed.ok).to.equal(false);
       expect(await reg.lookup('x1', { namespace }), 'atomic: nothing written when one entry fails').to.equal(undefined);
     });
 
@@ -389,7 +393,9 @@ export function backendSuite(name: string, factory: () => Promise<Instance>, opt
       const results = await Promise.allSettled(procs.map((p) => reg.register('race', p.pid, {}, { namespace })));
       const winners = results.filter((r) => r.status === 'fulfilled');
       expect(winners.length).to.equal(1);
-      const holder = (await reg.lookup('race', { namespace }))!.pid;
+      const held = await reg.lookup('race', { namespace });
+      present(held, 'the winner holds the key');
+      const holder = held.pid;
       for (const r of results)
         if (r.status === 'rejected') expect((r.reason as AlreadyRegisteredError).holder.pid).to.equal(holder);
     });

@@ -66,11 +66,16 @@ describe('etcd: several nodes', function () {
     const results = await Promise.allSettled(attempts.map((t) => t.reg.register(t.k, t.pid, { by: t.node })));
     const winners = results.filter((r) => r.status === 'fulfilled');
     expect(winners.length).to.equal(50);
+    const outcomes = attempts.map((t, i) => {
+      const r = results[i];
+      present(r, `an outcome for attempt ${i}`);
+      return { t, r };
+    });
     for (const k of keys) {
       const holder = await a.lookup(k);
       present(holder, `${k} is held`);
       expect(await b.lookup(k), 'both nodes see the same holder').to.deep.equal(holder);
-      const mine = attempts.map((t, i) => ({ t, r: results[i] })).filter((x) => x.t.k === k);
+      const mine = outcomes.filter((x) => x.t.k === k);
       expect(mine.filter((x) => x.r.status === 'fulfilled').length, `one winner for ${k}`).to.equal(1);
       for (const { r } of mine) {
         if (r.status === 'fulfilled') {
@@ -121,9 +126,11 @@ describe('etcd: several nodes', function () {
       ['put', 'w1', 2],
       ['delete', 'w1', undefined],
     ]);
-    expect(
-      events[0].revision > rev && events[1].revision > events[0].revision && events[2].revision > events[1].revision,
-    ).to.be.ok;
+    const [e0, e1, e2] = events;
+    present(e0, 'a first event');
+    present(e1, 'a second event');
+    present(e2, 'a third event');
+    expect(e0.revision > rev && e1.revision > e0.revision && e2.revision > e1.revision).to.be.ok;
 
     // Compact past `rev`: a watch from it must be told to resync.
     await compactNow(a);
@@ -135,8 +142,9 @@ describe('etcd: several nodes', function () {
     );
     await waitFor(() => failure !== undefined, 10_000, 'the compaction to be reported');
     stop2();
-    expect(failure!.details?.compacted).to.equal(true);
-    expect(failure!.message).to.match(/compacted/);
+    present(failure, 'the compaction is reported');
+    expect(failure.details?.compacted).to.equal(true);
+    expect(failure.message).to.match(/compacted/);
   });
 
   it('a cached lookup on node B is updated by the watch when node A changes the key', async () => {

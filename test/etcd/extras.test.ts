@@ -10,6 +10,7 @@ import { parseEtcdUrl } from '../../src/backends/etcd.js';
 import { BucketDigester } from '../../src/registry/digest.js';
 import { ProcessRegistry } from '../../src/registry/service.js';
 import { startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.js';
+import { present } from '../support/expect.js';
 
 describe('etcd: extras (1 member)', function () {
   this.timeout(60_000);
@@ -81,7 +82,7 @@ describe('etcd: extras (1 member)', function () {
     expect(await reg.namespaces()).to.deep.equal(['bulk', 'other.ns']);
     expect(await reg.backend.clearNamespace!('bulk')).to.equal(300);
     expect(await reg.namespaces()).to.deep.equal(['other.ns']);
-    const keys = spawnSync('etcdctl', ['--endpoints', c.endpoints[0], 'get', '--prefix', '/extras/', '--keys-only'], {
+    const keys = spawnSync('etcdctl', ['--endpoints', c.endpoint(0), 'get', '--prefix', '/extras/', '--keys-only'], {
       encoding: 'utf8',
     })
       .stdout.split('\n')
@@ -92,16 +93,18 @@ describe('etcd: extras (1 member)', function () {
 
   it('the key layout is readable JSON under etcdctl', async () => {
     await reg.register('web/1', process.pid, { type: 'web', port: 8080 });
-    const out = spawnSync('etcdctl', ['--endpoints', c.endpoints[0], 'get', '--prefix', '/extras/r/default/'], {
+    const out = spawnSync('etcdctl', ['--endpoints', c.endpoint(0), 'get', '--prefix', '/extras/r/default/'], {
       encoding: 'utf8',
     }).stdout.split('\n');
-    expect(out[0]).to.equal('/extras/r/default/web/1');
-    const v = JSON.parse(out[1]);
+    const [key, value] = out;
+    expect(key).to.equal('/extras/r/default/web/1');
+    present(value, `a value line under the key:\n${out.join('\n')}`);
+    const v = JSON.parse(value);
     expect(v.pid).to.equal(process.pid);
     expect(v.meta).to.deep.equal({ type: 'web', port: 8080 });
     const idx = spawnSync(
       'etcdctl',
-      ['--endpoints', c.endpoints[0], 'get', '--prefix', '/extras/i/default/type/web/', '--keys-only'],
+      ['--endpoints', c.endpoint(0), 'get', '--prefix', '/extras/i/default/type/web/', '--keys-only'],
       { encoding: 'utf8' },
     ).stdout.trim();
     expect(idx).to.equal('/extras/i/default/type/web/web/1');

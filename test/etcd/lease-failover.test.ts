@@ -31,7 +31,7 @@ setInterval(() => {}, 1000);
 async function startNode(script: string, url: string, node: string, count: number): Promise<ChildProcess> {
   const child = spawn(process.execPath, [script, url, node, String(count)], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
-  child.stdout!.on('data', (d) => (out += d));
+  child.stdout.on('data', (d) => (out += d));
   await waitFor(() => out.includes('ready') || child.exitCode !== null, 30_000, `node ${node} to register`);
   expect(child.exitCode, `node ${node} exited early`).to.equal(null);
   return child;

@@ -22,7 +22,7 @@ describe('etcd: process markers and sweeps (1 member)', function () {
   });
 
   const keys = (prefix: string): string[] =>
-    spawnSync('etcdctl', ['--endpoints', c.endpoints[0], 'get', '--prefix', prefix, '--keys-only'], {
+    spawnSync('etcdctl', ['--endpoints', c.endpoint(0), 'get', '--prefix', prefix, '--keys-only'], {
       encoding: 'utf8',
     })
       .stdout.split('\n')
@@ -69,7 +69,7 @@ describe('etcd: process markers and sweeps (1 member)', function () {
       await reg.register('b2', b.pid, {}, { namespace: 'x' });
       const marker = `/rewrite/p/${NODE}/${b.pid}/${await pidStart(reg, 'x', 'b1')}/n`;
       expect(keys('/rewrite/p/')).to.deep.equal([marker]);
-      spawnSync('etcdctl', ['--endpoints', c.endpoints[0], 'del', marker]);
+      spawnSync('etcdctl', ['--endpoints', c.endpoint(0), 'del', marker]);
       expect(keys('/rewrite/p/')).to.deep.equal([]);
       await reg.updateMetadata('b1', { v: 2 }, { namespace: 'x' });
       expect(keys('/rewrite/p/'), 'meta set recreated it').to.deep.equal([marker]);

@@ -116,7 +116,7 @@ describe('health: backends', function () {
       expect(h.file).to.equal(join(t.dir, 'fields.db'));
       expect((h.fileBytes as number) > 0 && (h.pageCount as number) > 0 && (h.pageSize as number) >= 512).to.be.ok;
       expect(typeof h.walBytes).to.equal('number');
-      expect(typeof h.lastCheckpoint === 'number' && (h.lastCheckpoint as number) <= Date.now()).to.be.ok;
+      expect(typeof h.lastCheckpoint === 'number' && h.lastCheckpoint <= Date.now()).to.be.ok;
       expect(h.lastCleanup, 'never swept').to.equal(null);
       await reg.close();
       const rw = await ProcessRegistry.open({

@@ -11,25 +11,27 @@ import { ProcessRegistry } from '../../src/registry/service.js';
 import { loadBetterSqlite } from '../../src/backends/sqlite.js';
 import type { HealthSummary } from '../../src/cli/health.js';
 import type { StatsResult } from '../../src/commands/stats.js';
-import { type Sleeper, spawnSleepers, waitFor } from '../support/processes.js';
+import { type Sleeper, spawnSleepers, type Tuple, waitFor } from '../support/processes.js';
 import { BIN, type Sandbox } from '../support/cli.js';
-import { nodeSandbox } from './sandbox.js';
+import { present } from '../support/expect.js';
+import { backendAt, healthAt, nodeSandbox } from './sandbox.js';
 
 const NODE = 'health-cli-node';
 const sb = nodeSandbox(NODE);
 
 /** `count` processes holding `perProcess` keys each in a new SQLite file. */
-async function fleet(
+async function fleet<N extends number>(
   name: string,
-  count: number,
+  count: N,
   perProcess: number,
-): Promise<{ url: string; path: string; procs: Sleeper[] }> {
+): Promise<{ url: string; path: string; procs: Tuple<Sleeper, N> }> {
   const path = join(sb.dir, `${name}.db`);
   const url = `sqlite:${path}`;
   const reg = await ProcessRegistry.open({ backend: url, cleanupInterval: 0, nodeName: NODE });
   const procs = await spawnSleepers(count);
+  const all: readonly Sleeper[] = procs; // the tuple as an array: N is not known here
   await reg.bulkRegister(
-    procs.flatMap((p, i) =>
+    all.flatMap((p, i) =>
       Array.from({ length: perProcess }, (_, j) => ({
         key: `${name}-${i}-${j}`,
         pid: p.pid,
@@ -54,7 +56,7 @@ describe('registry health on real degraded states', () => {
     await procs[0].kill(); // 5 % dead: still healthy
     r = sb.run(['health', '-b', url, '--json']);
     expect(r.code).to.equal(0);
-    expect(summary(r).backends[0].health!.dead).to.equal(5);
+    expect(healthAt(summary(r)).dead).to.equal(5);
 
     await procs[1].kill(); // 10 %: degraded
     r = sb.run(['health', '-b', url]);
@@ -72,13 +74,10 @@ describe('registry health on real degraded states', () => {
     const s = summary(r);
     expect(s.status).to.equal('unhealthy');
     expect(s.exitCode).to.equal(5);
-    expect(s.backends[0].status).to.equal('unhealthy');
-    expect([
-      s.backends[0].health!.alive,
-      s.backends[0].health!.dead,
-      s.backends[0].health!.registrations,
-    ]).to.deep.equal([70, 30, 100]);
-    expect(s.backends[0].reasons[0]).to.match(/30\.0% of registrations are dead \(>= 30%\)/);
+    expect(backendAt(s).status).to.equal('unhealthy');
+    const h = healthAt(s);
+    expect([h.alive, h.dead, h.registrations]).to.deep.equal([70, 30, 100]);
+    expect(backendAt(s).reasons[0]).to.match(/30\.0% of registrations are dead \(>= 30%\)/);
     expect(
       sb.run(['health', '-b', url, '--fail-on', 'unhealthy']).code,
       'unhealthy fails even with --fail-on unhealthy',
@@ -88,8 +87,8 @@ describe('registry health on real degraded states', () => {
     expect(sb.run(['cleanup', '-b', url]).code).to.equal(0);
     r = sb.run(['health', '-b', url, '--json']);
     expect(r.code).to.equal(0);
-    expect(summary(r).backends[0].health!.registrations).to.equal(70);
-    expect(typeof summary(r).backends[0].health!.lastCleanup).to.equal('number');
+    expect(healthAt(summary(r)).registrations).to.equal(70);
+    expect(typeof healthAt(summary(r)).lastCleanup).to.equal('number');
   });
 
   it('a reader that starves checkpoints lets the WAL grow past walLimitBytes: degraded, until the checkpoint the reason names', async () => {
@@ -110,7 +109,7 @@ describe('registry health on real degraded states', () => {
     const calm = sb.run(['health', '--config', cfg, '--profile', 'wal', '--json']);
     expect(
       calm.code,
-      `checkpoints keep the WAL small: ${JSON.stringify(summary(calm).backends[0].health?.walBytes)}`,
+      `checkpoints keep the WAL small: ${JSON.stringify(summary(calm).backends[0]?.health?.walBytes)}`,
     ).to.equal(0);
 
     const Database = loadBetterSqlite();
@@ -120,7 +119,7 @@ describe('registry health on real degraded states', () => {
     await write('starved');
     const r = sb.run(['health', '--config', cfg, '--profile', 'wal', '--json']);
     expect(r.code, r.stdout).to.equal(5);
-    const b = summary(r).backends[0];
+    const b = backendAt(summary(r));
     expect(b.status).to.equal('degraded');
     expect(b.reasons.join('\n')).to.match(
       /the WAL file is [\d.]+ MiB \(> 8\.0 MiB\): a long-running reader blocks checkpoints/,
@@ -147,8 +146,10 @@ describe('registry health on real degraded states', () => {
     expect(j.code).to.equal(6);
     const s = summary(j);
     expect(s.status).to.equal('unreachable');
-    expect(s.backends[0].error!.code).to.equal('UNREACHABLE');
-    expect(s.backends[0].health).to.equal(undefined);
+    const target = backendAt(s);
+    present(target.error, 'an unreachable backend reports its error');
+    expect(target.error.code).to.equal('UNREACHABLE');
+    expect(target.health).to.equal(undefined);
 
     const missing = join(sb.dir, 'nowhere', 'registry.db');
     expect(sb.run(['health', '-b', `sqlite:${missing}`]).code).to.equal(6);
@@ -181,7 +182,7 @@ describe('registry health on real degraded states', () => {
         .map((l) => JSON.parse(l) as HealthSummary);
     try {
       await waitFor(() => rounds().length >= 1, 30_000, 'a first round');
-      expect(rounds()[0].status).to.equal('healthy');
+      expect(rounds()[0]?.status).to.equal('healthy');
       await procs[0].kill(); // 2/20 = 10 %
       await waitFor(() => rounds().some((s) => s.status === 'degraded'), 30_000, 'a degraded round');
     } finally {
@@ -190,7 +191,7 @@ describe('registry health on real degraded states', () => {
     const code = await exited;
     expect(code, `exit code of the last (degraded) round; stderr: ${err}`).to.equal(5);
     expect(rounds().length >= 2).to.be.ok;
-    expect(rounds().at(-1)!.status).to.equal('degraded');
+    expect(rounds().at(-1)?.status).to.equal('degraded');
   });
 });
 
@@ -214,7 +215,8 @@ describe('registry report across profiles', () => {
     );
     const table = sb.run(['report', '--profiles', 'good,sick']);
     expect(table.code, table.stdout + table.stderr).to.equal(5);
-    const head = table.stdout.split('\n').find((l) => l.includes('good'))!;
+    const head = table.stdout.split('\n').find((l) => l.includes('good'));
+    present(head, `a header row naming the profiles:\n${table.stdout}`);
     expect(head.indexOf('good') < head.indexOf('sick'), 'one column per profile, in the order given').to.be.ok;
     expect(table.stdout).to.match(/degraded sick: 20\.0% of registrations are dead/);
     expect(table.stdout).to.match(/overall: degraded \(exit 5\)/);
@@ -288,11 +290,11 @@ describe('registry stats', () => {
     const last = out.slice(out.lastIndexOf('\n{\n') + 1);
     const s = JSON.parse(last) as StatsResult;
     expect(s.countersFrom).to.equal('this process');
-    expect(s.operations.register?.count >= 1, JSON.stringify(s.operations)).to.be.ok;
-    expect(s.operations.lookup?.count >= 2, JSON.stringify(s.operations)).to.be.ok;
-    expect(
-      (s.operations.lookup.latencyMs.samples ?? 0) >= 2 && s.operations.lookup.latencyMs.max > 0,
-      'the first calls are all timed',
-    ).to.be.ok;
+    const { register, lookup } = s.operations;
+    present(register, `register counters in ${JSON.stringify(s.operations)}`);
+    present(lookup, `lookup counters in ${JSON.stringify(s.operations)}`);
+    expect(register.count >= 1, JSON.stringify(s.operations)).to.be.ok;
+    expect(lookup.count >= 2, JSON.stringify(s.operations)).to.be.ok;
+    expect((lookup.latencyMs.samples ?? 0) >= 2 && lookup.latencyMs.max > 0, 'the first calls are all timed').to.be.ok;
   });
 });

@@ -7,6 +7,7 @@
 import { expect } from 'chai';
 import { join } from 'node:path';
 import { startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.js';
+import { present } from '../support/expect.js';
 import { tempDir } from '../support/tmp.js';
 import { cli, fixture, view } from './support.js';
 
@@ -49,8 +50,11 @@ describe('migration: legacy → sqlite → etcd, all five phases', function () {
     expect(w.verify.equivalent).to.equal(true);
     expect(w.record.counts.entries).to.equal(expected.view.length);
     expect(w.record.counts.pidMismatch).to.equal(expected.anomalies.pidMismatch);
+    const { deadRegistryRows, deadBackupRows } = expected.anomalies;
+    present(deadRegistryRows, 'the fixture counts dead registry rows');
+    present(deadBackupRows, 'the fixture counts dead backup rows');
     expect(w.record.counts.deadRegistryRows + w.record.counts.deadBackupRows).to.equal(
-      expected.anomalies.deadRegistryRows + expected.anomalies.deadBackupRows,
+      deadRegistryRows + deadBackupRows,
     );
     expect(await listed(), 'default profile = the wrapped legacy store').to.deep.equal(expected.view);
     await check();

@@ -5,6 +5,7 @@ import type { Registration } from '../../src/backends/contract.js';
 import { ProcessRegistry } from '../../src/registry/service.js';
 import { verifyStates, type State } from '../../src/migrations/verify.js';
 import { copyState, type CopyCursor } from '../../src/migrations/copy.js';
+import { present } from '../support/expect.js';
 import { tempDir } from '../support/tmp.js';
 import { cli } from './support.js';
 
@@ -52,9 +53,11 @@ describe('verify', () => {
     const batch: Registration[] = [];
     for (let i = 0; i < 5000; i++)
       batch.push(entry(i % 2 ? 'ns1' : 'ns2', `k${String(i).padStart(5, '0')}`, 100 + i, { i, tags: ['x', i % 3] }));
-    a.backend.bulkRegister!(batch, { replaceIf: () => true });
+    present(a.backend.bulkRegister, 'the sqlite backend writes in bulk');
+    present(b.backend.bulkRegister, 'the sqlite backend writes in bulk');
+    await a.backend.bulkRegister(batch, { replaceIf: () => true });
     // B gets the same entries, with metadata keys in another order (canonical JSON makes them equal).
-    b.backend.bulkRegister!(
+    await b.backend.bulkRegister(
       batch.map((e) => ({ ...e, meta: { tags: e.meta.tags, i: e.meta.i } })),
       { replaceIf: () => true },
     );
@@ -71,10 +74,10 @@ describe('verify', () => {
   });
 
   it('reports only-in-A, only-in-B and differing fields, narrowed to the mismatching buckets', async () => {
-    a.backend.register(entry('ns1', 'extra-in-a', 7), { replaceIf: () => true });
-    b.backend.register(entry('ns2', 'extra-in-b', 8), { replaceIf: () => true });
-    b.backend.register(entry('ns1', 'k00001', 999, { i: 1, tags: ['x', 1] }), { replaceIf: () => true });
-    b.backend.register(entry('ns2', 'k00002', 102, { i: 2, tags: ['y'] }), { replaceIf: () => true });
+    await a.backend.register(entry('ns1', 'extra-in-a', 7), { replaceIf: () => true });
+    await b.backend.register(entry('ns2', 'extra-in-b', 8), { replaceIf: () => true });
+    await b.backend.register(entry('ns1', 'k00001', 999, { i: 1, tags: ['x', 1] }), { replaceIf: () => true });
+    await b.backend.register(entry('ns2', 'k00002', 102, { i: 2, tags: ['y'] }), { replaceIf: () => true });
     const r = await verifyStates(state(a), state(b));
     expect(r.equivalent).to.equal(false);
     expect(r.totals).to.deep.equal({ onlyInA: 1, onlyInB: 1, differing: 2 });
@@ -103,11 +106,11 @@ describe('verify', () => {
   it('--strict compares timestamps; CLI exits 0 when equivalent and 5 with a field-by-field report', async () => {
     const c = await store('c');
     const d = await store('d');
-    c.backend.register(entry('default', 'svc', 50, { r: 1 }, 1000), { replaceIf: () => true });
-    d.backend.register(entry('default', 'svc', 50, { r: 1 }, 2000), { replaceIf: () => true });
+    await c.backend.register(entry('default', 'svc', 50, { r: 1 }, 1000), { replaceIf: () => true });
+    await d.backend.register(entry('default', 'svc', 50, { r: 1 }, 2000), { replaceIf: () => true });
     expect((await verifyStates(state(c), state(d))).equivalent, 'timestamps ignored by default').to.equal(true);
     const strict = await verifyStates(state(c), state(d), { strict: true });
-    expect(strict.differing[0].fields).to.deep.equal({ registeredAt: [1000, 2000], updatedAt: [1000, 2000] });
+    expect(strict.differing[0]?.fields).to.deep.equal({ registeredAt: [1000, 2000], updatedAt: [1000, 2000] });
     await c.close();
     await d.close();
     const ok = await cli(['verify', `sqlite:${join(t.dir, 'c.db')}`, `sqlite:${join(t.dir, 'd.db')}`, '--json'], {
@@ -142,9 +145,9 @@ describe('verify', () => {
         }
       },
     }).catch((err) => expect(err.message).to.equal('stop'));
-    expect(e.backend.count()).to.equal(700);
+    expect(await e.backend.count()).to.equal(700);
     const r = await copyState(state(a), e.backend, { batch: 700, cursor });
-    expect(r.copied).to.equal(a.backend.count() as number);
+    expect(r.copied).to.equal(await a.backend.count());
     expect((await verifyStates(state(a), state(e))).equivalent).to.equal(true);
   });
 });

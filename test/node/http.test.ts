@@ -10,13 +10,14 @@ import { once } from 'node:events';
 import { ProcessRegistry } from '../../src/registry/service.js';
 import type { RegistryNode } from '../../src/node/server.js';
 import { killAllSleepers, spawnSleeper, waitFor, type Sleeper } from '../support/processes.js';
+import { present } from '../support/expect.js';
 import { startNode } from '../support/node.js';
 
 interface Res {
   status: number;
   headers: http.IncomingHttpHeaders;
   text: string;
-  json: any; // eslint-disable-line @typescript-eslint/no-explicit-any
+  json: any;
 }
 
 /** One plain HTTP request (fresh connection). */
@@ -279,7 +280,9 @@ describe('node: routes and bad input', () => {
     req.destroy();
     await waitFor(() => node.watchers === 0, 5000, 'the watcher to go');
     // Resume from the first event's revision: only the later one comes back (SSE this time).
-    const sse = http.request(new URL(`/v1/watch?ns=feed&since=${events[0].revision}`, base), {
+    const [first] = events;
+    present(first, 'a first feed event');
+    const sse = http.request(new URL(`/v1/watch?ns=feed&since=${first.revision}`, base), {
       agent: false,
       headers: { accept: 'text/event-stream' },
     });
@@ -464,8 +467,10 @@ describe('node: the change feed of a backend without one (sqlite)', () => {
       ).to.deep.equal([...seen.map((e) => e.revision)].sort((x, y) => x - y));
       stop();
       // Resume after the second event: the last three come back.
+      const [, second] = seen;
+      present(second, 'a second feed event');
       const again: string[] = [];
-      const stop2 = await r.backend.watch!({ namespace: 'sq', sinceRevision: seen[1].revision }, (e) =>
+      const stop2 = await r.backend.watch!({ namespace: 'sq', sinceRevision: second.revision }, (e) =>
         again.push(`${e.type}:${e.key}`),
       );
       await waitFor(() => again.length === 3, 5000, 'three replayed events');

@@ -7,9 +7,10 @@
 import { expect } from 'chai';
 import { join } from 'node:path';
 import type { ChangeEvent, Meta } from '../../src/backends/contract.js';
-import { RemoteBackend } from '../../src/backends/remote.js';
+import type { RemoteBackend } from '../../src/backends/remote.js';
 import { ProcessRegistry } from '../../src/registry/service.js';
-import { killAllSleepers, spawnSleepers, waitFor } from '../support/processes.js';
+import { present } from '../support/expect.js';
+import { killAllSleepers, type Sleeper, spawnSleepers, waitFor } from '../support/processes.js';
 import { sandbox } from '../support/cli.js';
 import { startNode } from '../support/node.js';
 import { tempDir } from '../support/tmp.js';
@@ -39,8 +40,7 @@ describe('node switch', function () {
     const failures: unknown[] = [];
     let ops = 0;
     let stop = false;
-    const worker = async (w: number) => {
-      const pid = procs[w].pid;
+    const worker = async ({ pid }: Sleeper, w: number) => {
       for (let i = 0; !stop; i++) {
         const key = `w${w}/k${i % 25}`;
         const have = expected.has(key);
@@ -70,7 +70,7 @@ describe('node switch', function () {
     }));
     for (let i = 0; i < bulk.length; i += 5000)
       expect((await client.bulkRegister(bulk.slice(i, i + 5000))).every((r) => r.ok)).to.be.ok;
-    const workers = procs.map((_, w) => worker(w));
+    const workers = procs.map((p, w) => worker(p, w));
     await waitFor(() => ops > 300, 20_000, 'load to start');
     const file = join(t.dir, 'switched.db');
     const report = (await remote.switchNode(`sqlite:${file}`)) as {
@@ -98,24 +98,29 @@ describe('node switch', function () {
 
     // The feed: revisions increase through the flip, and replaying it gives the same state.
     await waitFor(
-      () => events.length > 0 && events[events.length - 1].revision >= (node.nodeInfo().revision ?? 0),
+      () => {
+        const last = events.at(-1);
+        return last !== undefined && last.revision >= (node.nodeInfo().revision ?? 0);
+      },
       10_000,
       'the feed to catch up',
     );
     expect(feedErrors).to.deep.equal([]);
-    for (let i = 1; i < events.length; i++)
-      expect(
-        events[i].revision > events[i - 1].revision,
-        `revision ${events[i].revision} after ${events[i - 1].revision}`,
-      ).to.be.ok;
+    let prev: ChangeEvent | undefined;
+    for (const e of events) {
+      if (prev) expect(e.revision > prev.revision, `revision ${e.revision} after ${prev.revision}`).to.be.ok;
+      prev = e;
+    }
     expect(
       events.some((e) => e.revision <= report.revision) && events.some((e) => e.revision > report.revision),
       'events on both sides of the flip',
     ).to.be.ok;
     const replay = new Map<string, { pid: number; meta: Meta }>();
     for (const e of events) {
-      if (e.type === 'put') replay.set(e.key, { pid: e.entry!.pid, meta: e.entry!.meta });
-      else replay.delete(e.key);
+      if (e.type === 'put') {
+        present(e.entry, `a put event carries its entry (revision ${e.revision})`);
+        replay.set(e.key, { pid: e.entry.pid, meta: e.entry.meta });
+      } else replay.delete(e.key);
     }
     expect(replay).to.deep.equal(expected);
     // A resume from before the flip is refused as compacted (list again).

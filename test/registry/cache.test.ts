@@ -2,6 +2,7 @@
 import { expect } from 'chai';
 import { join } from 'node:path';
 import { ProcessRegistry } from '../../src/registry/service.js';
+import { present } from '../support/expect.js';
 import { killAllSleepers, spawnSleeper, waitFor } from '../support/processes.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -17,10 +18,11 @@ describe('cachedLookup', () => {
       expect((await reg.cachedLookup('svc'))?.pid).to.equal(a.pid); // hit
       // Another writer (as another node would) changes the key behind the service's back.
       const e = reg.makeEntry('svc', b.pid, { v: 2 });
-      reg.backend.register(e, { replaceIf: () => true });
+      await reg.backend.register(e, { replaceIf: () => true });
       await waitFor(async () => (await reg.cachedLookup('svc'))?.pid === b.pid, 5000, 'the feed to update the cache');
       const s = await reg.cacheStats();
-      expect(s!.hits >= 1 && s!.misses >= 1 && s!.invalidations >= 1, JSON.stringify(s)).to.be.ok;
+      present(s, 'the cache keeps stats');
+      expect(s.hits >= 1 && s.misses >= 1 && s.invalidations >= 1, JSON.stringify(s)).to.be.ok;
       // A dead holder is never served from the cache.
       await b.kill();
       expect(await reg.cachedLookup('svc')).to.equal(undefined);

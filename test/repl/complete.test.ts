@@ -75,7 +75,7 @@ describe('repl completion and hints', () => {
     for (const k of ['wea~', 'web', 'web-1', 'web 2', 'webz', 'wec', 'api']) await reg.register(k, p.pid);
     await reg.register('db', p.pid, {}, { namespace: 'prod' });
     src = {
-      commands: commandInfos(config.commands as never),
+      commands: commandInfos(config.commands),
       builtins: {
         use: { usage: 'URL|PROFILE', values: () => ['dev', 'memory:', 'sqlite:'] },
         ns: { usage: '[NAME]', values: () => reg.namespaces() },

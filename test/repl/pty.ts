@@ -7,10 +7,11 @@ import { createRequire } from 'node:module';
 import { fileURLToPath } from 'node:url';
 import { stripVTControlCharacters } from 'node:util';
 import type { IPty } from 'node-pty';
+import type * as NodePty from 'node-pty';
 import { Screen } from './screen.js';
 
 const require = createRequire(import.meta.url);
-const pty = require('node-pty') as typeof import('node-pty');
+const pty = require('node-pty') as typeof NodePty;
 
 /** bin/run.js of this checkout (dist/test/repl → ../../../bin). */
 export const BIN = fileURLToPath(new URL('../../../bin/run.js', import.meta.url));

@@ -17,7 +17,7 @@ export class Screen {
     this.pending = '';
     let i = 0;
     while (i < s.length) {
-      const c = s[i];
+      const c = s.charAt(i);
       if (c === '\x1b') {
         const m =
           /^\x1b\[([?>=]?)([\d;]*)([ -/]*)([@-~])/.exec(s.slice(i)) ??
@@ -30,7 +30,8 @@ export class Screen {
           i += 2; // ESC + one char (charset selection and the like)
           continue;
         }
-        if (m[0].startsWith('\x1b[') && m[1] === '') this.csi(m[2], m[4]);
+        // CSI: groups 2 (parameters) and 4 (final byte) always take part in the match.
+        if (m[0].startsWith('\x1b[') && m[1] === '') this.csi(m[2] ?? '', m[4] ?? '');
         i += m[0].length;
         continue;
       }
@@ -71,8 +72,12 @@ export class Screen {
   }
 
   private line(): string[] {
-    while (this.lines.length <= this.y) this.lines.push([]);
-    return this.lines[this.y];
+    let line = this.lines[this.y];
+    while (!line) {
+      this.lines.push([]);
+      line = this.lines[this.y];
+    }
+    return line;
   }
 
   private down(): void {

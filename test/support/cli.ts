@@ -75,8 +75,8 @@ export function sandbox(): Sandbox {
       });
       let out = '';
       let err = '';
-      child.stdout!.on('data', (d) => (out += d));
-      child.stderr!.on('data', (d) => (err += d));
+      child.stdout.on('data', (d) => (out += d));
+      child.stderr.on('data', (d) => (err += d));
       const done = new Promise<CliResult>((resolve) => child.on('close', (code) => resolve(wrap(code, out, err))));
       return { child, done };
     },

@@ -5,6 +5,7 @@
  *
  *   const cluster = await startEtcdCluster({ members: 3 });   // or { members: 1 }
  *   cluster.endpoints            // ['127.0.0.1:41234', ...] client endpoints, one per member
+ *   cluster.endpoint(0)          // member 0's client endpoint (throws for a member that is not there)
  *   cluster.url('/myprefix')     // 'etcd://127.0.0.1:41234,127.0.0.1:41236,.../myprefix'
  *   await cluster.killMember(1, 'SIGKILL')   // kill member 1 (0-based) and wait for its exit
  *   await cluster.restartMember(1)           // start it again on the same ports and data dir,
@@ -39,6 +40,8 @@ export interface EtcdClusterOptions {
 export interface EtcdCluster {
   /** `host:port` client endpoints, one per member, in member order. */
   readonly endpoints: string[];
+  /** Member `i`'s `host:port` client endpoint; throws when there is no member `i`. */
+  endpoint(i: number): string;
   /** The root temp dir holding the members' data dirs and logs. */
   readonly dataRoot: string;
   /** An `etcd://` backend URL over every endpoint, with an optional `/prefix`. */
@@ -81,13 +84,23 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
     });
   }
   const ports = await freePorts(n * 2);
+  const port = (j: number): number => {
+    const p = ports[j];
+    if (p === undefined) throw new Error(`freePorts gave ${ports.length} ports, ${n * 2} were asked for`);
+    return p;
+  };
   const members: Member[] = Array.from({ length: n }, (_, i) => ({
     name: `e${i + 1}`,
-    clientPort: ports[2 * i],
-    peerPort: ports[2 * i + 1],
+    clientPort: port(2 * i),
+    peerPort: port(2 * i + 1),
     dataDir: join(dataRoot, `e${i + 1}`),
     logPath: join(dataRoot, `e${i + 1}.log`),
   }));
+  const member = (i: number): Member => {
+    const m = members[i];
+    if (!m) throw new RangeError(`no etcd member ${i}: the cluster has ${members.length}`);
+    return m;
+  };
   const initialCluster = members.map((m) => `${m.name}=http://127.0.0.1:${m.peerPort}`).join(',');
   const token = `procreg-${process.pid}-${Date.now().toString(36)}`;
 
@@ -176,18 +189,22 @@ export async function startEtcdCluster(opts: EtcdClusterOptions = {}): Promise<E
 
   return {
     endpoints: members.map((m) => `127.0.0.1:${m.clientPort}`),
+    endpoint: (i) => `127.0.0.1:${member(i).clientPort}`,
     dataRoot,
     url(prefix = '') {
       const p = prefix && !prefix.startsWith('/') ? `/${prefix}` : prefix;
       return `etcd://${members.map((m) => `127.0.0.1:${m.clientPort}`).join(',')}${p}`;
     },
-    running: (i) => isRunning(members[i]),
-    pid: (i) => (isRunning(members[i]) ? members[i].child!.pid : undefined),
+    running: (i) => isRunning(member(i)),
+    pid: (i) => {
+      const m = member(i);
+      return isRunning(m) ? m.child?.pid : undefined;
+    },
     async killMember(i, signal = 'SIGKILL') {
-      await stopMember(members[i], signal);
+      await stopMember(member(i), signal);
     },
     async restartMember(i) {
-      const m = members[i];
+      const m = member(i);
       if (isRunning(m)) throw new Error(`member ${m.name} is still running`);
       await startMember(m, 'existing');
       const deadline = Date.now() + (opts.startTimeoutMs ?? 30_000);

@@ -38,25 +38,32 @@ export async function spawnServe(args: string[], env: NodeJS.ProcessEnv = {}): P
   });
   let out = '';
   let err = '';
-  child.stderr!.on('data', (c) => (err += c));
+  child.stderr.on('data', (c) => (err += c));
   const exited = once(child, 'exit') as Promise<[number | null, NodeJS.Signals | null]>;
   const url = await new Promise<string>((resolve, reject) => {
     const timer = setTimeout(
       () => reject(new Error(`registry serve printed no URL within 20 s; stderr: ${err}`)),
       20_000,
     );
-    child.stdout!.on('data', (c) => {
+    child.stdout.on('data', (c) => {
       out += c;
-      const m = /(https?:\/\/\S+)/.exec(out);
-      if (m) {
+      const found = /(https?:\/\/\S+)/.exec(out)?.[1];
+      if (found) {
         clearTimeout(timer);
-        resolve(m[1]);
+        resolve(found);
       }
     });
-    exited.then(([code, sig]) => {
-      clearTimeout(timer);
-      reject(new Error(`registry serve exited (${code ?? sig}) before listening: ${err}`));
-    });
+    exited.then(
+      ([code, sig]) => {
+        clearTimeout(timer);
+        reject(new Error(`registry serve exited (${code ?? sig}) before listening: ${err}`));
+      },
+      (e: unknown) => {
+        // `once` rejects on the child's 'error' (it could not be spawned): say so now, not after 20 s.
+        clearTimeout(timer);
+        reject(e instanceof Error ? e : new Error(String(e)));
+      },
+    );
   });
   return { child, url, stderr: () => err, exited };
 }

@@ -30,8 +30,18 @@ export async function spawnSleeper(): Promise<Sleeper> {
   };
 }
 
-export async function spawnSleepers(n: number): Promise<Sleeper[]> {
-  return Promise.all(Array.from({ length: n }, () => spawnSleeper()));
+/** `N` copies of `T` as a tuple, so `const [a, b] = await spawnSleepers(2)` needs no checks. */
+export type Tuple<T, N extends number, Acc extends T[] = []> = number extends N
+  ? T[]
+  : Acc['length'] extends N
+    ? Acc
+    : Tuple<T, N, [...Acc, T]>;
+
+/** `n` sleepers; with a literal `n` the result is typed as a tuple of exactly `n`. */
+export async function spawnSleepers<N extends number>(n: N): Promise<Tuple<Sleeper, N>> {
+  const sleepers = await Promise.all(Array.from({ length: n }, () => spawnSleeper()));
+  if (sleepers.length !== n) throw new Error(`spawned ${sleepers.length} sleepers, wanted ${n}`);
+  return sleepers as Tuple<Sleeper, N>;
 }
 
 /** Kill every sleeper still running (test teardown). */

@@ -2,6 +2,7 @@
 import { expect } from 'chai';
 import type { ChangeEvent, Registration } from '../../src/backends/contract.js';
 import { createMemoryBackend } from '../../src/backends/memory.js';
+import { present } from '../support/expect.js';
 
 const ctx = { isAlive: () => true } as never;
 const entry = (namespace: string, key: string, pid: number): Registration => ({
@@ -17,15 +18,17 @@ const entry = (namespace: string, key: string, pid: number): Registration => ({
 const always = { replaceIf: () => true };
 
 describe('memory change feed', () => {
-  it('live and resumed watchers see the same puts and deletes, in order, filtered by namespace', () => {
+  it('live and resumed watchers see the same puts and deletes, in order, filtered by namespace', async () => {
     const b = createMemoryBackend('', {}, ctx);
+    present(b.watch, 'the memory backend has a change feed');
+    present(b.bulkRegister, 'the memory backend writes in bulk');
     const live: ChangeEvent[] = [];
-    const stop = b.watch!({}, (e) => live.push(e)) as () => void;
-    b.register(entry('a', 'k1', 1), always);
-    b.register(entry('b', 'k2', 2), always);
-    b.register(entry('a', 'k1', 3), always); // replace
-    b.unregister('a', 'k1');
-    b.bulkRegister!([entry('a', 'k3', 4), entry('b', 'k4', 5)], always);
+    const stop = await b.watch({}, (e) => live.push(e));
+    await b.register(entry('a', 'k1', 1), always);
+    await b.register(entry('b', 'k2', 2), always);
+    await b.register(entry('a', 'k1', 3), always); // replace
+    await b.unregister('a', 'k1');
+    await b.bulkRegister([entry('a', 'k3', 4), entry('b', 'k4', 5)], always);
     stop();
     expect(live.map((e) => [e.revision, e.type, e.namespace, e.key, e.entry?.pid])).to.deep.equal([
       [1, 'put', 'a', 'k1', 1],
@@ -35,28 +38,31 @@ describe('memory change feed', () => {
       [5, 'put', 'a', 'k3', 4],
       [6, 'put', 'b', 'k4', 5],
     ]);
-    expect(live[3].entry).to.equal(undefined);
-    expect(!('entry' in live[3])).to.be.ok;
+    const deleted = live[3];
+    present(deleted, 'the delete event');
+    expect(deleted.entry).to.equal(undefined);
+    expect(!('entry' in deleted)).to.be.ok;
     const resumed: ChangeEvent[] = [];
-    b.watch!({ sinceRevision: 0 }, (e) => resumed.push(e));
+    await b.watch({ sinceRevision: 0 }, (e) => resumed.push(e));
     expect(resumed).to.deep.equal(live);
     const onlyA: ChangeEvent[] = [];
-    b.watch!({ namespace: 'a', sinceRevision: 2 }, (e) => onlyA.push(e));
+    await b.watch({ namespace: 'a', sinceRevision: 2 }, (e) => onlyA.push(e));
     expect(onlyA.map((e) => e.revision)).to.deep.equal([3, 4, 5]);
   });
 
-  it('a revision older than the retained feed is refused as compacted; the recent ones are kept', () => {
+  it('a revision older than the retained feed is refused as compacted; the recent ones are kept', async () => {
     const b = createMemoryBackend('', { feedRetention: 2 }, ctx);
-    for (let i = 1; i <= 10; i++) b.register(entry('a', `k${i}`, i), always);
+    present(b.watch, 'the memory backend has a change feed');
+    for (let i = 1; i <= 10; i++) await b.register(entry('a', `k${i}`, i), always);
     let err: Error | undefined;
-    b.watch!(
+    await b.watch(
       { sinceRevision: 1 },
       () => expect.fail('no event expected'),
       (e) => (err = e),
     );
     expect(String(err)).to.match(/revision 1 is compacted/);
     const got: number[] = [];
-    b.watch!({ sinceRevision: 8 }, (e) => got.push(e.revision));
+    await b.watch({ sinceRevision: 8 }, (e) => got.push(e.revision));
     expect(got).to.deep.equal([9, 10]);
   });
 });

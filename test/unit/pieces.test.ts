@@ -25,6 +25,7 @@ import {
 } from '../../src/registry/validate.js';
 import { resolveBackend } from '../../src/cli/config.js';
 import { parseBackendUrl } from '../../src/backends/open.js';
+import { present } from '../support/expect.js';
 import { tempDir } from '../support/tmp.js';
 
 describe('validation', () => {
@@ -148,8 +149,10 @@ describe('canonical JSON and digests', () => {
         const c = new Digest();
         items.forEach((t, i) => c.addText(i === r % items.length ? `${t}!` : t));
         expect(c.hex()).to.not.equal(a.hex());
-        c.removeText(`${items[r % items.length]}!`);
-        c.addText(items[r % items.length]);
+        const changed = items[r % items.length];
+        present(changed, 'the changed item');
+        c.removeText(`${changed}!`);
+        c.addText(changed);
         expect(c.hex(), 'removeText undoes addText').to.equal(a.hex());
       }),
     );

@@ -98,7 +98,7 @@ describe('fast validation paths', () => {
     circular.self = circular;
     const deep: Record<string, unknown> = {};
     let at = deep;
-    for (let i = 0; i < 40; i++) at = (at.d = {}) as Record<string, unknown>;
+    for (let i = 0; i < 40; i++) at = at.d = {};
     const throwing = Object.defineProperty({}, 'x', {
       enumerable: true,
       get: () => {
