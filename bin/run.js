@@ -5,12 +5,16 @@
 // so start-up reads one module instead of fifteen); everything else goes to oclif.
 // REGISTRY_NO_FASTPATH=1 sends every command through oclif (the benchmark compares both).
 
-const argv = process.argv.slice(2);
+// Global flags may come first (`registry -b URL list`): src/cli/argv.ts moves them behind the command.
+let argv = process.argv.slice(2);
+if (argv[0]?.startsWith('-') && argv[0] !== '--help' && argv[0] !== '--version') {
+  argv = (await import('../dist/src/cli/argv.js')).hoistGlobalFlags(argv);
+}
 const handled =
   argv[0] === 'lookup' && !process.env.REGISTRY_NO_FASTPATH
     ? await (await import('../dist/fast-lookup.js')).fastLookup(argv.slice(1))
     : false;
 if (!handled) {
   const { execute } = await import('@oclif/core');
-  await execute({ dir: import.meta.url });
+  await execute({ args: argv, dir: import.meta.url });
 }
