@@ -17,9 +17,8 @@
  * returns the entry, or nothing when the key is free. An operation with an unknown outcome may
  * have taken effect (at any time after its call: its return is +Infinity) or not at all.
  *
- * On a violation the result carries a minimal witness: the shortest failing prefix of the key's
- * history (by return time), shrunk greedily to a handful of operations that still cannot be
- * ordered, printed with their times.
+ * On a violation the result carries a small witness (see minimalWitness): operations that cannot
+ * be ordered whatever the key held before them, printed with their times.
  */
 import { canonicalJson } from '../../src/registry/digest.js';
 import { mergePatch } from '../../src/registry/validate.js';
@@ -266,26 +265,47 @@ export function checkHistory(ops: readonly Operation[]): CheckResult {
   };
 }
 
-/** Whether the operations can be ordered from some initial state (free, or any holder they mention). */
-function explainable(ops: readonly Operation[]): boolean {
+/**
+ * The states a key can have been left in by `before` (free, or what one of its writes wrote: a
+ * register's pid and metadata, a metadata change's result; a metadata change of unknown outcome
+ * can leave anything, so then every entry a read returned too).
+ */
+function statesLeftBy(before: readonly Operation[]): State[] {
   const states = new Map<string, State>([['-', null]]);
-  for (const o of ops) {
-    const add = (pid: number, meta: Meta): void => {
-      const st = { pid, meta: canonicalJson(meta) };
-      states.set(stateId(st), st);
-    };
+  const add = (pid: number, meta: Meta): void => {
+    const st = { pid, meta: canonicalJson(meta) };
+    states.set(stateId(st), st);
+  };
+  const loose = before.some((o) => o.input.f === 'meta' && 'unknown' in o.output);
+  for (const o of before) {
     if (o.input.f === 'register') add(o.input.pid, o.input.meta);
-    if ('found' in o.output && o.output.found) add(o.output.pid, o.output.meta);
+    if ((o.input.f === 'meta' || loose) && 'found' in o.output && o.output.found) add(o.output.pid, o.output.meta);
   }
-  for (const st of states.values()) if (linearizableKey(ops, st)) return true;
-  return false;
+  return [...states.values()];
+}
+
+/** Whether the operations can be ordered from one of the given initial states. */
+function explainable(ops: readonly Operation[], from: readonly State[]): boolean {
+  return from.some((st) => linearizableKey(ops, st));
+}
+
+/** An operation that, with its output, cannot have changed the key (removing it keeps a failure a failure). */
+function readOnly(o: Operation): boolean {
+  const out = o.output;
+  if ('unknown' in out) return o.input.f === 'lookup';
+  if (o.input.f === 'lookup') return true;
+  if ('ok' in out) return !out.ok;
+  if ('removed' in out) return !out.removed;
+  return 'found' in out && !out.found;
 }
 
 /**
- * A small set of one key's operations that cannot be ordered, whatever the key held before them:
- * the shortest failing prefix of the history (operations called before the first return at which
- * it stops being linearizable; later returns become unknown), then the operations called last in
- * it (a window grown until it fails on its own), shrunk greedily.
+ * A small set of one key's operations that cannot be ordered. The shortest failing prefix of the
+ * history (operations called before the first return at which it stops being linearizable; later
+ * returns become unknown); of it, the operations after the latest moment when none was in flight
+ * such that they fail whatever the operations before it can have left in the key; then, greedily, without every
+ * operation that changed nothing (a read, a refused write) whose absence keeps them failing.
+ * Each step keeps the claim sound: no operation that could explain the others is dropped.
  */
 export function minimalWitness(ops: readonly Operation[]): Operation[] {
   const returns = [...new Set(ops.map((o) => o.ret).filter((t) => Number.isFinite(t)))].sort((a, b) => a - b);
@@ -299,31 +319,36 @@ export function minimalWitness(ops: readonly Operation[]): Operation[] {
     if (linearizableKey(prefix(returns[mid] ?? Infinity))) lo = mid + 1;
     else hi = mid;
   }
-  const cut = returns[lo] ?? Infinity;
-  const failing = prefix(cut).sort((a, b) => a.call - b.call);
+  const failing = prefix(returns[lo] ?? Infinity).sort((a, b) => a.call - b.call);
   if (linearizableKey(failing)) return [...ops]; // cannot happen: the whole history fails
-  const last = failing.find((o) => o.ret === cut);
-  // The smallest window of operations called last (always with the one returning at the cut)
-  // that fails from any initial state; failing that, the prefix from the empty key.
-  let found: Operation[] | undefined;
-  let check: (x: readonly Operation[]) => boolean = (x) => !explainable(x);
-  for (let w = 8; w < failing.length * 2 && !found; w *= 2) {
-    const win = failing.slice(-w);
-    if (last && !win.includes(last)) win.unshift(last);
-    if (check(win)) found = win;
+  // Quiescent points: a call after which every earlier operation had returned.
+  let set: Operation[] = failing;
+  let check: (x: readonly Operation[]) => boolean = (x) => !linearizableKey(x);
+  // (An operation of unknown outcome may still take effect later: it stays in the tail, and what
+  // it would have written counts among the states the operations before can have left.)
+  let lastRet = -Infinity;
+  const quiet: number[] = [];
+  failing.forEach((o, i) => {
+    if (i > 0 && o.call > lastRet) quiet.push(i);
+    lastRet = Math.max(lastRet, Number.isFinite(o.ret) ? o.ret : o.call);
+  });
+  for (const i of quiet.reverse()) {
+    const before = failing.slice(0, i);
+    const tail = [...before.filter((o) => !Number.isFinite(o.ret)), ...failing.slice(i)];
+    const from = statesLeftBy(before);
+    if (!explainable(tail, from)) {
+      set = tail;
+      check = (x) => !explainable(x, from);
+      break;
+    }
   }
-  if (!found) {
-    check = (x) => !linearizableKey(x);
-    found = failing.slice(-300);
-    if (last && !found.includes(last)) found.unshift(last);
-    if (!check(found)) found = failing;
-  }
-  let set: Operation[] = found;
-  for (let i = set.length - 1; i >= 0 && set.length > 1 && set.length <= 400; i--) {
+  for (let i = set.length - 1; i >= 0 && set.length <= 400; i--) {
+    const o = set[i];
+    if (o === undefined || !readOnly(o)) continue;
     const without: Operation[] = set.filter((_, j) => j !== i);
     if (check(without)) set = without;
   }
-  return set.sort((a, b) => a.call - b.call);
+  return set;
 }
 
 function render(key: string, total: number, witness: Operation[], origin: number): string {
