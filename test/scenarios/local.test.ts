@@ -47,6 +47,7 @@ describe('linearizability: local backends', function () {
         pids,
         durationMs,
         seed,
+        maxOps: 60_000,
       });
       log('memory', r.recorder.ops, seed, r.errors);
       expect(r.recorder.ops.length).to.be.above(1000);

@@ -36,6 +36,8 @@ export interface WorkloadOptions {
   recorder?: Recorder;
   /** Pause after an error (the store may be down), ms (default 50). */
   backoffMs?: number;
+  /** Stop once the history holds this many operations (keeps a fast backend's history checkable). */
+  maxOps?: number;
   /** Wall-clock end of the run: clients stop issuing at this Date.now() (default now + durationMs). */
   until?: number;
 }
@@ -122,6 +124,9 @@ export async function runWorkload(o: WorkloadOptions): Promise<WorkloadResult> {
         );
       }
       if (failed) await new Promise((res) => setTimeout(res, backoff));
+      // Let the other clients (and timers) run: a synchronous backend would otherwise spin here.
+      else await new Promise((res) => setImmediate(res));
+      if (o.maxOps !== undefined && recorder.ops.length >= o.maxOps) return;
     }
   };
   const ids = o.ids ?? o.clients.map((_, i) => i);
