@@ -397,6 +397,18 @@ export class UnreachableError extends RegistryError {
   }
 }
 
+/**
+ * A write whose outcome cannot be known: it was sent, its answer was lost (a timeout, a member or
+ * the leader lost mid-call) and whether the store applied it could not be established. Exit 6 like
+ * any unreachable store; `details.outcome === 'unknown'` tells it apart from a write that was
+ * certainly not applied. The write was applied whole or not at all: look the key up to see which.
+ */
+export class OutcomeUnknownError extends UnreachableError {
+  constructor(message: string, opts: { cause?: unknown; details?: Record<string, unknown> } = {}) {
+    super(message, { ...opts, details: { ...(opts.details ?? {}), outcome: 'unknown' } });
+  }
+}
+
 /** Missing or wrong credentials: exit 7. */
 export class UnauthorizedError extends RegistryError {
   constructor(message: string, opts: { cause?: unknown } = {}) {

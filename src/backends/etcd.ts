@@ -33,7 +33,17 @@
  * etcd 3.4 applies a put with a lease in time linear in the keys already on that lease (etcd issue
  * 15993), a process holds a pool of leases of at most `keysPerLease` keys each (default 256).
  */
-import { Etcd3, type IKeyValue, type IRequestOp, type ICompare, type Lease, type Watcher } from 'etcd3';
+import { randomBytes } from 'node:crypto';
+import {
+  Etcd3,
+  type IKeyValue,
+  type IRequestOp,
+  type ICompare,
+  type ITxnRequest,
+  type ITxnResponse,
+  type Lease,
+  type Watcher,
+} from 'etcd3';
 import {
   type Backend,
   type BackendContext,
@@ -47,6 +57,7 @@ import {
   InvalidInputError,
   type ListOptions,
   type Meta,
+  OutcomeUnknownError,
   type Page,
   type ProcessSummary,
   type RegisterOptions,
@@ -184,7 +195,21 @@ class EtcdBackend implements EtcdBackendApi {
   private readonly watchers = new Set<Watcher>();
   private closed = false;
   private probing: { at: number; p: Promise<Probe> } | null = null;
-  private readonly recent = new Map<string, { kv: IKeyValue; at: number }>();
+  /**
+   * Exactly-once writes (see `attempt`): this instance's writer id, the revision of its fence key
+   * (0: absent), the highest store revision any answer showed, and a token counter.
+   */
+  private readonly writer = randomBytes(8).toString('hex');
+  private fence = 0;
+  private seen = 0;
+  private tokens = 0;
+  private wrote = false;
+  /**
+   * Write attempts whose answer was lost (`ambiguous`) and how they were settled: found `applied`
+   * in the history, certainly `notApplied`, or `unknown` (OutcomeUnknownError); `fenced`: attempts
+   * refused because this instance's fence moved (made again). Shown by tests and benchmarks.
+   */
+  readonly writeStats = { ambiguous: 0, applied: 0, notApplied: 0, unknown: 0, fenced: 0 };
   /**
    * Plain bulk writes (restore, migrate copy) skip the nested marker txn for processes whose marker
    * they already wrote: the txn compares `g/<node>` instead, which a sweep bumps in the txn that
@@ -215,7 +240,7 @@ class EtcdBackend implements EtcdBackendApi {
         host: () => new HostBreaker() as never,
         // Watch reconnects back off 100 ms → 2 s (the default grows to 30 s: a member back after a
         // minute would leave watches, and caches on them, deaf for up to 30 s more).
-        watchBackoff: new CappedBackoff(50, 2000) as never,
+        watchBackoff: new CappedBackoff(50, 2000),
       },
     });
     this.leases =
@@ -230,29 +255,36 @@ class EtcdBackend implements EtcdBackendApi {
     const key = this.rkey(entry.namespace, entry.key);
     const value = JSON.stringify(entry);
     const aux = this.auxKeys(entry);
+    const what = `register "${entry.key}" in namespace "${entry.namespace}"`;
     return this.rpc('register', async () => {
       for (;;) {
         const lease = await this.leaseFor(1 + aux.length + 1);
-        const created = await this.client.kv
-          .txn({
+        const created = await this.attempt(
+          what,
+          entry.key,
+          {
             compare: [{ key, target: TARGET_CREATE, result: CMP_EQUAL, create_revision: 0 }],
             success: [put(key, value, lease), ...aux.map(([k, v]) => put(k, v, lease)), this.markerOp(entry, lease)],
-            failure: [{ request_range: { key, serializable: false } }],
-          })
-          .catch((err) => this.leaseLost(err, lease));
+            failure: [{ request_range: { key } }],
+          },
+          (): RegisterOutcome => ({ ok: true, entry }),
+        ).catch((err) => this.leaseLost(err, lease));
         if (!created) continue; // our lease expired (a partition longer than the TTL): take a fresh one
         if (created.succeeded) {
           this.settleMarkers(lease, created);
           return { ok: true, entry };
         }
         this.leases?.release(lease, 1 + aux.length + 1);
-        const kv = created.responses[0].response_range.kvs[0];
+        // The holder as of this txn (read inside it: linearizable, never a cached copy).
+        const kv = created.responses[0]?.response_range.kvs[0];
         if (!kv) continue; // deleted in between: try to create again
         const holder = parseEntry(kv);
         if (!opts.replaceIf(holder)) return { ok: false, holder };
         const lease2 = await this.leaseFor(1 + aux.length + 1);
-        const replaced = await this.client.kv
-          .txn({
+        const replaced = await this.attempt(
+          what,
+          entry.key,
+          {
             compare: [modIs(key, kv.mod_revision)],
             success: [
               ...this.staleAux(holder, aux),
@@ -260,8 +292,9 @@ class EtcdBackend implements EtcdBackendApi {
               ...aux.map(([k, v]) => put(k, v, lease2)),
               this.markerOp(entry, lease2),
             ],
-          })
-          .catch((err) => this.leaseLost(err, lease2));
+          },
+          (): RegisterOutcome => ({ ok: true, entry, replaced: holder }),
+        ).catch((err) => this.leaseLost(err, lease2));
         if (replaced?.succeeded) {
           this.settleMarkers(lease2, replaced);
           this.leases?.forget(kv.lease, 1 + this.auxKeys(holder).length);
@@ -273,9 +306,7 @@ class EtcdBackend implements EtcdBackendApi {
   }
 
   async lookup(namespace: string, key: string): Promise<Registration | undefined> {
-    const k = this.rkey(namespace, key);
-    const kv = await this.get(k);
-    if (kv) this.remember(k, kv);
+    const kv = await this.get(this.rkey(namespace, key));
     return kv ? parseEntry(kv) : undefined;
   }
 
@@ -284,18 +315,29 @@ class EtcdBackend implements EtcdBackendApi {
     const res = await this.rpc('lookup', () =>
       this.client.kv.range({ key: this.rkey(namespace, key), serializable: this.serializable }),
     );
-    return { entry: res.kvs[0] ? parseEntry(res.kvs[0]) : undefined, revision: Number(res.header.revision) };
+    this.saw(res.header.revision);
+    const kv = res.kvs[0];
+    return { entry: kv ? parseEntry(kv) : undefined, revision: Number(res.header.revision) };
   }
 
+  /**
+   * Unconditional (`cond` undefined) or conditional: decided from a linearizable read (even with
+   * `consistency: serializable`) and committed by a txn conditioned on the modRevision read; when
+   * the entry changed in between, the txn's failure branch returns the new one and the decision is
+   * made again on it.
+   */
   async unregister(namespace: string, key: string, cond?: UnregisterCondition): Promise<boolean> {
     const k = this.rkey(namespace, key);
+    const what = `unregister "${key}" in namespace "${namespace}"`;
     return this.rpc('unregister', async () => {
-      for (let first = true; ; first = false) {
-        const kv = (first && this.recall(k)) || (await this.rawGet(k));
+      let kv = await this.freshGet(k);
+      for (;;) {
         if (!kv) return false;
         const e = parseEntry(kv);
         if (!matchesCond(e, cond)) return false;
-        if (await this.deleteIfUnchanged(kv, e)) return true;
+        const r = await this.deleteIfUnchanged(kv, e, what);
+        if (r === true) return true;
+        kv = r.current;
       }
     });
   }
@@ -313,8 +355,8 @@ class EtcdBackend implements EtcdBackendApi {
       const res = await this.rpc('list', () =>
         this.client.kv.range({ key: start, range_end: end, limit: want, serializable: this.serializable }),
       );
-      for (let i = 0; i < res.kvs.length; i++) {
-        const e = parseEntry(res.kvs[i]);
+      for (const [i, kv] of res.kvs.entries()) {
+        const e = parseEntry(kv);
         if (!matchesWhere(e.meta, opts.where)) continue;
         items.push(e);
         if (items.length === limit) {
@@ -322,8 +364,9 @@ class EtcdBackend implements EtcdBackendApi {
           return more ? { items, next: e.key } : { items };
         }
       }
-      if (!res.more || res.kvs.length === 0) return { items };
-      start = Buffer.concat([res.kvs[res.kvs.length - 1].key, ZERO]);
+      const lastKv = res.kvs.at(-1);
+      if (!res.more || !lastKv) return { items };
+      start = Buffer.concat([lastKv.key, ZERO]);
     }
   }
 
@@ -334,9 +377,11 @@ class EtcdBackend implements EtcdBackendApi {
     opts: UpdateOptions,
   ): Promise<Registration | undefined> {
     const k = this.rkey(namespace, key);
+    const what = `meta set "${key}" in namespace "${namespace}"`;
     return this.rpc('updateMetadata', async () => {
-      for (let first = true; ; first = false) {
-        const kv = (first && this.recall(k)) || (await this.rawGet(k));
+      // A compare-and-put: decided on a linearizable read, committed only if the entry is unchanged.
+      let kv = await this.freshGet(k);
+      for (;;) {
         if (!kv) return undefined;
         const old = parseEntry(kv);
         const next: Registration = {
@@ -348,19 +393,26 @@ class EtcdBackend implements EtcdBackendApi {
         const aux = this.auxKeys(next);
         const lease = kv.lease; // keep the holder's lease: the entry still dies with its owner
         try {
-          const r = await this.client.kv.txn({
-            compare: [modIs(k, kv.mod_revision)],
-            success: [
-              ...this.staleAux(old, aux),
-              put(k, JSON.stringify(next), lease),
-              ...aux.map(([ak, v]) => put(ak, v, lease)),
-              this.markerOp(next, lease),
-            ],
-          });
+          const r = await this.attempt(
+            what,
+            key,
+            {
+              compare: [modIs(k, kv.mod_revision)],
+              success: [
+                ...this.staleAux(old, aux),
+                put(k, JSON.stringify(next), lease),
+                ...aux.map(([ak, v]) => put(ak, v, lease)),
+                this.markerOp(next, lease),
+              ],
+              failure: [{ request_range: { key: k } }],
+            },
+            () => next,
+          );
           if (r.succeeded) return next;
+          kv = r.responses[0]?.response_range.kvs[0];
         } catch (err) {
-          if (isLeaseGone(err)) continue; // the owner's lease expired meanwhile: the key is gone
-          throw err;
+          if (!isLeaseGone(err)) throw err;
+          kv = await this.freshGet(k); // the owner's lease expired meanwhile: the key is gone
         }
       }
     });
@@ -393,8 +445,9 @@ class EtcdBackend implements EtcdBackendApi {
           serializable: this.serializable,
         }),
       );
-      if (res.kvs.length === 0) return out;
-      const rest = res.kvs[0].key.subarray(base.length).toString();
+      const kv = res.kvs[0];
+      if (!kv) return out;
+      const rest = kv.key.subarray(base.length).toString();
       const ns = rest.slice(0, rest.indexOf('/'));
       out.push(ns);
       start = prefixEnd(this.nsPrefix(ns));
@@ -435,9 +488,7 @@ class EtcdBackend implements EtcdBackendApi {
         this.count(),
         this.processes(this.ctx.nodeName),
         this.rpc('health', () => this.client.leaseClient.leaseLeases()),
-        this.rpc('health', () =>
-          this.client.maintenance.alarm({ action: 'Get' as never, memberID: 0, alarm: 'None' as never }),
-        ),
+        this.rpc('health', () => this.client.maintenance.alarm({ action: 'Get', memberID: 0, alarm: 'None' })),
         this.get(this.bytes(`/c/${encodeURIComponent(this.ctx.nodeName)}`)),
       ]);
       const deadProcs = procs.filter(
@@ -493,6 +544,13 @@ class EtcdBackend implements EtcdBackendApi {
     for (const w of this.watchers) await w.cancel().catch(() => undefined);
     this.watchers.clear();
     await this.leases?.revokeAll();
+    if (this.wrote) {
+      // This writer's fence and token keys (a few bytes; a killed process leaves them behind).
+      const base = this.fenceKey();
+      await this.client.kv
+        .deleteRange({ key: base, range_end: prefixEnd(base) }, { deadline: Date.now() + 1000 })
+        .catch(() => undefined);
+    }
     this.client.close();
   }
 
@@ -530,38 +588,42 @@ class EtcdBackend implements EtcdBackendApi {
     let next = 0;
     let failed = false;
     const worker = async (): Promise<void> => {
-      while (next < todo.length && !failed) {
-        const batch = todo[next++];
+      for (let batch = todo[next++]; batch && !failed; batch = todo[next++]) {
+        const items = batch; // (a const the closures below can rely on)
         const ok = await this.rpc('bulkRegister', async () => {
-          const markers = this.markerOps(batch.filter((b) => !b.gen).map((b) => b.e));
-          const relied = new Map(batch.filter((b) => b.gen).map((b) => [b.e.node, b.gen!]));
-          const n = batch.reduce((s, b) => s + 1 + b.aux.length, 0) + markers.length;
+          const markers = this.markerOps(items.filter((b) => !b.gen).map((b) => b.e));
+          const relied = new Map(items.flatMap((b) => (b.gen ? [[b.e.node, b.gen] as const] : [])));
+          const n = items.reduce((s, b) => s + 1 + b.aux.length, 0) + markers.length;
           const lease = await this.leaseFor(n);
-          const r = await this.client.kv
-            .txn({
+          const first = batch[0]?.e;
+          const r = await this.attempt(
+            `bulk register of ${items.length} entries${first ? ` from "${first.key}" in namespace "${first.namespace}"` : ''}`,
+            first?.key ?? '',
+            {
               compare: [
-                ...batch.map((b) => ({ key: b.k, target: TARGET_CREATE, result: CMP_EQUAL, create_revision: 0 })),
+                ...items.map((b) => ({ key: b.k, target: TARGET_CREATE, result: CMP_EQUAL, create_revision: 0 })),
                 ...[...relied].map(([node, g]) => modIs(this.generationKey(node), g.revision)),
               ],
               success: [
-                ...batch.flatMap((b) => [put(b.k, b.v, lease), ...b.aux.map(([k, v]) => put(k, v, lease))]),
+                ...items.flatMap((b) => [put(b.k, b.v, lease), ...b.aux.map(([k, v]) => put(k, v, lease))]),
                 ...markers.map((m) => m(lease)),
               ],
-            })
-            .catch((err) => this.leaseLost(err, lease));
+            },
+            () => true,
+          ).catch((err) => this.leaseLost(err, lease));
           if (!r?.succeeded) {
             this.leases?.release(lease, n);
             if (r && relied.size) await this.checkGenerations(relied);
           } else {
             this.settleMarkers(lease, r);
-            if (gens) for (const b of batch) gens.get(b.e.node)?.known.add(b.marker);
+            if (gens) for (const b of items) gens.get(b.e.node)?.known.add(b.marker);
           }
           return !!r?.succeeded; // a lost lease: per-entry registers below take a fresh one
         }).catch((err) => {
           failed = true; // the other workers stop taking batches
           throw err;
         });
-        for (const b of batch) {
+        for (const b of items) {
           if (ok) results[b.i] = { ok: true, entry: b.e };
           else {
             try {
@@ -595,7 +657,8 @@ class EtcdBackend implements EtcdBackendApi {
       for (;;) {
         const keys = entries.map((e) => this.rkey(e.namespace, e.key));
         const read = await this.client.kv.txn({ success: keys.map((key) => ({ request_range: { key } })) });
-        const current = read.responses.map((r) => r.response_range.kvs[0] as IKeyValue | undefined);
+        this.saw(read.header.revision);
+        const current = read.responses.map((r) => r.response_range.kvs[0]);
         const results: BulkResult[] = entries.map((e, i) => {
           const kv = current[i];
           if (!kv) return { ok: true, entry: e };
@@ -614,18 +677,30 @@ class EtcdBackend implements EtcdBackendApi {
         }
         const n = entries.reduce((s, e) => s + 1 + this.auxKeys(e).length, 0) + markers.length;
         const lease = await this.leaseFor(n);
-        const compare: ICompare[] = keys.map((key, i) =>
-          current[i]
-            ? modIs(key, current[i]!.mod_revision)
-            : { key, target: TARGET_CREATE, result: CMP_EQUAL, create_revision: 0 },
-        );
+        const compare: ICompare[] = keys.map((key, i) => {
+          const kv = current[i];
+          return kv
+            ? modIs(key, kv.mod_revision)
+            : { key, target: TARGET_CREATE, result: CMP_EQUAL, create_revision: 0 };
+        });
         const success: IRequestOp[] = entries.flatMap((e, i) => {
           const aux = this.auxKeys(e);
-          const stale = current[i] ? this.staleAux(parseEntry(current[i]!), aux) : [];
-          return [...stale, put(keys[i], JSON.stringify(e), lease), ...aux.map(([k, v]) => put(k, v, lease))];
+          const kv = current[i];
+          const stale = kv ? this.staleAux(parseEntry(kv), aux) : [];
+          return [
+            ...stale,
+            put(this.rkey(e.namespace, e.key), JSON.stringify(e), lease),
+            ...aux.map(([k, v]) => put(k, v, lease)),
+          ];
         });
         success.push(...markers.map((m) => m(lease)));
-        const r = await this.client.kv.txn({ compare, success });
+        const first = entries[0];
+        const r = await this.attempt(
+          `atomic bulk register of ${entries.length} entries${first ? ` from "${first.key}" in namespace "${first.namespace}"` : ''}`,
+          first?.key ?? '',
+          { compare, success },
+          () => results,
+        );
         if (r.succeeded) {
           this.settleMarkers(lease, r);
           return results;
@@ -684,10 +759,11 @@ class EtcdBackend implements EtcdBackendApi {
     let removed = 0;
     let next = 0;
     const worker = async (): Promise<void> => {
-      while (next < doomed.length) {
-        const kv = doomed[next++];
+      for (let kv = doomed[next++]; kv; kv = doomed[next++]) {
         // Not deleted: rewritten meanwhile, and the write recreated the marker: the next sweep judges it.
-        if (await this.rpc('removeProcess', () => this.deleteIfUnchanged(kv, parseEntry(kv)))) removed++;
+        const e = parseEntry(kv);
+        const what = `sweep of "${e.key}" in namespace "${e.namespace}"`;
+        if ((await this.rpc('removeProcess', () => this.deleteIfUnchanged(kv, e, what))) === true) removed++;
       }
     };
     await Promise.all(Array.from({ length: Math.min(BULK_CONCURRENCY, doomed.length) }, worker));
@@ -744,7 +820,7 @@ class EtcdBackend implements EtcdBackendApi {
     watcher.on('data', (res) => {
       for (const ev of res.events) last = Math.max(last, Number(ev.kv.mod_revision));
     });
-    watcher.on('error', async (err: Error) => {
+    const failed = async (err: Error): Promise<void> => {
       this.watchers.delete(watcher);
       // etcd cancels a watch whose start revision is compacted; the client drops the compact
       // revision, so ask: can the revision after the last one seen still be read?
@@ -758,7 +834,8 @@ class EtcdBackend implements EtcdBackendApi {
             )
           : new UnreachableError(`the etcd watch failed: ${err.message}`, { cause: err }),
       );
-    });
+    };
+    watcher.on('error', (err: Error) => void failed(err));
     return () => {
       this.watchers.delete(watcher);
       void watcher.cancel().catch(() => undefined);
@@ -783,8 +860,9 @@ class EtcdBackend implements EtcdBackendApi {
       );
       revision ??= res.header.revision;
       yield* res.kvs;
-      if (!res.more || res.kvs.length === 0) return;
-      start = Buffer.concat([res.kvs[res.kvs.length - 1].key, ZERO]);
+      const lastKv = res.kvs.at(-1);
+      if (!res.more || !lastKv) return;
+      start = Buffer.concat([lastKv.key, ZERO]);
     }
   }
 
@@ -924,11 +1002,28 @@ class EtcdBackend implements EtcdBackendApi {
       .map(([k]) => ({ request_delete_range: { key: k } }));
   }
 
-  /** Delete entry `e` (read as `kv`) and its index keys if it has not changed since. */
-  private async deleteIfUnchanged(kv: IKeyValue, e: Registration): Promise<boolean> {
-    const r = await this.client.kv.txn({ compare: [modIs(kv.key, kv.mod_revision)], success: this.deleteOps(e) });
-    if (r.succeeded) this.leases?.forget(kv.lease, 1 + this.auxKeys(e).length);
-    return r.succeeded;
+  /**
+   * Delete entry `e` (read as `kv`) and its index keys if it has not changed since: true, or the
+   * entry as it is now (read in the same txn).
+   */
+  private async deleteIfUnchanged(
+    kv: IKeyValue,
+    e: Registration,
+    what: string,
+  ): Promise<true | { current: IKeyValue | undefined }> {
+    const r = await this.attempt(
+      what,
+      e.key,
+      {
+        compare: [modIs(kv.key, kv.mod_revision)],
+        success: this.deleteOps(e),
+        failure: [{ request_range: { key: kv.key } }],
+      },
+      () => true as const,
+    );
+    if (!r.succeeded) return { current: r.responses[0]?.response_range.kvs[0] };
+    this.leases?.forget(kv.lease, 1 + this.auxKeys(e).length);
+    return true;
   }
 
   private deleteOps(e: Registration): IRequestOp[] {
@@ -938,22 +1033,144 @@ class EtcdBackend implements EtcdBackendApi {
     ];
   }
 
-  /**
-   * The service reads a key just before it changes it (liveness check, then update): the write
-   * reuses that read instead of a second round trip. Safe because every write is conditioned on
-   * the modRevision read; a stale one fails the compare and is read again.
-   */
-  private remember(k: Buffer, kv: IKeyValue): void {
-    if (this.recent.size >= 4096) this.recent.clear();
-    this.recent.set(k.toString('latin1'), { kv, at: Date.now() });
+  // --- exactly-once writes ------------------------------------------------------------------------
+  //
+  // A write whose answer is lost (a timeout, a member killed or the leader lost mid-call) may have
+  // been applied, may never be, or may still be applied later (a request queued on a paused
+  // member). Retrying it blindly answers from the retry, which can be wrong: a create-if-absent
+  // that did commit is retried into `conflict` naming the caller itself (issue 13). So every write
+  // txn of this instance (1) also compares the instance's *fence* key `w/<writer>` (absent, or the
+  // revision this instance last moved it to) and (2) puts a per-attempt token into `w/<writer>/t`
+  // in its success branch. After an ambiguous failure, `resolve` moves the fence (a put through the
+  // quorum, at revision B): from then on no earlier attempt can apply, since its fence compare
+  // fails. It then replays the history of `w/<writer>…` from a revision before the attempt up to B
+  // (a watch from a past revision): the token is there exactly when the attempt was applied. The
+  // call answers with that attempt's outcome, or decides again knowing the attempt had no effect.
+  // Only when that history is gone (compacted) or the cluster stays unreachable is the answer
+  // OutcomeUnknownError. Attempts of this instance that fail because the fence moved did not apply:
+  // they are made again.
+
+  private fenceKey(): Buffer {
+    return this.bytes(`/w/${this.writer}`);
   }
 
-  private recall(k: Buffer): IKeyValue | undefined {
-    const id = k.toString('latin1');
-    const r = this.recent.get(id);
-    if (!r) return undefined;
-    this.recent.delete(id);
-    return Date.now() - r.at < 1000 ? r.kv : undefined;
+  private tokenKey(): Buffer {
+    return this.bytes(`/w/${this.writer}/t`);
+  }
+
+  private saw(revision: string | number | undefined): void {
+    const r = Number(revision ?? 0);
+    if (r > this.seen) this.seen = r;
+  }
+
+  /**
+   * One attempt of a write txn, fenced and tokened (see above). Answers the txn's response (its
+   * responses in the caller's order); throws `Applied` (the call's answer: `outcome()`) when an
+   * ambiguous attempt turns out applied, `Redo` when it certainly was not (decide again), or
+   * OutcomeUnknownError.
+   */
+  private async attempt<T>(what: string, key: string, req: ITxnRequest, outcome: () => T): Promise<ITxnResponse> {
+    const fence = this.fence;
+    const token = `${process.pid}.${++this.tokens}`;
+    const since = this.seen; // every revision this attempt can commit at is above it
+    const failure = req.failure ?? [];
+    this.wrote = true;
+    let r: ITxnResponse;
+    try {
+      r = await this.client.kv.txn({
+        compare: [...(req.compare ?? []), this.fenceCompare(fence)],
+        success: [...(req.success ?? []), put(this.tokenKey(), token)],
+        failure: [...failure, { request_range: { key: this.fenceKey() } }],
+      });
+    } catch (err) {
+      if (!isTransient(err) || isUnsent(err)) throw err;
+      this.writeStats.ambiguous++;
+      if (await this.resolve(what, key, token, since, err)) {
+        this.writeStats.applied++;
+        throw new Applied(outcome());
+      }
+      this.writeStats.notApplied++;
+      throw new Redo();
+    }
+    this.saw(r.header.revision);
+    if (r.succeeded) return r;
+    const now = Number(r.responses[failure.length]?.response_range.kvs[0]?.mod_revision ?? 0);
+    if (now !== fence) {
+      if (now > this.fence) this.fence = now;
+      this.writeStats.fenced++;
+      throw new Redo(); // failed on the fence, not on the caller's compare: nothing was applied
+    }
+    return r;
+  }
+
+  private fenceCompare(fence: number): ICompare {
+    return fence === 0
+      ? { key: this.fenceKey(), target: TARGET_CREATE, result: CMP_EQUAL, create_revision: 0 }
+      : modIs(this.fenceKey(), String(fence));
+  }
+
+  /** Was the attempt with `token` (sent after revision `since`) applied? See the section comment. */
+  private async resolve(what: string, key: string, token: string, since: number, cause: unknown): Promise<boolean> {
+    const budget = Math.max(this.retryTimeout, 3 * this.callTimeout);
+    const deadline = Date.now() + budget;
+    let delay = 50;
+    let last: unknown = cause;
+    while (!this.closed) {
+      try {
+        const p = await this.client.kv.put({ key: this.fenceKey(), value: Buffer.from(String(Date.now())) });
+        const fenced = Number(p.header.revision);
+        this.saw(fenced);
+        if (fenced > this.fence) this.fence = fenced;
+        return await withDeadline(this.replay(token, since, fenced), Math.max(1000, deadline - Date.now()), 'replay');
+      } catch (err) {
+        last = err;
+        if (err instanceof RegistryError) throw this.unknown(what, key, err.message, err);
+        const probe = await this.probe();
+        if (probe.quorumLost) throw this.unknown(what, key, quorumMessage(probe, this.endpoints), err);
+        if (Date.now() + delay > deadline) break;
+        await new Promise((res) => setTimeout(res, delay));
+        delay = Math.min(delay * 2, 400);
+      }
+    }
+    const msg = last instanceof Error ? last.message : String(last);
+    throw this.unknown(what, key, `etcd did not confirm it within ${budget} ms (${msg})`, last);
+  }
+
+  private unknown(what: string, key: string, why: string, cause: unknown): OutcomeUnknownError {
+    this.writeStats.unknown++;
+    return new OutcomeUnknownError(
+      `${what}: outcome unknown: the request reached etcd but its answer was lost, and whether it was applied could not be established (${why}). It may have been applied (whole, or not at all): check with \`registry lookup ${key}\` once etcd answers`,
+      { cause },
+    );
+  }
+
+  /** Whether `token` was put into this writer's token key in revisions (since, upTo]. */
+  private async replay(token: string, since: number, upTo: number): Promise<boolean> {
+    const tokenKey = this.tokenKey();
+    const watcher = await this.client
+      .watch()
+      .prefix(this.fenceKey().toString())
+      .startRevision(String(since + 1))
+      .create();
+    try {
+      return await new Promise<boolean>((resolve, reject) => {
+        watcher.on('data', (res) => {
+          for (const ev of res.events) {
+            if (ev.type === 'Put' && ev.kv.key.equals(tokenKey) && ev.kv.value.toString() === token) resolve(true);
+            if (Number(ev.kv.mod_revision) >= upTo) resolve(false);
+          }
+        });
+        watcher.on('error', (err: Error) =>
+          reject(
+            /compact/i.test(err.message)
+              ? new RegistryError('UNREACHABLE', `the history from revision ${since + 1} was compacted`, { cause: err })
+              : err,
+          ),
+        );
+      });
+    } finally {
+      void watcher.cancel().catch(() => undefined);
+    }
   }
 
   /** A txn failed: when because our session lease is gone, drop it from the pool (undefined = retry). */
@@ -975,6 +1192,14 @@ class EtcdBackend implements EtcdBackendApi {
 
   private async rawGet(key: Buffer): Promise<IKeyValue | undefined> {
     const res = await this.client.kv.range({ key, serializable: this.serializable });
+    this.saw(res.header.revision);
+    return res.kvs[0];
+  }
+
+  /** A linearizable read whatever `consistency` says: what a conditional write decides from. */
+  private async freshGet(key: Buffer): Promise<IKeyValue | undefined> {
+    const res = await this.client.kv.range({ key, serializable: false });
+    this.saw(res.header.revision);
     return res.kvs[0];
   }
 
@@ -1000,8 +1225,9 @@ class EtcdBackend implements EtcdBackendApi {
         }),
       );
       const keys = page.kvs.map((kv) => kv.key.subarray(ibase.length).toString());
+      const lastKey = keys.at(-1);
       const upper =
-        page.more && keys.length ? Buffer.concat([ubase, Buffer.from(keys[keys.length - 1]), ZERO]) : prefixEnd(ubase);
+        page.more && lastKey !== undefined ? Buffer.concat([ubase, Buffer.from(lastKey), ZERO]) : prefixEnd(ubase);
       const un = await this.rpc('list', () =>
         this.client.kv.range({ key: from(ubase), range_end: upper, keys_only: true, serializable: this.serializable }),
       );
@@ -1018,7 +1244,7 @@ class EtcdBackend implements EtcdBackendApi {
           }),
         );
         for (let j = 0; j < chunk.length; j++) {
-          const kv = r.responses[j].response_range.kvs[0];
+          const kv = r.responses[j]?.response_range.kvs[0];
           if (!kv) continue;
           const e = parseEntry(kv);
           if (!matchesWhere(e.meta, opts.where)) continue;
@@ -1046,6 +1272,14 @@ class EtcdBackend implements EtcdBackendApi {
       try {
         return await fn();
       } catch (err) {
+        if (err instanceof Applied) return err.value as T;
+        if (err instanceof Redo) {
+          // Certainly not applied: decide again (within the deadline).
+          if (Date.now() < deadline) continue;
+          throw new UnreachableError(`${what} failed: etcd kept refusing it for ${this.retryTimeout} ms`, {
+            details: { outcome: 'not-applied' },
+          });
+        }
         if (err instanceof RegistryError) throw err;
         if (this.closed) throw new ClosedError('the etcd backend');
         if (!isTransient(err)) throw permanentError(err, what);
@@ -1139,7 +1373,7 @@ class LeasePool {
   /** A lease etcd no longer knows (expired): never hand it out again. */
   drop(id: string): void {
     const i = this.pool.findIndex((x) => x.id === id);
-    if (i >= 0) this.pool.splice(i, 1)[0].lease.release();
+    if (i >= 0) this.pool.splice(i, 1)[0]?.lease.release();
   }
 
   /** Keys on lease `id` (a kv's `lease` field) that were deleted or replaced. */
@@ -1296,8 +1530,26 @@ function isTransient(err: unknown): boolean {
   );
 }
 
-/** Operations that write (their failure may be ambiguous). */
-const WRITES = new Set(['register', 'unregister', 'updateMetadata', 'bulkRegister', 'removeProcess', 'markCleanup']);
+/**
+ * Blind writes retried by `rpc` (their failure may be ambiguous). The conditional writes (register,
+ * unregister, meta set, bulk) never get there ambiguous: `attempt` settles their outcome.
+ */
+const WRITES = new Set(['removeProcess', 'markCleanup']);
+
+/** The call certainly never reached a member that could apply it (safe to send again). */
+function isUnsent(err: unknown): boolean {
+  if (!(err instanceof Error)) return false;
+  if (err.name === 'BrokenCircuitError' || err.name === 'GRPCConnectFailedError') return true;
+  return /no leader|ECONNREFUSED|circuit|failed to connect|No connection established/i.test(err.message);
+}
+
+/** Thrown through `rpc`: an ambiguous attempt turned out applied; `value` is the call's answer. */
+class Applied {
+  constructor(readonly value: unknown) {}
+}
+
+/** Thrown through `rpc`: an attempt certainly not applied (its fence moved): decide again. */
+class Redo {}
 
 /** The request may have been proposed before it failed (a timeout, not a refusal). */
 function isAmbiguous(err: unknown): boolean {
@@ -1336,8 +1588,9 @@ const ZERO = Buffer.from([0]);
 function prefixEnd(p: Buffer): Buffer {
   const out = Buffer.from(p);
   for (let i = out.length - 1; i >= 0; i--) {
-    if (out[i] < 0xff) {
-      out[i]++;
+    const byte = out[i] ?? 0xff;
+    if (byte < 0xff) {
+      out[i] = byte + 1;
       return out.subarray(0, i + 1);
     }
   }

@@ -30,9 +30,13 @@ export interface ServeProcess {
   exited: Promise<[number | null, NodeJS.Signals | null]>;
 }
 
-/** Spawn `registry serve --listen 127.0.0.1:0 …` and wait for the URL it prints. */
-export async function spawnServe(args: string[], env: NodeJS.ProcessEnv = {}): Promise<ServeProcess> {
-  const child = spawn(process.execPath, [BIN, 'serve', '--listen', '127.0.0.1:0', ...args], {
+/** Spawn `registry serve --listen 127.0.0.1:0 …` (or `listen`) and wait for the URL it prints. */
+export async function spawnServe(
+  args: string[],
+  env: NodeJS.ProcessEnv = {},
+  listen = '127.0.0.1:0',
+): Promise<ServeProcess> {
+  const child = spawn(process.execPath, [BIN, 'serve', '--listen', listen, ...args], {
     stdio: ['ignore', 'pipe', 'pipe'],
     env: { ...process.env, NO_COLOR: '1', ...env },
   });

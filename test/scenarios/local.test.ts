@@ -1,0 +1,140 @@
+/**
+ * Local backends' histories checked linearizable (issue 13): memory with concurrency in one
+ * process; SQLite opened by several OS processes on one file; a node on SQLite SIGKILLed and
+ * restarted. Bounded runs (SCENARIO_MS; `npm run soak` runs them longer, SCENARIO_SEED replays).
+ */
+import { spawn } from 'node:child_process';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect } from 'chai';
+import { ProcessRegistry } from '../../src/registry/service.js';
+import { fromJSON, Recorder, type Operation } from '../support/history.js';
+import { assertLinearizable } from '../support/linearizability.js';
+import { spawnServe, type ServeProcess } from '../support/node.js';
+import { killAllSleepers, spawnSleepers, waitFor } from '../support/processes.js';
+import { tempDir } from '../support/tmp.js';
+import { runWorkload, scenarioEnv } from '../support/workload.js';
+
+const KEYS = ['k1', 'k2', 'k3', 'k4'];
+const here = fileURLToPath(new URL('.', import.meta.url));
+
+function log(what: string, ops: Operation[], seed: number, errors?: Map<string, number>): void {
+  const res = assertLinearizable(ops, `${what} (SCENARIO_SEED=${seed})`);
+  const errs = errors ? [...errors].map(([m, n]) => `${n}× ${m}`).join('; ') : '';
+  console.log(
+    `      ${what}: ${res.operations} operations on ${res.keys} keys linearizable (${res.unknown} of unknown outcome${errs ? `: ${errs}` : ''}; seed ${seed})`,
+  );
+}
+
+describe('linearizability: local backends', function () {
+  this.timeout(120_000);
+  let pids: number[];
+  before(async () => {
+    pids = (await spawnSleepers(3)).map((s) => s.pid);
+  });
+  after(async () => {
+    await killAllSleepers();
+  });
+
+  it('memory: 10 concurrent clients in one process', async () => {
+    const { durationMs, seed } = scenarioEnv(10_000);
+    const reg = await ProcessRegistry.open({ backend: 'memory:', cleanupInterval: 0 });
+    try {
+      // Yield between calls so the clients interleave (the memory backend answers synchronously).
+      const r = await runWorkload({
+        clients: Array.from({ length: 10 }, () => reg),
+        keys: KEYS,
+        pids,
+        durationMs,
+        seed,
+        maxOps: 60_000,
+      });
+      log('memory', r.recorder.ops, seed, r.errors);
+      expect(r.recorder.ops.length).to.be.above(1000);
+    } finally {
+      await reg.close();
+    }
+  });
+
+  it('SQLite: 5 OS processes of 2 clients each on one file', async () => {
+    const { durationMs, seed } = scenarioEnv(10_000);
+    const tmp = tempDir('procreg-lin-sqlite-');
+    const db = join(tmp.dir, 'registry.db');
+    // Create the store once before the writers race to open it.
+    await (await ProcessRegistry.open({ backend: `sqlite:${db}`, cleanupInterval: 0 })).close();
+    const until = Date.now() + durationMs;
+    const outs = await Promise.all(
+      Array.from({ length: 5 }, (_, p) => {
+        const child = spawn(
+          process.execPath,
+          [
+            join(here, 'sqlite-client.js'),
+            db,
+            String(p * 2),
+            '2',
+            pids.join(','),
+            KEYS.join(','),
+            String(until),
+            String(seed),
+          ],
+          { stdio: ['ignore', 'pipe', 'pipe'] },
+        );
+        let out = '';
+        let err = '';
+        child.stdout.on('data', (d) => (out += d));
+        child.stderr.on('data', (d) => (err += d));
+        return new Promise<Operation[]>((resolve, reject) =>
+          child.on('exit', (code) =>
+            code === 0 ? resolve(fromJSON(out)) : reject(new Error(`client process ${p} exited ${code}: ${err}`)),
+          ),
+        );
+      }),
+    );
+    const ops = outs.flat();
+    tmp.cleanup();
+    log('SQLite, 5 processes', ops, seed);
+    expect(new Set(ops.map((o) => o.client)).size).to.equal(10);
+  });
+
+  it('a node on SQLite, SIGKILLed and restarted twice mid-run', async () => {
+    const { durationMs, seed } = scenarioEnv(14_000);
+    const tmp = tempDir('procreg-lin-node-');
+    const db = join(tmp.dir, 'registry.db');
+    let node: ServeProcess = await spawnServe(['--backend', `sqlite:${db}`]);
+    const url = node.url;
+    const listen = new URL(url).host;
+    const clients = await Promise.all(
+      Array.from({ length: 10 }, () => ProcessRegistry.open({ backend: url, cleanupInterval: 0 })),
+    );
+    const recorder = new Recorder();
+    try {
+      const t0 = Date.now();
+      const run = runWorkload({ clients, keys: KEYS, pids, durationMs, seed, recorder, backoffMs: 100 });
+      for (const f of [0.3, 0.6]) {
+        await new Promise((res) => setTimeout(res, Math.max(0, t0 + durationMs * f - Date.now())));
+        node.child.kill('SIGKILL');
+        await node.exited;
+        // Restart on the same address (the clients keep their URL).
+        await waitFor(
+          async () => {
+            try {
+              node = await spawnServe(['--backend', `sqlite:${db}`], {}, listen);
+              return true;
+            } catch {
+              return false;
+            }
+          },
+          30_000,
+          'the node to listen again',
+        );
+      }
+      const r = await run;
+      log('node on SQLite, SIGKILLed twice', r.recorder.ops, seed, r.errors);
+    } finally {
+      await Promise.all(clients.map((c) => c.close()));
+      node.child.kill('SIGTERM');
+      await node.exited;
+      tmp.cleanup();
+    }
+  });
+});
