@@ -4,24 +4,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { ProcessRegistry } from '../../src/registry/service.js';
 import type { HybridBackend } from '../../src/backends/hybrid.js';
-import { backendSuite } from '../conformance/suite.js';
 import { tempDir } from '../support/tmp.js';
 import { cli, fixture, FIXTURE_NODE } from './support.js';
-
-backendSuite('hybrid', async () => {
-  const dir = tempDir('procreg-hybrid-conf-');
-  return {
-    registry: await ProcessRegistry.open({
-      backend: 'hybrid:',
-      backendOpts: {
-        primary: { backend: `legacy:${join(dir.dir, 'old.db')}`, backendOpts: { create: true } },
-        backup: `sqlite:${join(dir.dir, 'new.db')}`,
-      },
-      cleanupInterval: 0,
-    }),
-    teardown: async () => dir.cleanup(),
-  };
-});
 
 describe('hybrid backend', () => {
   const t = tempDir('procreg-hybrid-');
