@@ -66,16 +66,20 @@ describe('migration: legacy → sqlite → etcd, all five phases', function () {
     await check();
 
     // 3 cutover: shadow reads agree; the legacy anomaly is counted apart.
-    const co = await run(['migrate', 'cutover', '--yes', '--json']);
+    const co = await run(['migrate', 'cutover', '--yes', '--accept-changes', '--json']);
     expect(co.verify.mismatches).to.equal(0);
     expect(co.verify.anomalies).to.equal(expected.anomalies.lookupListingDisagree);
+    expect(
+      (co.verify.changed as Array<{ key: string }>).map((c) => c.key),
+      'every changed answer is named',
+    ).to.include('dead-reg-live-bak');
     expect((await run(['lookup', 'dead-reg-live-bak', '--json'])).pid, 'the hybrid falls back to the target').to.equal(
       500,
     );
     await check();
 
     // 4 optimize: the pure target, equivalent to the effective legacy view.
-    const o = await run(['migrate', 'optimize', '--yes', '--json']);
+    const o = await run(['migrate', 'optimize', '--yes', '--accept-changes', '--json']);
     expect(o.verify.equivalent).to.equal(true);
     expect(await listed(), 'default profile = the SQLite target').to.deep.equal(expected.view);
     await run(['verify', target, legacy, '--json']);

@@ -178,9 +178,11 @@ export async function shadowReads(m: Migration, oldStore: OpenState, target: Ope
         const reason =
           oldAnswer && listed && oldAnswer.pid !== listed.pid
             ? `pid mismatch between the registry and backup tables: legacy lookup reads registry (pid ${oldAnswer.pid}), the listing and the target the backup row (pid ${listed.pid})`
-            : !same(oldAnswer, listed)
-              ? 'the legacy lookup and listing disagree; the target holds the listing'
-              : 'the target answers differently from the old store';
+            : oldAnswer && listed && !same(oldAnswer, listed)
+              ? 'metadata: the legacy lookup answers from the registry table with {}, the listing and the target carry the backup row metadata'
+              : !same(oldAnswer, listed)
+                ? 'the legacy lookup and listing disagree; the target holds the listing'
+                : 'the target answers differently from the old store';
         r.changed.push({ namespace, key, before: brief(oldAnswer), after: brief(afterAnswer), reason });
       }
       if (same(oldAnswer, newAnswer)) {
