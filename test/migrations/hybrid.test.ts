@@ -81,8 +81,8 @@ describe('issue 12 item 3: migration targets must be durable and shared', functi
     expect(cfg.profiles, 'no profile points at the refused target').not.to.have.property('migrate-hybrid');
     expect(JSON.stringify(s)).not.to.contain('memory:');
     await ok(['migrate', 'hybrid', '--to', `sqlite:${join(t.dir, 'new.db')}`, '--yes']);
-    await ok(['migrate', 'cutover', '--yes']);
-    await ok(['migrate', 'optimize', '--yes']);
+    await ok(['migrate', 'cutover', '--yes', '--accept-changes']); // the legacy lookup answers meta {} from the registry table
+    await ok(['migrate', 'optimize', '--yes', '--accept-changes']);
     refused(
       await cli(['migrate', 'distribute', '--to', 'memory:', '--dry-run'], { cwd: t.dir }),
       'distribute --dry-run',
