@@ -5,7 +5,7 @@
  */
 import { existsSync, renameSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { RegistryError, type Registration } from '../backends/contract.js';
+import { InvalidInputError, RegistryError, type Registration } from '../backends/contract.js';
 import { parseBackendUrl } from '../backends/open.js';
 import { findConfig, loadConfig, type ConfigFile, type Profile } from '../cli/config.js';
 import { ProcessRegistry } from '../registry/service.js';
@@ -90,6 +90,23 @@ export class Migration {
     }
     this.opened.push(registry);
     return { registry, backend: registry.backend, url, isAlive: (e: Registration) => registry.isAlive(e) };
+  }
+
+  /**
+   * Open a store a phase writes into (`hybrid --to`, `distribute --to`, `copy --to`). It must outlive
+   * this process and be shared with the other processes that will use it: a backend without the
+   * `persistent` capability (`memory:`, or a hybrid with such a side) is refused with exit 2 before
+   * anything is written or any profile points at it. A node (`http://…`) is shared by definition.
+   */
+  async openTarget(url: string, flag: string, role?: string): Promise<OpenState> {
+    const t = await this.open(url, role);
+    const caps = t.backend.capabilities;
+    if (!caps.persistent && !caps.remote) {
+      throw new InvalidInputError(
+        `${flag} ${url} is not a durable, shared store (the ${t.backend.name} backend lives only as long as one process, so the migrated registrations would vanish when this command exits): use sqlite:PATH, etcd://… or a node's http://…`,
+      );
+    }
+    return t;
   }
 
   async close(): Promise<void> {

@@ -18,6 +18,8 @@ export interface PhaseArgs {
   from?: string;
   /** hybrid, distribute: the store to migrate to. */
   to?: string;
+  /** cutover, optimize: accept that the keys the report names answer differently afterwards. */
+  acceptChanges?: boolean;
 }
 
 export interface Plan {
@@ -51,6 +53,25 @@ export interface ShadowReport {
   anomalies: number;
   mismatches: number;
   samples: Array<{ namespace: string; key: string; old: unknown; new: unknown; anomaly: boolean }>;
+  /**
+   * Every key whose answer changes once the target serves alone: `before` is what callers saw (the
+   * old store's own lookup path), `after` the new effective view (the target). By name, never sampled.
+   */
+  changed: ChangedAnswer[];
+}
+
+export interface ChangedAnswer {
+  namespace: string;
+  key: string;
+  before: { pid: number; node: string } | null;
+  after: { pid: number; node: string } | null;
+  reason: string;
+}
+
+/** `ns/key: pid 100 → 200 (reason)` for notes and errors. */
+export function formatChanged(c: ChangedAnswer): string {
+  const side = (v: ChangedAnswer['before']) => (v ? `pid ${v.pid}@${v.node}` : 'not found');
+  return `${c.namespace}/${c.key}: ${side(c.before)} → ${side(c.after)} (${c.reason})`;
 }
 
 export interface WrapProof {

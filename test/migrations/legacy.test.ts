@@ -9,7 +9,6 @@ import { InvalidInputError, type Registration } from '../../src/backends/contrac
 import { legacyAnomalies } from '../../src/backends/legacy.js';
 import { loadBetterSqlite } from '../../src/backends/sqlite.js';
 import { ProcessRegistry } from '../../src/registry/service.js';
-import { backendSuite } from '../conformance/suite.js';
 import { tempDir } from '../support/tmp.js';
 import { cli, fixture, FIXTURE_NODE, view } from './support.js';
 
@@ -133,17 +132,4 @@ describe('legacy backend: fixtures', () => {
       expect(w.stderr, 'no stack trace').to.not.match(/\n\s+at /);
     }
   });
-});
-
-// The legacy backend also holds up as a plain registry when its registry table is empty.
-backendSuite('legacy', async () => {
-  const dir = tempDir('procreg-legacy-conf-');
-  return {
-    registry: await ProcessRegistry.open({
-      backend: `legacy:${join(dir.dir, 'legacy.db')}`,
-      backendOpts: { create: true },
-      cleanupInterval: 0,
-    }),
-    teardown: async () => dir.cleanup(),
-  };
 });

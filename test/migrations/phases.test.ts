@@ -66,16 +66,20 @@ describe('migration: legacy → sqlite → etcd, all five phases', function () {
     await check();
 
     // 3 cutover: shadow reads agree; the legacy anomaly is counted apart.
-    const co = await run(['migrate', 'cutover', '--yes', '--json']);
+    const co = await run(['migrate', 'cutover', '--yes', '--accept-changes', '--json']);
     expect(co.verify.mismatches).to.equal(0);
     expect(co.verify.anomalies).to.equal(expected.anomalies.lookupListingDisagree);
+    expect(
+      (co.verify.changed as Array<{ key: string }>).map((c) => c.key),
+      'every changed answer is named',
+    ).to.include('dead-reg-live-bak');
     expect((await run(['lookup', 'dead-reg-live-bak', '--json'])).pid, 'the hybrid falls back to the target').to.equal(
       500,
     );
     await check();
 
     // 4 optimize: the pure target, equivalent to the effective legacy view.
-    const o = await run(['migrate', 'optimize', '--yes', '--json']);
+    const o = await run(['migrate', 'optimize', '--yes', '--accept-changes', '--json']);
     expect(o.verify.equivalent).to.equal(true);
     expect(await listed(), 'default profile = the SQLite target').to.deep.equal(expected.view);
     await run(['verify', target, legacy, '--json']);
@@ -105,5 +109,41 @@ describe('migration: legacy → sqlite → etcd, all five phases', function () {
     const r = await cli(['migrate', 'distribute', '--to', etcd], { cwd: t.dir });
     expect(r.code).to.equal(2);
     expect(r.stderr).to.match(/pass --yes to confirm/);
+  });
+});
+
+describe('issue 12 item 2: cut-over sees every answer that changes (fixtures/legacy/diverged)', function () {
+  this.timeout(120_000);
+  const t = tempDir('procreg-changed-');
+  after(() => t.cleanup());
+
+  it('cutover and optimize name default/mismatch (pid 100 → 200) and fail without --accept-changes', async () => {
+    const { path } = fixture('diverged', t.dir);
+    const run = async (args: string[], code = 0) => {
+      const r = await cli(args, { cwd: t.dir });
+      expect(r.code, `registry ${args.join(' ')}\n${r.stdout}\n${r.stderr}`).to.equal(code);
+      return r;
+    };
+    await run(['migrate', 'wrap', '--from', `legacy:${path}`, '--yes']);
+    await run(['migrate', 'hybrid', '--to', `sqlite:${join(t.dir, 'new.db')}`, '--yes']);
+    const refused = await run(['migrate', 'cutover', '--yes'], 5);
+    expect(refused.stderr.trim().split('\n'), 'one line').to.have.length(1);
+    expect(refused.stderr).to.match(/default\/mismatch: pid 100@node-a → pid 200@node-a/);
+    expect(refused.stderr).to.contain('--accept-changes');
+    const before = JSON.parse((await run(['lookup', 'mismatch', '--json'])).stdout) as { pid: number };
+    expect(before.pid, 'nothing switched: callers still see the legacy answer').to.equal(100);
+
+    const co = JSON.parse((await run(['migrate', 'cutover', '--yes', '--accept-changes', '--json'])).stdout) as {
+      verify: { changed: Array<{ namespace: string; key: string; before: { pid: number }; after: { pid: number } }> };
+      notes: string[];
+    };
+    const changed = co.verify.changed.map((c) => `${c.namespace}/${c.key}:${c.before.pid}->${c.after.pid}`);
+    expect(changed).to.include('default/mismatch:100->200');
+    expect(co.notes.join('\n')).to.match(/answer changes: default\/mismatch: pid 100@node-a → pid 200@node-a/);
+
+    const op = await run(['migrate', 'optimize', '--yes']);
+    expect(op.stdout, 'optimize names the changed answer too').to.match(/answer changes: default\/mismatch/);
+    const after = JSON.parse((await run(['lookup', 'mismatch', '--json'])).stdout) as { pid: number };
+    expect(after.pid).to.equal(200);
   });
 });

@@ -34,8 +34,8 @@ describe('plan, order and rollback', () => {
     expect(status(m()).current, 'hybrid --dry-run changed nothing').to.equal('wrap');
 
     await runPhase(m(), phases.hybrid, { to });
-    await runPhase(m(), phases.cutover, {});
-    await runPhase(m(), phases.optimize, {});
+    await runPhase(m(), phases.cutover, { acceptChanges: true }); // diverged: default/mismatch changes 100 → 200
+    await runPhase(m(), phases.optimize, { acceptChanges: true });
     expect(m().defaultProfile()).to.equal(PROFILE.target);
 
     // A write on the pure target after optimize...

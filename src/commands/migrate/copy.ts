@@ -33,7 +33,7 @@ export default class MigrateCopy extends MigrateCommand<typeof MigrateCopy> {
           this.log(`would copy up to ${n} stored entries in ${namespaces.length} namespaces from ${f.from} to ${f.to}`);
         return { dryRun: true, namespaces, stored: n };
       }
-      const target = await m.open(f.to);
+      const target = await m.openTarget(f.to, '--to');
       const total = await source.backend.count();
       const r = await copyState(source, target.backend, {
         namespaces,

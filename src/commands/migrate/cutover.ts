@@ -1,3 +1,4 @@
+import { Flags } from '@oclif/core';
 import { PhaseCommand } from '../../cli/phase-command.js';
 import { phaseFlags } from '../../cli/migrate-command.js';
 
@@ -6,7 +7,13 @@ export default class MigrateCutover extends PhaseCommand<typeof MigrateCutover> 
   static override description =
     'Repairs keys written only to the old store, then looks every key up through the old path and through the hybrid; any real mismatch stops the cut-over (exit 5). Keys where the legacy lookup and listing already disagree are counted apart. Then migrate-hybrid becomes the default profile.';
   static override examples = ['<%= config.bin %> migrate cutover --yes', '<%= config.bin %> migrate cutover --dry-run'];
-  static override flags = { ...phaseFlags };
+  static override flags = {
+    ...phaseFlags,
+    'accept-changes': Flags.boolean({
+      summary:
+        'Accept that the keys the report names answer differently afterwards (without it, a changed answer fails the phase with exit 5).',
+    }),
+  };
   protected readonly phase = 'cutover' as const;
 
   protected question(): string {
@@ -14,6 +21,6 @@ export default class MigrateCutover extends PhaseCommand<typeof MigrateCutover> 
   }
 
   async run() {
-    return this.runPhaseCommand({});
+    return this.runPhaseCommand({ acceptChanges: this.flags['accept-changes'] });
   }
 }

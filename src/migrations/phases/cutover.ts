@@ -18,6 +18,8 @@ import {
   DifferentError,
   doneRecord,
   markRolledBack,
+  type ChangedAnswer,
+  formatChanged,
   type Phase,
   type ShadowReport,
 } from '../phase.js';
@@ -41,7 +43,7 @@ export const cutover: Phase = {
     };
   },
 
-  async up(m) {
+  async up(m, args) {
     const { done, resume } = checkOrder(m, 'cutover');
     if (done) return alreadyDone('cutover', done);
     const h = doneRecord(m, 'hybrid');
@@ -56,6 +58,7 @@ export const cutover: Phase = {
         { shadow },
       );
     }
+    refuseUnacknowledged('cutover', shadow.changed, args.acceptChanges);
     const previousDefault = m.setDefault(PROFILE.hybrid);
     m.journal.finish(rec, {
       previousDefault,
@@ -66,7 +69,7 @@ export const cutover: Phase = {
         mismatches: 0,
         repaired: sync.written + sync.removed,
       },
-      details: { samples: shadow.samples },
+      details: { samples: shadow.samples, changed: shadow.changed },
     });
     return {
       phase: 'cutover',
@@ -75,6 +78,7 @@ export const cutover: Phase = {
       verify: shadow,
       notes: [
         `shadow reads: ${shadow.agree} of ${shadow.keys} keys agree, ${shadow.anomalies} legacy anomalies counted apart`,
+        ...changedNotes(shadow.changed),
         `default profile is now ${PROFILE.hybrid}`,
       ],
     };
@@ -101,10 +105,27 @@ export const cutover: Phase = {
       action: 'verify',
       record: rec,
       verify: shadow,
-      notes: [`${shadow.mismatches} mismatches, ${shadow.anomalies} legacy anomalies`],
+      notes: [`${shadow.mismatches} mismatches, ${shadow.anomalies} legacy anomalies`, ...changedNotes(shadow.changed)],
     };
   },
 };
+
+/** One note per changed answer, by name. */
+export function changedNotes(changed: ChangedAnswer[]): string[] {
+  return changed.map((c) => `answer changes: ${formatChanged(c)}`);
+}
+
+/**
+ * A changed answer fails the phase (exit 5, nothing switched) unless the caller acknowledged it with
+ * --accept-changes; the error names every key.
+ */
+export function refuseUnacknowledged(phase: string, changed: ChangedAnswer[], accepted: boolean | undefined): void {
+  if (changed.length === 0 || accepted) return;
+  throw new DifferentError(
+    `${phase}: ${changed.length} key(s) would answer differently afterwards: ${changed.map(formatChanged).join('; ')}: nothing was switched; review them, then rerun with --accept-changes`,
+    { changed },
+  );
+}
 
 /**
  * Look every key of either store up through the old path and the new (hybrid) path. The old
@@ -121,7 +142,16 @@ export async function shadowReads(m: Migration, oldStore: OpenState, target: Ope
     cleanupInterval: 0,
     stats: false,
   });
-  const r: ShadowReport = { equivalent: true, keys: 0, agree: 0, anomalies: 0, mismatches: 0, samples: [] };
+  const r: ShadowReport = {
+    equivalent: true,
+    keys: 0,
+    agree: 0,
+    anomalies: 0,
+    mismatches: 0,
+    samples: [],
+    changed: [],
+  };
+  const brief = (e: Registration | undefined) => (e ? { pid: e.pid, node: e.node } : null);
   const same = (a: Registration | undefined, b: Registration | undefined) =>
     (!a && !b) ||
     (!!a && !!b && a.pid === b.pid && a.node === b.node && canonicalJson(a.meta) === canonicalJson(b.meta));
@@ -143,6 +173,18 @@ export async function shadowReads(m: Migration, oldStore: OpenState, target: Ope
       if (r.keys % 10_000 === 0) m.progress('cutover: shadow reads', r.keys);
       const oldAnswer = await oldStore.registry.lookup(key, { namespace });
       const newAnswer = await newPath.lookup(key, { namespace });
+      const afterAnswer = await target.registry.lookup(key, { namespace });
+      if (!same(oldAnswer, afterAnswer)) {
+        const reason =
+          oldAnswer && listed && oldAnswer.pid !== listed.pid
+            ? `pid mismatch between the registry and backup tables: legacy lookup reads registry (pid ${oldAnswer.pid}), the listing and the target the backup row (pid ${listed.pid})`
+            : oldAnswer && listed && !same(oldAnswer, listed)
+              ? 'metadata: the legacy lookup answers from the registry table with {}, the listing and the target carry the backup row metadata'
+              : !same(oldAnswer, listed)
+                ? 'the legacy lookup and listing disagree; the target holds the listing'
+                : 'the target answers differently from the old store';
+        r.changed.push({ namespace, key, before: brief(oldAnswer), after: brief(afterAnswer), reason });
+      }
       if (same(oldAnswer, newAnswer)) {
         r.agree++;
         continue;

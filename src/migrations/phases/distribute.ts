@@ -25,6 +25,7 @@ export const distribute: Phase = {
     const o = doneRecord(m, 'optimize');
     const to = destArg(m, args.to);
     const s = await m.open(o.to!, 'target');
+    await m.openTarget(to, '--to');
     return {
       phase: 'distribute',
       from: o.to,
@@ -48,7 +49,7 @@ export const distribute: Phase = {
     }
     const to = resume?.to ?? destArg(m, args.to);
     const s = await m.open(o.to!, 'target');
-    const t = await m.open(to, resume ? 'distributed store' : undefined);
+    const t = await m.openTarget(to, '--to', resume ? 'distributed store' : undefined);
     const rec = resume ?? m.journal.begin({ phase: 'distribute', from: o.to, to });
     m.journal.state.distributed = to;
     m.journal.save();

@@ -25,7 +25,7 @@ export const hybrid: Phase = {
     const from = source(m);
     const to = targetArg(m, args.to);
     const s = await m.open(from, 'source');
-    const t = await m.open(to);
+    const t = await m.openTarget(to, '--to');
     const rec = m.journal.interrupted();
     return {
       phase: 'hybrid',
@@ -54,7 +54,7 @@ export const hybrid: Phase = {
     }
     if (resume?.to) to = resume.to;
     const s = await m.open(from, 'source');
-    const t = await m.open(to, resume ? 'target' : undefined);
+    const t = await m.openTarget(to, '--to', resume ? 'target' : undefined);
     const rec = resume ?? m.journal.begin({ phase: 'hybrid', from, to });
     m.journal.state.target = to;
     m.setProfile(PROFILE.target, { backend: to });

@@ -8,8 +8,10 @@ import { existsSync } from 'node:fs';
 import { parseBackendUrl } from '../../backends/open.js';
 import { openDatabase } from '../../backends/sqlite.js';
 import { syncState } from '../copy.js';
-import { PROFILE } from '../context.js';
+import { type Migration, PROFILE } from '../context.js';
+import { changedNotes, refuseUnacknowledged, shadowReads } from './cutover.js';
 import {
+  type ChangedAnswer,
   alreadyDone,
   checkOrder,
   DifferentError,
@@ -40,7 +42,7 @@ export const optimize: Phase = {
     };
   },
 
-  async up(m) {
+  async up(m, args) {
     const { done, resume } = checkOrder(m, 'optimize');
     if (done) return alreadyDone('optimize', done);
     const h = doneRecord(m, 'hybrid');
@@ -53,6 +55,16 @@ export const optimize: Phase = {
       throw new DifferentError(`${h.to} is not equivalent to ${h.from} after the repair: nothing was switched`, {
         verify: v,
       });
+    // The old path (what callers saw before the migration) against the target, which serves alone
+    // from now on: every changed answer is named; one not acknowledged at cutover needs --accept-changes.
+    const shadow = await shadowReads(m, s, t);
+    const acked = new Set(
+      acknowledged(m).map((c) => `${c.namespace}\u0000${c.key}\u0000${c.before?.pid}\u0000${c.after?.pid}`),
+    );
+    const fresh = shadow.changed.filter(
+      (c) => !acked.has(`${c.namespace}\u0000${c.key}\u0000${c.before?.pid}\u0000${c.after?.pid}`),
+    );
+    refuseUnacknowledged('optimize', fresh, args.acceptChanges);
     const d = await namespaceDigests(t, m, 'optimize: digest');
     await m.close();
     const compacted = compact(h.to!);
@@ -61,7 +73,7 @@ export const optimize: Phase = {
       previousDefault,
       digests: d.digests,
       counts: { entries: d.total, repaired: sync.written + sync.removed },
-      details: { retired: h.from, compacted },
+      details: { retired: h.from, compacted, changed: shadow.changed },
     });
     return {
       phase: 'optimize',
@@ -72,6 +84,7 @@ export const optimize: Phase = {
         `${h.to} is equivalent to the old store (${d.total} entries) and is now the default (profile ${PROFILE.target})`,
         `${h.from} retired, left on disk for rollback`,
         ...(compacted ? [compacted] : []),
+        ...changedNotes(shadow.changed),
       ],
     };
   },
@@ -134,4 +147,11 @@ function compact(url: string): string | undefined {
   } finally {
     db.close();
   }
+}
+
+/** The changed answers the cutover recorded as acknowledged (--accept-changes). */
+function acknowledged(m: Migration): ChangedAnswer[] {
+  const c = m.journal.record('cutover');
+  const changed = (c?.details as { changed?: unknown } | undefined)?.changed;
+  return Array.isArray(changed) ? (changed as ChangedAnswer[]) : [];
 }
