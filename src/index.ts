@@ -1,5 +1,48 @@
 /** procreg — library entry. */
-export * from './backends/contract.js';
+/**
+ * The contract's public names, listed rather than `export *`: contract.ts also holds `then`, an
+ * internal MaybePromise helper, and a module namespace with a callable `then` is a thenable, so
+ * `await import('procreg')` would never resolve to the module (issue 12 item 16). test/unit/entry.test.ts
+ * checks that every other runtime export of contract.ts is re-exported here.
+ */
+export {
+  statusFromDeadShare,
+  defaultCapabilities,
+  exitCodes,
+  RegistryError,
+  InvalidInputError,
+  NotFoundError,
+  AlreadyRegisteredError,
+  DeadProcessError,
+  UnreachableError,
+  UnauthorizedError,
+  ClosedError,
+  ConflictError,
+  TimeoutError,
+  asRegistryError,
+  type MaybePromise,
+  type Meta,
+  type Registration,
+  type RegisterOutcome,
+  type RegisterOptions,
+  type UnregisterCondition,
+  type ListOptions,
+  type Page,
+  type UpdateOptions,
+  type HealthStatus,
+  type HealthReport,
+  type ChangeEvent,
+  type BucketDigests,
+  type BulkResult,
+  type Capabilities,
+  type BackendContext,
+  type Backend,
+  type ServiceStats,
+  type SweepResult,
+  type ProcessSummary,
+  type BackendFactory,
+  type ErrorCode,
+} from './backends/contract.js';
 export {
   ProcessRegistry,
   DEFAULT_NAMESPACE,

@@ -5,6 +5,7 @@
 import { createRequire } from 'node:module';
 import type CliTable3 from 'cli-table3';
 import type { Registration } from '../backends/contract.js';
+import { fieldOrThrow } from './lookup.js';
 
 // cli-table3 loads on first table: `registry lookup` prints without it and starts faster.
 const require = createRequire(import.meta.url);
@@ -105,8 +106,8 @@ export function entryFields(e: Registration): Array<[string, string | number]> {
 /** Render a lookup result the way `registry lookup` prints it (shared with the fast path). */
 export function renderLookup(e: Registration, opts: { json?: boolean; field?: string; color?: boolean }): string {
   if (opts.field) {
-    const v = opts.field in e ? (e as unknown as Record<string, unknown>)[opts.field] : e.meta[opts.field];
-    return typeof v === 'string' ? v : JSON.stringify(v ?? null);
+    const v = fieldOrThrow(e, opts.field);
+    return typeof v === 'string' ? v : JSON.stringify(v);
   }
   if (opts.json) return JSON.stringify(e, null, 2);
   return describe(entryFields(e));

@@ -74,6 +74,32 @@ describe('registry CLI: the essentials', () => {
     }
   });
 
+  it('item 6: lookup --field and meta get on an absent field exit 3 with one line, fast path and oclif alike', async () => {
+    const p = await spawnSleeper();
+    const b = ['-b', `sqlite:${join(sb.dir, 'fields.db')}`];
+    expect(
+      sb.run(['register', 'web-f', '--pid', String(p.pid), '--meta-json', '{"port":8080,"gone":null}', ...b]).code,
+    ).to.equal(0);
+    for (const env of [{}, { REGISTRY_NO_FASTPATH: '1' }]) {
+      const absent = sb.run(['lookup', 'web-f', '--field', 'pd', ...b], { env });
+      expect(absent.code, JSON.stringify(env)).to.equal(3);
+      expect(absent.stdout, 'nothing a script could use').to.equal('');
+      expect(absent.stderr.trim().split('\n')).to.have.length(1);
+      expect(absent.stderr).to.match(/^registry: .*"pd".*web-f/);
+      expect(sb.run(['lookup', 'web-f', '--field', 'pid', ...b], { env }).stdout.trim()).to.equal(String(p.pid));
+      expect(sb.run(['lookup', 'web-f', '--field', 'port', ...b], { env }).stdout.trim()).to.equal('8080');
+      const nul = sb.run(['lookup', 'web-f', '--field', 'gone', ...b], { env });
+      expect(nul.code, 'a field present with value null is not absent').to.equal(0);
+      expect(nul.stdout.trim()).to.equal('null');
+    }
+    const mg = sb.run(['meta', 'get', 'web-f', 'pd', ...b]);
+    expect(mg.code).to.equal(3);
+    expect(mg.stdout).to.equal('');
+    expect(mg.stderr.trim().split('\n')).to.have.length(1);
+    expect(mg.stderr).to.match(/^registry: .*"pd".*web-f/);
+    expect(sb.run(['meta', 'get', 'web-f', 'port', ...b]).stdout.trim()).to.equal('8080');
+  });
+
   it('conflict: exit 4 and the holder, in JSON too', async () => {
     const [a, b] = [await spawnSleeper(), await spawnSleeper()];
     expect(sb.run(['register', 'db', '--pid', String(a.pid), '-n', 'conf']).code).to.equal(0);

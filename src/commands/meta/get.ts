@@ -1,6 +1,6 @@
 import { Args } from '@oclif/core';
 import { RegistryCommand } from '../../cli/base.js';
-import { lookupOrThrow } from '../../cli/lookup.js';
+import { lookupOrThrow, metaFieldOrThrow } from '../../cli/lookup.js';
 
 export default class MetaGet extends RegistryCommand<typeof MetaGet> {
   static override summary = "Print a registration's metadata (or one field of it) as JSON.";
@@ -12,7 +12,7 @@ export default class MetaGet extends RegistryCommand<typeof MetaGet> {
 
   async run(): Promise<unknown> {
     const e = await lookupOrThrow(await this.registry(), this.args.key, this.ns);
-    const value = this.args.field === undefined ? e.meta : (e.meta[this.args.field] ?? null);
+    const value = this.args.field === undefined ? e.meta : metaFieldOrThrow(e, this.args.field);
     if (!this.jsonEnabled()) this.log(JSON.stringify(value, null, 2));
     return this.args.field === undefined ? value : { [this.args.field]: value };
   }
