@@ -124,6 +124,7 @@ const registerBody = {
       description: 'compare-and-swap: replace the current holder only if it matches (pid, node, registeredAt)',
       type: 'object',
       additionalProperties: false,
+      minProperties: 1,
       properties: { pid: int, node: str, registeredAt: int },
     },
   },
@@ -664,6 +665,10 @@ export class RegistryNode {
     cond: { pid?: number; node?: string; registeredAt?: number },
   ): Promise<Registration> {
     const reg = this.registry;
+    if (cond.pid === undefined && cond.node === undefined && cond.registeredAt === undefined)
+      throw new InvalidInputError(
+        'invalid replace: an empty compare-and-swap condition matches any holder: name pid, node or registeredAt',
+      );
     if (entry.node === reg.nodeName && !pidExists(entry.pid)) throw new DeadProcessError(entry.pid, entry.node);
     const matches = (h: Registration) =>
       (cond.pid === undefined || h.pid === cond.pid) &&

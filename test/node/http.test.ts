@@ -119,6 +119,17 @@ describe('node: routes and bad input', () => {
     expect(r.json.holder.pid).to.equal(me.pid);
   });
 
+  it('issue 12 item 12: an empty compare-and-swap condition is a 400 and the live holder stays', async () => {
+    const other = await spawnSleeper();
+    const put = await request(base, 'PUT', reg('cas', 'k'), JSON.stringify({ pid: me.pid }));
+    expect(put.status, put.text).to.equal(201);
+    const r = await request(base, 'PUT', reg('cas', 'k'), JSON.stringify({ pid: other.pid, replace: {} }));
+    assertCleanError(r, 400, 'INVALID_INPUT');
+    expect(r.json.message).to.match(/replace/);
+    const get = await request(base, 'GET', reg('cas', 'k'));
+    expect(get.json.pid, 'the live holder was not overwritten').to.equal(me.pid);
+  });
+
   it('malformed JSON, wrong types, bad names: 400 with a clear message, nothing written', async () => {
     const cases: Array<[string, string, string | undefined, number, RegExp]> = [
       ['PUT', reg('bad', 'k1'), '{"pid": 1,', 400, /malformed JSON/],
