@@ -696,6 +696,15 @@ export class RegistryNode {
     const since = optInt(q.since, 'since');
     const backend = this.registry.backend;
     if (!backend.watch) throw new RegistryError('INTERNAL', 'this backend has no change feed');
+    if (since !== undefined) {
+      if (since < 0)
+        throw new InvalidInputError(`invalid since ${since}: a revision is >= 0 (omit since to watch from now)`);
+      const current = backend.currentRevision ? await backend.currentRevision() : undefined;
+      if (current !== undefined && since > current)
+        throw new InvalidInputError(
+          `invalid since ${since}: it is ahead of the feed's current revision ${current}; watch from a revision this node gave you`,
+        );
+    }
     const sse = /text\/event-stream/.test(req.headers.accept ?? '');
     const res = reply.raw;
     let buffered: ChangeEvent[] | null = [];

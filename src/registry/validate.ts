@@ -60,6 +60,33 @@ export function validatePid(pid: unknown): number {
   return n;
 }
 
+/** A timestamp (`registeredAt`, `updatedAt`): milliseconds since the epoch, an integer >= 0. */
+export function validateTimestamp(v: unknown, what: string): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+    throw new InvalidInputError(
+      `invalid ${what} ${jsonText(v)}: a timestamp is an integer number of milliseconds since the epoch, >= 0`,
+    );
+  return v;
+}
+
+/** A process start time (`pidStart`): an integer >= 0, or null when not recorded. */
+export function validatePidStart(v: unknown): number | null {
+  if (v === null) return null;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+    throw new InvalidInputError(
+      `invalid pidStart ${jsonText(v)}: a process start time is an integer >= 0, or null when unknown`,
+    );
+  return v;
+}
+
+function jsonText(v: unknown): string {
+  try {
+    return JSON.stringify(v)?.slice(0, 80) ?? String(v);
+  } catch {
+    return String(v);
+  }
+}
+
 export function validateNode(node: unknown): string {
   if (node === lastGoodNode) return lastGoodNode;
   if (typeof node !== 'string' || node.length === 0 || node.length > 255 || CONTROL_RE.test(node)) {
@@ -163,7 +190,8 @@ export function parseWhere(pairs: string[]): Array<[string, string]> {
 export function matchesWhere(meta: Meta, where: Array<[string, string]> | undefined): boolean {
   if (!where || where.length === 0) return true;
   for (const [field, want] of where) {
-    const v = meta[field];
+    // Own properties only: `__proto__`, `constructor`, … must not match through the prototype.
+    const v = Object.hasOwn(meta, field) ? meta[field] : undefined;
     if (Array.isArray(v)) {
       if (!v.some((x) => scalarText(x) === want)) return false;
     } else if (scalarText(v) !== want) return false;

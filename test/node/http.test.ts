@@ -263,6 +263,76 @@ describe('node: routes and bad input', () => {
     expect((await request(base, 'GET', '/v1/registrations/bulk2')).json.items).to.deep.equal([]);
   });
 
+  it('issue 12 item 10: bulk items are validated like single writes (registeredAt, updatedAt, pidStart)', async () => {
+    const bad: Array<Record<string, unknown>> = [
+      { registeredAt: 'abc' },
+      { registeredAt: true },
+      { registeredAt: { a: 1 } },
+      { registeredAt: [1] },
+      { registeredAt: -5 },
+      { registeredAt: 1.5 },
+      { updatedAt: 'x' },
+      { updatedAt: [1] },
+      { pidStart: 'abc' },
+      { pidStart: [1] },
+      { pidStart: false },
+      { pidStart: -1 },
+    ];
+    for (const [i, extra] of bad.entries()) {
+      const field = Object.keys(extra)[0] ?? '';
+      const r = await request(
+        base,
+        'POST',
+        '/v1/bulk',
+        JSON.stringify({ entries: [{ key: `v${i}`, pid: me.pid, namespace: 'bulkval', ...extra }] }),
+      );
+      expect(r.status, r.text).to.equal(200);
+      const res0 = r.json.results[0] as { ok: boolean; error?: { code: string; message: string } } | undefined;
+      present(res0, 'result');
+      expect(res0.ok, `${JSON.stringify(extra)} refused`).to.equal(false);
+      expect(res0.error?.code).to.equal('INVALID_INPUT');
+      expect(res0.error?.message).to.include(field);
+      // the single write path refuses the same value with a 400
+      const single = await request(base, 'PUT', reg('bulkval', `s${i}`), JSON.stringify({ pid: me.pid, ...extra }));
+      assertCleanError(single, 400, 'INVALID_INPUT');
+    }
+    const list = await request(base, 'GET', '/v1/registrations/bulkval');
+    expect(list.status, list.text).to.equal(200);
+    expect(list.json.items).to.deep.equal([]);
+    const ok = await request(
+      base,
+      'POST',
+      '/v1/bulk',
+      JSON.stringify({ entries: [{ key: 'good', pid: me.pid, namespace: 'bulkval', registeredAt: 5, updatedAt: 6 }] }),
+    );
+    expect(ok.json.results[0].ok, ok.text).to.equal(true);
+    const got = await request(base, 'GET', reg('bulkval', 'good'));
+    expect([got.json.registeredAt, got.json.updatedAt]).to.deep.equal([5, 6]);
+  });
+
+  it('issue 12 item 17: ?where=__proto__=… matches no entry; watch since in the future or -1 is a 400', async () => {
+    await request(base, 'PUT', reg('proto', 'p1'), JSON.stringify({ pid: me.pid, meta: { role: 'x' } }));
+    for (const w of ['__proto__={}', 'constructor=' + JSON.stringify(String(Object)), 'toString=undefined']) {
+      const r = await request(base, 'GET', `/v1/registrations/proto?where=${encodeURIComponent(w)}`);
+      expect(r.status, r.text).to.equal(200);
+      expect(r.json.items, w).to.deep.equal([]);
+    }
+    const own = await request(
+      base,
+      'PUT',
+      reg('proto', 'p2'),
+      JSON.stringify({ pid: me.pid, meta: JSON.parse('{"__proto__": "own"}') }),
+    );
+    expect(own.status, own.text).to.equal(201);
+    const r = await request(base, 'GET', `/v1/registrations/proto?where=${encodeURIComponent('__proto__=own')}`);
+    expect(r.json.items.map((e: { key: string }) => e.key)).to.deep.equal(['p2']);
+    for (const since of ['-1', '999999999']) {
+      const w = await request(base, 'GET', `/v1/watch?ns=proto&since=${since}`);
+      assertCleanError(w, 400, 'INVALID_INPUT');
+      expect(w.json.message).to.match(/since/);
+    }
+  });
+
   it('change feed: NDJSON and SSE, resumable from a revision', async () => {
     const events: Array<{ revision: number; type: string; key: string }> = [];
     const req = http.request(new URL('/v1/watch?ns=feed', base), { agent: false });
