@@ -36,6 +36,7 @@ import {
   validateNamespace,
   validateNode,
   validatePid,
+  rolledBack,
   validatePidStart,
   validateTimestamp,
 } from './validate.js';
@@ -426,6 +427,8 @@ export class ProcessRegistry {
       let out: BulkResult[];
       if (this.backend.bulkRegister) {
         out = await this.backend.bulkRegister(valid, { ...rule, atomic: opts.atomic });
+        // An atomic batch that failed anywhere was rolled back: no item was written (item 11).
+        if (opts.atomic && out.some((r) => !r.ok)) out = rolledBack(out);
       } else {
         out = [];
         for (const e of valid) {

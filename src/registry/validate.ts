@@ -2,7 +2,7 @@
  * Input validation of design §1. Every failure is an InvalidInputError whose message says what was
  * wrong and what to do; nothing is written before validation passes.
  */
-import { InvalidInputError, type Meta } from '../backends/contract.js';
+import { InvalidInputError, RegistryError, type BulkResult, type Meta } from '../backends/contract.js';
 
 export const NAMESPACE_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
 export const MAX_KEY_BYTES = 512;
@@ -286,4 +286,16 @@ export function jsonBytesBound(v: unknown, depth: number): number {
     default:
       return -1; // undefined, functions, symbols, bigint
   }
+}
+
+/**
+ * The results of an atomic bulk that rolled back: nothing was written, so no item may say `ok`.
+ * Failed items keep their own answer (holder or error); the others say why they were not written.
+ */
+export function rolledBack(results: BulkResult[]): BulkResult[] {
+  return results.map((r) =>
+    r.ok
+      ? { ok: false, error: new RegistryError('CONFLICT', 'not written: another entry of the atomic batch failed') }
+      : r,
+  );
 }

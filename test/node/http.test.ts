@@ -333,6 +333,34 @@ describe('node: routes and bad input', () => {
     }
   });
 
+  it('issue 12 item 11: an atomic bulk that rolls back reports no item as written', async () => {
+    const other = await spawnSleeper();
+    const held = await request(base, 'PUT', reg('atom', 'held'), JSON.stringify({ pid: other.pid }));
+    expect(held.status, held.text).to.equal(201);
+    const r = await request(
+      base,
+      'POST',
+      '/v1/bulk',
+      JSON.stringify({
+        atomic: true,
+        entries: [
+          { key: 'free1', pid: me.pid, namespace: 'atom' },
+          { key: 'held', pid: me.pid, namespace: 'atom' },
+          { key: 'free2', pid: me.pid, namespace: 'atom' },
+        ],
+      }),
+    );
+    expect(r.status, r.text).to.equal(200);
+    expect(
+      r.json.results.map((x: { ok: boolean }) => x.ok),
+      r.text,
+    ).to.deep.equal([false, false, false]);
+    expect(r.json.results[1].holder.pid).to.equal(other.pid);
+    expect(r.json.results[0].error.message).to.match(/not written/);
+    const keys = (await request(base, 'GET', '/v1/registrations/atom')).json.items.map((e: { key: string }) => e.key);
+    expect(keys).to.deep.equal(['held']);
+  });
+
   it('change feed: NDJSON and SSE, resumable from a revision', async () => {
     const events: Array<{ revision: number; type: string; key: string }> = [];
     const req = http.request(new URL('/v1/watch?ns=feed', base), { agent: false });
