@@ -20,7 +20,7 @@ import {
   type UnregisterCondition,
   type UpdateOptions,
 } from './contract.js';
-import { compareKeys, matchesWhere, mergePatch } from '../registry/validate.js';
+import { compareKeys, matchesWhere, mergePatch, rolledBack } from '../registry/validate.js';
 
 export const MEMORY_BACKEND = 'memory';
 
@@ -179,7 +179,7 @@ class MemoryBackend implements Backend {
     if (!opts.atomic) return entries.map((e) => this.register(e, opts));
     return this.transaction(() => {
       const results = entries.map((e) => this.register(e, opts));
-      if (results.some((r) => !r.ok)) throw new AtomicAbort(results);
+      if (results.some((r) => !r.ok)) throw new AtomicAbort(rolledBack(results));
       return results;
     });
   }

@@ -37,7 +37,7 @@ import {
   type UpdateOptions,
   type BucketDigests,
 } from './contract.js';
-import { matchesWhere, mergePatch } from '../registry/validate.js';
+import { matchesWhere, mergePatch, rolledBack } from '../registry/validate.js';
 import { BucketDigester } from '../registry/digest.js';
 
 export const SQLITE_BACKEND = 'sqlite';
@@ -493,7 +493,7 @@ class SqliteBackend implements Backend {
     if (!opts.atomic) return this.db.transaction(run).immediate();
     return this.transaction(() => {
       const results = run();
-      if (results.some((r) => !r.ok)) throw new AtomicAbort(results);
+      if (results.some((r) => !r.ok)) throw new AtomicAbort(rolledBack(results));
       return results;
     });
   }

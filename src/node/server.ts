@@ -124,6 +124,7 @@ const registerBody = {
       description: 'compare-and-swap: replace the current holder only if it matches (pid, node, registeredAt)',
       type: 'object',
       additionalProperties: false,
+      minProperties: 1,
       properties: { pid: int, node: str, registeredAt: int },
     },
   },
@@ -664,6 +665,10 @@ export class RegistryNode {
     cond: { pid?: number; node?: string; registeredAt?: number },
   ): Promise<Registration> {
     const reg = this.registry;
+    if (cond.pid === undefined && cond.node === undefined && cond.registeredAt === undefined)
+      throw new InvalidInputError(
+        'invalid replace: an empty compare-and-swap condition matches any holder: name pid, node or registeredAt',
+      );
     if (entry.node === reg.nodeName && !pidExists(entry.pid)) throw new DeadProcessError(entry.pid, entry.node);
     const matches = (h: Registration) =>
       (cond.pid === undefined || h.pid === cond.pid) &&
@@ -691,6 +696,15 @@ export class RegistryNode {
     const since = optInt(q.since, 'since');
     const backend = this.registry.backend;
     if (!backend.watch) throw new RegistryError('INTERNAL', 'this backend has no change feed');
+    if (since !== undefined) {
+      if (since < 0)
+        throw new InvalidInputError(`invalid since ${since}: a revision is >= 0 (omit since to watch from now)`);
+      const current = backend.currentRevision ? await backend.currentRevision() : undefined;
+      if (current !== undefined && since > current)
+        throw new InvalidInputError(
+          `invalid since ${since}: it is ahead of the feed's current revision ${current}; watch from a revision this node gave you`,
+        );
+    }
     const sse = /text\/event-stream/.test(req.headers.accept ?? '');
     const res = reply.raw;
     let buffered: ChangeEvent[] | null = [];

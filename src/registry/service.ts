@@ -29,7 +29,17 @@ import { KeyedMutex } from './keyed-mutex.js';
 import type { LookupCache } from './lookup-cache.js';
 import { LocalLiveness, pidExists } from './liveness.js';
 import { OperationStats, type OpStats, type StatsSnapshot } from './stats.js';
-import { checkMeta, validateKey, validateMeta, validateNamespace, validateNode, validatePid } from './validate.js';
+import {
+  checkMeta,
+  validateKey,
+  validateMeta,
+  validateNamespace,
+  validateNode,
+  validatePid,
+  rolledBack,
+  validatePidStart,
+  validateTimestamp,
+} from './validate.js';
 
 export const DEFAULT_NAMESPACE = 'default';
 export const DEFAULT_CLEANUP_INTERVAL = 30_000;
@@ -171,6 +181,11 @@ export class ProcessRegistry {
     validatePid(pid);
     const node = opts.node === undefined ? this.nodeName : validateNode(opts.node);
     checkMeta(meta);
+    // One validation for single and bulk writes (issue 12 item 10).
+    const registeredAt =
+      opts.registeredAt === undefined ? undefined : validateTimestamp(opts.registeredAt, 'registeredAt');
+    const updatedAt = opts.updatedAt === undefined ? undefined : validateTimestamp(opts.updatedAt, 'updatedAt');
+    const pidStart = opts.pidStart === undefined ? undefined : validatePidStart(opts.pidStart);
     const now = Date.now();
     return {
       namespace,
@@ -178,11 +193,11 @@ export class ProcessRegistry {
       pid,
       node,
       meta,
-      registeredAt: opts.registeredAt ?? now,
-      updatedAt: opts.updatedAt ?? opts.registeredAt ?? now,
+      registeredAt: registeredAt ?? now,
+      updatedAt: updatedAt ?? registeredAt ?? now,
       pidStart:
-        opts.pidStart !== undefined
-          ? opts.pidStart
+        pidStart !== undefined
+          ? pidStart
           : node === this.nodeName && this.judgeLocally
             ? (this.liveness.startOf(pid) ?? null)
             : null,
@@ -412,6 +427,8 @@ export class ProcessRegistry {
       let out: BulkResult[];
       if (this.backend.bulkRegister) {
         out = await this.backend.bulkRegister(valid, { ...rule, atomic: opts.atomic });
+        // An atomic batch that failed anywhere was rolled back: no item was written (item 11).
+        if (opts.atomic && out.some((r) => !r.ok)) out = rolledBack(out);
       } else {
         out = [];
         for (const e of valid) {

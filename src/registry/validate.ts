@@ -2,7 +2,7 @@
  * Input validation of design §1. Every failure is an InvalidInputError whose message says what was
  * wrong and what to do; nothing is written before validation passes.
  */
-import { InvalidInputError, type Meta } from '../backends/contract.js';
+import { InvalidInputError, RegistryError, type BulkResult, type Meta } from '../backends/contract.js';
 
 export const NAMESPACE_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
 export const MAX_KEY_BYTES = 512;
@@ -58,6 +58,33 @@ export function validatePid(pid: unknown): number {
     throw new InvalidInputError(`invalid pid ${JSON.stringify(pid)}: a pid is an integer greater than 0`);
   }
   return n;
+}
+
+/** A timestamp (`registeredAt`, `updatedAt`): milliseconds since the epoch, an integer >= 0. */
+export function validateTimestamp(v: unknown, what: string): number {
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+    throw new InvalidInputError(
+      `invalid ${what} ${jsonText(v)}: a timestamp is an integer number of milliseconds since the epoch, >= 0`,
+    );
+  return v;
+}
+
+/** A process start time (`pidStart`): an integer >= 0, or null when not recorded. */
+export function validatePidStart(v: unknown): number | null {
+  if (v === null) return null;
+  if (typeof v !== 'number' || !Number.isSafeInteger(v) || v < 0)
+    throw new InvalidInputError(
+      `invalid pidStart ${jsonText(v)}: a process start time is an integer >= 0, or null when unknown`,
+    );
+  return v;
+}
+
+function jsonText(v: unknown): string {
+  try {
+    return JSON.stringify(v)?.slice(0, 80) ?? String(v);
+  } catch {
+    return String(v);
+  }
 }
 
 export function validateNode(node: unknown): string {
@@ -163,7 +190,8 @@ export function parseWhere(pairs: string[]): Array<[string, string]> {
 export function matchesWhere(meta: Meta, where: Array<[string, string]> | undefined): boolean {
   if (!where || where.length === 0) return true;
   for (const [field, want] of where) {
-    const v = meta[field];
+    // Own properties only: `__proto__`, `constructor`, … must not match through the prototype.
+    const v = Object.hasOwn(meta, field) ? meta[field] : undefined;
     if (Array.isArray(v)) {
       if (!v.some((x) => scalarText(x) === want)) return false;
     } else if (scalarText(v) !== want) return false;
@@ -258,4 +286,16 @@ export function jsonBytesBound(v: unknown, depth: number): number {
     default:
       return -1; // undefined, functions, symbols, bigint
   }
+}
+
+/**
+ * The results of an atomic bulk that rolled back: nothing was written, so no item may say `ok`.
+ * Failed items keep their own answer (holder or error); the others say why they were not written.
+ */
+export function rolledBack(results: BulkResult[]): BulkResult[] {
+  return results.map((r) =>
+    r.ok
+      ? { ok: false, error: new RegistryError('CONFLICT', 'not written: another entry of the atomic batch failed') }
+      : r,
+  );
 }

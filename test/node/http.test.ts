@@ -119,6 +119,17 @@ describe('node: routes and bad input', () => {
     expect(r.json.holder.pid).to.equal(me.pid);
   });
 
+  it('issue 12 item 12: an empty compare-and-swap condition is a 400 and the live holder stays', async () => {
+    const other = await spawnSleeper();
+    const put = await request(base, 'PUT', reg('cas', 'k'), JSON.stringify({ pid: me.pid }));
+    expect(put.status, put.text).to.equal(201);
+    const r = await request(base, 'PUT', reg('cas', 'k'), JSON.stringify({ pid: other.pid, replace: {} }));
+    assertCleanError(r, 400, 'INVALID_INPUT');
+    expect(r.json.message).to.match(/replace/);
+    const get = await request(base, 'GET', reg('cas', 'k'));
+    expect(get.json.pid, 'the live holder was not overwritten').to.equal(me.pid);
+  });
+
   it('malformed JSON, wrong types, bad names: 400 with a clear message, nothing written', async () => {
     const cases: Array<[string, string, string | undefined, number, RegExp]> = [
       ['PUT', reg('bad', 'k1'), '{"pid": 1,', 400, /malformed JSON/],
@@ -250,6 +261,104 @@ describe('node: routes and bad input', () => {
     );
     expect(a.json.results.map((x: { ok: boolean }) => x.ok)).to.deep.equal([false, false]);
     expect((await request(base, 'GET', '/v1/registrations/bulk2')).json.items).to.deep.equal([]);
+  });
+
+  it('issue 12 item 10: bulk items are validated like single writes (registeredAt, updatedAt, pidStart)', async () => {
+    const bad: Array<Record<string, unknown>> = [
+      { registeredAt: 'abc' },
+      { registeredAt: true },
+      { registeredAt: { a: 1 } },
+      { registeredAt: [1] },
+      { registeredAt: -5 },
+      { registeredAt: 1.5 },
+      { updatedAt: 'x' },
+      { updatedAt: [1] },
+      { pidStart: 'abc' },
+      { pidStart: [1] },
+      { pidStart: false },
+      { pidStart: -1 },
+    ];
+    for (const [i, extra] of bad.entries()) {
+      const field = Object.keys(extra)[0] ?? '';
+      const r = await request(
+        base,
+        'POST',
+        '/v1/bulk',
+        JSON.stringify({ entries: [{ key: `v${i}`, pid: me.pid, namespace: 'bulkval', ...extra }] }),
+      );
+      expect(r.status, r.text).to.equal(200);
+      const res0 = r.json.results[0] as { ok: boolean; error?: { code: string; message: string } } | undefined;
+      present(res0, 'result');
+      expect(res0.ok, `${JSON.stringify(extra)} refused`).to.equal(false);
+      expect(res0.error?.code).to.equal('INVALID_INPUT');
+      expect(res0.error?.message).to.include(field);
+      // the single write path refuses the same value with a 400
+      const single = await request(base, 'PUT', reg('bulkval', `s${i}`), JSON.stringify({ pid: me.pid, ...extra }));
+      assertCleanError(single, 400, 'INVALID_INPUT');
+    }
+    const list = await request(base, 'GET', '/v1/registrations/bulkval');
+    expect(list.status, list.text).to.equal(200);
+    expect(list.json.items).to.deep.equal([]);
+    const ok = await request(
+      base,
+      'POST',
+      '/v1/bulk',
+      JSON.stringify({ entries: [{ key: 'good', pid: me.pid, namespace: 'bulkval', registeredAt: 5, updatedAt: 6 }] }),
+    );
+    expect(ok.json.results[0].ok, ok.text).to.equal(true);
+    const got = await request(base, 'GET', reg('bulkval', 'good'));
+    expect([got.json.registeredAt, got.json.updatedAt]).to.deep.equal([5, 6]);
+  });
+
+  it('issue 12 item 17: ?where=__proto__=… matches no entry; watch since in the future or -1 is a 400', async () => {
+    await request(base, 'PUT', reg('proto', 'p1'), JSON.stringify({ pid: me.pid, meta: { role: 'x' } }));
+    for (const w of ['__proto__={}', 'constructor=' + JSON.stringify(String(Object)), 'toString=undefined']) {
+      const r = await request(base, 'GET', `/v1/registrations/proto?where=${encodeURIComponent(w)}`);
+      expect(r.status, r.text).to.equal(200);
+      expect(r.json.items, w).to.deep.equal([]);
+    }
+    const own = await request(
+      base,
+      'PUT',
+      reg('proto', 'p2'),
+      JSON.stringify({ pid: me.pid, meta: JSON.parse('{"__proto__": "own"}') }),
+    );
+    expect(own.status, own.text).to.equal(201);
+    const r = await request(base, 'GET', `/v1/registrations/proto?where=${encodeURIComponent('__proto__=own')}`);
+    expect(r.json.items.map((e: { key: string }) => e.key)).to.deep.equal(['p2']);
+    for (const since of ['-1', '999999999']) {
+      const w = await request(base, 'GET', `/v1/watch?ns=proto&since=${since}`);
+      assertCleanError(w, 400, 'INVALID_INPUT');
+      expect(w.json.message).to.match(/since/);
+    }
+  });
+
+  it('issue 12 item 11: an atomic bulk that rolls back reports no item as written', async () => {
+    const other = await spawnSleeper();
+    const held = await request(base, 'PUT', reg('atom', 'held'), JSON.stringify({ pid: other.pid }));
+    expect(held.status, held.text).to.equal(201);
+    const r = await request(
+      base,
+      'POST',
+      '/v1/bulk',
+      JSON.stringify({
+        atomic: true,
+        entries: [
+          { key: 'free1', pid: me.pid, namespace: 'atom' },
+          { key: 'held', pid: me.pid, namespace: 'atom' },
+          { key: 'free2', pid: me.pid, namespace: 'atom' },
+        ],
+      }),
+    );
+    expect(r.status, r.text).to.equal(200);
+    expect(
+      r.json.results.map((x: { ok: boolean }) => x.ok),
+      r.text,
+    ).to.deep.equal([false, false, false]);
+    expect(r.json.results[1].holder.pid).to.equal(other.pid);
+    expect(r.json.results[0].error.message).to.match(/not written/);
+    const keys = (await request(base, 'GET', '/v1/registrations/atom')).json.items.map((e: { key: string }) => e.key);
+    expect(keys).to.deep.equal(['held']);
   });
 
   it('change feed: NDJSON and SSE, resumable from a revision', async () => {
