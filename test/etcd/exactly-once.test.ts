@@ -40,14 +40,14 @@ function dropAnswer(reg: ProcessRegistry, when: 'after' | 'before', between?: ()
   const kv = internals(reg).client.kv;
   const real: Txn = kv.txn.bind(kv);
   let armed = true;
-  kv.txn = (async (req: Parameters<Txn>[0], opts?: Parameters<Txn>[1]) => {
+  kv.txn = async (req: Parameters<Txn>[0], opts?: Parameters<Txn>[1]) => {
     const writes = (req.success ?? []).some((op) => op.request_put || op.request_delete_range);
     if (!armed || !writes) return real(req, opts);
     armed = false;
     if (when === 'after') await real(req, opts);
     await between?.();
     throw lostAnswer();
-  });
+  };
 }
 
 describe('etcd: exactly-once writes and fresh conditional writes (issue 13)', function () {
