@@ -10,7 +10,7 @@ module.exports = {
   spec: named ? [] : ['dist/test/**/*.test.js'],
   require: ['dist/test/support/setup.js'],
   reporter: 'spec',
-  timeout: 30_000,
+  timeout: 60_000,
   slow: 2_000,
   parallel: false,
 };

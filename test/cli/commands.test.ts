@@ -12,7 +12,9 @@ import { pidExists } from '../../src/registry/liveness.js';
 
 let sb: Sandbox;
 
-describe('registry CLI: the essentials', () => {
+describe('registry CLI: the essentials', function () {
+  // Dozens of real CLI processes (or a cluster) per test: a loaded 2-core machine needs minutes.
+  this.timeout(180_000);
   before(() => {
     sb = sandbox();
   });

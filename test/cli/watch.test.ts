@@ -9,7 +9,9 @@ let sb: Sandbox;
 let node: ServeProcess;
 let url: string;
 
-describe('registry watch', () => {
+describe('registry watch', function () {
+  // Dozens of real CLI processes (or a cluster) per test: a loaded 2-core machine needs minutes.
+  this.timeout(180_000);
   before(async () => {
     sb = sandbox();
     node = await spawnServe(['-b', 'memory:']);

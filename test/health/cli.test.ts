@@ -45,7 +45,9 @@ async function fleet<N extends number>(
 
 const summary = (r: ReturnType<Sandbox['run']>) => r.json<HealthSummary>();
 
-describe('registry health on real degraded states', () => {
+describe('registry health on real degraded states', function () {
+  // Dozens of real CLI processes (or a cluster) per test: a loaded 2-core machine needs minutes.
+  this.timeout(180_000);
   it('healthy → degraded (10 %) → unhealthy (30 %), exit codes 0 → 5, --fail-on unhealthy relaxes degraded only', async () => {
     const { url, procs } = await fleet('dying', 20, 5);
     let r = sb.run(['health', '-b', url]);
@@ -195,7 +197,9 @@ describe('registry health on real degraded states', () => {
   });
 });
 
-describe('registry report across profiles', () => {
+describe('registry report across profiles', function () {
+  // Dozens of real CLI processes (or a cluster) per test: a loaded 2-core machine needs minutes.
+  this.timeout(180_000);
   it('side by side, worst exit code, --profiles narrows, --output writes the CI artifact', async () => {
     const good = await fleet('good', 4, 3);
     const sick = await fleet('sick', 10, 1);
@@ -251,7 +255,9 @@ describe('registry report across profiles', () => {
   });
 });
 
-describe('registry stats', () => {
+describe('registry stats', function () {
+  // Dozens of real CLI processes (or a cluster) per test: a loaded 2-core machine needs minutes.
+  this.timeout(180_000);
   it('per-namespace counts, alive/dead, memory; a one-shot process says it has no counters', async () => {
     const { url, procs } = await fleet('counted', 5, 4);
     await procs[0].kill();

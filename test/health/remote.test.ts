@@ -23,7 +23,9 @@ const health = (args: string[]) => {
   return { code: r.code, s: r.json<HealthSummary>() };
 };
 
-describe('health of a registry node', () => {
+describe('health of a registry node', function () {
+  // Dozens of real CLI processes (or a cluster) per test: a loaded 2-core machine needs minutes.
+  this.timeout(180_000);
   it('the node judges its processes (0 → 5); stopped, it is unreachable (6), also inside a report', async () => {
     const path = join(sb.dir, 'node.db');
     const serve = await spawnServe(['--backend', `sqlite:${path}`, '--cleanup-interval', '0'], { ...sb.env });
@@ -59,7 +61,9 @@ describe('health of a registry node', () => {
   });
 });
 
-describe('health of an endpoint that accepts but never answers', () => {
+describe('health of an endpoint that accepts but never answers', function () {
+  // Dozens of real CLI processes (or a cluster) per test: a loaded 2-core machine needs minutes.
+  this.timeout(180_000);
   it('is unreachable after --timeout (exit 6), not a hang', async () => {
     const silent = createServer(() => undefined); // holds every connection open, says nothing
     silent.listen(0, '127.0.0.1');
@@ -81,7 +85,9 @@ describe('health of an endpoint that accepts but never answers', () => {
   });
 });
 
-describe('health of an etcd cluster', () => {
+describe('health of an etcd cluster', function () {
+  // Dozens of real CLI processes (or a cluster) per test: a loaded 2-core machine needs minutes.
+  this.timeout(180_000);
   let cluster: EtcdCluster;
   before(async () => {
     cluster = await startEtcdCluster({ members: 3 });

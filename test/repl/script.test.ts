@@ -49,7 +49,9 @@ function cli(args: string[]): Ran {
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
-describe('repl as a script (stdin not a TTY)', () => {
+describe('repl as a script (stdin not a TTY)', function () {
+  // Dozens of real CLI processes (or a cluster) per test: a loaded 2-core machine needs minutes.
+  this.timeout(180_000);
   let db: string;
   let p: Sleeper;
   before(async () => {

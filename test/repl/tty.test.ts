@@ -69,7 +69,9 @@ async function run(t: Term, line: string): Promise<string> {
   return t.text().split('\n').slice(1, -1).join('\n');
 }
 
-describe('repl on a terminal', () => {
+describe('repl on a terminal', function () {
+  // Dozens of real CLI processes (or a cluster) per test: a loaded 2-core machine needs minutes.
+  this.timeout(180_000);
   let p: Sleeper;
   const terms: Term[] = [];
   const open = (args: string[] = ['-b', db]) => {
