@@ -15,6 +15,7 @@ export {
   AlreadyRegisteredError,
   DeadProcessError,
   UnreachableError,
+  OutcomeUnknownError,
   UnauthorizedError,
   ClosedError,
   ConflictError,
