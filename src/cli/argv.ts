@@ -5,10 +5,18 @@
  * before a `--`, where everything after belongs to a child command (`registry run NAME -- CMD…`).
  */
 
-/** Global flags that take a value. */
-const VALUED = new Set(['-b', '--backend', '--profile', '--config', '-n', '--namespace']);
+/** The global flags of every command (src/cli/base.ts) that take a value, by spelling → flag name. */
+export const GLOBAL_VALUE_FLAGS: ReadonlyMap<string, string> = new Map([
+  ['-b', 'backend'],
+  ['--backend', 'backend'],
+  ['--profile', 'profile'],
+  ['--config', 'config'],
+  ['-n', 'namespace'],
+  ['--namespace', 'namespace'],
+  ['--node-name', 'node'],
+]);
 /** Global boolean flags. */
-const BOOLEAN = new Set(['--json', '-A', '--all-namespaces', '--yes', '-y']);
+const BOOLEAN = new Set(['--json']);
 
 export function hoistGlobalFlags(argv: readonly string[]): string[] {
   const moved: string[] = [];
@@ -17,7 +25,7 @@ export function hoistGlobalFlags(argv: readonly string[]): string[] {
     const a = argv[i];
     if (a === undefined || !a.startsWith('-') || a === '--') break;
     const name = a.includes('=') ? a.slice(0, a.indexOf('=')) : a;
-    if (VALUED.has(name)) {
+    if (GLOBAL_VALUE_FLAGS.has(name)) {
       if (a.includes('=')) {
         moved.push(a);
         i += 1;

@@ -7,6 +7,7 @@
  * other backends go through oclif.
  */
 import { resolveBackend } from './config.js';
+import { GLOBAL_VALUE_FLAGS } from './argv.js';
 import { reportError } from './errors.js';
 import { lookupOrThrow } from './lookup.js';
 import { colorEnabled, renderLookup } from './output.js';
@@ -14,17 +15,7 @@ import { ProcessRegistry } from '../registry/service.js';
 import { parseBackendUrl } from '../backends/open.js';
 import { createSqliteBackend } from '../backends/sqlite.js';
 
-const VALUE_FLAGS = new Map<string, string>([
-  ['-n', 'namespace'],
-  ['--namespace', 'namespace'],
-  ['-b', 'backend'],
-  ['--backend', 'backend'],
-  ['-f', 'field'],
-  ['--field', 'field'],
-  ['--profile', 'profile'],
-  ['--config', 'config'],
-  ['--node-name', 'node'],
-]);
+const VALUE_FLAGS = new Map<string, string>([...GLOBAL_VALUE_FLAGS, ['-f', 'field'], ['--field', 'field']]);
 
 export async function fastLookup(args: string[]): Promise<boolean> {
   const o: Record<string, string> = {};

@@ -10,7 +10,6 @@ const hook: Hook.CommandNotFound = async function (opts) {
   process.stderr.write(
     `registry: unknown command "${typed}": ${hint}run \`registry --help\` for the list of commands\n`,
   );
-  process.exitCode = 2;
   this.exit(2);
 };
 
