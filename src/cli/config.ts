@@ -4,11 +4,12 @@
  * SQLite default. The config file is `registry.config.json` in the working directory or a parent,
  * else `$XDG_CONFIG_HOME/registry/config.json`, or the file `--config` names.
  */
-import { existsSync, readFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync } from 'node:fs';
 import os from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve } from 'node:path';
 import { InvalidInputError } from '../backends/contract.js';
-import { defaultBackendUrl } from '../backends/open.js';
+import { defaultBackendUrl, parseBackendUrl } from '../backends/open.js';
+import { writeFileAtomic } from '../core/atomic-file.js';
 
 export interface Profile {
   backend: string;
@@ -129,4 +130,80 @@ export function resolveBackend(sel: Selection, env: NodeJS.ProcessEnv = process.
     if (cfg.default) return fromProfile(cfg.default, configPath, `profile ${cfg.default} (default in ${configPath})`);
   }
   return { backend: defaultBackendUrl(env), backendOpts: {}, source: 'default' };
+}
+
+// --- writing the config file (config commands, migrations) -----------------------------------
+
+/** The user-wide config file: `$XDG_CONFIG_HOME/registry/config.json`. */
+export function userConfigPath(env: NodeJS.ProcessEnv = process.env): string {
+  return join(env.XDG_CONFIG_HOME || join(env.HOME || os.homedir(), '.config'), 'registry', 'config.json');
+}
+
+/**
+ * The file a config write goes to: the one `--config` names (it may not exist yet), else the file
+ * reads would use, else `registry.config.json` in the working directory.
+ */
+export function configTarget(explicit?: string, env: NodeJS.ProcessEnv = process.env, cwd = process.cwd()): string {
+  if (explicit) return resolve(cwd, explicit);
+  if (env.REGISTRY_CONFIG) return resolve(cwd, env.REGISTRY_CONFIG);
+  return findConfig(undefined, env, cwd) ?? join(resolve(cwd), 'registry.config.json');
+}
+
+/** Write a config file whole or not at all: a temporary file beside it, fsync, rename. */
+export function saveConfig(path: string, cfg: ConfigFile): void {
+  try {
+    mkdirSync(dirname(path), { recursive: true });
+    writeFileAtomic(path, `${JSON.stringify(cfg, null, 2)}\n`, { mode: 0o600 });
+  } catch (cause) {
+    const e = cause as NodeJS.ErrnoException;
+    throw new InvalidInputError(
+      `cannot write config file ${path}: ${e.code ?? e.message}: check the path and its permissions`,
+      { cause },
+    );
+  }
+}
+
+const PROFILE_NAME = /^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$/;
+
+/** A profile name: letters, digits, `.`, `_`, `-`, up to 64 characters. */
+export function checkProfileName(name: string): string {
+  if (!PROFILE_NAME.test(name))
+    throw new InvalidInputError(
+      `invalid profile name ${JSON.stringify(name)}: use letters, digits, ".", "_" and "-" (up to 64, starting with a letter or digit)`,
+    );
+  return name;
+}
+
+/**
+ * A backend URL as a profile stores it: the scheme must be known; a relative `sqlite:`/`legacy:`
+ * path given on the command line means relative to the working directory, and is stored relative
+ * to the config file (which is how profiles are read back, see `anchor`).
+ */
+export function profileBackend(url: string, configPath: string, cwd = process.cwd()): string {
+  const { info, location } = parseBackendUrl(url);
+  if ((info.scheme === 'sqlite' || info.scheme === 'legacy') && !isAbsolute(location)) {
+    const rel = relative(dirname(configPath), resolve(cwd, location));
+    return `${info.scheme}:${rel.startsWith('..') ? resolve(cwd, location) : `./${rel}`}`;
+  }
+  return url.trim();
+}
+
+/** `k=v` option pairs; values are JSON when they parse (numbers, booleans, null), else strings. */
+export function parseOpts(pairs: readonly string[]): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const pair of pairs) {
+    const i = pair.indexOf('=');
+    const k = i > 0 ? pair.slice(0, i).trim() : '';
+    if (!k || k === '__proto__')
+      throw new InvalidInputError(`invalid --opt ${JSON.stringify(pair)}: use --opt key=value, e.g. --opt leaseTtl=10`);
+    const raw = pair.slice(i + 1);
+    let v: unknown = raw;
+    try {
+      v = JSON.parse(raw);
+    } catch {
+      // a plain string
+    }
+    out[k] = v;
+  }
+  return out;
 }

@@ -3,11 +3,11 @@
  * profile), the journal and its lock, the stores it opens (each behind a registry service, for
  * liveness), progress and log callbacks.
  */
-import { existsSync, renameSync, writeFileSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { InvalidInputError, RegistryError, type Registration } from '../backends/contract.js';
 import { parseBackendUrl } from '../backends/open.js';
-import { findConfig, loadConfig, type ConfigFile, type Profile } from '../cli/config.js';
+import { configTarget, loadConfig, saveConfig, type ConfigFile, type Profile } from '../cli/config.js';
 import { ProcessRegistry } from '../registry/service.js';
 import { FileJournalStore, Journal, MigrationLock, type JournalStore } from './journal.js';
 import type { State } from './verify.js';
@@ -48,7 +48,7 @@ export class Migration {
   private readonly opened: ProcessRegistry[] = [];
 
   constructor(readonly opts: MigrationOptions = {}) {
-    this.configPath = resolve(opts.config ?? findConfig(undefined) ?? join(process.cwd(), 'registry.config.json'));
+    this.configPath = configTarget(opts.config);
     const journalPath = resolve(opts.journal ?? join(dirname(this.configPath), JOURNAL_FILE));
     const store = opts.journalStore ?? new FileJournalStore(journalPath);
     this.journal = new Journal(store, this.configPath);
@@ -121,9 +121,7 @@ export class Migration {
   }
 
   private writeConfig(c: ConfigFile): void {
-    const tmp = `${this.configPath}.${process.pid}.tmp`;
-    writeFileSync(tmp, `${JSON.stringify(c, null, 2)}\n`);
-    renameSync(tmp, this.configPath);
+    saveConfig(this.configPath, c);
   }
 
   setProfile(name: string, profile: Profile | undefined): void {

@@ -11,10 +11,11 @@
  * start time. A second run finds it and fails with ConflictError (exit 4) while the owner lives; a
  * lock whose owner is dead (a crash, a SIGKILL) is stale and taken over.
  */
-import { closeSync, fsyncSync, openSync, readFileSync, renameSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, fsyncSync, openSync, readFileSync, unlinkSync, writeSync } from 'node:fs';
 import os from 'node:os';
 import { ConflictError, InvalidInputError, UnreachableError } from '../backends/contract.js';
 import { pidExists } from '../registry/liveness.js';
+import { writeFileAtomic } from '../core/atomic-file.js';
 
 export const JOURNAL_VERSION = 1;
 export const PHASES = ['wrap', 'hybrid', 'cutover', 'optimize', 'distribute'] as const;
@@ -94,15 +95,7 @@ export class FileJournalStore implements JournalStore {
   }
 
   save(state: JournalState): void {
-    const tmp = `${this.location}.${process.pid}.tmp`;
-    const fd = openSync(tmp, 'w', 0o644);
-    try {
-      writeSync(fd, `${JSON.stringify(state, null, 2)}\n`);
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, this.location);
+    writeFileAtomic(this.location, `${JSON.stringify(state, null, 2)}\n`);
   }
 }
 
