@@ -5,6 +5,7 @@
  */
 import { readdirSync, statSync } from 'node:fs';
 import { basename, dirname, join } from 'node:path';
+import type { ProcessRegistry } from '../registry/service.js';
 import { splitPartial, quoteWord } from './parse.js';
 
 /** What completion needs to know of a command (read from the oclif manifest). */
@@ -153,7 +154,11 @@ async function flagValues(flag: CommandInfo['flags'][number], src: CompletionSou
  * Candidates for readline's completer: `[completions, rawWordBeingReplaced]`. A single candidate
  * gets a trailing space (directories and backend schemes do not), so TAB finishes the word.
  */
-export async function complete(line: string, src: CompletionSource): Promise<[string[], string]> {
+export async function complete(
+  line: string,
+  src: CompletionSource,
+  opts: { raw?: boolean } = {},
+): Promise<[string[], string]> {
   const p = parseForCompletion(line, src);
   let words: string[] = [];
   let asIs = false; // candidates are already shell-safe (flags, commands)
@@ -176,9 +181,11 @@ export async function complete(line: string, src: CompletionSource): Promise<[st
       const arg = cmd.args[positionals(cmd, p.rest).length];
       if (arg && KEY_ARGS.has(arg.name)) words = await src.keys(p.current, namespaceOnLine(p.rest));
       else if (arg?.name === 'file') words = files(p.current);
+      else if (arg?.name === 'profile') words = src.profiles();
     }
   }
   const hits = words.filter((w) => w.startsWith(p.current)).slice(0, MAX_CANDIDATES);
+  if (opts.raw) return [hits, p.current];
   const shown = asIs ? hits : hits.map((w) => requote(w, p.raw));
   const [only] = shown;
   if (shown.length === 1 && only !== undefined && !/[/:]$/.test(only)) shown[0] = `${only} `;
@@ -253,4 +260,32 @@ export function commandInfos(
         })),
     }))
     .sort((a, b) => a.words.join(' ').localeCompare(b.words.join(' ')));
+}
+
+/** Keys starting with `prefix`, in key order, at most `max` (for completion). */
+export async function keysByPrefix(
+  reg: ProcessRegistry,
+  prefix: string,
+  namespace: string | undefined,
+  max = 100,
+): Promise<string[]> {
+  const out: string[] = [];
+  // The largest string below every key that starts with `prefix`: prefix minus its last character, plus U+FFFF after it lowered.
+  let after: string | undefined = prefix
+    ? `${prefix.slice(0, -1)}${String.fromCharCode(prefix.charCodeAt(prefix.length - 1) - 1)}\uffff`
+    : undefined;
+  try {
+    for (let pages = 0; pages < 5 && out.length < max; pages++) {
+      const page = await reg.list({ namespace, after, limit: max });
+      for (const e of page.items) {
+        if (e.key.startsWith(prefix)) out.push(e.key);
+        else if (e.key > prefix) return out;
+      }
+      if (!page.next) break;
+      after = page.next;
+    }
+  } catch {
+    // completion never fails the prompt
+  }
+  return out.slice(0, max);
 }

@@ -15,7 +15,7 @@ import { reportError } from '../cli/errors.js';
 import { colors, type Colors } from '../cli/output.js';
 import { ProcessRegistry } from '../registry/service.js';
 import { validateNamespace } from '../registry/validate.js';
-import { commandInfos, complete, hint, type CommandInfo, type CompletionSource } from './complete.js';
+import { commandInfos, complete, hint, keysByPrefix, type CommandInfo, type CompletionSource } from './complete.js';
 import { HISTORY_SIZE, HistoryFile, historyPath } from './history.js';
 import { splitLine } from './parse.js';
 import { LineEditor } from './terminal.js';
@@ -517,30 +517,4 @@ function openRegistry(r: Resolved, namespace: string | undefined, node: string |
   });
 }
 
-/** Keys starting with `prefix`, in key order, at most `max` (for completion). */
-export async function keysByPrefix(
-  reg: ProcessRegistry,
-  prefix: string,
-  namespace: string | undefined,
-  max = 100,
-): Promise<string[]> {
-  const out: string[] = [];
-  // The largest string below every key that starts with `prefix`: prefix minus its last character, plus U+FFFF after it lowered.
-  let after: string | undefined = prefix
-    ? `${prefix.slice(0, -1)}${String.fromCharCode(prefix.charCodeAt(prefix.length - 1) - 1)}\uffff`
-    : undefined;
-  try {
-    for (let pages = 0; pages < 5 && out.length < max; pages++) {
-      const page = await reg.list({ namespace, after, limit: max });
-      for (const e of page.items) {
-        if (e.key.startsWith(prefix)) out.push(e.key);
-        else if (e.key > prefix) return out;
-      }
-      if (!page.next) break;
-      after = page.next;
-    }
-  } catch {
-    // completion never fails the prompt
-  }
-  return out.slice(0, max);
-}
+export { keysByPrefix };
