@@ -3,6 +3,7 @@ import { Flags } from '@oclif/core';
 import { InvalidInputError } from '../backends/contract.js';
 import { RegistryCommand } from '../cli/base.js';
 import { readTokenFile } from '../node/auth.js';
+import { LOG_FORMATS } from '../node/log.js';
 import { openNodeRegistry, RegistryNode } from '../node/server.js';
 import { DEFAULT_CLEANUP_INTERVAL } from '../registry/service.js';
 import { parseDuration } from '../registry/validate.js';
@@ -46,8 +47,13 @@ export default class Serve extends RegistryCommand<typeof Serve> {
     }),
     'log-level': Flags.option({
       options: ['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'] as const,
-      summary: 'Log level (JSON lines on stderr).',
+      summary: 'Log level.',
       default: 'info',
+    })(),
+    'log-format': Flags.option({
+      options: LOG_FORMATS,
+      summary: 'Logs on stderr: JSON lines, or readable lines (pino-pretty); auto = readable on a terminal.',
+      default: 'auto',
     })(),
   };
 
@@ -84,6 +90,7 @@ export default class Serve extends RegistryCommand<typeof Serve> {
         bulkBodyLimit: Math.min(f['max-body'] * 64, 256 * 1024 * 1024),
         requestTimeout: parseDuration(f['request-timeout'], '--request-timeout'),
         logLevel: f['log-level'],
+        logFormat: f['log-format'],
       });
     } catch (err) {
       await registry.close().catch(() => undefined);

@@ -39,6 +39,7 @@ import { MAX_META_BYTES, parseWhere, validateKey, validateNamespace } from '../r
 import { bearerChecker, isLoopback } from './auth.js';
 import { currentRevision, withChangeFeed } from './feed.js';
 import { createMetrics } from './metrics.js';
+import { logStream, type LogFormat } from './log.js';
 import { SwitchableBackend } from './switch.js';
 import { API, statusFor, toWire } from './wire.js';
 
@@ -63,7 +64,9 @@ export interface NodeOptions {
   headersTimeout?: number;
   /** Idle keep-alive connections are closed after this many ms (default 5 s). */
   keepAliveTimeout?: number;
-  /** pino log level (default info; `silent` for none). Logs are JSON lines on stderr. */
+  /** Logs on stderr: JSON lines, or pino-pretty lines on a terminal (src/node/log.ts). */
+  logFormat?: LogFormat;
+  /** pino log level (default info; `silent` for none). */
   logLevel?: string;
   /** How long close() waits for in-flight requests before cutting connections (default 10 s). */
   drainTimeout?: number;
@@ -195,7 +198,7 @@ export class RegistryNode {
     const checking = { connectionsCheckingInterval: Math.min(1000, opts.requestTimeout ?? 30_000) };
     this.app = Fastify({
       ...(opts.tls ? { https: { cert: opts.tls.cert, key: opts.tls.key, ...checking } } : { http: checking }),
-      logger: { level: opts.logLevel ?? 'info', stream: process.stderr } as never,
+      logger: { level: opts.logLevel ?? 'info', stream: logStream(opts.logFormat) } as never,
       logController: new LogController({ disableRequestLogging: true }),
       bodyLimit,
       requestTimeout: opts.requestTimeout ?? 30_000,
