@@ -35,8 +35,9 @@ describe('registry: sqlite register refused names the holder that refused', () =
       backend.lookup = (ns, key) => {
         if (interleaved++ === 0) {
           try {
-            other.backend.unregister(ns, key);
-            other.backend.register(
+            // (synchronous on SQLite: a locked file throws here)
+            void other.backend.unregister(ns, key);
+            void other.backend.register(
               {
                 namespace: ns,
                 key,
