@@ -11,6 +11,7 @@
  * A request that never reached the node (connection refused) stays a plain UnreachableError.
  */
 import { expect } from 'chai';
+import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { OutcomeUnknownError, UnreachableError } from '../../src/backends/contract.js';
 import { ProcessRegistry } from '../../src/registry/service.js';
@@ -124,14 +125,22 @@ describe('node: outcome unknown reaches the remote client (issue 13)', function 
       tmp.cleanup();
     });
 
-    /** SIGSTOP the node, start `call` (its request sits in the node's socket), SIGKILL the node. */
-    async function killMidCall(call: () => Promise<unknown>): Promise<unknown> {
+    /**
+     * SIGSTOP the node, start `call` through `client`, wait until its request was written to a
+     * connected socket (the kernel accepts and buffers it for the stopped node), SIGKILL the node.
+     */
+    async function killMidCall(client: ProcessRegistry, call: () => Promise<unknown>): Promise<unknown> {
       present(node);
       const n = node;
+      const agent = (client.backend as unknown as { agent: { sockets: Record<string, Socket[] | undefined> } }).agent;
+      const written = () => Object.values(agent.sockets).flat();
       n.child.kill('SIGSTOP');
       const pending = caught(call());
-      // Let the request reach the node's socket (the kernel accepts and buffers it).
-      await new Promise((res) => setTimeout(res, 300));
+      await waitFor(
+        () => written().some((s) => s !== undefined && !s.connecting && s.bytesWritten > 0),
+        20_000,
+        'the request written to the stopped node',
+      );
       n.child.kill('SIGKILL');
       await n.exited;
       return pending;
@@ -143,7 +152,7 @@ describe('node: outcome unknown reaches the remote client (issue 13)', function 
         const client = await ProcessRegistry.open({ backend: node.url, cleanupInterval: 0 });
         try {
           if (reused) await client.lookup('k'); // a kept-alive socket to the node
-          const err = await killMidCall(() => client.unregister('k'));
+          const err = await killMidCall(client, () => client.unregister('k'));
           const e = expectUnknown(err);
           expect(e.message).to.match(
             /DELETE \/v1\/registrations\/default\/k: outcome unknown: the request reached registry node/,
@@ -158,7 +167,7 @@ describe('node: outcome unknown reaches the remote client (issue 13)', function 
       present(node);
       const client = await ProcessRegistry.open({ backend: node.url, cleanupInterval: 0 });
       try {
-        const read = await killMidCall(() => client.lookup('k'));
+        const read = await killMidCall(client, () => client.lookup('k'));
         expect(read).to.be.instanceOf(UnreachableError).and.not.be.instanceOf(OutcomeUnknownError);
         const write = await caught(client.register('k', pid(0)));
         expect(write).to.be.instanceOf(UnreachableError).and.not.be.instanceOf(OutcomeUnknownError);
