@@ -22,6 +22,7 @@ import {
   InvalidInputError,
   type ListOptions,
   type Meta,
+  OutcomeUnknownError,
   type Page,
   type RegisterOptions,
   type RegisterOutcome,
@@ -345,7 +346,14 @@ export class RemoteBackend implements Backend {
     return new URL(path, this.base);
   }
 
-  /** One request; network failures become UnreachableError, statuses are the caller's. */
+  /**
+   * One request; statuses are the caller's. A network failure before the request could reach the
+   * node (refused, no route) is UnreachableError: nothing was done. A write (any method but GET)
+   * whose answer is lost after it was sent (connection reset, timeout, the node killed mid-call)
+   * may or may not have been applied: OutcomeUnknownError, never retried (a retried unregister
+   * would answer `false` for its own removal). Only reads are retried on a kept-alive socket the
+   * node closed as it was reused.
+   */
   private call(method: string, path: string, body?: unknown, timeout = this.timeout): Promise<Reply> {
     this.check();
     const payload = body === undefined ? undefined : JSON.stringify(body);
@@ -374,6 +382,15 @@ export class RemoteBackend implements Backend {
         headers,
         agent: this.agent,
       });
+      const write = method !== 'GET';
+      // Whether the request may have reached the node: its socket was connected (reused, or the
+      // connect / TLS handshake finished) before the failure.
+      let sent = false;
+      req.on('socket', (s) => {
+        if (!s.connecting) sent = true;
+        else s.once(this.base.protocol === 'https:' ? 'secureConnect' : 'connect', () => (sent = true));
+      });
+      const failed = (err: Error): RegistryError => (write && sent ? this.lost(method, path, err) : this.network(err));
       req.setTimeout(timeout, () =>
         req.destroy(
           new UnreachableError(`registry node ${this.url} did not answer ${method} ${path} within ${timeout} ms`),
@@ -386,16 +403,16 @@ export class RemoteBackend implements Backend {
               return reject(fromWire(res.statusCode, safeJson(text), this.url));
             resolve({ status: res.statusCode ?? 0, body: text ? safeJson(text) : undefined });
           },
-          (err) => reject(this.network(err)),
+          (err: Error) => reject(failed(err)),
         );
       });
       req.on('error', (err: NodeJS.ErrnoException) => {
-        // A kept-alive socket the node closed just as we reused it: retry once on a fresh one.
-        if (retry && req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
+        // A kept-alive socket the node closed just as we reused it: retry a read once on a fresh one.
+        if (!write && retry && req.reusedSocket && (err.code === 'ECONNRESET' || err.code === 'EPIPE')) {
           this.send(method, path, payload, false, timeout).then(resolve, reject);
           return;
         }
-        reject(this.network(err));
+        reject(failed(err));
       });
       req.end(payload);
     });
@@ -406,6 +423,15 @@ export class RemoteBackend implements Backend {
     const code = (err as NodeJS.ErrnoException).code ?? err.message;
     return new UnreachableError(
       `cannot reach registry node ${this.url} (${code}): is \`registry serve\` running there?`,
+      { cause: err },
+    );
+  }
+
+  /** A write sent whose answer was lost: it may or may not have been applied. */
+  private lost(method: string, path: string, err: Error): RegistryError {
+    const why = err instanceof RegistryError ? err.message : ((err as NodeJS.ErrnoException).code ?? err.message);
+    return new OutcomeUnknownError(
+      `${method} ${path}: outcome unknown: the request reached registry node ${this.url} but its answer was lost (${why}); it may have been applied (whole, or not at all): look the key up to see which`,
       { cause: err },
     );
   }

@@ -31,6 +31,7 @@ import {
   type RegisterOptions,
   type RegisterOutcome,
   type Registration,
+  RegistryError,
   statusFromDeadShare,
   type UnregisterCondition,
   UnreachableError,
@@ -321,21 +322,35 @@ class SqliteBackend implements Backend {
   register(entry: Registration, opts: RegisterOptions): RegisterOutcome {
     this.check();
     this.replaceIf = opts.replaceIf;
-    const r = this.st.upsert.run(
-      entry.namespace,
-      entry.key,
-      entry.pid,
-      entry.node,
-      JSON.stringify(entry.meta),
-      entry.registeredAt,
-      entry.updatedAt,
-      entry.pidStart ?? null,
+    if (this.upsert(entry)) return { ok: true, entry };
+    // Refused. The holder named must be the one that refused: another process may change the row
+    // between two autocommit statements (and register our own pid: a "conflict" naming ourselves),
+    // so try again and read the holder under one write lock (issue 13: found by the SQLite
+    // multi-process linearizability scenario).
+    return this.db
+      .transaction((): RegisterOutcome => {
+        if (this.upsert(entry)) return { ok: true, entry };
+        const holder = this.lookup(entry.namespace, entry.key);
+        if (!holder) throw new RegistryError('INTERNAL', `register of "${entry.key}" refused by no holder`);
+        return { ok: false, holder };
+      })
+      .immediate();
+  }
+
+  /** The upsert: true when the entry was written (new, or the holder replaced). */
+  private upsert(entry: Registration): boolean {
+    return (
+      this.st.upsert.run(
+        entry.namespace,
+        entry.key,
+        entry.pid,
+        entry.node,
+        JSON.stringify(entry.meta),
+        entry.registeredAt,
+        entry.updatedAt,
+        entry.pidStart ?? null,
+      ).changes === 1
     );
-    if (r.changes === 1) return { ok: true, entry };
-    const holder = this.lookup(entry.namespace, entry.key);
-    // The holder vanished between the statement and the read (another process): try again once.
-    if (!holder) return this.register(entry, opts);
-    return { ok: false, holder };
   }
 
   lookup(namespace: string, key: string): Registration | undefined {

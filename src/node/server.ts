@@ -310,8 +310,8 @@ export class RegistryNode {
         let status: number;
         let body: Record<string, unknown>;
         if (err instanceof RegistryError) {
-          status = statusFor(err.code);
           body = toWire(err);
+          status = statusFor(String(body.code));
         } else if (err.validation) {
           status = 400;
           body = {

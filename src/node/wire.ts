@@ -10,6 +10,7 @@ import {
   exitCodes,
   InvalidInputError,
   NotFoundError,
+  OutcomeUnknownError,
   type Registration,
   RegistryError,
   UnauthorizedError,
@@ -51,6 +52,7 @@ export function statusFor(code: string): number {
     case 'UNHEALTHY':
       return 503;
     case 'TIMEOUT':
+    case 'OUTCOME_UNKNOWN':
       return 504;
     default:
       return 500;
@@ -64,11 +66,17 @@ export interface WireError {
   [detail: string]: unknown;
 }
 
-/** A RegistryError as a wire body (internal errors say nothing about internals). */
+/**
+ * A RegistryError as a wire body (internal errors say nothing about internals). A write whose
+ * outcome the node could not establish (OutcomeUnknownError from its backend, e.g. etcd) has its
+ * own code, `OUTCOME_UNKNOWN` (HTTP 504, `outcome: "unknown"`): the client must not take it for a
+ * write that certainly failed.
+ */
 export function toWire(err: RegistryError): WireError {
   if (err.code === 'INTERNAL')
     return { code: 'INTERNAL', message: 'internal error on the registry node (see its log)' };
-  return err.toJSON() as WireError;
+  const body = err.toJSON() as WireError;
+  return err.details?.outcome === 'unknown' ? { ...body, code: 'OUTCOME_UNKNOWN' } : body;
 }
 
 /** A wire error (status + body) back into the typed error the contract promises. */
@@ -85,6 +93,7 @@ export function fromWire(status: number, body: unknown, where: string): Registry
   if (code === 'DEAD_PROCESS') return new DeadProcessError(Number(b.pid), String(b.node));
   if (code === 'NOT_FOUND' && typeof b.namespace === 'string' && typeof b.key === 'string')
     return new NotFoundError(b.namespace, b.key);
+  if (code === 'OUTCOME_UNKNOWN') return new OutcomeUnknownError(`registry node ${where}: ${message}`);
   if (status === 400 || status === 413 || code === 'INVALID_INPUT') return new InvalidInputError(message);
   if (code === 'UNREACHABLE' || status === 502) return new UnreachableError(`registry node ${where}: ${message}`);
   if (code in exitCodes) return new RegistryError(code as ErrorCode, message);

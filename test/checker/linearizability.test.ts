@@ -4,7 +4,7 @@
  */
 import { expect } from 'chai';
 import { fromJSON, toJSON, type Input, type Operation, type Output } from '../support/history.js';
-import { checkHistory, linearizableKey, step } from '../support/linearizability.js';
+import { assertLinearizable, checkHistory, linearizableKey, searchKey, step } from '../support/linearizability.js';
 
 /** An operation of key `k` (default "k") by `client`, called at `call` and returning at `ret` (ms). */
 function op(client: number, call: number, ret: number, input: Input, output: Output, key = 'k'): Operation {
@@ -132,6 +132,59 @@ describe('linearizability checker', function () {
     const back = fromJSON(toJSON(h));
     expect(back).to.deep.equal(h);
     expect(back[1]?.ret).to.equal(Infinity);
+  });
+
+  describe('search budget', () => {
+    /** `n` fully overlapping registers of one pid with different metadata, then a read nobody wrote. */
+    const heavy = (n: number): Operation[] => [
+      ...Array.from({ length: n }, (_, i) => op(i, 0, 100, reg(1, { n: i }), ok)),
+      op(99, 200, 201, look, found(2)),
+    ];
+
+    it('memoisation: n overlapping operations explore about 2^n configurations, not n! orderings', () => {
+      // 12 identical overlapping registers, then a read no order explains: the search must exhaust
+      // every configuration before it can say so. 12! = 479,001,600 orderings without the cache.
+      const h = [...Array.from({ length: 12 }, (_, i) => op(i, 0, 100, reg(1), ok)), op(99, 200, 201, look, found(2))];
+      const r = searchKey(h);
+      expect(r.verdict).to.equal('violation');
+      expect(r.memo, 'configurations kept').to.be.at.most(2 ** 12);
+      expect(r.steps, 'search steps').to.be.below(200_000);
+    });
+
+    it('a search that runs out of steps ends "undecided" at once, with its step count', () => {
+      const t0 = Date.now();
+      const r = searchKey(heavy(16), null, { maxSteps: 10_000 });
+      expect(r.verdict).to.equal('undecided');
+      expect(r.steps).to.equal(10_001);
+      expect(Date.now() - t0).to.be.below(5_000);
+    });
+
+    it('a search past its deadline ends "undecided" (a synchronous search cannot hang a test)', () => {
+      const t0 = Date.now();
+      const r = searchKey(heavy(16), null, { deadline: Date.now() + 300 });
+      expect(r.verdict).to.equal('undecided');
+      expect(Date.now() - t0).to.be.below(5_000);
+    });
+
+    it('checkHistory reports an undecided key (name, size, unknown outcomes, steps) as not ok; assertLinearizable fails with it', () => {
+      const h = [
+        ...heavy(16).map((o) => ({ ...o, key: 'busy' })),
+        op(1, 0, 1, reg(3), ok, 'calm'),
+        op(2, 2, 3, look, found(3), 'calm'),
+        op(3, 4, 5, unreg(3), unknown, 'busy'),
+      ];
+      const r = checkHistory(h, { maxSteps: 5_000 });
+      expect(r.ok).to.equal(false);
+      expect(r.violations).to.deep.equal([]);
+      expect(r.undecided.map((u) => [u.key, u.total, u.unknown, u.steps])).to.deep.equal([['busy', 18, 1, 5_001]]);
+      expect(() => assertLinearizable(h, 'scenario X', { maxSteps: 5_000 })).to.throw(
+        /scenario X: history undecided \(20 operations, 2 keys, 1 of unknown outcome\)\nkey "busy": undecided \(budget exhausted after 5001 steps; 18 operations, 1 of unknown outcome\)/,
+      );
+      // With the default budget a smaller one is decided: not linearizable, with a witness.
+      const d = checkHistory(heavy(8));
+      expect(d.undecided).to.deep.equal([]);
+      expect(d.violations.map((v) => v.witness.length)).to.deep.equal([1]);
+    });
   });
 
   it('checks a randomised concurrent history of 6,000 operations quickly, and finds one corrupted answer', function () {

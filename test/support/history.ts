@@ -49,23 +49,26 @@ export class Recorder {
 
   /**
    * Record one call: `fn` runs it, `map` turns its result (or its error, as `{ error }`) into the
-   * output. An `unknown` output gets return time +Infinity (it may take effect at any later time).
+   * output. An `unknown` output gets return time +Infinity (it may take effect at any later time);
+   * `null` (a call that certainly had no effect: refused before it reached the store) is not
+   * recorded — it constrains nothing.
    */
   async run<T>(
     client: number,
     key: string,
     input: Input,
     fn: () => Promise<T>,
-    map: (r: { value: T } | { error: unknown }) => Output,
-  ): Promise<Output> {
+    map: (r: { value: T } | { error: unknown }) => Output | null,
+  ): Promise<Output | null> {
     const call = now();
-    let output: Output;
+    let output: Output | null;
     try {
       const value = await fn();
       output = map({ value });
     } catch (error) {
       output = map({ error });
     }
+    if (output === null) return null;
     const ret = 'unknown' in output ? Infinity : now();
     this.ops.push({ client, key, input, output, call, ret });
     return output;

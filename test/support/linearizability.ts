@@ -99,12 +99,50 @@ class Bits {
   }
 }
 
-/** Whether one key's operations are linearizable (Wing & Gong + Lowe's cache). */
+/**
+ * How much search one check may spend: `maxSteps` search steps per key (a step linearizes one
+ * call, skips one, or backtracks once), and a wall-clock `deadline` (Date.now() ms) for the whole
+ * check. The search is synchronous: a mocha timeout cannot stop it, the budget does.
+ */
+export interface Budget {
+  maxSteps?: number;
+  deadline?: number;
+}
+
+/**
+ * Per key: 2 million steps (~15 s at the ~150k steps/s of a loaded 2-core machine; the scenarios'
+ * histories need a few steps per operation); the whole check: 60 s.
+ */
+export const DEFAULT_MAX_STEPS = Number(process.env.CHECKER_MAX_STEPS ?? 2_000_000);
+export const DEFAULT_MAX_MS = Number(process.env.CHECKER_MAX_MS ?? 60_000);
+
+/** The verdict on one key: decided, or the budget ran out first (never a hang). */
+export interface Search {
+  verdict: 'linearizable' | 'violation' | 'undecided';
+  /** Search steps taken. */
+  steps: number;
+  /** Configurations kept in the memo (Lowe's cache). */
+  memo: number;
+}
+
+/** Whether one key's operations are linearizable (throws when the default budget runs out). */
 export function linearizableKey(all: readonly Operation[], initial: State = null): boolean {
+  const r = searchKey(all, initial);
+  if (r.verdict === 'undecided') throw new Error(`undecided (budget exhausted after ${r.steps} steps)`);
+  return r.verdict === 'linearizable';
+}
+
+/** Wing & Gong's search with Lowe's cache over one key's operations, within a budget. */
+export function searchKey(all: readonly Operation[], initial: State = null, budget: Budget = {}): Search {
+  const maxSteps = budget.maxSteps ?? DEFAULT_MAX_STEPS;
+  const deadline = budget.deadline ?? Date.now() + DEFAULT_MAX_MS;
+  let steps = 0;
+  let memo = 0;
+  const done = (verdict: Search['verdict']): Search => ({ verdict, steps, memo });
   // A lookup of unknown outcome changes nothing and constrains nothing.
   const ops = all.filter((o) => !('unknown' in o.output && o.input.f === 'lookup'));
   const n = ops.length;
-  if (n === 0) return true;
+  if (n === 0) return done('linearizable');
   const isUnknown = ops.map((o) => 'unknown' in o.output);
   // Events in time order; at equal times calls first (such operations are taken as overlapping).
   const events: Entry[] = [];
@@ -185,6 +223,7 @@ export function linearizableKey(all: readonly Operation[], initial: State = null
       }
       list.push(w.slice());
     } else seen.set(k, [w.slice()]);
+    memo++;
     return true;
   };
 
@@ -192,6 +231,7 @@ export function linearizableKey(all: readonly Operation[], initial: State = null
   let state: State = initial;
   let entry = head.next;
   while (entry) {
+    if (++steps > maxSteps || ((steps & 0xfff) === 0 && Date.now() > deadline)) return done('undecided');
     if (entry.call) {
       const op = ops[entry.id];
       const next: State | undefined = op === undefined ? undefined : step(state, op);
@@ -210,16 +250,16 @@ export function linearizableKey(all: readonly Operation[], initial: State = null
     } else {
       // A return whose call is not linearized. At +Infinity only operations of unknown outcome are
       // left: they may never have taken effect, so the history so far is explained.
-      if (entry.time === Infinity) return true;
+      if (entry.time === Infinity) return done('linearizable');
       const top = calls.pop();
-      if (!top) return false;
+      if (!top) return done('violation');
       state = top.state;
       bits.flip(top.entry.id);
       unlift(top.entry);
       entry = top.entry.next;
     }
   }
-  return true;
+  return done('linearizable');
 }
 
 export interface Violation {
@@ -232,36 +272,78 @@ export interface Violation {
   text: string;
 }
 
+/** A key whose check ran out of budget: neither shown linearizable nor shown not to be. */
+export interface Undecided {
+  key: string;
+  /** Operations of the key, and how many of them of unknown outcome. */
+  total: number;
+  unknown: number;
+  steps: number;
+  text: string;
+}
+
 export interface CheckResult {
+  /** Every key shown linearizable (a key left undecided is not ok). */
   ok: boolean;
   operations: number;
   keys: number;
   /** Operations whose outcome was unknown. */
   unknown: number;
+  /** Search steps over all keys, and the largest memo of one key. */
+  steps: number;
+  memo: number;
   violations: Violation[];
+  undecided: Undecided[];
 }
 
-/** Check a whole history: per key (P-compositionality); witnesses for the keys that fail. */
-export function checkHistory(ops: readonly Operation[]): CheckResult {
+const isUnknownOp = (o: Operation): boolean => 'unknown' in o.output;
+
+/**
+ * Check a whole history: per key (P-compositionality), each key's search within `budget`
+ * (default: DEFAULT_MAX_STEPS per key, DEFAULT_MAX_MS for the whole check); witnesses for the
+ * keys that fail, an "undecided" entry for the keys whose budget ran out.
+ */
+export function checkHistory(ops: readonly Operation[], budget: Budget = {}): CheckResult {
   const byKey = new Map<string, Operation[]>();
   for (const o of ops) {
     const list = byKey.get(o.key);
     if (list) list.push(o);
     else byKey.set(o.key, [o]);
   }
+  const deadline = budget.deadline ?? Date.now() + DEFAULT_MAX_MS;
   const origin = Math.min(...ops.map((o) => o.call));
   const violations: Violation[] = [];
+  const undecided: Undecided[] = [];
+  let steps = 0;
+  let memo = 0;
   for (const [key, list] of byKey) {
-    if (linearizableKey(list)) continue;
+    const r = searchKey(list, null, { maxSteps: budget.maxSteps, deadline });
+    steps += r.steps;
+    memo = Math.max(memo, r.memo);
+    if (r.verdict === 'linearizable') continue;
+    if (r.verdict === 'undecided') {
+      const unknown = list.filter(isUnknownOp).length;
+      undecided.push({
+        key,
+        total: list.length,
+        unknown,
+        steps: r.steps,
+        text: `key ${JSON.stringify(key)}: undecided (budget exhausted after ${r.steps} steps; ${list.length} operations, ${unknown} of unknown outcome)`,
+      });
+      continue;
+    }
     const witness = minimalWitness(list);
     violations.push({ key, total: list.length, witness, text: render(key, list.length, witness, origin) });
   }
   return {
-    ok: violations.length === 0,
+    ok: violations.length === 0 && undecided.length === 0,
     operations: ops.length,
     keys: byKey.size,
-    unknown: ops.filter((o) => 'unknown' in o.output).length,
+    unknown: ops.filter(isUnknownOp).length,
+    steps,
+    memo,
     violations,
+    undecided,
   };
 }
 
@@ -284,11 +366,6 @@ function statesLeftBy(before: readonly Operation[]): State[] {
   return [...states.values()];
 }
 
-/** Whether the operations can be ordered from one of the given initial states. */
-function explainable(ops: readonly Operation[], from: readonly State[]): boolean {
-  return from.some((st) => linearizableKey(ops, st));
-}
-
 /** An operation that, with its output, cannot have changed the key (removing it keeps a failure a failure). */
 function readOnly(o: Operation): boolean {
   const out = o.output;
@@ -305,25 +382,30 @@ function readOnly(o: Operation): boolean {
  * returns become unknown); of it, the operations after the latest moment when none was in flight
  * such that they fail whatever the operations before it can have left in the key; then, greedily, without every
  * operation that changed nothing (a read, a refused write) whose absence keeps them failing.
- * Each step keeps the claim sound: no operation that could explain the others is dropped.
+ * Each step keeps the claim sound: no operation that could explain the others is dropped, and a
+ * search that runs out of budget never counts as a failure (the set just stays larger).
  */
-export function minimalWitness(ops: readonly Operation[]): Operation[] {
+export function minimalWitness(ops: readonly Operation[], maxMs = 20_000): Operation[] {
+  const deadline = Date.now() + maxMs;
+  /** Shown to fail from every one of the initial states (undecided: not shown). */
+  const fails = (x: readonly Operation[], from: readonly State[] = [null]): boolean =>
+    from.every((st) => searchKey(x, st, { deadline }).verdict === 'violation');
   const returns = [...new Set(ops.map((o) => o.ret).filter((t) => Number.isFinite(t)))].sort((a, b) => a - b);
   const prefix = (t: number): Operation[] =>
     ops.filter((o) => o.call <= t).map((o) => (o.ret <= t ? o : { ...o, output: { unknown: true }, ret: Infinity }));
-  // Binary search for the first return time t at which prefix(t) is not linearizable.
+  // Binary search for the first return time t at which prefix(t) is shown not linearizable.
   let lo = 0;
   let hi = returns.length - 1;
   while (lo < hi) {
     const mid = (lo + hi) >>> 1;
-    if (linearizableKey(prefix(returns[mid] ?? Infinity))) lo = mid + 1;
+    if (!fails(prefix(returns[mid] ?? Infinity))) lo = mid + 1;
     else hi = mid;
   }
   const failing = prefix(returns[lo] ?? Infinity).sort((a, b) => a.call - b.call);
-  if (linearizableKey(failing)) return [...ops]; // cannot happen: the whole history fails
+  if (!fails(failing)) return [...ops]; // only when the budget ran out: the whole history is the witness
   // Quiescent points: a call after which every earlier operation had returned.
   let set: Operation[] = failing;
-  let check: (x: readonly Operation[]) => boolean = (x) => !linearizableKey(x);
+  let from: State[] = [null];
   // (An operation of unknown outcome may still take effect later: it stays in the tail, and what
   // it would have written counts among the states the operations before can have left.)
   let lastRet = -Infinity;
@@ -335,18 +417,18 @@ export function minimalWitness(ops: readonly Operation[]): Operation[] {
   for (const i of quiet.reverse()) {
     const before = failing.slice(0, i);
     const tail = [...before.filter((o) => !Number.isFinite(o.ret)), ...failing.slice(i)];
-    const from = statesLeftBy(before);
-    if (!explainable(tail, from)) {
+    const states = statesLeftBy(before);
+    if (fails(tail, states)) {
       set = tail;
-      check = (x) => !explainable(x, from);
+      from = states;
       break;
     }
   }
-  for (let i = set.length - 1; i >= 0 && set.length <= 400; i--) {
+  for (let i = set.length - 1; i >= 0 && set.length <= 400 && Date.now() < deadline; i--) {
     const o = set[i];
     if (o === undefined || !readOnly(o)) continue;
     const without: Operation[] = set.filter((_, j) => j !== i);
-    if (check(without)) set = without;
+    if (fails(without, from)) set = without;
   }
   return set;
 }
@@ -360,12 +442,21 @@ function render(key: string, total: number, witness: Operation[], origin: number
   return `key ${JSON.stringify(key)} is not linearizable (${total} operations); these ${witness.length} cannot be ordered:\n${lines.join('\n')}`;
 }
 
-/** Throw with every violation's witness when the history is not linearizable. */
-export function assertLinearizable(ops: readonly Operation[], what: string): CheckResult {
-  const r = checkHistory(ops);
+/**
+ * Throw with every violation's witness, and every key left undecided (budget exhausted: a failure
+ * too, never a hang), unless the history is shown linearizable.
+ */
+export function assertLinearizable(ops: readonly Operation[], what: string, budget: Budget = {}): CheckResult {
+  const r = checkHistory(ops, budget);
   if (!r.ok) {
+    const verdict = r.violations.length ? 'NOT linearizable' : 'undecided';
     throw new Error(
-      `${what}: history NOT linearizable (${r.operations} operations, ${r.keys} keys, ${r.unknown} of unknown outcome)\n${r.violations.map((v) => v.text).join('\n')}`,
+      `${what}: history ${verdict} (${r.operations} operations, ${r.keys} keys, ${r.unknown} of unknown outcome)\n${[
+        ...r.violations,
+        ...r.undecided,
+      ]
+        .map((v) => v.text)
+        .join('\n')}`,
     );
   }
   return r;

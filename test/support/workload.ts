@@ -4,10 +4,20 @@
  * library API, and a Recorder keeps their history for the checker.
  *
  * An answer the API defines (ok, AlreadyRegisteredError naming the holder, NotFoundError, removed
- * true/false, the entry) is recorded as such; any other error (unreachable, outcome unknown, a
- * killed node) is recorded as an outcome unknown: the operation may or may not have happened.
+ * true/false, the entry) is recorded as such. A failure the API defines as "certainly not applied"
+ * (UnreachableError without `details.outcome: 'unknown'`: the store or node was not reached, or
+ * refused it) is left out of the history, and so is any failed lookup: they constrain nothing, and
+ * keeping them as unknown outcomes would only grow the search. Any other error (OutcomeUnknownError,
+ * an unexpected one) is recorded as an outcome unknown: the operation may or may not have happened.
+ * The checker then holds the product to its word: a write reported "not applied" that was applied
+ * shows up as a violation.
  */
-import { AlreadyRegisteredError, NotFoundError, type Registration } from '../../src/backends/contract.js';
+import {
+  AlreadyRegisteredError,
+  NotFoundError,
+  type Registration,
+  UnreachableError,
+} from '../../src/backends/contract.js';
 import type { ProcessRegistry } from '../../src/registry/service.js';
 import { type Input, type Output, Recorder, UNKNOWN } from './history.js';
 
@@ -40,6 +50,8 @@ export interface WorkloadOptions {
   maxOps?: number;
   /** Wall-clock end of the run: clients stop issuing at this Date.now() (default now + durationMs). */
   until?: number;
+  /** Stop early when this turns true (checked before every call): a run paced by its faults. */
+  stop?: () => boolean;
 }
 
 export interface WorkloadResult {
@@ -61,21 +73,25 @@ export async function runWorkload(o: WorkloadOptions): Promise<WorkloadResult> {
       if (x === undefined) throw new Error('empty choice');
       return x;
     };
-    while (Date.now() < until) {
+    while (Date.now() < until && !o.stop?.()) {
       seq++;
       const key = pick(o.keys);
       const pid = pick(o.pids);
       const r = rand();
       let failed = false;
-      const unknown = (error: unknown): Output => {
+      let input: Input;
+      const unknown = (error: unknown): Output | null => {
         failed = true;
-        const msg = error instanceof Error ? `${error.name}: ${error.message.slice(0, 60)}` : String(error);
+        const notApplied =
+          input.f === 'lookup' ||
+          (error instanceof UnreachableError &&
+            (error.details as { outcome?: unknown } | undefined)?.outcome !== 'unknown');
+        const msg = `${notApplied ? '(not applied) ' : ''}${error instanceof Error ? `${error.name}: ${error.message.replace(/\/v1\/\S+/, '…').slice(0, 60)}` : String(error)}`;
         errors.set(msg, (errors.get(msg) ?? 0) + 1);
-        return UNKNOWN;
+        return notApplied ? null : UNKNOWN;
       };
       const entry = (e: Registration | undefined): Output =>
         e ? { found: true, pid: e.pid, meta: e.meta } : { found: false };
-      let input: Input;
       if (r < 0.3) {
         const meta = { c: client, n: seq };
         input = { f: 'register', pid, meta };
