@@ -234,6 +234,18 @@ export class RemoteBackend implements Backend {
     return this.ok(await this.call('POST', `${API}/cleanup`)) as SweepResult;
   }
 
+  /**
+   * Ask the node to signal the holder of a key (POST …/signal): the node checks pid and start time
+   * itself right before the kill. An entry not of the node's node name comes back as the holder.
+   */
+  async signal(namespace: string, key: string, sig: NodeJS.Signals | number) {
+    const r = await this.call('POST', registrationPath(namespace, key, '/signal'), { signal: String(sig) });
+    const b = r.body as { holder?: Registration; namespace: string; key: string; pid: number; node: string; signal: string };
+    if (r.status === 200) return { ok: true as const, sent: b };
+    if (r.status === 400 && b?.holder) return { ok: false as const, holder: b.holder };
+    throw this.fail(r);
+  }
+
   /** The node's own service counters (`GET /v1/stats`): what `registry stats -b http://…` shows. */
   async stats(): Promise<ServiceStats> {
     return this.ok(await this.call('GET', `${API}/stats`)) as ServiceStats;
