@@ -1,7 +1,8 @@
 /**
  * `http://HOST:PORT`, `https://HOST:PORT` — a remote registry node (`registry serve`, the seed's
  * GenServer reached over the network). The node runs its own registry service, so this backend
- * declares `remote`: the local service does not judge liveness, the node does (and sweeps).
+ * declares `remote`: the node judges liveness of its own node name's entries (and sweeps them); the
+ * local service judges only entries of its own node name (docs/node.md, liveness and signals).
  *
  * Requests go over node:http(s) with a keep-alive Agent (no per-call TCP handshake); the wire
  * protocol (paths, statuses, error bodies) is src/node/wire.ts, shared with the server.

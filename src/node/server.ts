@@ -922,7 +922,7 @@ function clientError(err: NodeJS.ErrnoException, socket: Socket): void {
 
 /** 503 + Retry-After: a limit of the node is full (docs/node.md "Limits"); the client retries. */
 function busy(reply: FastifyReply, message: string): void {
-  reply.code(503).header('retry-after', '1').header('connection', 'close').send({ code: 'BUSY', message });
+  reply.code(503).header('retry-after', '1').send({ code: 'BUSY', message });
 }
 
 function optStr(v: string | string[] | undefined, name: string): string | undefined {

@@ -36,6 +36,7 @@ import {
   validateNamespace,
   validateNode,
   validatePid,
+  notWritten,
   rolledBack,
   validatePidStart,
   validateTimestamp,
@@ -415,13 +416,8 @@ export class ProcessRegistry {
         }
       }
       if (opts.atomic && valid.length !== items.length) {
-        return items.map(
-          (_, i) =>
-            results[i] ?? {
-              ok: false,
-              error: new RegistryError('CONFLICT', 'not written: another entry of the atomic batch failed'),
-            },
-        );
+        const error = notWritten();
+        return items.map((_, i) => results[i] ?? { ok: false, error });
       }
       // Replace a holder only when it is dead or is the very process this batch registers.
       const batchEntry = batchIndex(valid);
