@@ -241,7 +241,14 @@ export class RemoteBackend implements Backend {
    */
   async signal(namespace: string, key: string, sig: NodeJS.Signals | number) {
     const r = await this.call('POST', registrationPath(namespace, key, '/signal'), { signal: String(sig) });
-    const b = r.body as { holder?: Registration; namespace: string; key: string; pid: number; node: string; signal: string };
+    const b = r.body as {
+      holder?: Registration;
+      namespace: string;
+      key: string;
+      pid: number;
+      node: string;
+      signal: string;
+    };
     if (r.status === 200) return { ok: true as const, sent: b };
     if (r.status === 400 && b?.holder) return { ok: false as const, holder: b.holder };
     throw this.fail(r);

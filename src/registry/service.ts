@@ -206,11 +206,7 @@ export class ProcessRegistry {
       registeredAt: registeredAt ?? now,
       updatedAt: updatedAt ?? registeredAt ?? now,
       pidStart:
-        pidStart !== undefined
-          ? pidStart
-          : node === this.nodeName
-            ? (this.liveness.startOf(pid) ?? null)
-            : null,
+        pidStart !== undefined ? pidStart : node === this.nodeName ? (this.liveness.startOf(pid) ?? null) : null,
     };
   }
 
@@ -555,7 +551,8 @@ export class ProcessRegistry {
     if (!this.judgeLocally && this.backend.cleanup) {
       const r = await this.backend.cleanup();
       // The node swept its own node name; entries of ours (a client on another host) are ours to sweep.
-      const own = (r as SweepResult & { node?: string }).node === this.nodeName ? undefined : await this.sweepOwn(false);
+      const own =
+        (r as SweepResult & { node?: string }).node === this.nodeName ? undefined : await this.sweepOwn(false);
       const out = own ? { ...r, checked: r.checked + own.checked, removed: r.removed + own.removed } : r;
       this.recordSweep(out);
       return out;

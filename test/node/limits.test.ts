@@ -132,7 +132,7 @@ describe('node limits: bulk bodies, watchers, stalled readers (issue 12 item 17)
     const c = sb.run(['watch', '-b', serve.url, '--timeout', '1']);
     expect(c.code, c.stderr).to.equal(6);
     expect(c.stderr).to.match(/^registry: registry node .* is busy: .*--max-watchers/);
-    open[0]!.req.destroy();
+    open[0].req.destroy();
     await waitFor(async () => (await stats()).watchers === 2, 10_000, 'the closed stream to be dropped');
     const again = await openWatch(serve.url);
     expect(again.res.statusCode).to.equal(200);

@@ -18,7 +18,7 @@ import { killAllSleepers, spawnSleeper, waitFor } from '../support/processes.js'
 /** A real zombie: `sh` starts a short child then execs `sleep`, which never reaps it. */
 async function spawnZombie(): Promise<{ pid: number; parent: ChildProcess }> {
   const parent = spawn('sh', ['-c', 'sleep 0.05 & echo $!; exec sleep 600'], { stdio: ['ignore', 'pipe', 'ignore'] });
-  const [line] = (await once(parent.stdout!, 'data')) as [Buffer];
+  const [line] = (await once(parent.stdout, 'data')) as [Buffer];
   const pid = Number(line.toString().trim());
   await waitFor(() => procInfo(pid)?.state === 'Z', 10_000, `pid ${pid} to be a zombie`);
   return { pid, parent };
