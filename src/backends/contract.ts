@@ -236,6 +236,19 @@ export interface Backend {
   markCleanup?(at: number): MaybePromise<void>;
   /** Remote backends: ask the far side's service to sweep now. */
   cleanup?(): MaybePromise<SweepResult>;
+  /**
+   * Remote only: the far side signals the live process holding the key after checking it is still
+   * the registered one, if the entry is of its own node name; otherwise it answers the holder
+   * (`ok: false`) for the caller to judge (see ProcessRegistry.signal).
+   */
+  signal?(
+    namespace: string,
+    key: string,
+    sig: NodeJS.Signals | number,
+  ): Promise<
+    | { ok: true; sent: { namespace: string; key: string; pid: number; node: string; signal: string } }
+    | { ok: false; holder: Registration | undefined }
+  >;
   /** Remote backends: the far side's service counters (a node's `GET /v1/stats`); a one-shot CLI has none of its own. */
   stats?(): MaybePromise<ServiceStats>;
 }

@@ -1,7 +1,8 @@
 /**
  * `http://HOST:PORT`, `https://HOST:PORT` — a remote registry node (`registry serve`, the seed's
  * GenServer reached over the network). The node runs its own registry service, so this backend
- * declares `remote`: the local service does not judge liveness, the node does (and sweeps).
+ * declares `remote`: the node judges liveness of its own node name's entries (and sweeps them); the
+ * local service judges only entries of its own node name (docs/node.md, liveness and signals).
  *
  * Requests go over node:http(s) with a keep-alive Agent (no per-call TCP handshake); the wire
  * protocol (paths, statuses, error bodies) is src/node/wire.ts, shared with the server.
@@ -233,6 +234,25 @@ export class RemoteBackend implements Backend {
 
   async cleanup(): Promise<SweepResult> {
     return this.ok(await this.call('POST', `${API}/cleanup`)) as SweepResult;
+  }
+
+  /**
+   * Ask the node to signal the holder of a key (POST …/signal): the node checks pid and start time
+   * itself right before the kill. An entry not of the node's node name comes back as the holder.
+   */
+  async signal(namespace: string, key: string, sig: NodeJS.Signals | number) {
+    const r = await this.call('POST', registrationPath(namespace, key, '/signal'), { signal: String(sig) });
+    const b = r.body as {
+      holder?: Registration;
+      namespace: string;
+      key: string;
+      pid: number;
+      node: string;
+      signal: string;
+    };
+    if (r.status === 200) return { ok: true as const, sent: b };
+    if (r.status === 400 && b?.holder) return { ok: false as const, holder: b.holder };
+    throw this.fail(r);
   }
 
   /** The node's own service counters (`GET /v1/stats`): what `registry stats -b http://…` shows. */

@@ -4,7 +4,7 @@ import { InvalidInputError } from '../backends/contract.js';
 import { RegistryCommand } from '../cli/base.js';
 import { readTokenFile } from '../node/auth.js';
 import { LOG_FORMATS } from '../node/log.js';
-import { openNodeRegistry, RegistryNode } from '../node/server.js';
+import { NODE_LIMITS, openNodeRegistry, RegistryNode } from '../node/server.js';
 import { DEFAULT_CLEANUP_INTERVAL } from '../registry/service.js';
 import { parseDuration } from '../registry/validate.js';
 
@@ -13,7 +13,7 @@ export default class Serve extends RegistryCommand<typeof Serve> {
   static override description = [
     'Serves the backend chosen by --backend/--profile (default: the SQLite file) on the routes of docs/node.md; clients use it with `--backend http://HOST:PORT`.',
     'Binds 127.0.0.1 by default; a non-loopback address needs --token-file (bearer token, checked in constant time).',
-    'Prints the bound URL on stdout (with --listen …:0, the real port). Logs are JSON lines on stderr.',
+    'Prints the bound URL on stdout (with --listen …:0, the real port). Logs go to stderr: JSON lines, or readable lines on a terminal (--log-format).',
     'Sweeps dead processes of its node name every --cleanup-interval; SIGTERM or SIGINT drain in-flight requests and close the backend.',
   ].join('\n\n');
   static override examples = [
@@ -40,6 +40,21 @@ export default class Serve extends RegistryCommand<typeof Serve> {
       summary: 'Largest request body in bytes (bulk requests: 64× this, at most 256 MiB).',
       default: 1024 * 1024,
       min: 1024,
+    }),
+    'max-bulk': Flags.integer({
+      summary: `Bulk requests taken at once; more are answered 503 with Retry-After (default ${NODE_LIMITS.maxBulk}).`,
+      default: NODE_LIMITS.maxBulk,
+      min: 1,
+    }),
+    'max-watchers': Flags.integer({
+      summary: `Change-feed streams served at once; more are answered 503 with Retry-After (default ${NODE_LIMITS.maxWatchers}).`,
+      default: NODE_LIMITS.maxWatchers,
+      min: 1,
+    }),
+    'watch-buffer': Flags.integer({
+      summary: `Bytes a change-feed stream may have waiting for a slow reader before it is cut off (default ${NODE_LIMITS.watchBuffer}).`,
+      default: NODE_LIMITS.watchBuffer,
+      min: 64 * 1024,
     }),
     'request-timeout': Flags.string({
       summary: 'A request must arrive in full within this time (slow clients are cut off).',
@@ -89,6 +104,9 @@ export default class Serve extends RegistryCommand<typeof Serve> {
         bodyLimit: f['max-body'],
         bulkBodyLimit: Math.min(f['max-body'] * 64, 256 * 1024 * 1024),
         requestTimeout: parseDuration(f['request-timeout'], '--request-timeout'),
+        maxBulk: f['max-bulk'],
+        maxWatchers: f['max-watchers'],
+        watchBuffer: f['watch-buffer'],
         logLevel: f['log-level'],
         logFormat: f['log-format'],
       });
@@ -99,6 +117,11 @@ export default class Serve extends RegistryCommand<typeof Serve> {
         throw new InvalidInputError(`${f.listen} is already in use: pick another --listen port (0 = any free port)`);
       if (e.code === 'EADDRNOTAVAIL' || e.code === 'EACCES')
         throw new InvalidInputError(`cannot listen on ${f.listen} (${e.code})`);
+      // An address that does not resolve (127.999.1.1 is a host name to getaddrinfo, not an IP).
+      if (e.code === 'ENOTFOUND' || e.code === 'EAI_AGAIN' || e.code === 'EAI_FAIL' || e.syscall === 'listen')
+        throw new InvalidInputError(
+          `cannot listen on ${f.listen}: ${host} is not an address of this machine (${e.code}): use an IP address such as 127.0.0.1`,
+        );
       throw err;
     }
     // oclif's log() is silent under --json: the URL line is written directly, first thing on stdout.

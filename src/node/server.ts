@@ -24,7 +24,6 @@ import {
   type Backend,
   type BulkResult,
   type ChangeEvent,
-  DeadProcessError,
   InvalidInputError,
   type Meta,
   NotFoundError,
@@ -33,7 +32,7 @@ import {
 } from '../backends/contract.js';
 import { openBackend } from '../backends/open.js';
 import { BucketDigester } from '../registry/digest.js';
-import { pidExists } from '../registry/liveness.js';
+import { parseSignal } from '../registry/liveness.js';
 import { type OpenOptions, ProcessRegistry } from '../registry/service.js';
 import { MAX_META_BYTES, parseWhere, validateKey, validateNamespace } from '../registry/validate.js';
 import { bearerChecker, isLoopback } from './auth.js';
@@ -70,7 +69,16 @@ export interface NodeOptions {
   logLevel?: string;
   /** How long close() waits for in-flight requests before cutting connections (default 10 s). */
   drainTimeout?: number;
+  /** Bulk requests received or processed at once (default 2); more get 503 + Retry-After. */
+  maxBulk?: number;
+  /** Change-feed streams at once (default 128); more get 503 + Retry-After. */
+  maxWatchers?: number;
+  /** A watcher that stops reading is cut off once this many bytes wait for it (default 2 MiB). */
+  watchBuffer?: number;
 }
+
+/** Defaults of the node's resource limits (docs/node.md "Limits"). */
+export const NODE_LIMITS = { maxBulk: 2, maxWatchers: 128, watchBuffer: 2 * 1024 * 1024 } as const;
 
 /**
  * Open the registry a node serves: like ProcessRegistry.open, but a backend without a change
@@ -155,6 +163,7 @@ interface Route {
   summary: string;
   schema?: RouteOptions['schema'];
   bodyLimit?: number;
+  onRequest?: RouteOptions['onRequest'];
   handler: (req: FastifyRequest, reply: FastifyReply) => unknown;
 }
 
@@ -170,6 +179,9 @@ export class RegistryNode {
   /** Requests answered, by `METHOD route status` (for /metrics). */
   readonly requests = new Map<string, number>();
   private inFlightCount = 0;
+  private bulkActive = 0;
+  private watchesOpening = 0;
+  private readonly limits: { bulkBodyBytes: number; maxBulk: number; maxWatchers: number; watchBuffer: number };
   private readonly streams = new Set<ServerResponse>();
   private readonly routes: Route[];
   private readonly opts: NodeOptions;
@@ -212,7 +224,13 @@ export class RegistryNode {
       ajv: { customOptions: { coerceTypes: false, removeAdditional: false, allErrors: false } },
     } as never) as unknown as FastifyInstance;
     this.app.server.headersTimeout = opts.headersTimeout ?? 10_000;
-    this.routes = this.routeTable(opts.bulkBodyLimit ?? 64 * 1024 * 1024);
+    this.limits = {
+      bulkBodyBytes: opts.bulkBodyLimit ?? 64 * 1024 * 1024,
+      maxBulk: opts.maxBulk ?? NODE_LIMITS.maxBulk,
+      maxWatchers: opts.maxWatchers ?? NODE_LIMITS.maxWatchers,
+      watchBuffer: opts.watchBuffer ?? NODE_LIMITS.watchBuffer,
+    };
+    this.routes = this.routeTable(this.limits.bulkBodyBytes);
     this.setup();
   }
 
@@ -350,6 +368,7 @@ export class RegistryNode {
         url: r.url,
         schema: r.schema,
         bodyLimit: r.bodyLimit,
+        ...(r.onRequest ? { onRequest: r.onRequest } : {}),
         handler: r.handler,
       });
     }
@@ -453,6 +472,26 @@ export class RegistryNode {
         },
       })),
       {
+        method: 'POST',
+        url: `${API}/registrations/:ns/:key/signal`,
+        summary:
+          "Signal the live process holding a key, checked on the node (pid + start time) right before the kill → 200 {namespace, key, pid, node, signal}; 404; 400 {holder} when the entry is not of the node's node name",
+        schema: {
+          params: nsKeyParams,
+          body: {
+            type: 'object',
+            required: ['signal'],
+            additionalProperties: false,
+            properties: { signal: { anyOf: [str, int] } },
+          },
+        },
+        handler: async (req) => {
+          const { ns, key } = this.ns(req);
+          const sig = parseSignal(String((req.body as { signal: string | number }).signal));
+          return reg.signal(key, sig, { namespace: ns });
+        },
+      },
+      {
         method: 'GET',
         url: `${API}/registrations/:ns`,
         summary:
@@ -500,6 +539,17 @@ export class RegistryNode {
           querystring: { type: 'object', properties: { results: { enum: ['full', 'compact'] } } },
         },
         bodyLimit: bulkBodyLimit,
+        // Checked before the body is read: each body in flight costs ~15× its size once parsed.
+        onRequest: (_req, reply, done) => {
+          if (this.bulkActive >= this.limits.maxBulk)
+            return busy(
+              reply,
+              `the node is already taking ${this.limits.maxBulk} bulk requests (registry serve --max-bulk): retry shortly`,
+            );
+          this.bulkActive++;
+          reply.raw.once('close', () => this.bulkActive--);
+          done();
+        },
         handler: async (req, reply) => {
           const b = req.body as { entries: Array<Record<string, unknown>>; atomic?: boolean };
           const results = await reg.bulkRegister(b.entries as never, { atomic: b.atomic });
@@ -554,8 +604,8 @@ export class RegistryNode {
       {
         method: 'POST',
         url: `${API}/cleanup`,
-        summary: "Sweep dead processes of the node's own node name now → {checked, removed, at, durationMs}",
-        handler: async () => reg.cleanup(),
+        summary: "Sweep dead processes of the node's own node name now → {checked, removed, at, durationMs, node}",
+        handler: async () => ({ ...(await reg.cleanup()), node: reg.nodeName }),
       },
       {
         method: 'POST',
@@ -634,6 +684,14 @@ export class RegistryNode {
       uptimeMs: Date.now() - this.startedAt,
       inFlight: this.inFlightCount,
       watchers: this.streams.size,
+      bulkInFlight: this.bulkActive,
+      limits: {
+        bodyBytes: this.app.initialConfig.bodyLimit,
+        bulkBodyBytes: this.limits.bulkBodyBytes,
+        maxBulk: this.limits.maxBulk,
+        maxWatchers: this.limits.maxWatchers,
+        watchBufferBytes: this.limits.watchBuffer,
+      },
       revision: currentRevision(this.registry.backend) ?? null,
       pid: process.pid,
       ...(this.registry.backend instanceof SwitchableBackend
@@ -672,7 +730,7 @@ export class RegistryNode {
       throw new InvalidInputError(
         'invalid replace: an empty compare-and-swap condition matches any holder: name pid, node or registeredAt',
       );
-    if (entry.node === reg.nodeName && !pidExists(entry.pid)) throw new DeadProcessError(entry.pid, entry.node);
+    reg.assertRunning(entry);
     const matches = (h: Registration) =>
       (cond.pid === undefined || h.pid === cond.pid) &&
       (cond.node === undefined || h.node === cond.node) &&
@@ -699,6 +757,26 @@ export class RegistryNode {
     const since = optInt(q.since, 'since');
     const backend = this.registry.backend;
     if (!backend.watch) throw new RegistryError('INTERNAL', 'this backend has no change feed');
+    if (this.streams.size + this.watchesOpening >= this.limits.maxWatchers)
+      return busy(
+        reply,
+        `the node already serves ${this.limits.maxWatchers} change-feed streams (registry serve --max-watchers): retry later`,
+      );
+    this.watchesOpening++;
+    try {
+      await this.openWatch(req, reply, namespace, since);
+    } finally {
+      this.watchesOpening--;
+    }
+  }
+
+  private async openWatch(
+    req: FastifyRequest,
+    reply: FastifyReply,
+    namespace: string | undefined,
+    since: number | undefined,
+  ): Promise<void> {
+    const backend = this.registry.backend as Required<Pick<Backend, 'watch'>> & Backend;
     if (since !== undefined) {
       if (since < 0)
         throw new InvalidInputError(`invalid since ${since}: a revision is >= 0 (omit since to watch from now)`);
@@ -718,7 +796,7 @@ export class RegistryNode {
       const line = JSON.stringify(e);
       res.write(sse ? `id: ${e.revision}\nevent: ${e.type}\ndata: ${line}\n\n` : `${line}\n`);
       // A consumer that stops reading is cut off rather than buffered without bound.
-      if (res.writableLength > 16 * 1024 * 1024) res.destroy();
+      if (res.writableLength > this.limits.watchBuffer) res.destroy();
     };
     const stop = await backend.watch(
       { namespace, sinceRevision: since },
@@ -843,6 +921,11 @@ function clientError(err: NodeJS.ErrnoException, socket: Socket): void {
   socket.end(
     `HTTP/1.1 ${status} ${http.STATUS_CODES[status]}\r\nContent-Type: application/json\r\nContent-Length: ${Buffer.byteLength(body)}\r\nConnection: close\r\n\r\n${body}`,
   );
+}
+
+/** 503 + Retry-After: a limit of the node is full (docs/node.md "Limits"); the client retries. */
+function busy(reply: FastifyReply, message: string): void {
+  reply.code(503).header('retry-after', '1').send({ code: 'BUSY', message });
 }
 
 function optStr(v: string | string[] | undefined, name: string): string | undefined {

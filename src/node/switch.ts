@@ -22,6 +22,7 @@ import {
   ConflictError,
   InvalidInputError,
   type ListOptions,
+  RegistryError,
   type MaybePromise,
   type Meta,
   type RegisterOptions,
@@ -242,7 +243,9 @@ export class SwitchableBackend implements Backend {
     const t0 = performance.now();
     let target: Backend | undefined;
     try {
-      target = await this.openTarget(url, opts);
+      target = await this.openTarget(url, opts).catch((err: unknown) => {
+        throw unusableTarget(url, err);
+      });
       if (target.url === this.current.url) throw new InvalidInputError(`the node already serves ${target.url}`);
       const c = this.capabilities;
       if (target.capabilities.synchronous !== c.synchronous || target.capabilities.remote !== c.remote) {
@@ -460,4 +463,17 @@ async function verify(source: Backend, target: Backend): Promise<Record<string, 
 
 function combined(digests: string[]): string {
   return createHash('sha256').update(digests.join('')).digest('hex');
+}
+
+/**
+ * A target that cannot be opened is a bad request, not a fault of the node (issue 12 item 14): a
+ * file path that cannot hold a store (under a file, a directory, not a database) → 400 naming the
+ * path and the cause. An unreachable network store stays UNREACHABLE (502): retrying may help.
+ */
+function unusableTarget(url: string, err: unknown): Error {
+  const local = /^(sqlite|legacy):/i.test(url);
+  if (err instanceof RegistryError && (err.code === 'INVALID_INPUT' || (err.code === 'UNREACHABLE' && !local)))
+    return err;
+  const msg = err instanceof Error ? err.message : String(err);
+  return new InvalidInputError(`cannot switch to ${url}: ${msg}`, { cause: err });
 }

@@ -96,6 +96,8 @@ export function fromWire(status: number, body: unknown, where: string): Registry
   if (code === 'OUTCOME_UNKNOWN') return new OutcomeUnknownError(`registry node ${where}: ${message}`);
   if (status === 400 || status === 413 || code === 'INVALID_INPUT') return new InvalidInputError(message);
   if (code === 'UNREACHABLE' || status === 502) return new UnreachableError(`registry node ${where}: ${message}`);
+  // A limit of the node is full (503 + Retry-After): worth retrying, like an unreachable store.
+  if (code === 'BUSY') return new UnreachableError(`registry node ${where} is busy: ${message}`);
   if (code in exitCodes) return new RegistryError(code as ErrorCode, message);
   return new RegistryError('INTERNAL', `registry node ${where} answered HTTP ${status}: ${message}`);
 }

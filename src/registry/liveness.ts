@@ -11,6 +11,7 @@
  */
 import { readFileSync } from 'node:fs';
 import os from 'node:os';
+import { InvalidInputError } from '../backends/contract.js';
 
 const ticks = 100; // USER_HZ: 100 on every Linux ABI Node runs on
 
@@ -44,6 +45,39 @@ export function pidExists(pid: number): boolean {
   } catch (e) {
     return (e as NodeJS.ErrnoException).code === 'EPERM';
   }
+}
+
+/**
+ * Is `pid` a running process right now: it exists and is not a zombie (read fresh, no cache)?
+ * The one rule register and lookup share (issue 12 item 5): a zombie has exited, whoever reaps it.
+ */
+export function isRunning(pid: number): boolean {
+  if (!pidExists(pid)) return false;
+  const info = procInfo(pid);
+  // No /proc: existence is all we can know. Gone between the two reads: not running.
+  if (info === undefined) return procInfo(process.pid) === undefined;
+  return info.state !== 'Z' && info.state !== 'X';
+}
+
+/** Why a registered process may (not) be signalled now: see `signalTarget`. */
+export type SignalCheck = 'ok' | 'gone' | 'reused' | 'unverifiable';
+
+/**
+ * Is the process holding `pid` now the one that was registered? Read fresh right before a signal
+ * (docs/design.md §1, "signals"): it must run (not a zombie) and have the recorded start time; with
+ * no start time recorded, it must have started before the registration (a reused pid starts after
+ * the registered process died). 'unverifiable': neither is known, so a reuse cannot be ruled out.
+ * Without /proc only existence can be checked ('ok' when the pid exists).
+ */
+export function signalTarget(pid: number, pidStart: number | null | undefined, registeredAt: number): SignalCheck {
+  if (!pidExists(pid)) return 'gone';
+  const info = procInfo(pid);
+  if (info === undefined) return procInfo(process.pid) === undefined ? 'ok' : 'gone';
+  if (info.state === 'Z' || info.state === 'X') return 'gone';
+  if (pidStart != null) return info.start === pidStart ? 'ok' : 'reused';
+  if (!(registeredAt > 0)) return 'unverifiable';
+  // 1 s of slack: start times are in clock ticks and the boot time is estimated from the uptime.
+  return startTicksToEpochMs(info.start) <= registeredAt + 1000 ? 'ok' : 'reused';
 }
 
 export class LocalLiveness {
@@ -139,4 +173,18 @@ export class LocalLiveness {
 export function startTicksToEpochMs(startTicks: number): number {
   const bootMs = Date.now() - os.uptime() * 1000;
   return Math.round(bootMs + (startTicks / ticks) * 1000);
+}
+
+/** A signal name (TERM, SIGHUP) or number (0..64) → what process.kill takes. */
+export function parseSignal(text: string): NodeJS.Signals | number {
+  if (/^\d+$/.test(text)) {
+    const n = Number(text);
+    if (n >= 0 && n <= 64) return n;
+  } else {
+    const name = (
+      text.toUpperCase().startsWith('SIG') ? text.toUpperCase() : `SIG${text.toUpperCase()}`
+    ) as NodeJS.Signals;
+    if (name in os.constants.signals) return name;
+  }
+  throw new InvalidInputError(`unknown signal ${JSON.stringify(text)}: use a name like TERM, HUP, KILL or a number`);
 }

@@ -27,7 +27,7 @@ import {
 import { openBackend, type OpenBackendOptions } from '../backends/open.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import type { LookupCache } from './lookup-cache.js';
-import { LocalLiveness, pidExists } from './liveness.js';
+import { isRunning, LocalLiveness, signalTarget } from './liveness.js';
 import { OperationStats, type OpStats, type StatsSnapshot } from './stats.js';
 import {
   checkMeta,
@@ -36,6 +36,7 @@ import {
   validateNamespace,
   validateNode,
   validatePid,
+  notWritten,
   rolledBack,
   validatePidStart,
   validateTimestamp,
@@ -152,10 +153,19 @@ export class ProcessRegistry {
 
   // --- liveness ----------------------------------------------------------------------------------
 
-  /** Is this stored registration alive? Other nodes' entries are judged by their node. */
+  /**
+   * Is this stored registration alive? Entries of this node name are judged here, whatever the
+   * backend: through a node too, since a client whose node name differs from the node's is the
+   * only one that can see its own pids (docs/design.md §1). Other nodes' entries are judged by them.
+   */
   isAlive(e: Registration): boolean {
-    if (!this.judgeLocally || e.node !== this.nodeName) return true;
+    if (e.node !== this.nodeName) return true;
     return this.liveness.isAlive(e.pid, e.pidStart);
+  }
+
+  /** Refuse to register a pid of this node name that is not running (absent or a zombie): exit 2. */
+  assertRunning(entry: Registration): void {
+    if (entry.node === this.nodeName && !isRunning(entry.pid)) throw new DeadProcessError(entry.pid, entry.node);
   }
 
   // --- the contract, validated -----------------------------------------------------------------
@@ -196,19 +206,14 @@ export class ProcessRegistry {
       registeredAt: registeredAt ?? now,
       updatedAt: updatedAt ?? registeredAt ?? now,
       pidStart:
-        pidStart !== undefined
-          ? pidStart
-          : node === this.nodeName && this.judgeLocally
-            ? (this.liveness.startOf(pid) ?? null)
-            : null,
+        pidStart !== undefined ? pidStart : node === this.nodeName ? (this.liveness.startOf(pid) ?? null) : null,
     };
   }
 
   /** Register a complete, validated entry (see makeEntry). */
   registerEntry(entry: Registration): Promise<Registration> {
     return this.stats.track('register', () => {
-      if (entry.node === this.nodeName && this.judgeLocally && !pidExists(entry.pid))
-        throw new DeadProcessError(entry.pid, entry.node);
+      this.assertRunning(entry);
       const run = () =>
         then(this.backend.register(entry, this.replaceRule(entry)), (r) => {
           if (!r.ok) throw new AlreadyRegisteredError(r.holder);
@@ -399,8 +404,7 @@ export class ProcessRegistry {
       for (const [i, it] of items.entries()) {
         try {
           const e = this.makeEntry(it.key, it.pid, it.meta ?? {}, it);
-          if (e.node === this.nodeName && this.judgeLocally && !pidExists(e.pid))
-            throw new DeadProcessError(e.pid, e.node);
+          this.assertRunning(e);
           valid.push(e);
           where.push(i);
         } catch (err) {
@@ -408,13 +412,8 @@ export class ProcessRegistry {
         }
       }
       if (opts.atomic && valid.length !== items.length) {
-        return items.map(
-          (_, i) =>
-            results[i] ?? {
-              ok: false,
-              error: new RegistryError('CONFLICT', 'not written: another entry of the atomic batch failed'),
-            },
-        );
+        const error = notWritten();
+        return items.map((_, i) => results[i] ?? { ok: false, error });
       }
       // Replace a holder only when it is dead or is the very process this batch registers.
       const batchEntry = batchIndex(valid);
@@ -466,16 +465,69 @@ export class ProcessRegistry {
       register: (pid, meta) => this.register(key, pid, meta, { namespace }),
       unregister: () => this.unregister(key, { namespace }),
       signal: async (sig = 'SIGTERM') => {
-        const e = await this.lookup(key, { namespace });
-        if (!e) return false;
-        if (e.node !== this.nodeName)
-          throw new InvalidInputError(
-            `"${key}" is held by pid ${e.pid} on node ${e.node}, not this node (${this.nodeName}): signal it there`,
-          );
-        process.kill(e.pid, sig);
-        return true;
+        try {
+          await this.signal(key, sig, { namespace });
+          return true;
+        } catch (err) {
+          if (err instanceof NotFoundError) return false;
+          throw err;
+        }
       },
     };
+  }
+
+  /**
+   * Send `sig` to the live process holding `key`, checked right before the kill by the process
+   * whose node name the entry has (docs/design.md §1): through a node, the node checks and sends for
+   * its own entries; entries of this client's node name are checked and sent here. A pid is never
+   * signalled by anyone else, nor when it is not the registered process any more (pid reuse).
+   * NotFoundError (exit 3) when no live process holds the key; InvalidInputError (exit 2) when it is
+   * another node's, or the start time is unknown.
+   */
+  async signal(
+    key: string,
+    sig: NodeJS.Signals | number = 'SIGTERM',
+    opts: CallOptions = {},
+  ): Promise<{ namespace: string; key: string; pid: number; node: string; signal: string }> {
+    this.check();
+    const namespace = this.ns(opts);
+    validateKey(key);
+    let e: Registration | undefined;
+    if (this.backend.signal) {
+      const r = await this.backend.signal(namespace, key, sig);
+      if (r.ok) return r.sent;
+      e = r.holder; // not the node's own: ours to check and send, if it has our node name
+    } else e = await this.lookup(key, { namespace });
+    if (!e) throw new NotFoundError(namespace, key);
+    if (e.node !== this.nodeName)
+      throw new InvalidInputError(
+        `"${key}" is held by pid ${e.pid} on node ${e.node}, not this node (${this.nodeName}): run the signal there`,
+        { details: { holder: e } },
+      );
+    return this.signalLocal(e, sig);
+  }
+
+  /** Check `e` against the process now holding its pid (fresh /proc read), then signal it. */
+  private signalLocal(e: Registration, sig: NodeJS.Signals | number) {
+    const check = signalTarget(e.pid, e.pidStart, e.registeredAt);
+    if (check === 'gone' || check === 'reused') {
+      void Promise.resolve(this.removeDead(e)).catch(() => undefined);
+      throw new NotFoundError(e.namespace, e.key);
+    }
+    if (check === 'unverifiable')
+      throw new InvalidInputError(
+        `not signalling pid ${e.pid} of "${e.key}": its start time was not recorded, so a reused pid cannot be ruled out: register it again (registry register ${e.key} --pid ${e.pid})`,
+      );
+    try {
+      process.kill(e.pid, sig);
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ESRCH') throw new NotFoundError(e.namespace, e.key);
+      if (code === 'EPERM')
+        throw new InvalidInputError(`not permitted to signal pid ${e.pid}: run as its owner`, { cause: err });
+      throw err;
+    }
+    return { namespace: e.namespace, key: e.key, pid: e.pid, node: e.node, signal: String(sig) };
   }
 
   /**
@@ -498,33 +550,44 @@ export class ProcessRegistry {
     let removed = 0;
     if (!this.judgeLocally && this.backend.cleanup) {
       const r = await this.backend.cleanup();
-      this.recordSweep(r);
-      return r;
+      // The node swept its own node name; entries of ours (a client on another host) are ours to sweep.
+      const own =
+        (r as SweepResult & { node?: string }).node === this.nodeName ? undefined : await this.sweepOwn(false);
+      const out = own ? { ...r, checked: r.checked + own.checked, removed: r.removed + own.removed } : r;
+      this.recordSweep(out);
+      return out;
     }
     if (this.backend.processes && this.backend.removeProcesses) {
       const procs = await this.backend.processes(this.nodeName);
       checked = procs.length;
       const dead = procs.filter((p) => !this.liveness.isAlive(p.pid, p.pidStart));
       if (dead.length) removed = await this.backend.removeProcesses(this.nodeName, dead);
-    } else {
-      for (const namespace of await this.backend.namespaces()) {
-        let after: string | undefined;
-        for (;;) {
-          const page = await this.backend.list(namespace, { after, limit: 1000 });
-          for (const e of page.items) {
-            checked++;
-            if (!this.isAlive(e) && (await this.removeDead(e))) removed++;
-          }
-          if (!page.next) break;
-          after = page.next;
-        }
-      }
-    }
+    } else ({ checked, removed } = await this.sweepOwn(true));
     const at = Date.now();
     await this.backend.markCleanup?.(at);
     const r = { checked, removed, at, durationMs: performance.now() - t0 };
     this.recordSweep(r);
     return r;
+  }
+
+  /** Page through every namespace and remove the dead entries of this node name (checked: all entries, or only ours). */
+  private async sweepOwn(countOthers = true): Promise<{ checked: number; removed: number }> {
+    let checked = 0;
+    let removed = 0;
+    for (const namespace of await this.backend.namespaces()) {
+      let after: string | undefined;
+      for (;;) {
+        const page = await this.backend.list(namespace, { after, limit: 1000 });
+        for (const e of page.items) {
+          if (e.node !== this.nodeName && !countOthers) continue;
+          checked++;
+          if (!this.isAlive(e) && (await this.removeDead(e))) removed++;
+        }
+        if (!page.next) break;
+        after = page.next;
+      }
+    }
+    return { checked, removed };
   }
 
   private recordSweep(r: SweepResult): void {

@@ -293,9 +293,11 @@ export function jsonBytesBound(v: unknown, depth: number): number {
  * Failed items keep their own answer (holder or error); the others say why they were not written.
  */
 export function rolledBack(results: BulkResult[]): BulkResult[] {
-  return results.map((r) =>
-    r.ok
-      ? { ok: false, error: new RegistryError('CONFLICT', 'not written: another entry of the atomic batch failed') }
-      : r,
-  );
+  const error = notWritten(); // one error for all: a batch of 700,000 made 700,000 stack traces (~1 GB)
+  return results.map((r) => (r.ok ? { ok: false, error } : r));
+}
+
+/** The error of an atomic batch's entries that were not written because another one failed. */
+export function notWritten(): RegistryError {
+  return new RegistryError('CONFLICT', 'not written: another entry of the atomic batch failed');
 }
