@@ -51,7 +51,7 @@ Exit codes: 0 healthy; 5 degraded or unhealthy (--fail-on unhealthy lets degrade
     const c = await this.colors();
     if (!f.watch) {
       const summary = await check();
-      if (!this.jsonEnabled()) this.log(renderHealth(summary, c, this.color));
+      if (!this.jsonEnabled()) this.log(renderHealth(summary, c, this.view()));
       process.exitCode = summary.exitCode;
       return summary;
     }
@@ -60,7 +60,7 @@ Exit codes: 0 healthy; 5 degraded or unhealthy (--fail-on unhealthy lets degrade
       else {
         const clear = process.stdout.isTTY ? '\x1b[2J\x1b[H' : '';
         this.log(
-          `${clear}${c.dim(`${summary.checkedAt} — every ${f.watch}s, Ctrl-C to stop`)}\n${renderHealth(summary, c, this.color)}`,
+          `${clear}${c.dim(`${summary.checkedAt} — every ${f.watch}s, Ctrl-C to stop`)}\n${renderHealth(summary, c, this.view())}`,
         );
       }
     });

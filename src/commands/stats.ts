@@ -1,7 +1,7 @@
 import { RegistryCommand } from '../cli/base.js';
 import type { HealthReport, ServiceStats, SweepResult } from '../backends/contract.js';
 import { fieldTable, table } from '../cli/output.js';
-import { fmtBytes, fmtField, fmtInt, fmtWhen, paintStatus } from '../cli/health.js';
+import { fieldRows, fmtBytes, fmtField, fmtInt, fmtMs, fmtWhen, paintStatus } from '../cli/health.js';
 
 type Operations = NonNullable<ServiceStats['operations']>;
 
@@ -82,7 +82,7 @@ A one-shot CLI process has no history of its own: against a node (--backend http
 
   private async render(r: StatsResult, counting: boolean, remote: boolean): Promise<void> {
     const c = await this.colors();
-    const color = this.color;
+    const view = this.view();
     const share = r.registrations > 0 ? ` (${((r.dead / r.registrations) * 100).toFixed(1)}%)` : '';
     this.log(
       fieldTable(
@@ -102,9 +102,9 @@ A one-shot CLI process has no history of its own: against a node (--backend http
               ]
             : []),
           ['last cleanup', fmtWhen(r.lastCleanup)],
-          ...Object.entries(r.node ?? {}).map(([k, v]): [string, string] => [k, fmtField(k, v)]),
+          ...Object.entries(r.node ?? {}).flatMap(([k, v]) => fieldRows(k, v)),
         ],
-        { color },
+        view,
       ),
     );
     const ns = Object.entries(r.namespaces);
@@ -113,7 +113,7 @@ A one-shot CLI process has no history of its own: against a node (--backend http
         ? table(
             ['NAMESPACE', 'REGISTRATIONS'],
             ns.map(([k, n]) => [k, fmtInt(n)]),
-            { color },
+            view,
           )
         : c.dim('no namespaces'),
     );
@@ -133,7 +133,7 @@ A one-shot CLI process has no history of its own: against a node (--backend http
             ms(o.latencyMs.p99),
             ms(o.latencyMs.max),
           ]),
-          { color },
+          view,
         ),
       );
     } else {
@@ -150,14 +150,14 @@ A one-shot CLI process has no history of its own: against a node (--backend http
     if (r.sweeps.length) {
       this.log(
         table(
-          ['SWEEP AT', 'CHECKED', 'REMOVED', 'DURATION ms'],
+          ['SWEEP AT', 'CHECKED', 'REMOVED', 'DURATION MS'],
           r.sweeps.map((s) => [
             new Date(s.at).toISOString(),
             fmtInt(s.checked),
             fmtInt(s.removed),
-            s.durationMs.toFixed(1),
+            fmtMs(s.durationMs),
           ]),
-          { color },
+          view,
         ),
       );
     }
@@ -173,7 +173,7 @@ A one-shot CLI process has no history of its own: against a node (--backend http
             ]);
         else rows.push([k, fmtField(k, v)]);
       }
-      this.log(fieldTable(rows, { color }));
+      this.log(fieldTable(rows, view));
     }
   }
 }

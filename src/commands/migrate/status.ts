@@ -50,7 +50,7 @@ export default class MigrateStatus extends MigrateCommand<typeof MigrateStatus> 
               .map(([k, v]) => `${k}=${v}`)
               .join(' '),
           ]),
-          { color: this.color },
+          this.view(),
         ),
       );
       for (const c of checks ?? []) this.log(`check ${c.phase}: ${c.notes.join('; ')}`);
