@@ -134,13 +134,10 @@ export function summarize(backends: BackendHealth[], failOn: FailOn): HealthSumm
 }
 
 /** `--timeout`: a duration above zero. */
-export function positiveDuration(text: string): number {
-  const ms = parseDuration(text, '--timeout');
+export function positiveDuration(text: string, flag = '--timeout'): number {
+  const ms = parseDuration(text, flag);
   if (ms <= 0)
-    throw new RegistryError(
-      'INVALID_INPUT',
-      `invalid --timeout ${JSON.stringify(text)}: it must be above zero, e.g. 10s`,
-    );
+    throw new RegistryError('INVALID_INPUT', `invalid ${flag} ${JSON.stringify(text)}: it must be above zero, e.g. 10s`);
   return ms;
 }
 
@@ -271,9 +268,13 @@ export function fmtWhen(ms: number | null | undefined, never = 'never'): string 
   return `${new Date(ms).toISOString()} (${age(ms)} ago)`;
 }
 
-/** `walBytes` → "wal bytes", `inFlight` → "in flight". */
+/** `walBytes` → "wal size", `inFlight` → "in flight". */
 export function label(key: string): string {
-  return key.replace(/([a-z0-9])([A-Z])/g, '$1 $2').toLowerCase();
+  // The unit goes with the value (fmtField): `checkMs` → "check time: 3 ms", `walBytes` → "wal size: 0 B".
+  const k = key
+    .replace(/(?<=[a-z0-9])Ms$/, /(time|uptime|duration|latency)Ms$/i.test(key) ? '' : 'Time')
+    .replace(/(?<=[a-z0-9])Bytes$/, 'Size');
+  return k.replace(/([a-z0-9])([A-Z])/g, '$1 $2').toLowerCase();
 }
 
 /** A backend-specific field for a table cell, by the conventions of its name. */
@@ -282,19 +283,24 @@ export function fmtField(key: string, v: unknown): string {
   if (typeof v === 'number') {
     if (/Bytes$/.test(key)) return fmtBytes(v);
     if (/^last|At$/.test(key) && v > 1e12) return fmtWhen(v);
-    if (/Ms$/.test(key)) return `${fmtMs(v)} ms`;
+    if (/Ms$/.test(key)) return fmtMs(v);
     // A pid is a name, not a quantity: no thousands separators.
     if (/(^|[a-z])(pid|Pid)$/.test(key)) return String(v);
     return fmtInt(v);
   }
   if (typeof v === 'string' || typeof v === 'boolean') return String(v);
-  return pairs(v);
+  return typeof v === 'object' && Object.keys(v).length === 0 ? '-' : pairs(v);
 }
 
-/** Milliseconds for people: 2.627536999999961 → 2.6, 1234.5 → 1,235. */
+/** A duration for people: 2.627536999999961 → "2.6 ms", 163.2 → "163 ms", 8163 → "8.2 s", 754000 → "12m 34s". */
 export function fmtMs(v: number): string {
   if (!Number.isFinite(v)) return String(v);
-  return Math.abs(v) >= 100 ? fmtInt(Math.round(v)) : String(Math.round(v * 10) / 10);
+  if (Math.abs(v) < 100) return `${Math.round(v * 10) / 10} ms`;
+  if (Math.abs(v) < 1000) return `${Math.round(v)} ms`;
+  if (Math.abs(v) < 120_000) return `${(v / 1000).toFixed(1)} s`;
+  const s = Math.round(v / 1000);
+  if (s < 7200) return `${Math.floor(s / 60)}m ${s % 60}s`;
+  return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
 }
 
 /** An object as `k=v k=v` (nested values as JSON), for a list item on one line. */
@@ -342,7 +348,7 @@ function fields(b: BackendHealth, c: Colors): Array<[string, string]> {
     );
   }
   if (h) for (const [k, v] of Object.entries(h)) if (!STANDARD.has(k)) rows.push(...fieldRows(k, v));
-  rows.push(['checked in', `${fmtMs(b.durationMs)} ms`]);
+  rows.push(['checked in', fmtMs(b.durationMs)]);
   return rows;
 }
 
@@ -384,7 +390,7 @@ export function renderReport(s: HealthSummary, c: Colors, view?: View): string {
     ['memory', ...s.backends.map((b) => cell(b, (h) => fmtBytes(h.memoryBytes)))],
     ['last cleanup', ...s.backends.map((b) => cell(b, (h) => fmtWhen(h.lastCleanup)))],
     ...extra.map((k) => [k, ...own.map((m) => m.get(k) ?? '-')]),
-    ['checked in', ...s.backends.map((b) => `${fmtMs(b.durationMs)} ms`)],
+    ['checked in', ...s.backends.map((b) => fmtMs(b.durationMs))],
   ];
   const columns = [{ header: 'FIELD' }, ...s.backends.map((b) => ({ header: b.target, flex: true }))];
   const out = [renderTable({ columns, rows }, view)];

@@ -169,8 +169,9 @@ export function fieldTable(fields: Array<[string, string | number]>, v: View = p
   const room = v.width === undefined ? undefined : Math.max(10, v.width - w);
   return fields
     .map(([k, val]) => {
-      const s = cell(String(val));
-      return `${pad(k ? `${k}:` : '', w, false)}${room === undefined ? s : truncate(s, room)}`;
+      // An empty value stays empty: it heads the indented sub-rows below it.
+      const s = String(val).replace(/[\r\n\t]+/g, ' ');
+      return `${pad(k ? `${k}:` : '', s ? w : 0, false)}${room === undefined ? s : truncate(s, room)}`;
     })
     .join('\n');
 }

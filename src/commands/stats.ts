@@ -92,7 +92,7 @@ A one-shot CLI process has no history of its own: against a node (--backend http
           ['registrations', `${fmtInt(r.registrations)} (${fmtInt(r.alive)} alive, ${fmtInt(r.dead)} dead${share})`],
           ['backend memory', fmtBytes(r.memory.backendBytes)],
           ['counters from', r.countersFrom],
-          ...(r.uptimeMs !== null ? [['uptime', `${(r.uptimeMs / 1000).toFixed(1)} s`] as [string, string]] : []),
+          ...(r.uptimeMs !== null ? [['uptime', fmtMs(r.uptimeMs)] as [string, string]] : []),
           ...(r.countersFrom === 'this process'
             ? [
                 [
@@ -102,7 +102,7 @@ A one-shot CLI process has no history of its own: against a node (--backend http
               ]
             : []),
           ['last cleanup', fmtWhen(r.lastCleanup)],
-          ...Object.entries(r.node ?? {}).flatMap(([k, v]) => fieldRows(k, v)),
+          ...nodeRows(r.node ?? {}, ['backend', 'uptime']),
         ],
         view,
       ),
@@ -150,7 +150,7 @@ A one-shot CLI process has no history of its own: against a node (--backend http
     if (r.sweeps.length) {
       this.log(
         table(
-          ['SWEEP AT', 'CHECKED', 'REMOVED', 'DURATION MS'],
+          ['SWEEP AT', 'CHECKED', 'REMOVED', 'DURATION'],
           r.sweeps.map((s) => [
             new Date(s.at).toISOString(),
             fmtInt(s.checked),
@@ -176,4 +176,11 @@ A one-shot CLI process has no history of its own: against a node (--backend http
       this.log(fieldTable(rows, view));
     }
   }
+}
+
+/** The node's own fields; one whose name is already a row above (its store's `backend`) is "node …". */
+function nodeRows(node: Record<string, unknown>, taken: string[]): Array<[string, string]> {
+  return Object.entries(node)
+    .flatMap(([k, v]) => fieldRows(k, v))
+    .map(([k, v]): [string, string] => [taken.includes(k) ? `node ${k}` : k, v]);
 }
