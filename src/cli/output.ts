@@ -176,6 +176,30 @@ export function fieldTable(fields: Array<[string, string | number]>, v: View = p
     .join('\n');
 }
 
+/**
+ * Labelled lists of items (`entries 5`, `copied 5`, …) as `label:  a, b, c` lines under a heading,
+ * continued on indented lines to fit a TTY; one line per label when piped or under -o wide.
+ */
+export function itemLines(groups: Array<[string, string[]]>, v: View = plainView): string {
+  const w = Math.max(0, ...groups.map(([k]) => visibleWidth(k))) + 4;
+  const out: string[] = [];
+  for (const [k, items] of groups) {
+    let line = `  ${k}:`.padEnd(w);
+    let fresh = true;
+    for (const [i, it] of items.entries()) {
+      const piece = `${it}${i < items.length - 1 ? ',' : ''}`;
+      if (!fresh && v.width !== undefined && visibleWidth(line) + 1 + visibleWidth(piece) > v.width) {
+        out.push(line);
+        line = ' '.repeat(w);
+      }
+      line += ` ${piece}`;
+      fresh = false;
+    }
+    out.push(line);
+  }
+  return out.join('\n');
+}
+
 /** 3s, 4m, 2h, 5d; `-` when the time is unknown (0, as legacy rows have, or not a number). */
 export function age(sinceMs: number, now = Date.now()): string {
   if (!Number.isFinite(sinceMs) || sinceMs <= 0) return '-';
