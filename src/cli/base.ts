@@ -8,7 +8,16 @@ import { exitCodes } from '../backends/contract.js';
 import { reportError } from './errors.js';
 import { ProcessRegistry } from '../registry/service.js';
 import { resolveBackend, type Resolved } from './config.js';
-import { colorEnabled, colors, type Colors, OUTPUT_FORMATS, type OutputFormat, toYaml, type View, viewFor } from './output.js';
+import {
+  colorEnabled,
+  colors,
+  type Colors,
+  OUTPUT_FORMATS,
+  type OutputFormat,
+  toYaml,
+  type View,
+  viewFor,
+} from './output.js';
 
 export type FlagsOf<T extends typeof Command> = Interfaces.InferredFlags<
   (typeof RegistryCommand)['baseFlags'] & T['flags']

@@ -137,7 +137,10 @@ export function summarize(backends: BackendHealth[], failOn: FailOn): HealthSumm
 export function positiveDuration(text: string, flag = '--timeout'): number {
   const ms = parseDuration(text, flag);
   if (ms <= 0)
-    throw new RegistryError('INVALID_INPUT', `invalid ${flag} ${JSON.stringify(text)}: it must be above zero, e.g. 10s`);
+    throw new RegistryError(
+      'INVALID_INPUT',
+      `invalid ${flag} ${JSON.stringify(text)}: it must be above zero, e.g. 10s`,
+    );
   return ms;
 }
 

@@ -83,7 +83,12 @@ export function viewFor(
 ): View {
   const wide = opts.output === 'wide';
   const tty = !!stream.isTTY && (stream.columns ?? 0) > 0;
-  return { width: tty && !wide ? stream.columns : undefined, wide, headers: !opts.noHeaders, name: opts.output === 'name' };
+  return {
+    width: tty && !wide ? stream.columns : undefined,
+    wide,
+    headers: !opts.noHeaders,
+    name: opts.output === 'name',
+  };
 }
 
 /** A plain view: all columns, no fitting (tests, the REPL's scripts, pipes). */
