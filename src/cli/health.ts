@@ -315,6 +315,14 @@ function pairs(v: unknown): string {
     .join(' ');
 }
 
+/** One item of a list as a sub-row: named by its `name` or `endpoint` (else its position), the rest `k=v`. */
+function itemRow(x: unknown, i: number, indent: string): [string, string] {
+  if (!x || typeof x !== 'object' || Array.isArray(x)) return [`${indent}${i + 1}`, pairs(x)];
+  const { name, endpoint, ...rest } = x as Record<string, unknown>;
+  const id = typeof name === 'string' ? name : typeof endpoint === 'string' ? endpoint : undefined;
+  return id === undefined ? [`${indent}${i + 1}`, pairs(x)] : [`${indent}${id}`, pairs(rest)];
+}
+
 /**
  * A backend field as rows, never a JSON blob in a cell: an object becomes one indented sub-row
  * per field, a list of objects one sub-row per item as `k=v` pairs (etcd members, a node's info).
@@ -322,7 +330,7 @@ function pairs(v: unknown): string {
 export function fieldRows(key: string, v: unknown, indent = ''): Array<[string, string]> {
   const name = `${indent}${label(key)}`;
   if (Array.isArray(v) && v.some((x) => x && typeof x === 'object'))
-    return [[name, String(v.length)], ...v.map((x, i): [string, string] => [`${indent}  ${i + 1}`, pairs(x)])];
+    return [[name, String(v.length)], ...v.map((x, i) => itemRow(x, i, `${indent}  `))];
   if (v && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length > 0)
     return [[name, ''], ...Object.entries(v).flatMap(([k, x]) => fieldRows(k, x, `${indent}  `))];
   return [[name, fmtField(key, v)]];

@@ -146,12 +146,16 @@ describe('output: the table model', () => {
     expect(label('switchingTo')).to.equal('switching to');
     expect(label('checkMs')).to.equal('check time');
     expect(label('uptimeMs')).to.equal('uptime');
-    expect(fieldRows('nodeInfo', { pid: 30621, inFlight: 2, members: [{ name: 'e1', up: true }] })).to.deep.equal([
+    expect(
+      fieldRows('nodeInfo', { pid: 30621, inFlight: 2, members: [{ name: 'e1', up: true }], seen: [{ at: 1 }] }),
+    ).to.deep.equal([
       ['node info', ''],
       ['  pid', '30621'],
       ['  in flight', '2'],
       ['  members', '1'],
-      ['    1', 'name=e1 up=true'],
+      ['    e1', 'up=true'],
+      ['  seen', '1'],
+      ['    1', 'at=1'],
     ]);
     expect(age(0)).to.equal('-');
     expect(age(Number.NaN)).to.equal('-');
