@@ -14,9 +14,11 @@ export const GLOBAL_VALUE_FLAGS: ReadonlyMap<string, string> = new Map([
   ['-n', 'namespace'],
   ['--namespace', 'namespace'],
   ['--node-name', 'node'],
+  ['-o', 'output'],
+  ['--output', 'output'],
 ]);
 /** Global boolean flags. */
-const BOOLEAN = new Set(['--json']);
+const BOOLEAN = new Set(['--json', '--no-headers']);
 
 export function hoistGlobalFlags(argv: readonly string[]): string[] {
   const moved: string[] = [];

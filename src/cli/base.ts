@@ -8,7 +8,16 @@ import { exitCodes } from '../backends/contract.js';
 import { reportError } from './errors.js';
 import { ProcessRegistry } from '../registry/service.js';
 import { resolveBackend, type Resolved } from './config.js';
-import { colorEnabled, colors, type Colors } from './output.js';
+import {
+  colorEnabled,
+  colors,
+  type Colors,
+  OUTPUT_FORMATS,
+  type OutputFormat,
+  toYaml,
+  type View,
+  viewFor,
+} from './output.js';
 
 export type FlagsOf<T extends typeof Command> = Interfaces.InferredFlags<
   (typeof RegistryCommand)['baseFlags'] & T['flags']
@@ -48,6 +57,13 @@ export abstract class RegistryCommand<T extends typeof Command> extends Command 
       summary: "This node's name, whose pids are checked locally (default: env REGISTRY_NODE, else the hostname).",
       helpGroup: 'GLOBAL',
     }),
+    output: Flags.string({
+      char: 'o',
+      summary: 'Output form: json (same as --json), yaml, wide (every column, nothing cut) or name (namespace/key).',
+      options: [...OUTPUT_FORMATS],
+      helpGroup: 'GLOBAL',
+    }),
+    'no-headers': Flags.boolean({ summary: 'Print tables without their header line.', helpGroup: 'GLOBAL' }),
   };
 
   /** Set by the REPL while it runs a command. */
@@ -71,9 +87,32 @@ export abstract class RegistryCommand<T extends typeof Command> extends Command 
     this.args = args as ArgsOf<T>;
   }
 
-  /** `--json` given (or `json on` in the REPL). */
+  /** `--json` or `-o json|yaml` given (or `json on` in the REPL): the command's result is the output. */
   public override jsonEnabled(): boolean {
-    return super.jsonEnabled() || !!RegistryCommand.session?.json;
+    const f = this.format();
+    return super.jsonEnabled() || !!RegistryCommand.session?.json || f === 'json' || f === 'yaml';
+  }
+
+  /**
+   * `-o/--output`, when it names a form. `dump` and `report` keep their own `-o FILE` (their
+   * flag replaces the global one), which is never a form.
+   */
+  protected format(): OutputFormat | undefined {
+    const own = (this.ctor as typeof RegistryCommand).flags?.output;
+    if (own && own !== RegistryCommand.baseFlags.output) return undefined;
+    return (this.flags as { output?: OutputFormat } | undefined)?.output;
+  }
+
+  /** How tables print: fitted on a TTY, plain when piped, `-o wide`, `-o name`, `--no-headers`. */
+  protected view(): View {
+    const f = this.flags as { 'no-headers'?: boolean };
+    return viewFor({ output: this.format(), noHeaders: f['no-headers'] });
+  }
+
+  /** `-o yaml` prints the result as YAML; `--json` / `-o json` as oclif does. */
+  protected override logJson(json: unknown): void {
+    if (this.format() === 'yaml') process.stdout.write(`${toYaml(json)}\n`);
+    else super.logJson(json);
   }
 
   /** The namespace this command works in. */
@@ -143,7 +182,7 @@ export abstract class RegistryCommand<T extends typeof Command> extends Command 
     // oclif's own exits (help, version, this.exit) pass through untouched.
     if (err instanceof Errors.ExitError) throw err;
     // oclif's this.log is silent under --json: write the JSON error to stdout ourselves.
-    await reportError(err, this.jsonEnabled());
+    await reportError(err, this.jsonEnabled() && this.format() !== 'yaml');
     return undefined;
   }
 }

@@ -10,7 +10,7 @@ import { resolveBackend } from './config.js';
 import { GLOBAL_VALUE_FLAGS } from './argv.js';
 import { reportError } from './errors.js';
 import { lookupOrThrow } from './lookup.js';
-import { colorEnabled, renderLookup } from './output.js';
+import { OUTPUT_FORMATS, renderLookup, viewFor } from './output.js';
 import { ProcessRegistry } from '../registry/service.js';
 import { parseBackendUrl } from '../backends/open.js';
 import { createSqliteBackend } from '../backends/sqlite.js';
@@ -27,6 +27,7 @@ export async function fastLookup(args: string[]): Promise<boolean> {
     const eq = a.startsWith('--') ? a.indexOf('=') : -1;
     const inlineFlag = eq >= 0 ? VALUE_FLAGS.get(a.slice(0, eq)) : undefined;
     if (a === '--json') json = true;
+    else if (a === '--no-headers') continue;
     else if (flag !== undefined) {
       const value = rest.shift();
       if (value === undefined || o[flag] !== undefined) return false;
@@ -37,6 +38,9 @@ export async function fastLookup(args: string[]): Promise<boolean> {
     else key = a;
   }
   if (key === undefined) return false;
+  // An unknown -o form is oclif's to refuse.
+  if (o.output !== undefined && !(OUTPUT_FORMATS as readonly string[]).includes(o.output)) return false;
+  if (o.output === 'json') json = true;
   let reg: ProcessRegistry | undefined;
   try {
     const r = resolveBackend({ backend: o.backend, profile: o.profile, config: o.config });
@@ -51,9 +55,9 @@ export async function fastLookup(args: string[]): Promise<boolean> {
     });
     const e = await lookupOrThrow(reg, key, o.namespace);
     const asJson = json && !o.field;
-    process.stdout.write(`${renderLookup(e, { json: asJson, field: o.field, color: colorEnabled() })}\n`);
+    process.stdout.write(`${renderLookup(e, { json: asJson, output: o.output, field: o.field, view: viewFor(o) })}\n`);
   } catch (err) {
-    await reportError(err, json && !o.field);
+    await reportError(err, json && !o.field && o.output !== 'yaml');
   } finally {
     await reg?.close().catch(() => undefined);
   }

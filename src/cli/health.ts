@@ -19,7 +19,7 @@ import { parseBackendUrl } from '../backends/open.js';
 import { ProcessRegistry } from '../registry/service.js';
 import { parseDuration } from '../registry/validate.js';
 import { findConfig, loadConfig, resolveBackend, type Resolved, type Selection } from './config.js';
-import { age, type Colors, fieldTable, table } from './output.js';
+import { age, type Colors, fieldTable, renderTable, type View } from './output.js';
 
 /** A backend's health as the CLI reports it: the backend's own status, or why it could not say. */
 export type TargetStatus = HealthStatus | 'unreachable' | 'error';
@@ -134,12 +134,12 @@ export function summarize(backends: BackendHealth[], failOn: FailOn): HealthSumm
 }
 
 /** `--timeout`: a duration above zero. */
-export function positiveDuration(text: string): number {
-  const ms = parseDuration(text, '--timeout');
+export function positiveDuration(text: string, flag = '--timeout'): number {
+  const ms = parseDuration(text, flag);
   if (ms <= 0)
     throw new RegistryError(
       'INVALID_INPUT',
-      `invalid --timeout ${JSON.stringify(text)}: it must be above zero, e.g. 10s`,
+      `invalid ${flag} ${JSON.stringify(text)}: it must be above zero, e.g. 10s`,
     );
   return ms;
 }
@@ -271,9 +271,13 @@ export function fmtWhen(ms: number | null | undefined, never = 'never'): string 
   return `${new Date(ms).toISOString()} (${age(ms)} ago)`;
 }
 
-/** `walBytes` → "wal bytes". */
-function label(key: string): string {
-  return key.replace(/([a-z0-9])([A-Z])/g, '$1 $2').toLowerCase();
+/** `walBytes` → "wal size", `inFlight` → "in flight". */
+export function label(key: string): string {
+  // The unit goes with the value (fmtField): `checkMs` → "check time: 3 ms", `walBytes` → "wal size: 0 B".
+  const k = key
+    .replace(/(?<=[a-z0-9])Ms$/, /(time|uptime|duration|latency)Ms$/i.test(key) ? '' : 'Time')
+    .replace(/(?<=[a-z0-9])Bytes$/, 'Size');
+  return k.replace(/([a-z0-9])([A-Z])/g, '$1 $2').toLowerCase();
 }
 
 /** A backend-specific field for a table cell, by the conventions of its name. */
@@ -282,12 +286,54 @@ export function fmtField(key: string, v: unknown): string {
   if (typeof v === 'number') {
     if (/Bytes$/.test(key)) return fmtBytes(v);
     if (/^last|At$/.test(key) && v > 1e12) return fmtWhen(v);
-    if (/Ms$/.test(key)) return `${v} ms`;
+    if (/Ms$/.test(key)) return fmtMs(v);
+    // A pid is a name, not a quantity: no thousands separators.
+    if (/(^|[a-z])(pid|Pid)$/.test(key)) return String(v);
     return fmtInt(v);
   }
   if (typeof v === 'string' || typeof v === 'boolean') return String(v);
-  const s = JSON.stringify(v);
-  return s.length > 100 ? `${s.slice(0, 99)}…` : s;
+  return typeof v === 'object' && Object.keys(v).length === 0 ? '-' : pairs(v);
+}
+
+/** A duration for people: 2.627536999999961 → "2.6 ms", 163.2 → "163 ms", 8163 → "8.2 s", 754000 → "12m 34s". */
+export function fmtMs(v: number): string {
+  if (!Number.isFinite(v)) return String(v);
+  if (Math.abs(v) < 100) return `${Math.round(v * 10) / 10} ms`;
+  if (Math.abs(v) < 1000) return `${Math.round(v)} ms`;
+  if (Math.abs(v) < 120_000) return `${(v / 1000).toFixed(1)} s`;
+  const s = Math.round(v / 1000);
+  if (s < 7200) return `${Math.floor(s / 60)}m ${s % 60}s`;
+  return `${Math.floor(s / 3600)}h ${Math.floor((s % 3600) / 60)}m`;
+}
+
+/** An object as `k=v k=v` (nested values as JSON), for a list item on one line. */
+function pairs(v: unknown): string {
+  if (!v || typeof v !== 'object') return String(v);
+  if (Array.isArray(v)) return v.map((x) => (x && typeof x === 'object' ? pairs(x) : String(x))).join(', ');
+  return Object.entries(v)
+    .map(([k, x]) => `${k}=${typeof x === 'string' ? x : JSON.stringify(x)}`)
+    .join(' ');
+}
+
+/** One item of a list as a sub-row: named by its `name` or `endpoint` (else its position), the rest `k=v`. */
+function itemRow(x: unknown, i: number, indent: string): [string, string] {
+  if (!x || typeof x !== 'object' || Array.isArray(x)) return [`${indent}${i + 1}`, pairs(x)];
+  const { name, endpoint, ...rest } = x as Record<string, unknown>;
+  const id = typeof name === 'string' ? name : typeof endpoint === 'string' ? endpoint : undefined;
+  return id === undefined ? [`${indent}${i + 1}`, pairs(x)] : [`${indent}${id}`, pairs(rest)];
+}
+
+/**
+ * A backend field as rows, never a JSON blob in a cell: an object becomes one indented sub-row
+ * per field, a list of objects one sub-row per item as `k=v` pairs (etcd members, a node's info).
+ */
+export function fieldRows(key: string, v: unknown, indent = ''): Array<[string, string]> {
+  const name = `${indent}${label(key)}`;
+  if (Array.isArray(v) && v.some((x) => x && typeof x === 'object'))
+    return [[name, String(v.length)], ...v.map((x, i) => itemRow(x, i, `${indent}  `))];
+  if (v && typeof v === 'object' && !Array.isArray(v) && Object.keys(v).length > 0)
+    return [[name, ''], ...Object.entries(v).flatMap(([k, x]) => fieldRows(k, x, `${indent}  `))];
+  return [[name, fmtField(key, v)]];
 }
 
 function deadCell(h: HealthReport): string {
@@ -312,31 +358,41 @@ function fields(b: BackendHealth, c: Colors): Array<[string, string]> {
       ['last cleanup', fmtWhen(h.lastCleanup)],
     );
   }
-  if (h) for (const [k, v] of Object.entries(h)) if (!STANDARD.has(k)) rows.push([label(k), fmtField(k, v)]);
-  rows.push(['checked in', `${b.durationMs} ms`]);
+  if (h) for (const [k, v] of Object.entries(h)) if (!STANDARD.has(k)) rows.push(...fieldRows(k, v));
+  rows.push(['checked in', fmtMs(b.durationMs)]);
   return rows;
 }
 
 /** `registry health`: one field table per backend, headed by its URL. */
-export function renderHealth(s: HealthSummary, c: Colors, color: boolean): string {
+export function renderHealth(s: HealthSummary, c: Colors, view?: View): string {
   const parts: string[] = [];
   for (const b of s.backends) {
     const title = b.target === b.backend ? b.backend : `${b.target}: ${b.backend}`;
-    parts.push(`${c.bold(title)} ${c.dim(`(${b.source})`)}`, fieldTable(fields(b, c), { color }));
+    parts.push(`${c.bold(title)} ${c.dim(`(${b.source})`)}`, fieldTable(fields(b, c), view));
   }
   if (s.backends.length > 1) parts.push(`overall: ${paintStatus(c, s.status)} (exit ${s.exitCode})`);
   return parts.join('\n');
 }
 
 /** `registry report`: the backends side by side, one column each, then every reason spelled out. */
-export function renderReport(s: HealthSummary, c: Colors, color: boolean): string {
+export function renderReport(s: HealthSummary, c: Colors, view?: View): string {
+  // Backend-specific fields, flattened to rows (sub-rows for objects), in first-seen order.
   const extra: string[] = [];
-  for (const b of s.backends)
-    for (const k of Object.keys(b.health ?? {})) if (!STANDARD.has(k) && !extra.includes(k)) extra.push(k);
+  const own = s.backends.map((b) => {
+    const m = new Map<string, string>();
+    for (const [k, v] of Object.entries(b.health ?? {}))
+      if (!STANDARD.has(k))
+        for (const [name, val] of fieldRows(k, v)) {
+          m.set(name, val);
+          if (!extra.includes(name)) extra.push(name);
+        }
+    return m;
+  });
   const cell = (b: BackendHealth, f: (h: HealthReport) => string) =>
     b.health && b.status !== 'unreachable' ? f(b.health) : '-';
   const rows: Array<Array<string>> = [
-    ['backend', ...s.backends.map((b) => b.backend)],
+    // The URL row only where a column is headed by a profile name (else it repeats the header).
+    ...(s.backends.some((b) => b.target !== b.backend) ? [['backend', ...s.backends.map((b) => b.backend)]] : []),
     ['status', ...s.backends.map((b) => paintStatus(c, b.status))],
     ['exit', ...s.backends.map((b) => String(b.exitCode))],
     ['registrations', ...s.backends.map((b) => cell(b, (h) => fmtInt(h.registrations)))],
@@ -344,13 +400,11 @@ export function renderReport(s: HealthSummary, c: Colors, color: boolean): strin
     ['dead', ...s.backends.map((b) => cell(b, deadCell))],
     ['memory', ...s.backends.map((b) => cell(b, (h) => fmtBytes(h.memoryBytes)))],
     ['last cleanup', ...s.backends.map((b) => cell(b, (h) => fmtWhen(h.lastCleanup)))],
-    ...extra.map((k) => [
-      label(k),
-      ...s.backends.map((b) => (b.health && k in b.health ? fmtField(k, b.health[k]) : '-')),
-    ]),
-    ['checked in', ...s.backends.map((b) => `${b.durationMs} ms`)],
+    ...extra.map((k) => [k, ...own.map((m) => m.get(k) ?? '-')]),
+    ['checked in', ...s.backends.map((b) => fmtMs(b.durationMs))],
   ];
-  const out = [table(['', ...s.backends.map((b) => b.target)], rows, { color })];
+  const columns = [{ header: 'FIELD' }, ...s.backends.map((b) => ({ header: b.target, flex: true }))];
+  const out = [renderTable({ columns, rows }, view)];
   const why = s.backends.filter((b) => b.reasons.length > 0);
   for (const b of why) for (const r of b.reasons) out.push(`${paintStatus(c, b.status)} ${b.target}: ${r}`);
   out.push(`overall: ${paintStatus(c, s.status)} (exit ${s.exitCode})`);

@@ -10,7 +10,7 @@ import { createRequire } from 'node:module';
 import { confirmOrRefuse } from './prompt.js';
 import { RegistryCommand } from './base.js';
 import { Migration } from '../migrations/context.js';
-import type { PhaseResult, Plan } from '../migrations/phase.js';
+import { alreadyDoneNote, type PhaseResult, type Plan } from '../migrations/phase.js';
 import type { VerifyReport } from '../migrations/verify.js';
 
 const require = createRequire(import.meta.url);
@@ -114,7 +114,8 @@ export abstract class MigrateCommand<T extends typeof Command> extends RegistryC
       ? `phase ${r.phase}: already done`
       : `phase ${r.phase}: ${r.action === 'down' ? 'rolled back' : r.action === 'verify' ? 'checked' : 'done'}${r.resumed ? ' (resumed)' : ''}`;
     this.log(head);
-    for (const n of r.notes) this.log(`  ${n}`);
+    // The phase's own "X is already done" note would say the head line again.
+    for (const n of r.notes) if (!(r.alreadyDone && n === alreadyDoneNote(r.phase))) this.log(`  ${n}`);
     const v = r.verify as VerifyReport | undefined;
     if (v && 'totals' in v && !v.equivalent) this.log(formatVerify(v));
   }

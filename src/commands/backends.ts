@@ -1,6 +1,6 @@
 import { RegistryCommand } from '../cli/base.js';
 import { schemes } from '../backends/open.js';
-import { table } from '../cli/output.js';
+import { renderTable } from '../cli/output.js';
 
 export default class Backends extends RegistryCommand<typeof Backends> {
   static override summary = 'List the backend URL schemes and which one this command would use.';
@@ -14,13 +14,18 @@ export default class Backends extends RegistryCommand<typeof Backends> {
     const list = schemes.map(({ scheme, form, description }) => ({ scheme, form, description }));
     if (!this.jsonEnabled()) {
       this.log(
-        table(
-          ['SCHEME', 'URL', 'DESCRIPTION'],
-          list.map((s) => [s.scheme, s.form, s.description]),
-          { color: this.color },
+        renderTable(
+          {
+            columns: [{ header: 'SCHEME' }, { header: 'URL' }, { header: 'DESCRIPTION', flex: true }],
+            rows: list.map((s) => [s.scheme, s.form, s.description]),
+          },
+          this.view(),
         ),
       );
-      this.log(`current: ${r.backend} (from ${r.source})`);
+      // Piped or -o name, stdout holds the table rows alone; which backend is current is a note then.
+      const current = `current: ${r.backend} (from ${r.source})`;
+      if (process.stdout.isTTY && this.format() !== 'name') this.log(current);
+      else this.note(current);
     }
     return { current: { backend: r.backend, source: r.source }, schemes: list };
   }

@@ -1,5 +1,6 @@
 import { RegistryCommand } from '../cli/base.js';
 import type { SweepResult } from '../backends/contract.js';
+import { fmtMs } from '../cli/health.js';
 
 export default class Cleanup extends RegistryCommand<typeof Cleanup> {
   static override summary = 'Remove registrations of dead local processes now.';
@@ -11,7 +12,7 @@ export default class Cleanup extends RegistryCommand<typeof Cleanup> {
     const r = await (await this.registry()).cleanup();
     if (!this.jsonEnabled())
       this.log(
-        `removed ${r.removed} dead registration${r.removed === 1 ? '' : 's'} (${r.checked} checked, ${r.durationMs.toFixed(1)} ms)`,
+        `removed ${r.removed} dead registration${r.removed === 1 ? '' : 's'} (${r.checked} checked, ${fmtMs(r.durationMs)})`,
       );
     return r;
   }

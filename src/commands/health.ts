@@ -15,16 +15,19 @@ export default class Health extends RegistryCommand<typeof Health> {
 
 Exit codes: 0 healthy; 5 degraded or unhealthy (--fail-on unhealthy lets degraded pass); 6 unreachable (a backend that cannot be opened or does not answer within --timeout is never 0); 2 a bad URL or profile; 7 unauthorized. With several backends, the worst of them.
 
---watch N re-checks every N seconds until Ctrl-C; the exit code is that of the last round. With --json, each round is one JSON line.`;
+--watch 5s (or 5, seconds) re-checks every 5 seconds until Ctrl-C; the exit code is that of the last round. With --json, each round is one JSON line.`;
   static override examples = [
     '<%= config.bin %> health',
     '<%= config.bin %> health --json',
     '<%= config.bin %> health --backend sqlite:./registry.db --fail-on unhealthy',
     '<%= config.bin %> health --profiles dev,prod',
-    '<%= config.bin %> health --watch 5',
+    '<%= config.bin %> health --watch 5s',
   ];
   static override flags = {
-    watch: Flags.integer({ char: 'w', summary: 'Re-check every N seconds until Ctrl-C.', min: 1 }),
+    watch: Flags.string({
+      char: 'w',
+      summary: 'Re-check at this interval until Ctrl-C (5s, 500ms, 1m; a bare number is seconds).',
+    }),
     'fail-on': Flags.string({
       summary: 'The least bad status that fails (exit 5).',
       options: ['degraded', 'unhealthy'],
@@ -47,28 +50,29 @@ Exit codes: 0 healthy; 5 degraded or unhealthy (--fail-on unhealthy lets degrade
     const borrowed =
       s && !f.backend && !f.profile && !f['node-name'] && !f.backends && !f.profiles ? s.registry : undefined;
     const timeoutMs = positiveDuration(f.timeout);
+    const everyMs = f.watch === undefined ? undefined : positiveDuration(f.watch, '--watch');
     const check = () => checkAll(targets, { failOn, timeoutMs, borrowed, nodeName: f['node-name'] });
     const c = await this.colors();
-    if (!f.watch) {
+    if (everyMs === undefined) {
       const summary = await check();
-      if (!this.jsonEnabled()) this.log(renderHealth(summary, c, this.color));
+      if (!this.jsonEnabled()) this.log(renderHealth(summary, c, this.view()));
       process.exitCode = summary.exitCode;
       return summary;
     }
-    return this.watchLoop(f.watch, check, (summary) => {
+    return this.watchLoop(everyMs, check, (summary) => {
       if (this.jsonEnabled()) process.stdout.write(`${JSON.stringify(summary)}\n`);
       else {
         const clear = process.stdout.isTTY ? '\x1b[2J\x1b[H' : '';
         this.log(
-          `${clear}${c.dim(`${summary.checkedAt} — every ${f.watch}s, Ctrl-C to stop`)}\n${renderHealth(summary, c, this.color)}`,
+          `${clear}${c.dim(`${summary.checkedAt} — every ${everyMs / 1000}s, Ctrl-C to stop`)}\n${renderHealth(summary, c, this.view())}`,
         );
       }
     });
   }
 
-  /** Check, render, sleep N seconds; stop on SIGINT/SIGTERM or the REPL's abort signal. */
+  /** Check, render, sleep `everyMs`; stop on SIGINT/SIGTERM or the REPL's abort signal. */
   private async watchLoop(
-    seconds: number,
+    everyMs: number,
     check: () => Promise<HealthSummary>,
     render: (s: HealthSummary) => void,
   ): Promise<undefined> {
@@ -88,7 +92,7 @@ Exit codes: 0 healthy; 5 degraded or unhealthy (--fail-on unhealthy lets degrade
         process.exitCode = summary.exitCode;
         render(summary);
         await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, seconds * 1000);
+          const timer = setTimeout(resolve, everyMs);
           stop.signal.addEventListener(
             'abort',
             () => {

@@ -1,7 +1,7 @@
 import { Flags } from '@oclif/core';
 import { RegistryCommand } from '../cli/base.js';
 import type { Registration } from '../backends/contract.js';
-import { entryTable } from '../cli/output.js';
+import { entryTable, renderTable } from '../cli/output.js';
 import { parseWhere } from '../registry/validate.js';
 import { throwIfCancelled, yieldIfWatched } from '../cli/cancel.js';
 
@@ -53,8 +53,9 @@ export default class List extends RegistryCommand<typeof List> {
       if (limit !== undefined && items.length >= limit) break;
     }
     if (!this.jsonEnabled()) {
-      if (items.length === 0) this.log('no live registrations');
-      else this.log(entryTable(items, { namespaces: this.flags['all-namespaces'], color: this.color }));
+      // "Nothing" is a note (stderr), so a pipe reading the table gets no rows rather than a sentence.
+      if (items.length === 0) this.note('no live registrations');
+      else this.log(renderTable(entryTable(items), this.view()));
       if (next) this.note(`more after ${JSON.stringify(next)}: --after '${next.replace(/'/g, "'\\''")}'`);
     }
     return next ? { items, next } : { items };

@@ -23,7 +23,7 @@ export default class Lookup extends RegistryCommand<typeof Lookup> {
   async run(): Promise<Registration> {
     const e = await lookupOrThrow(await this.registry(), this.args.key, this.ns);
     if (!this.jsonEnabled() || this.flags.field)
-      this.log(renderLookup(e, { field: this.flags.field, color: this.color }));
+      this.log(renderLookup(e, { field: this.flags.field, output: this.format(), view: this.view() }));
     return e;
   }
 

@@ -55,7 +55,7 @@ Exit code: the worst of them (see \`registry health\`): 0 all healthy, 5 one is 
         );
       }
     }
-    if (!this.jsonEnabled()) this.log(renderReport(summary, await this.colors(), this.color));
+    if (!this.jsonEnabled()) this.log(renderReport(summary, await this.colors(), this.view()));
     process.exitCode = summary.exitCode;
     return summary;
   }

@@ -1,7 +1,7 @@
 import { RegistryCommand } from '../cli/base.js';
 import type { HealthReport, ServiceStats, SweepResult } from '../backends/contract.js';
 import { fieldTable, table } from '../cli/output.js';
-import { fmtBytes, fmtField, fmtInt, fmtWhen, paintStatus } from '../cli/health.js';
+import { fieldRows, fmtBytes, fmtField, fmtInt, fmtMs, fmtWhen, paintStatus } from '../cli/health.js';
 
 type Operations = NonNullable<ServiceStats['operations']>;
 
@@ -82,7 +82,7 @@ A one-shot CLI process has no history of its own: against a node (--backend http
 
   private async render(r: StatsResult, counting: boolean, remote: boolean): Promise<void> {
     const c = await this.colors();
-    const color = this.color;
+    const view = this.view();
     const share = r.registrations > 0 ? ` (${((r.dead / r.registrations) * 100).toFixed(1)}%)` : '';
     this.log(
       fieldTable(
@@ -92,7 +92,7 @@ A one-shot CLI process has no history of its own: against a node (--backend http
           ['registrations', `${fmtInt(r.registrations)} (${fmtInt(r.alive)} alive, ${fmtInt(r.dead)} dead${share})`],
           ['backend memory', fmtBytes(r.memory.backendBytes)],
           ['counters from', r.countersFrom],
-          ...(r.uptimeMs !== null ? [['uptime', `${(r.uptimeMs / 1000).toFixed(1)} s`] as [string, string]] : []),
+          ...(r.uptimeMs !== null ? [['uptime', fmtMs(r.uptimeMs)] as [string, string]] : []),
           ...(r.countersFrom === 'this process'
             ? [
                 [
@@ -102,9 +102,9 @@ A one-shot CLI process has no history of its own: against a node (--backend http
               ]
             : []),
           ['last cleanup', fmtWhen(r.lastCleanup)],
-          ...Object.entries(r.node ?? {}).map(([k, v]): [string, string] => [k, fmtField(k, v)]),
+          ...nodeRows(r.node ?? {}, ['backend', 'uptime']),
         ],
-        { color },
+        view,
       ),
     );
     const ns = Object.entries(r.namespaces);
@@ -113,7 +113,7 @@ A one-shot CLI process has no history of its own: against a node (--backend http
         ? table(
             ['NAMESPACE', 'REGISTRATIONS'],
             ns.map(([k, n]) => [k, fmtInt(n)]),
-            { color },
+            view,
           )
         : c.dim('no namespaces'),
     );
@@ -133,7 +133,7 @@ A one-shot CLI process has no history of its own: against a node (--backend http
             ms(o.latencyMs.p99),
             ms(o.latencyMs.max),
           ]),
-          { color },
+          view,
         ),
       );
     } else {
@@ -150,14 +150,14 @@ A one-shot CLI process has no history of its own: against a node (--backend http
     if (r.sweeps.length) {
       this.log(
         table(
-          ['SWEEP AT', 'CHECKED', 'REMOVED', 'DURATION ms'],
+          ['SWEEP AT', 'CHECKED', 'REMOVED', 'DURATION'],
           r.sweeps.map((s) => [
             new Date(s.at).toISOString(),
             fmtInt(s.checked),
             fmtInt(s.removed),
-            s.durationMs.toFixed(1),
+            fmtMs(s.durationMs),
           ]),
-          { color },
+          view,
         ),
       );
     }
@@ -173,7 +173,14 @@ A one-shot CLI process has no history of its own: against a node (--backend http
             ]);
         else rows.push([k, fmtField(k, v)]);
       }
-      this.log(fieldTable(rows, { color }));
+      this.log(fieldTable(rows, view));
     }
   }
+}
+
+/** The node's own fields; one whose name is already a row above (its store's `backend`) is "node …". */
+function nodeRows(node: Record<string, unknown>, taken: string[]): Array<[string, string]> {
+  return Object.entries(node)
+    .flatMap(([k, v]) => fieldRows(k, v))
+    .map(([k, v]): [string, string] => [taken.includes(k) ? `node ${k}` : k, v]);
 }

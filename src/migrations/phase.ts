@@ -129,9 +129,14 @@ export function checkOrder(m: Migration, phase: PhaseName): { resume?: PhaseReco
   return {};
 }
 
+/** The note of a rerun that did nothing. */
+export function alreadyDoneNote(phase: PhaseName): string {
+  return `${phase} is already done`;
+}
+
 /** What `up` answers when its phase is already done (reruns are no-ops). */
 export function alreadyDone(phase: PhaseName, record: PhaseRecord): PhaseResult {
-  return { phase, action: 'up', alreadyDone: true, record, notes: [`${phase} is already done`] };
+  return { phase, action: 'up', alreadyDone: true, record, notes: [alreadyDoneNote(phase)] };
 }
 
 /** Run `up` under the lock. */

@@ -565,7 +565,8 @@ export class ProcessRegistry {
     } else ({ checked, removed } = await this.sweepOwn(true));
     const at = Date.now();
     await this.backend.markCleanup?.(at);
-    const r = { checked, removed, at, durationMs: performance.now() - t0 };
+    // Hundredths of a millisecond: what a clock reading means, not 2.627536999999961.
+    const r = { checked, removed, at, durationMs: Math.round((performance.now() - t0) * 100) / 100 };
     this.recordSweep(r);
     return r;
   }

@@ -43,8 +43,9 @@ describe('registry CLI: the essentials', function () {
 
     const table = sb.run(['list']);
     expect(table.code).to.equal(0);
-    expect(table.stdout).to.match(/KEY.*PID.*NODE.*META/);
-    expect(table.stdout).to.match(/web-1/);
+    expect(table.stdout, 'piped: plain columns, a header line, one line per row').to.match(
+      /^NAMESPACE {3}KEY +PID {3}NODE +META +AGE\ndefault {5}web-1 +\d+ {3}\S+ +role=web,port=8080 +\d+s\n$/,
+    );
     expect(table.stdout, 'no colour codes when not a TTY').to.not.match(/\x1b\[/);
 
     expect(sb.run(['count']).stdout.trim()).to.equal('1');

@@ -138,7 +138,9 @@ describe('registry config', function () {
     expect(sb.run(['config', 'use', 'a']).code).to.equal(0);
     expect(sb.run(['lookup', 'in-a']).code).to.equal(0);
     const v = sb.run(['config', 'view']);
-    expect(v.stdout).to.match(/\*\s*│ a /);
+    expect(v.stdout).to.match(/^\*\s+a\s+sqlite:\.\/a\.db\s/m);
+    expect(v.stdout.split('\n')[0]).to.match(/^CURRENT\s+NAME\s+BACKEND/); // piped: the table alone on stdout
+    expect(v.stderr).to.match(/^config: .*registry\.config\.json$/m);
   });
 
   it('bad input: a clear one-line error, exit 2, and the file is left byte for byte', () => {

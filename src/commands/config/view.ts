@@ -1,6 +1,6 @@
 import { RegistryCommand } from '../../cli/base.js';
 import { findConfig, loadConfig, type Profile } from '../../cli/config.js';
-import { table } from '../../cli/output.js';
+import { renderTable } from '../../cli/output.js';
 
 interface ViewResult {
   path: string | null;
@@ -38,25 +38,41 @@ export default class ConfigView extends RegistryCommand<typeof ConfigView> {
         'no config file here or above, nor in $XDG_CONFIG_HOME/registry: create one with `registry config init`',
       );
     } else {
-      this.log(`config: ${path}`);
+      // Piped, stdout holds the table rows alone (as `backends`); the file and the backend are notes then.
+      this.say(`config: ${path}`);
       const names = Object.keys(profiles).sort();
-      if (names.length === 0) this.log('no profiles: add one with `registry config set-profile NAME --backend URL`');
+      if (names.length === 0) this.note('no profiles: add one with `registry config set-profile NAME --backend URL`');
       else
         this.log(
-          table(
-            ['CURRENT', 'NAME', 'BACKEND', 'OPTIONS', 'NAMESPACE', 'NODE'],
-            names.map((n) => {
-              const p = profiles[n] ?? { backend: '' };
-              const opts = Object.entries(p.backendOpts ?? {})
-                .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
-                .join(' ');
-              return [n === cfg.default ? '*' : '', n, p.backend, opts || '-', p.namespace ?? '-', p.node ?? '-'];
-            }),
-            { color: this.color },
+          renderTable(
+            {
+              columns: [
+                { header: 'CURRENT' },
+                { header: 'NAME' },
+                { header: 'BACKEND', flex: true },
+                { header: 'OPTIONS', flex: true },
+                { header: 'NAMESPACE' },
+                { header: 'NODE' },
+              ],
+              rows: names.map((n) => {
+                const p = profiles[n] ?? { backend: '' };
+                const opts = Object.entries(p.backendOpts ?? {})
+                  .map(([k, v]) => `${k}=${typeof v === 'string' ? v : JSON.stringify(v)}`)
+                  .join(',');
+                return [n === cfg.default ? '*' : '', n, p.backend, opts || '-', p.namespace ?? '-', p.node ?? '-'];
+              }),
+              names,
+            },
+            this.view(),
           ),
         );
     }
-    this.log(`backend: ${r.backend} (from ${r.source})`);
+    this.say(`backend: ${r.backend} (from ${r.source})`);
     return result;
+  }
+
+  private say(line: string): void {
+    if (process.stdout.isTTY && this.format() !== 'name') this.log(line);
+    else this.note(line);
   }
 }

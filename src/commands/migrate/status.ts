@@ -1,7 +1,8 @@
 import { Flags } from '@oclif/core';
 import { MigrateCommand, journalFlag } from '../../cli/migrate-command.js';
 import { DifferentError, phases, status, type PhaseResult } from '../../migrations/index.js';
-import { table } from '../../cli/output.js';
+import { isoTime, itemLines, table } from '../../cli/output.js';
+import { label } from '../../cli/health.js';
 
 export default class MigrateStatus extends MigrateCommand<typeof MigrateStatus> {
   static override summary = 'Show where the migration stands (from its journal).';
@@ -37,22 +38,24 @@ export default class MigrateStatus extends MigrateCommand<typeof MigrateStatus> 
         `at:      ${s.current ?? 'not started'}${s.interrupted ? ` (phase ${s.interrupted.phase} interrupted${s.interrupted.cursor ? ` after ${s.interrupted.cursor.copied} entries` : ''}: rerun it to resume)` : ''}; next: ${s.next ?? 'done'}`,
       );
       if (s.lock) this.log(`lock:    held by pid ${s.lock.pid} on ${s.lock.host} (${s.lock.command})`);
+      const view = this.view();
       this.log(
         table(
-          ['phase', 'status', 'started', 'finished', 'counts'],
-          s.phases.map((p) => [
-            p.phase,
-            p.status,
-            new Date(p.startedAt).toISOString(),
-            p.finishedAt ? new Date(p.finishedAt).toISOString() : '',
-            Object.entries(p.counts ?? {})
-              .filter(([k]) => !k.includes(':'))
-              .map(([k, v]) => `${k}=${v}`)
-              .join(' '),
-          ]),
-          { color: this.color },
+          ['PHASE', 'STATUS', 'STARTED', 'FINISHED'],
+          s.phases.map((p) => [p.phase, p.status, isoTime(p.startedAt), isoTime(p.finishedAt)]),
+          view,
         ),
       );
+      // Counts are lines of their own under the table (a 200-column cell otherwise), in words.
+      const counts = s.phases
+        .map((p): [string, string[]] => [
+          p.phase,
+          Object.entries(p.counts ?? {})
+            .filter(([k]) => !k.includes(':'))
+            .map(([k, v]) => `${label(k)} ${v}`),
+        ])
+        .filter(([, items]) => items.length > 0);
+      if (counts.length && !view.name) this.log(`counts:\n${itemLines(counts, view)}`);
       for (const c of checks ?? []) this.log(`check ${c.phase}: ${c.notes.join('; ')}`);
     }
     const failed = (checks ?? []).filter((c) => c.verify && !c.verify.equivalent);

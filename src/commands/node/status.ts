@@ -50,7 +50,7 @@ export default class NodeStatus extends RegistryCommand<typeof NodeStatus> {
             ['registrations', `${health.registrations} (${health.alive} alive, ${health.dead} dead)`],
             ...Object.entries(namespaces).map(([ns, n]): [string, number] => [`  ${ns}`, n]),
           ],
-          { color: this.color },
+          this.view(),
         ),
       );
       const ops = Object.entries(s.operations ?? {});
@@ -59,7 +59,7 @@ export default class NodeStatus extends RegistryCommand<typeof NodeStatus> {
           table(
             ['operation', 'count', 'errors', 'p50 ms', 'p99 ms'],
             ops.map(([k, o]) => [k, o.count, o.errors, o.latencyMs.p50.toFixed(3), o.latencyMs.p99.toFixed(3)]),
-            { color: this.color },
+            this.view(),
           ),
         );
       }

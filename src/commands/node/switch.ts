@@ -49,7 +49,7 @@ export default class NodeSwitch extends RegistryCommand<typeof NodeSwitch> {
             ['took', `${Number(r.durationMs).toFixed(0)} ms`],
             ['feed revision at flip', Number(r.revision)],
           ],
-          { color: this.color },
+          this.view(),
         ),
       );
     }

@@ -129,6 +129,17 @@ export const optimize: Phase = {
   },
 };
 
+/** What ANALYZE + VACUUM did to the file's size, said as it was: it can grow (ANALYZE adds tables). */
+export function compactNote(location: string, before: number, after: number): string {
+  const change =
+    after < before
+      ? `${before - after} bytes smaller`
+      : after > before
+        ? `${after - before} bytes larger: ANALYZE statistics outweighed what VACUUM freed`
+        : 'same size';
+  return `analysed and vacuumed ${location}: ${before} → ${after} bytes (${change})`;
+}
+
 /** ANALYZE + optimize + VACUUM a SQLite file; a note of what was done. */
 function compact(url: string): string | undefined {
   const { info, location } = parseBackendUrl(url);
@@ -143,7 +154,7 @@ function compact(url: string): string | undefined {
     db.pragma('wal_checkpoint(TRUNCATE)');
     const after =
       (db.pragma('page_count', { simple: true }) as number) * (db.pragma('page_size', { simple: true }) as number);
-    return `compacted ${location}: ${before} → ${after} bytes`;
+    return compactNote(location, before, after);
   } finally {
     db.close();
   }
