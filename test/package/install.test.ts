@@ -13,7 +13,7 @@ import { once } from 'node:events';
 import { existsSync, readdirSync, readFileSync } from 'node:fs';
 import { join, relative } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { spawnSleeper, killAllSleepers, type Sleeper } from '../support/processes.js';
+import { spawnSleeper, killAllSleepers } from '../support/processes.js';
 import { tempDir } from '../support/tmp.js';
 
 const ROOT = fileURLToPath(new URL('../../../', import.meta.url));
@@ -75,11 +75,6 @@ describe('package: npm pack, npm i -g, the installed registry works', function (
     delete env[k];
   const reg = (args: string[], extra: NodeJS.ProcessEnv = {}) =>
     run(registry, args, { env: { ...env, ...extra }, cwd: tmp.dir });
-  let sleeper: Sleeper;
-
-  before(async () => {
-    sleeper = await spawnSleeper();
-  });
   after(async () => {
     await killAllSleepers();
     tmp.cleanup();
@@ -134,6 +129,7 @@ describe('package: npm pack, npm i -g, the installed registry works', function (
     for (const c of ['register', 'lookup', 'serve', 'migrate']) expect(help).to.include(c);
 
     // The README's main job: register, then look up (the fast path: no oclif), on the SQLite default.
+    const sleeper = await spawnSleeper();
     const pid = String(sleeper.pid);
     ok(await reg(['register', 'hello', '--pid', pid, '--meta', 'role=demo']), 'register');
     expect(existsSync(join(home, 'data', 'registry', 'registry.db')), 'the default SQLite store').to.equal(true);
