@@ -8,11 +8,13 @@
  */
 import { expect } from 'chai';
 import http from 'node:http';
+import net from 'node:net';
+import { once } from 'node:events';
 import { join } from 'node:path';
 import { Ajv2020 } from 'ajv/dist/2020.js';
 import type { RegistryNode } from '../../src/node/server.js';
 import { registeredRoutes } from '../../src/node/router-errors.js';
-import { deadPid, killAllSleepers, spawnSleeper, type Sleeper } from '../support/processes.js';
+import { deadPid, killAllSleepers, spawnSleeper, waitFor, type Sleeper } from '../support/processes.js';
 import { startNode } from '../support/node.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -290,5 +292,31 @@ describe('node: the OpenAPI document matches real answers', function () {
         text: '',
       }),
     ).to.match(/Content-Type text\/html not documented/);
+  });
+});
+
+describe('node: a request arriving while the node closes', () => {
+  it('is answered 503 {code: CLOSED, message}, not fastify’s own body', async () => {
+    const node = await startNode('memory:', { drainTimeout: 5000 });
+    const s = net.connect(Number(new URL(node.url).port), '127.0.0.1');
+    await once(s, 'connect');
+    let got = '';
+    s.on('data', (c) => (got += c));
+    // A request in flight (half its body sent) keeps the connection open through close(); the
+    // request pipelined behind it arrives while the node is closing.
+    const body = JSON.stringify({ pid: process.pid });
+    s.write(
+      `PUT ${reg('default', 'c1')} HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 3)}`,
+    );
+    await waitFor(() => node.inFlight === 1, 5000, 'the half-sent request to be in flight');
+    const closing = node.close();
+    s.write(`${body.slice(3)}GET /v1/stats HTTP/1.1\r\nHost: x\r\n\r\n`);
+    await waitFor(() => /HTTP\/1\.1 503[^]*\}$/.test(got), 5000, `a 503 after the 201: ${got}`);
+    s.destroy();
+    await closing;
+    expect(got).to.match(/^HTTP\/1\.1 201 /);
+    const answer = got.slice(got.lastIndexOf('HTTP/1.1 503'));
+    expect(answer).to.match(/\r\n\r\n\{"code":"CLOSED","message":"[^"]+"\}$/);
+    expect(answer).to.not.match(/FST_ERR|statusCode/);
   });
 });
