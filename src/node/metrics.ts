@@ -19,15 +19,54 @@ export interface MetricsSource {
   revision(): number | undefined;
 }
 
-const QUANTILES: Array<[number, 'p50' | 'p90' | 'p99']> = [
-  [0.5, 'p50'],
-  [0.9, 'p90'],
-  [0.99, 'p99'],
+/** Upper bounds (seconds) of the latency histogram: 10 µs (a memory lookup) to 10 s (a slow etcd write). */
+export const LATENCY_BUCKETS = [
+  0.00001, 0.000025, 0.00005, 0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5,
+  5, 10,
 ];
+
+/**
+ * prom-client's default `nodejs_active_{handles,requests,resources}_total` are gauges named like
+ * counters (promtool rejects the `_total`); the by-type gauges without the suffix stay, and their
+ * sum is the total.
+ */
+const MISNAMED_DEFAULTS = [
+  'nodejs_active_handles_total',
+  'nodejs_active_requests_total',
+  'nodejs_active_resources_total',
+];
+
+/**
+ * Operation latency as a real Prometheus histogram (`_bucket{le}`, `_sum`, `_count`), built at
+ * scrape time from the service's HDR histograms, so it aggregates across nodes
+ * (`histogram_quantile(0.99, sum by (le) (rate(procreg_operation_duration_seconds_bucket[5m])))`).
+ * It covers the timed sample of calls (see src/registry/stats.ts); `procreg_operations_total`
+ * counts every call.
+ */
+function latencyHistogram(src: MetricsSource, register: client.Registry): void {
+  const name = 'procreg_operation_duration_seconds';
+  const help = 'Latency of registry service operations, by operation (over the timed sample of calls).';
+  const boundsMicros = LATENCY_BUCKETS.map((s) => Math.round(s * 1e6));
+  const get = () => {
+    const values: Array<{ metricName: string; labels: Record<string, string | number>; value: number }> = [];
+    for (const [operation, h] of src.registry.stats.histograms(boundsMicros)) {
+      if (!h.count) continue;
+      LATENCY_BUCKETS.forEach((le, i) =>
+        values.push({ metricName: `${name}_bucket`, labels: { operation, le }, value: h.counts[i] ?? 0 }),
+      );
+      values.push({ metricName: `${name}_bucket`, labels: { operation, le: '+Inf' }, value: h.count });
+      values.push({ metricName: `${name}_sum`, labels: { operation }, value: h.sumMicros / 1e6 });
+      values.push({ metricName: `${name}_count`, labels: { operation }, value: h.count });
+    }
+    return { name, help, type: 'histogram', values, aggregator: 'sum' };
+  };
+  register.registerMetric({ name, help, type: 'histogram', aggregator: 'sum', get } as never);
+}
 
 export function createMetrics(src: MetricsSource): client.Registry {
   const register = new client.Registry();
   client.collectDefaultMetrics({ register, eventLoopMonitoringPrecision: 20 });
+  for (const m of MISNAMED_DEFAULTS) register.removeSingleMetric(m);
   const stats = () => src.registry.statsSnapshot();
 
   new client.Gauge({
@@ -89,19 +128,7 @@ export function createMetrics(src: MetricsSource): client.Registry {
       }
     },
   });
-  new client.Gauge({
-    name: 'procreg_operation_duration_seconds',
-    help: 'Latency quantiles of registry service operations (HDR histogram over sampled calls).',
-    labelNames: ['operation', 'quantile'],
-    registers: [register],
-    collect() {
-      this.reset();
-      for (const [op, s] of Object.entries(stats().operations)) {
-        if (!s.latencyMs.samples) continue;
-        for (const [q, f] of QUANTILES) this.set({ operation: op, quantile: String(q) }, s.latencyMs[f] / 1000);
-      }
-    },
-  });
+  latencyHistogram(src, register);
   new client.Counter({
     name: 'procreg_sweep_removed_total',
     help: 'Dead registrations removed by the recent sweeps the node remembers (last 20).',

@@ -39,6 +39,8 @@ import { bearerChecker, isLoopback } from './auth.js';
 import { currentRevision, withChangeFeed } from './feed.js';
 import { createMetrics } from './metrics.js';
 import { logStream, type LogFormat } from './log.js';
+import { buildOpenApi, errorSchema, type RouteDoc } from './openapi.js';
+import { frameworkErrors, installRouterErrors } from './router-errors.js';
 import { SwitchableBackend } from './switch.js';
 import { API, statusFor, toWire } from './wire.js';
 
@@ -112,12 +114,6 @@ const entrySchema = {
     pidStart: { type: ['number', 'null'] },
   },
 } as const;
-const errorSchema = {
-  type: 'object',
-  required: ['code', 'message'],
-  properties: { code: str, message: str },
-  additionalProperties: true,
-} as const;
 const nsKeyParams = { type: 'object', required: ['ns', 'key'], properties: { ns: str, key: str } } as const;
 const nsParams = { type: 'object', required: ['ns'], properties: { ns: str } } as const;
 const registerBody = {
@@ -156,8 +152,8 @@ const bulkItem = {
 } as const;
 const anyObject = { type: 'object', additionalProperties: true } as const;
 
-/** One route: fastify options plus its OpenAPI summary. */
-interface Route {
+/** One route: fastify options plus its OpenAPI summary and statuses (src/node/openapi.ts). */
+interface Route extends RouteDoc {
   method: 'GET' | 'PUT' | 'PATCH' | 'DELETE' | 'POST';
   url: string;
   summary: string;
@@ -217,7 +213,9 @@ export class RegistryNode {
       keepAliveTimeout: opts.keepAliveTimeout ?? 5_000,
       connectionTimeout: 0,
       forceCloseConnections: 'idle',
-      return503OnClosing: true,
+      // Shutdown 503s, bad URLs and over-long parameters answer {code, message} (router-errors.ts).
+      return503OnClosing: false,
+      frameworkErrors,
       routerOptions: { maxParamLength: 8192 },
       clientErrorHandler: clientError,
       // Strict types: "12" is not a pid. Query strings are parsed by hand below.
@@ -355,12 +353,7 @@ export class RegistryNode {
         reply.code(status).send(body);
       },
     );
-    app.setNotFoundHandler((req, reply) => {
-      reply.code(404).send({
-        code: 'NO_ROUTE',
-        message: `no route ${req.method} ${req.url.split('?')[0]}: see GET ${API}/openapi.json`,
-      });
-    });
+    installRouterErrors(app, { closing: () => this.closing !== null, api: API });
 
     for (const r of this.routes) {
       app.route({
@@ -393,6 +386,7 @@ export class RegistryNode {
         method: 'PUT',
         url: `${API}/registrations/:ns/:key`,
         summary: 'Register a key for a pid → 201 entry, 409 {code, holder} when a live process holds it',
+        errors: [409, 422],
         schema: { params: nsKeyParams, body: registerBody, response: { 201: entrySchema, '4xx': errorSchema } },
         handler: async (req, reply) => {
           const { ns, key } = this.ns(req);
@@ -421,6 +415,7 @@ export class RegistryNode {
         method: 'GET',
         url: `${API}/registrations/:ns/:key`,
         summary: 'Look up a key → 200 live entry, 404',
+        errors: [404],
         schema: { params: nsKeyParams, response: entry200 },
         handler: sync
           ? (req, reply) => {
@@ -442,6 +437,14 @@ export class RegistryNode {
         summary: 'Unregister (idempotent) → 200 {removed}; ?pid=&node=&registeredAt= remove only a matching holder',
         schema: {
           params: nsKeyParams,
+          querystring: {
+            type: 'object',
+            properties: {
+              pid: { type: 'string', description: 'remove only if the holder has this pid' },
+              node: { type: 'string', description: 'remove only if the holder is on this node' },
+              registeredAt: { type: 'string', description: 'remove only if the holder registered at this ms' },
+            },
+          },
           response: { 200: { type: 'object', properties: { removed: { type: 'boolean' } } } },
         },
         handler: async (req) => {
@@ -464,6 +467,7 @@ export class RegistryNode {
           method === 'PUT'
             ? 'Replace the metadata → 200 entry, 404'
             : 'JSON-merge-patch the metadata (RFC 7386) → 200 entry, 404',
+        errors: [404],
         schema: { params: nsKeyParams, body: { type: 'object' }, response: entry200 },
         bodyLimit: MAX_META_BYTES * 2,
         handler: async (req) => {
@@ -562,6 +566,13 @@ export class RegistryNode {
         url: `${API}/watch`,
         summary:
           'Change feed from ?since=REV (exclusive) for ?ns=: NDJSON lines, or SSE with Accept: text/event-stream; 410 when compacted',
+        errors: [410],
+        responses: {
+          200: {
+            description: 'the change feed, one event per line (NDJSON) or per SSE event; heartbeats every 15 s',
+            content: { 'application/x-ndjson': { schema: str }, 'text/event-stream': { schema: str } },
+          },
+        },
         schema: { querystring: { type: 'object', properties: { ns: str, since: str } } },
         handler: (req, reply) => this.watch(req, reply),
       },
@@ -612,6 +623,7 @@ export class RegistryNode {
         url: `${API}/admin/switch`,
         summary:
           'Move the running node to another backend: dual write, backfill, pause, repair + verify, flip → the switch report; 409 while one runs',
+        errors: [409],
         schema: {
           body: {
             type: 'object',
@@ -634,7 +646,7 @@ export class RegistryNode {
         method: 'GET',
         url: `${API}/health`,
         summary: 'Backend health plus node fields → 200, or 503 when unhealthy',
-        schema: { response: { '2xx': anyObject, '5xx': anyObject } },
+        schema: { response: { 200: anyObject, 503: anyObject } },
         handler: async (_req, reply) => {
           const h = await this.health();
           reply.code(h.status === 'unhealthy' ? 503 : 200);
@@ -651,6 +663,9 @@ export class RegistryNode {
         method: 'GET',
         url: '/metrics',
         summary: 'Prometheus metrics (text exposition format)',
+        responses: {
+          200: { description: 'Prometheus text format 0.0.4', content: { 'text/plain': { schema: str } } },
+        },
         handler: async (_req, reply) => {
           const m = (this.metrics ??= createMetrics({
             registry: reg,
@@ -850,59 +865,10 @@ export class RegistryNode {
 
   /** The OpenAPI 3.1 document, generated from the route table. */
   openapi(): Record<string, unknown> {
-    const paths: Record<string, Record<string, unknown>> = {};
-    for (const r of this.routes) {
-      const path = r.url.replace(/:(\w+)/g, '{$1}');
-      const s = (r.schema ?? {}) as {
-        params?: { properties?: Record<string, unknown> };
-        querystring?: { properties?: Record<string, unknown> };
-        body?: unknown;
-        response?: Record<string, unknown>;
-      };
-      const parameters = [
-        ...Object.entries(s.params?.properties ?? {}).map(([name, schema]) => ({
-          name,
-          in: 'path',
-          required: true,
-          schema,
-          description: 'URL-encoded',
-        })),
-        ...Object.entries(s.querystring?.properties ?? {}).map(([name, schema]) => ({ name, in: 'query', schema })),
-      ];
-      const responses: Record<string, unknown> = {};
-      for (const [code, schema] of Object.entries(s.response ?? { 200: anyObject })) {
-        responses[code.toUpperCase()] = { description: code, content: { 'application/json': { schema } } };
-      }
-      (paths[path] ??= {})[r.method.toLowerCase()] = {
-        summary: r.summary,
-        parameters,
-        ...(s.body
-          ? {
-              requestBody: {
-                required: true,
-                content: {
-                  [r.method === 'PATCH' ? 'application/merge-patch+json' : 'application/json']: { schema: s.body },
-                },
-              },
-            }
-          : {}),
-        responses,
-      };
-    }
-    return {
-      openapi: '3.1.0',
-      info: {
-        title: 'procreg registry node',
-        version: '1',
-        description: 'A process registry node: names → live OS processes. Errors are {code, message}.',
-      },
-      components: {
-        securitySchemes: { bearer: { type: 'http', scheme: 'bearer' } },
-        schemas: { Registration: entrySchema, Error: errorSchema, RegisterRequest: registerBody, BulkItem: bulkItem },
-      },
-      security: this.opts.token ? [{ bearer: [] }] : [],
-      paths,
-    };
+    return buildOpenApi(this.routes, {
+      token: Boolean(this.opts.token),
+      schemas: { Registration: entrySchema, RegisterRequest: registerBody, BulkItem: bulkItem },
+    });
   }
 }
 

@@ -6,7 +6,7 @@
  */
 import { createRequire } from 'node:module';
 import type * as HdrHistogram from 'hdr-histogram-js';
-import type { Histogram } from 'hdr-histogram-js';
+import type { Histogram, JsHistogram } from 'hdr-histogram-js';
 import { asRegistryError, type MaybePromise } from '../backends/contract.js';
 
 export interface OperationSnapshot {
@@ -16,6 +16,13 @@ export interface OperationSnapshot {
   errorCodes: Record<string, number>;
   /** Latency percentiles in milliseconds over the timed sample. */
   latencyMs: { samples: number; p50: number; p90: number; p99: number; max: number; mean: number };
+}
+
+/** A cumulative latency histogram: counts[i] samples took at most bounds[i] µs. */
+export interface LatencyHistogram {
+  counts: number[];
+  count: number;
+  sumMicros: number;
 }
 
 export interface StatsSnapshot {
@@ -89,6 +96,28 @@ export class OpStats {
       count = 1;
     }
     if (count > 0) this.hist.recordValueWithCount(value, count);
+  }
+  /**
+   * The timed sample as a cumulative histogram (for Prometheus): per upper bound in µs, how many
+   * samples took at most that long; plus the sample count and the sum of their latencies in µs.
+   */
+  cumulative(boundsMicros: readonly number[]): LatencyHistogram {
+    this.flush();
+    const counts = boundsMicros.map(() => 0);
+    // Built with useWebAssembly: false, so a JsHistogram (which can iterate its values).
+    const h = this.hist as JsHistogram | null;
+    if (!h) return { counts, count: 0, sumMicros: 0 };
+    const it = h.recordedValuesIterator;
+    it.reset();
+    while (it.hasNext()) {
+      const v = it.next();
+      // Values within one HDR bucket are equivalent (3 significant digits): use its middle.
+      const micros = h.medianEquivalentValue(v.valueIteratedTo);
+      boundsMicros.forEach((b, i) => {
+        if (micros <= b) counts[i] = (counts[i] ?? 0) + v.countAddedInThisIterationStep;
+      });
+    }
+    return { counts, count: h.totalCount, sumMicros: h.mean * h.totalCount };
   }
   snapshot(): OperationSnapshot {
     this.flush();
@@ -194,6 +223,13 @@ export class OperationStats {
     } finally {
       s.record((performance.now() - t0) * 1000);
     }
+  }
+
+  /** Every operation's timed sample as a cumulative histogram (see OpStats.cumulative). */
+  histograms(boundsMicros: readonly number[]): Map<string, LatencyHistogram> {
+    const out = new Map<string, LatencyHistogram>();
+    for (const [k, v] of [...this.ops].sort(([a], [b]) => (a < b ? -1 : 1))) out.set(k, v.cumulative(boundsMicros));
+    return out;
   }
 
   snapshot(): StatsSnapshot {

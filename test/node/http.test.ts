@@ -175,9 +175,11 @@ describe('node: routes and bad input', () => {
     expect((await request(base, 'GET', '/v1/health')).status).to.equal(200);
   });
 
-  it('unknown routes and methods: 404 NO_ROUTE as JSON', async () => {
+  it('unknown routes: 404 NO_ROUTE; known routes with another method: 405 with Allow, as JSON', async () => {
     assertCleanError(await request(base, 'GET', '/v2/nothing'), 404, 'NO_ROUTE');
-    assertCleanError(await request(base, 'POST', reg('default', 'k')), 404, 'NO_ROUTE');
+    const wrong = await request(base, 'POST', reg('default', 'k'));
+    assertCleanError(wrong, 405, 'METHOD_NOT_ALLOWED');
+    expect(wrong.headers.allow).to.equal('PUT, GET, HEAD, DELETE');
     assertCleanError(await request(base, 'GET', '/'), 404, 'NO_ROUTE');
   });
 
