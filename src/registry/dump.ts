@@ -11,12 +11,24 @@
  * Files are read with a synchronous chunked line reader: bounded memory, and usable inside a
  * synchronous SQLite transaction.
  */
-import { closeSync, createReadStream, openSync, readSync, unlinkSync, writeSync, fstatSync } from 'node:fs';
+import {
+  closeSync,
+  createReadStream,
+  existsSync,
+  fstatSync,
+  fsyncSync,
+  openSync,
+  readSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
+import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
-import { InvalidInputError, RegistryError, type Registration } from '../backends/contract.js';
+import { InvalidInputError, RegistryError, type Registration, UnreachableError } from '../backends/contract.js';
 import { Digest } from './digest.js';
 import type { ProcessRegistry } from './service.js';
 
@@ -42,18 +54,28 @@ export interface DumpResult {
  * Write a dump of `namespaces` (default: all) to `out` (a file path, or a stream such as stdout).
  * Entries are spooled to a temporary file while the digest accumulates, then the header and the
  * body are written: one read of the backend, constant memory.
+ *
+ * A file is never written in place: the dump goes to `.NAME.tmp-<pid>-<rand>` in the same
+ * directory, is fsynced, renamed over NAME and the directory fsynced. On any failure (disk full,
+ * a backend error, a signal) the temporary files are removed and an existing NAME is untouched.
  */
 export async function dump(
   reg: ProcessRegistry,
   opts: { namespaces?: string[]; out: string | Writable; onProgress?: (n: number) => void },
 ): Promise<DumpResult> {
+  const target = typeof opts.out === 'string' ? checkOutputPath(opts.out) : undefined;
   const namespaces = opts.namespaces ?? (await reg.namespaces());
-  const spoolDir = typeof opts.out === 'string' ? dirname(opts.out) : tmpdir();
-  const spool = join(spoolDir, `.procreg-dump-${process.pid}-${Date.now()}.tmp`);
-  const fd = openSync(spool, 'w', 0o600);
-  const digest = new Digest();
-  const present: string[] = [];
+  const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
+  const spool = target
+    ? join(dirname(target), `.${basename(target)}.tmp-${tag}.body`)
+    : join(tmpdir(), `.procreg-dump-${tag}.tmp`);
+  const temp = target ? join(dirname(target), `.${basename(target)}.tmp-${tag}`) : undefined;
+  let fd: number | undefined;
+  let renamed = false;
   try {
+    fd = openOrFail(spool, target);
+    const digest = new Digest();
+    const present: string[] = [];
     let buf = '';
     for (const namespace of [...namespaces].sort()) {
       let any = false;
@@ -62,15 +84,16 @@ export async function dump(
         digest.add(e);
         buf += `${JSON.stringify(dumpLine(e))}\n`;
         if (buf.length > 1 << 20) {
-          writeSync(fd, buf);
+          writeOrFail(fd, buf, target);
           buf = '';
           opts.onProgress?.(digest.count);
         }
       }
       if (any) present.push(namespace);
     }
-    writeSync(fd, buf);
+    writeOrFail(fd, buf, target);
     closeSync(fd);
+    fd = undefined;
     const header: DumpHeader = {
       procreg: 'dump',
       version: DUMP_VERSION,
@@ -80,14 +103,22 @@ export async function dump(
       createdAt: Date.now(),
       source: reg.backend.url,
     };
-    if (typeof opts.out === 'string') {
-      const outFd = openSync(opts.out, 'w');
-      writeSync(outFd, `${JSON.stringify(header)}\n`);
-      closeSync(outFd);
-      const { createWriteStream } = await import('node:fs');
-      await pipeline(createReadStream(spool), createWriteStream(opts.out, { flags: 'a' }));
+    if (target && temp) {
+      fd = openOrFail(temp, target);
+      writeOrFail(fd, `${JSON.stringify(header)}\n`, target);
+      copyInto(spool, fd, target);
+      try {
+        fsyncSync(fd);
+        closeSync(fd);
+        fd = undefined;
+        renameSync(temp, target);
+        renamed = true;
+        fsyncDir(dirname(target));
+      } catch (e) {
+        throw outputError(target, e);
+      }
     } else {
-      const out = opts.out;
+      const out = opts.out as Writable;
       await new Promise<void>((res, rej) =>
         out.write(`${JSON.stringify(header)}\n`, (err) => (err ? rej(err) : res())),
       );
@@ -97,16 +128,107 @@ export async function dump(
     }
     return { count: header.count, digest: header.digest, namespaces: present };
   } finally {
-    try {
-      closeSync(fd);
-    } catch {
-      // already closed
+    if (fd !== undefined) {
+      try {
+        closeSync(fd);
+      } catch {
+        // already closed
+      }
     }
-    try {
-      unlinkSync(spool);
-    } catch {
-      // already gone
+    for (const f of renamed || !temp ? [spool] : [spool, temp]) {
+      try {
+        unlinkSync(f);
+      } catch {
+        // never created, or already gone
+      }
     }
+  }
+}
+
+/**
+ * Refuse an output path that cannot be a file before reading the store: a missing directory or a
+ * directory given as the file (exit 2, naming the path the user gave). Returns the path.
+ */
+function checkOutputPath(out: string): string {
+  const dir = dirname(out);
+  let st;
+  try {
+    st = statSync(dir);
+  } catch {
+    throw new InvalidInputError(
+      `cannot write ${out}: the directory ${dir} does not exist: create it or pick another --output`,
+    );
+  }
+  if (!st.isDirectory())
+    throw new InvalidInputError(`cannot write ${out}: ${dir} is not a directory: pick another --output`);
+  try {
+    if (statSync(out).isDirectory())
+      throw new InvalidInputError(`${out} is a directory: give --output a file path, e.g. ${join(out, 'dump.ndjson')}`);
+  } catch (e) {
+    if (e instanceof RegistryError) throw e;
+  }
+  return out;
+}
+
+/** A failure to write the dump file: it names the file the user asked for, never a temporary one. */
+function outputError(target: string, cause: unknown): RegistryError {
+  if (cause instanceof RegistryError) return cause;
+  const code = (cause as NodeJS.ErrnoException)?.code;
+  const why =
+    code === 'ENOSPC' || code === 'EDQUOT'
+      ? 'no space left on the device'
+      : code === 'EACCES' || code === 'EPERM'
+        ? 'permission denied'
+        : code === 'EROFS'
+          ? 'read-only file system'
+          : ((cause as Error)?.message ?? String(cause));
+  return new UnreachableError(
+    `cannot write ${target}: ${why}${code && !why.includes(code) ? ` (${code})` : ''}; ${existsSync(target) ? `${target} was left as it was` : 'no file was written'}: free space or pick another --output`,
+    { cause, recoverable: false },
+  );
+}
+
+function openOrFail(path: string, target: string | undefined): number {
+  try {
+    return openSync(path, 'wx', 0o600);
+  } catch (e) {
+    throw target ? outputError(target, e) : e;
+  }
+}
+
+/** Write all of `data` (a short write is retried: the next one reports ENOSPC). */
+function writeOrFail(fd: number, data: string | Buffer, target: string | undefined, length?: number): void {
+  const buf = typeof data === 'string' ? Buffer.from(data) : data;
+  const end = length ?? buf.length;
+  try {
+    for (let off = 0; off < end;) off += writeSync(fd, buf, off, end - off);
+  } catch (e) {
+    throw target ? outputError(target, e) : e;
+  }
+}
+
+/** Append the file at `from` to `fd`. */
+function copyInto(from: string, fd: number, target: string): void {
+  const src = openSync(from, 'r');
+  const chunk = Buffer.allocUnsafe(1 << 20);
+  try {
+    for (let got; (got = readSync(src, chunk, 0, chunk.length, null)) > 0;) writeOrFail(fd, chunk, target, got);
+  } finally {
+    closeSync(src);
+  }
+}
+
+/** fsync a directory so a rename in it survives a crash (not every file system allows it). */
+function fsyncDir(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, 'r');
+    fsyncSync(fd);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EISDIR' && code !== 'EINVAL' && code !== 'EPERM') throw e;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 
