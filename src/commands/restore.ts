@@ -2,6 +2,7 @@ import { Args, Flags } from '@oclif/core';
 import { RegistryCommand } from '../cli/base.js';
 import { restore, type RestoreResult } from '../registry/dump.js';
 import { confirmOrRefuse } from '../cli/prompt.js';
+import type { RestoreApplied } from '../backends/contract.js';
 
 export default class Restore extends RegistryCommand<typeof Restore> {
   static override summary = 'Load a dump made by `registry dump` (all or nothing).';
@@ -18,7 +19,7 @@ export default class Restore extends RegistryCommand<typeof Restore> {
     yes: Flags.boolean({ char: 'y', summary: 'Do not ask before --mode replace.' }),
   };
 
-  async run(): Promise<RestoreResult> {
+  async run(): Promise<RestoreResult & { recovered?: RestoreApplied['recovered'] }> {
     const mode = this.flags.mode as 'merge' | 'replace';
     const reg = await this.registry();
     if (mode === 'replace') {
@@ -33,6 +34,13 @@ export default class Restore extends RegistryCommand<typeof Restore> {
     }
     const r = await restore(reg, this.args.file, { mode, onProgress: (n) => this.progress(n) });
     if (process.stderr.isTTY && !this.jsonEnabled()) process.stderr.write('\r\x1b[K');
+    const rec = r.recovered;
+    if (rec)
+      this.note(
+        rec.action === 'completed'
+          ? `an interrupted restore ${rec.id} (${rec.mode}, ${rec.count} entries) had passed its commit point: it was completed first`
+          : `an interrupted restore ${rec.id} (${rec.mode}, ${rec.count} entries) had not reached its commit point: it was discarded, nothing of it was applied`,
+      );
     if (!this.jsonEnabled())
       this.log(
         `restored ${r.restored} registrations (${mode}${mode === 'replace' ? `, ${r.cleared} removed first` : ''})`,

@@ -6,8 +6,9 @@
  *   {"namespace":"default","key":"a","pid":41,"node":"h","meta":{},"registeredAt":…,"updatedAt":…,"pidStart":…}
  *
  * `digest` is the order-independent digest of src/registry/digest.ts over the entries, so a
- * restore can prove it read back exactly what was dumped. Restore is all-or-nothing: on a backend
- * with transactions one transaction; elsewhere every line is validated before the first write.
+ * restore can prove it read back exactly what was dumped. Restore is all-or-nothing (docs/restore.md):
+ * every line is checked before the first write, then a backend with transactions applies it in one
+ * transaction, a node and etcd by their staged protocols (`restoreAll`).
  * Files are read with a synchronous chunked line reader: bounded memory, and usable inside a
  * synchronous SQLite transaction.
  */
@@ -28,7 +29,15 @@ import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
-import { InvalidInputError, RegistryError, type Registration, UnreachableError } from '../backends/contract.js';
+import {
+  type Backend,
+  InvalidInputError,
+  RegistryError,
+  type Registration,
+  type RestoreApplied,
+  type RestorePlan,
+  UnreachableError,
+} from '../backends/contract.js';
 import { Digest } from './digest.js';
 import type { ProcessRegistry } from './service.js';
 
@@ -334,131 +343,179 @@ function parseEntry(reg: ProcessRegistry, line: string, n: number, file: string)
   }
 }
 
-/** Restore a dump. `replace`: the store ends up holding exactly the dump. */
+/**
+ * Restore a dump. `replace`: the store ends up holding exactly the dump. The whole file is read
+ * and checked (every line, the count, the digest) before anything is written; then the backend
+ * applies it all or nothing (`restoreInto`).
+ */
 export async function restore(
   reg: ProcessRegistry,
   file: string,
-  opts: { mode?: 'merge' | 'replace'; onProgress?: (n: number) => void } = {},
-): Promise<RestoreResult> {
+  opts: { mode?: 'merge' | 'replace'; onProgress?: (n: number) => void; id?: string } = {},
+): Promise<RestoreResult & { recovered?: RestoreApplied['recovered'] }> {
   const mode = opts.mode ?? 'merge';
-  const backend = reg.backend;
-  let header: DumpHeader | undefined;
-  const digest = new Digest();
-  const seen = new Set<string>();
-  const always = { replaceIf: () => true };
-  const readHeader = (line: string, n: number) => {
-    let h: DumpHeader;
-    try {
-      h = JSON.parse(line);
-    } catch {
-      throw new InvalidInputError(
-        `${file} line ${n}: not a procreg dump header (not JSON): make dumps with \`registry dump\``,
-      );
-    }
-    if (!h || h.procreg !== 'dump')
-      throw new InvalidInputError(
-        `${file} is not a procreg dump (the first line has no "procreg":"dump" header): make dumps with \`registry dump\``,
-      );
-    if (h.version !== DUMP_VERSION)
-      throw new InvalidInputError(`${file} is a version ${h.version} dump; this procreg reads version ${DUMP_VERSION}`);
-    return h;
-  };
-  const finish = (cleared: number): RestoreResult => {
-    if (!header) throw new InvalidInputError(`${file} is empty: not a procreg dump`);
-    if (digest.count !== header.count) {
-      throw new InvalidInputError(
-        `${file} holds ${digest.count} entries but its header says ${header.count}: the dump is truncated; nothing was restored`,
-      );
-    }
-    if (digest.hex() !== header.digest) {
-      throw new InvalidInputError(
-        `${file}: the entries do not match the header's digest (edited or corrupted dump); nothing was restored`,
-      );
-    }
-    return { mode, restored: digest.count, cleared, digest: digest.hex(), namespaces: [...seen].sort() };
-  };
-  const visit = (onEntry: (e: Registration) => void) => {
-    header = undefined;
-    forEachLineSync(file, (line, n) => {
-      if (!header) {
-        header = readHeader(line, n);
-        return;
-      }
-      const e = parseEntry(reg, line, n, file);
-      seen.add(e.namespace);
-      digest.add(e);
-      onEntry(e);
-      if (digest.count % 50_000 === 0) opts.onProgress?.(digest.count);
-    });
-  };
-
-  if (backend.capabilities.synchronous && backend.transaction) {
-    // One transaction: a bad line anywhere rolls everything back.
-    const namespacesBefore = mode === 'replace' ? await reg.namespaces() : [];
-    return backend.transaction(() => {
-      let cleared = 0;
-      for (const ns of namespacesBefore) cleared += backend.clearNamespace!(ns) as number;
-      visit((e) => {
-        const r = backend.register(e, always);
-        if (r instanceof Promise) throw new Error('synchronous backend returned a Promise');
-      });
-      return finish(cleared);
-    });
-  }
-
-  // Asynchronous backends: validate the whole file first (no write on a bad line), then write
-  // in batches on a second, asynchronous read. Standard input is spooled so it can be read twice.
+  // Standard input is spooled so it can be read more than once.
   let source = file;
   let spooled: string | undefined;
   if (file === '-') {
-    spooled = join(tmpdir(), `.procreg-restore-${process.pid}-${Date.now()}.tmp`);
+    spooled = join(tmpdir(), `.procreg-restore-${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
     const out = openSync(spooled, 'w', 0o600);
-    forEachLineSync('-', (line) => writeSync(out, `${line}\n`));
-    closeSync(out);
+    try {
+      forEachLineSync('-', (line) => writeSync(out, `${line}\n`));
+    } finally {
+      closeSync(out);
+    }
     source = spooled;
   }
   try {
-    const vfile = file;
-    file = source;
-    visit(() => undefined);
-    file = vfile;
-    const result = finish(0);
-    let cleared = 0;
-    if (mode === 'replace') {
-      for (const ns of await reg.namespaces()) {
-        if (backend.clearNamespace) cleared += await backend.clearNamespace(ns);
-        else
-          for await (const e of reg.entries({ namespace: ns }))
-            if (await backend.unregister(e.namespace, e.key)) cleared++;
-      }
-    }
-    let batch: Registration[] = [];
-    const flush = async () => {
-      if (batch.length === 0) return;
-      if (backend.bulkRegister) await backend.bulkRegister(batch, always);
-      // Promise.resolve: a backend may answer synchronously (and a synchronous throw still stops the map).
-      else await Promise.all(batch.map((e) => Promise.resolve(backend.register(e, always))));
-      batch = [];
+    const checked = readDump(reg, source, file, () => undefined, opts.onProgress);
+    const plan: RestorePlan = {
+      id: opts.id ?? `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`,
+      mode,
+      count: checked.count,
+      digest: checked.digest,
+      namespaces: checked.namespaces,
+      forEachSync: (fn) => void readDump(reg, source, file, fn),
+      batches: (size) => batchesOf(reg, source, file, size, opts.onProgress),
     };
-    const { createInterface } = await import('node:readline');
-    let first = true;
-    let n = 0;
-    for await (const line of createInterface({ input: createReadStream(source), crlfDelay: Infinity })) {
-      n++;
-      if (line.trim() === '') continue;
-      if (first) {
-        first = false;
-        continue;
-      }
-      batch.push(parseEntry(reg, line, n, file));
-      if (batch.length >= 500) {
-        await flush();
-        opts.onProgress?.(n);
-      }
-    }
-    await flush();
-    return { ...result, cleared };
+    const applied = await restoreInto(reg.backend, plan);
+    return {
+      mode,
+      restored: checked.count,
+      cleared: applied.cleared,
+      digest: checked.digest,
+      namespaces: checked.namespaces,
+      ...(applied.recovered ? { recovered: applied.recovered } : {}),
+    };
   } finally {
     if (spooled) unlinkSync(spooled);
   }
+}
+
+const always = { replaceIf: () => true };
+
+/**
+ * Apply a checked dump to `backend` all or nothing: a synchronous backend with transactions in one
+ * transaction; a backend with `restoreAll` (a node, etcd) by its own staged protocol. Anything else
+ * (hybrid, legacy) is written in batches after the check: not atomic against a crash midway
+ * (docs/restore.md).
+ */
+export async function restoreInto(backend: Backend, plan: RestorePlan): Promise<RestoreApplied> {
+  if (backend.capabilities.synchronous && backend.transaction) {
+    const before = plan.mode === 'replace' ? await backend.namespaces() : [];
+    return backend.transaction(() => {
+      let cleared = 0;
+      for (const ns of before) cleared += backend.clearNamespace!(ns) as number;
+      plan.forEachSync((e) => {
+        const r = backend.register(e, always);
+        if (r instanceof Promise) throw new Error('synchronous backend returned a Promise');
+      });
+      return { cleared };
+    });
+  }
+  if (backend.restoreAll) return backend.restoreAll(plan);
+  let cleared = 0;
+  if (plan.mode === 'replace') {
+    for (const ns of await backend.namespaces()) {
+      if (backend.clearNamespace) cleared += await backend.clearNamespace(ns);
+      else
+        for (let page = await backend.list(ns, { limit: 1000 }); page.items.length;) {
+          for (const e of page.items) if (await backend.unregister(e.namespace, e.key)) cleared++;
+          if (!page.next) break;
+          page = await backend.list(ns, { limit: 1000, after: page.next });
+        }
+    }
+  }
+  for await (const batch of plan.batches(500)) {
+    if (backend.bulkRegister) await backend.bulkRegister(batch, always);
+    // Promise.resolve: a backend may answer synchronously (and a synchronous throw still stops the map).
+    else await Promise.all(batch.map((e) => Promise.resolve(backend.register(e, always))));
+  }
+  return { cleared };
+}
+
+function readHeader(line: string, n: number, file: string): DumpHeader {
+  let h: DumpHeader;
+  try {
+    h = JSON.parse(line);
+  } catch {
+    throw new InvalidInputError(
+      `${file} line ${n}: not a procreg dump header (not JSON): make dumps with \`registry dump\``,
+    );
+  }
+  if (!h || h.procreg !== 'dump')
+    throw new InvalidInputError(
+      `${file} is not a procreg dump (the first line has no "procreg":"dump" header): make dumps with \`registry dump\``,
+    );
+  if (h.version !== DUMP_VERSION)
+    throw new InvalidInputError(`${file} is a version ${h.version} dump; this procreg reads version ${DUMP_VERSION}`);
+  return h;
+}
+
+/**
+ * Read `source` (named `file` in messages) whole: every entry parsed and validated, passed to
+ * `onEntry`; the count and digest checked against the header. Throws InvalidInputError otherwise.
+ */
+function readDump(
+  reg: ProcessRegistry,
+  source: string,
+  file: string,
+  onEntry: (e: Registration) => void,
+  onProgress?: (n: number) => void,
+): { count: number; digest: string; namespaces: string[] } {
+  let header: DumpHeader | undefined;
+  const digest = new Digest();
+  const seen = new Set<string>();
+  forEachLineSync(source, (line, n) => {
+    if (!header) {
+      header = readHeader(line, n, file);
+      return;
+    }
+    const e = parseEntry(reg, line, n, file);
+    seen.add(e.namespace);
+    digest.add(e);
+    onEntry(e);
+    if (digest.count % 50_000 === 0) onProgress?.(digest.count);
+  });
+  if (!header) throw new InvalidInputError(`${file} is empty: not a procreg dump`);
+  if (digest.count !== header.count) {
+    throw new InvalidInputError(
+      `${file} holds ${digest.count} entries but its header says ${header.count}: the dump is truncated; nothing was restored`,
+    );
+  }
+  if (digest.hex() !== header.digest) {
+    throw new InvalidInputError(
+      `${file}: the entries do not match the header's digest (edited or corrupted dump); nothing was restored`,
+    );
+  }
+  return { count: digest.count, digest: digest.hex(), namespaces: [...seen].sort() };
+}
+
+/** The entries of a checked dump in batches of `size`, read asynchronously. */
+async function* batchesOf(
+  reg: ProcessRegistry,
+  source: string,
+  file: string,
+  size: number,
+  onProgress?: (n: number) => void,
+): AsyncGenerator<Registration[]> {
+  const { createInterface } = await import('node:readline');
+  let batch: Registration[] = [];
+  let first = true;
+  let n = 0;
+  for await (const line of createInterface({ input: createReadStream(source), crlfDelay: Infinity })) {
+    n++;
+    if (line.trim() === '') continue;
+    if (first) {
+      first = false;
+      continue;
+    }
+    batch.push(parseEntry(reg, line, n, file));
+    if (batch.length >= size) {
+      yield batch;
+      batch = [];
+      onProgress?.(n);
+    }
+  }
+  if (batch.length) yield batch;
 }
