@@ -231,6 +231,8 @@ export interface Backend {
    * upload and swaps it in one local transaction, etcd stages it and commits through a journal.
    */
   restoreAll?(plan: RestorePlan): Promise<RestoreApplied>;
+  /** Settle a restore a killed process left part way (etcd: complete it after its commit point, else discard it). */
+  resumeRestore?(): Promise<RestoreApplied['recovered']>;
   /** Remove every entry of a namespace (restore --mode replace); returns how many. */
   clearNamespace?(namespace: string): MaybePromise<number>;
   /** The distinct processes of `node` (lets a sweep judge each pid once), with entry counts where cheap. */
