@@ -88,7 +88,7 @@ describe('etcd: restore is all or nothing under SIGKILL of the client', function
       );
       const j = await journal();
       const health = await cli(['health', '--json', '-b', url]);
-      const h = (health.json() as { backends: Array<{ status: string; health: { restore?: string } }> }).backends[0];
+      const h = health.json<{ backends: Array<{ status: string; health: { restore?: string } }> }>().backends[0];
       const resume = await cli(['restore', '--resume', '-b', url]);
       expect(resume.code, resume.stderr).to.equal(0);
       const state = await storeState(url);

@@ -88,7 +88,7 @@ describe('node: restore is all or nothing under SIGKILL of the client', function
         await waitFor(async () => (await restores()).staging.length === 0, 10_000, 'the stage to be discarded');
         if (!healthChecked) {
           const h = await cli(['health', '--json', '-b', node.url]);
-          const line = (h.json() as { backends: Array<{ health: { restore?: string } }> }).backends[0]?.health.restore;
+          const line = h.json<{ backends: Array<{ health: { restore?: string } }> }>().backends[0]?.health.restore;
           expect(line, h.stdout).to.match(/discarded before its commit .*nothing of it was applied/);
           healthChecked = true;
         }
