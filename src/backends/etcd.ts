@@ -12,6 +12,7 @@
  *   <prefix>/i/<ns>/<field>/<value>/<key>              metadata index {pid}
  *   <prefix>/u/<ns>/<key>                              "not indexed" marker (too many values)
  *   <prefix>/c/<node>                                  last sweep of a node {at}
+ *   <prefix>/x/journal, x/applier, x/last, x/s/<id>/…   restore journal and stage (etcd-restore.ts)
  *
  * `<node>`, `<field>` and `<value>` are percent-encoded (no `/`); `<ns>` cannot hold `/`; `<key>`
  * is raw UTF-8, so etcd's byte order is the registry's key order. Every key of a registration

@@ -62,7 +62,10 @@ describe('node: restore is all or nothing under SIGKILL of the client', function
         async () => {
           if (run.child.exitCode !== null) return true;
           const s = (await restores()).staging[0];
-          return !!s && (s.committing || s.staged >= want);
+          if (s) return s.committing || s.staged >= want;
+          // No stage (a client that writes the store directly): kill once the store has changed.
+          const r = await fetch(`${node.url}/v1/count`);
+          return ((await r.json()) as { count: number }).count !== current.count;
         },
         60_000,
         `restore progress to ${point}`,
