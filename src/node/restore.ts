@@ -121,7 +121,7 @@ export class RestoreStages {
     closeSync(s.fd!);
     s.fd = undefined;
     try {
-      const r = await restore(this.registry, s.file, { mode: s.mode, id: s.id });
+      const r = await restore(this.registry, s.file, { mode: s.mode, id: s.id, label: `the upload of restore ${id}` });
       this.lastCommitted = { id, mode: s.mode, count: s.count, digest: s.digest, at: Date.now() };
       return r;
     } catch (err) {

@@ -351,9 +351,11 @@ function parseEntry(reg: ProcessRegistry, line: string, n: number, file: string)
 export async function restore(
   reg: ProcessRegistry,
   file: string,
-  opts: { mode?: 'merge' | 'replace'; onProgress?: (n: number) => void; id?: string } = {},
+  opts: { mode?: 'merge' | 'replace'; onProgress?: (n: number) => void; id?: string; label?: string } = {},
 ): Promise<RestoreResult & { recovered?: RestoreApplied['recovered'] }> {
   const mode = opts.mode ?? 'merge';
+  /** How messages name the dump (a node names the upload, not its staging file). */
+  const label = opts.label ?? file;
   // Standard input is spooled so it can be read more than once.
   let source = file;
   let spooled: string | undefined;
@@ -368,15 +370,15 @@ export async function restore(
     source = spooled;
   }
   try {
-    const checked = readDump(reg, source, file, () => undefined, opts.onProgress);
+    const checked = readDump(reg, source, label, () => undefined, opts.onProgress);
     const plan: RestorePlan = {
       id: opts.id ?? `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`,
       mode,
       count: checked.count,
       digest: checked.digest,
       namespaces: checked.namespaces,
-      forEachSync: (fn) => void readDump(reg, source, file, fn),
-      batches: (size) => batchesOf(reg, source, file, size, opts.onProgress),
+      forEachSync: (fn) => void readDump(reg, source, label, fn),
+      batches: (size) => batchesOf(reg, source, label, size, opts.onProgress),
     };
     const applied = await restoreInto(reg.backend, plan);
     return {

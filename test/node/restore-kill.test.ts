@@ -102,4 +102,37 @@ describe('node: restore is all or nothing under SIGKILL of the client', function
     }
     console.log(`      kill outcomes: ${outcomes.join(', ')}`);
   });
+
+  it('issue 12 item 8: a staged upload that lost or changed a chunk is refused at commit, nothing applied', async () => {
+    const before = await storeState(node.url);
+    const post = async (path: string, body?: unknown) => {
+      const r = await fetch(`${node.url}/v1/restore${path}`, {
+        method: 'POST',
+        headers: body === undefined ? {} : { 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+      return { status: r.status, body: (await r.json()) as Record<string, unknown> };
+    };
+    const entry = {
+      namespace: 'default',
+      key: 'svc-x',
+      pid: process.pid,
+      node: 'h',
+      meta: {},
+      registeredAt: 1,
+      updatedAt: 1,
+    };
+    // Announced 2 entries, digest of something else: the commit checks both.
+    const open = await post('', { mode: 'replace', count: 2, digest: '0'.repeat(32) });
+    expect(open.status).to.equal(201);
+    const id = String(open.body.id);
+    expect((await post(`/${id}/entries`, { offset: 0, entries: [entry] })).status).to.equal(200);
+    const replay = await post(`/${id}/entries`, { offset: 0, entries: [entry] });
+    expect(replay.status, 'a replayed chunk is refused').to.equal(409);
+    const short = await post(`/${id}/commit`);
+    expect(short.status).to.equal(400);
+    expect(String(short.body.message)).to.include(`the upload of restore ${id}`).and.include('truncated');
+    expect((await post(`/${id}/commit`)).status, 'the stage is gone after a failed commit').to.equal(404);
+    expect(await storeState(node.url)).to.deep.equal(before);
+  });
 });
