@@ -226,6 +226,13 @@ export interface Backend {
   digest?(namespace: string, buckets: number): MaybePromise<BucketDigests>;
   /** capability `transactions`: run `fn` all-or-nothing (rolled back when it throws). */
   transaction?<T>(fn: () => T): T;
+  /**
+   * Restore a whole, already validated dump all or nothing (docs/restore.md): a node stages the
+   * upload and swaps it in one local transaction, etcd stages it and commits through a journal.
+   */
+  restoreAll?(plan: RestorePlan): Promise<RestoreApplied>;
+  /** Settle a restore a killed process left part way (etcd: complete it after its commit point, else discard it). */
+  resumeRestore?(): Promise<RestoreApplied['recovered']>;
   /** Remove every entry of a namespace (restore --mode replace); returns how many. */
   clearNamespace?(namespace: string): MaybePromise<number>;
   /** The distinct processes of `node` (lets a sweep judge each pid once), with entry counts where cheap. */
@@ -251,6 +258,28 @@ export interface Backend {
   >;
   /** Remote backends: the far side's service counters (a node's `GET /v1/stats`); a one-shot CLI has none of its own. */
   stats?(): MaybePromise<ServiceStats>;
+}
+
+/** A validated dump to restore (src/registry/dump.ts builds it). */
+export interface RestorePlan {
+  /** Unique id of this restore (staging area, journal). */
+  id: string;
+  mode: 'merge' | 'replace';
+  /** The dump's header: entry count and digest (already checked against the entries). */
+  count: number;
+  digest: string;
+  namespaces: string[];
+  /** The dump's entries in batches, in file order; may be iterated more than once. */
+  batches(size: number): AsyncIterable<Registration[]>;
+  /** The entries synchronously (inside a synchronous transaction). */
+  forEachSync(fn: (e: Registration) => void): void;
+}
+
+/** What `restoreAll` did, and what it found of an earlier restore that had been interrupted. */
+export interface RestoreApplied {
+  cleared: number;
+  /** An interrupted earlier restore this call settled first: completed (it had passed its commit point) or discarded. */
+  recovered?: { id: string; action: 'completed' | 'discarded'; count?: number; digest?: string; mode?: string };
 }
 
 /** A registry service's counters as a node serves them at `GET /v1/stats` (src/registry/stats.ts). */

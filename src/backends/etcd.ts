@@ -12,6 +12,7 @@
  *   <prefix>/i/<ns>/<field>/<value>/<key>              metadata index {pid}
  *   <prefix>/u/<ns>/<key>                              "not indexed" marker (too many values)
  *   <prefix>/c/<node>                                  last sweep of a node {at}
+ *   <prefix>/x/journal, x/applier, x/last, x/s/<id>/…   restore journal and stage (etcd-restore.ts)
  *
  * `<node>`, `<field>` and `<value>` are percent-encoded (no `/`); `<ns>` cannot hold `/`; `<key>`
  * is raw UTF-8, so etcd's byte order is the registry's key order. Every key of a registration
@@ -64,6 +65,8 @@ import {
   type RegisterOutcome,
   type Registration,
   RegistryError,
+  type RestoreApplied,
+  type RestorePlan,
   statusFromDeadShare,
   UnauthorizedError,
   type UnregisterCondition,
@@ -72,6 +75,7 @@ import {
   asRegistryError,
 } from './contract.js';
 import { BucketDigester } from '../registry/digest.js';
+import { type JournalHost, journalSummary, restoreWithJournal, resumeJournal } from './etcd-restore.js';
 import { matchesCond } from './memory.js';
 import { matchesWhere, mergePatch, scalarText } from '../registry/validate.js';
 
@@ -484,12 +488,13 @@ class EtcdBackend implements EtcdBackendApi {
       };
     }
     try {
-      const [registrations, procs, leases, alarms, last] = await Promise.all([
+      const [registrations, procs, leases, alarms, last, restore] = await Promise.all([
         this.count(),
         this.processes(this.ctx.nodeName),
         this.rpc('health', () => this.client.leaseClient.leaseLeases()),
         this.rpc('health', () => this.client.maintenance.alarm({ action: 'Get', memberID: 0, alarm: 'None' })),
         this.get(this.bytes(`/c/${encodeURIComponent(this.ctx.nodeName)}`)),
+        journalSummary(this.journalHost()),
       ]);
       const deadProcs = procs.filter(
         (p) => !this.ctx.isAlive({ pid: p.pid, pidStart: p.pidStart, node: this.ctx.nodeName } as Registration),
@@ -506,6 +511,10 @@ class EtcdBackend implements EtcdBackendApi {
           `etcd alarms raised: ${alarmList.join(', ')} (NOSPACE: compact, defragment, then \`etcdctl alarm disarm\`)`,
         );
       }
+      if (restore.interrupted) {
+        if (status === 'healthy') status = 'degraded';
+        reasons.push(restore.line ?? 'a restore was interrupted');
+      }
       const down = probe.members.filter((m) => !m.reachable);
       if (down.length && status === 'healthy') {
         status = 'degraded';
@@ -521,6 +530,7 @@ class EtcdBackend implements EtcdBackendApi {
         lastCleanup: last ? (JSON.parse(last.value.toString()) as { at: number }).at : null,
         leases: leases.leases.length,
         alarms: alarmList,
+        ...(restore.line ? { restore: restore.line } : {}),
         ...base,
       };
     } catch (err) {
@@ -710,15 +720,80 @@ class EtcdBackend implements EtcdBackendApi {
     });
   }
 
+  /** Restore all or nothing through a journal (src/backends/etcd-restore.ts, docs/restore.md). */
+  restoreAll(plan: RestorePlan): Promise<RestoreApplied> {
+    return restoreWithJournal(this.journalHost(), plan);
+  }
+
+  resumeRestore(): Promise<RestoreApplied['recovered']> {
+    return resumeJournal(this.journalHost());
+  }
+
+  private journalHost(): JournalHost {
+    return {
+      client: this.client,
+      root: this.root,
+      run: (what, fn) => this.rpc(what, fn),
+      bulkRegister: (entries, opts) => this.bulkRegister(entries, opts),
+      clearNamespace: (ns) => this.clearNamespace(ns),
+      namespaces: () => this.namespaces(),
+    };
+  }
+
   async clearNamespace(namespace: string): Promise<number> {
-    // Deleted in pages (not one huge range delete): etcd 3.4 reads stay slow after a large delete.
+    // Deleted in pages (not one huge range delete: etcd 3.4 reads stay slow after a large delete),
+    // each page as txns of whole entries (registration + index keys) conditioned on the entry's
+    // modRevision, BULK_CONCURRENCY at a time; a txn whose entries changed meanwhile falls back to
+    // per-entry compare-and-delete.
+    const base = this.nsPrefix(namespace);
     let removed = 0;
     for (;;) {
-      const page = await this.list(namespace, { limit: 100 });
-      if (page.items.length === 0) return removed;
-      for (const e of page.items)
-        if (await this.unregister(namespace, e.key, { pid: e.pid, registeredAt: e.registeredAt, node: e.node }))
-          removed++;
+      const page = await this.rpc('clearNamespace', () =>
+        this.client.kv.range({ key: base, range_end: prefixEnd(base), limit: 2000 }),
+      );
+      if (page.kvs.length === 0) return removed;
+      const groups: Array<Array<{ kv: IKeyValue; e: Registration; ops: IRequestOp[] }>> = [];
+      let cur: (typeof groups)[number] = [];
+      let n = 0;
+      for (const kv of page.kvs) {
+        const e = parseEntry(kv);
+        const ops = this.deleteOps(e);
+        if (cur.length && n + ops.length > MAX_TXN_OPS) {
+          groups.push(cur);
+          cur = [];
+          n = 0;
+        }
+        cur.push({ kv, e, ops });
+        n += ops.length;
+      }
+      if (cur.length) groups.push(cur);
+      let next = 0;
+      const worker = async () => {
+        for (let g = groups[next++]; g; g = groups[next++]) {
+          const group = g;
+          const r = await this.rpc('clearNamespace', () =>
+            this.client.kv.txn({
+              compare: group.map((x) => modIs(x.kv.key, x.kv.mod_revision)),
+              success: group.flatMap((x) => x.ops),
+            }),
+          );
+          if (r.succeeded) {
+            removed += group.length;
+            for (const x of group) this.leases?.forget(x.kv.lease, 1 + this.auxKeys(x.e).length);
+            continue;
+          }
+          for (const x of group)
+            if (
+              await this.unregister(namespace, x.e.key, {
+                pid: x.e.pid,
+                registeredAt: x.e.registeredAt,
+                node: x.e.node,
+              })
+            )
+              removed++;
+        }
+      };
+      await Promise.all(Array.from({ length: Math.min(BULK_CONCURRENCY, groups.length) }, worker));
     }
   }
 

@@ -29,6 +29,8 @@ import {
   type RegisterOutcome,
   type Registration,
   RegistryError,
+  type RestoreApplied,
+  type RestorePlan,
   type SweepResult,
   UnreachableError,
   type UnregisterCondition,
@@ -220,6 +222,42 @@ export class RemoteBackend implements Backend {
       } else out[i] = { ok: false, error: fromWire(400, w.error, this.url) };
     }
     return out;
+  }
+
+  /**
+   * A staged restore (src/node/restore.ts): open a stage, upload the entries in chunks, then one
+   * commit the node applies all or nothing. A client killed before the commit leaves the store as
+   * it was (the node discards the stage); once sent, the commit runs to its end on the node.
+   */
+  async restoreAll(plan: RestorePlan): Promise<RestoreApplied> {
+    const opened = this.ok(
+      await this.call('POST', `${API}/restore`, {
+        mode: plan.mode,
+        count: plan.count,
+        digest: plan.digest,
+        id: plan.id,
+      }),
+    ) as { id: string; lastCommitted?: { at: number } | null; lastDiscarded?: RestoreRecordWire | null };
+    const id = encodeURIComponent(opened.id);
+    const d = opened.lastDiscarded;
+    const recovered =
+      d && (!opened.lastCommitted || d.at > opened.lastCommitted.at)
+        ? { id: d.id, action: 'discarded' as const, count: d.count, digest: d.digest, mode: d.mode }
+        : undefined;
+    try {
+      let offset = 0;
+      for await (const batch of plan.batches(2000)) {
+        this.ok(await this.call('POST', `${API}/restore/${id}/entries`, { offset, entries: batch.map(wireEntry) }));
+        offset += batch.length;
+      }
+    } catch (err) {
+      await this.call('DELETE', `${API}/restore/${id}`).catch(() => undefined);
+      throw err;
+    }
+    const r = this.ok(await this.call('POST', `${API}/restore/${id}/commit`, undefined, 10 * 60_000)) as {
+      cleared: number;
+    };
+    return { cleared: r.cleared, ...(recovered ? { recovered } : {}) };
   }
 
   async digest(namespace: string, buckets: number): Promise<BucketDigests> {
@@ -464,6 +502,15 @@ export class RemoteBackend implements Backend {
   private fail(r: Reply): RegistryError {
     return fromWire(r.status, r.body, this.url);
   }
+}
+
+/** A restore the node discarded or committed (src/node/restore.ts). */
+interface RestoreRecordWire {
+  id: string;
+  mode: string;
+  count: number;
+  digest: string;
+  at: number;
 }
 
 /** An entry as the node takes it: a pid start the client does not know is left to the node. */

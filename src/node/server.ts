@@ -41,6 +41,7 @@ import { createMetrics } from './metrics.js';
 import { logStream, type LogFormat } from './log.js';
 import { buildOpenApi, errorSchema, type RouteDoc } from './openapi.js';
 import { frameworkErrors, installRouterErrors } from './router-errors.js';
+import { RestoreStages } from './restore.js';
 import { SwitchableBackend } from './switch.js';
 import { API, statusFor, toWire } from './wire.js';
 
@@ -77,6 +78,8 @@ export interface NodeOptions {
   maxWatchers?: number;
   /** A watcher that stops reading is cut off once this many bytes wait for it (default 2 MiB). */
   watchBuffer?: number;
+  /** A staged restore receiving no chunk for this many ms is discarded (default 30 s). */
+  restoreIdleMs?: number;
 }
 
 /** Defaults of the node's resource limits (docs/node.md "Limits"). */
@@ -182,6 +185,7 @@ export class RegistryNode {
   private readonly routes: Route[];
   private readonly opts: NodeOptions;
   private closing: Promise<void> | null = null;
+  private readonly restores: RestoreStages;
   private boundUrl = '';
 
   /** Create, listen, and return the node; `url` is the bound URL (real port when port 0). */
@@ -200,6 +204,7 @@ export class RegistryNode {
     }
     this.opts = { ...opts, host };
     this.registry = opts.registry;
+    this.restores = new RestoreStages(opts.registry, opts.restoreIdleMs);
     const bodyLimit = opts.bodyLimit ?? 1024 * 1024;
     // Node checks request/headers timeouts every connectionsCheckingInterval (default 30 s): check
     // often enough that a slow client is cut off close to its deadline.
@@ -267,6 +272,7 @@ export class RegistryNode {
         await this.app.close();
       } finally {
         clearTimeout(cut);
+        this.restores.close();
         await this.registry.close();
       }
     })();
@@ -561,6 +567,7 @@ export class RegistryNode {
           return bulkJson(results, (req.query as Q).results === 'compact' ? b.entries : undefined);
         },
       },
+      ...this.restoreRoutes(bulkBodyLimit),
       {
         method: 'GET',
         url: `${API}/watch`,
@@ -690,6 +697,75 @@ export class RegistryNode {
 
   private metrics: ReturnType<typeof createMetrics> | undefined;
 
+  /** Staged restores (src/node/restore.ts): upload in chunks, then one all-or-nothing commit. */
+  private restoreRoutes(bulkBodyLimit: number): Route[] {
+    const stages = this.restores;
+    const idParams = { type: 'object', required: ['id'], properties: { id: str } } as const;
+    const id = (req: FastifyRequest) => (req.params as { id: string }).id;
+    return [
+      {
+        method: 'POST',
+        url: `${API}/restore`,
+        summary:
+          'Open a staged restore → 201 {id, lastCommitted, lastDiscarded}; upload its entries, then commit (all or nothing)',
+        schema: {
+          body: {
+            type: 'object',
+            required: ['mode', 'count', 'digest'],
+            additionalProperties: false,
+            properties: {
+              mode: { enum: ['merge', 'replace'] },
+              count: { type: 'integer', minimum: 0 },
+              digest: str,
+              id: str,
+            },
+          },
+        },
+        handler: async (req, reply) => {
+          reply.code(201);
+          return stages.begin(req.body as { mode: 'merge' | 'replace'; count: number; digest: string; id?: string });
+        },
+      },
+      {
+        method: 'POST',
+        url: `${API}/restore/:id/entries`,
+        summary: 'Stage a chunk of dump entries → {staged}; offset = entries staged before this chunk',
+        schema: {
+          params: idParams,
+          body: {
+            type: 'object',
+            required: ['offset', 'entries'],
+            additionalProperties: false,
+            properties: {
+              offset: { type: 'integer', minimum: 0 },
+              entries: { type: 'array', items: { type: 'object' } },
+            },
+          },
+        },
+        bodyLimit: bulkBodyLimit,
+        handler: async (req) => {
+          const b = req.body as { offset: number; entries: unknown[] };
+          return stages.append(id(req), b.offset, b.entries);
+        },
+      },
+      {
+        method: 'POST',
+        url: `${API}/restore/:id/commit`,
+        summary:
+          'Check the staged dump (count, digest) and apply it all or nothing → {mode, restored, cleared, digest, namespaces}',
+        schema: { params: idParams },
+        handler: async (req) => stages.commit(id(req)),
+      },
+      {
+        method: 'DELETE',
+        url: `${API}/restore/:id`,
+        summary: 'Discard a staged restore → {discarded}',
+        schema: { params: idParams },
+        handler: async (req) => stages.abort(id(req)),
+      },
+    ];
+  }
+
   /** Uptime, in-flight requests and the backend, for health and stats. */
   nodeInfo() {
     return {
@@ -709,6 +785,7 @@ export class RegistryNode {
       },
       revision: currentRevision(this.registry.backend) ?? null,
       pid: process.pid,
+      restores: this.restores.info(),
       ...(this.registry.backend instanceof SwitchableBackend
         ? { switchingTo: this.registry.backend.switchingTo, switches: this.registry.backend.history }
         : {}),
@@ -719,7 +796,8 @@ export class RegistryNode {
     const info = this.nodeInfo();
     try {
       const h = await this.registry.healthCheck();
-      return { ...h, nodeInfo: info };
+      const restore = this.restores.summary();
+      return { ...h, ...(restore ? { restore } : {}), nodeInfo: info };
     } catch (err) {
       const e = asRegistryError(err);
       return {

@@ -27,11 +27,14 @@ import {
   type Meta,
   type RegisterOptions,
   type Registration,
+  type RestoreApplied,
+  type RestorePlan,
   then,
   type UnregisterCondition,
   type UpdateOptions,
 } from '../backends/contract.js';
 import { BucketDigester } from '../registry/digest.js';
+import { restoreInto } from '../registry/dump.js';
 import { currentRevision } from './feed.js';
 
 export const SWITCH_BUCKETS = 64;
@@ -183,6 +186,13 @@ export class SwitchableBackend implements Backend {
         this.current.clearNamespace ? this.current.clearNamespace(namespace) : clearByKey(this.current, namespace),
       (_n, t) => then(t.clearNamespace ? t.clearNamespace(namespace) : clearByKey(t, namespace), () => undefined),
     );
+  }
+
+  /** A staged restore (src/node/restore.ts) applied to the current store all or nothing; refused while a switch runs. */
+  restoreAll(plan: RestorePlan): Promise<RestoreApplied> {
+    if (this.switching)
+      throw new ConflictError(`a switch to ${this.switching} is running: restore after it (registry node status)`);
+    return restoreInto(this.current, plan);
   }
 
   close() {

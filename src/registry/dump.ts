@@ -6,17 +6,38 @@
  *   {"namespace":"default","key":"a","pid":41,"node":"h","meta":{},"registeredAt":…,"updatedAt":…,"pidStart":…}
  *
  * `digest` is the order-independent digest of src/registry/digest.ts over the entries, so a
- * restore can prove it read back exactly what was dumped. Restore is all-or-nothing: on a backend
- * with transactions one transaction; elsewhere every line is validated before the first write.
+ * restore can prove it read back exactly what was dumped. Restore is all-or-nothing (docs/restore.md):
+ * every line is checked before the first write, then a backend with transactions applies it in one
+ * transaction, a node and etcd by their staged protocols (`restoreAll`).
  * Files are read with a synchronous chunked line reader: bounded memory, and usable inside a
  * synchronous SQLite transaction.
  */
-import { closeSync, createReadStream, openSync, readSync, unlinkSync, writeSync, fstatSync } from 'node:fs';
+import {
+  closeSync,
+  createReadStream,
+  existsSync,
+  fstatSync,
+  fsyncSync,
+  openSync,
+  readSync,
+  renameSync,
+  statSync,
+  unlinkSync,
+  writeSync,
+} from 'node:fs';
+import { randomBytes } from 'node:crypto';
 import { tmpdir } from 'node:os';
-import { dirname, join } from 'node:path';
-import { pipeline } from 'node:stream/promises';
+import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
-import { InvalidInputError, RegistryError, type Registration } from '../backends/contract.js';
+import {
+  type Backend,
+  InvalidInputError,
+  RegistryError,
+  type Registration,
+  type RestoreApplied,
+  type RestorePlan,
+  UnreachableError,
+} from '../backends/contract.js';
 import { Digest } from './digest.js';
 import type { ProcessRegistry } from './service.js';
 
@@ -42,18 +63,28 @@ export interface DumpResult {
  * Write a dump of `namespaces` (default: all) to `out` (a file path, or a stream such as stdout).
  * Entries are spooled to a temporary file while the digest accumulates, then the header and the
  * body are written: one read of the backend, constant memory.
+ *
+ * A file is never written in place: the dump goes to `.NAME.tmp-<pid>-<rand>` in the same
+ * directory, is fsynced, renamed over NAME and the directory fsynced. On any failure (disk full,
+ * a backend error, a signal) the temporary files are removed and an existing NAME is untouched.
  */
 export async function dump(
   reg: ProcessRegistry,
   opts: { namespaces?: string[]; out: string | Writable; onProgress?: (n: number) => void },
 ): Promise<DumpResult> {
+  const target = typeof opts.out === 'string' ? checkOutputPath(opts.out) : undefined;
   const namespaces = opts.namespaces ?? (await reg.namespaces());
-  const spoolDir = typeof opts.out === 'string' ? dirname(opts.out) : tmpdir();
-  const spool = join(spoolDir, `.procreg-dump-${process.pid}-${Date.now()}.tmp`);
-  const fd = openSync(spool, 'w', 0o600);
-  const digest = new Digest();
-  const present: string[] = [];
+  const tag = `${process.pid}-${randomBytes(4).toString('hex')}`;
+  const spool = target
+    ? join(dirname(target), `.${basename(target)}.tmp-${tag}.body`)
+    : join(tmpdir(), `.procreg-dump-${tag}.tmp`);
+  const temp = target ? join(dirname(target), `.${basename(target)}.tmp-${tag}`) : undefined;
+  let fd: number | undefined;
+  let renamed = false;
   try {
+    fd = openOrFail(spool, target);
+    const digest = new Digest();
+    const present: string[] = [];
     let buf = '';
     for (const namespace of [...namespaces].sort()) {
       let any = false;
@@ -62,15 +93,16 @@ export async function dump(
         digest.add(e);
         buf += `${JSON.stringify(dumpLine(e))}\n`;
         if (buf.length > 1 << 20) {
-          writeSync(fd, buf);
+          writeOrFail(fd, buf, target);
           buf = '';
           opts.onProgress?.(digest.count);
         }
       }
       if (any) present.push(namespace);
     }
-    writeSync(fd, buf);
+    writeOrFail(fd, buf, target);
     closeSync(fd);
+    fd = undefined;
     const header: DumpHeader = {
       procreg: 'dump',
       version: DUMP_VERSION,
@@ -80,14 +112,22 @@ export async function dump(
       createdAt: Date.now(),
       source: reg.backend.url,
     };
-    if (typeof opts.out === 'string') {
-      const outFd = openSync(opts.out, 'w');
-      writeSync(outFd, `${JSON.stringify(header)}\n`);
-      closeSync(outFd);
-      const { createWriteStream } = await import('node:fs');
-      await pipeline(createReadStream(spool), createWriteStream(opts.out, { flags: 'a' }));
+    if (target && temp) {
+      fd = openOrFail(temp, target);
+      writeOrFail(fd, `${JSON.stringify(header)}\n`, target);
+      copyInto(spool, fd, target);
+      try {
+        fsyncSync(fd);
+        closeSync(fd);
+        fd = undefined;
+        renameSync(temp, target);
+        renamed = true;
+        fsyncDir(dirname(target));
+      } catch (e) {
+        throw outputError(target, e);
+      }
     } else {
-      const out = opts.out;
+      const out = opts.out as Writable;
       await new Promise<void>((res, rej) =>
         out.write(`${JSON.stringify(header)}\n`, (err) => (err ? rej(err) : res())),
       );
@@ -97,16 +137,107 @@ export async function dump(
     }
     return { count: header.count, digest: header.digest, namespaces: present };
   } finally {
-    try {
-      closeSync(fd);
-    } catch {
-      // already closed
+    if (fd !== undefined) {
+      try {
+        closeSync(fd);
+      } catch {
+        // already closed
+      }
     }
-    try {
-      unlinkSync(spool);
-    } catch {
-      // already gone
+    for (const f of renamed || !temp ? [spool] : [spool, temp]) {
+      try {
+        unlinkSync(f);
+      } catch {
+        // never created, or already gone
+      }
     }
+  }
+}
+
+/**
+ * Refuse an output path that cannot be a file before reading the store: a missing directory or a
+ * directory given as the file (exit 2, naming the path the user gave). Returns the path.
+ */
+function checkOutputPath(out: string): string {
+  const dir = dirname(out);
+  let st;
+  try {
+    st = statSync(dir);
+  } catch {
+    throw new InvalidInputError(
+      `cannot write ${out}: the directory ${dir} does not exist: create it or pick another --output`,
+    );
+  }
+  if (!st.isDirectory())
+    throw new InvalidInputError(`cannot write ${out}: ${dir} is not a directory: pick another --output`);
+  try {
+    if (statSync(out).isDirectory())
+      throw new InvalidInputError(`${out} is a directory: give --output a file path, e.g. ${join(out, 'dump.ndjson')}`);
+  } catch (e) {
+    if (e instanceof RegistryError) throw e;
+  }
+  return out;
+}
+
+/** A failure to write the dump file: it names the file the user asked for, never a temporary one. */
+function outputError(target: string, cause: unknown): RegistryError {
+  if (cause instanceof RegistryError) return cause;
+  const code = (cause as NodeJS.ErrnoException)?.code;
+  const why =
+    code === 'ENOSPC' || code === 'EDQUOT'
+      ? 'no space left on the device'
+      : code === 'EACCES' || code === 'EPERM'
+        ? 'permission denied'
+        : code === 'EROFS'
+          ? 'read-only file system'
+          : ((cause as Error)?.message ?? String(cause));
+  return new UnreachableError(
+    `cannot write ${target}: ${why}${code && !why.includes(code) ? ` (${code})` : ''}; ${existsSync(target) ? `${target} was left as it was` : 'no file was written'}: free space or pick another --output`,
+    { cause, recoverable: false },
+  );
+}
+
+function openOrFail(path: string, target: string | undefined): number {
+  try {
+    return openSync(path, 'wx', 0o600);
+  } catch (e) {
+    throw target ? outputError(target, e) : e;
+  }
+}
+
+/** Write all of `data` (a short write is retried: the next one reports ENOSPC). */
+function writeOrFail(fd: number, data: string | Buffer, target: string | undefined, length?: number): void {
+  const buf = typeof data === 'string' ? Buffer.from(data) : data;
+  const end = length ?? buf.length;
+  try {
+    for (let off = 0; off < end;) off += writeSync(fd, buf, off, end - off);
+  } catch (e) {
+    throw target ? outputError(target, e) : e;
+  }
+}
+
+/** Append the file at `from` to `fd`. */
+function copyInto(from: string, fd: number, target: string): void {
+  const src = openSync(from, 'r');
+  const chunk = Buffer.allocUnsafe(1 << 20);
+  try {
+    for (let got; (got = readSync(src, chunk, 0, chunk.length, null)) > 0;) writeOrFail(fd, chunk, target, got);
+  } finally {
+    closeSync(src);
+  }
+}
+
+/** fsync a directory so a rename in it survives a crash (not every file system allows it). */
+function fsyncDir(dir: string): void {
+  let fd: number | undefined;
+  try {
+    fd = openSync(dir, 'r');
+    fsyncSync(fd);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    if (code !== 'EISDIR' && code !== 'EINVAL' && code !== 'EPERM') throw e;
+  } finally {
+    if (fd !== undefined) closeSync(fd);
   }
 }
 
@@ -212,131 +343,181 @@ function parseEntry(reg: ProcessRegistry, line: string, n: number, file: string)
   }
 }
 
-/** Restore a dump. `replace`: the store ends up holding exactly the dump. */
+/**
+ * Restore a dump. `replace`: the store ends up holding exactly the dump. The whole file is read
+ * and checked (every line, the count, the digest) before anything is written; then the backend
+ * applies it all or nothing (`restoreInto`).
+ */
 export async function restore(
   reg: ProcessRegistry,
   file: string,
-  opts: { mode?: 'merge' | 'replace'; onProgress?: (n: number) => void } = {},
-): Promise<RestoreResult> {
+  opts: { mode?: 'merge' | 'replace'; onProgress?: (n: number) => void; id?: string; label?: string } = {},
+): Promise<RestoreResult & { recovered?: RestoreApplied['recovered'] }> {
   const mode = opts.mode ?? 'merge';
-  const backend = reg.backend;
-  let header: DumpHeader | undefined;
-  const digest = new Digest();
-  const seen = new Set<string>();
-  const always = { replaceIf: () => true };
-  const readHeader = (line: string, n: number) => {
-    let h: DumpHeader;
-    try {
-      h = JSON.parse(line);
-    } catch {
-      throw new InvalidInputError(
-        `${file} line ${n}: not a procreg dump header (not JSON): make dumps with \`registry dump\``,
-      );
-    }
-    if (!h || h.procreg !== 'dump')
-      throw new InvalidInputError(
-        `${file} is not a procreg dump (the first line has no "procreg":"dump" header): make dumps with \`registry dump\``,
-      );
-    if (h.version !== DUMP_VERSION)
-      throw new InvalidInputError(`${file} is a version ${h.version} dump; this procreg reads version ${DUMP_VERSION}`);
-    return h;
-  };
-  const finish = (cleared: number): RestoreResult => {
-    if (!header) throw new InvalidInputError(`${file} is empty: not a procreg dump`);
-    if (digest.count !== header.count) {
-      throw new InvalidInputError(
-        `${file} holds ${digest.count} entries but its header says ${header.count}: the dump is truncated; nothing was restored`,
-      );
-    }
-    if (digest.hex() !== header.digest) {
-      throw new InvalidInputError(
-        `${file}: the entries do not match the header's digest (edited or corrupted dump); nothing was restored`,
-      );
-    }
-    return { mode, restored: digest.count, cleared, digest: digest.hex(), namespaces: [...seen].sort() };
-  };
-  const visit = (onEntry: (e: Registration) => void) => {
-    header = undefined;
-    forEachLineSync(file, (line, n) => {
-      if (!header) {
-        header = readHeader(line, n);
-        return;
-      }
-      const e = parseEntry(reg, line, n, file);
-      seen.add(e.namespace);
-      digest.add(e);
-      onEntry(e);
-      if (digest.count % 50_000 === 0) opts.onProgress?.(digest.count);
-    });
-  };
-
-  if (backend.capabilities.synchronous && backend.transaction) {
-    // One transaction: a bad line anywhere rolls everything back.
-    const namespacesBefore = mode === 'replace' ? await reg.namespaces() : [];
-    return backend.transaction(() => {
-      let cleared = 0;
-      for (const ns of namespacesBefore) cleared += backend.clearNamespace!(ns) as number;
-      visit((e) => {
-        const r = backend.register(e, always);
-        if (r instanceof Promise) throw new Error('synchronous backend returned a Promise');
-      });
-      return finish(cleared);
-    });
-  }
-
-  // Asynchronous backends: validate the whole file first (no write on a bad line), then write
-  // in batches on a second, asynchronous read. Standard input is spooled so it can be read twice.
+  /** How messages name the dump (a node names the upload, not its staging file). */
+  const label = opts.label ?? file;
+  // Standard input is spooled so it can be read more than once.
   let source = file;
   let spooled: string | undefined;
   if (file === '-') {
-    spooled = join(tmpdir(), `.procreg-restore-${process.pid}-${Date.now()}.tmp`);
+    spooled = join(tmpdir(), `.procreg-restore-${process.pid}-${randomBytes(4).toString('hex')}.tmp`);
     const out = openSync(spooled, 'w', 0o600);
-    forEachLineSync('-', (line) => writeSync(out, `${line}\n`));
-    closeSync(out);
+    try {
+      forEachLineSync('-', (line) => writeSync(out, `${line}\n`));
+    } finally {
+      closeSync(out);
+    }
     source = spooled;
   }
   try {
-    const vfile = file;
-    file = source;
-    visit(() => undefined);
-    file = vfile;
-    const result = finish(0);
-    let cleared = 0;
-    if (mode === 'replace') {
-      for (const ns of await reg.namespaces()) {
-        if (backend.clearNamespace) cleared += await backend.clearNamespace(ns);
-        else
-          for await (const e of reg.entries({ namespace: ns }))
-            if (await backend.unregister(e.namespace, e.key)) cleared++;
-      }
-    }
-    let batch: Registration[] = [];
-    const flush = async () => {
-      if (batch.length === 0) return;
-      if (backend.bulkRegister) await backend.bulkRegister(batch, always);
-      // Promise.resolve: a backend may answer synchronously (and a synchronous throw still stops the map).
-      else await Promise.all(batch.map((e) => Promise.resolve(backend.register(e, always))));
-      batch = [];
+    const checked = readDump(reg, source, label, () => undefined, opts.onProgress);
+    const plan: RestorePlan = {
+      id: opts.id ?? `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`,
+      mode,
+      count: checked.count,
+      digest: checked.digest,
+      namespaces: checked.namespaces,
+      forEachSync: (fn) => void readDump(reg, source, label, fn),
+      batches: (size) => batchesOf(reg, source, label, size, opts.onProgress),
     };
-    const { createInterface } = await import('node:readline');
-    let first = true;
-    let n = 0;
-    for await (const line of createInterface({ input: createReadStream(source), crlfDelay: Infinity })) {
-      n++;
-      if (line.trim() === '') continue;
-      if (first) {
-        first = false;
-        continue;
-      }
-      batch.push(parseEntry(reg, line, n, file));
-      if (batch.length >= 500) {
-        await flush();
-        opts.onProgress?.(n);
-      }
-    }
-    await flush();
-    return { ...result, cleared };
+    const applied = await restoreInto(reg.backend, plan);
+    return {
+      mode,
+      restored: checked.count,
+      cleared: applied.cleared,
+      digest: checked.digest,
+      namespaces: checked.namespaces,
+      ...(applied.recovered ? { recovered: applied.recovered } : {}),
+    };
   } finally {
     if (spooled) unlinkSync(spooled);
   }
+}
+
+const always = { replaceIf: () => true };
+
+/**
+ * Apply a checked dump to `backend` all or nothing: a synchronous backend with transactions in one
+ * transaction; a backend with `restoreAll` (a node, etcd) by its own staged protocol. Anything else
+ * (hybrid, legacy) is written in batches after the check: not atomic against a crash midway
+ * (docs/restore.md).
+ */
+export async function restoreInto(backend: Backend, plan: RestorePlan): Promise<RestoreApplied> {
+  if (backend.capabilities.synchronous && backend.transaction) {
+    const before = plan.mode === 'replace' ? await backend.namespaces() : [];
+    return backend.transaction(() => {
+      let cleared = 0;
+      for (const ns of before) cleared += backend.clearNamespace!(ns) as number;
+      plan.forEachSync((e) => {
+        const r = backend.register(e, always);
+        if (r instanceof Promise) throw new Error('synchronous backend returned a Promise');
+      });
+      return { cleared };
+    });
+  }
+  if (backend.restoreAll) return backend.restoreAll(plan);
+  let cleared = 0;
+  if (plan.mode === 'replace') {
+    for (const ns of await backend.namespaces()) {
+      if (backend.clearNamespace) cleared += await backend.clearNamespace(ns);
+      else
+        for (let page = await backend.list(ns, { limit: 1000 }); page.items.length;) {
+          for (const e of page.items) if (await backend.unregister(e.namespace, e.key)) cleared++;
+          if (!page.next) break;
+          page = await backend.list(ns, { limit: 1000, after: page.next });
+        }
+    }
+  }
+  for await (const batch of plan.batches(500)) {
+    if (backend.bulkRegister) await backend.bulkRegister(batch, always);
+    // Promise.resolve: a backend may answer synchronously (and a synchronous throw still stops the map).
+    else await Promise.all(batch.map((e) => Promise.resolve(backend.register(e, always))));
+  }
+  return { cleared };
+}
+
+function readHeader(line: string, n: number, file: string): DumpHeader {
+  let h: DumpHeader;
+  try {
+    h = JSON.parse(line);
+  } catch {
+    throw new InvalidInputError(
+      `${file} line ${n}: not a procreg dump header (not JSON): make dumps with \`registry dump\``,
+    );
+  }
+  if (!h || h.procreg !== 'dump')
+    throw new InvalidInputError(
+      `${file} is not a procreg dump (the first line has no "procreg":"dump" header): make dumps with \`registry dump\``,
+    );
+  if (h.version !== DUMP_VERSION)
+    throw new InvalidInputError(`${file} is a version ${h.version} dump; this procreg reads version ${DUMP_VERSION}`);
+  return h;
+}
+
+/**
+ * Read `source` (named `file` in messages) whole: every entry parsed and validated, passed to
+ * `onEntry`; the count and digest checked against the header. Throws InvalidInputError otherwise.
+ */
+function readDump(
+  reg: ProcessRegistry,
+  source: string,
+  file: string,
+  onEntry: (e: Registration) => void,
+  onProgress?: (n: number) => void,
+): { count: number; digest: string; namespaces: string[] } {
+  let header: DumpHeader | undefined;
+  const digest = new Digest();
+  const seen = new Set<string>();
+  forEachLineSync(source, (line, n) => {
+    if (!header) {
+      header = readHeader(line, n, file);
+      return;
+    }
+    const e = parseEntry(reg, line, n, file);
+    seen.add(e.namespace);
+    digest.add(e);
+    onEntry(e);
+    if (digest.count % 50_000 === 0) onProgress?.(digest.count);
+  });
+  if (!header) throw new InvalidInputError(`${file} is empty: not a procreg dump`);
+  if (digest.count !== header.count) {
+    throw new InvalidInputError(
+      `${file} holds ${digest.count} entries but its header says ${header.count}: the dump is truncated; nothing was restored`,
+    );
+  }
+  if (digest.hex() !== header.digest) {
+    throw new InvalidInputError(
+      `${file}: the entries do not match the header's digest (edited or corrupted dump); nothing was restored`,
+    );
+  }
+  return { count: digest.count, digest: digest.hex(), namespaces: [...seen].sort() };
+}
+
+/** The entries of a checked dump in batches of `size`, read asynchronously. */
+async function* batchesOf(
+  reg: ProcessRegistry,
+  source: string,
+  file: string,
+  size: number,
+  onProgress?: (n: number) => void,
+): AsyncGenerator<Registration[]> {
+  const { createInterface } = await import('node:readline');
+  let batch: Registration[] = [];
+  let first = true;
+  let n = 0;
+  for await (const line of createInterface({ input: createReadStream(source), crlfDelay: Infinity })) {
+    n++;
+    if (line.trim() === '') continue;
+    if (first) {
+      first = false;
+      continue;
+    }
+    batch.push(parseEntry(reg, line, n, file));
+    if (batch.length >= size) {
+      yield batch;
+      batch = [];
+      onProgress?.(n);
+    }
+  }
+  if (batch.length) yield batch;
 }
