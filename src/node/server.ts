@@ -486,6 +486,7 @@ export class RegistryNode {
         url: `${API}/registrations/:ns/:key/signal`,
         summary:
           "Signal the live process holding a key, checked on the node (pid + start time) right before the kill → 200 {namespace, key, pid, node, signal}; 404; 400 {holder} when the entry is not of the node's node name",
+        errors: [404],
         schema: {
           params: nsKeyParams,
           body: {
@@ -708,7 +709,9 @@ export class RegistryNode {
         url: `${API}/restore`,
         summary:
           'Open a staged restore → 201 {id, lastCommitted, lastDiscarded}; upload its entries, then commit (all or nothing)',
+        errors: [409],
         schema: {
+          response: { 201: { type: 'object', required: ['id'], additionalProperties: true, properties: { id: str } } },
           body: {
             type: 'object',
             required: ['mode', 'count', 'digest'],
@@ -730,6 +733,7 @@ export class RegistryNode {
         method: 'POST',
         url: `${API}/restore/:id/entries`,
         summary: 'Stage a chunk of dump entries → {staged}; offset = entries staged before this chunk',
+        errors: [404, 409],
         schema: {
           params: idParams,
           body: {
@@ -753,6 +757,7 @@ export class RegistryNode {
         url: `${API}/restore/:id/commit`,
         summary:
           'Check the staged dump (count, digest) and apply it all or nothing → {mode, restored, cleared, digest, namespaces}',
+        errors: [404, 409],
         schema: { params: idParams },
         handler: async (req) => stages.commit(id(req)),
       },

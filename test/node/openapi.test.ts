@@ -215,6 +215,39 @@ describe('node: the OpenAPI document matches real answers', function () {
     expect((await go('DELETE', `${reg('api', 'k1')}?pid=${b.pid}&node=elsewhere&registeredAt=1`)).status).to.equal(200);
     expect((await go('DELETE', `${reg('api', 'k1')}?pid=abc`)).status).to.equal(400);
     expect((await go('POST', reg('api', 'k1'))).status).to.equal(405);
+    // signals, checked on the node (the node's own entries; a harmless SIGCONT to a sleeper)
+    expect((await go('PUT', reg('api', 'sig'), { body: json({ pid: a.pid }) })).status).to.equal(201);
+    expect((await go('POST', reg('api', 'sig', '/signal'), { body: json({ signal: 'SIGCONT' }) })).status).to.equal(
+      200,
+    );
+    expect((await go('POST', reg('api', 'sig', '/signal'), { body: json({ signal: 'SIGNOPE' }) })).status).to.equal(
+      400,
+    );
+    expect((await go('POST', reg('api', 'absent', '/signal'), { body: json({ signal: 'SIGCONT' }) })).status).to.equal(
+      404,
+    );
+    // staged restores: open, a chunk, a replayed chunk, a refused commit, discard
+    const entry = { namespace: 'api', key: 'r1', pid: a.pid, node: 'h', meta: {}, registeredAt: 1, updatedAt: 1 };
+    const open = await go('POST', '/v1/restore', { body: json({ mode: 'merge', count: 2, digest: '0'.repeat(32) }) });
+    expect(open.status).to.equal(201);
+    const id = String((JSON.parse(open.text) as { id: string }).id);
+    expect(
+      (await go('POST', '/v1/restore', { body: json({ mode: 'sideways', count: 1, digest: 'x' }) })).status,
+    ).to.equal(400);
+    expect(
+      (await go('POST', `/v1/restore/${id}/entries`, { body: json({ offset: 0, entries: [entry] }) })).status,
+    ).to.equal(200);
+    expect(
+      (await go('POST', `/v1/restore/${id}/entries`, { body: json({ offset: 0, entries: [entry] }) })).status,
+    ).to.equal(409);
+    expect((await go('POST', `/v1/restore/${id}/commit`)).status).to.equal(400);
+    expect((await go('POST', `/v1/restore/${id}/commit`)).status).to.equal(404);
+    const again = await go('POST', '/v1/restore', { body: json({ mode: 'merge', count: 1, digest: '0'.repeat(32) }) });
+    const id2 = String((JSON.parse(again.text) as { id: string }).id);
+    expect((await go('DELETE', `/v1/restore/${id2}`)).status).to.equal(200);
+    expect(
+      (await go('POST', `/v1/restore/${id2}/entries`, { body: json({ offset: 0, entries: [] }) })).status,
+    ).to.equal(404);
     // bulk, namespaces, counts, digests
     const bulk = {
       entries: [
