@@ -7,7 +7,7 @@ import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import Table from 'cli-table3';
+import { renderTable, viewFor } from '../src/cli/output.js';
 import type { BenchModule, Row } from './harness.js';
 
 const here = fileURLToPath(new URL('.', import.meta.url));
@@ -50,13 +50,25 @@ try {
   rmSync(dir, { recursive: true, force: true });
 }
 
-const t = new Table({
-  style: { head: [], border: [] },
-  head: ['module', 'measure', 'procreg', 'baseline (same run)', 'ratio', 'target', 'met', 'note'],
-});
-for (const r of rows)
-  t.push([r.module, r.name, r.value, r.baseline, `${r.ratio.toFixed(2)}×`, r.target ?? '', meets(r), r.note ?? '']);
-console.log(t.toString());
+const columns = ['module', 'measure', 'procreg', 'baseline (same run)', 'ratio', 'target', 'met', 'note'];
+console.log(
+  renderTable(
+    {
+      columns: columns.map((header) => ({ header: header.toUpperCase() })),
+      rows: rows.map((r) => [
+        r.module,
+        r.name,
+        String(r.value),
+        String(r.baseline),
+        `${r.ratio.toFixed(2)}×`,
+        r.target ?? '',
+        meets(r),
+        r.note ?? '',
+      ]),
+    },
+    viewFor({ output: 'wide' }),
+  ),
+);
 console.log(
   'ratio: procreg throughput / baseline throughput (for start-up and size rows: as the target says). Medians of interleaved rounds.',
 );
