@@ -4,6 +4,7 @@ import { DifferentError, phases, status, type PhaseResult } from '../../migratio
 import { table } from '../../cli/output.js';
 
 export default class MigrateStatus extends MigrateCommand<typeof MigrateStatus> {
+  static override readOnly = true;
   static override summary = 'Show where the migration stands (from its journal).';
   static override examples = [
     '<%= config.bin %> migrate status',
