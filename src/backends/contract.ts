@@ -416,7 +416,7 @@ export class UnreachableError extends RegistryError {
 export class NoRegistryError extends UnreachableError {
   constructor(path: string, opts: { cause?: unknown } = {}) {
     super(
-      `no registry at ${path}: check --backend (or the profile), or create it by registering a name (\`registry register NAME --pid PID\`)`,
+      `no registry at ${path}: check the path (--backend, the profile or the URL given), or create it by registering a name (\`registry register NAME --pid PID\`)`,
       { ...opts, recoverable: false, details: { path } },
     );
   }
