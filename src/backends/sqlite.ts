@@ -625,6 +625,11 @@ class SqliteBackend implements Backend {
       problems = [(cause as Error).message];
     }
     const ok = problems.length === 1 && problems[0] === 'ok';
+    // quick_check puts several problems in one row under a "*** in database main ***" heading.
+    problems = problems
+      .flatMap((p) => p.split('\n'))
+      .map((p) => p.trim())
+      .filter((p) => p && !/^\*\*\* in database/.test(p));
     return { ok, problems: ok ? [] : problems, checkMs: Math.round((performance.now() - t0) * 100) / 100 };
   }
 
