@@ -100,7 +100,8 @@ export function openDatabase(
     throw new InvalidInputError(
       `${file} is a directory, not a database file: give a file path, e.g. sqlite:${file}/registry.db`,
     );
-  if (!st && !create) throw new NoRegistryError(file);
+  // An empty file (touch, or a creator that has not written yet) holds no registry: a reader leaves it so.
+  if ((!st || st.size === 0) && !create) throw new NoRegistryError(file);
   if (!st) makeFolders(dirname(file), file);
   let db: DatabaseT.Database;
   try {
