@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { NoRegistryError, RegistryError, UnreachableError } from '../../src/backends/contract.js';
 import { ProcessRegistry } from '../../src/registry/service.js';
-import { killAllSleepers, spawnSleeper } from '../support/processes.js';
+import { killAllSleepers, spawnSleeper, waitFor } from '../support/processes.js';
 import { sandbox, type Sandbox } from '../support/cli.js';
 import { tempDir } from '../support/tmp.js';
 
@@ -65,25 +65,32 @@ describe('sqlite backend: the open path', function () {
     await r.close();
   });
 
-  it('item 15: 30 processes opening and writing one new file at once all succeed', async () => {
+  it('item 15: 30 processes opening and writing one new file at the same moment all succeed', async () => {
     const file = join(t.dir, 'race', 'fresh.db');
     const p = await spawnSleeper();
+    // Each child loads the library, says "ready", and opens only on "go": the opens collide.
     const script = `const { ProcessRegistry } = await import(${JSON.stringify(ENTRY)});
-      const r = await ProcessRegistry.open({ backend: ${JSON.stringify(`sqlite:${file}`)}, cleanupInterval: 0, nodeName: 'n1' });
-      await r.register('k' + process.argv[1], ${p.pid}); await r.close();`;
-    const runs = Array.from(
-      { length: 30 },
-      (_, i) =>
-        new Promise<{ code: number | null; stderr: string }>((resolve) => {
-          const c = spawn(process.execPath, ['--input-type=module', '-e', script, String(i)], {
-            stdio: ['ignore', 'ignore', 'pipe'],
-          });
-          let stderr = '';
-          c.stderr.on('data', (d) => (stderr += d));
-          c.on('close', (code) => resolve({ code, stderr }));
-        }),
-    );
-    for (const r of await Promise.all(runs)) expect(r.code, r.stderr).to.equal(0);
+      process.stdout.write('ready\\n');
+      process.stdin.once('data', async () => {
+        const r = await ProcessRegistry.open({ backend: ${JSON.stringify(`sqlite:${file}`)}, cleanupInterval: 0, nodeName: 'n1' });
+        await r.register('k' + process.argv[1], ${p.pid}); await r.close(); process.exit(0);
+      });`;
+    const children = Array.from({ length: 30 }, (_, i) => {
+      const c = spawn(process.execPath, ['--input-type=module', '-e', script, String(i)], {
+        stdio: ['pipe', 'pipe', 'pipe'],
+      });
+      let stdout = '';
+      let stderr = '';
+      c.stdout.on('data', (d) => (stdout += d));
+      c.stderr.on('data', (d) => (stderr += d));
+      const done = new Promise<{ code: number | null; stderr: string }>((resolve) =>
+        c.on('close', (code) => resolve({ code, stderr })),
+      );
+      return { c, done, ready: () => stdout.includes('ready') };
+    });
+    await waitFor(() => children.every((x) => x.ready()), 120_000, 'every child to load the library');
+    for (const x of children) x.c.stdin.write('go\n');
+    for (const r of await Promise.all(children.map((x) => x.done))) expect(r.code, r.stderr).to.equal(0);
     const reg = await open(file, { create: false });
     expect(await reg.count()).to.equal(30);
     await reg.close();
