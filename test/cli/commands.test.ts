@@ -172,9 +172,13 @@ describe('registry CLI: the essentials', function () {
 
     const notDir = join(sb.dir, 'plain-file');
     writeFileSync(notDir, 'x');
+    // A read creates nothing, so it finds nothing; a write cannot make the folder.
     const r2 = sb.run(['lookup', 'k', '-b', `sqlite:${notDir}/sub/registry.db`]);
     expect(r2.code, r2.stderr).to.equal(6);
-    expect(r2.stderr).to.match(/cannot create the folder/);
+    expect(r2.stderr).to.match(/no registry at .*plain-file\/sub\/registry\.db/);
+    const w2 = sb.run(['register', 'k', '--pid', String(process.pid), '-b', `sqlite:${notDir}/sub/registry.db`]);
+    expect(w2.code, w2.stderr).to.equal(6);
+    expect(w2.stderr).to.match(/cannot create the folder .*plain-file\/sub/);
 
     const dir = join(sb.dir, 'a-dir.db');
     mkdirSync(dir, { recursive: true });
