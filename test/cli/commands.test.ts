@@ -404,8 +404,10 @@ describe('registry CLI: the essentials', function () {
     expect(reg.code, reg.stderr).to.equal(0);
     expect(existsSync(join(cfgDir, 'dev.db')), 'the default profile, relative to the config file').to.be.ok;
     expect(sb.run(['lookup', 'cfg'], { cwd }).code).to.equal(0);
-    expect(sb.run(['lookup', 'cfg', '--profile', 'other'], { cwd }).code).to.equal(3);
-    expect(sb.run(['lookup', 'cfg'], { cwd, env: { REGISTRY_PROFILE: 'other' } }).code).to.equal(3);
+    // other.db does not exist: a lookup there creates nothing and says so (exit 6).
+    expect(sb.run(['lookup', 'cfg', '--profile', 'other'], { cwd }).code).to.equal(6);
+    expect(sb.run(['lookup', 'cfg'], { cwd, env: { REGISTRY_PROFILE: 'other' } }).code).to.equal(6);
+    expect(existsSync(join(cfgDir, 'other.db'))).to.equal(false);
     expect(sb.run(['lookup', 'cfg'], { cwd, env: { REGISTRY_BACKEND: 'memory:' } }).code).to.equal(3);
     const which = sb
       .run(['backends', '--json', '--profile', 'other'], { cwd })
