@@ -176,6 +176,19 @@ export interface BackendContext {
   isAlive(entry: Registration): boolean;
   /** The opener is a long-lived process (its sweep runs: cleanupInterval > 0); undefined = unknown. Lease backends tie its registrations to its lifetime. */
   longLived?: boolean;
+  /**
+   * false: the opener only reads, so a store that does not exist is not created (file backends
+   * throw `NoRegistryError`, exit 6, and leave no file or folder behind). Default true.
+   */
+  create?: boolean;
+}
+
+/** The result of `checkIntegrity`: `ok` false with the problems found (at most a few). */
+export interface IntegrityReport {
+  ok: boolean;
+  problems: string[];
+  /** How long the check took. */
+  checkMs: number;
 }
 
 /** The contract. Each method's result is documented in design §2. */
@@ -207,6 +220,8 @@ export interface Backend {
   namespaces(): MaybePromise<string[]>;
   /** Status, counts and backend-specific fields; `unhealthy` when the store cannot be reached. */
   healthCheck(): MaybePromise<HealthReport>;
+  /** Stores that can be damaged on disk: a structural check (SQLite `PRAGMA quick_check`) before a full read. */
+  checkIntegrity?(): MaybePromise<IntegrityReport>;
   /** Release everything; later calls fail with `ClosedError`. */
   close(): MaybePromise<void>;
 
@@ -436,6 +451,16 @@ export class UnreachableError extends RegistryError {
     opts: { cause?: unknown; recoverable?: boolean; details?: Record<string, unknown> } = {},
   ) {
     super('UNREACHABLE', message, { recoverable: true, ...opts });
+  }
+}
+
+/** A read found no store at `path` (read-only commands never create one): exit 6. */
+export class NoRegistryError extends UnreachableError {
+  constructor(path: string, opts: { cause?: unknown } = {}) {
+    super(
+      `no registry at ${path}: check the path (--backend, the profile or the URL given), or create it by registering a name (\`registry register NAME --pid PID\`)`,
+      { ...opts, recoverable: false, details: { path } },
+    );
   }
 }
 

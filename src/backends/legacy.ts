@@ -102,7 +102,7 @@ export function openLegacyDatabase(location: string, opts: LegacyOptions = {}): 
     throw new UnreachableError(`legacy database ${file} does not exist: check the path given as legacy:`, {
       recoverable: false,
     });
-  const db = openDatabase(file, { readonly: opts.readonly, busyTimeout: opts.busyTimeout });
+  const db = openDatabase(file, { readonly: opts.readonly, busyTimeout: opts.busyTimeout, create: !!opts.create });
   try {
     const tables = db
       .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
@@ -153,7 +153,8 @@ class LegacyBackend implements Backend {
     opts: LegacyOptions,
     private readonly ctx: BackendContext,
   ) {
-    this.db = openLegacyDatabase(location, opts);
+    // A read-only opener never creates one, whatever backendOpts say.
+    this.db = openLegacyDatabase(location, ctx.create === false ? { ...opts, create: false } : opts);
     this.file = resolve(location);
     this.url = `legacy:${this.file}`;
     try {

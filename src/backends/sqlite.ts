@@ -11,7 +11,7 @@
  * register is one autocommit statement: an upsert whose conflict branch asks the service
  * (`replaceIf`, exposed to SQL as the function `procreg_replace`) whether the holder may go.
  */
-import { mkdirSync, statSync } from 'node:fs';
+import { existsSync, mkdirSync, statSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { createRequire } from 'node:module';
 import DatabaseT from 'better-sqlite3';
@@ -24,7 +24,10 @@ import {
   defaultCapabilities,
   type HealthReport,
   InvalidInputError,
+  type IntegrityReport,
   type ListOptions,
+  NoRegistryError,
+  RegistryError,
   type Meta,
   type Page,
   type ProcessSummary,
@@ -49,6 +52,8 @@ export interface SqliteOptions {
   busyTimeout?: number;
   /** Open read-only (no schema creation). */
   readonly?: boolean;
+  /** false: never create the file, its folders or the schema (read-only commands; also `BackendContext.create`). Default true. */
+  create?: boolean;
   /** healthCheck reports `degraded` when the WAL file grows past this many bytes (default 256 MiB). */
   walLimitBytes?: number;
 }
@@ -75,20 +80,17 @@ export function loadBetterSqlite(): typeof DatabaseT {
   return DatabaseT;
 }
 
-/** Open a database file with the project's pragmas; maps open failures to typed errors. */
+/**
+ * Open a database file with the project's pragmas; maps open failures to typed errors.
+ * `create: false` (and `readonly`) never creates anything: a missing file is `NoRegistryError`.
+ */
 export function openDatabase(
   path: string,
   opts: { readonly?: boolean; busyTimeout?: number; create?: boolean } = {},
 ): DatabaseT.Database {
   const Database = loadBetterSqlite();
   const file = resolve(path);
-  if (!opts.readonly && opts.create !== false) {
-    try {
-      mkdirSync(dirname(file), { recursive: true });
-    } catch (cause) {
-      throw new UnreachableError(`cannot create the folder of ${file}: ${(cause as Error).message}`, { cause });
-    }
-  }
+  const create = !opts.readonly && opts.create !== false;
   let st: ReturnType<typeof statSync> | undefined;
   try {
     st = statSync(file);
@@ -99,13 +101,14 @@ export function openDatabase(
     throw new InvalidInputError(
       `${file} is a directory, not a database file: give a file path, e.g. sqlite:${file}/registry.db`,
     );
-  if (!st && (opts.readonly || opts.create === false))
-    throw new UnreachableError(`database file ${file} does not exist: check the path`);
+  // An empty file (touch, or a creator that has not written yet) holds no registry: a reader leaves it so.
+  if ((!st || st.size === 0) && !create) throw new NoRegistryError(file);
+  if (!st) makeFolders(dirname(file), file);
   let db: DatabaseT.Database;
   try {
     db = new Database(file, {
       readonly: !!opts.readonly,
-      fileMustExist: !!opts.readonly || opts.create === false,
+      fileMustExist: !create,
       nativeBinding: nativeBindingPath(),
     });
   } catch (cause) {
@@ -115,6 +118,9 @@ export function openDatabase(
         { cause, recoverable: false },
       );
     }
+    // Removed between the stat and the open: still nothing to read.
+    if (!create && (cause as { code?: string }).code === 'SQLITE_CANTOPEN' && !existsSync(file))
+      throw new NoRegistryError(file, { cause });
     throw mapSqliteError(cause, file);
   }
   try {
@@ -132,21 +138,60 @@ export function openDatabase(
   return db;
 }
 
-/** better-sqlite3 errors → typed registry errors. */
+/**
+ * `mkdir -p` one level at a time from the nearest folder that exists, failing at the first refusal.
+ * (Node's recursive mkdirSync retries forever where mkdir says ENOENT under an existing parent,
+ * as /proc does: `sqlite:/proc/foo/r.db` spun at 90 % CPU.)
+ */
+function makeFolders(dir: string, file: string): void {
+  const missing: string[] = [];
+  for (let d = dir; !existsSync(d); d = dirname(d)) {
+    missing.unshift(d);
+    if (dirname(d) === d) break;
+  }
+  for (const d of missing) {
+    try {
+      mkdirSync(d);
+    } catch (cause) {
+      // Another process made it meanwhile: fine.
+      if ((cause as NodeJS.ErrnoException).code === 'EEXIST' && statSync(d).isDirectory()) continue;
+      throw new UnreachableError(
+        `cannot create the folder ${d} for ${file} (${(cause as Error).message}): check the path`,
+        { cause, recoverable: false },
+      );
+    }
+  }
+}
+
+/** better-sqlite3 errors → typed registry errors (RegistryErrors pass through). */
 export function mapSqliteError(cause: unknown, file: string): Error {
+  if (cause instanceof RegistryError) return cause;
   const code = (cause as { code?: string }).code ?? '';
   const msg = (cause as Error).message ?? String(cause);
-  if (code === 'SQLITE_NOTADB' || code === 'SQLITE_CORRUPT' || /not a database|malformed/i.test(msg)) {
+  const is = (c: string) => code === c || code.startsWith(`${c}_`); // extended codes: SQLITE_IOERR_WRITE…
+  if (is('SQLITE_NOTADB') || is('SQLITE_CORRUPT') || /not a database|malformed/i.test(msg)) {
     return new InvalidInputError(
       `${file} is not a usable SQLite database (${msg}): restore it from a dump or point --backend at another file`,
       { cause },
     );
   }
+  if (is('SQLITE_FULL') || /ENOSPC|disk is full|database or disk is full/i.test(msg)) {
+    return new UnreachableError(`no space left to write ${file} (${msg}): free space on its disk, then retry`, {
+      cause,
+      details: { path: file },
+    });
+  }
+  if (is('SQLITE_BUSY') || is('SQLITE_LOCKED')) {
+    return new UnreachableError(
+      `${file} is locked by another process that is writing (${msg}): retry when it is done, or raise backendOpts.busyTimeout (ms)`,
+      { cause, details: { path: file } },
+    );
+  }
   if (
-    code === 'SQLITE_CANTOPEN' ||
-    code === 'SQLITE_PERM' ||
-    code === 'SQLITE_READONLY' ||
-    code === 'SQLITE_IOERR' ||
+    is('SQLITE_CANTOPEN') ||
+    is('SQLITE_PERM') ||
+    is('SQLITE_READONLY') ||
+    is('SQLITE_IOERR') ||
     /EACCES|permission/i.test(msg)
   ) {
     return new UnreachableError(`cannot open ${file} (${msg}): check that it exists and is readable and writable`, {
@@ -154,25 +199,116 @@ export function mapSqliteError(cause: unknown, file: string): Error {
       recoverable: false,
     });
   }
-  if (code === 'SQLITE_BUSY' || code === 'SQLITE_LOCKED') {
-    return new UnreachableError(`${file} is locked by another process (${msg}): retry, or raise busyTimeout`, {
-      cause,
-    });
-  }
   return cause instanceof Error ? cause : new Error(msg);
+}
+
+const SQLITE_CAPABILITIES: Capabilities = Object.freeze({
+  ...defaultCapabilities,
+  synchronous: true,
+  bulkRegister: true,
+  digest: true,
+  persistent: true,
+  transactions: true,
+});
+
+/**
+ * A `sqlite:` file that does not exist yet, created by its first write (the REPL opened on a new
+ * file): until then a read fails as a read-only command's does (NoRegistryError, exit 6), unless
+ * another process has created the file meanwhile, which it then opens.
+ */
+export function createSqliteBackendOnFirstWrite(location: string, opts: SqliteOptions, ctx: BackendContext): Backend {
+  return new SqliteOnFirstWrite(location, opts, ctx);
+}
+
+class SqliteOnFirstWrite implements Backend {
+  readonly name = SQLITE_BACKEND;
+  readonly url: string;
+  readonly capabilities = SQLITE_CAPABILITIES;
+  private inner: SqliteBackend | undefined;
+  private closed = false;
+
+  constructor(
+    private readonly location: string,
+    private readonly opts: SqliteOptions,
+    private readonly ctx: BackendContext,
+  ) {
+    if (!location) throw new InvalidInputError('sqlite: needs a file path, e.g. sqlite:./registry.db');
+    this.url = `sqlite:${resolve(location)}`;
+  }
+
+  private open(create: boolean): SqliteBackend {
+    if (this.closed) throw new ClosedError(`the sqlite backend (${resolve(this.location)})`);
+    return (this.inner ??= new SqliteBackend(this.location, { ...this.opts, create }, { ...this.ctx, create }));
+  }
+
+  /** Reads: the store if it exists by now. */
+  private get r(): SqliteBackend {
+    return this.open(false);
+  }
+
+  /** Writes: the store, created if need be. */
+  private get w(): SqliteBackend {
+    return this.open(true);
+  }
+
+  register(entry: Registration, opts: RegisterOptions) {
+    return this.w.register(entry, opts);
+  }
+  lookup(namespace: string, key: string) {
+    return this.r.lookup(namespace, key);
+  }
+  unregister(namespace: string, key: string, cond?: UnregisterCondition) {
+    return this.w.unregister(namespace, key, cond);
+  }
+  list(namespace: string, opts: ListOptions) {
+    return this.r.list(namespace, opts);
+  }
+  updateMetadata(namespace: string, key: string, meta: Meta, opts: UpdateOptions) {
+    return this.w.updateMetadata(namespace, key, meta, opts);
+  }
+  count(namespace?: string) {
+    return this.r.count(namespace);
+  }
+  namespaces() {
+    return this.r.namespaces();
+  }
+  healthCheck() {
+    return this.r.healthCheck();
+  }
+  checkIntegrity() {
+    return this.r.checkIntegrity();
+  }
+  bulkRegister(entries: Registration[], opts: RegisterOptions & { atomic?: boolean }) {
+    return this.w.bulkRegister(entries, opts);
+  }
+  transaction<T>(fn: () => T): T {
+    return this.w.transaction(fn);
+  }
+  clearNamespace(namespace: string) {
+    return this.w.clearNamespace(namespace);
+  }
+  processes(node: string) {
+    return this.r.processes(node);
+  }
+  removeProcesses(node: string, procs: Array<Pick<ProcessSummary, 'pid' | 'pidStart'>>) {
+    return this.w.removeProcesses(node, procs);
+  }
+  digest(namespace: string, buckets: number) {
+    return this.r.digest(namespace, buckets);
+  }
+  markCleanup(at: number) {
+    return this.w.markCleanup(at);
+  }
+  close(): void {
+    this.closed = true;
+    this.inner?.close();
+  }
 }
 
 class SqliteBackend implements Backend {
   readonly name = SQLITE_BACKEND;
   readonly url: string;
-  readonly capabilities: Capabilities = {
-    ...defaultCapabilities,
-    synchronous: true,
-    bulkRegister: true,
-    digest: true,
-    persistent: true,
-    transactions: true,
-  };
+  readonly capabilities: Capabilities = SQLITE_CAPABILITIES;
 
   readonly db: DatabaseT.Database;
   private readonly file: string;
@@ -194,9 +330,10 @@ class SqliteBackend implements Backend {
       throw new InvalidInputError(
         `sqlite: walLimitBytes must be a number of bytes above 0, not ${JSON.stringify(opts.walLimitBytes)}`,
       );
-    this.db = openDatabase(this.file, opts);
+    const create = opts.create !== false && ctx.create !== false;
+    this.db = openDatabase(this.file, { ...opts, create });
     try {
-      if (!opts.readonly) this.migrate();
+      if (!opts.readonly) this.migrate(create);
       else this.checkSchema();
       this.db.function(
         'procreg_replace',
@@ -222,6 +359,7 @@ class SqliteBackend implements Backend {
       this.db.close();
       throw mapSqliteError(cause, this.file);
     }
+    guardMethods(this, this.file);
   }
 
   /** Statements, each prepared on first use (a one-shot `lookup` prepares one, not twenty). */
@@ -266,8 +404,12 @@ class SqliteBackend implements Backend {
     });
   }
 
-  /** Create or upgrade the schema; refuse files that hold something else. */
-  private migrate(): void {
+  /**
+   * Create or upgrade the schema; refuse files that hold something else. Creation runs under the
+   * write lock (BEGIN IMMEDIATE) and looks at `user_version` again once it holds it, so processes
+   * opening a new file at the same moment create the schema once (the others wait, then find it).
+   */
+  private migrate(create: boolean): void {
     const version = this.db.pragma('user_version', { simple: true }) as number;
     if (version > SQLITE_SCHEMA_VERSION) {
       throw new InvalidInputError(
@@ -275,44 +417,62 @@ class SqliteBackend implements Backend {
       );
     }
     if (version === SQLITE_SCHEMA_VERSION) return this.checkSchema();
-    const tables = this.db
+    this.refuseForeign();
+    if (!create) throw new NoRegistryError(this.file);
+    this.db
+      .transaction(() => {
+        if ((this.db.pragma('user_version', { simple: true }) as number) !== 0) return;
+        this.refuseForeign();
+        this.db.exec(`
+          CREATE TABLE registrations (
+            namespace     TEXT    NOT NULL,
+            key           TEXT    NOT NULL,
+            pid           INTEGER NOT NULL CHECK (pid > 0),
+            node          TEXT    NOT NULL,
+            meta          TEXT    NOT NULL DEFAULT '{}',
+            registered_at INTEGER NOT NULL,
+            updated_at    INTEGER NOT NULL,
+            pid_start     INTEGER,
+            PRIMARY KEY (namespace, key)
+          ) WITHOUT ROWID;
+          CREATE INDEX registrations_by_process ON registrations (node, pid, pid_start);
+          CREATE TABLE registry_info (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+          INSERT INTO registry_info VALUES ('schema_version', '${SQLITE_SCHEMA_VERSION}'), ('created_at', '${Date.now()}');
+          PRAGMA user_version = ${SQLITE_SCHEMA_VERSION};`);
+      })
+      .immediate();
+    // Someone else's schema (made while we waited for the lock): the same checks as on any open.
+    if ((this.db.pragma('user_version', { simple: true }) as number) !== SQLITE_SCHEMA_VERSION) this.migrate(create);
+    else this.checkSchema();
+  }
+
+  /** A file with tables but no procreg schema version is not ours to write into. */
+  private refuseForeign(): void {
+    const tables = this.tables();
+    if (tables.length === 0) return;
+    const legacy = tables.includes('process_registry_backup');
+    throw new InvalidInputError(
+      legacy
+        ? `${this.file} is a legacy dual-storage registry, not a procreg database: open it as legacy:${this.file} (see \`registry migrate\`)`
+        : `${this.file} holds other tables (${tables.slice(0, 5).join(', ')}), not a procreg registry: point --backend at a new file`,
+    );
+  }
+
+  private tables(): string[] {
+    return this.db
       .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
       .pluck()
       .all() as string[];
-    if (tables.length > 0) {
-      const legacy = tables.includes('process_registry_backup');
-      throw new InvalidInputError(
-        legacy
-          ? `${this.file} is a legacy dual-storage registry, not a procreg database: open it as legacy:${this.file} (see \`registry migrate\`)`
-          : `${this.file} holds other tables (${tables.slice(0, 5).join(', ')}), not a procreg registry: point --backend at a new file`,
-      );
-    }
-    this.db.exec(`
-      BEGIN;
-      CREATE TABLE registrations (
-        namespace     TEXT    NOT NULL,
-        key           TEXT    NOT NULL,
-        pid           INTEGER NOT NULL CHECK (pid > 0),
-        node          TEXT    NOT NULL,
-        meta          TEXT    NOT NULL DEFAULT '{}',
-        registered_at INTEGER NOT NULL,
-        updated_at    INTEGER NOT NULL,
-        pid_start     INTEGER,
-        PRIMARY KEY (namespace, key)
-      ) WITHOUT ROWID;
-      CREATE INDEX registrations_by_process ON registrations (node, pid, pid_start);
-      CREATE TABLE registry_info (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-      INSERT INTO registry_info VALUES ('schema_version', '${SQLITE_SCHEMA_VERSION}'), ('created_at', '${Date.now()}');
-      PRAGMA user_version = ${SQLITE_SCHEMA_VERSION};
-      COMMIT;`);
   }
 
   private checkSchema(): void {
     const ok = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'registrations'").get();
-    if (!ok)
-      throw new InvalidInputError(
-        `${this.file} is not a procreg registry (no registrations table): point --backend at a procreg database`,
-      );
+    if (ok) return;
+    // An empty file (made by `touch`, or a creator that has not committed yet) holds no registry.
+    if (this.tables().length === 0) throw new NoRegistryError(this.file);
+    throw new InvalidInputError(
+      `${this.file} is not a procreg registry (no registrations table): point --backend at a procreg database`,
+    );
   }
 
   private check(): void {
@@ -445,6 +605,52 @@ class SqliteBackend implements Backend {
    */
   healthCheck(): HealthReport {
     this.check();
+    try {
+      return this.measure();
+    } catch (cause) {
+      const e = mapSqliteError(cause, this.file);
+      // A damaged file is the worst health there is (exit 5), not an internal error.
+      if (!isDamage(cause)) throw e;
+      return {
+        status: 'unhealthy',
+        reasons: [e.message],
+        registrations: 0,
+        alive: 0,
+        dead: 0,
+        memoryBytes: 0,
+        lastCleanup: null,
+        file: this.file,
+        damaged: true,
+      };
+    }
+  }
+
+  /**
+   * `PRAGMA quick_check`: every page and b-tree is well formed (not index-vs-table agreement, which
+   * the full integrity_check adds at several times the cost). Run before reading everything (dump,
+   * list/count --all-namespaces). Cost: docs/design.md §2 (about 0.2 s per 100k entries).
+   */
+  checkIntegrity(): IntegrityReport {
+    this.check();
+    const t0 = performance.now();
+    let problems: string[];
+    try {
+      problems = this.db.prepare(`PRAGMA quick_check(${INTEGRITY_PROBLEMS})`).pluck().all() as string[];
+    } catch (cause) {
+      if (!isDamage(cause)) throw cause;
+      problems = [(cause as Error).message];
+    }
+    const ok = problems.length === 1 && problems[0] === 'ok';
+    // quick_check puts several problems in one row under a "*** in database main ***" heading.
+    problems = problems
+      .flatMap((p) => p.split('\n'))
+      .map((p) => p.trim())
+      .filter((p) => p && !/^\*\*\* in database/.test(p));
+    return { ok, problems: ok ? [] : problems, checkMs: Math.round((performance.now() - t0) * 100) / 100 };
+  }
+
+  /** healthCheck's figures (throws on a damaged file). */
+  private measure(): HealthReport {
     const t0 = performance.now();
     const { total, dead, processes, method } = this.db
       .transaction(() => countDead(this.st, (probe) => this.ctx.isAlive(probe)))
@@ -555,6 +761,53 @@ class SqliteBackend implements Backend {
 }
 
 // --- helpers -----------------------------------------------------------------------------------
+
+/** How many problems quick_check lists before it stops. */
+const INTEGRITY_PROBLEMS = 5;
+
+/** SQLite's "the file is damaged" errors. */
+function isDamage(cause: unknown): boolean {
+  const code = (cause as { code?: string }).code ?? '';
+  return /^SQLITE_(CORRUPT|NOTADB)/.test(code) || /malformed|not a database/i.test(String((cause as Error).message));
+}
+
+/** The public methods whose SQLite errors (locked, disk full, damaged) become typed registry errors. */
+const GUARDED = [
+  'register',
+  'lookup',
+  'unregister',
+  'list',
+  'updateMetadata',
+  'count',
+  'namespaces',
+  'healthCheck',
+  'checkIntegrity',
+  'bulkRegister',
+  'transaction',
+  'clearNamespace',
+  'processes',
+  'removeProcesses',
+  'digest',
+  'markCleanup',
+] as const satisfies ReadonlyArray<keyof SqliteBackend>;
+
+/**
+ * Wrap each guarded method so a SQLite error surfaces as the registry error it means (a locked
+ * file after busy_timeout, a full disk: exit 6 naming the file) instead of an internal error.
+ */
+function guardMethods(b: SqliteBackend, file: string): void {
+  const self = b as unknown as Record<string, (...args: unknown[]) => unknown>;
+  for (const name of GUARDED) {
+    const f = self[name]!.bind(b);
+    self[name] = (...args: unknown[]) => {
+      try {
+        return f(...args);
+      } catch (cause) {
+        throw mapSqliteError(cause, file);
+      }
+    };
+  }
+}
 
 /** healthCheck calls the store degraded when the WAL grows past this (checkpoints starved). */
 const WAL_DEGRADED_BYTES = 256 * 1048576; // default of SqliteOptions.walLimitBytes

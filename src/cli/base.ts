@@ -69,6 +69,9 @@ export abstract class RegistryCommand<T extends typeof Command> extends Command 
   /** Set by the REPL while it runs a command. */
   static session: Session | undefined;
 
+  /** The command only reads: a store that does not exist is not created (exit 6, `no registry at …`). */
+  static readOnly = false;
+
   protected flags!: FlagsOf<T>;
   protected args!: ArgsOf<T>;
   private opened: ProcessRegistry | undefined;
@@ -145,6 +148,7 @@ export abstract class RegistryCommand<T extends typeof Command> extends Command 
       nodeName: f['node-name'] ?? r.node,
       cleanupInterval: opts.cleanupInterval ?? 0,
       stats: false,
+      create: !(this.ctor as typeof RegistryCommand).readOnly,
     });
     return this.opened;
   }

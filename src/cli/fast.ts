@@ -52,6 +52,7 @@ export async function fastLookup(args: string[]): Promise<boolean> {
       nodeName: o.node ?? r.node,
       cleanupInterval: 0,
       stats: false,
+      create: false, // a lookup never creates the store
     });
     const e = await lookupOrThrow(reg, key, o.namespace);
     const asJson = json && !o.field;

@@ -187,6 +187,7 @@ export async function checkTarget(t: Target, opts: CheckOptions): Promise<Backen
         nodeName: opts.nodeName ?? r.node,
         cleanupInterval: 0,
         stats: false,
+        create: false,
       });
       reg = await withTimeout(opened, opts.timeoutMs, r.backend);
     }

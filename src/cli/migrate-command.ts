@@ -43,11 +43,12 @@ export abstract class MigrateCommand<T extends typeof Command> extends RegistryC
   private bar: SingleBar | undefined;
   private barLabel = '';
 
-  /** The migration this command steers. */
-  protected migration(): Migration {
+  /** The migration this command steers (a read-only command opens stores without creating them). */
+  protected migration(o: { create?: boolean } = {}): Migration {
     const f = this.flags as { config?: string; journal?: string; 'node-name'?: string };
     return new Migration({
       nodeName: f['node-name'],
+      create: o.create ?? !(this.ctor as typeof RegistryCommand).readOnly,
       config: f.config,
       journal: f.journal,
       onProgress: (label, done, total) => this.progress(label, done, total),

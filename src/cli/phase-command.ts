@@ -12,7 +12,7 @@ export abstract class PhaseCommand<T extends typeof Command> extends MigrateComm
 
   protected async runPhaseCommand(args: PhaseArgs): Promise<PhaseResult | { dryRun: true; plan: Plan }> {
     const f = this.flags as { 'dry-run'?: boolean; yes?: boolean; batch?: number };
-    const m = this.migration();
+    const m = this.migration({ create: !f['dry-run'] }); // a dry run creates nothing
     const phase = phases[this.phase];
     if (f['dry-run']) {
       try {

@@ -4,6 +4,7 @@ import { dump, type DumpResult } from '../registry/dump.js';
 import { InvalidInputError } from '../backends/contract.js';
 
 export default class Dump extends RegistryCommand<typeof Dump> {
+  static override readOnly = true;
   static override summary =
     'Write live registrations as NDJSON (header with count and digest, then one entry per line).';
   static override description =
@@ -20,6 +21,7 @@ export default class Dump extends RegistryCommand<typeof Dump> {
   // With --json the dump itself still goes to the file or stdout; the summary is the JSON result.
   async run(): Promise<DumpResult & { output: string }> {
     const reg = await this.registry();
+    await reg.assertIntact(); // a damaged file never yields a valid-looking backup
     const only = (this.flags as { namespace?: string }).namespace;
     const namespaces = only ? [only] : undefined;
     if (this.jsonEnabled() && !this.flags.output) {

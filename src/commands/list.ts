@@ -6,6 +6,7 @@ import { parseWhere } from '../registry/validate.js';
 import { throwIfCancelled, yieldIfWatched } from '../cli/cancel.js';
 
 export default class List extends RegistryCommand<typeof List> {
+  static override readOnly = true;
   static override summary = 'List live registrations, ordered by key.';
   static override description =
     'Pages through the backend with a cursor, so large registries stream in bounded memory. With --limit, the result carries `next`, the cursor to pass as --after for the following page.';
@@ -29,6 +30,7 @@ export default class List extends RegistryCommand<typeof List> {
   async run(): Promise<{ items: Registration[]; next?: string }> {
     const reg = await this.registry();
     const where = parseWhere(this.flags.where ?? []);
+    if (this.flags['all-namespaces']) await reg.assertIntact(); // everything is read: a damaged file is refused
     const spaces = this.flags['all-namespaces'] ? await reg.namespaces() : [this.ns ?? reg.namespace];
     const items: Registration[] = [];
     let next: string | undefined;

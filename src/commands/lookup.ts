@@ -5,6 +5,7 @@ import { lookupOrThrow } from '../cli/lookup.js';
 import { renderLookup } from '../cli/output.js';
 
 export default class Lookup extends RegistryCommand<typeof Lookup> {
+  static override readOnly = true;
   static override summary = 'Show the live process registered under a name.';
   static override description = 'Exit 3 when nobody (alive) holds the name. A dead holder found here is removed.';
   static override examples = [

@@ -26,6 +26,7 @@ export interface StatsResult {
 }
 
 export default class Stats extends RegistryCommand<typeof Stats> {
+  static override readOnly = true;
   static override summary =
     'Registrations per namespace, alive/dead, memory, per-operation counts, errors and latency percentiles, sweeps.';
   static override description = `Latencies are HDR-histogram percentiles (p50/p90/p99/max, ms) over a sample of calls; counts and errors are exact.

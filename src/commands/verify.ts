@@ -36,7 +36,12 @@ export default class Verify extends MigrateCommand<typeof Verify> {
   };
 
   async run(): Promise<VerifyReport> {
-    const m = new Migration({ nodeName: this.flags['node-name'], onProgress: (l, d, t) => this.progress(l, d, t) });
+    // create: false: a mistyped path is exit 6, never a new empty store that "matches" another.
+    const m = new Migration({
+      nodeName: this.flags['node-name'],
+      create: false,
+      onProgress: (l, d, t) => this.progress(l, d, t),
+    });
     try {
       const a = await m.open(this.args.a);
       const b = await m.open(this.args.b);

@@ -4,6 +4,7 @@ import { type ChangeEvent, InvalidInputError, RegistryError } from '../backends/
 import { metaCell } from '../cli/output.js';
 
 export default class Watch extends RegistryCommand<typeof Watch> {
+  static override readOnly = true;
   static override summary = 'Stream registrations and removals as they happen.';
   static override description =
     'Follows the change feed of backends that have one (a node: http://…, etcd://…, memory: in a REPL). --since REV resumes after a revision; --json prints one JSON event per line (NDJSON). Stops on Ctrl-C, after --count events, or after --timeout.';

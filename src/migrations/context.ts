@@ -5,7 +5,7 @@
  */
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { InvalidInputError, RegistryError, type Registration } from '../backends/contract.js';
+import { InvalidInputError, NoRegistryError, RegistryError, type Registration } from '../backends/contract.js';
 import { parseBackendUrl } from '../backends/open.js';
 import { configTarget, loadConfig, saveConfig, type ConfigFile, type Profile } from '../cli/config.js';
 import { ProcessRegistry } from '../registry/service.js';
@@ -30,6 +30,8 @@ export interface MigrationOptions {
   journalStore?: JournalStore;
   /** The local node name (liveness of local pids). */
   nodeName?: string;
+  /** false: only read (verify, plan, status, --dry-run): a store that does not exist is not created (exit 6). */
+  create?: boolean;
   onProgress?(label: string, done: number, total?: number): void;
   log?(msg: string): void;
 }
@@ -77,6 +79,7 @@ export class Migration {
         nodeName: this.nodeName,
         cleanupInterval: 0,
         stats: false,
+        create: this.opts.create,
       });
     } catch (err) {
       if (role && err instanceof RegistryError) {
@@ -107,6 +110,19 @@ export class Migration {
       );
     }
     return t;
+  }
+
+  /**
+   * A plan's view of the store a phase will write into: opened when it exists; undefined when it
+   * does not yet and this migration only reads (the phase itself creates it).
+   */
+  async peekTarget(url: string, flag: string): Promise<OpenState | undefined> {
+    try {
+      return await this.openTarget(url, flag);
+    } catch (err) {
+      if (err instanceof NoRegistryError && this.opts.create === false) return undefined;
+      throw err;
+    }
   }
 
   async close(): Promise<void> {

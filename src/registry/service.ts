@@ -21,6 +21,8 @@ import {
   type Registration,
   type RegisterOptions,
   type SweepResult,
+  type IntegrityReport,
+  UnreachableError,
   then,
   asRegistryError,
 } from '../backends/contract.js';
@@ -62,6 +64,8 @@ export interface OpenOptions extends OpenBackendOptions {
   cleanupInterval?: number;
   /** Record operation counters and latencies (default true). */
   stats?: boolean;
+  /** false: only read — a store that does not exist is not created (NoRegistryError, exit 6). Default true. */
+  create?: boolean;
 }
 
 export interface CallOptions {
@@ -124,7 +128,12 @@ export class ProcessRegistry {
     const holder: { reg?: ProcessRegistry } = {};
     const fromOpts = opts.backendOpts?.cleanupInterval;
     const interval = opts.cleanupInterval ?? (typeof fromOpts === 'number' ? fromOpts : DEFAULT_CLEANUP_INTERVAL);
-    const ctx: BackendContext = { nodeName, isAlive: (e) => holder.reg!.isAlive(e), longLived: interval > 0 };
+    const ctx: BackendContext = {
+      nodeName,
+      isAlive: (e) => holder.reg!.isAlive(e),
+      longLived: interval > 0,
+      ...(opts.create === false ? { create: false } : {}),
+    };
     const backend = await make(ctx);
     const reg = new ProcessRegistry(backend, { ...opts, nodeName });
     holder.reg = reg;
@@ -626,6 +635,22 @@ export class ProcessRegistry {
   async healthCheck() {
     this.check();
     return this.backend.healthCheck();
+  }
+
+  /**
+   * Before reading a whole store (dump, list/count of every namespace): a backend that can be
+   * damaged on disk checks itself, and a damaged store is refused (UnreachableError, exit 6) rather
+   * than read into a valid-looking partial result. Backends without `checkIntegrity` pass.
+   */
+  async assertIntact(): Promise<IntegrityReport | undefined> {
+    this.check();
+    const r = await this.backend.checkIntegrity?.();
+    if (r && !r.ok)
+      throw new UnreachableError(
+        `${this.backend.url} is damaged (${r.problems.slice(0, 2).join('; ')}): nothing was read; restore it from a dump or a copy`,
+        { recoverable: false, details: { problems: r.problems } },
+      );
+    return r;
   }
 
   /** Stop the sweep and close the backend. Later calls fail with ClosedError. */

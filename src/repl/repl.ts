@@ -7,8 +7,8 @@
 import readline from 'node:readline';
 import os from 'node:os';
 import { Errors, loadHelpClass, type Config } from '@oclif/core';
-import { InvalidInputError, NotFoundError } from '../backends/contract.js';
-import { schemes } from '../backends/open.js';
+import { InvalidInputError, NoRegistryError, NotFoundError } from '../backends/contract.js';
+import { parseBackendUrl, schemes } from '../backends/open.js';
 import { RegistryCommand, type Session } from '../cli/base.js';
 import { findConfig, loadConfig, resolveBackend, type Resolved } from '../cli/config.js';
 import { reportError } from '../cli/errors.js';
@@ -506,15 +506,30 @@ export class Repl {
 
 // --- helpers ---------------------------------------------------------------------------------------
 
-/** The REPL's registry: a long-lived process, so the periodic sweep runs (cleanupInterval). */
-function openRegistry(r: Resolved, namespace: string | undefined, node: string | undefined): Promise<ProcessRegistry> {
-  return ProcessRegistry.open({
-    backend: r.backend,
+/**
+ * The REPL's registry: a long-lived process, so the periodic sweep runs (cleanupInterval). Opening
+ * creates nothing: on a `sqlite:` file that does not exist yet, the first write creates it (reads
+ * before it say there is no registry, exit 6, as the CLI's read-only commands do).
+ */
+async function openRegistry(
+  r: Resolved,
+  namespace: string | undefined,
+  node: string | undefined,
+): Promise<ProcessRegistry> {
+  const opts = {
     backendOpts: r.backendOpts,
     namespace: namespace ?? r.namespace,
     nodeName: node ?? r.node,
     stats: true,
-  });
+  };
+  try {
+    return await ProcessRegistry.open({ backend: r.backend, ...opts, create: false });
+  } catch (err) {
+    const { info, location } = parseBackendUrl(r.backend);
+    if (!(err instanceof NoRegistryError) || info.scheme !== 'sqlite') throw err;
+    const { createSqliteBackendOnFirstWrite } = await import('../backends/sqlite.js');
+    return ProcessRegistry.openWith((ctx) => createSqliteBackendOnFirstWrite(location, r.backendOpts, ctx), opts);
+  }
 }
 
 export { keysByPrefix };

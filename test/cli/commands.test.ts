@@ -173,9 +173,13 @@ describe('registry CLI: the essentials', function () {
 
     const notDir = join(sb.dir, 'plain-file');
     writeFileSync(notDir, 'x');
+    // A read creates nothing, so it finds nothing; a write cannot make the folder.
     const r2 = sb.run(['lookup', 'k', '-b', `sqlite:${notDir}/sub/registry.db`]);
     expect(r2.code, r2.stderr).to.equal(6);
-    expect(r2.stderr).to.match(/cannot create the folder/);
+    expect(r2.stderr).to.match(/no registry at .*plain-file\/sub\/registry\.db/);
+    const w2 = sb.run(['register', 'k', '--pid', String(process.pid), '-b', `sqlite:${notDir}/sub/registry.db`]);
+    expect(w2.code, w2.stderr).to.equal(6);
+    expect(w2.stderr).to.match(/cannot create the folder .*plain-file\/sub/);
 
     const dir = join(sb.dir, 'a-dir.db');
     mkdirSync(dir, { recursive: true });
@@ -401,8 +405,10 @@ describe('registry CLI: the essentials', function () {
     expect(reg.code, reg.stderr).to.equal(0);
     expect(existsSync(join(cfgDir, 'dev.db')), 'the default profile, relative to the config file').to.be.ok;
     expect(sb.run(['lookup', 'cfg'], { cwd }).code).to.equal(0);
-    expect(sb.run(['lookup', 'cfg', '--profile', 'other'], { cwd }).code).to.equal(3);
-    expect(sb.run(['lookup', 'cfg'], { cwd, env: { REGISTRY_PROFILE: 'other' } }).code).to.equal(3);
+    // other.db does not exist: a lookup there creates nothing and says so (exit 6).
+    expect(sb.run(['lookup', 'cfg', '--profile', 'other'], { cwd }).code).to.equal(6);
+    expect(sb.run(['lookup', 'cfg'], { cwd, env: { REGISTRY_PROFILE: 'other' } }).code).to.equal(6);
+    expect(existsSync(join(cfgDir, 'other.db'))).to.equal(false);
     expect(sb.run(['lookup', 'cfg'], { cwd, env: { REGISTRY_BACKEND: 'memory:' } }).code).to.equal(3);
     const which = sb
       .run(['backends', '--json', '--profile', 'other'], { cwd })

@@ -101,6 +101,8 @@ describe('registry watch', function () {
   });
 
   it('a backend without a feed is refused with exit 2', () => {
+    // An existing file: on a missing one a read-only command stops earlier (no registry, exit 6).
+    expect(sb.run(['register', 'w', '--pid', String(process.pid), '-b', `sqlite:${sb.dir}/x.db`]).code).to.equal(0);
     const r = sb.run(['watch', '-b', `sqlite:${sb.dir}/x.db`]);
     expect(r.code).to.equal(2);
     expect(r.stderr).to.match(/has no change feed/);

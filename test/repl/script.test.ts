@@ -128,6 +128,7 @@ describe('repl as a script (stdin not a TTY)', function () {
 
   it('built-ins: ns, json, use, help, COMMAND --help', async () => {
     const other = `sqlite:${join(tmp.dir, 'other.db')}`;
+    await (await ProcessRegistry.open({ backend: other, cleanupInterval: 0 })).close(); // reads never create it
     const r = await repl(
       ['-b', db],
       `ns staging\nregister api --pid ${p.pid}\ncount\nns\njson on\ncount\njson off\nuse ${other}\ncount\nhelp\nlookup --help\ncount -n staging\n`,

@@ -11,6 +11,7 @@ import { join } from 'node:path';
 import { tempDir } from '../support/tmp.js';
 import { killAllSleepers, spawnSleeper, waitFor, type Sleeper } from '../support/processes.js';
 import { BIN, spawnRepl, type Term } from './pty.js';
+import { ProcessRegistry } from '../../src/registry/service.js';
 
 const tmp = tempDir('procreg-repl-tty-');
 const env = {
@@ -199,6 +200,7 @@ describe('repl on a terminal', function () {
 
   it('keeps history per backend across sessions: arrows and Ctrl-R find earlier lines', async () => {
     const other = `sqlite:${join(tmp.dir, 'hist.db')}`;
+    await (await ProcessRegistry.open({ backend: other, cleanupInterval: 0 })).close(); // an empty store (reads never create one)
     const a = open(['-b', other]);
     await prompt(a);
     await run(a, 'count');

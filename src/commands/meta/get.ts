@@ -3,6 +3,7 @@ import { RegistryCommand } from '../../cli/base.js';
 import { lookupOrThrow, metaFieldOrThrow } from '../../cli/lookup.js';
 
 export default class MetaGet extends RegistryCommand<typeof MetaGet> {
+  static override readOnly = true;
   static override summary = "Print a registration's metadata (or one field of it) as JSON.";
   static override examples = ['<%= config.bin %> meta get web-1', '<%= config.bin %> meta get web-1 port'];
   static override args = {

@@ -3,6 +3,7 @@ import { MigrateCommand, journalFlag } from '../../cli/migrate-command.js';
 import { phases, PHASES, status, type Plan } from '../../migrations/index.js';
 
 export default class MigratePlan extends MigrateCommand<typeof MigratePlan> {
+  static override readOnly = true;
   static override summary = 'Show the next phase in detail and the phases after it (changes nothing).';
   static override examples = [
     '<%= config.bin %> migrate plan --from legacy:./old.db',

@@ -5,6 +5,7 @@ import { isoTime, itemLines, table } from '../../cli/output.js';
 import { label } from '../../cli/health.js';
 
 export default class MigrateStatus extends MigrateCommand<typeof MigrateStatus> {
+  static override readOnly = true;
   static override summary = 'Show where the migration stands (from its journal).';
   static override examples = [
     '<%= config.bin %> migrate status',

@@ -25,12 +25,13 @@ export const distribute: Phase = {
     const o = doneRecord(m, 'optimize');
     const to = destArg(m, args.to);
     const s = await m.open(o.to!, 'target');
-    await m.openTarget(to, '--to');
+    const t = await m.peekTarget(to, '--to');
     return {
       phase: 'distribute',
       from: o.to,
       to,
       steps: [
+        ...(t ? [] : [`create ${to} (it does not exist yet)`]),
         `copy ${await s.backend.count()} entries from ${o.to} into ${to} (resumable)`,
         'repair keys changed during the copy, verify equivalent',
         `write profile ${PROFILE.distributed} and make it the default`,

@@ -25,20 +25,21 @@ export const hybrid: Phase = {
     const from = source(m);
     const to = targetArg(m, args.to);
     const s = await m.open(from, 'source');
-    const t = await m.openTarget(to, '--to');
+    const t = await m.peekTarget(to, '--to');
     const rec = m.journal.interrupted();
     return {
       phase: 'hybrid',
       from,
       to,
       steps: [
+        ...(t ? [] : [`create ${to} (it does not exist yet)`]),
         `write profiles ${PROFILE.target} (${to}) and ${PROFILE.hybrid} (hybrid: primary ${from}, backup ${to}); writers using ${PROFILE.hybrid} dual-write`,
         rec?.phase === 'hybrid' && rec.cursor
           ? `resume the backfill after ${rec.cursor.namespace}/${rec.cursor.after ?? ''} (${rec.cursor.copied} copied)`
           : `backfill ${await s.backend.count()} stored entries into ${to} in batches (bounded memory)`,
         'repair keys changed during the copy, then verify the target equals the source',
       ],
-      counts: { source: await s.backend.count(), target: await t.backend.count() },
+      counts: { source: await s.backend.count(), target: t ? await t.backend.count() : 0 },
     };
   },
 
