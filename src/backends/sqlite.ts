@@ -27,7 +27,6 @@ import {
   type IntegrityReport,
   type ListOptions,
   NoRegistryError,
-  RegistryError,
   type Meta,
   type Page,
   type ProcessSummary,
