@@ -132,6 +132,8 @@ describe('registry config', function () {
     const use = sb.run(['config', 'use', 'b', '--json']);
     expect(use.code, use.stderr).to.equal(0);
     expect(use.json()).to.deep.include({ default: 'b', previous: 'a', backend: 'sqlite:./b.db' });
+    expect(sb.run(['lookup', 'in-a']).code).to.equal(6); // b.db does not exist yet: reads never create it
+    expect(existsSync(join(work, 'b.db'))).to.equal(false);
     expect(sb.run(['register', 'in-b', '--pid', String(process.pid)]).code).to.equal(0);
     expect(sb.run(['lookup', 'in-b']).code).to.equal(0);
     expect(sb.run(['lookup', 'in-a']).code).to.equal(3);
