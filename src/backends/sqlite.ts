@@ -42,6 +42,7 @@ import {
 } from './contract.js';
 import { matchesWhere, mergePatch, rolledBack } from '../registry/validate.js';
 import { BucketDigester } from '../registry/digest.js';
+import { roundMs } from '../core/time.js';
 
 export const SQLITE_BACKEND = 'sqlite';
 export const SQLITE_SCHEMA_VERSION = 1;
@@ -645,7 +646,7 @@ class SqliteBackend implements Backend {
       .flatMap((p) => p.split('\n'))
       .map((p) => p.trim())
       .filter((p) => p && !/^\*\*\* in database/.test(p));
-    return { ok, problems: ok ? [] : problems, checkMs: Math.round((performance.now() - t0) * 100) / 100 };
+    return { ok, problems: ok ? [] : problems, checkMs: roundMs(performance.now() - t0) };
   }
 
   /** healthCheck's figures (throws on a damaged file). */
@@ -692,7 +693,7 @@ class SqliteBackend implements Backend {
         `the WAL file is ${mib(wal!.size)} (> ${mib(this.walLimit)}): a long-running reader blocks checkpoints; end it or run \`sqlite3 ${this.file} 'PRAGMA wal_checkpoint(TRUNCATE)'\``,
       );
     }
-    report.checkMs = Math.round((performance.now() - t0) * 100) / 100;
+    report.checkMs = roundMs(performance.now() - t0);
     return report;
   }
 

@@ -20,6 +20,7 @@ import { ProcessRegistry } from '../registry/service.js';
 import { parseDuration } from '../registry/validate.js';
 import { findConfig, loadConfig, resolveBackend, type Resolved, type Selection } from './config.js';
 import { age, type Colors, fieldTable, renderTable, type View } from './output.js';
+import { roundMs } from '../core/time.js';
 
 /** A backend's health as the CLI reports it: the backend's own status, or why it could not say. */
 export type TargetStatus = HealthStatus | 'unreachable' | 'error';
@@ -201,7 +202,7 @@ export async function checkTarget(t: Target, opts: CheckOptions): Promise<Backen
       status,
       exitCode: exitCodeFor(status, opts.failOn),
       reasons: health.reasons ?? [],
-      durationMs: round(performance.now() - t0),
+      durationMs: roundMs(performance.now() - t0),
       health,
     };
   } catch (err) {
@@ -214,7 +215,7 @@ export async function checkTarget(t: Target, opts: CheckOptions): Promise<Backen
       status,
       exitCode: exitCodeFor(status, opts.failOn, e),
       reasons: [e.message],
-      durationMs: round(performance.now() - t0),
+      durationMs: roundMs(performance.now() - t0),
       error: { code: e.code, message: e.message },
     };
   } finally {
@@ -410,8 +411,4 @@ export function renderReport(s: HealthSummary, c: Colors, view?: View): string {
   for (const b of why) for (const r of b.reasons) out.push(`${paintStatus(c, b.status)} ${b.target}: ${r}`);
   out.push(`overall: ${paintStatus(c, s.status)} (exit ${s.exitCode})`);
   return out.join('\n');
-}
-
-function round(ms: number): number {
-  return Math.round(ms * 100) / 100;
 }

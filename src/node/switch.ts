@@ -36,6 +36,7 @@ import {
 import { BucketDigester } from '../registry/digest.js';
 import { restoreInto } from '../registry/dump.js';
 import { currentRevision } from './feed.js';
+import { roundMs } from '../core/time.js';
 
 export const SWITCH_BUCKETS = 64;
 
@@ -315,12 +316,12 @@ export class SwitchableBackend implements Backend {
           durationMs: 0,
           revision: oldRev,
         };
-        report.pausedMs = performance.now() - p0;
+        report.pausedMs = roundMs(performance.now() - p0);
         release();
         this.gate = null;
         // 5. the old store is retired.
         await old.close();
-        report.durationMs = performance.now() - t0;
+        report.durationMs = roundMs(performance.now() - t0);
         this.history.push(report);
         return report;
       } finally {

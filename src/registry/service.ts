@@ -43,6 +43,7 @@ import {
   validatePidStart,
   validateTimestamp,
 } from './validate.js';
+import { roundMs } from '../core/time.js';
 
 export const DEFAULT_NAMESPACE = 'default';
 export const DEFAULT_CLEANUP_INTERVAL = 30_000;
@@ -575,7 +576,7 @@ export class ProcessRegistry {
     const at = Date.now();
     await this.backend.markCleanup?.(at);
     // Hundredths of a millisecond: what a clock reading means, not 2.627536999999961.
-    const r = { checked, removed, at, durationMs: Math.round((performance.now() - t0) * 100) / 100 };
+    const r = { checked, removed, at, durationMs: roundMs(performance.now() - t0) };
     this.recordSweep(r);
     return r;
   }

@@ -79,6 +79,8 @@ describe('node switch', function () {
       copied: number;
       entries: number;
       revision: number;
+      pausedMs: number;
+      durationMs: number;
     };
     const opsAtFlip = ops;
     await waitFor(() => ops > opsAtFlip + 300, 20_000, 'load to go on after the flip');
@@ -88,6 +90,9 @@ describe('node switch', function () {
     expect(report.from).to.equal('memory:');
     expect(report.to).to.equal(`sqlite:${file}`);
     expect(report.copied >= 20_000, `copied ${report.copied}`).to.be.ok;
+    // Durations in milliseconds to two decimals (a report, not 2.627536999999961).
+    for (const ms of [report.pausedMs, report.durationMs]) expect(Math.round(ms * 100) / 100).to.equal(ms);
+    expect(report.durationMs).to.be.at.least(report.pausedMs);
     expect(await client.count({ namespace: 'big' })).to.equal(20_000);
     expect(node.registry.backend.url).to.equal(`sqlite:${file}`);
 
