@@ -154,6 +154,11 @@ export interface Capabilities {
   remote: boolean;
   /** `transaction` can run many writes all-or-nothing. Default false. */
   transactions: boolean;
+  /**
+   * Entries keep `pidStart` and `registeredAt`, so a signal can rule out a reused pid. Default true;
+   * false for the legacy layout (no such columns): `signal` refuses its entries (exit 2).
+   */
+  startTimes: boolean;
 }
 
 export const defaultCapabilities: Capabilities = Object.freeze({
@@ -166,6 +171,7 @@ export const defaultCapabilities: Capabilities = Object.freeze({
   distributed: false,
   remote: false,
   transactions: false,
+  startTimes: true,
 });
 
 /** What the service hands every backend factory. */

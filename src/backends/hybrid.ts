@@ -77,6 +77,8 @@ export class HybridBackend implements Backend {
       ...defaultCapabilities,
       bulkRegister: true,
       persistent: primary.capabilities.persistent && backup.capabilities.persistent,
+      // Reads answer from the primary first: a legacy primary's rows carry no start times.
+      startTimes: primary.capabilities.startTimes && backup.capabilities.startTimes,
     };
   }
 

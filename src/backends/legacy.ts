@@ -141,6 +141,7 @@ class LegacyBackend implements Backend {
     digest: true,
     persistent: true,
     transactions: true,
+    startTimes: false,
   };
 
   readonly db: DatabaseT.Database;
