@@ -417,6 +417,10 @@ class SqliteBackend implements Backend {
       );
     }
     if (version === SQLITE_SCHEMA_VERSION) return this.checkSchema();
+    // Two reads, not one snapshot: another process may have committed its schema (tables and
+    // user_version together) between them. Tables seen now with a version set: look again.
+    if (this.tables().length > 0 && (this.db.pragma('user_version', { simple: true }) as number) !== 0)
+      return this.migrate(create);
     this.refuseForeign();
     if (!create) throw new NoRegistryError(this.file);
     this.db

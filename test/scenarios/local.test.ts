@@ -92,8 +92,9 @@ describe('linearizability: local backends', function () {
         child.stderr.on('data', (d) => (err += d));
         // A client that outlives the run by 60 s is stuck: kill it, and say so with its stderr.
         const guard = setTimeout(() => child.kill('SIGKILL'), until - Date.now() + 60_000);
+        // 'close', not 'exit': the pipes may still hold the end of a large history when the process exits.
         return new Promise<Operation[]>((resolve, reject) =>
-          child.on('exit', (code, signal) => {
+          child.on('close', (code, signal) => {
             clearTimeout(guard);
             if (code === 0) resolve(fromJSON(out));
             else reject(new Error(`client process ${p} exited ${code ?? signal}; its stderr:\n${err}`));
