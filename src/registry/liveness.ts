@@ -47,18 +47,6 @@ export function pidExists(pid: number): boolean {
   }
 }
 
-/**
- * Is `pid` a running process right now: it exists and is not a zombie (read fresh, no cache)?
- * The one rule register and lookup share (issue 12 item 5): a zombie has exited, whoever reaps it.
- */
-export function isRunning(pid: number): boolean {
-  if (!pidExists(pid)) return false;
-  const info = procInfo(pid);
-  // No /proc: existence is all we can know. Gone between the two reads: not running.
-  if (info === undefined) return procInfo(process.pid) === undefined;
-  return info.state !== 'Z' && info.state !== 'X';
-}
-
 /** Why a registered process may (not) be signalled now: see `signalTarget`. */
 export type SignalCheck = 'ok' | 'gone' | 'reused' | 'unverifiable';
 

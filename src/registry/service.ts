@@ -29,7 +29,7 @@ import {
 import { openBackend, type OpenBackendOptions } from '../backends/open.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import type { LookupCache } from './lookup-cache.js';
-import { isRunning, LocalLiveness, signalTarget } from './liveness.js';
+import { LocalLiveness, signalTarget } from './liveness.js';
 import { OperationStats, type OpStats, type StatsSnapshot } from './stats.js';
 import {
   checkMeta,
@@ -173,9 +173,14 @@ export class ProcessRegistry {
     return this.liveness.isAlive(e.pid, e.pidStart);
   }
 
-  /** Refuse to register a pid of this node name that is not running (absent or a zombie): exit 2. */
+  /**
+   * Refuse to register a pid of this node name that is not running (absent or a zombie): exit 2.
+   * The same rule and cache as lookup's (a pid given with a start time the caller supplies, as
+   * restore does, is judged on the pid alone); makeEntry's start-time read primes the cache.
+   */
   assertRunning(entry: Registration): void {
-    if (entry.node === this.nodeName && !isRunning(entry.pid)) throw new DeadProcessError(entry.pid, entry.node);
+    if (entry.node === this.nodeName && !this.liveness.isAlive(entry.pid))
+      throw new DeadProcessError(entry.pid, entry.node);
   }
 
   // --- the contract, validated -----------------------------------------------------------------
