@@ -13,25 +13,14 @@
 import { expect } from 'chai';
 import type { Socket } from 'node:net';
 import { join } from 'node:path';
-import { OutcomeUnknownError, UnreachableError } from '../../src/backends/contract.js';
 import { ProcessRegistry } from '../../src/registry/service.js';
 import type { RegistryNode } from '../../src/node/server.js';
 import { startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.js';
-import { present } from '../support/expect.js';
+import { OutcomeUnknownError, UnreachableError } from '../../src/backends/contract.js';
+import { expectUnknown, present } from '../support/expect.js';
 import { spawnServe, startNode, type ServeProcess } from '../support/node.js';
 import { killAllSleepers, spawnSleepers, waitFor, type Sleeper } from '../support/processes.js';
 import { tempDir } from '../support/tmp.js';
-
-function expectUnknown(err: unknown): OutcomeUnknownError {
-  expect(err).to.be.instanceOf(OutcomeUnknownError);
-  present(err);
-  const e = err as OutcomeUnknownError;
-  expect(e).to.be.instanceOf(UnreachableError);
-  expect(e.exitCode).to.equal(6);
-  expect(e.details?.outcome).to.equal('unknown');
-  expect(e.message).to.match(/outcome unknown/);
-  return e;
-}
 
 const caught = (p: Promise<unknown>): Promise<unknown> =>
   p.then(
