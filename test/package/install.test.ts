@@ -123,6 +123,10 @@ describe('package: npm pack, npm i -g, the installed registry works', function (
       { cwd: tmp.dir, env: { ...process.env, JOBS: 'max', npm_config_better_sqlite3_local_prebuilds: prebuilds } },
     );
     ok(r, 'npm i -g');
+    // light-my-request is a direct dependency pinned to 6.6.0 (cookie@1), which fastify's ^6 range
+    // dedupes to: an install of the package honours that, where the package's own `overrides` (and
+    // a published npm-shrinkwrap.json, tried) do not apply (issue 15 §4).
+    expect(r.stdout + r.stderr, 'npm i -g on Node 20 prints no engine warning').to.not.match(/EBADENGINE/);
     expect(existsSync(registry), `${registry} installed`).to.equal(true);
     expect(existsSync(join(installed, 'dist', 'fast-lookup.js'))).to.equal(true);
     const manifest = JSON.parse(readFileSync(join(installed, 'oclif.manifest.json'), 'utf8')) as {
