@@ -16,7 +16,9 @@ const handled =
   id !== undefined &&
   !process.env.REGISTRY_NO_FASTPATH &&
   (await import('../dist/src/cli/fast-ids.js')).FAST_COMMAND_IDS.includes(id)
-    ? await (await import('../dist/fast.js')).fast(id, argv.slice(1), new URL('../dist/fast-spec.json', import.meta.url))
+    ? await (
+        await import('../dist/fast.js')
+      ).fast(id, argv.slice(1), new URL('../dist/fast-spec.json', import.meta.url))
     : false;
 if (!handled) {
   const { execute } = await import('@oclif/core');

@@ -59,15 +59,18 @@ export async function fast(id: string, argv: readonly string[], specFile: URL | 
   }
   const resolved = r;
   let opened: Promise<ProcessRegistry> | undefined;
-  const io = fastIO(core, flags, () =>
-    (opened ??= ProcessRegistry.openWith((ctx) => createSqliteBackend(location, resolved.backendOpts, ctx), {
-      backendOpts: resolved.backendOpts,
-      namespace: str('namespace') ?? resolved.namespace,
-      nodeName: str('node-name') ?? resolved.node,
-      cleanupInterval: 0,
-      stats: false,
-      create: !core.readOnly,
-    })),
+  const io = fastIO(
+    core,
+    flags,
+    () =>
+      (opened ??= ProcessRegistry.openWith((ctx) => createSqliteBackend(location, resolved.backendOpts, ctx), {
+        backendOpts: resolved.backendOpts,
+        namespace: str('namespace') ?? resolved.namespace,
+        nodeName: str('node-name') ?? resolved.node,
+        cleanupInterval: 0,
+        stats: false,
+        create: !core.readOnly,
+      })),
   );
   try {
     const result = await core.run(io, args, flags);
