@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // Entry of the `registry` CLI. The commands of src/cli/fast-ids.ts (lookup, register, unregister,
-// count) on the local SQLite store take a fast path that skips loading oclif (~60% of a cold
+// count, meta get) on the local SQLite store take a fast path that skips loading oclif (~60% of a cold
 // start): src/cli/fast.ts, bundled into one file (dist/fast.js) so start-up reads one module
 // instead of dozens. It parses with the commands' own oclif definitions (dist/fast-spec.json) and
 // runs the same command bodies (src/cli/run/*.ts); whatever it does not take, oclif runs in full.
@@ -11,15 +11,11 @@ let argv = process.argv.slice(2);
 if (argv[0]?.startsWith('-') && argv[0] !== '--help' && argv[0] !== '--version') {
   argv = (await import('../dist/src/cli/argv.js')).hoistGlobalFlags(argv);
 }
-const id = argv[0];
-const handled =
-  id !== undefined &&
-  !process.env.REGISTRY_NO_FASTPATH &&
-  (await import('../dist/src/cli/fast-ids.js')).FAST_COMMAND_IDS.includes(id)
-    ? await (
-        await import('../dist/fast.js')
-      ).fast(id, argv.slice(1), new URL('../dist/fast-spec.json', import.meta.url))
-    : false;
+const taken = process.env.REGISTRY_NO_FASTPATH
+  ? undefined
+  : (await import('../dist/src/cli/fast-ids.js')).fastCommand(argv);
+const fastSpec = new URL('../dist/fast-spec.json', import.meta.url);
+const handled = taken ? await (await import('../dist/fast.js')).fast(taken.id, taken.rest, fastSpec) : false;
 if (!handled) {
   const { execute } = await import('@oclif/core');
   await execute({ args: argv, dir: import.meta.url });

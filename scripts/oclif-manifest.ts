@@ -36,7 +36,7 @@ const pick = (o: object, keys: readonly string[]) =>
   Object.fromEntries(Object.entries(o).filter(([k, v]) => keys.includes(k) && v !== undefined));
 const spec = Object.fromEntries(
   FAST_COMMAND_IDS.map((id) => {
-    const c = plugin.manifest.commands[id];
+    const c = plugin.manifest.commands[id.split(' ').join(':')];
     if (!c) throw new Error(`the fast path's command ${id} is not a command`);
     const flags = Object.fromEntries(Object.entries(c.flags).map(([k, f]) => [k, pick(f, SPEC_FLAG_FIELDS)]));
     const args = Object.fromEntries(

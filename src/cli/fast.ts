@@ -18,6 +18,7 @@ import { type CommandSpec, type FastFlags, parseFast } from './fast-parse.js';
 import { colors, type OutputFormat, toYaml, viewFor } from './output.js';
 import { count } from './run/count.js';
 import { lookup } from './run/lookup.js';
+import { metaGet } from './run/meta-get.js';
 import { register } from './run/register.js';
 import { unregister } from './run/unregister.js';
 import { ProcessRegistry } from '../registry/service.js';
@@ -25,7 +26,13 @@ import { parseBackendUrl } from '../backends/open.js';
 import { createSqliteBackend } from '../backends/sqlite.js';
 
 // eslint-disable-next-line @typescript-eslint/no-explicit-any -- each core's own flag and arg types
-const COMMANDS: Record<string, CoreCommand<any, any>> = { lookup, register, unregister, count };
+const COMMANDS: Record<string, CoreCommand<any, any>> = {
+  lookup,
+  register,
+  unregister,
+  count,
+  'meta get': metaGet,
+};
 
 /** The spec file's content: command id → its oclif definitions. */
 export type FastSpec = Record<string, CommandSpec>;

@@ -11,7 +11,7 @@ import { spawnSync } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { FAST_COMMAND_IDS } from '../../src/cli/fast-ids.js';
+import { FAST_COMMAND_IDS, fastCommand } from '../../src/cli/fast-ids.js';
 import { parseFast, type FastFlags } from '../../src/cli/fast-parse.js';
 import type { FastSpec } from '../../src/cli/fast.js';
 import { killAllSleepers, spawnSleeper } from '../support/processes.js';
@@ -24,15 +24,21 @@ const DECLINED = 99;
 
 /** Run `registry ARGS` through the fast path only. */
 function runFast(sb: Sandbox, args: string[]): { code: number | null; stdout: string; stderr: string } {
+  const taken = fastCommand(args);
+  if (!taken) throw new Error(`${args.join(' ')} is not a fast-path command`);
   const script = `const [id, ...rest] = JSON.parse(process.argv[1]);
 const { fast } = await import(${JSON.stringify(`file://${FAST}`)});
 if (!(await fast(id, rest, ${JSON.stringify(SPEC)}))) process.exit(${DECLINED});`;
-  const r = spawnSync(process.execPath, ['--input-type=module', '-e', script, JSON.stringify(args)], {
-    env: sb.env,
-    cwd: join(sb.dir, 'work'),
-    encoding: 'utf8',
-    timeout: 60_000,
-  });
+  const r = spawnSync(
+    process.execPath,
+    ['--input-type=module', '-e', script, JSON.stringify([taken.id, ...taken.rest])],
+    {
+      env: sb.env,
+      cwd: join(sb.dir, 'work'),
+      encoding: 'utf8',
+      timeout: 60_000,
+    },
+  );
   return { code: r.status, stdout: r.stdout, stderr: r.stderr };
 }
 
@@ -61,7 +67,7 @@ describe('registry CLI: the fast path and oclif answer alike', function () {
     slowSb.cleanup();
   });
 
-  it('register, unregister, lookup and count: same exit code, stdout and stderr, from an empty store on', async () => {
+  it('register, unregister, lookup, count and meta get: same exit code, stdout and stderr, from an empty store on', async () => {
     const a = String((await spawnSleeper()).pid);
     const b = String((await spawnSleeper()).pid);
     // [args, the fast path declines (oclif answers)?]
@@ -100,6 +106,12 @@ describe('registry CLI: the fast path and oclif answer alike', function () {
       [['unregister', 'web-2', '--json']],
       [['unregister', 'remote', '-n', 'other', '-o', 'yaml']],
       [['count', '-A', '--json']],
+      [['meta', 'get', 'web-1']],
+      [['meta', 'get', 'web-1', 'port', '--json']],
+      [['meta', 'get', 'web-1', 'nope']],
+      [['meta', 'get', 'gone', '-o', 'yaml']],
+      [['meta', 'get', 'remote', 'x', '-n', 'other']],
+      [['meta', 'get', 'web-1', 'port', 'extra'], true],
       // Forms the fast parser leaves to oclif (src/cli/fast-parse.ts): oclif answers, through the entry.
       [['register', 'web-9', '--meta', 'a=1', 'b=2'], true],
       [['register', '--meta', 'a=1', 'web-9'], true],
@@ -139,7 +151,7 @@ describe('registry CLI: the fast path and oclif answer alike', function () {
       commands: Record<string, { flags: Record<string, Record<string, unknown>> }>;
     };
     for (const id of FAST_COMMAND_IDS) {
-      const flags = manifest.commands[id]?.flags ?? {};
+      const flags = manifest.commands[id.split(' ').join(':')]?.flags ?? {};
       expect(Object.keys(spec[id]?.flags ?? {}), id).to.deep.equal(Object.keys(flags));
       for (const [name, f] of Object.entries(flags))
         for (const field of ['char', 'type', 'multiple', 'options', 'exclusive', 'default'])
