@@ -25,7 +25,7 @@ import { ProcessRegistry } from '../registry/service.js';
 import { parseBackendUrl } from '../backends/open.js';
 import { createSqliteBackend } from '../backends/sqlite.js';
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any -- each core's own flag and arg types
+// Each core has its own argument and flag types; the fast parser gives what oclif gives.
 const COMMANDS: Record<string, CoreCommand<any, any>> = {
   lookup,
   register,
