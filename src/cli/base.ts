@@ -8,6 +8,7 @@ import { exitCodes } from '../backends/contract.js';
 import { reportError } from './errors.js';
 import { ProcessRegistry } from '../registry/service.js';
 import { resolveBackend, type Resolved } from './config.js';
+import type { CommandIO } from './io.js';
 import {
   colorEnabled,
   colors,
@@ -151,6 +152,19 @@ export abstract class RegistryCommand<T extends typeof Command> extends Command 
       create: !(this.ctor as typeof RegistryCommand).readOnly,
     });
     return this.opened;
+  }
+
+  /** What a command's shared core (src/cli/run/*.ts, also run by the fast path) sees of this command. */
+  protected io(): CommandIO {
+    return {
+      registry: () => this.registry(),
+      ns: this.ns,
+      jsonEnabled: () => this.jsonEnabled(),
+      format: () => this.format(),
+      view: () => this.view(),
+      log: (line) => this.log(line),
+      colors: () => this.colors(),
+    };
   }
 
   /** Colours for stdout (plain when piped or NO_COLOR). */

@@ -1,7 +1,7 @@
 /** Flags shared by several commands, and their parsing. */
 import { Flags } from '@oclif/core';
-import type { Meta } from '../backends/contract.js';
-import { parseMetaJson, parseMetaPairs } from '../registry/validate.js';
+
+export { metaFromFlags } from './meta.js';
 
 /** `--meta field=value` (repeatable) and `--meta-json '{…}'`. */
 export const metaFlags = {
@@ -12,8 +12,3 @@ export const metaFlags = {
   }),
   'meta-json': Flags.string({ summary: 'Metadata as one JSON object.', exclusive: ['meta'] }),
 };
-
-/** The metadata object the meta flags describe (empty when neither is given). */
-export function metaFromFlags(flags: { meta?: string[]; 'meta-json'?: string }): Meta {
-  return flags['meta-json'] !== undefined ? parseMetaJson(flags['meta-json']) : parseMetaPairs(flags.meta ?? []);
-}

@@ -1,5 +1,6 @@
 import { Flags } from '@oclif/core';
 import { RegistryCommand } from '../cli/base.js';
+import { count, type CountResult } from '../cli/run/count.js';
 
 export default class Count extends RegistryCommand<typeof Count> {
   static override readOnly = true;
@@ -9,17 +10,8 @@ export default class Count extends RegistryCommand<typeof Count> {
     'all-namespaces': Flags.boolean({ char: 'A', summary: 'Count per namespace, every namespace.' }),
   };
 
-  async run(): Promise<{ namespaces: Record<string, number>; total: number }> {
-    const reg = await this.registry();
-    if (this.flags['all-namespaces']) await reg.assertIntact(); // everything is read: a damaged file is refused
-    const spaces = this.flags['all-namespaces'] ? await reg.namespaces() : [this.ns ?? reg.namespace];
-    const namespaces: Record<string, number> = {};
-    for (const ns of spaces) namespaces[ns] = await reg.count({ namespace: ns });
-    const total = Object.values(namespaces).reduce((a, b) => a + b, 0);
-    if (!this.jsonEnabled()) {
-      if (this.flags['all-namespaces']) for (const [ns, n] of Object.entries(namespaces)) this.log(`${ns}\t${n}`);
-      else this.log(String(total));
-    }
-    return { namespaces, total };
+  // The body is shared with the cold-start fast path (src/cli/fast.ts).
+  async run(): Promise<CountResult> {
+    return count.run(this.io(), this.args, this.flags);
   }
 }

@@ -1,8 +1,7 @@
 import { Args, Flags } from '@oclif/core';
 import { RegistryCommand } from '../cli/base.js';
 import type { Registration } from '../backends/contract.js';
-import { lookupOrThrow } from '../cli/lookup.js';
-import { renderLookup } from '../cli/output.js';
+import { lookup } from '../cli/run/lookup.js';
 
 export default class Lookup extends RegistryCommand<typeof Lookup> {
   static override readOnly = true;
@@ -21,15 +20,12 @@ export default class Lookup extends RegistryCommand<typeof Lookup> {
     }),
   };
 
+  // The body is shared with the cold-start fast path (src/cli/fast.ts).
   async run(): Promise<Registration> {
-    const e = await lookupOrThrow(await this.registry(), this.args.key, this.ns);
-    if (!this.jsonEnabled() || this.flags.field)
-      this.log(renderLookup(e, { field: this.flags.field, output: this.format(), view: this.view() }));
-    return e;
+    return lookup.run(this.io(), this.args, this.flags);
   }
 
-  // `--json --field pid` prints just the field.
   public override jsonEnabled(): boolean {
-    return super.jsonEnabled() && !this.flags?.field;
+    return super.jsonEnabled() && !(this.flags && lookup.jsonOff?.(this.flags));
   }
 }

@@ -1,8 +1,8 @@
 import { Args, Flags } from '@oclif/core';
-import { metaFlags, metaFromFlags } from '../cli/flags.js';
+import { metaFlags } from '../cli/flags.js';
 import { RegistryCommand } from '../cli/base.js';
 import type { Registration } from '../backends/contract.js';
-import { validatePid } from '../registry/validate.js';
+import { register } from '../cli/run/register.js';
 
 export default class Register extends RegistryCommand<typeof Register> {
   static override summary = 'Register a name for a process.';
@@ -23,15 +23,8 @@ export default class Register extends RegistryCommand<typeof Register> {
     }),
   };
 
+  // The body is shared with the cold-start fast path (src/cli/fast.ts).
   async run(): Promise<Registration> {
-    const pid = validatePid(this.flags.pid ?? String(process.ppid));
-    const meta = metaFromFlags(this.flags);
-    const reg = await this.registry();
-    const e = await reg.register(this.args.key, pid, meta, { namespace: this.ns, node: this.flags.node });
-    if (!this.jsonEnabled())
-      this.log(
-        `${(await this.colors()).ok('registered')} ${e.key} → pid ${e.pid} on ${e.node} (namespace ${e.namespace})`,
-      );
-    return e;
+    return register.run(this.io(), this.args, this.flags);
   }
 }

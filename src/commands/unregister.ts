@@ -1,5 +1,6 @@
 import { Args } from '@oclif/core';
 import { RegistryCommand } from '../cli/base.js';
+import { unregister, type UnregisterResult } from '../cli/run/unregister.js';
 
 export default class Unregister extends RegistryCommand<typeof Unregister> {
   static override summary = 'Remove a name.';
@@ -10,12 +11,8 @@ export default class Unregister extends RegistryCommand<typeof Unregister> {
   ];
   static override args = { key: Args.string({ description: 'the name', required: true }) };
 
-  async run(): Promise<{ namespace: string; key: string; removed: boolean }> {
-    const reg = await this.registry();
-    const removed = await reg.unregister(this.args.key, { namespace: this.ns });
-    const namespace = this.ns ?? reg.namespace;
-    if (!this.jsonEnabled())
-      this.log(removed ? `unregistered ${this.args.key}` : `${this.args.key} was not registered (nothing to do)`);
-    return { namespace, key: this.args.key, removed };
+  // The body is shared with the cold-start fast path (src/cli/fast.ts).
+  async run(): Promise<UnregisterResult> {
+    return unregister.run(this.io(), this.args, this.flags);
   }
 }

@@ -2,7 +2,7 @@
  * The package as users get it: `npm pack` (its prepack builds and writes oclif.manifest.json), then
  * `npm i -g --prefix TMP ./procreg-*.tgz`, then the README's main job and a few more commands run
  * from the installed `TMP/bin/registry` with a fresh HOME and XDG folders — the lookup fast path
- * (dist/fast-lookup.js) included, which a tarball without it crashed on (ERR_MODULE_NOT_FOUND).
+ * (dist/fast.js, dist/fast-spec.json) included, which a tarball without it crashed on (ERR_MODULE_NOT_FOUND).
  *
  * Dependencies come from the npm cache or registry (--prefer-offline); better-sqlite3's addon is the
  * one this checkout compiled, handed over as a local prebuild (compiling it again takes minutes).
@@ -88,7 +88,8 @@ describe('package: npm pack, npm i -g, the installed registry works', function (
     const files = ok(await run('tar', ['tzf', join(tmp.dir, tgz[0]!)]), 'tar').stdout.split('\n');
     for (const f of [
       'bin/run.js',
-      'dist/fast-lookup.js',
+      'dist/fast.js',
+      'dist/fast-spec.json',
       'dist/src/cli/argv.js',
       'dist/src/index.js',
       'oclif.manifest.json',
@@ -128,7 +129,7 @@ describe('package: npm pack, npm i -g, the installed registry works', function (
     // a published npm-shrinkwrap.json, tried) do not apply (issue 15 §4).
     expect(r.stdout + r.stderr, 'npm i -g on Node 20 prints no engine warning').to.not.match(/EBADENGINE/);
     expect(existsSync(registry), `${registry} installed`).to.equal(true);
-    expect(existsSync(join(installed, 'dist', 'fast-lookup.js'))).to.equal(true);
+    for (const f of ['fast.js', 'fast-spec.json']) expect(existsSync(join(installed, 'dist', f)), f).to.equal(true);
     const manifest = JSON.parse(readFileSync(join(installed, 'oclif.manifest.json'), 'utf8')) as {
       version: string;
       commands: Record<string, unknown>;

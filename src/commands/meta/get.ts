@@ -1,6 +1,6 @@
 import { Args } from '@oclif/core';
 import { RegistryCommand } from '../../cli/base.js';
-import { lookupOrThrow, metaFieldOrThrow } from '../../cli/lookup.js';
+import { metaGet } from '../../cli/run/meta-get.js';
 
 export default class MetaGet extends RegistryCommand<typeof MetaGet> {
   static override readOnly = true;
@@ -11,10 +11,8 @@ export default class MetaGet extends RegistryCommand<typeof MetaGet> {
     field: Args.string({ description: 'one metadata field', required: false }),
   };
 
+  // The body is shared with the cold-start fast path (src/cli/fast.ts).
   async run(): Promise<unknown> {
-    const e = await lookupOrThrow(await this.registry(), this.args.key, this.ns);
-    const value = this.args.field === undefined ? e.meta : metaFieldOrThrow(e, this.args.field);
-    if (!this.jsonEnabled()) this.log(JSON.stringify(value, null, 2));
-    return this.args.field === undefined ? value : { [this.args.field]: value };
+    return metaGet.run(this.io(), this.args, this.flags);
   }
 }
