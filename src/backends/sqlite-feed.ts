@@ -21,15 +21,8 @@
  * through this connection are delivered right after they commit, with no polling delay.
  */
 import type DatabaseT from 'better-sqlite3';
-import {
-  type ChangeEvent,
-  type ErrorCode,
-  exitCodes,
-  InvalidInputError,
-  type Meta,
-  type Registration,
-  RegistryError,
-} from './contract.js';
+import { type ChangeEvent, InvalidInputError, type Meta, type Registration } from './contract.js';
+import { compactedError } from './feed-error.js';
 
 export const FEED_TABLE = 'registry_changes';
 /** Events kept for resumption unless backendOpts.feedRetention says otherwise. */
@@ -141,17 +134,6 @@ interface Listener {
   last: number;
   fn: (e: ChangeEvent) => void;
   onError?: (err: Error) => void;
-}
-
-/** The error of a watch from a revision the log no longer holds (a node answers it with 410). */
-export function compactedError(since: number, oldest: number): RegistryError {
-  // `COMPACTED` where the contract has it (issue 14 §6), else the node's exit code today (1).
-  const code = ('COMPACTED' in exitCodes ? 'COMPACTED' : 'INTERNAL') as ErrorCode;
-  return new RegistryError(
-    code,
-    `revision ${since} is compacted (oldest kept: ${oldest}): list again and watch from the current revision`,
-    { details: { compacted: true, since, oldest } },
-  );
 }
 
 /** The reading side of the log: revisions, resumption, polling, delivery. One per connection. */
