@@ -31,6 +31,8 @@ export const FEED_RETENTION = 10_000;
 export const FEED_POLL_MS = 10;
 /** The compaction trigger runs once per this many revisions. */
 const COMPACT_EVERY = 128;
+/** Every this many polls the log is read even if no other connection committed (~100 ms). */
+const SAFETY_TICKS = 10;
 /** Rows read per query while catching up. */
 const BATCH = 1000;
 
@@ -146,6 +148,7 @@ export class SqliteFeed {
   private present = false;
   private pumping = false;
   private again = false;
+  private ticks = 0;
   private readonly pollMs: number;
   private st: Record<'max' | 'min' | 'after' | 'afterNs', DatabaseT.Statement> | undefined;
 
@@ -199,6 +202,8 @@ export class SqliteFeed {
     onError?: (err: Error) => void,
   ): () => void {
     const { sinceRevision: since, namespace } = opts;
+    // Read before the snapshot: a commit in between makes the next poll read (nothing is missed).
+    const version = this.version();
     // Replay and subscribe against one snapshot of the log: nothing between them is lost.
     const start = this.db
       .transaction(() => {
@@ -221,7 +226,7 @@ export class SqliteFeed {
     }
     if (this.listeners.size === 0) {
       this.head = start.current;
-      this.dataVersion = this.version();
+      this.dataVersion = version;
     }
     for (const row of start.backlog) onEvent(toEvent(row));
     // The next pump reads from the shared head (<= this snapshot): this listener skips what it has.
@@ -258,7 +263,9 @@ export class SqliteFeed {
     if (!this.db.open) return this.close();
     try {
       const v = this.version();
-      if (v === this.dataVersion) return;
+      // data_version does not move for this connection's own commits: those are pumped by
+      // afterWrite; every SAFETY_TICKS ticks the log is read anyway, for a write that was not.
+      if (v === this.dataVersion && ++this.ticks % SAFETY_TICKS !== 0) return;
       this.dataVersion = v;
     } catch (cause) {
       return this.fail(this.mapError(cause));
