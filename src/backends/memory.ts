@@ -21,6 +21,7 @@ import {
   type UpdateOptions,
 } from './contract.js';
 import { compareKeys, matchesWhere, mergePatch, rolledBack } from '../registry/validate.js';
+import { compactedError } from './feed-error.js';
 
 export const MEMORY_BACKEND = 'memory';
 
@@ -218,11 +219,7 @@ class MemoryBackend implements Backend {
       const first = this.feedRevs[0];
       const oldest = first !== undefined ? Math.abs(first) : this.revision + 1;
       if (opts.sinceRevision + 1 < oldest && opts.sinceRevision < this.revision) {
-        onError?.(
-          new Error(
-            `revision ${opts.sinceRevision} is compacted (oldest kept: ${oldest}): list again and watch from the current revision`,
-          ),
-        );
+        onError?.(compactedError(opts.sinceRevision, oldest));
         return () => {};
       }
       for (const [i, rev] of this.feedRevs.entries()) {

@@ -43,11 +43,12 @@ import {
 import { matchesWhere, mergePatch, rolledBack } from '../registry/validate.js';
 import { BucketDigester } from '../registry/digest.js';
 import { roundMs } from '../core/time.js';
+import { ensureFeedSchema, type FeedOptions, notifyAfterWrites, SqliteFeed } from './sqlite-feed.js';
 
 export const SQLITE_BACKEND = 'sqlite';
 export const SQLITE_SCHEMA_VERSION = 1;
 
-export interface SqliteOptions {
+export interface SqliteOptions extends FeedOptions {
   /** busy_timeout in ms when another process holds the write lock (default 5000). */
   busyTimeout?: number;
   /** Open read-only (no schema creation). */
@@ -209,6 +210,7 @@ const SQLITE_CAPABILITIES: Capabilities = Object.freeze({
   digest: true,
   persistent: true,
   transactions: true,
+  watch: true, // the change log (src/backends/sqlite-feed.ts)
 });
 
 /**
@@ -299,6 +301,15 @@ class SqliteOnFirstWrite implements Backend {
   markCleanup(at: number) {
     return this.w.markCleanup(at);
   }
+  watch(...args: Parameters<SqliteBackend['watch']>) {
+    return this.r.watch(...args);
+  }
+  currentRevision() {
+    return this.r.currentRevision();
+  }
+  lookupAt(namespace: string, key: string) {
+    return this.r.lookupAt(namespace, key);
+  }
   close(): void {
     this.closed = true;
     this.inner?.close();
@@ -316,6 +327,7 @@ class SqliteBackend implements Backend {
   private closed = false;
   private replaceIf: RegisterOptions['replaceIf'] = () => false;
   private readonly st: ReturnType<SqliteBackend['prepare']>;
+  private readonly feed: SqliteFeed;
 
   constructor(
     location: string,
@@ -335,6 +347,8 @@ class SqliteBackend implements Backend {
     try {
       if (!opts.readonly) this.migrate(create);
       else this.checkSchema();
+      if (!opts.readonly && create) ensureFeedSchema(this.db, opts);
+      this.feed = new SqliteFeed(this.db, (cause) => mapSqliteError(cause, this.file), opts);
       this.db.function(
         'procreg_replace',
         { deterministic: false, varargs: false },
@@ -360,6 +374,7 @@ class SqliteBackend implements Backend {
       throw mapSqliteError(cause, this.file);
     }
     guardMethods(this, this.file);
+    notifyAfterWrites(this, () => this.feed.afterWrite());
   }
 
   /** Statements, each prepared on first use (a one-shot `lookup` prepares one, not twenty). */
@@ -704,6 +719,7 @@ class SqliteBackend implements Backend {
   close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.feed.close();
     try {
       if (!this.db.readonly && this.db.inTransaction === false) this.db.pragma('wal_checkpoint(PASSIVE)');
     } catch {
@@ -762,6 +778,21 @@ class SqliteBackend implements Backend {
   markCleanup(at: number): void {
     this.st.setInfo.run('last_cleanup', String(at));
   }
+
+  watch(...args: Parameters<SqliteFeed['watch']>): () => void {
+    this.check();
+    return this.feed.watch(...args);
+  }
+
+  currentRevision(): number {
+    this.check();
+    return this.feed.currentRevision();
+  }
+
+  lookupAt(namespace: string, key: string): { entry: Registration | undefined; revision: number } {
+    this.check();
+    return this.feed.lookupAt(() => this.lookup(namespace, key));
+  }
 }
 
 // --- helpers -----------------------------------------------------------------------------------
@@ -793,6 +824,9 @@ const GUARDED = [
   'removeProcesses',
   'digest',
   'markCleanup',
+  'watch',
+  'currentRevision',
+  'lookupAt',
 ] as const satisfies ReadonlyArray<keyof SqliteBackend>;
 
 /**

@@ -7,7 +7,7 @@ export default class Watch extends RegistryCommand<typeof Watch> {
   static override readOnly = true;
   static override summary = 'Stream registrations and removals as they happen.';
   static override description =
-    'Follows the change feed of backends that have one (a node: http://…, etcd://…, memory: in a REPL). --since REV resumes after a revision; --json prints one JSON event per line (NDJSON). Stops on Ctrl-C, after --count events, or after --timeout.';
+    'Follows the change feed of backends that have one (sqlite: across processes, a node: http://…, etcd://…, memory: in a REPL). --since REV resumes after a revision; --json prints one JSON event per line (NDJSON). Stops on Ctrl-C, after --count events, or after --timeout.';
   static override examples = [
     '<%= config.bin %> watch -b http://127.0.0.1:7070',
     '<%= config.bin %> watch -b etcd://127.0.0.1:2379 --all-namespaces --json',
@@ -44,7 +44,7 @@ export default class Watch extends RegistryCommand<typeof Watch> {
       const timers: NodeJS.Timeout[] = [];
       const finish = (err?: Error) => {
         stop?.();
-        for (const t of timers) clearTimeout(t);
+        for (const t of timers) clearTimeout(t); // clears intervals too
         process.off('SIGINT', onSigint);
         signal?.removeEventListener('abort', onAbort);
         if (err) reject(err);
@@ -56,6 +56,9 @@ export default class Watch extends RegistryCommand<typeof Watch> {
       signal?.addEventListener('abort', onAbort);
       if (!RegistryCommand.session) process.once('SIGINT', onSigint);
       if (this.flags.timeout) timers.push(setTimeout(() => finish(), this.flags.timeout * 1000));
+      // A polled feed (sqlite:) holds no socket open: keep the process alive until the watch ends.
+      const keepAlive = setInterval(() => {}, 1 << 30);
+      timers.push(keepAlive);
       const onEvent = (e: ChangeEvent) => {
         process.stdout.write(json ? `${JSON.stringify(e)}\n` : `${line(e, c)}\n`);
         if (this.flags.count && ++seen >= this.flags.count) finish();

@@ -3,6 +3,7 @@ import { expect } from 'chai';
 import { killAllSleepers, spawnSleeper, waitFor } from '../support/processes.js';
 import { sandbox, type Sandbox } from '../support/cli.js';
 import { spawnServe, type ServeProcess } from '../support/node.js';
+import { fixture } from '../migrations/support.js';
 
 let sb: Sandbox;
 // The node runs in its own process: the CLI calls below are synchronous spawns.
@@ -101,9 +102,10 @@ describe('registry watch', function () {
   });
 
   it('a backend without a feed is refused with exit 2', () => {
-    // An existing file: on a missing one a read-only command stops earlier (no registry, exit 6).
-    expect(sb.run(['register', 'w', '--pid', String(process.pid), '-b', `sqlite:${sb.dir}/x.db`]).code).to.equal(0);
-    const r = sb.run(['watch', '-b', `sqlite:${sb.dir}/x.db`]);
+    // An existing file (on a missing one a read-only command stops earlier: no registry, exit 6).
+    // SQLite has a feed (test/cli/watch-sqlite.test.ts); a legacy store has none.
+    const { path } = fixture('clean', sb.dir);
+    const r = sb.run(['watch', '-b', `legacy:${path}`]);
     expect(r.code).to.equal(2);
     expect(r.stderr).to.match(/has no change feed/);
   });

@@ -4,6 +4,7 @@ import { startNode } from '../support/node.js';
 import { tempDir } from '../support/tmp.js';
 import { backendSuite } from './suite.js';
 import { modelSuite } from './model.js';
+import { feedSuite } from './feed-suite.js';
 
 /** The remote backend through a real node on port 0, over `backend`. */
 const through = (backend: () => { url: string; cleanup?(): void }) => async () => {
@@ -27,3 +28,4 @@ backendSuite('remote (node over memory)', memory);
 modelSuite('remote (node over memory)', memory);
 backendSuite('remote (node over sqlite)', sqlite);
 modelSuite('remote (node over sqlite)', sqlite);
+feedSuite('remote (node over sqlite)', sqlite);

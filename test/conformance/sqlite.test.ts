@@ -3,6 +3,7 @@ import { ProcessRegistry } from '../../src/registry/service.js';
 import { tempDir } from '../support/tmp.js';
 import { backendSuite } from './suite.js';
 import { modelSuite } from './model.js';
+import { feedSuite } from './feed-suite.js';
 
 const factory = async () => {
   const t = tempDir();
@@ -13,3 +14,4 @@ const factory = async () => {
 };
 backendSuite('sqlite', factory);
 modelSuite('sqlite', factory);
+feedSuite('sqlite', factory);
