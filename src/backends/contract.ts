@@ -68,6 +68,18 @@ export interface Page {
   items: Registration[];
   /** The cursor for the next page, absent on the last page. */
   next?: string;
+  /** How a `where` listing was answered (backends that say): an index, or a scan; entries read. */
+  plan?: ListPlan;
+}
+
+/** A listing read `scanned` index entries of `field`, or scanned `scanned` rows (docs/indexes.md). */
+export type ListPlan = { method: 'index'; field: string; scanned: number } | { method: 'scan'; scanned: number };
+
+/** `page` with the plans of the backend pages it was made of (their `scanned` summed), if any said. */
+export function withPlans<P extends { items: Registration[]; next?: string }>(page: P, plans: ListPlan[]): P & { plan?: ListPlan } {
+  const first = plans[0];
+  if (!first) return page;
+  return { ...page, plan: { ...first, scanned: plans.reduce((n, p) => n + p.scanned, 0) } };
 }
 
 export interface UpdateOptions {
@@ -222,6 +234,8 @@ export interface Backend {
   ): MaybePromise<Registration | undefined>;
   /** Stored entries in a namespace (or all namespaces when undefined), dead included. */
   count(namespace?: string): MaybePromise<number>;
+  /** Live entries (judged by `BackendContext.isAlive` once per process, not per row), exact; read-only. */
+  countLive?(namespace?: string): MaybePromise<number>;
   /** Namespaces holding at least one entry, sorted. */
   namespaces(): MaybePromise<string[]>;
   /** Status, counts and backend-specific fields; `unhealthy` when the store cannot be reached. */
