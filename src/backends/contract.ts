@@ -75,11 +75,16 @@ export interface Page {
 /** A listing read `scanned` index entries of `field`, or scanned `scanned` rows (docs/indexes.md). */
 export type ListPlan = { method: 'index'; field: string; scanned: number } | { method: 'scan'; scanned: number };
 
-/** `page` with the plans of the backend pages it was made of (their `scanned` summed), if any said. */
-export function withPlans<P extends { items: Registration[]; next?: string }>(page: P, plans: ListPlan[]): P & { plan?: ListPlan } {
-  const first = plans[0];
-  if (!first) return page;
-  return { ...page, plan: { ...first, scanned: plans.reduce((n, p) => n + p.scanned, 0) } };
+/** One plan for the pages of a listing, their entries read summed; undefined when none said. */
+export function mergePlans(plans: ListPlan[]): ListPlan | undefined {
+  const first = plans.find((p) => p.method === 'index') ?? plans[0];
+  return first && { ...first, scanned: plans.reduce((n, p) => n + p.scanned, 0) };
+}
+
+/** `page` with the merged plans of the backend pages it was made of, if any said. */
+export function withPlans<P extends Page>(page: P, plans: ListPlan[]): P {
+  const plan = mergePlans(plans);
+  return plan ? { ...page, plan } : page;
 }
 
 export interface UpdateOptions {

@@ -11,7 +11,6 @@ export const DEFAULT_INDEX_FIELDS = ['type', 'agent_type', 'priority', 'capabili
 /** Index values longer than this (UTF-8 bytes) are not indexed: queries for them scan (as on etcd). */
 export const MAX_INDEX_VALUE = 200;
 
-
 /**
  * Check an `indexFields` option: a list of field names (no `"`, `\` or control characters, which
  * a JSON path cannot quote), or undefined for the default.
@@ -43,4 +42,3 @@ export function indexable(fields: ReadonlySet<string>, field: string, value: str
     (value as string & { isWellFormed(): boolean }).isWellFormed()
   );
 }
-

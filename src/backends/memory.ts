@@ -33,7 +33,6 @@ import { DEFAULT_INDEX_FIELDS, indexable, MAX_INDEX_VALUE, parseIndexFields } fr
 const BTree = BTreeModule.default;
 type BTree<K, V> = InstanceType<typeof BTree<K, V>>;
 
-
 export const MEMORY_BACKEND = 'memory';
 
 export interface MemoryOptions {
@@ -291,8 +290,7 @@ class MemoryBackend implements Backend {
 
   private put(space: Space, entry: Registration, existing: Registration | undefined): void {
     space.set(entry, existing);
-    if (this.journal)
-      this.journal.push(existing ? () => space.set(existing, entry) : () => space.delete(entry));
+    if (this.journal) this.journal.push(existing ? () => space.set(existing, entry) : () => space.delete(entry));
     this.emit(1, entry);
   }
 

@@ -63,15 +63,14 @@ const COLS = 'r.namespace, r.key, r.pid, r.node, r.meta, r.registered_at, r.upda
 
 /** The index of one open database: its fields, its statements, its reads. */
 export class MetaIndex {
-  /** The fields the store indexes (empty: no index yet, every `--where` scans). */
-  readonly fields: ReadonlySet<string>;
+  private known: ReadonlySet<string> | undefined;
   private readonly st: Record<string, DatabaseT.Statement> = {};
 
-  private constructor(
-    private readonly db: DatabaseT.Database,
-    fields: string[],
-  ) {
-    this.fields = new Set(fields);
+  private constructor(private readonly db: DatabaseT.Database) {}
+
+  /** The fields the store indexes (empty: no index yet, every `--where` scans); read at first use, so a lookup never pays for it. */
+  get fields(): ReadonlySet<string> {
+    return (this.known ??= new Set(storedFields(this.db) ?? []));
   }
 
   /**
@@ -85,7 +84,9 @@ export class MetaIndex {
     const stale = () => {
       const have = stored();
       const triggers = db
-        .prepare("SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'meta\\_index\\_%' ESCAPE '\\'")
+        .prepare(
+          "SELECT count(*) FROM sqlite_master WHERE type = 'trigger' AND name LIKE 'meta\\_index\\_%' ESCAPE '\\'",
+        )
         .pluck()
         .get() as number;
       // No table, a trigger missing (a table swapped in under it: rebuild) or other fields asked for.
@@ -101,7 +102,7 @@ export class MetaIndex {
         for (const f of target) ins.run(f);
         db.exec(REBUILD);
       }).immediate();
-    return new MetaIndex(db, stored() ?? []);
+    return new MetaIndex(db);
   }
 
   private stmt(name: string, sql: string): DatabaseT.Statement {
