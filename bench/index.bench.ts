@@ -72,7 +72,7 @@ async function listFigures(ctx: BenchContext, s: Store): Promise<{ ms: number; b
   );
   const zone = `z${777 % (s.n / ZONE_SIZE)}`;
   const got = await reg.list({ where: [['zone', zone]], limit: 1000 });
-  const want = q.all('default', zone, 1000) as unknown[];
+  const want = q.all('default', zone, 1000);
   if (got.items.length !== 1000 || want.length !== 1000 || got.plan?.method !== 'index')
     throw new Error(
       `list --where ${zone}: ${got.items.length} entries (${JSON.stringify(got.plan)}), raw ${want.length}`,

@@ -42,7 +42,7 @@ describe('metadata indexes: list --where, --explain, count', function () {
       ['b', 'z2', 'web'],
       ['c', 'z1', 'db'],
     ] as const) {
-      const r = sb.run(['register', k, '--pid', String(p!.pid), '--meta', `zone=${zone}`, '--meta', `role=${role}`]);
+      const r = sb.run(['register', k, '--pid', String(p.pid), '--meta', `zone=${zone}`, '--meta', `role=${role}`]);
       expect(r.code, r.stderr).to.equal(0);
     }
     const byZone = sb.run(['list', '--where', 'zone=z1', '--json']);
@@ -82,8 +82,8 @@ describe('metadata indexes: list --where, --explain, count', function () {
     const [p] = await spawnSleepers(1);
     const db = `sqlite:${join(sb.dir, 'default-fields.db')}`;
     const reg = await ProcessRegistry.open({ backend: db, cleanupInterval: 0 });
-    await reg.register('w1', p!.pid, { capabilities: ['gpu', 'ssd'], tier: 'gold' });
-    await reg.register('w2', p!.pid, { capabilities: ['ssd'], tier: 'silver' });
+    await reg.register('w1', p.pid, { capabilities: ['gpu', 'ssd'], tier: 'gold' });
+    await reg.register('w2', p.pid, { capabilities: ['ssd'], tier: 'silver' });
     await reg.close();
     const r = sb.run(['list', '-b', db, '--where', 'capabilities=ssd', '--json']);
     expect(r.code, r.stderr).to.equal(0);
@@ -96,9 +96,9 @@ describe('metadata indexes: list --where, --explain, count', function () {
   it('memory: --where through the index and --explain in the REPL (one process)', async () => {
     const [p] = await spawnSleepers(1);
     const script = [
-      `register a --pid ${p!.pid} --meta tier=gold --meta role=web`,
-      `register b --pid ${p!.pid} --meta tier=silver --meta role=web`,
-      `register c --pid ${p!.pid} --meta tier=gold --meta role=db`,
+      `register a --pid ${p.pid} --meta tier=gold --meta role=web`,
+      `register b --pid ${p.pid} --meta tier=silver --meta role=web`,
+      `register c --pid ${p.pid} --meta tier=gold --meta role=db`,
       'list --where tier=gold --explain',
       'list --where role=web --explain',
       'list --where tier=gold --json',
@@ -137,7 +137,7 @@ describe('metadata indexes: list --where, --explain, count', function () {
       const [p] = await spawnSleepers(1);
       // A store as the code before the index wrote it: the same schema without meta_index.
       const reg = await ProcessRegistry.open({ backend: `sqlite:${file}`, cleanupInterval: 0 });
-      for (let i = 0; i < 50; i++) await reg.register(`k${i}`, p!.pid, { tier: i % 5 === 0 ? 'gold' : 'silver' });
+      for (let i = 0; i < 50; i++) await reg.register(`k${i}`, p.pid, { tier: i % 5 === 0 ? 'gold' : 'silver' });
       await reg.close();
       const Database = loadBetterSqlite();
       const raw = new Database(file);
@@ -188,11 +188,11 @@ describe('metadata indexes: list --where, --explain, count', function () {
     const db = join(sb.dir, 'count.db');
     const [a, b] = await spawnSleepers(2);
     const reg = await ProcessRegistry.open({ backend: `sqlite:${db}`, cleanupInterval: 0 });
-    for (let i = 0; i < 30; i++) await reg.register(`a${i}`, a!.pid, {});
-    for (let i = 0; i < 20; i++) await reg.register(`b${i}`, b!.pid, {});
-    await reg.register('other-ns', b!.pid, {}, { namespace: 'elsewhere' });
+    for (let i = 0; i < 30; i++) await reg.register(`a${i}`, a.pid, {});
+    for (let i = 0; i < 20; i++) await reg.register(`b${i}`, b.pid, {});
+    await reg.register('other-ns', b.pid, {}, { namespace: 'elsewhere' });
     await reg.close();
-    await b!.kill();
+    await b.kill();
     const r = sb.run(['count', '-b', `sqlite:${db}`]);
     expect(r.code, r.stderr).to.equal(0);
     expect(r.stdout.trim()).to.equal('30');
