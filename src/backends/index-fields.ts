@@ -20,7 +20,14 @@ export function parseIndexFields(v: unknown): string[] | undefined {
   const list = typeof v === 'string' ? v.split(',').map((s) => s.trim()) : v;
   if (
     !Array.isArray(list) ||
-    !list.every((f) => typeof f === 'string' && f.length > 0 && f.length <= 200 && !/["\\\u0000-\u001f]/.test(f))
+    !list.every(
+      (f) =>
+        typeof f === 'string' &&
+        f.length > 0 &&
+        f.length <= 200 &&
+        !/["\\\u0000-\u001f]/.test(f) &&
+        (f as string & { isWellFormed(): boolean }).isWellFormed(),
+    )
   )
     throw new InvalidInputError(
       `invalid indexFields ${JSON.stringify(v)}: give a list of metadata field names, e.g. ["zone", "tier"] (no quotes, backslashes or control characters)`,

@@ -26,10 +26,12 @@ const TEXT = (r: string) =>
 /**
  * FROM and WHERE of the indexed values of row `r` (NEW or OLD in a trigger, a table in the
  * rebuild): json_each on a scalar gives the scalar (key NULL), on a list its elements (integer
- * keys), on an object its members (text keys: not indexed).
+ * keys), on an object its members (text keys: not indexed). The `instr` test first skips, without
+ * parsing, the fields the metadata text does not name (procreg writes it with JSON.stringify, which
+ * leaves field names as they are: parseIndexFields refuses names it would escape).
  */
 const TERMS = (r: string) => `meta_index_fields f, json_each(${r}.meta, '$."' || f.field || '"') j
-  WHERE (j.key IS NULL OR typeof(j.key) = 'integer') AND j.type NOT IN ('object', 'array')
+  WHERE instr(${r}.meta, '"' || f.field || '"') > 0 AND (j.key IS NULL OR typeof(j.key) = 'integer') AND j.type NOT IN ('object', 'array')
     AND length(CAST(${TEXT(r)} AS BLOB)) <= ${MAX_INDEX_VALUE}`;
 
 const INSERT_TERMS = (r: string) =>
