@@ -68,6 +68,23 @@ export interface Page {
   items: Registration[];
   /** The cursor for the next page, absent on the last page. */
   next?: string;
+  /** How a `where` listing was answered (backends that say): an index, or a scan; entries read. */
+  plan?: ListPlan;
+}
+
+/** A listing read `scanned` index entries of `field`, or scanned `scanned` rows (docs/indexes.md). */
+export type ListPlan = { method: 'index'; field: string; scanned: number } | { method: 'scan'; scanned: number };
+
+/** One plan for the pages of a listing, their entries read summed; undefined when none said. */
+export function mergePlans(plans: ListPlan[]): ListPlan | undefined {
+  const first = plans.find((p) => p.method === 'index') ?? plans[0];
+  return first && { ...first, scanned: plans.reduce((n, p) => n + p.scanned, 0) };
+}
+
+/** `page` with the merged plans of the backend pages it was made of, if any said. */
+export function withPlans<P extends Page>(page: P, plans: ListPlan[]): P {
+  const plan = mergePlans(plans);
+  return plan ? { ...page, plan } : page;
 }
 
 export interface UpdateOptions {
@@ -222,6 +239,8 @@ export interface Backend {
   ): MaybePromise<Registration | undefined>;
   /** Stored entries in a namespace (or all namespaces when undefined), dead included. */
   count(namespace?: string): MaybePromise<number>;
+  /** Live entries (judged by `BackendContext.isAlive` once per process, not per row), exact; read-only. */
+  countLive?(namespace?: string): MaybePromise<number>;
   /** Namespaces holding at least one entry, sorted. */
   namespaces(): MaybePromise<string[]>;
   /** Status, counts and backend-specific fields; `unhealthy` when the store cannot be reached. */

@@ -1,6 +1,11 @@
 /**
  * `memory:` — in-process maps (the seed's ETS backend). Synchronous, with a change feed.
+ *
+ * Per namespace: a Map for lookups, a B-tree of the same entries in key order for listings (kept
+ * on every write, so a listing after a write never sorts the store), and the metadata index: field
+ * → value → B-tree of the entries holding it (docs/indexes.md).
  */
+import BTreeModule from 'sorted-btree';
 import {
   type Backend,
   type BackendContext,
@@ -11,6 +16,7 @@ import {
   defaultCapabilities,
   type HealthReport,
   type ListOptions,
+  type ListPlan,
   type Meta,
   type Page,
   type RegisterOptions,
@@ -20,14 +26,21 @@ import {
   type UnregisterCondition,
   type UpdateOptions,
 } from './contract.js';
-import { compareKeys, matchesWhere, mergePatch, rolledBack } from '../registry/validate.js';
+import { compareKeys, matchesWhere, mergePatch, rolledBack, scalarText } from '../registry/validate.js';
 import { compactedError } from './feed-error.js';
+import { DEFAULT_INDEX_FIELDS, indexable, MAX_INDEX_VALUE, parseIndexFields } from './index-fields.js';
+
+// sorted-btree is CommonJS with `exports.default`: under NodeNext the class is the default's default.
+const BTree = BTreeModule.default;
+type BTree<K, V> = InstanceType<typeof BTree<K, V>>;
 
 export const MEMORY_BACKEND = 'memory';
 
 export interface MemoryOptions {
   /** Keep at most this many change events for `watch` resumption (default 10,000). */
   feedRetention?: number;
+  /** Metadata fields in the index (docs/indexes.md; default DEFAULT_INDEX_FIELDS). */
+  indexFields?: string[] | string;
 }
 
 export function createMemoryBackend(_location: string, opts: MemoryOptions, ctx: BackendContext): Backend {
@@ -43,6 +56,7 @@ class MemoryBackend implements Backend {
     bulkRegister: true,
     watch: true,
     transactions: true,
+    findByMetadata: true,
   };
 
   private readonly spaces = new Map<string, Space>();
@@ -58,12 +72,14 @@ class MemoryBackend implements Backend {
   private lastNs: string | undefined;
   private lastCleanup: number | null = null;
   private lastSpace: Space | undefined;
+  private readonly indexFields: ReadonlySet<string>;
 
   constructor(
     opts: MemoryOptions,
     private readonly ctx: BackendContext,
   ) {
     this.retention = opts.feedRetention ?? 10_000;
+    this.indexFields = new Set(parseIndexFields(opts.indexFields) ?? DEFAULT_INDEX_FIELDS);
   }
 
   register(entry: Registration, opts: RegisterOptions): RegisterOutcome {
@@ -100,16 +116,24 @@ class MemoryBackend implements Backend {
 
   list(namespace: string, opts: ListOptions): Page {
     const space = this.space(namespace, false);
-    if (!space) return { items: [] };
-    const keys = space.sorted();
+    const term = opts.where?.find(([f, v]) => indexable(this.indexFields, f, v));
+    const plan: ListPlan | undefined = term
+      ? { method: 'index', field: term[0], scanned: 0 }
+      : opts.where?.length
+        ? { method: 'scan', scanned: 0 }
+        : undefined;
+    const done = (p: Page): Page => (plan ? { ...p, plan } : p);
+    const tree = term ? space?.terms.get(term[0])?.get(term[1]) : space?.tree;
+    if (!tree) return done({ items: [] });
     const limit = opts.limit ?? 1000;
-    let i = opts.after === undefined ? 0 : upperBound(keys, opts.after);
     const items: Registration[] = [];
-    for (; i < keys.length && items.length < limit; i++) {
-      const e = space.entryAt(i);
+    for (const [k, e] of tree.entries(opts.after)) {
+      if (k === opts.after) continue;
+      if (items.length === limit) return done({ items, next: k && items[limit - 1]!.key });
+      if (plan) plan.scanned++;
       if (matchesWhere(e.meta, opts.where)) items.push(e);
     }
-    return i < keys.length ? { items, next: items.at(-1)?.key ?? keys[i - 1] } : { items };
+    return done({ items });
   }
 
   updateMetadata(namespace: string, key: string, meta: Meta, opts: UpdateOptions): Registration | undefined {
@@ -254,7 +278,7 @@ class MemoryBackend implements Backend {
     this.check();
     let s = this.spaces.get(ns);
     if (!s && create) {
-      s = new Space();
+      s = new Space(this.indexFields);
       this.spaces.set(ns, s);
       this.lastNs = undefined;
     }
@@ -262,29 +286,14 @@ class MemoryBackend implements Backend {
   }
 
   private put(space: Space, entry: Registration, existing: Registration | undefined): void {
-    space.map.set(entry.key, entry);
-    if (!existing) space.dirty = true;
-    if (this.journal) {
-      this.journal.push(
-        existing
-          ? () => space.map.set(existing.key, existing)
-          : () => {
-              space.map.delete(entry.key);
-              space.dirty = true;
-            },
-      );
-    }
+    space.set(entry, existing);
+    if (this.journal) this.journal.push(existing ? () => space.set(existing, entry) : () => space.delete(entry));
     this.emit(1, entry);
   }
 
   private remove(space: Space, existing: Registration): void {
-    space.map.delete(existing.key);
-    space.dirty = true;
-    if (this.journal)
-      this.journal.push(() => {
-        space.map.set(existing.key, existing);
-        space.dirty = true;
-      });
+    space.delete(existing);
+    if (this.journal) this.journal.push(() => space.set(existing, undefined));
     this.emit(-1, existing);
   }
 
@@ -306,24 +315,69 @@ class MemoryBackend implements Backend {
   }
 }
 
+/** One namespace: a Map for lookups, a B-tree in key order for listings, the metadata index. */
 class Space {
   readonly map = new Map<string, Registration>();
-  dirty = true;
-  private keys: string[] = [];
-  sorted(): string[] {
-    if (this.dirty) {
-      this.keys = [...this.map.keys()].sort(compareKeys);
-      this.dirty = false;
+  readonly tree = new BTree<string, Registration>(undefined, utf8Order);
+  /** field → value text → the entries holding it, in key order. */
+  readonly terms = new Map<string, Map<string, BTree<string, Registration>>>();
+
+  constructor(private readonly fields: ReadonlySet<string>) {}
+
+  /** Store `e` (replacing `prev`, the entry now under its key, if any). */
+  set(e: Registration, prev: Registration | undefined): void {
+    this.map.set(e.key, e);
+    this.tree.set(e.key, e);
+    if (prev) this.index(prev, false);
+    this.index(e, true);
+  }
+
+  delete(e: Registration): void {
+    this.map.delete(e.key);
+    this.tree.delete(e.key);
+    this.index(e, false);
+  }
+
+  /** Add (or remove) `e` under each indexed value of its metadata: one per list element. */
+  private index(e: Registration, add: boolean): void {
+    for (const field of this.fields) {
+      if (!Object.hasOwn(e.meta, field)) continue;
+      const v = e.meta[field];
+      for (const x of Array.isArray(v) ? v : [v]) {
+        if (x !== null && typeof x === 'object') continue; // objects and nested lists: queries for them scan
+        const text = scalarText(x);
+        if (text === undefined || Buffer.byteLength(text) > MAX_INDEX_VALUE) continue;
+        let byValue = this.terms.get(field);
+        if (!byValue) this.terms.set(field, (byValue = new Map()));
+        let keys = byValue.get(text);
+        if (add) {
+          if (!keys) byValue.set(text, (keys = new BTree(undefined, utf8Order)));
+          keys.set(e.key, e);
+        } else if (keys?.delete(e.key) && keys.size === 0) byValue.delete(text);
+      }
     }
-    return this.keys;
   }
-  /** The entry of the `i`-th key in `sorted()` order (a miss: the key index and the map diverged). */
-  entryAt(i: number): Registration {
-    const key = this.sorted()[i];
-    const e = key === undefined ? undefined : this.map.get(key);
-    if (e === undefined) throw new Error(`memory backend: no entry at sorted position ${i}`);
-    return e;
+}
+
+/**
+ * UTF-8 byte order (what `compareKeys` says, SQLite and etcd use) on UTF-16 code units, without
+ * allocating: the orders differ only where a surrogate meets a unit of U+E000–U+FFFF, which UTF-8
+ * puts below the 4-byte characters the surrogates encode.
+ */
+function utf8Order(a: string, b: string): number {
+  if (a === b) return 0;
+  const n = Math.min(a.length, b.length);
+  for (let i = 0; i < n; i++) {
+    let x = a.charCodeAt(i);
+    let y = b.charCodeAt(i);
+    if (x === y) continue;
+    if (x >= 0xd800 && y >= 0xd800) {
+      x = x < 0xe000 ? x + 0x2000 : x - 0x800;
+      y = y < 0xe000 ? y + 0x2000 : y - 0x800;
+    }
+    return x - y;
   }
+  return a.length - b.length;
 }
 
 class AtomicAbort extends Error {
@@ -346,16 +400,4 @@ export function matchesCond(e: Registration, cond?: UnregisterCondition): boolea
   if (cond.registeredAt !== undefined && e.registeredAt !== cond.registeredAt) return false;
   if (cond.node !== undefined && e.node !== cond.node) return false;
   return true;
-}
-
-/** First index whose key sorts after `k`. */
-function upperBound(keys: string[], k: string): number {
-  let lo = 0;
-  let hi = keys.length;
-  while (lo < hi) {
-    const mid = (lo + hi) >>> 1; // 0 <= lo <= mid < hi <= keys.length: in range
-    if (compareKeys(keys[mid]!, k) <= 0) lo = mid + 1;
-    else hi = mid;
-  }
-  return lo;
 }

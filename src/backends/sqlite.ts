@@ -44,6 +44,7 @@ import { matchesWhere, mergePatch, rolledBack } from '../registry/validate.js';
 import { BucketDigester } from '../registry/digest.js';
 import { roundMs } from '../core/time.js';
 import { ensureFeedSchema, type FeedOptions, notifyAfterWrites, SqliteFeed } from './sqlite-feed.js';
+import { countLive, listIndexed, MetaIndex } from './sqlite-index.js';
 
 export const SQLITE_BACKEND = 'sqlite';
 export const SQLITE_SCHEMA_VERSION = 1;
@@ -57,6 +58,8 @@ export interface SqliteOptions extends FeedOptions {
   create?: boolean;
   /** healthCheck reports `degraded` when the WAL file grows past this many bytes (default 256 MiB). */
   walLimitBytes?: number;
+  /** Metadata fields in the index (docs/indexes.md; default DEFAULT_INDEX_FIELDS): a writable open sets the store's. */
+  indexFields?: string[] | string;
 }
 
 type Row = {
@@ -271,6 +274,9 @@ class SqliteOnFirstWrite implements Backend {
   count(namespace?: string) {
     return this.r.count(namespace);
   }
+  countLive(namespace?: string) {
+    return this.r.countLive(namespace);
+  }
   namespaces() {
     return this.r.namespaces();
   }
@@ -329,6 +335,9 @@ class SqliteBackend implements Backend {
   private readonly st: ReturnType<SqliteBackend['prepare']>;
   private readonly feed: SqliteFeed;
 
+  /** The metadata index (src/backends/sqlite-index.ts). */
+  readonly index: MetaIndex;
+
   constructor(
     location: string,
     opts: SqliteOptions,
@@ -369,6 +378,7 @@ class SqliteBackend implements Backend {
             : 0,
       );
       this.st = this.prepare();
+      this.index = MetaIndex.open(this.db, { writable: !opts.readonly && create, fields: opts.indexFields });
     } catch (cause) {
       this.db.close();
       throw mapSqliteError(cause, this.file);
@@ -554,7 +564,11 @@ class SqliteBackend implements Backend {
 
   list(namespace: string, opts: ListOptions): Page {
     this.check();
+    const term = this.index.pick(opts.where);
+    if (term) return listIndexed(this.index, namespace, opts, term, fromRow, (e) => matchesWhere(e.meta, opts.where));
     const limit = opts.limit ?? 1000;
+    const plan = opts.where?.length ? { method: 'scan' as const, scanned: 0 } : undefined;
+    const done = (p: Page): Page => (plan ? { ...p, plan } : p);
     const items: Registration[] = [];
     let cursor = opts.after;
     const chunk = opts.where?.length ? Math.max(limit, 512) : limit + 1;
@@ -562,20 +576,21 @@ class SqliteBackend implements Backend {
       const rows = (
         cursor === undefined ? this.st.pageFirst.all(namespace, chunk) : this.st.page.all(namespace, cursor, chunk)
       ) as Row[];
+      if (plan) plan.scanned += rows.length;
       for (const row of rows) {
         const e = fromRow(row);
         if (!matchesWhere(e.meta, opts.where)) {
           cursor = e.key;
           continue;
         }
-        if (items.length === limit) return { items, next: pageEnd(items, limit) };
+        if (items.length === limit) return done({ items, next: pageEnd(items, limit) });
         items.push(e);
         cursor = e.key;
       }
-      if (rows.length < chunk) return { items };
+      if (rows.length < chunk) return done({ items });
       if (items.length === limit) {
         // A full page: is there anything after it?
-        return { items, next: cursor };
+        return done({ items, next: cursor });
       }
     }
   }
@@ -601,6 +616,12 @@ class SqliteBackend implements Backend {
   count(namespace?: string): number {
     this.check();
     return ((namespace === undefined ? this.st.countAll.get() : this.st.count.get(namespace)) as { n: number }).n;
+  }
+
+  /** Live entries, each process judged once (sqlite-index.ts `countLive`). */
+  countLive(namespace?: string): number {
+    this.check();
+    return countLive(this.db, namespace, this.ctx.nodeName, (probe) => this.ctx.isAlive(probe));
   }
 
   namespaces(): string[] {
@@ -814,6 +835,7 @@ const GUARDED = [
   'list',
   'updateMetadata',
   'count',
+  'countLive',
   'namespaces',
   'healthCheck',
   'checkIntegrity',

@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { RegistryCommand } from '../cli/base.js';
-import type { Registration } from '../backends/contract.js';
+import { type ListPlan, mergePlans, type Registration } from '../backends/contract.js';
 import { entryTable, renderTable } from '../cli/output.js';
 import { parseWhere } from '../registry/validate.js';
 import { throwIfCancelled, yieldIfWatched } from '../cli/cancel.js';
@@ -15,6 +15,7 @@ export default class List extends RegistryCommand<typeof List> {
     '<%= config.bin %> list --where role=worker --where region=eu',
     '<%= config.bin %> list --limit 100 --after web-099 --json',
     '<%= config.bin %> list --all-namespaces',
+    '<%= config.bin %> list --where zone=z777 --explain',
   ];
   static override flags = {
     where: Flags.string({
@@ -25,14 +26,18 @@ export default class List extends RegistryCommand<typeof List> {
     limit: Flags.integer({ char: 'l', summary: 'At most this many entries (default: all).', min: 1 }),
     after: Flags.string({ summary: 'Start after this key (the `next` cursor of a previous page).' }),
     'all-namespaces': Flags.boolean({ char: 'A', summary: 'List every namespace.', exclusive: ['after'] }),
+    explain: Flags.boolean({
+      summary: 'Say on stderr how --where was answered: which index, or a scan, and how many entries it read.',
+    }),
   };
 
-  async run(): Promise<{ items: Registration[]; next?: string }> {
+  async run(): Promise<{ items: Registration[]; next?: string; explain?: ListPlan | null }> {
     const reg = await this.registry();
     const where = parseWhere(this.flags.where ?? []);
     if (this.flags['all-namespaces']) await reg.assertIntact(); // everything is read: a damaged file is refused
     const spaces = this.flags['all-namespaces'] ? await reg.namespaces() : [this.ns ?? reg.namespace];
     const items: Registration[] = [];
+    const plans: ListPlan[] = [];
     let next: string | undefined;
     const limit = this.flags.limit;
     const signal = RegistryCommand.session?.signal;
@@ -45,6 +50,7 @@ export default class List extends RegistryCommand<typeof List> {
         throwIfCancelled(signal, `list stopped after ${items.length} entries`);
         const page = await reg.list({ namespace, after, limit: want, where });
         items.push(...page.items);
+        if (page.plan) plans.push(page.plan);
         if (!page.next) break;
         if (limit !== undefined && items.length >= limit) {
           next = page.next;
@@ -60,6 +66,16 @@ export default class List extends RegistryCommand<typeof List> {
       else this.log(renderTable(entryTable(items), this.view()));
       if (next) this.note(`more after ${JSON.stringify(next)}: --after '${next.replace(/'/g, "'\\''")}'`);
     }
-    return next ? { items, next } : { items };
+    // How --where was answered (docs/indexes.md): in JSON whenever there is a --where, on stderr with --explain.
+    const explain = where.length || this.flags.explain ? (mergePlans(plans) ?? null) : undefined;
+    if (this.flags.explain) this.note(`explain: ${describePlan(explain ?? null)}`);
+    const out = next ? { items, next } : { items };
+    return explain === undefined ? out : { ...out, explain };
   }
+}
+
+function describePlan(p: ListPlan | null): string {
+  if (!p) return 'this backend does not report how it answers --where';
+  if (p.method === 'index') return `index on "${p.field}" (${p.scanned} index entries read)`;
+  return `scan (${p.scanned} entries read: no --where field is indexed)`;
 }

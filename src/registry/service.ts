@@ -16,6 +16,7 @@ import {
   type MaybePromise,
   type Meta,
   NotFoundError,
+  type ListPlan,
   type Page,
   RegistryError,
   type Registration,
@@ -25,6 +26,7 @@ import {
   UnreachableError,
   then,
   asRegistryError,
+  withPlans,
 } from '../backends/contract.js';
 import { openBackend, type OpenBackendOptions } from '../backends/open.js';
 import { KeyedMutex } from './keyed-mutex.js';
@@ -336,16 +338,18 @@ export class ProcessRegistry {
         throw new InvalidInputError(`invalid --limit ${opts.limit}: use a whole number of at least 1`);
       }
       const items: Registration[] = [];
+      const plans: ListPlan[] = [];
       let after = opts.after;
       for (;;) {
         const page = await this.backend.list(namespace, { after, limit: limit - items.length, where: opts.where });
+        if (page.plan) plans.push(page.plan);
         for (const e of page.items) {
           if (this.isAlive(e)) items.push(e);
           else await this.removeDead(e);
         }
-        if (!page.next) return { items };
+        if (!page.next) return withPlans({ items }, plans);
         const last = items.at(-1);
-        if (items.length >= limit && last !== undefined) return { items, next: last.key }; // limit >= 1
+        if (items.length >= limit && last !== undefined) return withPlans({ items, next: last.key }, plans); // limit >= 1
         after = page.next;
       }
     });
@@ -390,6 +394,7 @@ export class ProcessRegistry {
     return this.stats.track('count', async () => {
       this.check();
       const namespace = this.ns(opts);
+      if (this.judgeLocally && this.backend.countLive) return this.backend.countLive(namespace); // read-only, exact
       if (this.backend.processes || !this.judgeLocally) {
         if (this.judgeLocally) await this.cleanup();
         return this.backend.count(namespace);
