@@ -187,6 +187,19 @@ export interface BackendContext {
    * throw `NoRegistryError`, exit 6, and leave no file or folder behind). Default true.
    */
   create?: boolean;
+  /**
+   * Compares two stores (live entries, canonical metadata): how many keys are only in `a`, only in
+   * `b`, or differ. A backend that spans two stores (hybrid) reports it in its health; the layer
+   * that opens backends supplies it (the migrations' `verifyStates`), so no backend imports it.
+   */
+  compareStores?(a: Backend, b: Backend): Promise<Divergence>;
+}
+
+/** The result of `BackendContext.compareStores`. */
+export interface Divergence {
+  onlyInA: number;
+  onlyInB: number;
+  differing: number;
 }
 
 /** The result of `checkIntegrity`: `ok` false with the problems found (at most a few). */

@@ -74,10 +74,10 @@ import {
   type UpdateOptions,
   asRegistryError,
 } from './contract.js';
-import { BucketDigester } from '../registry/digest.js';
+import { BucketDigester } from '../core/digest.js';
 import { type JournalHost, journalSummary, restoreWithJournal, resumeJournal } from './etcd-restore.js';
 import { matchesCond } from './memory.js';
-import { matchesWhere, mergePatch, scalarText } from '../registry/validate.js';
+import { matchesWhere, mergePatch, scalarText } from '../core/meta.js';
 
 export const ETCD_BACKEND = 'etcd';
 

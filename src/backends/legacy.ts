@@ -44,8 +44,8 @@ import {
   type UpdateOptions,
 } from './contract.js';
 import { mapSqliteError, openDatabase, pageEnd } from './sqlite.js';
-import { matchesWhere, mergePatch } from '../registry/validate.js';
-import { BucketDigester } from '../registry/digest.js';
+import { matchesWhere, mergePatch } from '../core/meta.js';
+import { BucketDigester } from '../core/digest.js';
 
 export const LEGACY_BACKEND = 'legacy';
 

@@ -20,7 +20,9 @@ import {
   type UnregisterCondition,
   type UpdateOptions,
 } from './contract.js';
-import { compareKeys, matchesWhere, mergePatch, rolledBack } from '../registry/validate.js';
+import { compareKeys } from '../core/keys.js';
+import { matchesWhere, mergePatch } from '../core/meta.js';
+import { rolledBack } from '../core/bulk.js';
 
 export const MEMORY_BACKEND = 'memory';
 

@@ -40,8 +40,9 @@ import {
   type UpdateOptions,
   type BucketDigests,
 } from './contract.js';
-import { matchesWhere, mergePatch, rolledBack } from '../registry/validate.js';
-import { BucketDigester } from '../registry/digest.js';
+import { matchesWhere, mergePatch } from '../core/meta.js';
+import { rolledBack } from '../core/bulk.js';
+import { BucketDigester } from '../core/digest.js';
 import { roundMs } from '../core/time.js';
 
 export const SQLITE_BACKEND = 'sqlite';
