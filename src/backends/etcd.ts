@@ -73,6 +73,7 @@ import {
   UnreachableError,
   type UpdateOptions,
   asRegistryError,
+  CompactedError,
 } from './contract.js';
 import { BucketDigester } from '../core/digest.js';
 import { type JournalHost, journalSummary, restoreWithJournal, resumeJournal } from './etcd-restore.js';
@@ -902,10 +903,9 @@ class EtcdBackend implements EtcdBackendApi {
       const compacted = /compact/i.test(err.message) || (await this.isCompacted(last + 1));
       onError?.(
         compacted
-          ? new RegistryError(
-              'CONFLICT',
+          ? new CompactedError(
               `the etcd watch from revision ${last} was compacted: list again and watch from the current revision`,
-              { cause: err, details: { compacted: true } },
+              { cause: err },
             )
           : new UnreachableError(`the etcd watch failed: ${err.message}`, { cause: err }),
       );

@@ -19,6 +19,7 @@ import {
   statusFromDeadShare,
   type UnregisterCondition,
   type UpdateOptions,
+  CompactedError,
 } from './contract.js';
 import { compareKeys } from '../core/keys.js';
 import { matchesWhere, mergePatch } from '../core/meta.js';
@@ -221,7 +222,7 @@ class MemoryBackend implements Backend {
       const oldest = first !== undefined ? Math.abs(first) : this.revision + 1;
       if (opts.sinceRevision + 1 < oldest && opts.sinceRevision < this.revision) {
         onError?.(
-          new Error(
+          new CompactedError(
             `revision ${opts.sinceRevision} is compacted (oldest kept: ${oldest}): list again and watch from the current revision`,
           ),
         );

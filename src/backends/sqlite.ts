@@ -39,10 +39,13 @@ import {
   UnreachableError,
   type UpdateOptions,
   type BucketDigests,
+  type CompactReport,
 } from './contract.js';
 import { matchesWhere, mergePatch } from '../core/meta.js';
 import { rolledBack } from '../core/bulk.js';
 import { BucketDigester } from '../core/digest.js';
+import { offThreadDigester } from './sqlite-digest.js';
+import { compactDatabase } from './sqlite-compact.js';
 import { roundMs } from '../core/time.js';
 
 export const SQLITE_BACKEND = 'sqlite';
@@ -296,6 +299,12 @@ class SqliteOnFirstWrite implements Backend {
   }
   digest(namespace: string, buckets: number) {
     return this.r.digest(namespace, buckets);
+  }
+  offThreadDigests() {
+    return offThreadDigester(resolve(this.location));
+  }
+  compact() {
+    return this.w.compact();
   }
   markCleanup(at: number) {
     return this.w.markCleanup(at);
@@ -759,6 +768,16 @@ class SqliteBackend implements Backend {
     return d.result();
   }
 
+  /** Digests off the event loop, in a worker on its own connection (src/backends/sqlite-digest.ts). */
+  offThreadDigests() {
+    return offThreadDigester(this.file);
+  }
+
+  compact(): CompactReport {
+    this.check();
+    return compactDatabase(this.db);
+  }
+
   /** Record the time of a sweep (shown by health). */
   markCleanup(at: number): void {
     this.st.setInfo.run('last_cleanup', String(at));
@@ -793,6 +812,7 @@ const GUARDED = [
   'processes',
   'removeProcesses',
   'digest',
+  'compact',
   'markCleanup',
 ] as const satisfies ReadonlyArray<keyof SqliteBackend>;
 

@@ -181,7 +181,7 @@ export function checkProfileName(name: string): string {
  */
 export function profileBackend(url: string, configPath: string, cwd = process.cwd()): string {
   const { info, location } = parseBackendUrl(url);
-  if ((info.scheme === 'sqlite' || info.scheme === 'legacy') && !isAbsolute(location)) {
+  if (info.file && !isAbsolute(location)) {
     const rel = relative(dirname(configPath), resolve(cwd, location));
     return `${info.scheme}:${rel.startsWith('..') ? resolve(cwd, location) : `./${rel}`}`;
   }

@@ -167,6 +167,6 @@ export class Migration {
 /** Absolute paths for file URLs, so the config and journal do not depend on the working directory. */
 export function normalizeUrl(url: string): string {
   const { info, location } = parseBackendUrl(url);
-  if (info.scheme === 'sqlite' || info.scheme === 'legacy') return `${info.scheme}:${resolve(location)}`;
+  if (info.file) return `${info.scheme}:${resolve(location)}`;
   return url.trim();
 }

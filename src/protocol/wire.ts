@@ -5,6 +5,7 @@
  */
 import {
   AlreadyRegisteredError,
+  CompactedError,
   DeadProcessError,
   type ErrorCode,
   exitCodes,
@@ -98,6 +99,7 @@ export function fromWire(status: number, body: unknown, where: string): Registry
   if (code === 'UNREACHABLE' || status === 502) return new UnreachableError(`registry node ${where}: ${message}`);
   // A limit of the node is full (503 + Retry-After): worth retrying, like an unreachable store.
   if (code === 'BUSY') return new UnreachableError(`registry node ${where} is busy: ${message}`);
+  if (code === 'COMPACTED') return new CompactedError(`registry node ${where}: ${message}`);
   if (code in exitCodes) return new RegistryError(code as ErrorCode, message);
   return new RegistryError('INTERNAL', `registry node ${where} answered HTTP ${status}: ${message}`);
 }

@@ -526,9 +526,9 @@ async function openRegistry(
     return await ProcessRegistry.open({ backend: r.backend, ...opts, create: false });
   } catch (err) {
     const { info, location } = parseBackendUrl(r.backend);
-    if (!(err instanceof NoRegistryError) || info.scheme !== 'sqlite') throw err;
-    const { createSqliteBackendOnFirstWrite } = await import('../backends/sqlite.js');
-    return ProcessRegistry.openWith((ctx) => createSqliteBackendOnFirstWrite(location, r.backendOpts, ctx), opts);
+    if (!(err instanceof NoRegistryError) || !info.loadOnFirstWrite) throw err;
+    const createOnFirstWrite = await info.loadOnFirstWrite();
+    return ProcessRegistry.openWith((ctx) => createOnFirstWrite(location, r.backendOpts, ctx), opts);
   }
 }
 
