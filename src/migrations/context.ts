@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { InvalidInputError, NoRegistryError, RegistryError, type Registration } from '../backends/contract.js';
 import { parseBackendUrl } from '../backends/open.js';
-import { configTarget, loadConfig, saveConfig, type ConfigFile, type Profile } from '../cli/config.js';
+import { configTarget, loadConfig, saveConfig, type ConfigFile, type Profile } from '../config/profiles.js';
 import { ProcessRegistry } from '../registry/service.js';
 import { FileJournalStore, Journal, MigrationLock, type JournalStore } from './journal.js';
 import type { State } from './verify.js';

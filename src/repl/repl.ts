@@ -10,7 +10,7 @@ import { Errors, loadHelpClass, type Config } from '@oclif/core';
 import { InvalidInputError, NoRegistryError, NotFoundError } from '../backends/contract.js';
 import { parseBackendUrl, schemes } from '../backends/open.js';
 import { RegistryCommand, type Session } from '../cli/base.js';
-import { findConfig, loadConfig, resolveBackend, type Resolved } from '../cli/config.js';
+import { findConfig, loadConfig, resolveBackend, type Resolved } from '../config/profiles.js';
 import { reportError } from '../cli/errors.js';
 import { colors, type Colors } from '../cli/output.js';
 import { ProcessRegistry } from '../registry/service.js';

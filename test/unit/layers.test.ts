@@ -16,6 +16,8 @@ const RULES: Record<string, string[]> = {
   core: ['core', 'backends/contract.ts'],
   protocol: ['protocol', 'core', 'backends/contract.ts'],
   backends: ['backends', 'core', 'protocol'],
+  // Config loading (registry.config.json, profiles) serves the CLI, the REPL, migrations and library users.
+  config: ['config', 'core', 'backends'],
 };
 
 function sourceFiles(dir: string): string[] {
