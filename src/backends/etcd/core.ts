@@ -26,7 +26,7 @@ import {
   MAX_INDEX_KEYS,
   MAX_INDEX_VALUE,
   MARKER_CACHE_MAX,
-  MarkerGeneration,
+  type MarkerGeneration,
   CMP_EQUAL,
   TARGET_CREATE,
   ZERO,
@@ -40,7 +40,7 @@ import { LeasePool } from './leases.js';
 import {
   HostBreaker,
   CappedBackoff,
-  Probe,
+  type Probe,
   probeCluster,
   quorumMessage,
   isTransient,
@@ -53,7 +53,7 @@ import {
   permanentError,
   withDeadline,
 } from './faults.js';
-import { ETCD_BACKEND, DEFAULT_KEYS_PER_LEASE, DEFAULT_INDEX_FIELDS, EtcdOptions } from './options.js';
+import { ETCD_BACKEND, DEFAULT_KEYS_PER_LEASE, DEFAULT_INDEX_FIELDS, type EtcdOptions } from './options.js';
 
 /**
  * The etcd backend's state and helpers: connection, key builders, markers, exactly-once writes,

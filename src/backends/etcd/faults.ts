@@ -1,5 +1,5 @@
 /** Fault handling of the etcd backend: per-member breaker, watch backoff, cluster probe, error classes. */
-import { ClosedError, InvalidInputError, RegistryError, UnauthorizedError, asRegistryError } from '../contract.js';
+import { ClosedError, InvalidInputError, type RegistryError, UnauthorizedError, asRegistryError } from '../contract.js';
 
 /**
  * Per-member circuit breaker handed to the etcd3 pool: after 3 consecutive transient failures a

@@ -50,7 +50,7 @@ import {
 } from '../contract.js';
 import { MAX_INDEX_VALUE, ZERO, prefixEnd, parseEntry } from './keys.js';
 import { quorumMessage } from './faults.js';
-import { EtcdOptions, parseEtcdUrl, EtcdBackendApi } from './options.js';
+import { type EtcdOptions, parseEtcdUrl, type EtcdBackendApi } from './options.js';
 import { EtcdWatch } from './watch.js';
 
 export * from './options.js';

@@ -1,4 +1,4 @@
-import { Etcd3, type Lease } from 'etcd3';
+import { type Etcd3, type Lease } from 'etcd3';
 
 // ---------------------------------------------------------------------------------------------
 // Leases, probing, errors and small helpers.
