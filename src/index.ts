@@ -21,6 +21,7 @@ export {
   ClosedError,
   ConflictError,
   TimeoutError,
+  CompactedError,
   asRegistryError,
   type MaybePromise,
   type Meta,
@@ -45,6 +46,10 @@ export {
   type ProcessSummary,
   type BackendFactory,
   type ErrorCode,
+  type Divergence,
+  type DigestPlan,
+  type CompactReport,
+  type InspectReport,
 } from './backends/contract.js';
 export {
   ProcessRegistry,
@@ -56,6 +61,6 @@ export {
   type Via,
 } from './registry/service.js';
 export { schemes, defaultBackendUrl, defaultDatabasePath, openBackend, parseBackendUrl } from './backends/open.js';
-export { canonicalJson, Digest, BucketDigester, bucketOf, entryIdentity } from './registry/digest.js';
+export { canonicalJson, Digest, BucketDigester, bucketOf, entryIdentity } from './core/digest.js';
 export { LocalLiveness, procInfo, pidExists } from './registry/liveness.js';
 export * as validate from './registry/validate.js';

@@ -204,6 +204,37 @@ export interface BackendContext {
    * throw `NoRegistryError`, exit 6, and leave no file or folder behind). Default true.
    */
   create?: boolean;
+  /**
+   * Compares two stores (live entries, canonical metadata): how many keys are only in `a`, only in
+   * `b`, or differ. A backend that spans two stores (hybrid) reports it in its health; the layer
+   * that opens backends supplies it (the migrations' `verifyStates`), so no backend imports it.
+   */
+  compareStores?(a: Backend, b: Backend): Promise<Divergence>;
+}
+
+/** What `inspect` found: counts by kind, a few samples, one line that says it. */
+export interface InspectReport {
+  counts: Record<string, number>;
+  samples: Array<{ namespace: string; key: string; kind: string; detail: string }>;
+  summary: string;
+}
+
+/** Namespaces to digest, each at its bucket count (`offThreadDigests`). */
+export type DigestPlan = Array<{ namespace: string; buckets: number }>;
+
+/** What `compact` did: the store's size before and after, and a word on how. */
+export interface CompactReport {
+  bytesBefore: number;
+  bytesAfter: number;
+  /** What was done, e.g. "analysed and vacuumed". */
+  how: string;
+}
+
+/** The result of `BackendContext.compareStores`. */
+export interface Divergence {
+  onlyInA: number;
+  onlyInB: number;
+  differing: number;
 }
 
 /** The result of `checkIntegrity`: `ok` false with the problems found (at most a few). */
@@ -264,6 +295,35 @@ export interface Backend {
   lookupAt?(namespace: string, key: string): MaybePromise<{ entry: Registration | undefined; revision: number }>;
   /** capability `digest`: per-bucket digests of a namespace, computed next to the data. */
   digest?(namespace: string, buckets: number): MaybePromise<BucketDigests>;
+  /**
+   * capability `digest`, optional: a digester of several namespaces from one snapshot that runs
+   * off the caller's thread (SQLite: a worker thread on its own connection), so two stores are
+   * digested in parallel. undefined when the store is too small for that to pay.
+   */
+  offThreadDigests?(): ((plan: DigestPlan) => Promise<Map<string, BucketDigests>>) | undefined;
+  /**
+   * Compact the store after a bulk change (SQLite: ANALYZE, PRAGMA optimize, VACUUM, WAL
+   * truncated): its size before and after, in bytes. The migration's optimize phase calls it.
+   */
+  compact?(): MaybePromise<CompactReport>;
+  /**
+   * The store's own anomalies (legacy: keys the two tables disagree on, dead rows, stale index and
+   * cache rows): what `migrate wrap` reports.
+   */
+  inspect?(): MaybePromise<InspectReport>;
+  /**
+   * The raw stored view: every live entry read straight from storage by the store's own rule, not
+   * through paging (legacy: one join over both tables). `migrate wrap` proves the service's view equals it.
+   */
+  rawEntries?(): Iterable<Registration>;
+  /** capability `remote`: the node's own view (its /v1/stats and /v1/health). */
+  nodeStatus?(): Promise<{ stats: Record<string, unknown>; health: HealthReport }>;
+  /** capability `remote`: move the node to another backend at runtime; the switch report. */
+  switchNode?(
+    backend: string,
+    backendOpts?: Record<string, unknown>,
+    timeoutMs?: number,
+  ): Promise<Record<string, unknown>>;
   /** capability `transactions`: run `fn` all-or-nothing (rolled back when it throws). */
   transaction?<T>(fn: () => T): T;
   /**
@@ -386,6 +446,7 @@ export type ErrorCode =
   | 'TIMEOUT'
   | 'DIFFERENT'
   | 'UNHEALTHY'
+  | 'COMPACTED'
   | 'INTERNAL';
 
 /** Exit codes of design §4, by error code. */
@@ -401,6 +462,8 @@ export const exitCodes: Record<ErrorCode, number> = {
   UNHEALTHY: 5,
   UNREACHABLE: 6,
   UNAUTHORIZED: 7,
+  // A watch resumed from history no longer kept: list again (exit 4, as a conflict with the store).
+  COMPACTED: 4,
   INTERNAL: 1,
 };
 
@@ -476,6 +539,16 @@ export class UnreachableError extends RegistryError {
     opts: { cause?: unknown; recoverable?: boolean; details?: Record<string, unknown> } = {},
   ) {
     super('UNREACHABLE', message, { recoverable: true, ...opts });
+  }
+}
+
+/**
+ * A change feed asked to resume from a revision it no longer keeps (compacted): list again and
+ * watch from the current revision. `details.compacted` is true. Exit 4.
+ */
+export class CompactedError extends RegistryError {
+  constructor(message: string, opts: { cause?: unknown; details?: Record<string, unknown> } = {}) {
+    super('COMPACTED', message, { ...opts, details: { ...opts.details, compacted: true } });
   }
 }
 

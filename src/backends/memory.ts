@@ -26,7 +26,9 @@ import {
   type UnregisterCondition,
   type UpdateOptions,
 } from './contract.js';
-import { compareKeys, matchesWhere, mergePatch, rolledBack, scalarText } from '../registry/validate.js';
+import { compareKeys } from '../core/keys.js';
+import { matchesWhere, mergePatch, scalarText } from '../core/meta.js';
+import { rolledBack } from '../core/bulk.js';
 import { compactedError } from './feed-error.js';
 import { DEFAULT_INDEX_FIELDS, indexable, MAX_INDEX_VALUE, parseIndexFields } from './index-fields.js';
 

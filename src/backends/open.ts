@@ -14,6 +14,17 @@ export interface SchemeInfo {
   description: string;
   /** Loads the factory (lazy import). */
   load(): Promise<BackendFactory>;
+  /**
+   * The location is a file path: relative paths are resolved (config, journal), and a missing
+   * file means no store (read-only commands, completion, rollback checks).
+   */
+  file?: boolean;
+  /** The store lives in the opening process only: a new process starts empty. */
+  inProcess?: boolean;
+  /** backendOpts that open the store for reading only (health checks), where the backend has them. */
+  readonlyOpts?: Record<string, unknown>;
+  /** A factory whose store is created by its first write (the REPL on a new file), where the backend has one. */
+  loadOnFirstWrite?(): Promise<BackendFactory>;
 }
 
 // Module paths held in variables: a backend that is not built yet fails at open time, not compile time.
@@ -30,12 +41,16 @@ export const schemes: SchemeInfo[] = [
     form: 'memory:',
     description: 'in-process maps (ETS-like); gone when the process exits',
     load: lazy('./memory.js', 'createMemoryBackend'),
+    inProcess: true,
   },
   {
     scheme: 'sqlite',
     form: 'sqlite:PATH',
     description: 'embedded SQLite file, WAL (the default)',
     load: lazy('./sqlite.js', 'createSqliteBackend'),
+    file: true,
+    readonlyOpts: { readonly: true },
+    loadOnFirstWrite: lazy('./sqlite.js', 'createSqliteBackendOnFirstWrite'),
   },
   {
     scheme: 'http',
@@ -66,6 +81,7 @@ export const schemes: SchemeInfo[] = [
     form: 'legacy:PATH',
     description: 'a legacy dual-storage SQLite file, legacy semantics',
     load: lazy('./legacy.js', 'createLegacyBackend'),
+    file: true,
   },
 ];
 

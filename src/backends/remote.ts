@@ -37,7 +37,7 @@ import {
   type UpdateOptions,
   type ServiceStats,
 } from './contract.js';
-import { API, fromWire, registrationPath, type WireError } from '../node/wire.js';
+import { API, fromWire, registrationPath, type WireError } from '../protocol/wire.js';
 
 export const REMOTE_BACKEND = 'http';
 

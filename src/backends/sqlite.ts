@@ -39,9 +39,13 @@ import {
   UnreachableError,
   type UpdateOptions,
   type BucketDigests,
+  type CompactReport,
 } from './contract.js';
-import { matchesWhere, mergePatch, rolledBack } from '../registry/validate.js';
-import { BucketDigester } from '../registry/digest.js';
+import { matchesWhere, mergePatch } from '../core/meta.js';
+import { rolledBack } from '../core/bulk.js';
+import { BucketDigester } from '../core/digest.js';
+import { offThreadDigester } from './sqlite-digest.js';
+import { compactDatabase } from './sqlite-compact.js';
 import { roundMs } from '../core/time.js';
 import { ensureFeedSchema, type FeedOptions, notifyAfterWrites, SqliteFeed } from './sqlite-feed.js';
 import { countLive, listIndexed, MetaIndex } from './sqlite-index.js';
@@ -303,6 +307,12 @@ class SqliteOnFirstWrite implements Backend {
   }
   digest(namespace: string, buckets: number) {
     return this.r.digest(namespace, buckets);
+  }
+  offThreadDigests() {
+    return offThreadDigester(resolve(this.location));
+  }
+  compact() {
+    return this.w.compact();
   }
   markCleanup(at: number) {
     return this.w.markCleanup(at);
@@ -795,6 +805,16 @@ class SqliteBackend implements Backend {
     return d.result();
   }
 
+  /** Digests off the event loop, in a worker on its own connection (src/backends/sqlite-digest.ts). */
+  offThreadDigests() {
+    return offThreadDigester(this.file);
+  }
+
+  compact(): CompactReport {
+    this.check();
+    return compactDatabase(this.db);
+  }
+
   /** Record the time of a sweep (shown by health). */
   markCleanup(at: number): void {
     this.st.setInfo.run('last_cleanup', String(at));
@@ -845,6 +865,7 @@ const GUARDED = [
   'processes',
   'removeProcesses',
   'digest',
+  'compact',
   'markCleanup',
   'watch',
   'currentRevision',

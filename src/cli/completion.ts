@@ -216,8 +216,8 @@ async function openForCompletion(
   try {
     const r = resolveBackend(sel, env);
     const { info, location } = parseBackendUrl(r.backend);
-    if ((info.scheme === 'sqlite' || info.scheme === 'legacy') && !existsSync(location)) return undefined;
-    if (info.scheme === 'memory') return undefined; // a new process's memory store is empty
+    if (info.file && !existsSync(location)) return undefined;
+    if (info.inProcess) return undefined; // a new process's memory store is empty
     return await ProcessRegistry.open({
       backend: r.backend,
       backendOpts: r.backendOpts,

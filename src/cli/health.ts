@@ -181,7 +181,7 @@ export async function checkTarget(t: Target, opts: CheckOptions): Promise<Backen
     let reg = opts.borrowed;
     if (!reg) {
       const { info } = parseBackendUrl(r.backend);
-      const backendOpts = info.scheme === 'sqlite' ? { ...r.backendOpts, readonly: true } : r.backendOpts;
+      const backendOpts = info.readonlyOpts ? { ...r.backendOpts, ...info.readonlyOpts } : r.backendOpts;
       opened = ProcessRegistry.open({
         backend: r.backend,
         backendOpts,

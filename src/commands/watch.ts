@@ -28,9 +28,10 @@ export default class Watch extends RegistryCommand<typeof Watch> {
         `the ${backend.name} backend has no change feed: watch a node (registry serve, then -b http://…) or etcd`,
       );
     }
-    // memory: lives in this process only: a one-shot `registry watch` would wait on a feed nothing
-    // else can write to (issue 12 item 14). In the REPL the feed is the session's own registry.
-    if (backend.name === 'memory' && !RegistryCommand.session) {
+    // A store that lives in this process only (memory:): a one-shot `registry watch` would wait on a
+    // feed nothing else can write to (issue 12 item 14). In the REPL the feed is the session's own registry.
+    const inProcess = !backend.capabilities.persistent && !backend.capabilities.remote;
+    if (inProcess && !RegistryCommand.session) {
       throw new InvalidInputError(
         'watch needs a shared store: memory: lives in one process, so nothing else can change it: watch a node (registry serve, then -b http://HOST:PORT) or etcd://…, or use watch inside `registry repl -b memory:`',
       );

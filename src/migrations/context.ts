@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { InvalidInputError, NoRegistryError, RegistryError, type Registration } from '../backends/contract.js';
 import { parseBackendUrl } from '../backends/open.js';
-import { configTarget, loadConfig, saveConfig, type ConfigFile, type Profile } from '../cli/config.js';
+import { configTarget, loadConfig, saveConfig, type ConfigFile, type Profile } from '../config/profiles.js';
 import { ProcessRegistry } from '../registry/service.js';
 import { FileJournalStore, Journal, MigrationLock, type JournalStore } from './journal.js';
 import type { State } from './verify.js';
@@ -167,6 +167,6 @@ export class Migration {
 /** Absolute paths for file URLs, so the config and journal do not depend on the working directory. */
 export function normalizeUrl(url: string): string {
   const { info, location } = parseBackendUrl(url);
-  if (info.scheme === 'sqlite' || info.scheme === 'legacy') return `${info.scheme}:${resolve(location)}`;
+  if (info.file) return `${info.scheme}:${resolve(location)}`;
   return url.trim();
 }

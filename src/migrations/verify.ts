@@ -13,7 +13,6 @@
  * a bucket that differs only by dead rows narrows to nothing and the states are equivalent.
  */
 import type { Backend, BucketDigests, Registration } from '../backends/contract.js';
-import { statSync } from 'node:fs';
 import { BucketDigester, bucketOf, canonicalJson, foldDigests } from '../registry/digest.js';
 import { compareKeys } from '../registry/validate.js';
 
@@ -105,14 +104,10 @@ export async function verifyStates(A: State, B: State, opts: VerifyOptions = {})
   const fileA = offThreadFile(A, strict);
   const fileB = offThreadFile(B, strict);
   if (opts.buckets === undefined && fileA && fileB) {
-    // Two SQLite files, each scanned in its own worker: digest at the finest bucket count (no
-    // counting pass first), then fold both to the count their sizes call for.
-    const { digestFileOffThread } = await import('./digest-worker.js');
+    // Two stores each digested off the event loop (SQLite files, each in its own worker): digest
+    // at the finest bucket count (no counting pass first), then fold both to the count their sizes call for.
     const fine = spaces.map((namespace) => ({ namespace, buckets: MAX_BUCKETS }));
-    const [fa, fb] = await Promise.all([
-      digestFileOffThread({ file: fileA, namespaces: fine }),
-      digestFileOffThread({ file: fileB, namespaces: fine }),
-    ]);
+    const [fa, fb] = await Promise.all([fileA(fine), fileB(fine)]);
     allA = new Map();
     allB = new Map();
     for (const namespace of spaces) {
@@ -199,23 +194,16 @@ export async function digestOf(
 
 type SideDigest = { d: BucketDigests; how: 'backend' | 'listing' };
 
-/** Below this many bytes of SQLite file (about 20,000 entries) a worker thread costs more than it saves. */
-const OFF_THREAD_MIN_BYTES = 2 * 1024 * 1024;
-
 /** The largest bucket count (bucketCount's cap); every smaller one divides it. */
 const MAX_BUCKETS = 4096;
 
-/** The file of a SQLite side worth digesting in a worker thread, if it is one. */
-function offThreadFile(s: State, strict: boolean): string | undefined {
-  if (strict || s.backend.name !== 'sqlite' || !s.backend.capabilities.digest) return undefined;
-  const file = s.backend.url.replace(/^sqlite:/, '');
-  try {
-    const size = statSync(file).size + (statSync(`${file}-wal`, { throwIfNoEntry: false })?.size ?? 0);
-    return size >= OFF_THREAD_MIN_BYTES ? file : undefined;
-  } catch {
-    return undefined; // not a plain file (e.g. in memory): digest in process
-  }
+/** The off-thread digester of a side worth digesting off the event loop, if its backend has one. */
+function offThreadFile(s: State, strict: boolean): OffThread | undefined {
+  if (strict || !s.backend.capabilities.digest) return undefined;
+  return s.backend.offThreadDigests?.();
 }
+
+type OffThread = NonNullable<ReturnType<NonNullable<Backend['offThreadDigests']>>>;
 
 /**
  * Digests of every planned namespace of one side. A SQLite file is scanned in a worker thread
@@ -226,12 +214,11 @@ async function sideDigests(
   s: State,
   plan: Array<{ namespace: string; buckets: number }>,
   strict: boolean,
-  file: string | undefined,
+  file: OffThread | undefined,
 ): Promise<Map<string, SideDigest>> {
   const out = new Map<string, SideDigest>();
   if (file) {
-    const { digestFileOffThread } = await import('./digest-worker.js');
-    const res = await digestFileOffThread({ file, namespaces: plan });
+    const res = await file(plan);
     for (const [ns, d] of res) out.set(ns, { d, how: 'backend' });
     return out;
   }

@@ -18,7 +18,7 @@ import type {
   UnregisterCondition,
   UpdateOptions,
 } from '../backends/contract.js';
-import { then } from '../backends/contract.js';
+import { CompactedError, then } from '../backends/contract.js';
 
 export interface FeedOptions {
   /** Events kept for `since` resumption (default 10,000). */
@@ -137,7 +137,7 @@ class FeedBackend implements Backend {
       const oldest = this.feed[this.head]?.revision ?? this.revision + 1;
       if (opts.sinceRevision + 1 < oldest) {
         onError?.(
-          new Error(
+          new CompactedError(
             `revision ${opts.sinceRevision} is compacted (oldest kept: ${oldest}): list again and watch from the current revision`,
           ),
         );

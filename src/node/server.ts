@@ -21,6 +21,7 @@ import Fastify, {
 import {
   AlreadyRegisteredError,
   asRegistryError,
+  CompactedError,
   type Backend,
   type BulkResult,
   type ChangeEvent,
@@ -914,7 +915,8 @@ export class RegistryNode {
     if (failure) {
       stop();
       const msg = (failure as Error).message;
-      throw new RegistryError(/compacted/.test(msg) ? ('COMPACTED' as never) : 'INTERNAL', msg);
+      const compacted = (failure as RegistryError).code === 'COMPACTED' || /compacted/.test(msg);
+      throw compacted ? new CompactedError(msg) : new RegistryError('INTERNAL', msg);
     }
     reply.hijack();
     this.streams.add(res);

@@ -18,6 +18,7 @@ import {
   type Backend,
   type BulkResult,
   type Capabilities,
+  CompactedError,
   type ChangeEvent,
   ConflictError,
   InvalidInputError,
@@ -213,7 +214,7 @@ export class SwitchableBackend implements Backend {
   ): MaybePromise<() => void> {
     if (opts.sinceRevision !== undefined && opts.sinceRevision < this.flipPoint) {
       onError?.(
-        new Error(
+        new CompactedError(
           `revision ${opts.sinceRevision} is compacted (the node switched backends at revision ${this.flipPoint}): list again and watch from the current revision`,
         ),
       );

@@ -29,6 +29,7 @@ import {
   withPlans,
 } from '../backends/contract.js';
 import { openBackend, type OpenBackendOptions } from '../backends/open.js';
+import { storeComparer } from './compare-stores.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import type { LookupCache } from './lookup-cache.js';
 import { LocalLiveness, signalTarget } from './liveness.js';
@@ -134,6 +135,7 @@ export class ProcessRegistry {
     const ctx: BackendContext = {
       nodeName,
       isAlive: (e) => holder.reg!.isAlive(e),
+      compareStores: storeComparer((e) => holder.reg!.isAlive(e)),
       longLived: interval > 0,
       ...(opts.create === false ? { create: false } : {}),
     };

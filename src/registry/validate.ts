@@ -2,7 +2,12 @@
  * Input validation of design §1. Every failure is an InvalidInputError whose message says what was
  * wrong and what to do; nothing is written before validation passes.
  */
-import { InvalidInputError, RegistryError, type BulkResult, type Meta } from '../backends/contract.js';
+import { InvalidInputError, type Meta } from '../backends/contract.js';
+
+// The pure pieces below everything moved to the core layer; re-exported for existing importers.
+export { matchesWhere, mergePatch, scalarText } from '../core/meta.js';
+export { compareKeys } from '../core/keys.js';
+export { notWritten, rolledBack } from '../core/bulk.js';
 
 export const NAMESPACE_RE = /^[A-Za-z0-9][A-Za-z0-9_.:-]{0,63}$/;
 export const MAX_KEY_BYTES = 512;
@@ -186,48 +191,6 @@ export function parseWhere(pairs: string[]): Array<[string, string]> {
   });
 }
 
-/** Does `meta` match every `where` pair? A list value matches when one element equals the value. */
-export function matchesWhere(meta: Meta, where: Array<[string, string]> | undefined): boolean {
-  if (!where || where.length === 0) return true;
-  for (const [field, want] of where) {
-    // Own properties only: `__proto__`, `constructor`, … must not match through the prototype.
-    const v = Object.hasOwn(meta, field) ? meta[field] : undefined;
-    if (Array.isArray(v)) {
-      if (!v.some((x) => scalarText(x) === want)) return false;
-    } else if (scalarText(v) !== want) return false;
-  }
-  return true;
-}
-
-/** The text a scalar metadata value is compared by in `--where` (strings as is, others as JSON). */
-export function scalarText(v: unknown): string | undefined {
-  if (v === undefined) return undefined;
-  return typeof v === 'string' ? v : JSON.stringify(v);
-}
-
-/** RFC 7386 JSON merge patch. */
-export function mergePatch(target: unknown, patch: unknown): unknown {
-  if (patch === null || typeof patch !== 'object' || Array.isArray(patch)) return patch;
-  const out: Record<string, unknown> =
-    target !== null && typeof target === 'object' && !Array.isArray(target)
-      ? { ...(target as Record<string, unknown>) }
-      : {};
-  for (const [k, v] of Object.entries(patch as Record<string, unknown>)) {
-    if (v === null) delete out[k];
-    else out[k] = mergePatch(out[k], v);
-  }
-  return out;
-}
-
-/** Compare keys in UTF-8 byte order (what SQLite's BINARY collation and etcd use). */
-export function compareKeys(a: string, b: string): number {
-  if (a === b) return 0;
-  // For strings without astral/surrogate characters UTF-16 order equals code point order equals
-  // UTF-8 byte order; fall back to Buffer compare otherwise.
-  if (/[\ud800-\udfff]/.test(a) || /[\ud800-\udfff]/.test(b)) return Buffer.compare(Buffer.from(a), Buffer.from(b));
-  return a < b ? -1 : 1;
-}
-
 /** "500ms", "10s", "2m", "1h", or a bare number of seconds → milliseconds. */
 export function parseDuration(text: string, what = 'duration'): number {
   const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)?$/.exec(text.trim());
@@ -286,18 +249,4 @@ export function jsonBytesBound(v: unknown, depth: number): number {
     default:
       return -1; // undefined, functions, symbols, bigint
   }
-}
-
-/**
- * The results of an atomic bulk that rolled back: nothing was written, so no item may say `ok`.
- * Failed items keep their own answer (holder or error); the others say why they were not written.
- */
-export function rolledBack(results: BulkResult[]): BulkResult[] {
-  const error = notWritten(); // one error for all: a batch of 700,000 made 700,000 stack traces (~1 GB)
-  return results.map((r) => (r.ok ? { ok: false, error } : r));
-}
-
-/** The error of an atomic batch's entries that were not written because another one failed. */
-export function notWritten(): RegistryError {
-  return new RegistryError('CONFLICT', 'not written: another entry of the atomic batch failed');
 }

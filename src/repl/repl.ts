@@ -10,7 +10,7 @@ import { Errors, loadHelpClass, type Config } from '@oclif/core';
 import { InvalidInputError, NoRegistryError, NotFoundError } from '../backends/contract.js';
 import { parseBackendUrl, schemes } from '../backends/open.js';
 import { RegistryCommand, type Session } from '../cli/base.js';
-import { findConfig, loadConfig, resolveBackend, type Resolved } from '../cli/config.js';
+import { findConfig, loadConfig, resolveBackend, type Resolved } from '../config/profiles.js';
 import { reportError } from '../cli/errors.js';
 import { colors, type Colors } from '../cli/output.js';
 import { ProcessRegistry } from '../registry/service.js';
@@ -526,9 +526,9 @@ async function openRegistry(
     return await ProcessRegistry.open({ backend: r.backend, ...opts, create: false });
   } catch (err) {
     const { info, location } = parseBackendUrl(r.backend);
-    if (!(err instanceof NoRegistryError) || info.scheme !== 'sqlite') throw err;
-    const { createSqliteBackendOnFirstWrite } = await import('../backends/sqlite.js');
-    return ProcessRegistry.openWith((ctx) => createSqliteBackendOnFirstWrite(location, r.backendOpts, ctx), opts);
+    if (!(err instanceof NoRegistryError) || !info.loadOnFirstWrite) throw err;
+    const createOnFirstWrite = await info.loadOnFirstWrite();
+    return ProcessRegistry.openWith((ctx) => createOnFirstWrite(location, r.backendOpts, ctx), opts);
   }
 }
 

@@ -80,7 +80,7 @@ describe('registry watch on sqlite: across processes', function () {
     expect(human.stdout).to.match(/^#\d+ PUT {4}default\/a pid=\d+ node=\S+ meta=x=1\n#\d+ DELETE default\/a\n$/);
   });
 
-  it('--since a compacted revision: exit 1 and "list again", the same as through a node on the file; ahead: exit 2', async () => {
+  it('--since a compacted revision: exit 4 (COMPACTED) and "list again", the same as through a node on the file; ahead: exit 2', async () => {
     const file = join(sb.dir, 'compact.db');
     const reg = await ProcessRegistry.open({
       backend: `sqlite:${file}`,
@@ -90,7 +90,7 @@ describe('registry watch on sqlite: across processes', function () {
     for (let i = 0; i < 300; i++) await reg.register(`k${i}`, process.pid);
     await reg.close();
     const direct = sb.run(['watch', '-b', `sqlite:${file}`, '--since', '1', '--timeout', '10']);
-    expect(direct.code, direct.stderr).to.equal(1);
+    expect(direct.code, direct.stderr).to.equal(4);
     expect(direct.stderr).to.match(
       /^registry: revision 1 is compacted \(oldest kept: \d+\): list again and watch from the current revision\n$/,
     );

@@ -424,6 +424,32 @@ export function backendSuite(name: string, factory: () => Promise<Instance>, opt
       expect(Array.isArray(h.reasons)).to.be.ok;
     });
 
+    test('capability flags agree with the methods the backend has', async () => {
+      const backend = get().backend;
+      const caps = backend.capabilities;
+      const has = (m: keyof typeof backend) => typeof backend[m] === 'function';
+      const disagree: string[] = [];
+      const agree = (flag: string, flagged: boolean, present: boolean, what: string) => {
+        if (flagged !== present) disagree.push(`${flag} is ${flagged} but ${what} is ${present ? '' : 'not '}there`);
+      };
+      agree('watch', caps.watch, has('watch'), 'watch()');
+      agree('digest', caps.digest, has('digest'), 'digest()');
+      agree('bulkRegister', caps.bulkRegister, has('bulkRegister'), 'bulkRegister()');
+      agree('transactions', caps.transactions, has('transaction'), 'transaction()');
+      agree('remote', caps.remote, has('nodeStatus') && has('switchNode'), 'nodeStatus()/switchNode()');
+      if (has('offThreadDigests') && !caps.digest) disagree.push('offThreadDigests() without the digest capability');
+      // synchronous: every method answers without a Promise; the others answer with one.
+      const answer = backend.lookup(freshNamespace(), 'no-such-key');
+      const isPromise = typeof (answer as { then?: unknown } | undefined)?.then === 'function';
+      await answer;
+      agree('synchronous', caps.synchronous, !isPromise, 'a non-Promise lookup answer');
+      const counted = backend.count(freshNamespace());
+      const countPromise = typeof (counted as { then?: unknown }).then === 'function';
+      await counted;
+      agree('synchronous', caps.synchronous, !countPromise, 'a non-Promise count answer');
+      expect(disagree, `${backend.name}: ${disagree.join('; ')}`).to.deep.equal([]);
+    });
+
     options.additionalTests?.(get);
   });
 }

@@ -47,6 +47,9 @@ describe('migration: legacy → sqlite → etcd, all five phases', function () {
 
     // 1 wrap: baseline and anomalies; the service's view is the effective view.
     const w = await run(['migrate', 'wrap', '--from', legacy, '--yes', '--json']);
+    expect((w.notes as string[]).join('\n'), "the legacy anomalies, from the backend's inspect()").to.match(
+      /^anomalies: \d+ keys with different pids/m,
+    );
     expect(w.verify.equivalent).to.equal(true);
     expect(w.record.counts.entries).to.equal(expected.view.length);
     expect(w.record.counts.pidMismatch).to.equal(expected.anomalies.pidMismatch);
@@ -81,6 +84,9 @@ describe('migration: legacy → sqlite → etcd, all five phases', function () {
     // 4 optimize: the pure target, equivalent to the effective legacy view.
     const o = await run(['migrate', 'optimize', '--yes', '--accept-changes', '--json']);
     expect(o.verify.equivalent).to.equal(true);
+    expect((o.notes as string[]).join('\n'), "the target compacted through its backend's compact()").to.match(
+      /^analysed and vacuumed .+: \d+ → \d+ bytes/m,
+    );
     expect(await listed(), 'default profile = the SQLite target').to.deep.equal(expected.view);
     await run(['verify', target, legacy, '--json']);
     await check();

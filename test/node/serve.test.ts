@@ -72,6 +72,14 @@ describe('registry serve: the CLI through a node', function () {
       expect(typeof st.uptimeMs).to.equal('number');
       expect(st.backend).to.match(/^sqlite:/);
       expect(st.namespaces.default).to.equal(1);
+      // A backend without the `remote` capability is no node: refused by capability, exit 2.
+      for (const [cmd, ...args] of [['status'], ['switch', '--to', 'memory:']] as const) {
+        const local = await cli(['node', cmd, ...args, '-b', 'memory:']);
+        expect(local.code, local.stderr).to.equal(2);
+        expect(local.stderr).to.match(
+          new RegExp(`^registry: node ${cmd} needs a node: pass --backend http://HOST:PORT`),
+        );
+      }
       const missing = await cli(['lookup', 'nope', ...b]);
       expect(missing.code).to.equal(3);
       const bad = await cli(['register', 'x', '--pid', 'abc', ...b]);

@@ -1,5 +1,4 @@
 import { InvalidInputError } from '../../backends/contract.js';
-import { RemoteBackend } from '../../backends/remote.js';
 import { RegistryCommand } from '../../cli/base.js';
 import { age, fieldTable, table } from '../../cli/output.js';
 
@@ -14,7 +13,7 @@ export default class NodeStatus extends RegistryCommand<typeof NodeStatus> {
 
   async run(): Promise<Record<string, unknown>> {
     const reg = await this.registry();
-    if (!(reg.backend instanceof RemoteBackend)) {
+    if (!reg.backend.capabilities.remote || !reg.backend.nodeStatus) {
       throw new InvalidInputError(
         `node status needs a node: pass --backend http://HOST:PORT (the backend here is ${reg.backend.url})`,
       );

@@ -1,6 +1,5 @@
 import { Flags } from '@oclif/core';
 import { InvalidInputError } from '../../backends/contract.js';
-import { RemoteBackend } from '../../backends/remote.js';
 import { RegistryCommand } from '../../cli/base.js';
 import { fieldTable } from '../../cli/output.js';
 
@@ -20,7 +19,7 @@ export default class NodeSwitch extends RegistryCommand<typeof NodeSwitch> {
 
   async run(): Promise<Record<string, unknown>> {
     const reg = await this.registry();
-    if (!(reg.backend instanceof RemoteBackend))
+    if (!reg.backend.capabilities.remote || !reg.backend.switchNode)
       throw new InvalidInputError(
         `node switch needs a node: pass --backend http://HOST:PORT (the backend here is ${reg.backend.url})`,
       );

@@ -6,7 +6,6 @@
  */
 import { existsSync } from 'node:fs';
 import { parseBackendUrl } from '../../backends/open.js';
-import { openDatabase } from '../../backends/sqlite.js';
 import { syncState } from '../copy.js';
 import { type Migration, PROFILE } from '../context.js';
 import { changedNotes, refuseUnacknowledged, shadowReads } from './cutover.js';
@@ -37,7 +36,7 @@ export const optimize: Phase = {
         `repair keys written to ${h.from} only since the cut-over`,
         `verify ${h.to} against the effective view of ${h.from}: must be equivalent`,
         `make ${PROFILE.target} the default profile; ${h.from} is retired (left on disk for rollback)`,
-        /^sqlite:/.test(h.to!) ? `ANALYZE, PRAGMA optimize and VACUUM ${h.to}` : 'no compaction for this backend',
+        `compact ${h.to} where its backend can (SQLite: ANALYZE, PRAGMA optimize and VACUUM)`,
       ],
     };
   },
@@ -67,7 +66,7 @@ export const optimize: Phase = {
     refuseUnacknowledged('optimize', fresh, args.acceptChanges);
     const d = await namespaceDigests(t, m, 'optimize: digest');
     await m.close();
-    const compacted = compact(h.to!);
+    const compacted = await compact(m, h.to!);
     const previousDefault = m.setDefault(PROFILE.target);
     m.journal.finish(rec, {
       previousDefault,
@@ -93,7 +92,7 @@ export const optimize: Phase = {
   async down(m) {
     const rec = doneRecord(m, 'optimize');
     const { info, location } = parseBackendUrl(rec.from!);
-    if ((info.scheme === 'legacy' || info.scheme === 'sqlite') && !existsSync(location)) {
+    if (info.file && !existsSync(location)) {
       throw new DifferentError(`cannot roll back optimize: the retired store ${rec.from} is gone`);
     }
     const s = await m.open(rec.from!, 'retired source');
@@ -130,33 +129,24 @@ export const optimize: Phase = {
 };
 
 /** What ANALYZE + VACUUM did to the file's size, said as it was: it can grow (ANALYZE adds tables). */
-export function compactNote(location: string, before: number, after: number): string {
+export function compactNote(location: string, before: number, after: number, how = 'analysed and vacuumed'): string {
   const change =
     after < before
       ? `${before - after} bytes smaller`
       : after > before
         ? `${after - before} bytes larger: ANALYZE statistics outweighed what VACUUM freed`
         : 'same size';
-  return `analysed and vacuumed ${location}: ${before} → ${after} bytes (${change})`;
+  return `${how} ${location}: ${before} → ${after} bytes (${change})`;
 }
 
-/** ANALYZE + optimize + VACUUM a SQLite file; a note of what was done. */
-function compact(url: string): string | undefined {
-  const { info, location } = parseBackendUrl(url);
-  if (info.scheme !== 'sqlite') return undefined;
-  const db = openDatabase(location, { create: false });
+/** Compact the target where its backend can (`compact?()`: SQLite's VACUUM); a note of what was done. */
+async function compact(m: Migration, url: string): Promise<string | undefined> {
+  const t = await m.open(url, 'target');
   try {
-    const before =
-      (db.pragma('page_count', { simple: true }) as number) * (db.pragma('page_size', { simple: true }) as number);
-    db.exec('ANALYZE');
-    db.pragma('optimize');
-    db.exec('VACUUM');
-    db.pragma('wal_checkpoint(TRUNCATE)');
-    const after =
-      (db.pragma('page_count', { simple: true }) as number) * (db.pragma('page_size', { simple: true }) as number);
-    return compactNote(location, before, after);
+    const r = await t.backend.compact?.();
+    return r && compactNote(parseBackendUrl(url).location, r.bytesBefore, r.bytesAfter, r.how);
   } finally {
-    db.close();
+    await m.close();
   }
 }
 

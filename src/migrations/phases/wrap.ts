@@ -4,9 +4,7 @@
  * different pids, dead rows, stale index and cache rows). Proof: the digest through the service
  * equals the digest of the raw effective view, read straight from the tables.
  */
-import { InvalidInputError, type Registration } from '../../backends/contract.js';
-import { effectiveEntry, type LegacyRow, legacyAnomalies, openLegacyDatabase } from '../../backends/legacy.js';
-import { parseBackendUrl } from '../../backends/open.js';
+import { InvalidInputError } from '../../backends/contract.js';
 import { Digest } from '../../registry/digest.js';
 import { type Migration, normalizeUrl, PROFILE } from '../context.js';
 import {
@@ -28,19 +26,16 @@ export const wrap: Phase = {
   async plan(m, args) {
     const from = sourceArg(m, args.from);
     const s = await m.open(from);
-    const isLegacy = s.backend.name === 'legacy';
-    const anomalies = isLegacy
-      ? legacyAnomalies((s.backend as unknown as { db: never }).db, s.isAlive, from).counts()
-      : undefined;
+    const anomalies = (await s.backend.inspect?.())?.counts;
     return {
       phase: 'wrap',
       from,
       steps: [
         `open ${from} behind the registry service (nothing is copied)`,
         'digest every namespace through the service and from the raw stored view; they must be equal',
-        isLegacy
-          ? 'report legacy anomalies (divergent tables, dead rows, stale index/cache rows)'
-          : 'no legacy tables: no anomaly report',
+        s.backend.inspect
+          ? "report the store's anomalies (legacy: divergent tables, dead rows, stale index/cache rows)"
+          : 'no anomaly report for this backend',
         `write profile ${PROFILE.source} and make it the default in ${m.configPath}`,
       ],
       counts: {
@@ -68,10 +63,7 @@ export const wrap: Phase = {
       throw new DifferentError(
         `the service's view of ${from} differs from its raw stored view: ${JSON.stringify(proof.namespaces)}`,
       );
-    const isLegacy = s.backend.name === 'legacy';
-    const anomalies = isLegacy
-      ? legacyAnomalies((s.backend as unknown as { db: never }).db, s.isAlive, from)
-      : undefined;
+    const anomalies = await s.backend.inspect?.();
     m.setProfile(PROFILE.source, { backend: from });
     const previousDefault = m.setDefault(PROFILE.source);
     const digests = Object.fromEntries(Object.entries(proof.namespaces).map(([ns, v]) => [ns, v.service]));
@@ -81,19 +73,13 @@ export const wrap: Phase = {
       counts: {
         entries: Object.values(proof.namespaces).reduce((a, v) => a + v.count, 0),
         ...counts,
-        ...(anomalies?.counts() ?? {}),
+        ...(anomalies?.counts ?? {}),
       },
       previousDefault,
       details: anomalies ? { anomalies: anomalies.samples } : {},
     });
     const notes = [`baseline: ${rec.counts!.entries} live entries in ${Object.keys(digests).length} namespaces`];
-    if (anomalies) {
-      notes.push(
-        `anomalies: ${anomalies.pidMismatch} keys with different pids, ${anomalies.onlyInRegistry} only in registry, ${anomalies.onlyInBackup} only in backup, ` +
-          `${anomalies.deadRegistryRows + anomalies.deadBackupRows} dead rows, ${anomalies.lookupListingDisagree} keys where lookup and listing disagree, ` +
-          `${anomalies.staleIndexRows} stale index rows, ${anomalies.staleCacheRows} stale cache rows`,
-      );
-    }
+    if (anomalies) notes.push(anomalies.summary);
     return { phase: 'wrap', action: 'up', record: rec, verify: proof, notes };
   },
 
@@ -153,38 +139,23 @@ export async function wrapProof(m: Migration, s: State & { url: string }): Promi
 }
 
 /**
- * The raw effective view's digests. For a legacy file: one SQL join over both tables, the
- * listing rule applied row by row (not through the backend's paging). Elsewhere: the backend's
- * raw listing.
+ * The raw effective view's digests: the backend's own raw view where it has one (`rawEntries`;
+ * legacy: one SQL join over both tables, the listing rule applied row by row, not through the
+ * backend's paging). Elsewhere: the backend's raw listing.
  */
 async function rawDigests(s: State & { url: string }): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
-  const { info, location } = parseBackendUrl(s.url);
-  if (info.scheme === 'legacy') {
-    const db = openLegacyDatabase(location, { readonly: true });
-    try {
-      const per = new Map<string, Digest>();
-      const rows = db
-        .prepare(
-          `SELECT k.namespace AS namespace, k.service AS service, r.pid AS rpid, r.node AS rnode, b.pid AS bpid, b.node AS bnode, b.metadata AS metadata
-           FROM (SELECT namespace, service FROM registry UNION SELECT namespace, service FROM process_registry_backup) k
-           LEFT JOIN registry r USING (namespace, service) LEFT JOIN process_registry_backup b USING (namespace, service)`,
-        )
-        .iterate() as IterableIterator<LegacyRow>;
-      for (const row of rows) {
-        const e = effectiveEntry(row, (x: Registration) => s.isAlive(x), location);
-        if (!e) continue;
-        let d = per.get(e.namespace);
-        if (!d) per.set(e.namespace, (d = new Digest()));
-        d.add(e);
-      }
-      for (const [ns, d] of per) out[ns] = d.hex();
-    } finally {
-      db.close();
+  if (s.backend.rawEntries) {
+    const per = new Map<string, Digest>();
+    for (const e of s.backend.rawEntries()) {
+      let d = per.get(e.namespace);
+      if (!d) per.set(e.namespace, (d = new Digest()));
+      d.add(e);
     }
+    for (const [ns, d] of per) out[ns] = d.hex();
     return out;
   }
-  // Not a legacy file: the backend's raw pages (no service paging, no lazy cleanup), live rows.
+  // No raw view of its own: the backend's raw pages (no service paging, no lazy cleanup), live rows.
   for (const ns of await s.backend.namespaces()) {
     const d = new Digest();
     for await (const e of liveEntries(s, ns)) d.add(e);

@@ -1,17 +1,34 @@
 /**
  * Bucket digests of a SQLite registry file, computed in a worker thread over its own read-only
- * connection. `verify` runs one per side, so two local files are scanned at the same time (each
- * "where its data lives") instead of one after the other. The result is exactly the SQLite
- * backend's `digest` (src/backends/sqlite.ts): same entries (stored rows), same identity text,
- * same buckets.
+ * connection: the SQLite backend's `offThreadDigests` (contract.ts). `verify` runs one per side,
+ * so two local files are scanned at the same time (each "where its data lives") instead of one
+ * after the other. The result is exactly the SQLite backend's `digest` (src/backends/sqlite.ts):
+ * same entries (stored rows), same identity text, same buckets.
  */
+import { statSync } from 'node:fs';
 import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
-import type { BucketDigests } from '../backends/contract.js';
-import { BucketDigester } from '../registry/digest.js';
+import type { BucketDigests, DigestPlan } from './contract.js';
+import { BucketDigester } from '../core/digest.js';
 
 export interface DigestJob {
   file: string;
-  namespaces: Array<{ namespace: string; buckets: number }>;
+  namespaces: DigestPlan;
+}
+
+/** Below this many bytes of SQLite file (about 20,000 entries) a worker thread costs more than it saves. */
+const OFF_THREAD_MIN_BYTES = 2 * 1024 * 1024;
+
+/** The off-thread digester of a SQLite file when it is large enough for a worker to pay, else undefined. */
+export function offThreadDigester(
+  file: string,
+): ((plan: DigestPlan) => Promise<Map<string, BucketDigests>>) | undefined {
+  try {
+    const size = statSync(file).size + (statSync(`${file}-wal`, { throwIfNoEntry: false })?.size ?? 0);
+    if (size < OFF_THREAD_MIN_BYTES) return undefined;
+  } catch {
+    return undefined; // not a plain file (e.g. in memory): digest in process
+  }
+  return (namespaces) => digestFileOffThread({ file, namespaces });
 }
 
 /** Run a job in a worker thread; resolves namespace → digests. */
@@ -31,7 +48,7 @@ export function digestFileOffThread(job: DigestJob): Promise<Map<string, BucketD
 }
 
 async function work(job: DigestJob): Promise<Array<[string, BucketDigests]>> {
-  const { loadBetterSqlite } = await import('../backends/sqlite.js');
+  const { loadBetterSqlite } = await import('./sqlite.js');
   const db = new (loadBetterSqlite())(job.file, { readonly: true, fileMustExist: true });
   try {
     const st = db.prepare('SELECT key, pid, node, meta FROM registrations WHERE namespace = ?').raw();
