@@ -120,9 +120,7 @@ export async function backfill(source: Backend, target: Backend): Promise<number
 
 /** Equal entries: identity, metadata (canonical), timestamps and process start time. */
 export const same = (a: Registration, b: Registration): boolean =>
-  a.pid === b.pid &&
-  (a.pidStart ?? null) === (b.pidStart ?? null) &&
-  entryIdentity(a, true) === entryIdentity(b, true);
+  a.pid === b.pid && (a.pidStart ?? null) === (b.pidStart ?? null) && entryIdentity(a, true) === entryIdentity(b, true);
 
 export interface WalkResult {
   /** Entries of the source walked, and their digest, per namespace (taken while writes flow). */

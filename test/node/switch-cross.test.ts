@@ -88,9 +88,17 @@ async function switchUnderLoad(from: string, to: string, procs: Sleeper[]): Prom
     expect(feedErrors).to.deep.equal([]);
     // Never backwards (one etcd transaction — a bulk register — puts many keys at one revision).
     for (let i = 1; i < events.length; i++)
-      expect(events[i]!.revision, `event ${i} after ${events[i - 1]!.revision}`).to.be.at.least(events[i - 1]!.revision);
-    expect(events.some((e) => e.revision <= report.revision), 'events before the flip').to.be.ok;
-    expect(events.some((e) => e.revision > report.revision), 'events after the flip').to.be.ok;
+      expect(events[i]!.revision, `event ${i} after ${events[i - 1]!.revision}`).to.be.at.least(
+        events[i - 1]!.revision,
+      );
+    expect(
+      events.some((e) => e.revision <= report.revision),
+      'events before the flip',
+    ).to.be.ok;
+    expect(
+      events.some((e) => e.revision > report.revision),
+      'events after the flip',
+    ).to.be.ok;
     stopWatch();
   } finally {
     await client.close();
