@@ -31,6 +31,13 @@ export interface NodeMove {
   state: 'switching' | 'switched' | 'back';
 }
 
+/** Refuse --node values that are not node URLs before a phase starts. */
+export function checkNodeUrls(urls: string[] | undefined): void {
+  for (const u of urls ?? [])
+    if (!/^https?:\/\/[^/]/i.test(u))
+      throw new InvalidInputError(`--node ${u} is not a registry node: pass its http://HOST:PORT`);
+}
+
 async function withNode<T>(url: string, f: (b: RemoteBackend) => Promise<T>): Promise<T> {
   const reg = await ProcessRegistry.open({ backend: url, cleanupInterval: 0, stats: false });
   try {

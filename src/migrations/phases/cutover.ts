@@ -24,7 +24,7 @@ import {
   type ShadowReport,
 } from '../phase.js';
 import { liveEntries } from '../verify.js';
-import { moveNodes, moveNodesBack } from '../nodes.js';
+import { checkNodeUrls, moveNodes, moveNodesBack } from '../nodes.js';
 
 export const cutover: Phase = {
   name: 'cutover',
@@ -46,6 +46,7 @@ export const cutover: Phase = {
   },
 
   async up(m, args) {
+    checkNodeUrls(args.nodes);
     const { done, resume } = checkOrder(m, 'cutover');
     if (done) return alreadyDone('cutover', done);
     const h = doneRecord(m, 'hybrid');

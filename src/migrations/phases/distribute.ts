@@ -16,7 +16,7 @@ import {
 } from '../phase.js';
 import { syncState } from '../copy.js';
 import { verifyStates } from '../verify.js';
-import { moveNodes, moveNodesBack } from '../nodes.js';
+import { checkNodeUrls, moveNodes, moveNodesBack } from '../nodes.js';
 
 export const distribute: Phase = {
   name: 'distribute',
@@ -42,6 +42,7 @@ export const distribute: Phase = {
   },
 
   async up(m, args, hooks) {
+    checkNodeUrls(args.nodes);
     const { done, resume } = checkOrder(m, 'distribute');
     if (done) return alreadyDone('distribute', done);
     const o = doneRecord(m, 'optimize');
