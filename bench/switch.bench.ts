@@ -18,7 +18,7 @@ import { createSqliteBackend } from '../src/backends/sqlite.js';
 import { openNodeRegistry } from '../src/node/server.js';
 import type { SwitchableBackend, SwitchReport } from '../src/node/switch.js';
 import type { ProcessRegistry } from '../src/registry/service.js';
-import { percentile, type BenchModule } from './harness.js';
+import { percentile, type BenchModule, type Row } from './harness.js';
 
 const WRITERS = 8;
 const HOT = 1000;
@@ -68,7 +68,7 @@ async function load(reg: ProcessRegistry, until: Promise<unknown>): Promise<numb
 
 const ms = (x: number) => `${x.toFixed(1)} ms`;
 
-async function measure(dir: string, n: number, add: (r: import('./harness.js').Row) => void): Promise<void> {
+async function measure(dir: string, n: number, add: (r: Row) => void): Promise<void> {
   const from = join(dir, `switch-${n}.db`);
   build(from, n);
   const reg = await openNodeRegistry({ backend: `sqlite:${from}`, cleanupInterval: 0, nodeName: 'bench-node' });

@@ -349,7 +349,7 @@ export class SwitchableBackend implements Backend {
         // the feed goes on from the same revision, subscribers move over.
         const oldOffset = this.offset;
         const oldRev = await this.currentRevision();
-        const newOffset = oldRev - (await (currentRevision(target) ?? 0));
+        const newOffset = oldRev - (await Promise.resolve(currentRevision(target) ?? 0));
         const old = this.current;
         const oldSubs = new Map<Sub, () => void>();
         const drainFeed = tail !== null;

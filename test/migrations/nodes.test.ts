@@ -41,8 +41,10 @@ describe('migrate --node: the phases move live nodes', function () {
       expect(JSON.parse(up.stdout).notes.join('\n')).to.match(/switched from .* to hybrid/);
       expect(node.registry.backend.url).to.match(/^hybrid:/);
       // The journal says where the node was, for a rollback (or a killed phase).
-      const rec = new Migration({ config: join(t.dir, 'registry.config.json'), nodeName: FIXTURE_NODE }).journal
-        .state.phases.find((p) => p.phase === 'cutover');
+      const rec = new Migration({
+        config: join(t.dir, 'registry.config.json'),
+        nodeName: FIXTURE_NODE,
+      }).journal.state.phases.find((p) => p.phase === 'cutover');
       expect(rec?.details?.nodes).to.deep.include({
         url: node.url,
         from: before,
@@ -61,7 +63,10 @@ describe('migrate --node: the phases move live nodes', function () {
       });
       expect((await client.lookup('before-cutover'))?.meta).to.deep.equal({ at: 'legacy' });
       // Not a node: refused with a one-line message before the phase starts.
-      const bad = await run(['migrate', 'cutover', '--node', `sqlite:${join(t.dir, 'x.db')}`, '--yes', '--accept-changes'], 2);
+      const bad = await run(
+        ['migrate', 'cutover', '--node', `sqlite:${join(t.dir, 'x.db')}`, '--yes', '--accept-changes'],
+        2,
+      );
       expect(bad.stderr.trim().split('\n')).to.have.length(1);
       expect(bad.stderr).to.match(/is not a registry node/);
       expect(new Migration({ config: join(t.dir, 'registry.config.json') }).journal.interrupted()).to.equal(undefined);
