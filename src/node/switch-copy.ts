@@ -24,7 +24,9 @@ import { BucketDigester, Digest, entryIdentity } from '../registry/digest.js';
 import { compareKeys } from '../registry/validate.js';
 
 export const SWITCH_BUCKETS = 64;
-const PAGE = 1000;
+/** Entries per page of the backfill and the comparison: small, so one page's synchronous work (a SQLite
+ * transaction of the target, a page read) holds the event loop only briefly while writes flow. */
+const PAGE = 256;
 /** Keys caught up at once (their reads and writes overlap on a networked store). */
 const PARALLEL = 64;
 
