@@ -5,8 +5,10 @@
  * runs in this process. Also `registry node switch` SQLite → SQLite through the CLI, with its report.
  */
 import { expect } from 'chai';
+import { mkdirSync } from 'node:fs';
 import { join } from 'node:path';
-import { Migration } from '../../src/migrations/index.js';
+import type { RemoteBackend } from '../../src/backends/remote.js';
+import { Migration, PROFILE, rollback } from '../../src/migrations/index.js';
 import { ProcessRegistry } from '../../src/registry/service.js';
 import { startNode } from '../support/node.js';
 import { tempDir } from '../support/tmp.js';
@@ -91,6 +93,45 @@ describe('migrate --node: the phases move live nodes', function () {
     } finally {
       await client.close();
       await node.close();
+    }
+  });
+
+  it('a cutover killed after it switched a node: rollback of the interrupted phase moves the node back', async () => {
+    const own = tempDir('procreg-killed-'); // its own config and journal (none in a parent dir)
+    const dir = join(own.dir, 'm');
+    const { path } = fixture('clean', own.dir);
+    const legacy = `legacy:${path}`;
+    mkdirSync(dir);
+    const config = join(dir, 'registry.config.json');
+    const m = () => new Migration({ config, nodeName: FIXTURE_NODE });
+    const run = async (args: string[]) => {
+      const r = await cli(args, { cwd: dir });
+      expect(r.code, `registry ${args.join(' ')}\n${r.stderr}`).to.equal(0);
+    };
+    await run(['migrate', 'wrap', '--from', legacy, '--yes']);
+    await run(['migrate', 'hybrid', '--to', `sqlite:${join(own.dir, 'new.db')}`, '--yes']);
+    const node = await startNode(legacy);
+    try {
+      const before = node.registry.backend.url;
+      // What a cutover killed right after its node move leaves: a running record naming the move.
+      const hybrid = m().readConfig().profiles![PROFILE.hybrid]!;
+      const mg = m();
+      const rec = mg.journal.begin({ phase: 'cutover', from: legacy, to: PROFILE.hybrid });
+      const client = await ProcessRegistry.open({ backend: node.url, cleanupInterval: 0 });
+      const r = await (client.backend as RemoteBackend).switchNode(hybrid.backend, hybrid.backendOpts);
+      await client.close();
+      rec.details = {
+        nodes: [{ url: node.url, from: before, to: hybrid.backend, reached: r.to, state: 'switching' }],
+      };
+      mg.journal.save();
+      expect(node.registry.backend.url).to.match(/^hybrid:/);
+      const back = await rollback(m());
+      expect(back.notes.join('\n')).to.include(`node ${node.url} switched back to ${before}`);
+      expect(node.registry.backend.url).to.equal(before);
+      expect(m().journal.interrupted()).to.equal(undefined);
+    } finally {
+      await node.close();
+      own.cleanup();
     }
   });
 });
