@@ -39,6 +39,14 @@ export const phaseFlags = {
   yes: Flags.boolean({ char: 'y', summary: 'Do not ask for confirmation (required without a terminal or under CI).' }),
 };
 
+/** cutover, distribute: running nodes to switch to the phase's store (repeatable). */
+export const liveNodesFlag = {
+  node: Flags.string({
+    summary: "A running node (http://HOST:PORT) to switch to the phase's store; rollback moves it back. Repeatable.",
+    multiple: true,
+  }),
+};
+
 export abstract class MigrateCommand<T extends typeof Command> extends RegistryCommand<T> {
   private bar: SingleBar | undefined;
   private barLabel = '';

@@ -8,6 +8,7 @@ import type { Phase } from './phase.js';
 import { PHASES, type PhaseName } from './journal.js';
 import type { Migration } from './context.js';
 import { InvalidInputError } from '../backends/contract.js';
+import { moveNodesBack } from './nodes.js';
 
 export const phases: Record<PhaseName, Phase> = { wrap, hybrid, cutover, optimize, distribute };
 
@@ -25,7 +26,8 @@ export async function rollback(m: Migration) {
     const name = interrupted?.phase ?? m.journal.current();
     if (!name) throw new InvalidInputError(`nothing to roll back: no phase is done in ${m.journal.store.location}`);
     if (interrupted && interrupted.phase !== 'hybrid' && interrupted.phase !== 'distribute') {
-      // A phase interrupted before it switched anything: only its record goes.
+      // A phase interrupted before it switched the config: nodes it switched go back, its record goes.
+      const nodeNotes = await moveNodesBack(m, interrupted);
       interrupted.status = 'rolled-back';
       interrupted.finishedAt = Date.now();
       m.journal.save();
@@ -33,7 +35,7 @@ export async function rollback(m: Migration) {
         phase: name,
         action: 'down' as const,
         record: interrupted,
-        notes: [`interrupted ${name} abandoned (it had switched nothing)`],
+        notes: [`interrupted ${name} abandoned (it had switched no config)`, ...nodeNotes],
       };
     }
     return await phases[name].down(m);

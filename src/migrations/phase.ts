@@ -20,6 +20,8 @@ export interface PhaseArgs {
   to?: string;
   /** cutover, optimize: accept that the keys the report names answer differently afterwards. */
   acceptChanges?: boolean;
+  /** cutover, distribute: running nodes (http://HOST:PORT) to switch to the phase's store (src/migrations/nodes.ts). */
+  nodes?: string[];
 }
 
 export interface Plan {

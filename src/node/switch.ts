@@ -1,22 +1,28 @@
 /**
- * Runtime backend switching of a node (design §3): the node moves to another backend with no lost
- * and no failed operation.
+ * Runtime backend switching of a node (design §3): the node moves to another backend — of any kind:
+ * memory, SQLite, etcd — with no lost and no failed operation, and a write pause that does not grow
+ * with the store.
  *
- *   dual write → backfill → pause writes, repair and verify → flip → resume → close the old store
+ *   dual write → backfill → compare → catch up the delta → pause: catch up + verify the last delta → flip
  *
  * `SwitchableBackend` sits between the node's service and its store. While a switch runs, every
- * mutation applied to the current store is mirrored to the target with its outcome (dual write);
- * the backfill copies the current store into the target without overwriting what dual writes put
- * there. Then new mutations wait (they are delayed, never failed) while in-flight ones finish, the
- * two stores are compared key by key and the target repaired, per-namespace digests must match,
- * and the switchable flips to the target. Change-feed subscribers move over at the flip with
+ * mutation applied to the current store is mirrored to the target with its outcome (dual write),
+ * and the keys it touched join a delta set when it completes. The backfill copies the current store
+ * into the target without overwriting what dual writes put there; a walk of both stores in key order
+ * adds every differing key to the delta; catch-up rounds fix the delta's keys while writes flow.
+ * Then new mutations wait (delayed, never failed) while in-flight ones finish, the last delta —
+ * bounded by the writes in flight, not by the store — is caught up and digest-verified, and the
+ * switchable flips (src/node/switch-copy.ts). Change-feed subscribers move over at the flip with
  * revisions continuing where the old feed stopped; a resume from before the flip is refused as
  * compacted (list again), as any feed does for history it no longer keeps.
+ *
+ * The switchable always presents an asynchronous face (`synchronous: false`): the service above
+ * takes its per-key locks and asynchronous paths whatever store is current, so a switch between a
+ * synchronous store (memory, SQLite) and an asynchronous one (etcd) needs no restart. Only the
+ * `remote` kind (another node) must match: it decides whether the service judges liveness itself.
  */
-import { createHash } from 'node:crypto';
 import {
   type Backend,
-  type BulkResult,
   type Capabilities,
   CompactedError,
   type ChangeEvent,
@@ -34,12 +40,28 @@ import {
   type UnregisterCondition,
   type UpdateOptions,
 } from '../backends/contract.js';
-import { BucketDigester } from '../registry/digest.js';
 import { restoreInto } from '../registry/dump.js';
 import { currentRevision } from './feed.js';
 import { roundMs } from '../core/time.js';
+import {
+  always,
+  backfill,
+  catchUp,
+  clearByKey,
+  compareAll,
+  Delta,
+  digestOf,
+  registerEach,
+  verifyDelta,
+  yieldLoop,
+} from './switch-copy.js';
 
-export const SWITCH_BUCKETS = 64;
+export { SWITCH_BUCKETS } from './switch-copy.js';
+/** Catch-up rounds while writes flow stop once a delta is this small (the pause catches up the rest). */
+const PAUSE_DELTA = 64;
+const MAX_ROUNDS = 16;
+/** How long the feed waits at most for an asynchronous old store's watch to deliver its last events. */
+const FEED_DRAIN_MS = 5000;
 
 /** What a finished switch reports. */
 export interface SwitchReport {
@@ -47,9 +69,17 @@ export interface SwitchReport {
   to: string;
   /** Entries copied by the backfill. */
   copied: number;
-  /** Keys fixed during the pause (changed while the backfill ran). */
+  /** Keys fixed after the backfill (changed while it ran), by the catch-up rounds and the pause. */
   repaired: number;
-  /** Entries in the target at the flip, and their digest per namespace. */
+  /** Keys that differed when both stores were compared while writes flowed. */
+  differing: number;
+  /** Catch-up rounds run while writes flowed. */
+  rounds: number;
+  /** Dual writes the target refused (their keys were caught up from the old store). */
+  mirrorFailures: number;
+  /** Keys caught up and verified during the pause (bounded by the writes in flight). */
+  delta: number;
+  /** Entries of the old store compared with the target, and their digest per namespace (taken while writes flowed). */
   entries: number;
   namespaces: Record<string, { count: number; digest: string }>;
   /** How long writes waited at the flip. */
@@ -66,16 +96,16 @@ interface Sub {
   onEvent: (e: ChangeEvent) => void;
   onError?: (err: Error) => void;
   stop: () => void;
+  /** Events of the new store held back while the old store's watch delivers its last ones. */
+  held?: ChangeEvent[];
 }
 
-const always: RegisterOptions = { replaceIf: () => true };
-const never: RegisterOptions = { replaceIf: () => false };
-
 export class SwitchableBackend implements Backend {
-  readonly capabilities: Capabilities;
   private current: Backend;
   private target: Backend | null = null;
-  private mirrorError: Error | null = null;
+  /** Keys written while a switch runs (added when each write completes). */
+  private delta: Delta | null = null;
+  private mirrorFailures = 0;
   /** Resolves when writes may go on; set while the flip runs. */
   private gate: Promise<void> | null = null;
   private inFlight = 0;
@@ -84,6 +114,7 @@ export class SwitchableBackend implements Backend {
   private flipPoint = 0;
   private readonly subs = new Set<Sub>();
   private switching: string | null = null;
+  private readonly remote: boolean;
   readonly history: SwitchReport[] = [];
 
   constructor(
@@ -91,9 +122,24 @@ export class SwitchableBackend implements Backend {
     private readonly openTarget: OpenTarget,
   ) {
     this.current = initial;
-    const c = initial.capabilities;
-    // Fixed at construction: the service above decides locking and liveness from these once.
-    this.capabilities = { ...c, watch: !!initial.watch, bulkRegister: true, digest: true, transactions: false };
+    this.remote = initial.capabilities.remote;
+  }
+
+  /**
+   * Always asynchronous (the service takes its locks and asynchronous paths whatever store is
+   * current), `remote` fixed at construction (the service decides liveness from it once); the rest
+   * follows the current store.
+   */
+  get capabilities(): Capabilities {
+    return {
+      ...this.current.capabilities,
+      synchronous: false,
+      remote: this.remote,
+      watch: !!this.current.watch,
+      bulkRegister: true,
+      digest: true,
+      transactions: false,
+    };
   }
 
   get name(): string {
@@ -141,14 +187,16 @@ export class SwitchableBackend implements Backend {
     return this.current.markCleanup?.(at);
   }
 
-  currentRevision(): number {
-    return (currentRevision(this.current) ?? 0) + this.offset;
+  /** The feed revision: a number for an in-process feed, a Promise for a networked store's. */
+  currentRevision(): MaybePromise<number> {
+    return then(currentRevision(this.current) ?? 0, (r) => r + this.offset);
   }
 
   // --- writes: the current store, mirrored to the target during a switch ----------------------
 
   register(entry: Registration, opts: RegisterOptions) {
     return this.write(
+      (d) => d.add(entry.namespace, entry.key),
       () => this.current.register(entry, opts),
       (r, t) => (r.ok ? then(t.register(r.entry, always), () => undefined) : undefined),
     );
@@ -156,6 +204,7 @@ export class SwitchableBackend implements Backend {
 
   unregister(namespace: string, key: string, cond?: UnregisterCondition) {
     return this.write(
+      (d) => d.add(namespace, key),
       () => this.current.unregister(namespace, key, cond),
       (removed, t) => (removed ? then(t.unregister(namespace, key), () => undefined) : undefined),
     );
@@ -163,6 +212,7 @@ export class SwitchableBackend implements Backend {
 
   updateMetadata(namespace: string, key: string, meta: Meta, opts: UpdateOptions) {
     return this.write(
+      (d) => d.add(namespace, key),
       () => this.current.updateMetadata(namespace, key, meta, opts),
       (e, t) => (e ? then(t.register(e, always), () => undefined) : undefined),
     );
@@ -170,6 +220,9 @@ export class SwitchableBackend implements Backend {
 
   bulkRegister(entries: Registration[], opts: RegisterOptions & { atomic?: boolean }) {
     return this.write(
+      (d) => {
+        for (const e of entries) d.add(e.namespace, e.key);
+      },
       () =>
         this.current.bulkRegister
           ? this.current.bulkRegister(entries, opts)
@@ -184,6 +237,7 @@ export class SwitchableBackend implements Backend {
 
   clearNamespace(namespace: string) {
     return this.write(
+      (d) => d.clear(namespace),
       () =>
         this.current.clearNamespace ? this.current.clearNamespace(namespace) : clearByKey(this.current, namespace),
       (_n, t) => then(t.clearNamespace ? t.clearNamespace(namespace) : clearByKey(t, namespace), () => undefined),
@@ -222,7 +276,8 @@ export class SwitchableBackend implements Backend {
     }
     const sub: Sub = { namespace: opts.namespace, onEvent, onError, stop: () => {} };
     const since = opts.sinceRevision === undefined ? undefined : opts.sinceRevision - this.offset;
-    return then(this.subscribe(this.current, sub, since, this.offset), () => {
+    return then(this.subscribe(this.current, sub, since, this.offset), (stop) => {
+      sub.stop = stop;
       this.subs.add(sub);
       return () => {
         sub.stop();
@@ -231,17 +286,16 @@ export class SwitchableBackend implements Backend {
     });
   }
 
-  private subscribe(b: Backend, sub: Sub, since: number | undefined, offset: number): MaybePromise<void> {
+  private subscribe(b: Backend, sub: Sub, since: number | undefined, offset: number): MaybePromise<() => void> {
     if (!b.watch) throw new InvalidInputError(`the ${b.name} backend has no change feed`);
-    return then(
-      b.watch(
-        { namespace: sub.namespace, sinceRevision: since },
-        (e) => sub.onEvent(offset ? { ...e, revision: e.revision + offset } : e),
-        sub.onError,
-      ),
-      (stop) => {
-        sub.stop = stop;
+    return b.watch(
+      { namespace: sub.namespace, sinceRevision: since },
+      (e) => {
+        const out = offset ? { ...e, revision: e.revision + offset } : e;
+        if (sub.held) sub.held.push(out);
+        else sub.onEvent(out);
       },
+      sub.onError,
     );
   }
 
@@ -254,65 +308,74 @@ export class SwitchableBackend implements Backend {
     this.switching = url;
     const t0 = performance.now();
     let target: Backend | undefined;
+    let tail: FeedTail | null = null;
     try {
       target = await this.openTarget(url, opts).catch((err: unknown) => {
         throw unusableTarget(url, err);
       });
       if (target.url === this.current.url) throw new InvalidInputError(`the node already serves ${target.url}`);
-      const c = this.capabilities;
-      if (target.capabilities.synchronous !== c.synchronous || target.capabilities.remote !== c.remote) {
+      if (target.capabilities.remote !== this.remote) {
         throw new InvalidInputError(
-          `cannot switch ${this.current.url} (${kind(c)}) to ${target.url} (${kind(target.capabilities)}) while running: restart the node on it (registry serve -b ${url})`,
+          `cannot switch ${this.current.url} to ${target.url} while running: one is another node, which judges liveness itself; restart the node on it (registry serve -b ${url})`,
         );
       }
       if (!target.watch) throw new InvalidInputError(`the ${target.name} backend has no change feed`);
-      // 1. dual write from now on.
-      this.mirrorError = null;
+      // An asynchronous store's watch lags its writes: follow it, so the flip can let it finish.
+      tail = this.current.capabilities.synchronous ? null : await FeedTail.start(this.current);
+      // 1. dual write from now on; every completed write joins the delta.
+      this.mirrorFailures = 0;
+      const delta = (this.delta = new Delta());
       this.target = target;
       // 2. backfill, never overwriting what a dual write already put there.
-      let copied = 0;
-      for (const ns of await this.current.namespaces()) {
-        for (let after: string | undefined; ;) {
-          const page = await this.current.list(ns, { after, limit: 1000 });
-          const rs = await (target.bulkRegister
-            ? target.bulkRegister(page.items, never)
-            : registerEach(target, page.items, never));
-          copied += rs.filter((r) => r.ok).length;
-          if (!page.next) break;
-          after = page.next;
-        }
+      const copied = await backfill(this.current, target);
+      // 3. compare both stores while writes flow: differing keys join the delta.
+      const walk = await compareAll(this.current, target, delta);
+      // 4. catch up the delta while writes flow, until what is left is small.
+      let repaired = 0;
+      let rounds = 0;
+      for (let last = Infinity; delta.size > PAUSE_DELTA && rounds < MAX_ROUNDS && delta.size < last * 2; rounds++) {
+        last = delta.size;
+        repaired += await catchUp(this.current, target, delta.take());
+        await yieldLoop();
       }
-      // 3. pause writes, let in-flight ones finish, repair what changed during the backfill, verify.
+      // 5. pause writes, let in-flight ones finish, catch up and verify the last delta, flip.
       let release!: () => void;
       this.gate = new Promise<void>((r) => (release = r));
       const p0 = performance.now();
       try {
         if (this.inFlight > 0) await new Promise<void>((r) => (this.drained = r));
-        if (this.mirrorError)
-          throw new ConflictError(
-            `a dual write to ${target.url} failed: ${(this.mirrorError as Error).message}; the node stays on ${this.current.url}`,
-          );
-        const repaired = await repair(this.current, target);
-        const namespaces = await verify(this.current, target);
-        // 4. flip: the feed goes on from the same revision, subscribers move over.
-        const oldRev = this.currentRevision();
-        const newOffset = oldRev - (currentRevision(target) ?? 0);
+        const last = delta.take();
+        repaired += await catchUp(this.current, target, last);
+        await verifyDelta(this.current, target, last);
+        // the feed goes on from the same revision, subscribers move over.
+        const oldOffset = this.offset;
+        const oldRev = await this.currentRevision();
+        const newOffset = oldRev - (await Promise.resolve(currentRevision(target) ?? 0));
         const old = this.current;
+        const oldSubs = new Map<Sub, () => void>();
+        const drainFeed = tail !== null;
+        for (const s of this.subs) {
+          oldSubs.set(s, s.stop);
+          if (drainFeed) s.held = [];
+          else s.stop();
+          s.stop = await this.subscribe(target, s, oldRev - newOffset, newOffset);
+        }
         this.current = target;
         this.target = null;
+        this.delta = null;
         this.offset = newOffset;
         this.flipPoint = oldRev;
-        for (const s of this.subs) {
-          s.stop();
-          await this.subscribe(target, s, oldRev - newOffset, newOffset);
-        }
         const report: SwitchReport = {
           from: old.url,
           to: target.url,
           copied,
           repaired,
-          entries: Object.values(namespaces).reduce((a, n) => a + n.count, 0),
-          namespaces,
+          differing: walk.differing,
+          rounds,
+          mirrorFailures: this.mirrorFailures,
+          delta: last.size,
+          entries: Object.values(walk.namespaces).reduce((a, n) => a + n.count, 0),
+          namespaces: walk.namespaces,
           pausedMs: 0,
           durationMs: 0,
           revision: oldRev,
@@ -320,7 +383,15 @@ export class SwitchableBackend implements Backend {
         report.pausedMs = roundMs(performance.now() - p0);
         release();
         this.gate = null;
-        // 5. the old store is retired.
+        // 6. an asynchronous old store's watch may still be delivering its last events: let it, then
+        // hand each subscriber what the new store sent meanwhile; the old store is retired.
+        if (tail) await tail.reach(oldRev - oldOffset, FEED_DRAIN_MS);
+        for (const [s, stop] of oldSubs) {
+          if (drainFeed) stop();
+          const held = s.held ?? [];
+          s.held = undefined;
+          for (const e of held) s.onEvent(e);
+        }
         await old.close();
         report.durationMs = roundMs(performance.now() - t0);
         this.history.push(report);
@@ -333,9 +404,17 @@ export class SwitchableBackend implements Backend {
       }
     } catch (err) {
       this.target = null;
+      this.delta = null;
+      for (const s of this.subs) {
+        // A failed switch after subscribers were held (the subscribe to the target failed): release them.
+        const held = s.held ?? [];
+        s.held = undefined;
+        for (const e of held) s.onEvent(e);
+      }
       if (target && target !== this.current) await Promise.resolve(target.close()).catch(() => undefined);
       throw err;
     } finally {
+      tail?.stop();
       this.switching = null;
     }
   }
@@ -344,13 +423,16 @@ export class SwitchableBackend implements Backend {
 
   /**
    * Apply a write to the current store (after the gate, while one is up) and, during a switch,
-   * mirror its outcome to the target. Asynchronous writes are counted so the flip can wait for them.
+   * mirror its outcome to the target; once it completes its keys join the delta. Asynchronous writes
+   * are counted so the flip can wait for them. A failed mirror is not fatal: the key is in the
+   * delta, and the catch-up copies it (or fails the switch if the target cannot take it).
    */
   private write<T>(
+    touch: (d: Delta) => void,
     apply: () => MaybePromise<T>,
     mirror: (result: T, target: Backend) => MaybePromise<void>,
   ): MaybePromise<T> {
-    if (this.gate) return this.gate.then(() => this.write(apply, mirror));
+    if (this.gate) return this.gate.then(() => this.write(touch, apply, mirror));
     let out: MaybePromise<T>;
     if (!this.target)
       out = apply(); // the common case: no switch running
@@ -361,24 +443,28 @@ export class SwitchableBackend implements Backend {
         let m: MaybePromise<void>;
         try {
           m = mirror(r, t);
-        } catch (e) {
-          this.mirrorError ??= e as Error;
+        } catch {
+          this.mirrorFailures++;
           return r;
         }
         return m instanceof Promise
           ? m.then(
               () => r,
-              (e) => {
-                this.mirrorError ??= e as Error;
+              () => {
+                this.mirrorFailures++;
                 return r;
               },
             )
           : r;
       });
     }
-    if (!(out instanceof Promise)) return out;
+    if (!(out instanceof Promise)) {
+      if (this.delta) touch(this.delta);
+      return out;
+    }
     this.inFlight++;
     return out.finally(() => {
+      if (this.delta) touch(this.delta);
       if (--this.inFlight === 0 && this.drained) {
         const d = this.drained;
         this.drained = null;
@@ -388,93 +474,38 @@ export class SwitchableBackend implements Backend {
   }
 }
 
-function kind(c: Capabilities): string {
-  return `${c.synchronous ? 'synchronous' : 'asynchronous'}${c.remote ? ', remote' : ''}`;
-}
+/**
+ * The whole feed of an asynchronous store followed from the start of a switch: `reach(rev)` waits
+ * until the watch delivered revision `rev` (the store's revision at the flip), or was quiet for a
+ * while (the last revision may not be an entry's), or `deadline` ms passed. Watches of one store
+ * share one stream, so by then the subscribers' watches delivered theirs too (plus a short grace).
+ */
+class FeedTail {
+  private max = 0;
+  private lastAt = performance.now();
+  private constructor(private stopFn: () => void = () => {}) {}
 
-async function registerEach(b: Backend, entries: Registration[], opts: RegisterOptions): Promise<BulkResult[]> {
-  const out: BulkResult[] = [];
-  for (const e of entries) out.push(await b.register(e, opts));
-  return out;
-}
-
-async function clearByKey(b: Backend, namespace: string): Promise<number> {
-  let n = 0;
-  for (;;) {
-    const page = await b.list(namespace, { limit: 1000 });
-    for (const e of page.items) if (await b.unregister(namespace, e.key)) n++;
-    if (!page.next) return n;
+  static async start(b: Backend): Promise<FeedTail | null> {
+    if (!b.watch) return null;
+    const t = new FeedTail();
+    t.stopFn = await b.watch({}, (e) => {
+      t.max = Math.max(t.max, e.revision);
+      t.lastAt = performance.now();
+    });
+    return t;
   }
-}
 
-/** Every stored entry of a namespace, page by page. */
-async function* all(b: Backend, namespace: string): AsyncGenerator<Registration> {
-  for (let after: string | undefined; ;) {
-    const page = await b.list(namespace, { after, limit: 1000 });
-    yield* page.items;
-    if (!page.next) return;
-    after = page.next;
+  async reach(rev: number, deadline: number): Promise<void> {
+    const t0 = performance.now();
+    const quiet = 250;
+    while (this.max < rev && performance.now() - this.lastAt < quiet && performance.now() - t0 < deadline)
+      await new Promise((r) => setTimeout(r, 5));
+    await new Promise((r) => setTimeout(r, 20));
   }
-}
 
-async function digestOf(b: Backend, namespace: string, buckets: number, strict = false) {
-  const d = new BucketDigester(buckets, strict);
-  for await (const e of all(b, namespace)) d.add(e);
-  return d.result();
-}
-
-const same = (a: Registration, b: Registration) =>
-  a.pid === b.pid &&
-  a.node === b.node &&
-  a.registeredAt === b.registeredAt &&
-  a.updatedAt === b.updatedAt &&
-  JSON.stringify(a.meta) === JSON.stringify(b.meta);
-
-/** Make `target` hold exactly what `source` holds (writes are paused); returns keys fixed. */
-async function repair(source: Backend, target: Backend): Promise<number> {
-  let fixed = 0;
-  const spaces = new Set([...(await source.namespaces()), ...(await target.namespaces())]);
-  for (const ns of spaces) {
-    const want = new Map<string, Registration>();
-    for await (const e of all(source, ns)) want.set(e.key, e);
-    for await (const e of all(target, ns)) {
-      const w = want.get(e.key);
-      if (!w) {
-        await target.unregister(ns, e.key);
-        fixed++;
-      } else if (!same(w, e)) {
-        await target.register(w, always);
-        fixed++;
-      }
-      want.delete(e.key);
-    }
-    for (const e of want.values()) {
-      await target.register(e, always);
-      fixed++;
-    }
+  stop(): void {
+    this.stopFn();
   }
-  return fixed;
-}
-
-/** Per-namespace digests (timestamps included) of both stores must be equal. */
-async function verify(source: Backend, target: Backend): Promise<Record<string, { count: number; digest: string }>> {
-  const out: Record<string, { count: number; digest: string }> = {};
-  const spaces = new Set([...(await source.namespaces()), ...(await target.namespaces())]);
-  for (const ns of spaces) {
-    const [a, b] = [await digestOf(source, ns, SWITCH_BUCKETS, true), await digestOf(target, ns, SWITCH_BUCKETS, true)];
-    const bad = a.digests.findIndex((d, i) => d !== b.digests[i]);
-    if (bad >= 0)
-      throw new ConflictError(
-        `verify failed: namespace "${ns}" differs in bucket ${bad} between ${source.url} and ${target.url}; the node stays on ${source.url}`,
-      );
-    const total = a.counts.reduce((x, y) => x + y, 0);
-    out[ns] = { count: total, digest: combined(a.digests) };
-  }
-  return out;
-}
-
-function combined(digests: string[]): string {
-  return createHash('sha256').update(digests.join('')).digest('hex');
 }
 
 /**

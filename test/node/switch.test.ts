@@ -148,7 +148,7 @@ describe('node switch', function () {
     expect(onDisk).to.deep.equal(expected);
   });
 
-  it('refuses a switch to a backend of another kind, and the CLI drives a switch', async () => {
+  it('refuses a switch to another node (remote kind), and the CLI drives a switch', async () => {
     const node = await startNode('memory:');
     try {
       const client = await ProcessRegistry.open({ backend: node.url, cleanupInterval: 0 });

@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { PhaseCommand } from '../../cli/phase-command.js';
-import { phaseFlags } from '../../cli/migrate-command.js';
+import { liveNodesFlag, phaseFlags } from '../../cli/migrate-command.js';
 
 export default class MigrateCutover extends PhaseCommand<typeof MigrateCutover> {
   static override summary = 'Phase 3: make the hybrid the active backend, proven by shadow reads.';
@@ -9,6 +9,7 @@ export default class MigrateCutover extends PhaseCommand<typeof MigrateCutover> 
   static override examples = ['<%= config.bin %> migrate cutover --yes', '<%= config.bin %> migrate cutover --dry-run'];
   static override flags = {
     ...phaseFlags,
+    ...liveNodesFlag,
     'accept-changes': Flags.boolean({
       summary:
         'Accept that the keys the report names answer differently afterwards (without it, a changed answer fails the phase with exit 5).',
@@ -21,6 +22,6 @@ export default class MigrateCutover extends PhaseCommand<typeof MigrateCutover> 
   }
 
   async run() {
-    return this.runPhaseCommand({ acceptChanges: this.flags['accept-changes'] });
+    return this.runPhaseCommand({ acceptChanges: this.flags['accept-changes'], nodes: this.flags.node });
   }
 }

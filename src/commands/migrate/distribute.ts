@@ -1,6 +1,6 @@
 import { Flags } from '@oclif/core';
 import { PhaseCommand } from '../../cli/phase-command.js';
-import { batchFlag, phaseFlags } from '../../cli/migrate-command.js';
+import { batchFlag, liveNodesFlag, phaseFlags } from '../../cli/migrate-command.js';
 import type { PhaseArgs } from '../../migrations/phase.js';
 
 export default class MigrateDistribute extends PhaseCommand<typeof MigrateDistribute> {
@@ -12,6 +12,7 @@ export default class MigrateDistribute extends PhaseCommand<typeof MigrateDistri
   ];
   static override flags = {
     ...phaseFlags,
+    ...liveNodesFlag,
     ...batchFlag,
     to: Flags.string({ summary: 'The distributed store (etcd://H:P[,H:P…][/prefix] or http://node).' }),
   };
@@ -22,6 +23,6 @@ export default class MigrateDistribute extends PhaseCommand<typeof MigrateDistri
   }
 
   async run() {
-    return this.runPhaseCommand({ to: this.flags.to });
+    return this.runPhaseCommand({ to: this.flags.to, nodes: this.flags.node });
   }
 }

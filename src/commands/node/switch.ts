@@ -6,8 +6,8 @@ import { fieldTable } from '../../cli/output.js';
 export default class NodeSwitch extends RegistryCommand<typeof NodeSwitch> {
   static override summary = 'Move a running node to another backend, with no lost and no failed operation.';
   static override description = [
-    'The node named by --backend http://HOST:PORT dual-writes to the new backend, backfills it, pauses writes (they wait, none fail) while it repairs and verifies per-namespace digests, then flips and retires the old store. The change feed continues with the same revisions.',
-    'Both backends must be of the same kind (synchronous: memory, sqlite; or asynchronous): otherwise restart the node on the new one. Exit 4 when a switch is already running or verification fails (the node stays on its backend).',
+    'The node named by --backend http://HOST:PORT dual-writes to the new backend, backfills it and compares both stores while writes flow, catches up the keys written meanwhile, then pauses writes (they wait, none fail) only to catch up and digest-verify the last few, flips and retires the old store. The change feed continues with the same revisions.',
+    'Any two backends: memory, sqlite, etcd, in either direction (not another node: restart on it). Exit 4 when a switch is already running or verification fails (the node stays on its backend).',
   ].join('\n\n');
   static override examples = [
     '<%= config.bin %> node switch --to sqlite:/var/lib/registry/registry.db -b http://127.0.0.1:7070',
@@ -43,6 +43,7 @@ export default class NodeSwitch extends RegistryCommand<typeof NodeSwitch> {
             ['to', String(r.to)],
             ['copied', Number(r.copied)],
             ['repaired after backfill', Number(r.repaired)],
+            ['caught up in the pause', Number(r.delta)],
             ['entries verified', Number(r.entries)],
             ['writes paused', `${Number(r.pausedMs).toFixed(1)} ms`],
             ['took', `${Number(r.durationMs).toFixed(0)} ms`],

@@ -24,12 +24,13 @@ import {
   type ShadowReport,
 } from '../phase.js';
 import { liveEntries } from '../verify.js';
+import { checkNodeUrls, moveNodes, moveNodesBack } from '../nodes.js';
 
 export const cutover: Phase = {
   name: 'cutover',
   summary: 'make the hybrid the active backend, proven by shadow reads',
 
-  async plan(m) {
+  async plan(m, args) {
     const rec = doneRecord(m, 'hybrid');
     return {
       phase: 'cutover',
@@ -39,11 +40,13 @@ export const cutover: Phase = {
         `repair keys written to ${rec.from} only since the backfill`,
         'shadow-read every key through the old store and through the hybrid; real mismatches stop the cut-over',
         `make ${PROFILE.hybrid} the default profile of ${m.configPath} (was ${m.defaultProfile() ?? '(none)'})`,
+        ...(args.nodes ?? []).map((n) => `switch the running node ${n} to the hybrid`),
       ],
     };
   },
 
   async up(m, args) {
+    checkNodeUrls(args.nodes);
     const { done, resume } = checkOrder(m, 'cutover');
     if (done) return alreadyDone('cutover', done);
     const h = doneRecord(m, 'hybrid');
@@ -59,6 +62,8 @@ export const cutover: Phase = {
       );
     }
     refuseUnacknowledged('cutover', shadow.changed, args.acceptChanges);
+    const hybrid = m.readConfig().profiles?.[PROFILE.hybrid];
+    const nodeNotes = hybrid ? await moveNodes(m, rec, args.nodes ?? [], hybrid) : [];
     const previousDefault = m.setDefault(PROFILE.hybrid);
     m.journal.finish(rec, {
       previousDefault,
@@ -69,7 +74,7 @@ export const cutover: Phase = {
         mismatches: 0,
         repaired: sync.written + sync.removed,
       },
-      details: { samples: shadow.samples, changed: shadow.changed },
+      details: { ...rec.details, samples: shadow.samples, changed: shadow.changed },
     });
     return {
       phase: 'cutover',
@@ -80,19 +85,21 @@ export const cutover: Phase = {
         `shadow reads: ${shadow.agree} of ${shadow.keys} keys agree, ${shadow.anomalies} legacy anomalies counted apart`,
         ...changedNotes(shadow.changed),
         `default profile is now ${PROFILE.hybrid}`,
+        ...nodeNotes,
       ],
     };
   },
 
   async down(m) {
     const rec = doneRecord(m, 'cutover');
+    const nodeNotes = await moveNodesBack(m, rec);
     m.setDefault(rec.previousDefault ?? null);
     markRolledBack(m, 'cutover');
     return {
       phase: 'cutover',
       action: 'down',
       record: rec,
-      notes: [`default profile back to ${rec.previousDefault ?? '(none)'}`],
+      notes: [`default profile back to ${rec.previousDefault ?? '(none)'}`, ...nodeNotes],
     };
   },
 

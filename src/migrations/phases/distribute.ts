@@ -16,6 +16,7 @@ import {
 } from '../phase.js';
 import { syncState } from '../copy.js';
 import { verifyStates } from '../verify.js';
+import { checkNodeUrls, moveNodes, moveNodesBack } from '../nodes.js';
 
 export const distribute: Phase = {
   name: 'distribute',
@@ -35,11 +36,13 @@ export const distribute: Phase = {
         `copy ${await s.backend.count()} entries from ${o.to} into ${to} (resumable)`,
         'repair keys changed during the copy, verify equivalent',
         `write profile ${PROFILE.distributed} and make it the default`,
+        ...(args.nodes ?? []).map((n) => `switch the running node ${n} to ${to}`),
       ],
     };
   },
 
   async up(m, args, hooks) {
+    checkNodeUrls(args.nodes);
     const { done, resume } = checkOrder(m, 'distribute');
     if (done) return alreadyDone('distribute', done);
     const o = doneRecord(m, 'optimize');
@@ -57,6 +60,7 @@ export const distribute: Phase = {
     const r = await backfill(m, rec, s, t, hooks);
     const d = await namespaceDigests(t, m, 'distribute: digest');
     m.setProfile(PROFILE.distributed, { backend: to });
+    const nodeNotes = await moveNodes(m, rec, args.nodes ?? [], { backend: to });
     const previousDefault = m.setDefault(PROFILE.distributed);
     m.journal.finish(rec, {
       previousDefault,
@@ -72,6 +76,7 @@ export const distribute: Phase = {
       notes: [
         `copied ${r.copied} entries into ${to}; equivalent (${d.total} entries)`,
         `default profile is now ${PROFILE.distributed}`,
+        ...nodeNotes,
       ],
     };
   },
@@ -79,7 +84,8 @@ export const distribute: Phase = {
   async down(m) {
     const interrupted = m.journal.interrupted();
     const rec = interrupted?.phase === 'distribute' ? interrupted : doneRecord(m, 'distribute');
-    const notes: string[] = [];
+    // Running nodes first: each one's switch copies what it wrote into the store it returns to.
+    const notes: string[] = await moveNodesBack(m, rec);
     if (rec.status === 'done') {
       // Writes made in the distributed store since the switch go back into the local target.
       const sync = await syncState(await m.open(rec.to!, 'distributed store'), await m.open(rec.from!, 'target'));
