@@ -336,7 +336,8 @@ interface WriteCtx {
 function toItem(raw: RawEntry, namespace: string) {
   return {
     key: raw.key as string,
-    pid: raw.pid as number,
+    // A numeric string (every CSV cell) becomes the number validatePid accepts it as.
+    pid: (typeof raw.pid === 'string' && /^\s*\d+\s*$/.test(raw.pid) ? Number(raw.pid) : raw.pid) as number,
     meta: raw.meta === undefined ? {} : (raw.meta as Meta),
     namespace: raw.namespace === undefined ? namespace : (raw.namespace as string),
     node: raw.node as string | undefined,
