@@ -466,6 +466,7 @@ async function importBatches(
   }
   const stop = await flush();
   if (stop) throw new ImportStoppedError(stop, written, o.label, false);
+  skipped.sort((a, b) => a.line - b.line);
   return result();
 }
 
@@ -584,23 +585,41 @@ async function importAtomic(reg: ProcessRegistry, items: AsyncGenerator<Item>, o
  * Keeps one small record per distinct key of the import.
  */
 async function checkHolders(reg: ProcessRegistry, spool: string, label: string): Promise<void> {
-  const mine = new Map<string, { pid: number; node: string }>();
+  const mine = new Map<string, Map<string, { pid: number; node: string; line: number }>>();
   const refuse = (line: number, holder: Registration) => {
     throw new ImportStoppedError(problemOf(line, { ok: false, holder }), 0, label, true);
   };
-  for await (const part of spoolBatches(spool, 64)) {
+  for await (const part of spoolBatches(spool, 5000)) {
     for (const [line, e] of part) {
-      const id = `${e.namespace}\u0000${e.key}`;
-      const earlier = mine.get(id);
+      let keys = mine.get(e.namespace);
+      if (!keys) mine.set(e.namespace, (keys = new Map()));
+      const earlier = keys.get(e.key);
       if (earlier && !(earlier.pid === e.pid && earlier.node === e.node) && reg.isAlive({ ...e, ...earlier }))
         refuse(line, { ...e, ...earlier });
-      mine.set(id, { pid: e.pid, node: e.node });
+      if (!earlier) keys.set(e.key, { pid: e.pid, node: e.node, line });
     }
-    const holders = await Promise.all(part.map(([, e]) => reg.lookup(e.key, { namespace: e.namespace })));
-    holders.forEach((h, i) => {
-      const [line, e] = part[i]!;
-      if (h && !(h.pid === e.pid && h.node === e.node)) refuse(line, h);
-    });
+  }
+  const against = (h: Registration | undefined, mineOf: Map<string, { pid: number; node: string; line: number }>) => {
+    const m = h && mineOf.get(h.key);
+    if (h && m && !(h.pid === m.pid && h.node === m.node)) refuse(m.line, h);
+  };
+  for (const [namespace, keys] of mine) {
+    // A store not much larger than the import is read page by page; otherwise each key is looked up.
+    if ((await reg.count({ namespace })) <= 4 * keys.size) {
+      for await (const h of reg.entries({ namespace, pageSize: 5000 })) against(h, keys);
+      continue;
+    }
+    let batch: string[] = [];
+    const check = async () => {
+      const holders = await Promise.all(batch.map((key) => reg.lookup(key, { namespace })));
+      for (const h of holders) against(h, keys);
+      batch = [];
+    };
+    for (const key of keys.keys()) {
+      batch.push(key);
+      if (batch.length >= 64) await check();
+    }
+    await check();
   }
 }
 
