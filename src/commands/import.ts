@@ -30,7 +30,9 @@ export default class Import extends RegistryCommand<typeof Import> {
     const { importEntries } = await import('../registry/import.js');
     const file = this.args.file;
     if (file === '-' && process.stdin.isTTY)
-      throw new InvalidInputError('import - reads entries from stdin, which is a terminal: pipe a file in, or give its path');
+      throw new InvalidInputError(
+        'import - reads entries from stdin, which is a terminal: pipe a file in, or give its path',
+      );
     const reg = await this.registry();
     const bar = await this.progressBar();
     let r: ImportResult;

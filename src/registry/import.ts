@@ -160,7 +160,8 @@ export async function importEntries(
       label,
       namespace: ns,
       skip: !!opts.skipInvalid,
-      batchSize: opts.batchSize ?? 5000,
+      // Local stores take bigger transactions; a remote one gets requests of bounded size.
+      batchSize: opts.batchSize ?? (reg.backend.capabilities.synchronous ? 20_000 : 5000),
       progress,
     });
   } finally {
@@ -170,10 +171,7 @@ export async function importEntries(
 
 // --- reading ----------------------------------------------------------------------------------
 
-function openInput(
-  file: string,
-  given?: Readable,
-): { stream: Readable; bytes: () => number; totalBytes?: number } {
+function openInput(file: string, given?: Readable): { stream: Readable; bytes: () => number; totalBytes?: number } {
   let stream: Readable;
   let totalBytes: number | undefined;
   if (given) stream = given;
@@ -202,7 +200,8 @@ function readError(label: string, cause: unknown): RegistryError {
   return new InvalidInputError(`cannot read ${label}: ${(cause as Error).message}`, { cause });
 }
 
-async function* ndjsonItems(stream: Readable, label: string): AsyncGenerator<Item> {
+/** The lines of a chunk of input at a time (one await per chunk, not per line). */
+async function* ndjsonItems(stream: Readable, label: string): AsyncGenerator<Item[]> {
   let carry = '';
   let n = 0;
   let first = true;
@@ -237,23 +236,25 @@ async function* ndjsonItems(stream: Readable, label: string): AsyncGenerator<Ite
   try {
     for await (const chunk of stream as AsyncIterable<string>) {
       const text = carry + chunk;
+      const out: Item[] = [];
       let start = 0;
       for (let nl = text.indexOf('\n'); nl >= 0; nl = text.indexOf('\n', start)) {
         const it = item(text.charCodeAt(nl - 1) === 13 ? text.slice(start, nl - 1) : text.slice(start, nl));
         start = nl + 1;
-        if (it) yield it;
+        if (it) out.push(it);
       }
       carry = text.slice(start);
+      if (out.length) yield out;
     }
   } catch (e) {
     if (e instanceof RegistryError) throw e;
     throw readError(label, e);
   }
   const last = item(carry);
-  if (last) yield last;
+  if (last) yield [last];
 }
 
-async function* csvItems(stream: Readable, label: string): AsyncGenerator<Item> {
+async function* csvItems(stream: Readable, label: string): AsyncGenerator<Item[]> {
   const { parse } = await import('csv-parse');
   const parser = stream.pipe(
     parse({ bom: true, info: true, relax_column_count: true, skip_empty_lines: true, trim: false }),
@@ -270,22 +271,24 @@ async function* csvItems(stream: Readable, label: string): AsyncGenerator<Item> 
       }
       n++;
       if (rec.record.length !== width) {
-        yield { line, error: `${rec.record.length} columns, the header has ${width}` };
+        yield [{ line, error: `${rec.record.length} columns, the header has ${width}` }];
         continue;
       }
       const raw: RawEntry = { key: undefined, pid: undefined };
       rec.record.forEach((v, i) => columns![i]!(raw, v));
-      yield { line, raw };
+      yield [{ line, raw }];
     }
   } catch (e) {
     if (e instanceof RegistryError) throw e;
     const err = e as Error & { code?: string; lines?: number };
     if (typeof err.code !== 'string' || !err.code.startsWith('CSV_')) throw readError(label, e);
-    yield {
-      line: err.lines ?? n + 1,
-      error: `not valid CSV (${err.message.replace(/^[^:]*: /, '')}), the rest of the input cannot be read`,
-      fatal: true,
-    };
+    yield [
+      {
+        line: err.lines ?? n + 1,
+        error: `not valid CSV (${err.message.replace(/^[^:]*: /, '')}), the rest of the input cannot be read`,
+        fatal: true,
+      },
+    ];
   } finally {
     stream.unpipe(parser);
     parser.destroy();
@@ -368,7 +371,7 @@ function firstFailure(results: BulkResult[]): number {
 
 async function importBatches(
   reg: ProcessRegistry,
-  items: AsyncGenerator<Item>,
+  items: AsyncIterable<Item[]>,
   o: WriteCtx & { skip: boolean; batchSize: number },
 ): Promise<ImportResult> {
   const skipped: ImportProblem[] = [];
@@ -447,23 +450,24 @@ async function importBatches(
     return undefined;
   };
 
-  for await (const it of items) {
-    lines++;
-    if (it.error !== undefined) {
-      const problem: ImportProblem = { line: it.line, code: 'INVALID_INPUT', reason: it.error };
-      if (o.skip && !it.fatal) {
-        skipped.push(problem);
-        continue;
+  for await (const chunk of items)
+    for (const it of chunk) {
+      lines++;
+      if (it.error !== undefined) {
+        const problem: ImportProblem = { line: it.line, code: 'INVALID_INPUT', reason: it.error };
+        if (o.skip && !it.fatal) {
+          skipped.push(problem);
+          continue;
+        }
+        const earlier = await flush();
+        throw new ImportStoppedError(earlier ?? problem, written, o.label, false);
       }
-      const earlier = await flush();
-      throw new ImportStoppedError(earlier ?? problem, written, o.label, false);
+      batch.push(it);
+      if (batch.length >= o.batchSize) {
+        const stop = await flush();
+        if (stop) throw new ImportStoppedError(stop, written, o.label, false);
+      }
     }
-    batch.push(it);
-    if (batch.length >= o.batchSize) {
-      const stop = await flush();
-      if (stop) throw new ImportStoppedError(stop, written, o.label, false);
-    }
-  }
   const stop = await flush();
   if (stop) throw new ImportStoppedError(stop, written, o.label, false);
   skipped.sort((a, b) => a.line - b.line);
@@ -493,7 +497,7 @@ function unknownOrNot(e: RegistryError, part: Item[], written: number, label: st
  * once: one transaction on a backend with local transactions; otherwise, after checking each key
  * against its holder, the backend's staged restore in merge mode (a node, etcd).
  */
-async function importAtomic(reg: ProcessRegistry, items: AsyncGenerator<Item>, o: WriteCtx): Promise<ImportResult> {
+async function importAtomic(reg: ProcessRegistry, items: AsyncIterable<Item[]>, o: WriteCtx): Promise<ImportResult> {
   const backend = reg.backend;
   const local = backend.capabilities.synchronous && !!backend.transaction;
   if (!local && !backend.restoreAll)
@@ -508,27 +512,28 @@ async function importAtomic(reg: ProcessRegistry, items: AsyncGenerator<Item>, o
     const namespaces = new Set<string>();
     let lines = 0;
     let buf = '';
-    for await (const it of items) {
-      lines++;
-      let e: Registration;
-      try {
-        if (it.error !== undefined) throw new InvalidInputError(it.error);
-        const raw = toItem(it.raw!, o.namespace);
-        e = reg.makeEntry(raw.key, raw.pid, raw.meta, raw);
-        reg.assertRunning(e);
-      } catch (err) {
-        const x = asRegistryError(err);
-        throw new ImportStoppedError({ line: it.line, code: x.code, reason: x.message }, 0, o.label, true);
+    for await (const chunk of items)
+      for (const it of chunk) {
+        lines++;
+        let e: Registration;
+        try {
+          if (it.error !== undefined) throw new InvalidInputError(it.error);
+          const raw = toItem(it.raw!, o.namespace);
+          e = reg.makeEntry(raw.key, raw.pid, raw.meta, raw);
+          reg.assertRunning(e);
+        } catch (err) {
+          const x = asRegistryError(err);
+          throw new ImportStoppedError({ line: it.line, code: x.code, reason: x.message }, 0, o.label, true);
+        }
+        digest.add(e);
+        namespaces.add(e.namespace);
+        buf += `${JSON.stringify([it.line, e])}\n`;
+        if (buf.length > 1 << 20) {
+          writeAll(fd, buf);
+          buf = '';
+          o.progress('checking', lines, 0);
+        }
       }
-      digest.add(e);
-      namespaces.add(e.namespace);
-      buf += `${JSON.stringify([it.line, e])}\n`;
-      if (buf.length > 1 << 20) {
-        writeAll(fd, buf);
-        buf = '';
-        o.progress('checking', lines, 0);
-      }
-    }
     writeAll(fd, buf);
     closeSync(fd);
     closed = true;
@@ -538,7 +543,14 @@ async function importAtomic(reg: ProcessRegistry, items: AsyncGenerator<Item>, o
         const [line, e] = JSON.parse(text) as [number, Registration];
         fn(line, e);
       });
-    const result: ImportResult = { format: o.format, mode: 'atomic', method: 'transaction', lines, written: 0, skipped: [] };
+    const result: ImportResult = {
+      format: o.format,
+      mode: 'atomic',
+      method: 'transaction',
+      lines,
+      written: 0,
+      skipped: [],
+    };
     if (count === 0) return result;
     o.progress('applying', lines, 0);
     if (local) {

@@ -72,7 +72,9 @@ describe('cli: registry import', function () {
     const r = sb.run(['import', file('bad.ndjson', lines), '-n', 'bad', ...db]);
     expect(r.code).to.equal(2);
     expect(r.stderr.trim().split('\n'), r.stderr).to.have.length(1);
-    expect(r.stderr).to.match(/^registry: .*bad\.ndjson line 18: invalid pid "twelve".*the 17 entries before it were written/);
+    expect(r.stderr).to.match(
+      /^registry: .*bad\.ndjson line 18: invalid pid "twelve".*the 17 entries before it were written/,
+    );
     expect(keys('bad')).to.have.length(17);
     const j = sb.run(['import', join(sb.dir, 'bad.ndjson'), '-n', 'bad-j', '--json', ...db]);
     expect(j.code).to.equal(2);
@@ -100,7 +102,9 @@ describe('cli: registry import', function () {
     const r = sb.run(['import', f, '--skip-invalid', '-n', 'skip', ...db]);
     expect(r.code, r.stderr).to.equal(0);
     expect(r.stdout).to.equal('imported 8 of 10 entries (2 skipped)\n');
-    expect(r.stderr).to.match(/skipped line 3: invalid pid/).and.match(/skipped line 7: not valid JSON/);
+    expect(r.stderr)
+      .to.match(/skipped line 3: invalid pid/)
+      .and.match(/skipped line 7: not valid JSON/);
     const j = sb.run(['import', f, '--skip-invalid', '-n', 'skip-j', '--json', ...db]).json<ImportResult>();
     expect(j.written).to.equal(8);
     expect(j.skipped.map((s) => s.line)).to.deep.equal([3, 7]);

@@ -55,9 +55,7 @@ function scenarios(name: string, open: () => Promise<ProcessRegistry>, big: numb
       const r = await run(reg, ndjson(big), { namespace: ns, batchSize: 97 });
       expect(r).to.include({ lines: big, written: big, mode: 'stop-at-first', method: 'batches' });
       expect(r.skipped).to.deep.equal([]);
-      expect(await keysOf(reg, ns)).to.deep.equal(
-        Array.from({ length: big }, (_, i) => `k${i}`).sort(),
-      );
+      expect(await keysOf(reg, ns)).to.deep.equal(Array.from({ length: big }, (_, i) => `k${i}`).sort());
       const e = await reg.lookup('k3', { namespace: ns });
       expect(e).to.include({ pid: 1003, node: 'other' });
       expect(e?.meta).to.deep.equal({ i: 3, role: 'w' });
@@ -81,7 +79,9 @@ function scenarios(name: string, open: () => Promise<ProcessRegistry>, big: numb
       expect(err.code).to.equal('INVALID_INPUT');
       expect(err.exitCode).to.equal(2);
       expect(err.problem.line).to.equal(at + 1);
-      expect(err.message).to.include(`input line ${at + 1}: invalid pid -4`).and.include(`the ${at} entries before it`);
+      expect(err.message)
+        .to.include(`input line ${at + 1}: invalid pid -4`)
+        .and.include(`the ${at} entries before it`);
       expect(err.written).to.equal(at);
       expect(await keysOf(reg, ns)).to.deep.equal(Array.from({ length: at }, (_, i) => `k${i}`).sort());
     });
@@ -172,7 +172,11 @@ after(async () => {
 });
 
 scenarios('memory', () => ProcessRegistry.open({ backend: 'memory:', cleanupInterval: 0 }), 300);
-scenarios('sqlite', () => ProcessRegistry.open({ backend: `sqlite:${join(tmp.dir, 'a.db')}`, cleanupInterval: 0 }), 300);
+scenarios(
+  'sqlite',
+  () => ProcessRegistry.open({ backend: `sqlite:${join(tmp.dir, 'a.db')}`, cleanupInterval: 0 }),
+  300,
+);
 
 let node: RegistryNode | undefined;
 scenarios(
