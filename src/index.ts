@@ -59,3 +59,10 @@ export { schemes, defaultBackendUrl, defaultDatabasePath, openBackend, parseBack
 export { canonicalJson, Digest, BucketDigester, bucketOf, entryIdentity } from './registry/digest.js';
 export { LocalLiveness, procInfo, pidExists } from './registry/liveness.js';
 export * as validate from './registry/validate.js';
+export {
+  importEntries,
+  ImportStoppedError,
+  type ImportOptions,
+  type ImportResult,
+  type ImportProblem,
+} from './registry/import.js';
