@@ -312,7 +312,7 @@ function csvHeader(
       const field = col.slice(5);
       return (raw, v) => {
         if (v === '') return;
-        raw.meta = { ...((raw.meta as Meta | undefined) ?? {}), ...parseMetaPairs([`${field}=${v}`]) };
+        raw.meta = { ...(raw.meta ?? {}), ...parseMetaPairs([`${field}=${v}`]) };
       };
     }
     throw new InvalidInputError(
