@@ -406,7 +406,7 @@ async function importBatches(
           atomicSize = Math.max(1, slice.length >> 1);
           continue;
         }
-        throw unknownOrNot(e, slice, written, o.label);
+        throw unknownOrNot(e, slice, written, o.label, true);
       }
       const j = firstFailure(results);
       if (j < 0) {
@@ -429,7 +429,7 @@ async function importBatches(
     try {
       results = await reg.bulkRegister(part.map((it) => toItem(it.raw!, o.namespace)));
     } catch (err) {
-      throw unknownOrNot(asRegistryError(err), part, written, o.label);
+      throw unknownOrNot(asRegistryError(err), part, written, o.label, false);
     }
     results.forEach((r, i) => {
       if (r.ok) written++;
@@ -475,9 +475,15 @@ async function importBatches(
 }
 
 /** A batch call that threw: its outcome, said as it is (unknown when the store may have applied it). */
-function unknownOrNot(e: RegistryError, part: Item[], written: number, label: string): RegistryError {
+function unknownOrNot(e: RegistryError, part: Item[], written: number, label: string, atomic: boolean): RegistryError {
   const lines = `lines ${part[0]?.line}–${part.at(-1)?.line}`;
   const before = `${written} entr${written === 1 ? 'y' : 'ies'} before them ${written === 1 ? 'was' : 'were'} written`;
+  if (!atomic)
+    // A batch that is not atomic may have been written in part before the failure.
+    return new OutcomeUnknownError(
+      `${label} ${lines}: ${e.message}; some of them may have been written (look their keys up); ${before}`,
+      { cause: e, details: { written, firstLine: part[0]?.line, lastLine: part.at(-1)?.line } },
+    );
   if (e.details?.outcome === 'unknown')
     return new OutcomeUnknownError(
       `${label} ${lines}: ${e.message}; whether they were written is unknown (the batch was applied whole or not at all: look one of its keys up); ${before}`,
