@@ -1,6 +1,6 @@
 /**
  * `registry import` into SQLite (issue 14 §2): 1,000,000 plain NDJSON entries (BENCH_QUICK: 100k)
- * imported by the library's `importEntries` (streamed, validated, in atomic batches of 5000,
+ * imported by the library's `importEntries` (streamed, validated, in atomic batches of 20,000,
  * register's conflict rule), beside the best hand-written importer of the same file into the same
  * schema: the same chunked line reader, JSON.parse, one prepared INSERT, 50,000-row transactions.
  * Each run is a child process, so its peak RSS (process.resourceUsage().maxRSS) is its own.
@@ -98,7 +98,7 @@ const bench: BenchModule = {
     const cli = median(times.cli);
     const rate = (ms: number) => `${Math.round(N / ms)}k entries/s`;
     ctx.add({
-      name: `import ${N / 1e6}M NDJSON entries into sqlite (streamed, validated, atomic batches of 5000)`,
+      name: `import ${N / 1e6}M NDJSON entries into sqlite (streamed, validated, atomic batches of 20k)`,
       value: `${(imp / 1000).toFixed(2)} s (${rate(imp)})`,
       baseline: `${(raw / 1000).toFixed(2)} s hand-written importer (same reader, JSON.parse, prepared INSERT, 50k-row txns)`,
       ratio: raw / imp,
