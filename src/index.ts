@@ -64,3 +64,10 @@ export { schemes, defaultBackendUrl, defaultDatabasePath, openBackend, parseBack
 export { canonicalJson, Digest, BucketDigester, bucketOf, entryIdentity } from './core/digest.js';
 export { LocalLiveness, procInfo, pidExists } from './registry/liveness.js';
 export * as validate from './registry/validate.js';
+export {
+  importEntries,
+  ImportStoppedError,
+  type ImportOptions,
+  type ImportResult,
+  type ImportProblem,
+} from './registry/import.js';

@@ -182,10 +182,8 @@ export class Repl {
       await this.showHelp(id.split(':'));
       return 0;
     }
-    if (id === 'restore' && before.some((a) => a === '-')) {
-      return this.report(
-        new InvalidInputError("restore - reads stdin, which is the REPL's input: give the dump file's path"),
-      );
+    if ((id === 'restore' || id === 'import') && before.some((a) => a === '-')) {
+      return this.report(new InvalidInputError(`${id} - reads stdin, which is the REPL's input: give the file's path`));
     }
     const ac = new AbortController();
     this.running = ac;
