@@ -43,6 +43,7 @@ import {
 import { matchesWhere, mergePatch, rolledBack } from '../registry/validate.js';
 import { BucketDigester } from '../registry/digest.js';
 import { roundMs } from '../core/time.js';
+import { processesAfter, removeProcessEntries } from './sqlite-scan.js';
 
 export const SQLITE_BACKEND = 'sqlite';
 export const SQLITE_SCHEMA_VERSION = 1;
@@ -292,6 +293,12 @@ class SqliteOnFirstWrite implements Backend {
   }
   removeProcesses(node: string, procs: Array<Pick<ProcessSummary, 'pid' | 'pidStart'>>) {
     return this.w.removeProcesses(node, procs);
+  }
+  processesAfter(node: string, after: Pick<ProcessSummary, 'pid' | 'pidStart'> | undefined, limit: number) {
+    return this.r.processesAfter(node, after, limit);
+  }
+  removeProcessEntries(node: string, proc: Pick<ProcessSummary, 'pid' | 'pidStart'>, limit: number) {
+    return this.w.removeProcessEntries(node, proc, limit);
   }
   digest(namespace: string, buckets: number) {
     return this.r.digest(namespace, buckets);
@@ -750,6 +757,20 @@ class SqliteBackend implements Backend {
       .immediate();
   }
 
+  processesAfter(
+    node: string,
+    after: Pick<ProcessSummary, 'pid' | 'pidStart'> | undefined,
+    limit: number,
+  ): ProcessSummary[] {
+    this.check();
+    return processesAfter(this.db, node, after, limit);
+  }
+
+  removeProcessEntries(node: string, proc: Pick<ProcessSummary, 'pid' | 'pidStart'>, limit: number): number {
+    this.check();
+    return removeProcessEntries(this.db, node, proc, limit);
+  }
+
   digest(namespace: string, buckets: number): BucketDigests {
     this.check();
     const d = new BucketDigester(buckets);
@@ -791,6 +812,8 @@ const GUARDED = [
   'clearNamespace',
   'processes',
   'removeProcesses',
+  'processesAfter',
+  'removeProcessEntries',
   'digest',
   'markCleanup',
 ] as const satisfies ReadonlyArray<keyof SqliteBackend>;

@@ -44,6 +44,7 @@ import {
   validateTimestamp,
 } from './validate.js';
 import { roundMs } from '../core/time.js';
+import { sweepProcesses } from './sweep.js';
 
 export const DEFAULT_NAMESPACE = 'default';
 export const DEFAULT_CLEANUP_INTERVAL = 30_000;
@@ -573,10 +574,12 @@ export class ProcessRegistry {
       return out;
     }
     if (this.backend.processes && this.backend.removeProcesses) {
-      const procs = await this.backend.processes(this.nodeName);
-      checked = procs.length;
-      const dead = procs.filter((p) => !this.liveness.isAlive(p.pid, p.pidStart));
-      if (dead.length) removed = await this.backend.removeProcesses(this.nodeName, dead);
+      ({ checked, removed } = await sweepProcesses(
+        this.backend,
+        this.nodeName,
+        (pid, start) => this.liveness.isAlive(pid, start),
+        { stopped: () => this.closed },
+      ));
     } else ({ checked, removed } = await this.sweepOwn(true));
     const at = Date.now();
     await this.backend.markCleanup?.(at);
