@@ -33,6 +33,8 @@ import {
   type RegisterOptions,
   type RegisterOutcome,
   type Registration,
+  type RestoreApplied,
+  type RestorePlan,
   RegistryError,
   statusFromDeadShare,
   type UnregisterCondition,
@@ -44,6 +46,7 @@ import { matchesWhere, mergePatch, rolledBack } from '../registry/validate.js';
 import { BucketDigester } from '../registry/digest.js';
 import { roundMs } from '../core/time.js';
 import { processesAfter, removeProcessEntries } from './sqlite-scan.js';
+import { discardStaged, restoreStaged } from './sqlite-restore.js';
 
 export const SQLITE_BACKEND = 'sqlite';
 export const SQLITE_SCHEMA_VERSION = 1;
@@ -302,6 +305,12 @@ class SqliteOnFirstWrite implements Backend {
   }
   digest(namespace: string, buckets: number) {
     return this.r.digest(namespace, buckets);
+  }
+  restoreAll(plan: RestorePlan) {
+    return this.w.restoreAll(plan);
+  }
+  async resumeRestore() {
+    return this.w.resumeRestore();
   }
   markCleanup(at: number) {
     return this.w.markCleanup(at);
@@ -769,6 +778,22 @@ class SqliteBackend implements Backend {
   removeProcessEntries(node: string, proc: Pick<ProcessSummary, 'pid' | 'pidStart'>, limit: number): number {
     this.check();
     return removeProcessEntries(this.db, node, proc, limit);
+  }
+
+  /** Restore through a staging table and one swap, the WAL bounded (src/backends/sqlite-restore.ts). */
+  async restoreAll(plan: RestorePlan): Promise<RestoreApplied> {
+    this.check();
+    try {
+      return await restoreStaged(this.db, plan);
+    } catch (cause) {
+      throw mapSqliteError(cause, this.file);
+    }
+  }
+
+  /** Discard the staging table of a restore killed before its swap. */
+  async resumeRestore(): Promise<RestoreApplied['recovered']> {
+    this.check();
+    return discardStaged(this.db);
   }
 
   digest(namespace: string, buckets: number): BucketDigests {

@@ -403,6 +403,7 @@ const always = { replaceIf: () => true };
  * (docs/restore.md).
  */
 export async function restoreInto(backend: Backend, plan: RestorePlan): Promise<RestoreApplied> {
+  if (backend.restoreAll) return backend.restoreAll(plan);
   if (backend.capabilities.synchronous && backend.transaction) {
     const before = plan.mode === 'replace' ? await backend.namespaces() : [];
     return backend.transaction(() => {
@@ -415,7 +416,6 @@ export async function restoreInto(backend: Backend, plan: RestorePlan): Promise<
       return { cleared };
     });
   }
-  if (backend.restoreAll) return backend.restoreAll(plan);
   let cleared = 0;
   if (plan.mode === 'replace') {
     for (const ns of await backend.namespaces()) {
