@@ -559,7 +559,10 @@ class SqliteBackend implements Backend {
     const items: Registration[] = [];
     let cursor = opts.after;
     const chunk = opts.where?.length ? Math.max(limit, 512) : limit + 1;
-    for (;;) {
+    // A filtered scan stops after SCAN_BUDGET rows with a short page and a cursor: the caller
+    // yields to the event loop between calls (an unindexed --where reads the whole namespace).
+    for (let scanned = 0; ; scanned += chunk) {
+      if (scanned >= SCAN_BUDGET && cursor !== undefined) return { items, next: cursor };
       const rows = (
         cursor === undefined ? this.st.pageFirst.all(namespace, chunk) : this.st.page.all(namespace, cursor, chunk)
       ) as Row[];
@@ -811,6 +814,9 @@ class SqliteBackend implements Backend {
 }
 
 // --- helpers -----------------------------------------------------------------------------------
+
+/** Rows a filtered `list` reads per call before it answers a short page with a cursor. */
+const SCAN_BUDGET = 4096;
 
 /** How many problems quick_check lists before it stops. */
 const INTEGRITY_PROBLEMS = 5;

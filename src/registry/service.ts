@@ -44,7 +44,7 @@ import {
   validateTimestamp,
 } from './validate.js';
 import { roundMs } from '../core/time.js';
-import { sweepProcesses } from './sweep.js';
+import { Slicer, sweepProcesses } from './sweep.js';
 
 export const DEFAULT_NAMESPACE = 'default';
 export const DEFAULT_CLEANUP_INTERVAL = 30_000;
@@ -338,7 +338,9 @@ export class ProcessRegistry {
       }
       const items: Registration[] = [];
       let after = opts.after;
+      const slicer = new Slicer();
       for (;;) {
+        await slicer.maybe(); // a long filtered scan lets timers and requests run
         const page = await this.backend.list(namespace, { after, limit: limit - items.length, where: opts.where });
         for (const e of page.items) {
           if (this.isAlive(e)) items.push(e);
@@ -356,7 +358,9 @@ export class ProcessRegistry {
   async *entries(opts: Omit<ListCallOptions, 'after'> & { pageSize?: number } = {}): AsyncGenerator<Registration> {
     let after: string | undefined;
     const limit = opts.pageSize ?? 1000;
+    const slicer = new Slicer();
     for (;;) {
+      await slicer.maybe(); // pages of a synchronous backend come back without a macrotask between them
       const page = await this.list({ ...opts, after, limit });
       yield* page.items;
       if (!page.next) return;
