@@ -8,7 +8,8 @@
  * - `removeProcessEntries`: delete at most `limit` entries of one process, in its own statement.
  */
 import type DatabaseT from 'better-sqlite3';
-import type { ProcessSummary } from './contract.js';
+import type { BucketDigests, ProcessSummary } from './contract.js';
+import { BucketDigester } from '../registry/digest.js';
 
 type Proc = Pick<ProcessSummary, 'pid' | 'pidStart'>;
 
@@ -65,4 +66,41 @@ export function processesAfter(db: DatabaseT.Database, node: string, after: Proc
 /** Delete at most `limit` entries of one process of `node`; returns how many. */
 export function removeProcessEntries(db: DatabaseT.Database, node: string, proc: Proc, limit: number): number {
   return stmts(db).removeSome.run(node, proc.pid, proc.pidStart, limit).changes;
+}
+
+const DIGEST_CHUNK = 512;
+const DIGEST_SLICE_MS = 4;
+
+/**
+ * Per-bucket digests of a namespace read in key order, DIGEST_CHUNK rows per statement, yielding
+ * to the event loop (setImmediate) every DIGEST_SLICE_MS: a digest of a million entries no longer
+ * holds the loop for seconds. Not one snapshot: entries written meanwhile may or may not count
+ * (a digest compared while writes flow differs anyway).
+ */
+export async function digestInSlices(
+  db: DatabaseT.Database,
+  namespace: string,
+  buckets: number,
+): Promise<BucketDigests> {
+  const first = db
+    .prepare(`SELECT key, pid, node, meta FROM registrations WHERE namespace = ? ORDER BY key LIMIT ?`)
+    .raw();
+  const next = db
+    .prepare(`SELECT key, pid, node, meta FROM registrations WHERE namespace = ? AND key > ? ORDER BY key LIMIT ?`)
+    .raw();
+  const d = new BucketDigester(buckets);
+  let after: string | undefined;
+  let slice = performance.now();
+  for (;;) {
+    const rows = (
+      after === undefined ? first.all(namespace, DIGEST_CHUNK) : next.all(namespace, after, DIGEST_CHUNK)
+    ) as Array<[string, number, string, string]>;
+    for (const [key, pid, node, meta] of rows) d.addStored(namespace, key, pid, node, meta);
+    if (rows.length < DIGEST_CHUNK) return d.result();
+    after = rows[rows.length - 1]![0];
+    if (performance.now() - slice >= DIGEST_SLICE_MS) {
+      await new Promise<void>((resolve) => setImmediate(resolve));
+      slice = performance.now();
+    }
+  }
 }

@@ -43,9 +43,8 @@ import {
   type BucketDigests,
 } from './contract.js';
 import { matchesWhere, mergePatch, rolledBack } from '../registry/validate.js';
-import { BucketDigester } from '../registry/digest.js';
 import { roundMs } from '../core/time.js';
-import { processesAfter, removeProcessEntries } from './sqlite-scan.js';
+import { digestInSlices, processesAfter, removeProcessEntries } from './sqlite-scan.js';
 import { discardStaged, restoreStaged } from './sqlite-restore.js';
 
 export const SQLITE_BACKEND = 'sqlite';
@@ -558,11 +557,13 @@ class SqliteBackend implements Backend {
     const limit = opts.limit ?? 1000;
     const items: Registration[] = [];
     let cursor = opts.after;
-    const chunk = opts.where?.length ? Math.max(limit, 512) : limit + 1;
-    // A filtered scan stops after SCAN_BUDGET rows with a short page and a cursor: the caller
-    // yields to the event loop between calls (an unindexed --where reads the whole namespace).
-    for (let scanned = 0; ; scanned += chunk) {
-      if (scanned >= SCAN_BUDGET && cursor !== undefined) return { items, next: cursor };
+    const filtered = !!opts.where?.length;
+    const chunk = filtered ? SCAN_CHUNK : limit + 1;
+    // A filtered scan stops after SCAN_SLICE_MS with a short page and a cursor: the caller yields
+    // to the event loop between calls (an unindexed --where reads the whole namespace).
+    const until = filtered ? performance.now() + SCAN_SLICE_MS : Infinity;
+    for (;;) {
+      if (cursor !== undefined && until !== Infinity && performance.now() >= until) return { items, next: cursor };
       const rows = (
         cursor === undefined ? this.st.pageFirst.all(namespace, chunk) : this.st.page.all(namespace, cursor, chunk)
       ) as Row[];
@@ -799,12 +800,9 @@ class SqliteBackend implements Backend {
     return discardStaged(this.db);
   }
 
-  digest(namespace: string, buckets: number): BucketDigests {
+  digest(namespace: string, buckets: number): Promise<BucketDigests> {
     this.check();
-    const d = new BucketDigester(buckets);
-    for (const row of this.st.scanNs.iterate(namespace) as IterableIterator<Row>)
-      d.addStored(row.namespace, row.key, row.pid, row.node, row.meta);
-    return d.result();
+    return digestInSlices(this.db, namespace, buckets);
   }
 
   /** Record the time of a sweep (shown by health). */
@@ -815,8 +813,9 @@ class SqliteBackend implements Backend {
 
 // --- helpers -----------------------------------------------------------------------------------
 
-/** Rows a filtered `list` reads per call before it answers a short page with a cursor. */
-const SCAN_BUDGET = 4096;
+/** A filtered `list` reads rows SCAN_CHUNK at a time for about SCAN_SLICE_MS, then answers a short page with a cursor. */
+const SCAN_CHUNK = 128;
+const SCAN_SLICE_MS = 4;
 
 /** How many problems quick_check lists before it stops. */
 const INTEGRITY_PROBLEMS = 5;

@@ -48,6 +48,8 @@ import { Slicer, sweepProcesses } from './sweep.js';
 
 export const DEFAULT_NAMESPACE = 'default';
 export const DEFAULT_CLEANUP_INTERVAL = 30_000;
+/** Entries per call to a synchronous backend in list(): bounds each event-loop stall (issue 14 §7). */
+const SYNC_SLICE = 256;
 export const MAX_PAGE = 10_000;
 
 export interface OpenOptions extends OpenBackendOptions {
@@ -341,7 +343,13 @@ export class ProcessRegistry {
       const slicer = new Slicer();
       for (;;) {
         await slicer.maybe(); // a long filtered scan lets timers and requests run
-        const page = await this.backend.list(namespace, { after, limit: limit - items.length, where: opts.where });
+        // A synchronous backend is asked for SYNC_SLICE entries at a time (one call is one stall).
+        const want = limit - items.length;
+        const page = await this.backend.list(namespace, {
+          after,
+          limit: this.syncLookups ? Math.min(want, SYNC_SLICE) : want,
+          where: opts.where,
+        });
         for (const e of page.items) {
           if (this.isAlive(e)) items.push(e);
           else await this.removeDead(e);
