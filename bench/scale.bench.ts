@@ -14,9 +14,10 @@ import { rmSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import type DatabaseT from 'better-sqlite3';
 import { loadBetterSqlite } from '../src/backends/sqlite.js';
-import { dump, restore } from '../src/registry/dump.js';
+import type { Registration } from '../src/backends/contract.js';
+import { dump, forEachLineSync, restore } from '../src/registry/dump.js';
 import { ProcessRegistry } from '../src/registry/service.js';
-import { percentile, type BenchContext, type BenchModule } from './harness.js';
+import { median, percentile, type BenchContext, type BenchModule } from './harness.js';
 
 const NODE = 'bench-scale';
 const PROCS = 8;
@@ -101,6 +102,35 @@ function build(file: string, n: number, procs: Array<{ pid: number; start: numbe
   return { ms, wal };
 }
 
+/** The raw baseline of a restore: the dump read line by line, parsed, inserted in 10k-row transactions. */
+function rawInsertDump(file: string, dumpFile: string): { ms: number; wal: number } {
+  const Database = loadBetterSqlite();
+  const db = new Database(file);
+  db.pragma('journal_mode = WAL');
+  db.pragma('synchronous = NORMAL');
+  const ins = db.prepare(`INSERT INTO registrations (${COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`);
+  const flush = db.transaction((rows: Registration[]) => {
+    for (const e of rows)
+      ins.run(e.namespace, e.key, e.pid, e.node, JSON.stringify(e.meta), e.registeredAt, e.updatedAt, e.pidStart);
+  });
+  const t0 = performance.now();
+  let batch: Registration[] = [];
+  let first = true;
+  forEachLineSync(dumpFile, (line) => {
+    if (first) return void (first = false);
+    batch.push(JSON.parse(line) as Registration);
+    if (batch.length === 10_000) {
+      flush(batch);
+      batch = [];
+    }
+  });
+  flush(batch);
+  const ms = performance.now() - t0;
+  const wal = size(`${file}-wal`);
+  db.close();
+  return { ms, wal };
+}
+
 /** p50 of single lookups of random keys (µs), each timed on its own. */
 function p50(n: number, get: (k: string) => unknown, samples = 20_000): number {
   const t: number[] = new Array(samples);
@@ -163,9 +193,9 @@ const bench: BenchModule = {
         rawM.db.close();
         lookups.push(lk);
         ctx.add({
-          name: `sqlite lookupSync p50 @${L} (random keys, one at a time)`,
+          name: `sqlite lookupSync p50 @${L} (random keys, one at a time; mmap_size default)`,
           value: `${lk.svc.toFixed(1)} µs`,
-          baseline: `${lk.raw.toFixed(1)} µs raw prepared get`,
+          baseline: `${lk.raw.toFixed(1)} µs raw prepared get (mmap off)`,
           ratio: lk.raw / lk.svc,
           note: `raw with mmap_size 4 GiB: ${lk.rawMmap.toFixed(1)} µs (${(lk.raw / lk.rawMmap).toFixed(2)}× the raw without)`,
         });
@@ -175,18 +205,21 @@ const bench: BenchModule = {
         const t0 = performance.now();
         old.processes(NODE);
         const oldMs = performance.now() - t0;
-        const sw = await maxTimerDelay(() => reg.cleanup());
+        const sweeps: Array<{ maxMs: number; ms: number }> = [];
+        for (let i = 0; i < 5; i++) sweeps.push(await maxTimerDelay(() => reg.cleanup()));
+        const sw = median(sweeps.map((x) => x.maxMs));
+        const worst = Math.max(...sweeps.map((x) => x.maxMs));
         ctx.add({
-          name: `sweep @${L}: longest 5 ms-timer delay during cleanup() (${PROCS} live processes)`,
-          value: `${sw.maxMs.toFixed(1)} ms (sweep ${sw.ms.toFixed(1)} ms)`,
+          name: `sweep @${L}: longest 5 ms-timer delay during cleanup() (${PROCS} live processes; median of 5 sweeps)`,
+          value: `${sw.toFixed(1)} ms (worst ${worst.toFixed(1)}; sweep ${median(sweeps.map((x) => x.ms)).toFixed(1)} ms)`,
           baseline: `${oldMs.toFixed(1)} ms one-scan sweep (blocks)`,
-          ratio: oldMs / Math.max(sw.maxMs, 0.01),
+          ratio: oldMs / Math.max(sw, 0.01),
           target: 'stall <= 10 ms',
-          note: `met: ${sw.maxMs <= 10 ? 'yes' : 'NO'}; ratio = old block / new stall`,
+          note: `met: ${sw <= 10 ? 'yes' : 'NO'}; ratio = old block / new stall`,
         });
 
         // The long calls: the longest timer delay during each, beside the idle loop's.
-        const idle = await idleDelay(300);
+        const idle = await idleDelay(3000);
         const dumpFile = join(ctx.dir, `scale-${n}.ndjson`);
         const calls: Array<[string, () => Promise<unknown>]> = [
           [
@@ -212,7 +245,7 @@ const bench: BenchModule = {
           ctx.add({
             name: `max timer delay @${L}: ${what}`,
             value: `${d.maxMs.toFixed(1)} ms (call ${d.ms.toFixed(0)} ms)`,
-            baseline: `${idle.maxMs.toFixed(1)} ms idle loop`,
+            baseline: `${idle.maxMs.toFixed(1)} ms idle loop (3 s)`,
             ratio: Math.max(idle.maxMs, 0.01) / Math.max(d.maxMs, 0.01),
             target: 'delay <= 50 ms at 1M',
             note: `met: ${d.maxMs <= 50 ? 'yes' : 'NO'}`,
@@ -220,7 +253,11 @@ const bench: BenchModule = {
         }
         await reg.close();
 
-        // Restore into a new file beside the raw batched insert that built this store.
+        // Restore into a new file beside a raw batched insert of the same dump file (read, parsed,
+        // inserted in 10k-row transactions; no check).
+        const rawTarget = join(ctx.dir, `scale-${n}-raw.db`);
+        (await ProcessRegistry.open({ backend: `sqlite:${rawTarget}`, cleanupInterval: 0 })).close();
+        const rawIns = rawInsertDump(rawTarget, dumpFile);
         const target = join(ctx.dir, `scale-${n}-restored.db`);
         const r2 = await ProcessRegistry.open({ backend: `sqlite:${target}`, cleanupInterval: 0, stats: false });
         const t1 = performance.now();
@@ -235,12 +272,13 @@ const bench: BenchModule = {
         ctx.add({
           name: `restore @${L} (validated, digest-checked, staged + one swap)`,
           value: `${(restoreMs / 1000).toFixed(1)} s`,
-          baseline: `${(built.ms / 1000).toFixed(1)} s raw batched insert (10k-row txns) of the same rows`,
-          ratio: restoreMs / built.ms,
+          baseline: `${(rawIns.ms / 1000).toFixed(1)} s raw batched insert of the dump (parse + 10k-row txns)`,
+          ratio: restoreMs / rawIns.ms,
           target: '<= 1.3',
-          note: `time ratio, lower is better. WAL peak ${mb(walPeak)} (raw insert ${mb(built.wal)}); database ${mb(size(target))}`,
+          note: `time ratio, lower is better. WAL peak ${mb(walPeak)} (raw ${mb(rawIns.wal)}); database ${mb(size(target))} (a one-transaction restore's WAL grows to about that). Raw insert of the rows from memory: ${(built.ms / 1000).toFixed(1)} s`,
         });
-        for (const f of [file, target, dumpFile]) for (const s of ['', '-wal', '-shm']) rmSync(f + s, { force: true });
+        for (const f of [file, target, rawTarget, dumpFile])
+          for (const s of ['', '-wal', '-shm']) rmSync(f + s, { force: true });
       }
       const first = lookups[0]!;
       for (const lk of lookups.slice(1)) {

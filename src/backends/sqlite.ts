@@ -59,7 +59,12 @@ export interface SqliteOptions {
   create?: boolean;
   /** healthCheck reports `degraded` when the WAL file grows past this many bytes (default 256 MiB). */
   walLimitBytes?: number;
+  /** PRAGMA mmap_size: bytes of the file read through a memory map (default 2 GiB; 0: off). Keeps lookups flat at 10M (docs/scale.md). */
+  mmapBytes?: number;
 }
+
+/** Default `mmap_size`: lookups on a large store read pages in place instead of copying them. */
+const MMAP_BYTES = 2 * 1024 ** 3;
 
 type Row = {
   namespace: string;
@@ -89,7 +94,7 @@ export function loadBetterSqlite(): typeof DatabaseT {
  */
 export function openDatabase(
   path: string,
-  opts: { readonly?: boolean; busyTimeout?: number; create?: boolean } = {},
+  opts: { readonly?: boolean; busyTimeout?: number; create?: boolean; mmapBytes?: number } = {},
 ): DatabaseT.Database {
   const Database = loadBetterSqlite();
   const file = resolve(path);
@@ -130,6 +135,9 @@ export function openDatabase(
     db.pragma(`busy_timeout = ${opts.busyTimeout ?? 5000}`);
     // Touch the file header now so a corrupt or foreign file fails here, not mid-command.
     db.pragma('schema_version');
+    db.pragma(
+      `mmap_size = ${Number.isSafeInteger(opts.mmapBytes) && opts.mmapBytes! >= 0 ? opts.mmapBytes : MMAP_BYTES}`,
+    );
     if (!opts.readonly) {
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
