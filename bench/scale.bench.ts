@@ -169,7 +169,7 @@ const bench: BenchModule = {
       for (const n of sizes(ctx)) {
         const L = label(n);
         const file = join(ctx.dir, `scale-${n}.db`);
-        (await ProcessRegistry.open({ backend: `sqlite:${file}`, cleanupInterval: 0 })).close();
+        await (await ProcessRegistry.open({ backend: `sqlite:${file}`, cleanupInterval: 0 })).close();
         process.stderr.write(`  scale ${L}: building…\n`);
         const built = build(file, n, procs);
         const reg = await ProcessRegistry.open({
@@ -256,7 +256,7 @@ const bench: BenchModule = {
         // Restore into a new file beside a raw batched insert of the same dump file (read, parsed,
         // inserted in 10k-row transactions; no check).
         const rawTarget = join(ctx.dir, `scale-${n}-raw.db`);
-        (await ProcessRegistry.open({ backend: `sqlite:${rawTarget}`, cleanupInterval: 0 })).close();
+        await (await ProcessRegistry.open({ backend: `sqlite:${rawTarget}`, cleanupInterval: 0 })).close();
         const rawIns = rawInsertDump(rawTarget, dumpFile);
         const target = join(ctx.dir, `scale-${n}-restored.db`);
         const r2 = await ProcessRegistry.open({ backend: `sqlite:${target}`, cleanupInterval: 0, stats: false });

@@ -368,9 +368,13 @@ export class ProcessRegistry {
     const limit = opts.pageSize ?? 1000;
     const slicer = new Slicer();
     for (;;) {
-      await slicer.maybe(); // pages of a synchronous backend come back without a macrotask between them
       const page = await this.list({ ...opts, after, limit });
-      yield* page.items;
+      // Pages of a synchronous backend come back without a macrotask between them, and the
+      // consumer's work runs inside this loop: yield every few ms, mid-page too.
+      for (const e of page.items) {
+        yield e;
+        if (slicer.due()) await slicer.yield();
+      }
       if (!page.next) return;
       after = page.next;
     }
