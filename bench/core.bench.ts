@@ -229,7 +229,7 @@ process.stdout.write(JSON.stringify({ ms, rssMb: process.resourceUsage().maxRSS 
   const s = median(svc);
   const b = median(raw);
   ctx.add({
-    name: `restore ${N / 1e6}M-entry dump into sqlite (validated, digest-checked, one txn)`,
+    name: `restore ${N / 1e6}M-entry dump into sqlite (validated, digest-checked, staged + one swap)`,
     value: `${(s / 1000).toFixed(1)} s (${opsLabel((s * 1e6) / N, 'entries/s')})`,
     baseline: `${(b / 1000).toFixed(1)} s raw batched INSERTs of the same file`,
     ratio: b / s,

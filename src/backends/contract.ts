@@ -339,6 +339,21 @@ export interface Backend {
   processes?(node: string): MaybePromise<ProcessSummary[]>;
   /** Remove every entry of these (dead) processes of `node`, all at once (a sweep); returns how many. */
   removeProcesses?(node: string, procs: Array<Pick<ProcessSummary, 'pid' | 'pidStart'>>): MaybePromise<number>;
+  /**
+   * The next `limit` distinct processes of `node` after `after` (none: from the first), in index
+   * order: lets a sweep walk the processes in slices that yield (src/registry/sweep.ts).
+   */
+  processesAfter?(
+    node: string,
+    after: Pick<ProcessSummary, 'pid' | 'pidStart'> | undefined,
+    limit: number,
+  ): MaybePromise<ProcessSummary[]>;
+  /** Remove up to `limit` entries of one (dead) process of `node`; returns how many (fewer than `limit`: none left). */
+  removeProcessEntries?(
+    node: string,
+    proc: Pick<ProcessSummary, 'pid' | 'pidStart'>,
+    limit: number,
+  ): MaybePromise<number>;
   /** Remember when the last sweep ran (persistent backends show it in health). */
   markCleanup?(at: number): MaybePromise<void>;
   /** Remote backends: ask the far side's service to sweep now. */

@@ -2,7 +2,7 @@
  * The SQLite backend's change feed (docs/feed.md): a revisioned change log inside the database
  * file, so `watch` works across processes on the default store.
  *
- *   registry_changes(rev INTEGER PRIMARY KEY, op 1 = put / 0 = delete, namespace, key,
+ *   registry_changes(rev INTEGER PRIMARY KEY, op 1 = put / 0 = delete / 2 = reset, namespace, key,
  *                    pid, node, meta, registered_at, updated_at, pid_start)
  *
  * Triggers on `registrations` write one row per changed registration in the same transaction as the
@@ -50,6 +50,24 @@ const logPut = (row: 'new') =>
     .join(', ')});`;
 const logDelete = (row: 'old') =>
   `INSERT INTO ${FEED_TABLE} (op, namespace, key) VALUES (0, ${row}.namespace, ${row}.key);`;
+
+/** The `op` of the row resetFeed writes: not an event, a compaction point. */
+const OP_RESET = 2;
+
+/**
+ * A change the log does not list row by row — a restore swapped a whole new table in
+ * (src/backends/sqlite-restore.ts) — inside that change's transaction: the log is emptied and one
+ * reset row takes the next revision but one, so every revision before it reads as compacted.
+ * A watcher resumes only by listing again, as after a compaction; the triggers, dropped with the
+ * old table, are made again on the new one.
+ */
+export function resetFeed(db: DatabaseT.Database): void {
+  if (!db.prepare(`SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?`).get(FEED_TABLE)) return;
+  ensureFeedSchema(db);
+  const max = (db.prepare(`SELECT max(rev) FROM ${FEED_TABLE}`).pluck().get() as number | null) ?? 0;
+  db.prepare(`DELETE FROM ${FEED_TABLE}`).run();
+  db.prepare(`INSERT INTO ${FEED_TABLE} (rev, op, namespace, key) VALUES (?, ${OP_RESET}, '', '')`).run(max + 2);
+}
 
 /** The log table and its triggers (each created only if missing). */
 const FEED_SCHEMA: Record<string, string> = {
@@ -174,7 +192,8 @@ export class SqliteFeed {
     const cols = `rev, op, namespace, key, ${COLS}`;
     this.st = {
       max: this.db.prepare(`SELECT rev FROM ${FEED_TABLE} ORDER BY rev DESC LIMIT 1`).pluck(),
-      min: this.db.prepare(`SELECT rev FROM ${FEED_TABLE} ORDER BY rev LIMIT 1`).pluck(),
+      // The oldest revision a watch can resume after: a reset row (resetFeed) compacts itself too.
+      min: this.db.prepare(`SELECT rev + (op = ${OP_RESET}) FROM ${FEED_TABLE} ORDER BY rev LIMIT 1`).pluck(),
       after: this.db.prepare(
         `SELECT ${cols} FROM ${FEED_TABLE} WHERE rev > ? AND rev <= ? ORDER BY rev LIMIT ${BATCH}`,
       ),
@@ -294,6 +313,8 @@ export class SqliteFeed {
           // A gap after the head: the rows were compacted before this reader saw them.
           if (rows[0]!.rev !== this.head + 1) return this.fail(compactedError(this.head, rows[0]!.rev));
           for (const row of rows) {
+            // Not a change but "everything up to here was replaced at once" (resetFeed): list again.
+            if (row.op === OP_RESET) return this.fail(compactedError(this.head, row.rev + 1));
             this.head = row.rev;
             const e = toEvent(row);
             for (const l of [...this.listeners]) {

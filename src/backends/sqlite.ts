@@ -33,6 +33,8 @@ import {
   type RegisterOptions,
   type RegisterOutcome,
   type Registration,
+  type RestoreApplied,
+  type RestorePlan,
   RegistryError,
   statusFromDeadShare,
   type UnregisterCondition,
@@ -43,12 +45,13 @@ import {
 } from './contract.js';
 import { matchesWhere, mergePatch } from '../core/meta.js';
 import { rolledBack } from '../core/bulk.js';
-import { BucketDigester } from '../core/digest.js';
 import { offThreadDigester } from './sqlite-digest.js';
 import { compactDatabase } from './sqlite-compact.js';
 import { roundMs } from '../core/time.js';
 import { ensureFeedSchema, type FeedOptions, notifyAfterWrites, SqliteFeed } from './sqlite-feed.js';
 import { countLive, listIndexed, MetaIndex } from './sqlite-index.js';
+import { digestInSlices, processesAfter, removeProcessEntries } from './sqlite-scan.js';
+import { discardStaged, restoreStaged } from './sqlite-restore.js';
 
 export const SQLITE_BACKEND = 'sqlite';
 export const SQLITE_SCHEMA_VERSION = 1;
@@ -64,7 +67,12 @@ export interface SqliteOptions extends FeedOptions {
   walLimitBytes?: number;
   /** Metadata fields in the index (docs/indexes.md; default DEFAULT_INDEX_FIELDS): a writable open sets the store's. */
   indexFields?: string[] | string;
+  /** PRAGMA mmap_size: bytes of the file read through a memory map (default 2 GiB; 0: off). Keeps lookups flat at 10M (docs/scale.md). */
+  mmapBytes?: number;
 }
+
+/** Default `mmap_size`: lookups on a large store read pages in place instead of copying them. */
+const MMAP_BYTES = 2 * 1024 ** 3;
 
 type Row = {
   namespace: string;
@@ -94,7 +102,7 @@ export function loadBetterSqlite(): typeof DatabaseT {
  */
 export function openDatabase(
   path: string,
-  opts: { readonly?: boolean; busyTimeout?: number; create?: boolean } = {},
+  opts: { readonly?: boolean; busyTimeout?: number; create?: boolean; mmapBytes?: number } = {},
 ): DatabaseT.Database {
   const Database = loadBetterSqlite();
   const file = resolve(path);
@@ -135,6 +143,9 @@ export function openDatabase(
     db.pragma(`busy_timeout = ${opts.busyTimeout ?? 5000}`);
     // Touch the file header now so a corrupt or foreign file fails here, not mid-command.
     db.pragma('schema_version');
+    db.pragma(
+      `mmap_size = ${Number.isSafeInteger(opts.mmapBytes) && opts.mmapBytes! >= 0 ? opts.mmapBytes : MMAP_BYTES}`,
+    );
     if (!opts.readonly) {
       db.pragma('journal_mode = WAL');
       db.pragma('synchronous = NORMAL');
@@ -305,6 +316,12 @@ class SqliteOnFirstWrite implements Backend {
   removeProcesses(node: string, procs: Array<Pick<ProcessSummary, 'pid' | 'pidStart'>>) {
     return this.w.removeProcesses(node, procs);
   }
+  processesAfter(node: string, after: Pick<ProcessSummary, 'pid' | 'pidStart'> | undefined, limit: number) {
+    return this.r.processesAfter(node, after, limit);
+  }
+  removeProcessEntries(node: string, proc: Pick<ProcessSummary, 'pid' | 'pidStart'>, limit: number) {
+    return this.w.removeProcessEntries(node, proc, limit);
+  }
   digest(namespace: string, buckets: number) {
     return this.r.digest(namespace, buckets);
   }
@@ -313,6 +330,12 @@ class SqliteOnFirstWrite implements Backend {
   }
   compact() {
     return this.w.compact();
+  }
+  restoreAll(plan: RestorePlan) {
+    return this.w.restoreAll(plan);
+  }
+  async resumeRestore() {
+    return this.w.resumeRestore();
   }
   markCleanup(at: number) {
     return this.w.markCleanup(at);
@@ -581,8 +604,13 @@ class SqliteBackend implements Backend {
     const done = (p: Page): Page => (plan ? { ...p, plan } : p);
     const items: Registration[] = [];
     let cursor = opts.after;
-    const chunk = opts.where?.length ? Math.max(limit, 512) : limit + 1;
+    const filtered = !!opts.where?.length;
+    const chunk = filtered ? SCAN_CHUNK : limit + 1;
+    // A filtered scan stops after SCAN_SLICE_MS with a short page and a cursor: the caller yields
+    // to the event loop between calls (an unindexed --where reads the whole namespace).
+    const until = filtered ? performance.now() + SCAN_SLICE_MS : Infinity;
     for (;;) {
+      if (cursor !== undefined && until !== Infinity && performance.now() >= until) return { items, next: cursor };
       const rows = (
         cursor === undefined ? this.st.pageFirst.all(namespace, chunk) : this.st.page.all(namespace, cursor, chunk)
       ) as Row[];
@@ -797,12 +825,39 @@ class SqliteBackend implements Backend {
       .immediate();
   }
 
-  digest(namespace: string, buckets: number): BucketDigests {
+  processesAfter(
+    node: string,
+    after: Pick<ProcessSummary, 'pid' | 'pidStart'> | undefined,
+    limit: number,
+  ): ProcessSummary[] {
     this.check();
-    const d = new BucketDigester(buckets);
-    for (const row of this.st.scanNs.iterate(namespace) as IterableIterator<Row>)
-      d.addStored(row.namespace, row.key, row.pid, row.node, row.meta);
-    return d.result();
+    return processesAfter(this.db, node, after, limit);
+  }
+
+  removeProcessEntries(node: string, proc: Pick<ProcessSummary, 'pid' | 'pidStart'>, limit: number): number {
+    this.check();
+    return removeProcessEntries(this.db, node, proc, limit);
+  }
+
+  /** Restore through a staging table and one swap, the WAL bounded (src/backends/sqlite-restore.ts). */
+  async restoreAll(plan: RestorePlan): Promise<RestoreApplied> {
+    this.check();
+    try {
+      return await restoreStaged(this.db, plan);
+    } catch (cause) {
+      throw mapSqliteError(cause, this.file);
+    }
+  }
+
+  /** Discard the staging table of a restore killed before its swap. */
+  async resumeRestore(): Promise<RestoreApplied['recovered']> {
+    this.check();
+    return discardStaged(this.db);
+  }
+
+  digest(namespace: string, buckets: number): Promise<BucketDigests> {
+    this.check();
+    return digestInSlices(this.db, namespace, buckets);
   }
 
   /** Digests off the event loop, in a worker on its own connection (src/backends/sqlite-digest.ts). */
@@ -838,6 +893,10 @@ class SqliteBackend implements Backend {
 
 // --- helpers -----------------------------------------------------------------------------------
 
+/** A filtered `list` reads rows SCAN_CHUNK at a time for about SCAN_SLICE_MS, then answers a short page with a cursor. */
+const SCAN_CHUNK = 128;
+const SCAN_SLICE_MS = 4;
+
 /** How many problems quick_check lists before it stops. */
 const INTEGRITY_PROBLEMS = 5;
 
@@ -864,6 +923,8 @@ const GUARDED = [
   'clearNamespace',
   'processes',
   'removeProcesses',
+  'processesAfter',
+  'removeProcessEntries',
   'digest',
   'compact',
   'markCleanup',

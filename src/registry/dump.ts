@@ -17,6 +17,7 @@ import {
   createReadStream,
   existsSync,
   fstatSync,
+  fsync,
   fsyncSync,
   openSync,
   readSync,
@@ -113,11 +114,12 @@ export async function dump(
       source: reg.backend.url,
     };
     if (target && temp) {
-      fd = openOrFail(temp, target);
+      const out = (fd = openOrFail(temp, target));
       writeOrFail(fd, `${JSON.stringify(header)}\n`, target);
-      copyInto(spool, fd, target);
+      await copyInto(spool, fd, target);
       try {
-        fsyncSync(fd);
+        // In the thread pool: an fsync of a large dump would hold the event loop.
+        await new Promise<void>((res, rej) => fsync(out, (err) => (err ? rej(err) : res())));
         closeSync(fd);
         fd = undefined;
         renameSync(temp, target);
@@ -216,12 +218,15 @@ function writeOrFail(fd: number, data: string | Buffer, target: string | undefin
   }
 }
 
-/** Append the file at `from` to `fd`. */
-function copyInto(from: string, fd: number, target: string): void {
+/** Append the file at `from` to `fd`, a MiB at a time, yielding to the event loop between them. */
+async function copyInto(from: string, fd: number, target: string): Promise<void> {
   const src = openSync(from, 'r');
   const chunk = Buffer.allocUnsafe(1 << 20);
   try {
-    for (let got; (got = readSync(src, chunk, 0, chunk.length, null)) > 0;) writeOrFail(fd, chunk, target, got);
+    for (let got; (got = readSync(src, chunk, 0, chunk.length, null)) > 0;) {
+      writeOrFail(fd, chunk, target, got);
+      await new Promise<void>((r) => setImmediate(r));
+    }
   } finally {
     closeSync(src);
   }
@@ -403,6 +408,7 @@ const always = { replaceIf: () => true };
  * (docs/restore.md).
  */
 export async function restoreInto(backend: Backend, plan: RestorePlan): Promise<RestoreApplied> {
+  if (backend.restoreAll) return backend.restoreAll(plan);
   if (backend.capabilities.synchronous && backend.transaction) {
     const before = plan.mode === 'replace' ? await backend.namespaces() : [];
     return backend.transaction(() => {
@@ -415,7 +421,6 @@ export async function restoreInto(backend: Backend, plan: RestorePlan): Promise<
       return { cleared };
     });
   }
-  if (backend.restoreAll) return backend.restoreAll(plan);
   let cleared = 0;
   if (plan.mode === 'replace') {
     for (const ns of await backend.namespaces()) {

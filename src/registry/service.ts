@@ -47,9 +47,12 @@ import {
   validateTimestamp,
 } from './validate.js';
 import { roundMs } from '../core/time.js';
+import { Slicer, sweepProcesses } from './sweep.js';
 
 export const DEFAULT_NAMESPACE = 'default';
 export const DEFAULT_CLEANUP_INTERVAL = 30_000;
+/** Entries per call to a synchronous backend in list(): bounds each event-loop stall (issue 14 §7). */
+const SYNC_SLICE = 256;
 export const MAX_PAGE = 10_000;
 
 export interface OpenOptions extends OpenBackendOptions {
@@ -342,8 +345,16 @@ export class ProcessRegistry {
       const items: Registration[] = [];
       const plans: ListPlan[] = [];
       let after = opts.after;
+      const slicer = new Slicer();
       for (;;) {
-        const page = await this.backend.list(namespace, { after, limit: limit - items.length, where: opts.where });
+        await slicer.maybe(); // a long filtered scan lets timers and requests run
+        // A synchronous backend is asked for SYNC_SLICE entries at a time (one call is one stall).
+        const want = limit - items.length;
+        const page = await this.backend.list(namespace, {
+          after,
+          limit: this.syncLookups ? Math.min(want, SYNC_SLICE) : want,
+          where: opts.where,
+        });
         if (page.plan) plans.push(page.plan);
         for (const e of page.items) {
           if (this.isAlive(e)) items.push(e);
@@ -361,9 +372,15 @@ export class ProcessRegistry {
   async *entries(opts: Omit<ListCallOptions, 'after'> & { pageSize?: number } = {}): AsyncGenerator<Registration> {
     let after: string | undefined;
     const limit = opts.pageSize ?? 1000;
+    const slicer = new Slicer();
     for (;;) {
       const page = await this.list({ ...opts, after, limit });
-      yield* page.items;
+      // Pages of a synchronous backend come back without a macrotask between them, and the
+      // consumer's work runs inside this loop: yield every few ms, mid-page too.
+      for (const e of page.items) {
+        yield e;
+        if (slicer.due()) await slicer.yield();
+      }
       if (!page.next) return;
       after = page.next;
     }
@@ -580,10 +597,12 @@ export class ProcessRegistry {
       return out;
     }
     if (this.backend.processes && this.backend.removeProcesses) {
-      const procs = await this.backend.processes(this.nodeName);
-      checked = procs.length;
-      const dead = procs.filter((p) => !this.liveness.isAlive(p.pid, p.pidStart));
-      if (dead.length) removed = await this.backend.removeProcesses(this.nodeName, dead);
+      ({ checked, removed } = await sweepProcesses(
+        this.backend,
+        this.nodeName,
+        (pid, start) => this.liveness.isAlive(pid, start),
+        { stopped: () => this.closed },
+      ));
     } else ({ checked, removed } = await this.sweepOwn(true));
     const at = Date.now();
     await this.backend.markCleanup?.(at);
