@@ -23,11 +23,6 @@ export default class Watch extends RegistryCommand<typeof Watch> {
   async run(): Promise<void> {
     const reg = await this.registry();
     const backend = reg.backend;
-    if (!backend.watch) {
-      throw new InvalidInputError(
-        `the ${backend.name} backend has no change feed: watch a node (registry serve, then -b http://…) or etcd`,
-      );
-    }
     // memory: lives in this process only: a one-shot `registry watch` would wait on a feed nothing
     // else can write to (issue 12 item 14). In the REPL the feed is the session's own registry.
     if (backend.name === 'memory' && !RegistryCommand.session) {
@@ -60,21 +55,21 @@ export default class Watch extends RegistryCommand<typeof Watch> {
         process.stdout.write(json ? `${JSON.stringify(e)}\n` : `${line(e, c)}\n`);
         if (this.flags.count && ++seen >= this.flags.count) finish();
       };
-      Promise.resolve(
-        backend.watch!({ namespace, sinceRevision: this.flags.since }, onEvent, (err) =>
+      reg
+        .watch({ namespace, sinceRevision: this.flags.since }, onEvent, (err) =>
           finish(
             err instanceof RegistryError
               ? err
               : new RegistryError('UNREACHABLE', `the change feed failed: ${err.message}`, { cause: err }),
           ),
-        ),
-      ).then(
-        (s) => {
-          stop = s;
-          if (seen >= (this.flags.count ?? Infinity)) s();
-        },
-        (err) => finish(err),
-      );
+        )
+        .then(
+          (s) => {
+            stop = s;
+            if (seen >= (this.flags.count ?? Infinity)) s();
+          },
+          (err) => finish(err),
+        );
     });
   }
 
