@@ -153,7 +153,7 @@ A one-shot CLI process has no history of its own: against a node (--backend http
         if (v && typeof v === 'object' && !Array.isArray(v))
           for (const [k2, v2] of Object.entries(v))
             rows.push([
-              `${k} ${k2}`,
+              `${k} ${k2 === 'hitRate' ? 'hit rate' : k2}`,
               k2 === 'hitRate' && typeof v2 === 'number' ? `${(v2 * 100).toFixed(1)}%` : fmtField(k2, v2),
             ]);
         else rows.push([k, fmtField(k, v)]);
