@@ -58,7 +58,7 @@ export default class Serve extends RegistryCommand<typeof Serve> {
     }),
     'lookup-cache': Flags.boolean({
       summary:
-        'Serve lookups from the cache the change feed keeps coherent (default: on when the store has its own feed, or is memory:).',
+        'Serve lookups from the cache the change feed keeps coherent (default: on for a networked store with its own feed, e.g. etcd).',
       allowNo: true,
     }),
     'request-timeout': Flags.string({

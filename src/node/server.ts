@@ -86,10 +86,11 @@ export function openNodeRegistry(opts: OpenOptions): Promise<ProcessRegistry> {
     const open = async (url: string | undefined, bo: Record<string, unknown>) =>
       withChangeFeed(await openBackend(url, bo, ctx, opts));
     const inner = await openBackend(opts.backend, opts.backendOpts ?? {}, ctx, opts);
-    // Lookups come from the cache only when the feed sees every writer: the store's own feed
-    // (etcd; SQLite's change log), or a store nothing outside this process can write (memory).
-    // The node's own feed over a store without one sees only the node's writes (docs/node.md).
-    o.cache ??= inner.capabilities.watch || !inner.capabilities.persistent;
+    // Lookups come from the cache by default where it pays and stays coherent: a store a lookup
+    // costs a round trip to (not synchronous) whose own feed sees every writer (etcd). A
+    // synchronous store answers from memory as fast as the cache (bench/RESULTS.md); the node's
+    // own feed over a store without one sees only the node's writes (docs/node.md).
+    o.cache ??= inner.capabilities.watch && !inner.capabilities.synchronous;
     return new SwitchableBackend(withChangeFeed(inner), open);
   }, o);
 }

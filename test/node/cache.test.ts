@@ -126,8 +126,8 @@ describe('node: lookups from the feed-coherent cache', function () {
       sb.cleanup();
     });
 
-    it('registry stats -b http://… shows the node’s cache hits, misses and hit rate; serve --no-lookup-cache turns it off', async () => {
-      serve = await spawnServe(['-b', 'memory:'], sb.env);
+    it('registry stats -b http://… shows the node’s cache hits, misses and hit rate (serve --lookup-cache); without it, none', async () => {
+      serve = await spawnServe(['-b', 'memory:', '--lookup-cache'], sb.env);
       const p = await spawnSleeper();
       expect(sb.run(['register', 'svc', '--pid', String(p.pid), '-b', serve.url]).code).to.equal(0);
       for (let i = 0; i < 3; i++) expect(sb.run(['lookup', 'svc', '-b', serve.url]).code).to.equal(0);
@@ -143,10 +143,10 @@ describe('node: lookups from the feed-coherent cache', function () {
       expect(text.stdout).to.match(/cache hit rate:?\s+\d+(\.\d)?%/);
       serve.child.kill('SIGTERM');
       await serve.exited;
-      serve = await spawnServe(['-b', 'memory:', '--no-lookup-cache'], sb.env);
+      serve = await spawnServe(['-b', 'memory:'], sb.env);
       expect(sb.run(['register', 'svc', '--pid', String(p.pid), '-b', serve.url]).code).to.equal(0);
       expect(sb.run(['lookup', 'svc', '-b', serve.url]).code).to.equal(0);
-      expect(await cacheOf(serve.url), 'no cache with --no-lookup-cache').to.equal(undefined);
+      expect(await cacheOf(serve.url), 'a memory node does not cache by default').to.equal(undefined);
     });
   });
 });
