@@ -1,14 +1,15 @@
 /**
  * Server side of bench/node.bench.ts, run as its own process so the load generator does not
  * starve it: `node dist/bench/node-server.js node|bare N` preloads N registrations and prints
- * `PORT <n>`. `node` = a registry node over memory; `bare` = a plain node:http server answering
+ * `PORT <n>`. `node` = a registry node over memory (or `node N on|off URL`: with or without the
+ * lookup cache, over another backend); `bare` = a plain node:http server answering
  * the same lookups from a Map, and storing POSTed bulk bodies in it (the baselines).
  */
 import http from 'node:http';
 import type { Registration } from '../src/backends/contract.js';
 import { openNodeRegistry, RegistryNode } from '../src/node/server.js';
 
-const [mode, nText] = process.argv.slice(2);
+const [mode, nText, cacheArg, backendArg] = process.argv.slice(2);
 const n = Number(nText ?? 10_000);
 const now = Date.now();
 const entries: Registration[] = Array.from({ length: n }, (_, i) => ({
@@ -23,7 +24,13 @@ const entries: Registration[] = Array.from({ length: n }, (_, i) => ({
 }));
 
 if (mode === 'node') {
-  const registry = await openNodeRegistry({ backend: 'memory:', cleanupInterval: 0, nodeName: 'bench-node' });
+  // Optional: `on`/`off` the lookup cache (default: the node's own choice), a backend URL (default memory:).
+  const registry = await openNodeRegistry({
+    backend: backendArg ?? 'memory:',
+    cleanupInterval: 0,
+    nodeName: 'bench-node',
+    ...(cacheArg === 'on' || cacheArg === 'off' ? { cache: cacheArg === 'on' } : {}),
+  });
   const res = await registry.bulkRegister(entries);
   if (res.some((r) => !r.ok)) throw new Error('preload failed');
   const node = await RegistryNode.start({ registry, port: 0, logLevel: 'warn', bulkBodyLimit: 256 * 1024 * 1024 });

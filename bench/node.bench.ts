@@ -8,11 +8,16 @@
  * 2. the bulk endpoint into the memory backend: registrations/s (target ≥ 200,000/s).
  * 3. remote-backend lookups from the library (ProcessRegistry over http://) vs a raw keep-alive
  *    node:http client against the same node, 64 concurrent callers. Target ≥ 0.5×.
+ * 4. lookups/s through a node serving them from its lookup cache vs the same node without it,
+ *    over memory and over SQLite (issue 14 §4).
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
 import http from 'node:http';
 import net from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { comparePair, fmtRate, nth, opsLabel, percentile, type BenchModule } from './harness.js';
 import { ProcessRegistry } from '../src/registry/service.js';
@@ -20,8 +25,12 @@ import { ProcessRegistry } from '../src/registry/service.js';
 const SERVER = fileURLToPath(new URL('./node-server.js', import.meta.url));
 const CONNS = 64;
 
-async function startServer(mode: 'node' | 'bare', n: number): Promise<{ port: number; child: ChildProcess }> {
-  const child = spawn(process.execPath, [SERVER, mode, String(n)], { stdio: ['ignore', 'pipe', 'inherit'] });
+async function startServer(
+  mode: 'node' | 'bare',
+  n: number,
+  extra: string[] = [],
+): Promise<{ port: number; child: ChildProcess }> {
+  const child = spawn(process.execPath, [SERVER, mode, String(n), ...extra], { stdio: ['ignore', 'pipe', 'inherit'] });
   let out = '';
   const port = await new Promise<number>((resolve, reject) => {
     child.stdout.on('data', (c) => {
@@ -181,6 +190,40 @@ const bench: BenchModule = {
     } finally {
       await stopServer(nodeSrv);
       await stopServer(bareSrv);
+    }
+
+    // --- 4. lookups through the node with its lookup cache vs without (same store, same run) -----
+    for (const store of ['memory:', 'sqlite'] as const) {
+      const dir = store === 'sqlite' ? mkdtempSync(join(tmpdir(), 'procreg-bench-cache-')) : undefined;
+      const url = dir ? `sqlite:${join(dir, 'n.db')}` : store;
+      const on = await startServer('node', n, ['on', url]);
+      const off = await startServer('node', n, ['off', dir ? `sqlite:${join(dir, 'n2.db')}` : url]);
+      try {
+        const onConns = await Promise.all(Array.from({ length: CONNS }, () => RawConn.open(on.port)));
+        const offConns = await Promise.all(Array.from({ length: CONNS }, () => RawConn.open(off.port)));
+        const latOn: number[] = [];
+        const latOff: number[] = [];
+        const r = await comparePair(
+          () => drive(offConns, reqs, perConn, latOff),
+          () => drive(onConns, reqs, perConn, latOn),
+          { opsPerBatch: CONNS * perConn, async: true, rounds: ctx.quick ? 3 : 7, minMs: ctx.quick ? 200 : 600 },
+        );
+        const stats = (await (await fetch(`http://127.0.0.1:${on.port}/v1/stats`)).json()) as {
+          optimization?: { cache?: { hitRate: number | null } };
+        };
+        ctx.add({
+          name: `lookups/s with the lookup cache, ${CONNS} connections (${dir ? 'sqlite' : 'memory'} node)`,
+          value: opsLabel(r.subjectNs),
+          baseline: `${opsLabel(r.baselineNs)} (the same node without the cache)`,
+          ratio: r.ratio,
+          note: `p99 ${percentile(latOn, 99).toFixed(2)} vs ${percentile(latOff, 99).toFixed(2)} ms; hit rate ${stats.optimization?.cache?.hitRate ?? '-'}`,
+        });
+        for (const c of [...onConns, ...offConns]) c.close();
+      } finally {
+        await stopServer(on);
+        await stopServer(off);
+        if (dir) rmSync(dir, { recursive: true, force: true });
+      }
     }
 
     // --- 2. bulk endpoint into memory, beside a bare node:http server storing the same bodies ----

@@ -42,23 +42,16 @@ export default class List extends RegistryCommand<typeof List> {
     const limit = this.flags.limit;
     const signal = RegistryCommand.session?.signal;
     for (const namespace of spaces) {
-      let after = this.flags.after;
-      for (;;) {
-        const want = limit === undefined ? 1000 : Math.min(1000, limit - items.length);
-        if (want <= 0) break;
-        await yieldIfWatched(signal);
-        throwIfCancelled(signal, `list stopped after ${items.length} entries`);
-        const page = await reg.list({ namespace, after, limit: want, where });
+      const left = limit === undefined ? undefined : limit - items.length;
+      if (left !== undefined && left <= 0) break;
+      await yieldIfWatched(signal);
+      for await (const page of reg.pages({ namespace, after: this.flags.after, limit: left, where })) {
         items.push(...page.items);
         if (page.plan) plans.push(page.plan);
-        if (!page.next) break;
-        if (limit !== undefined && items.length >= limit) {
-          next = page.next;
-          break;
-        }
-        after = page.next;
+        if (page.next && limit !== undefined && items.length >= limit) next = page.next;
+        await yieldIfWatched(signal);
+        throwIfCancelled(signal, `list stopped after ${items.length} entries`);
       }
-      if (limit !== undefined && items.length >= limit) break;
     }
     if (!this.jsonEnabled()) {
       // "Nothing" is a note (stderr), so a pipe reading the table gets no rows rather than a sentence.

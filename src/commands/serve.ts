@@ -56,6 +56,11 @@ export default class Serve extends RegistryCommand<typeof Serve> {
       default: NODE_LIMITS.watchBuffer,
       min: 64 * 1024,
     }),
+    'lookup-cache': Flags.boolean({
+      summary:
+        'Serve lookups from the cache the change feed keeps coherent (default: off — a cached answer can lag a write made through another node or process for a feed delay, where lookups are otherwise linearizable).',
+      allowNo: true,
+    }),
     'request-timeout': Flags.string({
       summary: 'A request must arrive in full within this time (slow clients are cut off).',
       default: '30s',
@@ -92,6 +97,7 @@ export default class Serve extends RegistryCommand<typeof Serve> {
       namespace: this.ns ?? r.namespace,
       nodeName: f['node-name'] ?? r.node,
       cleanupInterval,
+      ...(f['lookup-cache'] === undefined ? {} : { cache: f['lookup-cache'] }),
     });
     let node: RegistryNode;
     try {

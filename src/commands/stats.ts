@@ -40,30 +40,14 @@ A one-shot CLI process has no history of its own: against a node (--backend http
 
   async run(): Promise<StatsResult> {
     const reg = await this.registry();
-    const b = reg.backend;
     const health = await reg.healthCheck();
-    const namespaces: Record<string, number> = {};
-    for (const ns of await b.namespaces()) namespaces[ns] = await b.count(ns);
-    const remote = b.stats ? await b.stats() : undefined;
-    const local: ServiceStats = { ...reg.statsSnapshot() };
-    const src: ServiceStats = remote ?? local;
+    const { countersFrom, counters, namespaces } = await reg.collectStats();
+    const remote = countersFrom === 'node';
     const mem = process.memoryUsage();
-    const cache = remote ? undefined : await reg.cacheStats();
-    const localOptimization = cache
-      ? {
-          cache: {
-            ...cache,
-            hitRate:
-              cache.hits + cache.misses > 0
-                ? Math.round((cache.hits / (cache.hits + cache.misses)) * 10_000) / 10_000
-                : null,
-          },
-        }
-      : undefined;
-    const { operations, sweeps, uptimeMs, optimization, startedAt: _s, ...nodeFields } = src;
+    const { operations, sweeps, uptimeMs, optimization, startedAt: _s, ...nodeFields } = counters;
     const result: StatsResult = {
-      backend: b.url,
-      countersFrom: remote ? 'node' : 'this process',
+      backend: reg.url,
+      countersFrom,
       status: health.status,
       namespaces,
       registrations: health.registrations,
@@ -74,10 +58,10 @@ A one-shot CLI process has no history of its own: against a node (--backend http
       uptimeMs: typeof uptimeMs === 'number' ? uptimeMs : null,
       operations: operations ?? {},
       sweeps: sweeps ?? [],
-      optimization: optimization ?? localOptimization ?? null,
+      optimization: optimization ?? null,
       ...(remote ? { node: nodeFields } : {}),
     };
-    if (!this.jsonEnabled()) await this.render(result, reg.stats.enabled || !!remote, b.capabilities.remote);
+    if (!this.jsonEnabled()) await this.render(result, reg.stats.enabled || remote, reg.capabilities.remote);
     return result;
   }
 
@@ -169,7 +153,7 @@ A one-shot CLI process has no history of its own: against a node (--backend http
         if (v && typeof v === 'object' && !Array.isArray(v))
           for (const [k2, v2] of Object.entries(v))
             rows.push([
-              `${k} ${k2}`,
+              `${k} ${k2 === 'hitRate' ? 'hit rate' : k2}`,
               k2 === 'hitRate' && typeof v2 === 'number' ? `${(v2 * 100).toFixed(1)}%` : fmtField(k2, v2),
             ]);
         else rows.push([k, fmtField(k, v)]);

@@ -64,21 +64,21 @@ export default class Watch extends RegistryCommand<typeof Watch> {
         process.stdout.write(json ? `${JSON.stringify(e)}\n` : `${line(e, c)}\n`);
         if (this.flags.count && ++seen >= this.flags.count) finish();
       };
-      Promise.resolve(
-        backend.watch!({ namespace, sinceRevision: this.flags.since }, onEvent, (err) =>
+      reg
+        .watch({ namespace, sinceRevision: this.flags.since }, onEvent, (err) =>
           finish(
             err instanceof RegistryError
               ? err
               : new RegistryError('UNREACHABLE', `the change feed failed: ${err.message}`, { cause: err }),
           ),
-        ),
-      ).then(
-        (s) => {
-          stop = s;
-          if (seen >= (this.flags.count ?? Infinity)) s();
-        },
-        (err) => finish(err),
-      );
+        )
+        .then(
+          (s) => {
+            stop = s;
+            if (seen >= (this.flags.count ?? Infinity)) s();
+          },
+          (err) => finish(err),
+        );
     });
   }
 

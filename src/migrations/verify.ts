@@ -13,7 +13,8 @@
  * a bucket that differs only by dead rows narrows to nothing and the states are equivalent.
  */
 import type { Backend, BucketDigests, Registration } from '../backends/contract.js';
-import { BucketDigester, bucketOf, canonicalJson, foldDigests } from '../registry/digest.js';
+import { bucketOf, canonicalJson, foldDigests } from '../registry/digest.js';
+import { digestNamespace, storedEntries } from '../registry/service-store.js';
 import { compareKeys } from '../registry/validate.js';
 
 /** One side of a comparison: a backend and the liveness judge of the service in front of it. */
@@ -179,17 +180,13 @@ export async function verifyStates(A: State, B: State, opts: VerifyOptions = {})
 }
 
 /** Bucket digests of one namespace: the backend's own when it has them, else over the live listing. */
-export async function digestOf(
+export function digestOf(
   s: State,
   namespace: string,
   buckets: number,
   strict = false,
 ): Promise<{ d: BucketDigests; how: 'backend' | 'listing' }> {
-  if (!strict && s.backend.capabilities.digest && s.backend.digest)
-    return { d: await s.backend.digest(namespace, buckets), how: 'backend' };
-  const dg = new BucketDigester(buckets, strict);
-  for await (const e of liveEntries(s, namespace)) dg.add(e);
-  return { d: dg.result(), how: 'listing' };
+  return digestNamespace(s.backend, namespace, buckets, (e) => s.isAlive(e), strict);
 }
 
 type SideDigest = { d: BucketDigests; how: 'backend' | 'listing' };
@@ -227,19 +224,15 @@ async function sideDigests(
 }
 
 /** Every live entry of a namespace in key order, page by page, without lazy deletion (read-only). */
-export async function* liveEntries(
+export function liveEntries(
   s: State,
   namespace: string,
   opts: { after?: string; pageSize?: number } = {},
 ): AsyncGenerator<Registration> {
-  let after = opts.after;
-  const limit = opts.pageSize ?? 2000;
-  for (;;) {
-    const page = await s.backend.list(namespace, { after, limit });
-    for (const e of page.items) if (s.isAlive(e)) yield e;
-    if (!page.next) return;
-    after = page.next;
-  }
+  return storedEntries(s.backend, namespace, (e) => s.isAlive(e), {
+    after: opts.after,
+    pageSize: opts.pageSize ?? 2000,
+  });
 }
 
 /**

@@ -31,7 +31,6 @@ import { tmpdir } from 'node:os';
 import { basename, dirname, join } from 'node:path';
 import type { Writable } from 'node:stream';
 import {
-  type Backend,
   InvalidInputError,
   RegistryError,
   type Registration,
@@ -111,7 +110,7 @@ export async function dump(
       digest: digest.hex(),
       namespaces: present,
       createdAt: Date.now(),
-      source: reg.backend.url,
+      source: reg.url,
     };
     if (target && temp) {
       const out = (fd = openOrFail(temp, target));
@@ -385,7 +384,7 @@ export async function restore(
       forEachSync: (fn) => void readDump(reg, source, label, fn),
       batches: (size) => batchesOf(reg, source, label, size, opts.onProgress),
     };
-    const applied = await restoreInto(reg.backend, plan);
+    const applied = await reg.restorePlan(plan);
     return {
       mode,
       restored: checked.count,
@@ -399,47 +398,8 @@ export async function restore(
   }
 }
 
-const always = { replaceIf: () => true };
-
-/**
- * Apply a checked dump to `backend` all or nothing: a synchronous backend with transactions in one
- * transaction; a backend with `restoreAll` (a node, etcd) by its own staged protocol. Anything else
- * (hybrid, legacy) is written in batches after the check: not atomic against a crash midway
- * (docs/restore.md).
- */
-export async function restoreInto(backend: Backend, plan: RestorePlan): Promise<RestoreApplied> {
-  if (backend.restoreAll) return backend.restoreAll(plan);
-  if (backend.capabilities.synchronous && backend.transaction) {
-    const before = plan.mode === 'replace' ? await backend.namespaces() : [];
-    return backend.transaction(() => {
-      let cleared = 0;
-      for (const ns of before) cleared += backend.clearNamespace!(ns) as number;
-      plan.forEachSync((e) => {
-        const r = backend.register(e, always);
-        if (r instanceof Promise) throw new Error('synchronous backend returned a Promise');
-      });
-      return { cleared };
-    });
-  }
-  let cleared = 0;
-  if (plan.mode === 'replace') {
-    for (const ns of await backend.namespaces()) {
-      if (backend.clearNamespace) cleared += await backend.clearNamespace(ns);
-      else
-        for (let page = await backend.list(ns, { limit: 1000 }); page.items.length;) {
-          for (const e of page.items) if (await backend.unregister(e.namespace, e.key)) cleared++;
-          if (!page.next) break;
-          page = await backend.list(ns, { limit: 1000, after: page.next });
-        }
-    }
-  }
-  for await (const batch of plan.batches(500)) {
-    if (backend.bulkRegister) await backend.bulkRegister(batch, always);
-    // Promise.resolve: a backend may answer synchronously (and a synchronous throw still stops the map).
-    else await Promise.all(batch.map((e) => Promise.resolve(backend.register(e, always))));
-  }
-  return { cleared };
-}
+/** Moved to the service's store operations; kept here for its importers. */
+export { restoreInto } from './service-store.js';
 
 function readHeader(line: string, n: number, file: string): DumpHeader {
   let h: DumpHeader;

@@ -79,7 +79,7 @@ export class LookupCache {
         return slot.entry;
       }
       this.slots.delete(id);
-      return this.registry.lookup(key, { namespace }); // dead: the service removes it
+      return this.registry.lookupUncached(key, { namespace }); // dead: the service removes it
     }
     this.counters.misses++;
     if (!this.pending.has(id)) this.pending.set(id, 0);
@@ -87,14 +87,14 @@ export class LookupCache {
     try {
       const { entry, revision } = this.backend.lookupAt
         ? await this.backend.lookupAt(namespace, key)
-        : { entry: await this.registry.lookup(key, { namespace }), revision: 0 };
+        : { entry: await this.registry.lookupUncached(key, { namespace }), revision: 0 };
       const seen = this.pending.get(id) ?? 0;
       // An event newer than this read arrived meanwhile: the read is stale, do not cache it.
       if (seen <= revision && epoch === this.epoch && !this.closed)
         this.slots.set(id, { entry, revision, at: Date.now() });
       if (entry && !this.registry.isAlive(entry)) {
         this.slots.delete(id);
-        return await this.registry.lookup(key, { namespace });
+        return await this.registry.lookupUncached(key, { namespace });
       }
       return entry;
     } finally {

@@ -9,7 +9,9 @@ import {
   AlreadyRegisteredError,
   type Backend,
   type BackendContext,
+  type BucketDigests,
   type BulkResult,
+  type ChangeEvent,
   ClosedError,
   DeadProcessError,
   InvalidInputError,
@@ -18,21 +20,22 @@ import {
   NotFoundError,
   type ListPlan,
   type Page,
-  RegistryError,
   type Registration,
   type RegisterOptions,
+  type RestoreApplied,
+  type RestorePlan,
+  type ServiceStats,
   type SweepResult,
   type IntegrityReport,
   UnreachableError,
   then,
-  asRegistryError,
   withPlans,
 } from '../backends/contract.js';
-import { openBackend, type OpenBackendOptions } from '../backends/open.js';
+import { openBackend } from '../backends/open.js';
 import { storeComparer } from './compare-stores.js';
 import { KeyedMutex } from './keyed-mutex.js';
 import type { LookupCache } from './lookup-cache.js';
-import { LocalLiveness, signalTarget } from './liveness.js';
+import { LocalLiveness } from './liveness.js';
 import { OperationStats, type OpStats, type StatsSnapshot } from './stats.js';
 import {
   checkMeta,
@@ -41,13 +44,30 @@ import {
   validateNamespace,
   validateNode,
   validatePid,
-  notWritten,
-  rolledBack,
   validatePidStart,
   validateTimestamp,
 } from './validate.js';
 import { roundMs } from '../core/time.js';
 import { Slicer, sweepProcesses } from './sweep.js';
+import type {
+  CallOptions,
+  ListCallOptions,
+  OpenOptions,
+  RegisterCallOptions,
+  UnregisterCallOptions,
+  Via,
+} from './service-types.js';
+import { bulkRegister } from './service-bulk.js';
+import { type CollectedStats, collectStats, signalKey, viaHandle, withHitRate } from './service-handles.js';
+import {
+  clearNamespace,
+  digestNamespace,
+  pages,
+  type PagesOptions,
+  restoreInto,
+  type SwapCondition,
+  swapRule,
+} from './service-store.js';
 
 export const DEFAULT_NAMESPACE = 'default';
 export const DEFAULT_CLEANUP_INTERVAL = 30_000;
@@ -55,55 +75,14 @@ export const DEFAULT_CLEANUP_INTERVAL = 30_000;
 const SYNC_SLICE = 256;
 export const MAX_PAGE = 10_000;
 
-export interface OpenOptions extends OpenBackendOptions {
-  /** Backend URL (`memory:`, `sqlite:PATH`, `http://…`, `etcd://…`); default: the SQLite default file. */
-  backend?: string;
-  /** Options passed to the backend factory (cleanupInterval, leaseTtl, …). */
-  backendOpts?: Record<string, unknown>;
-  /** The local node name (default `os.hostname()`). */
-  nodeName?: string;
-  /** Default namespace for calls that do not name one (default `default`). */
-  namespace?: string;
-  /**
-   * Periodic sweep of dead local registrations, in ms (default `backendOpts.cleanupInterval` or
-   * 30 s); 0 disables it. One-shot CLI calls pass 0: the long-lived processes sweep.
-   */
-  cleanupInterval?: number;
-  /** Record operation counters and latencies (default true). */
-  stats?: boolean;
-  /** false: only read — a store that does not exist is not created (NoRegistryError, exit 6). Default true. */
-  create?: boolean;
-}
-
-export interface CallOptions {
-  namespace?: string;
-}
-
-export interface RegisterCallOptions extends CallOptions {
-  /** The node owning the pid (default: this node). Other nodes' pids are not checked here. */
-  node?: string;
-  /** Known process start time (default: read from /proc for local pids). */
-  pidStart?: number | null;
-}
-
-export interface ListCallOptions extends CallOptions {
-  after?: string;
-  limit?: number;
-  where?: Array<[string, string]>;
-}
-
-/** A handle on a name, like Elixir's `{:via, Registry, {reg, key}}`. */
-export interface Via {
-  readonly namespace: string;
-  readonly key: string;
-  /** The pid holding the name, or undefined. */
-  whereis(): Promise<number | undefined>;
-  /** Register `pid` under the name. */
-  register(pid: number, meta?: Meta): Promise<Registration>;
-  /** Send a signal to the local process holding the name; false when nobody holds it. */
-  signal(sig?: NodeJS.Signals | number): Promise<boolean>;
-  unregister(): Promise<boolean>;
-}
+export type {
+  CallOptions,
+  ListCallOptions,
+  OpenOptions,
+  RegisterCallOptions,
+  UnregisterCallOptions,
+  Via,
+} from './service-types.js';
 
 export class ProcessRegistry {
   readonly backend: Backend;
@@ -119,6 +98,8 @@ export class ProcessRegistry {
   private sweepTimer: NodeJS.Timeout | null = null;
   private sweeping: Promise<SweepResult> | null = null;
   private cache: Promise<LookupCache> | null = null;
+  /** `lookup` goes through the cache (OpenOptions.cache). */
+  readonly cacheLookups: boolean;
   private closed = false;
 
   /** Open a backend by URL and put the service in front of it. */
@@ -160,6 +141,12 @@ export class ProcessRegistry {
     this.lookupStats = this.stats.enabled ? this.stats.op('lookup') : null;
     const fromOpts = opts.backendOpts?.cleanupInterval;
     const interval = opts.cleanupInterval ?? (typeof fromOpts === 'number' ? fromOpts : DEFAULT_CLEANUP_INTERVAL);
+    // By default only where the feed is this process's own (memory:), so the cache cannot lag a
+    // writer: on a shared store (a SQLite file, etcd, a node) a cached answer may miss another
+    // process's write for a feed delay, and `lookup` promises linearizable answers there (issue 13).
+    // The REPL and `registry serve --lookup-cache` ask for it; a library user passes `cache: true`.
+    const ownFeed = !backend.capabilities.persistent && !backend.capabilities.remote;
+    this.cacheLookups = opts.cache ?? (interval > 0 && ownFeed && hasRevisionedFeed(backend));
     if (interval > 0) {
       this.sweepTimer = setInterval(() => {
         this.cleanup().catch((err) => this.stats.error('sweep', err));
@@ -232,12 +219,16 @@ export class ProcessRegistry {
     };
   }
 
-  /** Register a complete, validated entry (see makeEntry). */
-  registerEntry(entry: Registration): Promise<Registration> {
+  /**
+   * Register a complete, validated entry (see makeEntry). With `replace` (compare-and-swap), a
+   * live holder is also replaced when it matches those fields.
+   */
+  registerEntry(entry: Registration, opts: { replace?: SwapCondition } = {}): Promise<Registration> {
     return this.stats.track('register', () => {
+      const rule = opts.replace ? swapRule(this.replaceRule(entry), opts.replace) : this.replaceRule(entry);
       this.assertRunning(entry);
       const run = () =>
-        then(this.backend.register(entry, this.replaceRule(entry)), (r) => {
+        then(this.backend.register(entry, rule), (r) => {
           if (!r.ok) throw new AlreadyRegisteredError(r.holder);
           this.touched(entry.namespace, entry.key);
           return r.entry;
@@ -253,9 +244,18 @@ export class ProcessRegistry {
     };
   }
 
-  /** The live entry for `key`, or undefined. A dead entry found is removed (lazy cleanup). */
+  /**
+   * The live entry for `key`, or undefined. A dead entry found is removed (lazy cleanup). Served
+   * from the lookup cache when `cacheLookups` (OpenOptions.cache).
+   */
   lookup(key: string, opts: CallOptions = {}): Promise<Registration | undefined> {
+    if (this.cacheLookups) return this.stats.track('lookup', () => this.cachedLookup(key, opts));
     return this.stats.track('lookup', () => this.lookupCore(this.ns(opts), key));
+  }
+
+  /** lookup without the cache: one read of the backend (what the cache itself reads through). */
+  lookupUncached(key: string, opts: CallOptions = {}): Promise<Registration | undefined> {
+    return Promise.resolve(this.lookupCore(this.ns(opts), key));
   }
 
   /** Synchronous lookup, for backends with the `synchronous` capability (memory, sqlite). */
@@ -315,20 +315,29 @@ export class ProcessRegistry {
     return e;
   }
 
-  /** Remove `key`; idempotent; true when something was removed. */
-  unregister(key: string, opts: CallOptions & { pid?: number } = {}): Promise<boolean> {
+  /**
+   * Remove `key`; idempotent; true when something was removed. With `pid`, `node` or
+   * `registeredAt`, only a holder matching them is removed (compare-and-delete).
+   */
+  unregister(key: string, opts: UnregisterCallOptions = {}): Promise<boolean> {
     return this.stats.track('unregister', () => {
       this.check();
       const namespace = this.ns(opts);
       validateKey(key);
+      const { pid, node, registeredAt } = opts;
+      const cond =
+        pid === undefined && node === undefined && registeredAt === undefined
+          ? undefined
+          : {
+              ...(pid === undefined ? {} : { pid }),
+              ...(node === undefined ? {} : { node }),
+              ...(registeredAt === undefined ? {} : { registeredAt }),
+            };
       const run = () =>
-        then(
-          this.backend.unregister(namespace, key, opts.pid === undefined ? undefined : { pid: opts.pid }),
-          (removed) => {
-            this.touched(namespace, key);
-            return removed;
-          },
-        );
+        then(this.backend.unregister(namespace, key, cond), (removed) => {
+          this.touched(namespace, key);
+          return removed;
+        });
       return this.mutex ? this.mutex.run(`${namespace}\u0000${key}`, run) : run();
     });
   }
@@ -370,20 +379,14 @@ export class ProcessRegistry {
 
   /** Every live entry of a namespace, page by page (bounded memory). */
   async *entries(opts: Omit<ListCallOptions, 'after'> & { pageSize?: number } = {}): AsyncGenerator<Registration> {
-    let after: string | undefined;
-    const limit = opts.pageSize ?? 1000;
+    // Pages of a synchronous backend come back without a macrotask between them, and the
+    // consumer's work runs inside this loop: yield every few ms, mid-page too.
     const slicer = new Slicer();
-    for (;;) {
-      const page = await this.list({ ...opts, after, limit });
-      // Pages of a synchronous backend come back without a macrotask between them, and the
-      // consumer's work runs inside this loop: yield every few ms, mid-page too.
+    for await (const page of this.pages(opts))
       for (const e of page.items) {
         yield e;
         if (slicer.due()) await slicer.yield();
       }
-      if (!page.next) return;
-      after = page.next;
-    }
   }
 
   /** Replace the metadata (or merge-patch it, RFC 7386); NotFoundError for absent or dead keys. */
@@ -431,65 +434,13 @@ export class ProcessRegistry {
   }
 
   /** Register many entries; per-entry results in input order; `atomic`: all or nothing. */
-  async bulkRegister(
+  bulkRegister(
     items: Array<{ key: string; pid: number; meta?: Meta } & RegisterCallOptions>,
     opts: { atomic?: boolean } = {},
   ): Promise<BulkResult[]> {
-    return this.stats.track('bulkRegister', async () => {
+    return this.stats.track('bulkRegister', () => {
       this.check();
-      const results: BulkResult[] = new Array(items.length);
-      const valid: Registration[] = [];
-      const where: number[] = [];
-      for (const [i, it] of items.entries()) {
-        try {
-          const e = this.makeEntry(it.key, it.pid, it.meta ?? {}, it);
-          this.assertRunning(e);
-          valid.push(e);
-          where.push(i);
-        } catch (err) {
-          results[i] = { ok: false, error: asRegistryError(err) };
-        }
-      }
-      if (opts.atomic && valid.length !== items.length) {
-        const error = notWritten();
-        return items.map((_, i) => results[i] ?? { ok: false, error });
-      }
-      // Replace a holder only when it is dead or is the very process this batch registers.
-      const batchEntry = batchIndex(valid);
-      const rule: RegisterOptions = {
-        replaceIf: (h) => {
-          const e = batchEntry(h);
-          return (!!e && e.pid === h.pid && e.node === h.node) || !this.isAlive(h);
-        },
-      };
-      let out: BulkResult[];
-      if (this.backend.bulkRegister) {
-        out = await this.backend.bulkRegister(valid, { ...rule, atomic: opts.atomic });
-        // An atomic batch that failed anywhere was rolled back: no item was written (item 11).
-        if (opts.atomic && out.some((r) => !r.ok)) out = rolledBack(out);
-      } else {
-        out = [];
-        for (const e of valid) {
-          try {
-            out.push(await this.backend.register(e, rule));
-          } catch (err) {
-            out.push({ ok: false, error: asRegistryError(err) });
-          }
-        }
-      }
-      const cached = this.cache !== null;
-      out.forEach((r, j) => {
-        const i = where[j];
-        const e = valid[j];
-        if (i === undefined || e === undefined)
-          throw new RegistryError(
-            'INTERNAL',
-            `the ${this.backend.name} backend answered ${out.length} results for ${valid.length} entries`,
-          );
-        results[i] = r;
-        if (cached && r.ok) this.touched(e.namespace, e.key);
-      });
-      return results;
+      return bulkRegister(this, items, opts, (ns, key) => this.touched(ns, key));
     });
   }
 
@@ -497,22 +448,7 @@ export class ProcessRegistry {
   via(key: string, opts: CallOptions = {}): Via {
     const namespace = this.ns(opts);
     validateKey(key);
-    return {
-      namespace,
-      key,
-      whereis: async () => (await this.lookup(key, { namespace }))?.pid,
-      register: (pid, meta) => this.register(key, pid, meta, { namespace }),
-      unregister: () => this.unregister(key, { namespace }),
-      signal: async (sig = 'SIGTERM') => {
-        try {
-          await this.signal(key, sig, { namespace });
-          return true;
-        } catch (err) {
-          if (err instanceof NotFoundError) return false;
-          throw err;
-        }
-      },
-    };
+    return viaHandle(this, namespace, key);
   }
 
   /**
@@ -531,42 +467,7 @@ export class ProcessRegistry {
     this.check();
     const namespace = this.ns(opts);
     validateKey(key);
-    let e: Registration | undefined;
-    if (this.backend.signal) {
-      const r = await this.backend.signal(namespace, key, sig);
-      if (r.ok) return r.sent;
-      e = r.holder; // not the node's own: ours to check and send, if it has our node name
-    } else e = await this.lookup(key, { namespace });
-    if (!e) throw new NotFoundError(namespace, key);
-    if (e.node !== this.nodeName)
-      throw new InvalidInputError(
-        `"${key}" is held by pid ${e.pid} on node ${e.node}, not this node (${this.nodeName}): run the signal there`,
-        { details: { holder: e } },
-      );
-    return this.signalLocal(e, sig);
-  }
-
-  /** Check `e` against the process now holding its pid (fresh /proc read), then signal it. */
-  private signalLocal(e: Registration, sig: NodeJS.Signals | number) {
-    const check = signalTarget(e.pid, e.pidStart, e.registeredAt);
-    if (check === 'gone' || check === 'reused') {
-      void Promise.resolve(this.removeDead(e)).catch(() => undefined);
-      throw new NotFoundError(e.namespace, e.key);
-    }
-    if (check === 'unverifiable')
-      throw new InvalidInputError(
-        `not signalling pid ${e.pid} of "${e.key}": its start time was not recorded, so a reused pid cannot be ruled out: register it again (registry register ${e.key} --pid ${e.pid})`,
-      );
-    try {
-      process.kill(e.pid, sig);
-    } catch (err) {
-      const code = (err as NodeJS.ErrnoException).code;
-      if (code === 'ESRCH') throw new NotFoundError(e.namespace, e.key);
-      if (code === 'EPERM')
-        throw new InvalidInputError(`not permitted to signal pid ${e.pid}: run as its owner`, { cause: err });
-      throw err;
-    }
-    return { namespace: e.namespace, key: e.key, pid: e.pid, node: e.node, signal: String(sig) };
+    return signalKey(this, namespace, key, sig, (e) => void Promise.resolve(this.removeDead(e)).catch(() => undefined));
   }
 
   /**
@@ -663,6 +564,110 @@ export class ProcessRegistry {
     return this.cache ? (await this.cache).stats() : undefined;
   }
 
+  /** This service's counters, sweeps and, once the lookup cache is used, its hit rate (`optimization.cache`). */
+  async localStats(): Promise<ServiceStats & ReturnType<ProcessRegistry['statsSnapshot']>> {
+    const cache = await this.cacheStats();
+    return { ...this.statsSnapshot(), ...(cache ? { optimization: { cache: withHitRate(cache) } } : {}) };
+  }
+
+  /**
+   * Everything `registry stats` shows besides health: stored registrations per namespace, and the
+   * counters — a node's own when the backend fetches them (GET /v1/stats), else this service's.
+   */
+  collectStats(): Promise<CollectedStats> {
+    this.check();
+    return collectStats(this);
+  }
+
+  // --- the store, for layers that read or repair a whole namespace --------------------------------
+
+  /**
+   * The one cursor loop: pages of a namespace in key order from `after`, of at most `pageSize`
+   * entries, `limit` entries in all (the last page then carries `next` when more follow). Live
+   * entries (lazy cleanup of dead ones, as list does), or with `stored` every stored entry, dead
+   * ones included, for callers that judge themselves.
+   */
+  async *pages(opts: CallOptions & PagesOptions & { limit?: number; stored?: boolean } = {}): AsyncGenerator<Page> {
+    this.check();
+    const namespace = this.ns(opts);
+    if (opts.stored) return yield* pages(this.backend, namespace, opts);
+    const pageSize = opts.pageSize ?? 1000;
+    let after = opts.after;
+    let left = opts.limit ?? Infinity;
+    for (; left > 0;) {
+      const page = await this.list({ namespace, after, limit: Math.min(pageSize, left), where: opts.where });
+      left -= page.items.length;
+      yield page;
+      if (!page.next || left <= 0) return;
+      after = page.next;
+    }
+  }
+
+  /** Per-bucket digests of a namespace's live entries: where the data lives when the backend can, else listed. */
+  async digest(namespace: string, buckets: number, opts: { strict?: boolean } = {}): Promise<BucketDigests> {
+    this.check();
+    return (
+      await digestNamespace(this.backend, validateNamespace(namespace), buckets, (e) => this.isAlive(e), opts.strict)
+    ).d;
+  }
+
+  /** Apply a checked dump all or nothing where the backend can (src/registry/dump.ts builds the plan). */
+  async restorePlan(plan: RestorePlan): Promise<RestoreApplied> {
+    this.check();
+    try {
+      return await restoreInto(this.backend, plan);
+    } finally {
+      if (this.cache) await this.resetCache();
+    }
+  }
+
+  /** What the backend can do (src/backends/contract.ts Capabilities). */
+  get capabilities() {
+    return this.backend.capabilities;
+  }
+
+  /** The backend's URL. */
+  get url(): string {
+    return this.backend.url;
+  }
+
+  /** Remove every entry of a namespace; the number removed. */
+  async clearNamespace(namespace: string): Promise<number> {
+    this.check();
+    const ns = validateNamespace(namespace);
+    const n = await clearNamespace(this.backend, ns);
+    if (this.cache) await this.resetCache();
+    return n;
+  }
+
+  /**
+   * Follow the backend's change feed (InvalidInputError when it has none); resolves to `stop` once
+   * the watch is established.
+   */
+  async watch(
+    opts: { namespace?: string; sinceRevision?: number },
+    onEvent: (e: ChangeEvent) => void,
+    onError: (err: Error) => void,
+  ): Promise<() => void> {
+    this.check();
+    if (!this.backend.watch)
+      throw new InvalidInputError(
+        `the ${this.backend.name} backend has no change feed: watch a node (registry serve, then -b http://…) or etcd`,
+      );
+    return this.backend.watch(opts, onEvent, onError);
+  }
+
+  /** The change feed's current revision when the backend knows it without a round trip (a node's feed). */
+  revisionNow(): number | undefined {
+    const r = this.backend.currentRevision?.();
+    return typeof r === 'number' ? r : undefined;
+  }
+
+  /** The change feed's current revision, when the backend tells. */
+  async currentRevision(): Promise<number | undefined> {
+    return this.backend.currentRevision ? this.backend.currentRevision() : undefined;
+  }
+
   /** The backend's health report. */
   async healthCheck() {
     this.check();
@@ -709,6 +714,13 @@ export class ProcessRegistry {
     if (this.closed) throw new ClosedError('this registry');
   }
 
+  /** Many keys changed at once (a namespace cleared): start the cache over. */
+  private async resetCache(): Promise<void> {
+    const c = this.cache;
+    this.cache = null;
+    await (await c?.catch(() => undefined))?.close();
+  }
+
   /** A write through this service: drop the key from the lookup cache. */
   private touched(namespace: string, key: string): void {
     if (this.cache)
@@ -724,21 +736,7 @@ export class ProcessRegistry {
   }
 }
 
-/**
- * The batch entry a holder would be replaced by (the last one for its namespace and key), found
- * through a map built on first use; keyed by bare key when the batch is all one namespace.
- */
-function batchIndex(valid: Registration[]): (h: Registration) => Registration | undefined {
-  let byKey: Map<string, Registration> | undefined;
-  let oneNs: string | null = null;
-  return (h) => {
-    if (!byKey) {
-      byKey = new Map();
-      oneNs = valid[0]?.namespace ?? null;
-      for (const e of valid) if (e.namespace !== oneNs) oneNs = null;
-      for (const e of valid) byKey.set(oneNs !== null ? e.key : `${e.namespace}\u0000${e.key}`, e);
-    }
-    if (oneNs !== null) return h.namespace === oneNs ? byKey.get(h.key) : undefined;
-    return byKey.get(`${h.namespace}\u0000${h.key}`);
-  };
+/** A feed with revisions: what keeps a lookup cache coherent with writes by others. */
+function hasRevisionedFeed(b: Backend): boolean {
+  return !!b.watch && !!b.currentRevision;
 }

@@ -271,18 +271,16 @@ export async function keysByPrefix(
 ): Promise<string[]> {
   const out: string[] = [];
   // The largest string below every key that starts with `prefix`: prefix minus its last character, plus U+FFFF after it lowered.
-  let after: string | undefined = prefix
+  const after: string | undefined = prefix
     ? `${prefix.slice(0, -1)}${String.fromCharCode(prefix.charCodeAt(prefix.length - 1) - 1)}\uffff`
     : undefined;
   try {
-    for (let pages = 0; pages < 5 && out.length < max; pages++) {
-      const page = await reg.list({ namespace, after, limit: max });
+    for await (const page of reg.pages({ namespace, after, pageSize: max, limit: 5 * max })) {
       for (const e of page.items) {
         if (e.key.startsWith(prefix)) out.push(e.key);
         else if (e.key > prefix) return out;
       }
-      if (!page.next) break;
-      after = page.next;
+      if (out.length >= max) break;
     }
   } catch {
     // completion never fails the prompt

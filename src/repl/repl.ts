@@ -519,6 +519,8 @@ async function openRegistry(
     namespace: namespace ?? r.namespace,
     nodeName: node ?? r.node,
     stats: true,
+    // An interactive session: lookups from the feed-coherent cache (its own writes drop a key at once).
+    cache: true,
   };
   try {
     return await ProcessRegistry.open({ backend: r.backend, ...opts, create: false });

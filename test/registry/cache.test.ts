@@ -3,7 +3,7 @@ import { expect } from 'chai';
 import { join } from 'node:path';
 import { ProcessRegistry } from '../../src/registry/service.js';
 import { present } from '../support/expect.js';
-import { killAllSleepers, spawnSleeper, waitFor } from '../support/processes.js';
+import { killAllSleepers, spawnSleeper, spawnSleepers, waitFor } from '../support/processes.js';
 import { tempDir } from '../support/tmp.js';
 
 describe('cachedLookup', () => {
@@ -54,6 +54,40 @@ describe('cachedLookup', () => {
     } finally {
       await reg.close();
       await other.close();
+      t.cleanup();
+    }
+  });
+
+  it('lookup uses the cache by default in long-lived services with their own feed, not in one-shot ones or on shared stores; cache: false turns it off', async () => {
+    const t = tempDir();
+    const long = await ProcessRegistry.open({ backend: 'memory:', cleanupInterval: 60_000 });
+    const off = await ProcessRegistry.open({ backend: 'memory:', cleanupInterval: 60_000, cache: false });
+    const oneShot = await ProcessRegistry.open({ backend: 'memory:', cleanupInterval: 0 });
+    const noFeed = await ProcessRegistry.open({ backend: `sqlite:${join(t.dir, 'n.db')}`, cleanupInterval: 60_000 });
+    try {
+      expect(long.cacheLookups, 'long-lived with a feed').to.equal(true);
+      expect(off.cacheLookups, 'cache: false').to.equal(false);
+      expect(oneShot.cacheLookups, 'one-shot (cleanupInterval 0)').to.equal(false);
+      // A shared store (another process may write the file): lookups stay linearizable unless cache: true.
+      expect(noFeed.cacheLookups, 'a shared store').to.equal(false);
+      const [a, b] = await spawnSleepers(2);
+      await long.register('svc', a.pid);
+      for (let i = 0; i < 3; i++) expect((await long.lookup('svc'))?.pid).to.equal(a.pid);
+      const s = await long.cacheStats();
+      present(s, 'lookup went through the cache');
+      expect([s.misses, s.hits]).to.deep.equal([1, 2]);
+      // Read-your-writes: an acknowledged write through the service is seen by the next lookup.
+      await long.unregister('svc');
+      expect(await long.lookup('svc')).to.equal(undefined);
+      await long.register('svc', b.pid);
+      expect((await long.lookup('svc'))?.pid).to.equal(b.pid);
+      await b.kill();
+      expect(await long.lookup('svc'), 'a dead holder is not served from the cache').to.equal(undefined);
+      await off.register('svc', a.pid);
+      await off.lookup('svc');
+      expect(await off.cacheStats()).to.equal(undefined);
+    } finally {
+      for (const r of [long, off, oneShot, noFeed]) await r.close();
       t.cleanup();
     }
   });
