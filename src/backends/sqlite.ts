@@ -188,7 +188,16 @@ export function mapSqliteError(cause: unknown, file: string): Error {
   const code = (cause as { code?: string }).code ?? '';
   const msg = (cause as Error).message ?? String(cause);
   const is = (c: string) => code === c || code.startsWith(`${c}_`); // extended codes: SQLITE_IOERR_WRITE…
-  if (is('SQLITE_NOTADB') || is('SQLITE_CORRUPT') || /not a database|malformed/i.test(msg)) {
+  // Damage inside a SQLite file is the store's state, not the user's input: exit 6, as the integrity
+  // check before a full read reports it (ProcessRegistry.assertIntact); a file that is not SQLite
+  // at all is a wrong path: exit 2.
+  if (is('SQLITE_CORRUPT') || /malformed/i.test(msg)) {
+    return new UnreachableError(
+      `${file} is damaged (${msg}): nothing was read; restore it from a dump or a copy, or point --backend at another file`,
+      { cause, recoverable: false, details: { path: file, damaged: true } },
+    );
+  }
+  if (is('SQLITE_NOTADB') || /not a database/i.test(msg)) {
     return new InvalidInputError(
       `${file} is not a usable SQLite database (${msg}): restore it from a dump or point --backend at another file`,
       { cause },

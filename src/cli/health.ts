@@ -207,7 +207,13 @@ export async function checkTarget(t: Target, opts: CheckOptions): Promise<Backen
     };
   } catch (err) {
     const e = asRegistryError(err);
-    const status: TargetStatus = e.code === 'UNREACHABLE' || e.code === 'TIMEOUT' ? 'unreachable' : 'error';
+    // A store that answered "I am damaged" was reached: it is unhealthy (exit 5), not unreachable.
+    const damaged = (e.details as { damaged?: unknown } | undefined)?.damaged === true;
+    const status: TargetStatus = damaged
+      ? 'unhealthy'
+      : e.code === 'UNREACHABLE' || e.code === 'TIMEOUT'
+        ? 'unreachable'
+        : 'error';
     return {
       target: t.name,
       backend: url,

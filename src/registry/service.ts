@@ -685,7 +685,7 @@ export class ProcessRegistry {
     if (r && !r.ok)
       throw new UnreachableError(
         `${this.backend.url} is damaged (${r.problems.slice(0, 2).join('; ')}): nothing was read; restore it from a dump or a copy`,
-        { recoverable: false, details: { problems: r.problems } },
+        { recoverable: false, details: { problems: r.problems, damaged: true } },
       );
     return r;
   }
