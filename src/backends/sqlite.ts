@@ -11,10 +11,9 @@
  * register is one autocommit statement: an upsert whose conflict branch asks the service
  * (`replaceIf`, exposed to SQL as the function `procreg_replace`) whether the holder may go.
  */
-import { existsSync, mkdirSync, statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { createRequire } from 'node:module';
-import DatabaseT from 'better-sqlite3';
+import { statSync } from 'node:fs';
+import { resolve } from 'node:path';
+import type DatabaseT from 'better-sqlite3';
 import {
   type Backend,
   type BackendContext,
@@ -38,7 +37,6 @@ import {
   RegistryError,
   statusFromDeadShare,
   type UnregisterCondition,
-  UnreachableError,
   type UpdateOptions,
   type BucketDigests,
   type CompactReport,
@@ -52,6 +50,11 @@ import { ensureFeedSchema, type FeedOptions, notifyAfterWrites, SqliteFeed } fro
 import { countLive, listIndexed, MetaIndex } from './sqlite-index.js';
 import { digestInSlices, processesAfter, removeProcessEntries } from './sqlite-scan.js';
 import { discardStaged, restoreStaged } from './sqlite-restore.js';
+import { mapSqliteError, openDatabase } from './sqlite-open.js';
+import { countDead } from './sqlite-count.js';
+
+export { loadBetterSqlite, mapSqliteError, openDatabase } from './sqlite-open.js';
+export { createSqliteBackendOnFirstWrite } from './sqlite-first-write.js';
 
 export const SQLITE_BACKEND = 'sqlite';
 export const SQLITE_SCHEMA_VERSION = 1;
@@ -71,9 +74,6 @@ export interface SqliteOptions extends FeedOptions {
   mmapBytes?: number;
 }
 
-/** Default `mmap_size`: lookups on a large store read pages in place instead of copying them. */
-const MMAP_BYTES = 2 * 1024 ** 3;
-
 type Row = {
   namespace: string;
   key: string;
@@ -91,146 +91,7 @@ export function createSqliteBackend(location: string, opts: SqliteOptions, ctx: 
   return new SqliteBackend(location, opts, ctx);
 }
 
-/** better-sqlite3 (this module is itself loaded only when a sqlite: backend is opened). */
-export function loadBetterSqlite(): typeof DatabaseT {
-  return DatabaseT;
-}
-
-/**
- * Open a database file with the project's pragmas; maps open failures to typed errors.
- * `create: false` (and `readonly`) never creates anything: a missing file is `NoRegistryError`.
- */
-export function openDatabase(
-  path: string,
-  opts: { readonly?: boolean; busyTimeout?: number; create?: boolean; mmapBytes?: number } = {},
-): DatabaseT.Database {
-  const Database = loadBetterSqlite();
-  const file = resolve(path);
-  const create = !opts.readonly && opts.create !== false;
-  let st: ReturnType<typeof statSync> | undefined;
-  try {
-    st = statSync(file);
-  } catch {
-    st = undefined;
-  }
-  if (st?.isDirectory())
-    throw new InvalidInputError(
-      `${file} is a directory, not a database file: give a file path, e.g. sqlite:${file}/registry.db`,
-    );
-  // An empty file (touch, or a creator that has not written yet) holds no registry: a reader leaves it so.
-  if ((!st || st.size === 0) && !create) throw new NoRegistryError(file);
-  if (!st) makeFolders(dirname(file), file);
-  let db: DatabaseT.Database;
-  try {
-    db = new Database(file, {
-      readonly: !!opts.readonly,
-      fileMustExist: !create,
-      nativeBinding: nativeBindingPath(),
-    });
-  } catch (cause) {
-    if (/better_sqlite3\.node|bindings|NODE_MODULE_VERSION|invalid ELF/i.test(String((cause as Error).message))) {
-      throw new UnreachableError(
-        `better-sqlite3's native addon is missing or was built for another Node.js: run \`npm rebuild better-sqlite3\``,
-        { cause, recoverable: false },
-      );
-    }
-    // Removed between the stat and the open: still nothing to read.
-    if (!create && (cause as { code?: string }).code === 'SQLITE_CANTOPEN' && !existsSync(file))
-      throw new NoRegistryError(file, { cause });
-    throw mapSqliteError(cause, file);
-  }
-  try {
-    db.pragma(`busy_timeout = ${opts.busyTimeout ?? 5000}`);
-    // Touch the file header now so a corrupt or foreign file fails here, not mid-command.
-    db.pragma('schema_version');
-    db.pragma(
-      `mmap_size = ${Number.isSafeInteger(opts.mmapBytes) && opts.mmapBytes! >= 0 ? opts.mmapBytes : MMAP_BYTES}`,
-    );
-    if (!opts.readonly) {
-      db.pragma('journal_mode = WAL');
-      db.pragma('synchronous = NORMAL');
-    }
-  } catch (cause) {
-    db.close();
-    throw mapSqliteError(cause, file);
-  }
-  return db;
-}
-
-/**
- * `mkdir -p` one level at a time from the nearest folder that exists, failing at the first refusal.
- * (Node's recursive mkdirSync retries forever where mkdir says ENOENT under an existing parent,
- * as /proc does: `sqlite:/proc/foo/r.db` spun at 90 % CPU.)
- */
-function makeFolders(dir: string, file: string): void {
-  const missing: string[] = [];
-  for (let d = dir; !existsSync(d); d = dirname(d)) {
-    missing.unshift(d);
-    if (dirname(d) === d) break;
-  }
-  for (const d of missing) {
-    try {
-      mkdirSync(d);
-    } catch (cause) {
-      // Another process made it meanwhile: fine.
-      if ((cause as NodeJS.ErrnoException).code === 'EEXIST' && statSync(d).isDirectory()) continue;
-      throw new UnreachableError(
-        `cannot create the folder ${d} for ${file} (${(cause as Error).message}): check the path`,
-        { cause, recoverable: false },
-      );
-    }
-  }
-}
-
-/** better-sqlite3 errors → typed registry errors (RegistryErrors pass through). */
-export function mapSqliteError(cause: unknown, file: string): Error {
-  if (cause instanceof RegistryError) return cause;
-  const code = (cause as { code?: string }).code ?? '';
-  const msg = (cause as Error).message ?? String(cause);
-  const is = (c: string) => code === c || code.startsWith(`${c}_`); // extended codes: SQLITE_IOERR_WRITE…
-  // Damage inside a SQLite file is the store's state, not the user's input: exit 6, as the integrity
-  // check before a full read reports it (ProcessRegistry.assertIntact); a file that is not SQLite
-  // at all is a wrong path: exit 2.
-  if (is('SQLITE_CORRUPT') || /malformed/i.test(msg)) {
-    return new UnreachableError(
-      `${file} is damaged (${msg}): nothing was read; restore it from a dump or a copy, or point --backend at another file`,
-      { cause, recoverable: false, details: { path: file, damaged: true } },
-    );
-  }
-  if (is('SQLITE_NOTADB') || /not a database/i.test(msg)) {
-    return new InvalidInputError(
-      `${file} is not a usable SQLite database (${msg}): restore it from a dump or point --backend at another file`,
-      { cause },
-    );
-  }
-  if (is('SQLITE_FULL') || /ENOSPC|disk is full|database or disk is full/i.test(msg)) {
-    return new UnreachableError(`no space left to write ${file} (${msg}): free space on its disk, then retry`, {
-      cause,
-      details: { path: file },
-    });
-  }
-  if (is('SQLITE_BUSY') || is('SQLITE_LOCKED')) {
-    return new UnreachableError(
-      `${file} is locked by another process that is writing (${msg}): retry when it is done, or raise backendOpts.busyTimeout (ms)`,
-      { cause, details: { path: file } },
-    );
-  }
-  if (
-    is('SQLITE_CANTOPEN') ||
-    is('SQLITE_PERM') ||
-    is('SQLITE_READONLY') ||
-    is('SQLITE_IOERR') ||
-    /EACCES|permission/i.test(msg)
-  ) {
-    return new UnreachableError(`cannot open ${file} (${msg}): check that it exists and is readable and writable`, {
-      cause,
-      recoverable: false,
-    });
-  }
-  return cause instanceof Error ? cause : new Error(msg);
-}
-
-const SQLITE_CAPABILITIES: Capabilities = Object.freeze({
+export const SQLITE_CAPABILITIES: Capabilities = Object.freeze({
   ...defaultCapabilities,
   synchronous: true,
   bulkRegister: true,
@@ -240,131 +101,8 @@ const SQLITE_CAPABILITIES: Capabilities = Object.freeze({
   watch: true, // the change log (src/backends/sqlite-feed.ts)
 });
 
-/**
- * A `sqlite:` file that does not exist yet, created by its first write (the REPL opened on a new
- * file): until then a read fails as a read-only command's does (NoRegistryError, exit 6), unless
- * another process has created the file meanwhile, which it then opens.
- */
-export function createSqliteBackendOnFirstWrite(location: string, opts: SqliteOptions, ctx: BackendContext): Backend {
-  return new SqliteOnFirstWrite(location, opts, ctx);
-}
-
-class SqliteOnFirstWrite implements Backend {
-  readonly name = SQLITE_BACKEND;
-  readonly url: string;
-  readonly capabilities = SQLITE_CAPABILITIES;
-  private inner: SqliteBackend | undefined;
-  private closed = false;
-
-  constructor(
-    private readonly location: string,
-    private readonly opts: SqliteOptions,
-    private readonly ctx: BackendContext,
-  ) {
-    if (!location) throw new InvalidInputError('sqlite: needs a file path, e.g. sqlite:./registry.db');
-    this.url = `sqlite:${resolve(location)}`;
-  }
-
-  private open(create: boolean): SqliteBackend {
-    if (this.closed) throw new ClosedError(`the sqlite backend (${resolve(this.location)})`);
-    return (this.inner ??= new SqliteBackend(this.location, { ...this.opts, create }, { ...this.ctx, create }));
-  }
-
-  /** Reads: the store if it exists by now. */
-  private get r(): SqliteBackend {
-    return this.open(false);
-  }
-
-  /** Writes: the store, created if need be. */
-  private get w(): SqliteBackend {
-    return this.open(true);
-  }
-
-  register(entry: Registration, opts: RegisterOptions) {
-    return this.w.register(entry, opts);
-  }
-  lookup(namespace: string, key: string) {
-    return this.r.lookup(namespace, key);
-  }
-  unregister(namespace: string, key: string, cond?: UnregisterCondition) {
-    return this.w.unregister(namespace, key, cond);
-  }
-  list(namespace: string, opts: ListOptions) {
-    return this.r.list(namespace, opts);
-  }
-  updateMetadata(namespace: string, key: string, meta: Meta, opts: UpdateOptions) {
-    return this.w.updateMetadata(namespace, key, meta, opts);
-  }
-  count(namespace?: string) {
-    return this.r.count(namespace);
-  }
-  countLive(namespace?: string) {
-    return this.r.countLive(namespace);
-  }
-  namespaces() {
-    return this.r.namespaces();
-  }
-  healthCheck() {
-    return this.r.healthCheck();
-  }
-  checkIntegrity() {
-    return this.r.checkIntegrity();
-  }
-  bulkRegister(entries: Registration[], opts: RegisterOptions & { atomic?: boolean }) {
-    return this.w.bulkRegister(entries, opts);
-  }
-  transaction<T>(fn: () => T): T {
-    return this.w.transaction(fn);
-  }
-  clearNamespace(namespace: string) {
-    return this.w.clearNamespace(namespace);
-  }
-  processes(node: string) {
-    return this.r.processes(node);
-  }
-  removeProcesses(node: string, procs: Array<Pick<ProcessSummary, 'pid' | 'pidStart'>>) {
-    return this.w.removeProcesses(node, procs);
-  }
-  processesAfter(node: string, after: Pick<ProcessSummary, 'pid' | 'pidStart'> | undefined, limit: number) {
-    return this.r.processesAfter(node, after, limit);
-  }
-  removeProcessEntries(node: string, proc: Pick<ProcessSummary, 'pid' | 'pidStart'>, limit: number) {
-    return this.w.removeProcessEntries(node, proc, limit);
-  }
-  digest(namespace: string, buckets: number) {
-    return this.r.digest(namespace, buckets);
-  }
-  offThreadDigests() {
-    return offThreadDigester(resolve(this.location));
-  }
-  compact() {
-    return this.w.compact();
-  }
-  restoreAll(plan: RestorePlan) {
-    return this.w.restoreAll(plan);
-  }
-  async resumeRestore() {
-    return this.w.resumeRestore();
-  }
-  markCleanup(at: number) {
-    return this.w.markCleanup(at);
-  }
-  watch(...args: Parameters<SqliteBackend['watch']>) {
-    return this.r.watch(...args);
-  }
-  currentRevision() {
-    return this.r.currentRevision();
-  }
-  lookupAt(namespace: string, key: string) {
-    return this.r.lookupAt(namespace, key);
-  }
-  close(): void {
-    this.closed = true;
-    this.inner?.close();
-  }
-}
-
-class SqliteBackend implements Backend {
+/** A sqlite: file, open (src/backends/sqlite-first-write.ts wraps one not created yet). */
+export class SqliteBackend implements Backend {
   readonly name = SQLITE_BACKEND;
   readonly url: string;
   readonly capabilities: Capabilities = SQLITE_CAPABILITIES;
@@ -962,86 +700,6 @@ function guardMethods(b: SqliteBackend, file: string): void {
 
 /** healthCheck calls the store degraded when the WAL grows past this (checkpoints starved). */
 const WAL_DEGRADED_BYTES = 256 * 1048576; // default of SqliteOptions.walLimitBytes
-/**
- * The skip-scan costs a few index seeks per process, the GROUP BY a little per row: past
- * max(SKIP_SCAN_MIN, rows / ROWS_PER_SEEK) distinct processes the single scan is cheaper.
- */
-const SKIP_SCAN_MIN = 1024;
-const ROWS_PER_SEEK = 64;
-
-type Probe = Registration;
-type Stmts = Record<
-  'countAll' | 'allProcesses' | 'firstNode' | 'nextNode' | 'firstProc' | 'nextStart' | 'nextPid' | 'countProc',
-  DatabaseT.Statement
->;
-
-/**
- * Total and dead registrations without reading every row: `count(*)` is a b-tree page count;
- * distinct (node, pid, pid_start) come from index seeks, each judged once; then only the dead
- * processes' index ranges are counted. Too many processes for their rows: one covering GROUP BY.
- */
-function countDead(
-  st: Stmts,
-  isAlive: (probe: Probe) => boolean,
-): { total: number; dead: number; processes: number; method: 'skip-scan' | 'group-by' } {
-  const probe: Probe = {
-    namespace: '',
-    key: '',
-    pid: 0,
-    node: '',
-    meta: {},
-    registeredAt: 0,
-    updatedAt: 0,
-    pidStart: null,
-  };
-  const judge = (node: string, pid: number, pidStart: number | null) => {
-    probe.node = node;
-    probe.pid = pid;
-    probe.pidStart = pidStart;
-    return isAlive(probe);
-  };
-  const total = (st.countAll.get() as { n: number }).n;
-  const limit = Math.max(SKIP_SCAN_MIN, total / ROWS_PER_SEEK);
-  const deadProcs: Array<[string, number, number | null]> = [];
-  let processes = 0;
-  const pluck = (s: DatabaseT.Statement, ...args: unknown[]) => s.pluck().get(...args) as never;
-  for (let node: string | undefined = pluck(st.firstNode); node !== undefined; node = pluck(st.nextNode, node)) {
-    for (
-      let row = st.firstProc.raw().get(node) as [number, number | null] | undefined;
-      row;
-      row = st.nextPid.raw().get(node, row[0]) as typeof row
-    ) {
-      const pid = row[0];
-      // The pid's starts in order (NULL first, so after NULL look past MIN_SAFE_INTEGER).
-      for (
-        let start: number | null | undefined = row[1];
-        start !== undefined;
-        start = pluck(st.nextStart, node, pid, start ?? Number.MIN_SAFE_INTEGER)
-      ) {
-        if (++processes > limit) return groupBy(st, judge, total);
-        if (!judge(node, pid, start)) deadProcs.push([node, pid, start]);
-      }
-    }
-  }
-  let dead = 0;
-  for (const [node, pid, start] of deadProcs) dead += pluck(st.countProc, node, pid, start) as number;
-  return { total, dead, processes, method: 'skip-scan' };
-}
-
-function groupBy(st: Stmts, judge: (node: string, pid: number, pidStart: number | null) => boolean, total: number) {
-  let dead = 0;
-  let processes = 0;
-  for (const p of st.allProcesses.iterate() as IterableIterator<{
-    node: string;
-    pid: number;
-    pid_start: number | null;
-    n: number;
-  }>) {
-    processes++;
-    if (!judge(p.node, p.pid, p.pid_start)) dead += p.n;
-  }
-  return { total, dead, processes, method: 'group-by' as const };
-}
 
 function fileStat(path: string): { size: number; mtimeMs: number } | undefined {
   try {
@@ -1068,15 +726,6 @@ function lazyStatements<K extends string>(
     });
   }
   return out;
-}
-
-/** The compiled addon's path, so better-sqlite3 skips the `bindings` file search at start-up. */
-function nativeBindingPath(): string | undefined {
-  try {
-    return createRequire(import.meta.url).resolve('better-sqlite3/build/Release/better_sqlite3.node');
-  } catch {
-    return undefined;
-  }
 }
 
 class AtomicAbort extends Error {
