@@ -1,6 +1,7 @@
 import { Flags } from '@oclif/core';
 import { RegistryCommand } from '../cli/base.js';
-import { type ListPlan, mergePlans, type Registration } from '../backends/contract.js';
+import type { ListPlan, Registration } from '../backends/contract.js';
+import { mergePlans } from '../core/plan.js';
 import { entryTable, renderTable } from '../cli/output.js';
 import { parseWhere } from '../registry/validate.js';
 import { throwIfCancelled, yieldIfWatched } from '../cli/cancel.js';

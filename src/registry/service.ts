@@ -29,8 +29,8 @@ import {
   type IntegrityReport,
   UnreachableError,
   then,
-  withPlans,
 } from '../backends/contract.js';
+import { withPlans } from '../core/plan.js';
 import { openBackend } from '../backends/open.js';
 import { storeComparer } from './compare-stores.js';
 import { KeyedMutex } from './keyed-mutex.js';
