@@ -10,6 +10,7 @@ import { join } from 'node:path';
 import type { RemoteBackend } from '../../src/backends/remote.js';
 import { Migration, PROFILE, rollback } from '../../src/migrations/index.js';
 import { ProcessRegistry } from '../../src/registry/service.js';
+import { startEtcdCluster } from '../support/etcd-cluster.js';
 import { startNode } from '../support/node.js';
 import { tempDir } from '../support/tmp.js';
 import { cli, fixture, FIXTURE_NODE } from './support.js';
@@ -131,6 +132,50 @@ describe('migrate --node: the phases move live nodes', function () {
       expect(m().journal.interrupted()).to.equal(undefined);
     } finally {
       await node.close();
+      own.cleanup();
+    }
+  });
+
+  it('distribute --node switches the running node from SQLite to etcd (3 members); rollback moves it back with what was written there', async () => {
+    const c = await startEtcdCluster({ members: 3 });
+    const own = tempDir('procreg-distribute-');
+    const dir = join(own.dir, 'm');
+    mkdirSync(dir);
+    const { path } = fixture('clean', own.dir);
+    const target = `sqlite:${join(own.dir, 'new.db')}`;
+    const run = async (args: string[], code = 0) => {
+      const r = await cli(args, { cwd: dir });
+      expect(r.code, `registry ${args.join(' ')}\n${r.stdout}\n${r.stderr}`).to.equal(code);
+      return r;
+    };
+    try {
+      await run(['migrate', 'wrap', '--from', `legacy:${path}`, '--yes']);
+      await run(['migrate', 'hybrid', '--to', target, '--yes']);
+      await run(['migrate', 'cutover', '--yes', '--accept-changes']);
+      await run(['migrate', 'optimize', '--yes', '--accept-changes']);
+      const node = await startNode(target);
+      const client = await ProcessRegistry.open({ backend: node.url, cleanupInterval: 0, namespace: 'live' });
+      try {
+        const before = node.registry.backend.url;
+        await client.register('before-distribute', process.pid, { at: 'sqlite' });
+        const etcd = c.url('/procreg-distribute');
+        const d = await run(['migrate', 'distribute', '--to', etcd, '--node', node.url, '--yes', '--json']);
+        expect(JSON.parse(d.stdout).notes.join('\n')).to.match(/node .* switched from sqlite:.* to etcd:/);
+        expect(node.registry.backend.url).to.match(/^etcd:/);
+        expect((await client.lookup('before-distribute'))?.meta, 'copied into etcd').to.deep.equal({ at: 'sqlite' });
+        await client.register('on-etcd', process.pid, { at: 'etcd' });
+
+        const back = await run(['migrate', 'rollback', '--yes', '--json']);
+        expect(JSON.parse(back.stdout).notes.join('\n')).to.include(`node ${node.url} switched back to ${before}`);
+        expect(node.registry.backend.url, 'back on the SQLite store').to.equal(before);
+        expect((await client.lookup('on-etcd'))?.meta, 'a write made on etcd is kept').to.deep.equal({ at: 'etcd' });
+        expect((await client.lookup('before-distribute'))?.meta).to.deep.equal({ at: 'sqlite' });
+      } finally {
+        await client.close();
+        await node.close();
+      }
+    } finally {
+      await c.stop();
       own.cleanup();
     }
   });
