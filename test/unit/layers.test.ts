@@ -13,8 +13,8 @@ const SRC = fileURLToPath(new URL('../../../src/', import.meta.url));
 
 /** Layer → the source folders (or single files) below `src/` its files may import from. */
 const RULES: Record<string, string[]> = {
-  core: ['core', 'backends/contract.ts'],
-  protocol: ['protocol', 'core', 'backends/contract.ts'],
+  core: ['core', 'backends/contract.ts', 'backends/errors.ts'],
+  protocol: ['protocol', 'core', 'backends/contract.ts', 'backends/errors.ts'],
   backends: ['backends', 'core', 'protocol'],
   // Config loading (registry.config.json, profiles) serves the CLI, the REPL, migrations and library users.
   config: ['config', 'core', 'backends'],
