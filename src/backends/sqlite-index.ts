@@ -34,8 +34,11 @@ const TERMS = (r: string) => `meta_index_fields f, json_each(${r}.meta, '$."' ||
   WHERE instr(${r}.meta, '"' || f.field || '"') > 0 AND (j.key IS NULL OR typeof(j.key) = 'integer') AND j.type NOT IN ('object', 'array')
     AND length(CAST(${TEXT(r)} AS BLOB)) <= ${MAX_INDEX_VALUE}`;
 
+// DISTINCT: a list with a value twice (`tier: ["x", "x"]`) is one index entry. Not left to OR IGNORE:
+// inside a trigger fired by register's upsert (INSERT … ON CONFLICT DO UPDATE) the outer statement's
+// conflict policy applies, and the duplicate aborted the register (found by the model test).
 const INSERT_TERMS = (r: string) =>
-  `INSERT OR IGNORE INTO meta_index (ns, field, value, key) SELECT ${r}.namespace, f.field, ${TEXT(r)}, ${r}.key FROM ${TERMS(r)};`;
+  `INSERT OR IGNORE INTO meta_index (ns, field, value, key) SELECT DISTINCT ${r}.namespace, f.field, ${TEXT(r)}, ${r}.key FROM ${TERMS(r)};`;
 const DELETE_TERMS = (r: string) =>
   `DELETE FROM meta_index WHERE ns = ${r}.namespace AND key = ${r}.key AND (field, value) IN (SELECT f.field, ${TEXT(r)} FROM ${TERMS(r)});`;
 

@@ -11,7 +11,6 @@
  * register is one autocommit statement: an upsert whose conflict branch asks the service
  * (`replaceIf`, exposed to SQL as the function `procreg_replace`) whether the holder may go.
  */
-import { statSync } from 'node:fs';
 import { resolve } from 'node:path';
 import type DatabaseT from 'better-sqlite3';
 import {
@@ -25,7 +24,6 @@ import {
   InvalidInputError,
   type IntegrityReport,
   type ListOptions,
-  NoRegistryError,
   type Meta,
   type Page,
   type ProcessSummary,
@@ -35,7 +33,6 @@ import {
   type RestoreApplied,
   type RestorePlan,
   RegistryError,
-  statusFromDeadShare,
   type UnregisterCondition,
   type UpdateOptions,
   type BucketDigests,
@@ -45,19 +42,19 @@ import { matchesWhere, mergePatch } from '../core/meta.js';
 import { rolledBack } from '../core/bulk.js';
 import { offThreadDigester } from './sqlite-digest.js';
 import { compactDatabase } from './sqlite-compact.js';
-import { roundMs } from '../core/time.js';
 import { ensureFeedSchema, type FeedOptions, notifyAfterWrites, SqliteFeed } from './sqlite-feed.js';
 import { countLive, listIndexed, MetaIndex } from './sqlite-index.js';
 import { digestInSlices, processesAfter, removeProcessEntries } from './sqlite-scan.js';
 import { discardStaged, restoreStaged } from './sqlite-restore.js';
 import { mapSqliteError, openDatabase } from './sqlite-open.js';
-import { countDead } from './sqlite-count.js';
+import { isDamage, measureHealth, quickCheck, WAL_DEGRADED_BYTES } from './sqlite-health.js';
+import { checkSchema, migrateSchema, prepareStatements, type Statements } from './sqlite-schema.js';
 
+export { SQLITE_SCHEMA_VERSION } from './sqlite-schema.js';
 export { loadBetterSqlite, mapSqliteError, openDatabase } from './sqlite-open.js';
 export { createSqliteBackendOnFirstWrite } from './sqlite-first-write.js';
 
 export const SQLITE_BACKEND = 'sqlite';
-export const SQLITE_SCHEMA_VERSION = 1;
 
 export interface SqliteOptions extends FeedOptions {
   /** busy_timeout in ms when another process holds the write lock (default 5000). */
@@ -85,8 +82,6 @@ type Row = {
   pid_start: number | null;
 };
 
-const COLS = 'namespace, key, pid, node, meta, registered_at, updated_at, pid_start';
-
 export function createSqliteBackend(location: string, opts: SqliteOptions, ctx: BackendContext): Backend {
   return new SqliteBackend(location, opts, ctx);
 }
@@ -112,7 +107,7 @@ export class SqliteBackend implements Backend {
   private readonly walLimit: number;
   private closed = false;
   private replaceIf: RegisterOptions['replaceIf'] = () => false;
-  private readonly st: ReturnType<SqliteBackend['prepare']>;
+  private readonly st: Statements;
   private readonly feed: SqliteFeed;
 
   /** The metadata index (src/backends/sqlite-index.ts). */
@@ -134,8 +129,8 @@ export class SqliteBackend implements Backend {
     const create = opts.create !== false && ctx.create !== false;
     this.db = openDatabase(this.file, { ...opts, create });
     try {
-      if (!opts.readonly) this.migrate(create);
-      else this.checkSchema();
+      if (!opts.readonly) migrateSchema(this.db, this.file, create);
+      else checkSchema(this.db, this.file);
       if (!opts.readonly && create) ensureFeedSchema(this.db, opts);
       this.feed = new SqliteFeed(this.db, (cause) => mapSqliteError(cause, this.file), opts);
       this.db.function(
@@ -157,7 +152,7 @@ export class SqliteBackend implements Backend {
             ? 1
             : 0,
       );
-      this.st = this.prepare();
+      this.st = prepareStatements(this.db);
       this.index = MetaIndex.open(this.db, { writable: !opts.readonly && create, fields: opts.indexFields });
     } catch (cause) {
       this.db.close();
@@ -165,123 +160,6 @@ export class SqliteBackend implements Backend {
     }
     guardMethods(this, this.file);
     notifyAfterWrites(this, () => this.feed.afterWrite());
-  }
-
-  /** Statements, each prepared on first use (a one-shot `lookup` prepares one, not twenty). */
-  private prepare() {
-    const db = this.db;
-    return lazyStatements(db, {
-      upsert: `INSERT INTO registrations (${COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-         ON CONFLICT (namespace, key) DO UPDATE SET pid = excluded.pid, node = excluded.node, meta = excluded.meta,
-           registered_at = excluded.registered_at, updated_at = excluded.updated_at, pid_start = excluded.pid_start
-         WHERE procreg_replace(${COLS.split(', ')
-           .map((c) => `registrations.${c}`)
-           .join(', ')})`,
-      get: `SELECT ${COLS} FROM registrations WHERE namespace = ? AND key = ?`,
-      del: 'DELETE FROM registrations WHERE namespace = ? AND key = ?',
-      delIf: `DELETE FROM registrations WHERE namespace = @ns AND key = @key AND (@pid IS NULL OR pid = @pid) AND (@at IS NULL OR registered_at = @at) AND (@node IS NULL OR node = @node)`,
-      page: `SELECT ${COLS} FROM registrations WHERE namespace = ? AND key > ? ORDER BY key LIMIT ?`,
-      pageFirst: `SELECT ${COLS} FROM registrations WHERE namespace = ? ORDER BY key LIMIT ?`,
-      setMeta: 'UPDATE registrations SET meta = ?, updated_at = ? WHERE namespace = ? AND key = ?',
-      count: 'SELECT count(*) AS n FROM registrations WHERE namespace = ?',
-      countAll: 'SELECT count(*) AS n FROM registrations',
-      firstNamespace: 'SELECT namespace FROM registrations ORDER BY namespace LIMIT 1',
-      nextNamespace: 'SELECT namespace FROM registrations WHERE namespace > ? ORDER BY namespace LIMIT 1',
-      clear: 'DELETE FROM registrations WHERE namespace = ?',
-      processes:
-        'SELECT pid, pid_start AS pidStart, count(*) AS count FROM registrations WHERE node = ? GROUP BY pid, pid_start',
-      removeProcess: 'DELETE FROM registrations WHERE node = ? AND pid = ? AND pid_start IS ?',
-      allProcesses: 'SELECT node, pid, pid_start, count(*) AS n FROM registrations GROUP BY node, pid, pid_start',
-      // Skip-scan of registrations_by_process for healthCheck: each is one index seek.
-      firstNode: 'SELECT node FROM registrations ORDER BY node LIMIT 1',
-      nextNode: 'SELECT node FROM registrations WHERE node > ? ORDER BY node LIMIT 1',
-      firstProc: 'SELECT pid, pid_start FROM registrations WHERE node = ? ORDER BY node, pid, pid_start LIMIT 1',
-      // Not one row-value seek `(pid, pid_start) > (?, ?)`: SQLite steps through the equal entries.
-      nextStart:
-        'SELECT pid_start FROM registrations WHERE node = ? AND pid = ? AND pid_start > ? ORDER BY node, pid, pid_start LIMIT 1',
-      nextPid:
-        'SELECT pid, pid_start FROM registrations WHERE node = ? AND pid > ? ORDER BY node, pid, pid_start LIMIT 1',
-      countProc: 'SELECT count(*) FROM registrations WHERE node = ? AND pid = ? AND pid_start IS ?',
-      scanNs: `SELECT ${COLS} FROM registrations WHERE namespace = ? ORDER BY key`,
-      info: 'SELECT value FROM registry_info WHERE name = ?',
-      setInfo:
-        'INSERT INTO registry_info (name, value) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET value = excluded.value',
-    });
-  }
-
-  /**
-   * Create or upgrade the schema; refuse files that hold something else. Creation runs under the
-   * write lock (BEGIN IMMEDIATE) and looks at `user_version` again once it holds it, so processes
-   * opening a new file at the same moment create the schema once (the others wait, then find it).
-   */
-  private migrate(create: boolean): void {
-    const version = this.db.pragma('user_version', { simple: true }) as number;
-    if (version > SQLITE_SCHEMA_VERSION) {
-      throw new InvalidInputError(
-        `${this.file} has schema version ${version}, newer than this procreg (${SQLITE_SCHEMA_VERSION}): upgrade procreg`,
-      );
-    }
-    if (version === SQLITE_SCHEMA_VERSION) return this.checkSchema();
-    // Two reads, not one snapshot: another process may have committed its schema (tables and
-    // user_version together) between them. Tables seen now with a version set: look again.
-    if (this.tables().length > 0 && (this.db.pragma('user_version', { simple: true }) as number) !== 0)
-      return this.migrate(create);
-    this.refuseForeign();
-    if (!create) throw new NoRegistryError(this.file);
-    this.db
-      .transaction(() => {
-        if ((this.db.pragma('user_version', { simple: true }) as number) !== 0) return;
-        this.refuseForeign();
-        this.db.exec(`
-          CREATE TABLE registrations (
-            namespace     TEXT    NOT NULL,
-            key           TEXT    NOT NULL,
-            pid           INTEGER NOT NULL CHECK (pid > 0),
-            node          TEXT    NOT NULL,
-            meta          TEXT    NOT NULL DEFAULT '{}',
-            registered_at INTEGER NOT NULL,
-            updated_at    INTEGER NOT NULL,
-            pid_start     INTEGER,
-            PRIMARY KEY (namespace, key)
-          ) WITHOUT ROWID;
-          CREATE INDEX registrations_by_process ON registrations (node, pid, pid_start);
-          CREATE TABLE registry_info (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-          INSERT INTO registry_info VALUES ('schema_version', '${SQLITE_SCHEMA_VERSION}'), ('created_at', '${Date.now()}');
-          PRAGMA user_version = ${SQLITE_SCHEMA_VERSION};`);
-      })
-      .immediate();
-    // Someone else's schema (made while we waited for the lock): the same checks as on any open.
-    if ((this.db.pragma('user_version', { simple: true }) as number) !== SQLITE_SCHEMA_VERSION) this.migrate(create);
-    else this.checkSchema();
-  }
-
-  /** A file with tables but no procreg schema version is not ours to write into. */
-  private refuseForeign(): void {
-    const tables = this.tables();
-    if (tables.length === 0) return;
-    const legacy = tables.includes('process_registry_backup');
-    throw new InvalidInputError(
-      legacy
-        ? `${this.file} is a legacy dual-storage registry, not a procreg database: open it as legacy:${this.file} (see \`registry migrate\`)`
-        : `${this.file} holds other tables (${tables.slice(0, 5).join(', ')}), not a procreg registry: point --backend at a new file`,
-    );
-  }
-
-  private tables(): string[] {
-    return this.db
-      .prepare("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%'")
-      .pluck()
-      .all() as string[];
-  }
-
-  private checkSchema(): void {
-    const ok = this.db.prepare("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'registrations'").get();
-    if (ok) return;
-    // An empty file (made by `touch`, or a creator that has not committed yet) holds no registry.
-    if (this.tables().length === 0) throw new NoRegistryError(this.file);
-    throw new InvalidInputError(
-      `${this.file} is not a procreg registry (no registrations table): point --backend at a procreg database`,
-    );
   }
 
   private check(): void {
@@ -431,7 +309,7 @@ export class SqliteBackend implements Backend {
   healthCheck(): HealthReport {
     this.check();
     try {
-      return this.measure();
+      return measureHealth(this.db, this.st, this.file, this.walLimit, (probe) => this.ctx.isAlive(probe));
     } catch (cause) {
       const e = mapSqliteError(cause, this.file);
       // A damaged file is the worst health there is (exit 5), not an internal error.
@@ -457,69 +335,7 @@ export class SqliteBackend implements Backend {
    */
   checkIntegrity(): IntegrityReport {
     this.check();
-    const t0 = performance.now();
-    let problems: string[];
-    try {
-      problems = this.db.prepare(`PRAGMA quick_check(${INTEGRITY_PROBLEMS})`).pluck().all() as string[];
-    } catch (cause) {
-      if (!isDamage(cause)) throw cause;
-      problems = [(cause as Error).message];
-    }
-    const ok = problems.length === 1 && problems[0] === 'ok';
-    // quick_check puts several problems in one row under a "*** in database main ***" heading.
-    problems = problems
-      .flatMap((p) => p.split('\n'))
-      .map((p) => p.trim())
-      .filter((p) => p && !/^\*\*\* in database/.test(p));
-    return { ok, problems: ok ? [] : problems, checkMs: roundMs(performance.now() - t0) };
-  }
-
-  /** healthCheck's figures (throws on a damaged file). */
-  private measure(): HealthReport {
-    const t0 = performance.now();
-    const { total, dead, processes, method } = this.db
-      .transaction(() => countDead(this.st, (probe) => this.ctx.isAlive(probe)))
-      .deferred();
-    const alive = total - dead;
-    const pageSize = this.db.pragma('page_size', { simple: true }) as number;
-    const pageCount = this.db.pragma('page_count', { simple: true }) as number;
-    const freelist = this.db.pragma('freelist_count', { simple: true }) as number;
-    const journalMode = this.db.pragma('journal_mode', { simple: true }) as string;
-    const main = fileStat(this.file);
-    const wal = fileStat(`${this.file}-wal`);
-    const last = this.st.info.get('last_cleanup') as { value: string } | undefined;
-    const base = statusFromDeadShare(alive, dead);
-    const report: HealthReport = {
-      ...base,
-      reasons: [...base.reasons],
-      registrations: total,
-      alive,
-      dead,
-      memoryBytes: pageSize * pageCount,
-      lastCleanup: last ? Number(last.value) : null,
-      file: this.file,
-      fileBytes: main?.size ?? pageSize * pageCount,
-      walBytes: wal?.size ?? 0,
-      // In WAL mode the main file is written only by checkpoints: its mtime is the last one.
-      lastCheckpoint: journalMode === 'wal' && main ? Math.round(main.mtimeMs) : null,
-      journalMode,
-      pageSize,
-      pageCount,
-      freePages: freelist,
-      processes,
-      schemaVersion: SQLITE_SCHEMA_VERSION,
-      countMethod: method,
-      checkMs: 0,
-    };
-    if ((wal?.size ?? 0) > this.walLimit) {
-      if (report.status === 'healthy') report.status = 'degraded';
-      const mib = (n: number) => `${(n / 1048576).toFixed(1)} MiB`;
-      report.reasons.push(
-        `the WAL file is ${mib(wal!.size)} (> ${mib(this.walLimit)}): a long-running reader blocks checkpoints; end it or run \`sqlite3 ${this.file} 'PRAGMA wal_checkpoint(TRUNCATE)'\``,
-      );
-    }
-    report.checkMs = roundMs(performance.now() - t0);
-    return report;
+    return quickCheck(this.db);
   }
 
   close(): void {
@@ -644,15 +460,6 @@ export class SqliteBackend implements Backend {
 const SCAN_CHUNK = 128;
 const SCAN_SLICE_MS = 4;
 
-/** How many problems quick_check lists before it stops. */
-const INTEGRITY_PROBLEMS = 5;
-
-/** SQLite's "the file is damaged" errors. */
-function isDamage(cause: unknown): boolean {
-  const code = (cause as { code?: string }).code ?? '';
-  return /^SQLITE_(CORRUPT|NOTADB)/.test(code) || /malformed|not a database/i.test(String((cause as Error).message));
-}
-
 /** The public methods whose SQLite errors (locked, disk full, damaged) become typed registry errors. */
 const GUARDED = [
   'register',
@@ -696,36 +503,6 @@ function guardMethods(b: SqliteBackend, file: string): void {
       }
     };
   }
-}
-
-/** healthCheck calls the store degraded when the WAL grows past this (checkpoints starved). */
-const WAL_DEGRADED_BYTES = 256 * 1048576; // default of SqliteOptions.walLimitBytes
-
-function fileStat(path: string): { size: number; mtimeMs: number } | undefined {
-  try {
-    return statSync(path);
-  } catch {
-    return undefined;
-  }
-}
-
-/** An object whose properties are statements prepared from `sql` on first access. */
-function lazyStatements<K extends string>(
-  db: DatabaseT.Database,
-  sql: Record<K, string>,
-): Record<K, DatabaseT.Statement> {
-  const out = {} as Record<K, DatabaseT.Statement>;
-  for (const k of Object.keys(sql) as K[]) {
-    Object.defineProperty(out, k, {
-      get() {
-        const st = db.prepare(sql[k]);
-        Object.defineProperty(out, k, { value: st });
-        return st;
-      },
-      configurable: true,
-    });
-  }
-  return out;
 }
 
 class AtomicAbort extends Error {

@@ -92,6 +92,30 @@ export function backendSuite(name: string, factory: () => Promise<Instance>, opt
       expect(got.updatedAt >= first.updatedAt).to.be.ok;
     });
 
+    test('a list value with a repeated element registers, re-registers and lists once by it', async () => {
+      const reg = get();
+      const namespace = freshNamespace();
+      const a = await spawnSleeper();
+      // `tier` and `capabilities` are indexed by default where a backend indexes (SQLite, memory, etcd).
+      await reg.register('svc', a.pid, {}, { namespace });
+      await reg.register('svc', a.pid, { tier: ['x', 'x'], capabilities: ['gpu', 'gpu', 'ssd'] }, { namespace });
+      await reg.updateMetadata('svc', { tier: ['x', 'y', 'x'] }, { namespace, merge: true });
+      await reg.register('other', a.pid, { tier: ['x', 'x'] }, { namespace });
+      for (const [field, value, keys] of [
+        ['tier', 'x', ['other', 'svc']],
+        ['tier', 'y', ['svc']],
+        ['capabilities', 'gpu', ['svc']],
+      ] as const) {
+        const page = await reg.list({ namespace, where: [[field, value]] });
+        expect(
+          page.items.map((e) => e.key),
+          `${field}=${value}`,
+        ).to.deep.equal(keys);
+      }
+      await reg.unregister('svc', { namespace });
+      expect((await reg.list({ namespace, where: [['tier', 'x']] })).items.map((e) => e.key)).to.deep.equal(['other']);
+    });
+
     test('dead holder replaced', async () => {
       const reg = get();
       const namespace = freshNamespace();
