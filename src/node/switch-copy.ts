@@ -21,7 +21,7 @@ import {
   type Registration,
 } from '../backends/contract.js';
 import { BucketDigester, Digest, entryIdentity } from '../registry/digest.js';
-import { compareKeys } from '../registry/validate.js';
+import { zipByKey } from '../core/keys.js';
 
 export const SWITCH_BUCKETS = 64;
 /** Entries per page of the backfill and the comparison: small, so one page's synchronous work (a SQLite
@@ -137,27 +137,12 @@ export async function compareAll(source: Backend, target: Backend, delta: Delta)
   const spaces = new Set([...(await source.namespaces()), ...(await target.namespaces())]);
   for (const ns of spaces) {
     const d = new BucketDigester(SWITCH_BUCKETS, true);
-    const a = all(source, ns);
-    const b = all(target, ns);
-    let x = await a.next();
-    let y = await b.next();
-    while (!x.done || !y.done) {
-      const c = x.done ? 1 : y.done ? -1 : compareKeys(x.value.key, y.value.key);
-      if (c < 0 && !x.done) {
-        delta.add(ns, x.value.key);
-        out.differing++;
-      } else if (c > 0 && !y.done) {
-        delta.add(ns, y.value.key);
-        out.differing++;
-      } else if (!x.done && !y.done && !same(x.value, y.value)) {
-        delta.add(ns, x.value.key);
+    for await (const [x, y] of zipByKey(all(source, ns), all(target, ns))) {
+      if (!x || !y || !same(x, y)) {
+        delta.add(ns, (x ?? y)!.key);
         out.differing++;
       }
-      if (c <= 0 && !x.done) {
-        d.add(x.value);
-        x = await a.next();
-      }
-      if (c >= 0 && !y.done) y = await b.next();
+      if (x) d.add(x);
     }
     const r = d.result();
     out.namespaces[ns] = { count: r.counts.reduce((p, q) => p + q, 0), digest: combined(r.digests) };

@@ -9,7 +9,7 @@ import type { Registration } from '../../backends/contract.js';
 import { HybridBackend } from '../../backends/hybrid.js';
 import { canonicalJson } from '../../registry/digest.js';
 import { ProcessRegistry } from '../../registry/service.js';
-import { compareKeys } from '../../registry/validate.js';
+import { compareKeys, zipByKey } from '../../core/keys.js';
 import { syncState } from '../copy.js';
 import { type Migration, type OpenState, PROFILE } from '../context.js';
 import {
@@ -166,16 +166,8 @@ export async function shadowReads(m: Migration, oldStore: OpenState, target: Ope
     ...new Set([...(await oldStore.backend.namespaces()), ...(await target.backend.namespaces())]),
   ].sort(compareKeys);
   for (const namespace of namespaces) {
-    const ia = liveEntries(oldStore, namespace);
-    const ib = liveEntries(target, namespace);
-    let a = await ia.next();
-    let b = await ib.next();
-    while (!a.done || !b.done) {
-      const c = a.done ? 1 : b.done ? -1 : compareKeys(a.value.key, b.value.key);
-      const key = c <= 0 ? a.value!.key : b.value!.key;
-      const listed = c <= 0 ? a.value : undefined;
-      if (c <= 0) a = await ia.next();
-      if (c >= 0) b = await ib.next();
+    for await (const [listed, other] of zipByKey(liveEntries(oldStore, namespace), liveEntries(target, namespace))) {
+      const key = (listed ?? other)!.key;
       r.keys++;
       if (r.keys % 10_000 === 0) m.progress('cutover: shadow reads', r.keys);
       const oldAnswer = await oldStore.registry.lookup(key, { namespace });
