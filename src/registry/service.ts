@@ -197,7 +197,8 @@ export class ProcessRegistry {
     this.check();
     const namespace = opts.namespace === undefined ? this.namespace : validateNamespace(opts.namespace);
     validateKey(key);
-    validatePid(pid);
+    // The pid as validated: a library caller's numeric string ("123") is stored as the number.
+    const pidN = validatePid(pid);
     const node = opts.node === undefined ? this.nodeName : validateNode(opts.node);
     checkMeta(meta);
     // One validation for single and bulk writes (issue 12 item 10).
@@ -209,13 +210,13 @@ export class ProcessRegistry {
     return {
       namespace,
       key,
-      pid,
+      pid: pidN,
       node,
       meta,
       registeredAt: registeredAt ?? now,
       updatedAt: updatedAt ?? registeredAt ?? now,
       pidStart:
-        pidStart !== undefined ? pidStart : node === this.nodeName ? (this.liveness.startOf(pid) ?? null) : null,
+        pidStart !== undefined ? pidStart : node === this.nodeName ? (this.liveness.startOf(pidN) ?? null) : null,
     };
   }
 

@@ -50,3 +50,36 @@ describe('registry: atomic bulk on memory and sqlite', () => {
     });
   }
 });
+
+describe('registry: a pid given as a numeric string (library callers)', () => {
+  let dir: string;
+  before(() => {
+    dir = mkdtempSync(join(tmpdir(), 'procreg-pidstr-'));
+  });
+  after(async () => {
+    await killAllSleepers();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  for (const backend of ['memory:', 'sqlite']) {
+    it(`is stored and answered as a number, single and bulk (${backend})`, async () => {
+      const url = backend === 'sqlite' ? `sqlite:${join(dir, 'pidstr.db')}` : backend;
+      const registry = await ProcessRegistry.open({ backend: url, cleanupInterval: 0 });
+      try {
+        const a = await spawnSleeper();
+        // As a JavaScript caller without types may pass it (a CLI argument, a form field).
+        const asText = String(a.pid) as unknown as number;
+        const one = await registry.register('one', asText);
+        expect(one.pid).to.equal(a.pid);
+        await registry.bulkRegister([{ key: 'two', pid: asText }]);
+        for (const key of ['one', 'two']) {
+          const found = await registry.lookup(key);
+          expect(found?.pid, key).to.equal(a.pid).and.to.be.a('number');
+        }
+        expect((await registry.list()).items.map((e) => typeof e.pid)).to.deep.equal(['number', 'number']);
+      } finally {
+        await registry.close();
+      }
+    });
+  }
+});
