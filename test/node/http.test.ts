@@ -608,7 +608,7 @@ describe('node: periodic sweep and digests through the remote backend', () => {
       await a.kill();
       // Raw backend count (dead included): only the node's own sweep can bring it down.
       await waitFor(
-        () => node.registry.backend.count('sweep') === 2,
+        async () => (await node.registry.backend.count('sweep')) === 2,
         10_000,
         'the periodic sweep to remove the dead entry',
       );
