@@ -1,3 +1,4 @@
+import { setTimeout as sleep } from 'node:timers/promises';
 import { Flags } from '@oclif/core';
 import { RegistryCommand } from '../cli/base.js';
 import {
@@ -91,17 +92,9 @@ Exit codes: 0 healthy; 5 degraded or unhealthy (--fail-on unhealthy lets degrade
         const summary = await check();
         process.exitCode = summary.exitCode;
         render(summary);
-        await new Promise<void>((resolve) => {
-          const timer = setTimeout(resolve, everyMs);
-          stop.signal.addEventListener(
-            'abort',
-            () => {
-              clearTimeout(timer);
-              resolve();
-            },
-            { once: true },
-          );
-        });
+        // The abortable timer removes its abort listener when it fires: a watch of many rounds
+        // keeps one listener, not one per round.
+        await sleep(everyMs, undefined, { signal: stop.signal }).catch(() => undefined);
       }
     } finally {
       process.off('SIGINT', onSignal);

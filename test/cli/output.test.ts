@@ -357,6 +357,27 @@ describe('output: the real CLI, piped and in a terminal', function () {
     expect((at[1] ?? 0) - (at[0] ?? 0), 'rounds 300 ms apart, not 300 s').to.be.within(250, 10_000);
   });
 
+  it('health --watch keeps one abort listener: many rounds print no MaxListeners warning', async () => {
+    // Each round's sleep used to add an abort listener that stayed: Node warned after 11 rounds.
+    const child = spawn(process.execPath, [BIN, 'health', '--watch', '20ms', '--json'], {
+      env: sb.env,
+      cwd: join(sb.dir, 'work'),
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let out = '';
+    let err = '';
+    child.stdout.on('data', (d) => (out += d));
+    child.stderr.on('data', (d) => (err += d));
+    const deadline = Date.now() + 60_000;
+    while (out.split('\n').filter(Boolean).length < 20 && Date.now() < deadline && child.exitCode === null)
+      await new Promise((r) => setTimeout(r, 50));
+    child.kill('SIGINT');
+    const code = await new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+    expect(out.split('\n').filter(Boolean).length, out + err).to.be.at.least(20);
+    expect(code, err).to.equal(0);
+    expect(err, 'nothing on stderr').to.equal('');
+  });
+
   it('cleanup --json: durationMs rounded to hundredths', () => {
     const r = sb.run(['cleanup', '--json']).json<{ durationMs: number }>();
     expect(Math.round(r.durationMs * 100) / 100).to.equal(r.durationMs);
