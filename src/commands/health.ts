@@ -1,6 +1,6 @@
-import { setTimeout as sleep } from 'node:timers/promises';
 import { Flags } from '@oclif/core';
 import { RegistryCommand } from '../cli/base.js';
+import { pause } from '../cli/cancel.js';
 import {
   checkAll,
   positiveDuration,
@@ -92,9 +92,9 @@ Exit codes: 0 healthy; 5 degraded or unhealthy (--fail-on unhealthy lets degrade
         const summary = await check();
         process.exitCode = summary.exitCode;
         render(summary);
-        // The abortable timer removes its abort listener when it fires: a watch of many rounds
+        // pause removes its abort listener when it ends: a watch of many rounds
         // keeps one listener, not one per round.
-        await sleep(everyMs, undefined, { signal: stop.signal }).catch(() => undefined);
+        await pause(everyMs, stop.signal);
       }
     } finally {
       process.off('SIGINT', onSignal);
