@@ -33,6 +33,9 @@ import {
   restoreInto,
 } from './service-store.js';
 
+/** A running node's admin calls, as the backend that talks to it makes them. */
+export type NodeAdmin = Required<Pick<Backend, 'nodeStatus' | 'switchNode'>>;
+
 export abstract class ServiceBase {
   readonly backend: Backend;
   readonly nodeName: string;
@@ -225,6 +228,17 @@ export abstract class ServiceBase {
   rawEntries(): Iterable<Registration> | undefined {
     this.check();
     return this.backend.rawEntries?.();
+  }
+
+  /**
+   * The admin calls of the node this service talks to (`remote` capability: its own status, its
+   * runtime switch); undefined when the backend is not a node.
+   */
+  node(): NodeAdmin | undefined {
+    this.check();
+    const b = this.backend;
+    if (!b.capabilities.remote || !b.nodeStatus || !b.switchNode) return undefined;
+    return { nodeStatus: b.nodeStatus.bind(b), switchNode: b.switchNode.bind(b) };
   }
 
   /**

@@ -98,7 +98,8 @@ export class ProcessRegistry extends ServiceBase {
     const ctx: BackendContext = {
       nodeName,
       isAlive: (e) => holder.reg!.isAlive(e),
-      compareStores: storeComparer((e) => holder.reg!.isAlive(e)),
+      // A read-only service over each side of a hybrid, judging this node name's entries as this one does.
+      compareStores: storeComparer((side) => new ProcessRegistry(side, { nodeName, cleanupInterval: 0, stats: false })),
       longLived: interval > 0,
       ...(opts.create === false ? { create: false } : {}),
     };
