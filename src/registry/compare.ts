@@ -131,8 +131,7 @@ export async function verifyStates(A: State, B: State, opts: VerifyOptions = {})
     for (const namespace of spaces) {
       plan.push({
         namespace,
-        buckets:
-          opts.buckets ?? bucketCount(Math.max(await A.storedCount(namespace), await B.storedCount(namespace))),
+        buckets: opts.buckets ?? bucketCount(Math.max(await A.storedCount(namespace), await B.storedCount(namespace))),
       });
     }
     // Both sides at once: each computes its digests where its data lives.

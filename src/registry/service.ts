@@ -524,7 +524,6 @@ export class ProcessRegistry extends ServiceBase {
     if (this.cache) await (await this.cache.catch(() => undefined))?.close();
     await this.backend.close();
   }
-
 }
 
 /** A feed with revisions: what keeps a lookup cache coherent with writes by others. */

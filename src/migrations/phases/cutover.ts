@@ -167,7 +167,10 @@ export async function shadowReads(m: Migration, oldStore: OpenState, target: Ope
     ...new Set([...(await oldStore.registry.namespaces()), ...(await target.registry.namespaces())]),
   ].sort(compareKeys);
   for (const namespace of namespaces) {
-    for await (const [listed, other] of zipByKey(liveEntries(oldStore.registry, namespace), liveEntries(target.registry, namespace))) {
+    for await (const [listed, other] of zipByKey(
+      liveEntries(oldStore.registry, namespace),
+      liveEntries(target.registry, namespace),
+    )) {
       const key = (listed ?? other)!.key;
       r.keys++;
       if (r.keys % 10_000 === 0) m.progress('cutover: shadow reads', r.keys);
