@@ -1,9 +1,10 @@
 /**
- * The service's store operations over a backend: the one home of the cursor loop (`pages`) and of
- * the fallbacks for optional contract methods (`digest`, `clearNamespace`), and the
- * compare-and-swap replace rule. `ProcessRegistry` (src/registry/service.ts) exposes them as
- * methods; the migration states (src/migrations/verify.ts), which compare two stores read-only
- * with a liveness judge, use them directly. Nothing else pages through a backend by hand.
+ * The service's store operations over a backend: the one home of the cursor loop (`pages`), of
+ * the fallbacks for optional contract methods (`digest`, `clearNamespace`, `restoreAll`, a bulk
+ * overwrite), and of the compare-and-swap replace rule. The service (src/registry/service-base.ts,
+ * service.ts) exposes them as methods and its sweep (sweep.ts) pages with them; everything above
+ * the service (dump, the node, verify, the migrations) asks the service. Nothing else pages
+ * through a backend by hand.
  */
 import type {
   Backend,
