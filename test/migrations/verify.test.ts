@@ -132,6 +132,16 @@ describe('verify', () => {
     expect(JSON.parse(j.stdout).error.report.totals.differing).to.equal(1);
   });
 
+  it('an invalid --namespace is refused (exit 2, one line), not compared as an empty namespace', async () => {
+    // Through the raw backends it read as empty on both sides: "equivalent", exit 0.
+    await expect(verifyStates(state(a), state(b), { namespaces: ['bad ns'] })).to.be.rejectedWith(/invalid namespace/);
+    const r = await cli(['verify', `sqlite:${join(t.dir, 'a.db')}`, `sqlite:${join(t.dir, 'b.db')}`, '-n', 'bad ns'], {
+      cwd: t.dir,
+    });
+    expect(r.code, r.stderr).to.equal(2);
+    expect(r.stderr).to.match(/^registry: invalid namespace "bad ns": [^\n]+\n$/);
+  });
+
   it('copy makes a target verify equal, resuming from a cursor without duplicates', async () => {
     const e = await store('e');
     let cursor: CopyCursor | undefined;
