@@ -20,7 +20,7 @@
  */
 import type { BucketDigests, Registration } from '../backends/contract.js';
 import { bucketOf, canonicalJson, foldDigests } from '../core/digest.js';
-import { compareKeys } from '../core/keys.js';
+import { compareKeys, zipByKey } from '../core/keys.js';
 import type { ServiceBase } from './service-base.js';
 import type { OffThreadDigester } from './service-store.js';
 
@@ -254,31 +254,16 @@ export async function diffNamespace(
   },
 ): Promise<void> {
   const only = opts.only ?? (() => true);
-  const ia = liveEntries(A, namespace);
-  const ib = liveEntries(B, namespace);
-  let a = await ia.next();
-  let b = await ib.next();
   let n = 0;
-  while (!a.done || !b.done) {
+  for await (const [ea, eb] of zipByKey(liveEntries(A, namespace), liveEntries(B, namespace))) {
     if (++n % 10_000 === 0) opts.onProgress?.(n);
-    // A finished generator's value is `any` (its return): take entries only from unfinished ones.
-    const ea: Registration | undefined = a.done ? undefined : a.value;
-    const eb: Registration | undefined = b.done ? undefined : b.value;
-    const c = ea === undefined ? 1 : eb === undefined ? -1 : compareKeys(ea.key, eb.key);
-    // c < 0 implies ea, c > 0 implies eb (one side is left), c === 0 both: the tests below only narrow.
-    if (c < 0 && ea !== undefined) {
+    if (ea === undefined) {
+      if (eb !== undefined && only(eb.key)) await opts.onDiff({ kind: 'onlyInB', entry: eb });
+    } else if (eb === undefined) {
       if (only(ea.key)) await opts.onDiff({ kind: 'onlyInA', entry: ea });
-      a = await ia.next();
-    } else if (c > 0 && eb !== undefined) {
-      if (only(eb.key)) await opts.onDiff({ kind: 'onlyInB', entry: eb });
-      b = await ib.next();
-    } else if (ea !== undefined && eb !== undefined) {
-      if (only(ea.key)) {
-        const fields = fieldDiff(ea, eb, !!opts.strict);
-        if (fields) await opts.onDiff({ kind: 'differing', a: ea, b: eb, fields });
-      }
-      a = await ia.next();
-      b = await ib.next();
+    } else if (only(ea.key)) {
+      const fields = fieldDiff(ea, eb, !!opts.strict);
+      if (fields) await opts.onDiff({ kind: 'differing', a: ea, b: eb, fields });
     }
   }
 }
