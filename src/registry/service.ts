@@ -2,7 +2,9 @@
  * The registry service — the seed's GenServer. Every library call and every CLI command goes
  * through it: validation, namespaces, liveness of local pids (with pid-reuse detection), lazy
  * cleanup plus a periodic sweep, per-key serialisation of mutations for asynchronous backends,
- * operation counters. Storage is the backend's (src/backends/contract.ts).
+ * operation counters. Storage is the backend's (src/backends/contract.ts). The store-facing
+ * methods (pages, digests, counts, restore, overwrite, watch, health) are inherited from
+ * ServiceBase (service-base.ts); the sweep itself is sweep.ts (docs/architecture.md).
  */
 import os from 'node:os';
 import {
