@@ -14,12 +14,15 @@ import type { Socket } from 'node:net';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { createSqliteBackend, loadBetterSqlite } from '../src/backends/sqlite.js';
-import type { BackendContext } from '../src/backends/contract.js';
+import type { Backend, BackendContext } from '../src/backends/contract.js';
 import { copyState } from '../src/migrations/copy.js';
 import { bucketCount, verifyStates } from '../src/migrations/verify.js';
+import { ProcessRegistry } from '../src/registry/service.js';
 import { comparePair, median, type BenchModule } from './harness.js';
 
 const ctxOther: BackendContext = { nodeName: 'bench-local', isAlive: () => true };
+/** The service in front of a bench store, read as another node's entries (every one alive), never closed by it. */
+const view = (b: Backend) => new ProcessRegistry(b, { nodeName: 'bench-reader', cleanupInterval: 0, stats: false });
 
 /** A procreg SQLite store with n entries over 4 namespaces (other node: liveness is trusted). */
 function build(path: string, n: number): void {
@@ -76,7 +79,6 @@ const mod: BenchModule = {
     copyFileSync(a, b);
     const A = createSqliteBackend(a, {}, ctxOther);
     const B = createSqliteBackend(b, {}, ctxOther);
-    const live = { isAlive: () => true };
     const rounds = ctx.quick ? 3 : 3;
 
     // verify vs reading both raw
@@ -86,7 +88,7 @@ const mod: BenchModule = {
         readRaw(b);
       },
       async () => {
-        const r = await verifyStates({ backend: A, ...live }, { backend: B, ...live });
+        const r = await verifyStates(view(A), view(B));
         if (!r.equivalent) throw new Error('bench stores differ');
       },
       { opsPerBatch: 2 * N, rounds, minMs: 1, async: true },
@@ -94,6 +96,7 @@ const mod: BenchModule = {
     // Peak RSS of a verify, in a child process of its own.
     const verifyJs = fileURLToPath(new URL('../src/migrations/verify.js', import.meta.url));
     const sqliteJs = fileURLToPath(new URL('../src/backends/sqlite.js', import.meta.url));
+    const serviceJs = fileURLToPath(new URL('../src/registry/service.js', import.meta.url));
     const child = spawnSync(
       process.execPath,
       [
@@ -101,9 +104,11 @@ const mod: BenchModule = {
         '-e',
         `import { verifyStates } from ${JSON.stringify(verifyJs)};
          import { createSqliteBackend } from ${JSON.stringify(sqliteJs)};
+         import { ProcessRegistry } from ${JSON.stringify(serviceJs)};
+         const view = (b) => new ProcessRegistry(b, { nodeName: 'bench-reader', cleanupInterval: 0, stats: false });
          const ctx = { nodeName: 'bench-local', isAlive: () => true };
          const t0 = performance.now();
-         const r = await verifyStates({ backend: createSqliteBackend(${JSON.stringify(a)}, {}, ctx), isAlive: () => true }, { backend: createSqliteBackend(${JSON.stringify(b)}, {}, ctx), isAlive: () => true });
+         const r = await verifyStates(view(createSqliteBackend(${JSON.stringify(a)}, {}, ctx)), view(createSqliteBackend(${JSON.stringify(b)}, {}, ctx)));
          process.stdout.write(JSON.stringify({ equivalent: r.equivalent, ms: performance.now() - t0, rssMB: process.resourceUsage().maxRSS / 1024 }));`,
       ],
       { encoding: 'utf8' },
@@ -166,7 +171,7 @@ const mod: BenchModule = {
     let wireList = 0;
     try {
       const before = wire();
-      const r = await verifyStates({ backend: remote, isAlive: () => true }, { backend: B, isAlive: () => true });
+      const r = await verifyStates(view(remote), view(B));
       wireVerify = wire() - before;
       if (!r.equivalent) throw new Error('verify through the node found differences');
       const before2 = wire();
@@ -227,7 +232,7 @@ const mod: BenchModule = {
       async () => {
         const dst = join(ctx.dir, `copy-${k++}.db`);
         const d = createSqliteBackend(dst, {}, ctxOther);
-        const r = await copyState({ backend: A, ...live }, d, { batch: 2000 });
+        const r = await copyState(view(A), view(d), { batch: 2000 });
         if (r.copied !== N) throw new Error(`copied ${r.copied} of ${N}`);
         await d.close();
         rm(dst);
@@ -287,7 +292,7 @@ async function etcdFigure(ctx: Parameters<BenchModule['run']>[0]): Promise<void>
   };
   const subject = async (url: string): Promise<void> => {
     const dst = await openBackend(url, {}, ctxOther);
-    const r = await copyState({ backend: S, isAlive: () => true }, dst, { batch: 2000 });
+    const r = await copyState(view(S), view(dst), { batch: 2000 });
     if (r.copied !== M) throw new Error(`copied ${r.copied} of ${M}`);
     await dst.close();
   };

@@ -14,7 +14,11 @@
  * stderr. chalk loads on first use.
  */
 import type { Registration } from '../backends/contract.js';
+import { colorEnabled } from '../core/color.js';
 import { fieldOrThrow } from './lookup.js';
+
+/** Colour is on only for a TTY without NO_COLOR (FORCE_COLOR forces it): src/core/color.ts. */
+export { colorEnabled };
 
 export interface Colors {
   ok(s: string): string;
@@ -25,16 +29,6 @@ export interface Colors {
 }
 
 const plain: Colors = { ok: (s) => s, warn: (s) => s, bad: (s) => s, dim: (s) => s, bold: (s) => s };
-
-/** Colour is on only for a TTY without NO_COLOR (FORCE_COLOR forces it). */
-export function colorEnabled(
-  stream: NodeJS.WriteStream = process.stdout,
-  env: NodeJS.ProcessEnv = process.env,
-): boolean {
-  if (env.NO_COLOR !== undefined && env.NO_COLOR !== '') return false;
-  if (env.FORCE_COLOR !== undefined && env.FORCE_COLOR !== '0') return true;
-  return !!stream.isTTY && env.TERM !== 'dumb';
-}
 
 let chalkColors: Colors | undefined;
 export async function colors(stream: NodeJS.WriteStream = process.stdout): Promise<Colors> {

@@ -46,7 +46,7 @@ export default class Verify extends MigrateCommand<typeof Verify> {
       const a = await m.open(this.args.a);
       const b = await m.open(this.args.b);
       const only = (this.flags as { namespace?: string }).namespace;
-      const report = await verifyStates(a, b, {
+      const report = await verifyStates(a.registry, b.registry, {
         namespaces: only ? [only] : undefined,
         strict: this.flags.strict,
         maxDiffs: this.flags['max-diffs'],

@@ -5,12 +5,11 @@
  */
 import { existsSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
-import { InvalidInputError, NoRegistryError, RegistryError, type Registration } from '../backends/contract.js';
+import { InvalidInputError, NoRegistryError, RegistryError } from '../backends/contract.js';
 import { parseBackendUrl } from '../backends/open.js';
 import { configTarget, loadConfig, saveConfig, type ConfigFile, type Profile } from '../config/profiles.js';
 import { ProcessRegistry } from '../registry/service.js';
 import { FileJournalStore, Journal, MigrationLock, type JournalStore } from './journal.js';
-import type { State } from './verify.js';
 
 export const PROFILE = {
   source: 'migrate-source',
@@ -36,8 +35,11 @@ export interface MigrationOptions {
   log?(msg: string): void;
 }
 
-/** A store opened for a migration: the service (liveness) and its backend. */
-export interface OpenState extends State {
+/**
+ * A store opened for a migration: the service in front of it (every read and write goes through
+ * it) and the URL it was opened by.
+ */
+export interface OpenState {
   registry: ProcessRegistry;
   url: string;
 }
@@ -92,7 +94,7 @@ export class Migration {
       throw err;
     }
     this.opened.push(registry);
-    return { registry, backend: registry.backend, url, isAlive: (e: Registration) => registry.isAlive(e) };
+    return { registry, url };
   }
 
   /**
@@ -103,10 +105,10 @@ export class Migration {
    */
   async openTarget(url: string, flag: string, role?: string): Promise<OpenState> {
     const t = await this.open(url, role);
-    const caps = t.backend.capabilities;
+    const caps = t.registry.capabilities;
     if (!caps.persistent && !caps.remote) {
       throw new InvalidInputError(
-        `${flag} ${url} is not a durable, shared store (the ${t.backend.name} backend lives only as long as one process, so the migrated registrations would vanish when this command exits): use sqlite:PATH, etcd://… or a node's http://…`,
+        `${flag} ${url} is not a durable, shared store (the ${t.registry.backend.name} backend lives only as long as one process, so the migrated registrations would vanish when this command exits): use sqlite:PATH, etcd://… or a node's http://…`,
       );
     }
     return t;

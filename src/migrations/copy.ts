@@ -8,10 +8,10 @@
  * - `syncState` makes the target equal to the source with the verify machinery: only mismatching
  *   buckets are read, differing and missing keys are rewritten, extra keys removed.
  */
-import type { Backend, Registration, RegisterOptions } from '../backends/contract.js';
-import { asRegistryError } from '../backends/contract.js';
+import type { Registration } from '../backends/contract.js';
+import { compareKeys } from '../core/keys.js';
+import type { ProcessRegistry } from '../registry/service.js';
 import { liveEntries, type State, verifyStates, type VerifyReport } from './verify.js';
-import { compareKeys } from '../registry/validate.js';
 
 /** Where a copy stands: the namespace being copied and the last key written in it. */
 export interface CopyCursor {
@@ -38,54 +38,20 @@ export interface CopyResult {
   durationMs: number;
 }
 
-/** The source is the truth: overwrite whatever the target holds. */
-const overwrite: RegisterOptions = { replaceIf: () => true };
-
-/** Chunks written concurrently to an asynchronous (networked) target: round trips overlap. */
-const CONCURRENT_CHUNKS = 16;
-
 /** Batches being written at once to an asynchronous target (the next is read while they write; 3 keeps etcd busy across batch tails). */
 const BATCHES_IN_FLIGHT = 3;
 
 /**
- * Write a batch with the target's native bulk path when it has one. A local native bulk path
- * (etcd: full-size txns, several in flight) gets the whole batch; a remote node or a target
- * without one gets it as concurrent chunks (keys are distinct, so order between chunks does not
- * matter, and a request stays small); the batch is complete when this resolves, so a journaled
- * cursor never runs ahead of the data.
+ * The store a copy writes into: the service in front of it. Batches go through `overwrite`
+ * (src/registry/service-store.ts: the target's native bulk path, concurrent chunks to a node).
  */
-export async function writeBatch(target: Backend, batch: Registration[]): Promise<void> {
-  if (batch.length === 0) return;
-  const chunked = !target.capabilities.synchronous && (target.capabilities.remote || !target.bulkRegister);
-  if (chunked && batch.length >= 2 * CONCURRENT_CHUNKS) {
-    const size = Math.ceil(batch.length / CONCURRENT_CHUNKS);
-    const chunks: Registration[][] = [];
-    for (let i = 0; i < batch.length; i += size) chunks.push(batch.slice(i, i + size));
-    await Promise.all(chunks.map((c) => writeSerial(target, c)));
-    return;
-  }
-  return writeSerial(target, batch);
-}
+export type Target = Pick<ProcessRegistry, 'capabilities' | 'overwrite'>;
 
-async function writeSerial(target: Backend, batch: Registration[]): Promise<void> {
-  if (target.bulkRegister) {
-    const results = await target.bulkRegister(batch, overwrite);
-    for (const [i, r] of results.entries()) {
-      if (r.ok) continue;
-      throw 'error' in r ? r.error : asRegistryError(new Error(`target refused ${JSON.stringify(batch[i]?.key)}`));
-    }
-    return;
-  }
-  for (const e of batch) {
-    const r = await target.register(e, overwrite);
-    if (!r.ok) throw asRegistryError(new Error(`target refused to overwrite ${e.namespace}/${e.key}`));
-  }
-}
-
-export async function copyState(source: State, target: Backend, opts: CopyOptions = {}): Promise<CopyResult> {
+/** Copy every live entry of `source` into `target` (see the module comment). */
+export async function copyState(source: State, target: Target, opts: CopyOptions = {}): Promise<CopyResult> {
   const t0 = performance.now();
   const size = opts.batch ?? 2000;
-  const spaces = (opts.namespaces ?? (await source.backend.namespaces())).slice().sort(compareKeys);
+  const spaces = (opts.namespaces ?? (await source.namespaces())).slice().sort(compareKeys);
   let copied = opts.cursor?.copied ?? 0;
   let started = !opts.cursor;
   // Writes in flight, oldest first; a cursor is reported only once its batch and every earlier
@@ -108,7 +74,7 @@ export async function copyState(source: State, target: Backend, opts: CopyOption
   };
   const submit = async (namespace: string, batch: Registration[], after: string | undefined): Promise<void> => {
     copied += batch.length;
-    const done = writeBatch(target, batch);
+    const done = target.overwrite(batch);
     done.catch(() => undefined); // observed in settleOldest
     inflight.push({ done, cursor: { namespace, after: batch.at(-1)?.key ?? after, copied } });
     while (inflight.length >= depth) await settleOldest();
@@ -149,7 +115,7 @@ export interface SyncResult {
 /** Make `target` equal to `source` (differing/missing keys rewritten, extra keys removed). */
 export async function syncState(
   source: State,
-  target: State,
+  target: State & Target & Pick<ProcessRegistry, 'unregister'>,
   opts: { namespaces?: string[] } = {},
 ): Promise<SyncResult> {
   let written = 0;
@@ -159,14 +125,14 @@ export async function syncState(
     maxDiffs: 20,
     onDiff: async (d) => {
       if (d.kind === 'onlyInA') {
-        await writeBatch(target.backend, [d.entry]);
+        await target.overwrite([d.entry]);
         written++;
       } else if (d.kind === 'differing') {
-        await writeBatch(target.backend, [d.a]);
+        await target.overwrite([d.a]);
         written++;
       } else {
-        if (await target.backend.unregister(d.entry.namespace, d.entry.key, { pid: d.entry.pid, node: d.entry.node }))
-          removed++;
+        const { namespace, key, pid, node } = d.entry;
+        if (await target.unregister(key, { namespace, pid, node })) removed++;
       }
     },
   });

@@ -6,7 +6,7 @@
  * is not switched again) or rolled back (a node not on its old store is switched back).
  */
 import { InvalidInputError } from '../backends/contract.js';
-import { RemoteBackend } from '../backends/remote.js';
+import type { NodeAdmin } from '../registry/service-base.js';
 import { ProcessRegistry } from '../registry/service.js';
 import type { Migration } from './context.js';
 import type { PhaseRecord } from './journal.js';
@@ -38,12 +38,12 @@ export function checkNodeUrls(urls: string[] | undefined): void {
       throw new InvalidInputError(`--node ${u} is not a registry node: pass its http://HOST:PORT`);
 }
 
-async function withNode<T>(url: string, f: (b: RemoteBackend) => Promise<T>): Promise<T> {
+async function withNode<T>(url: string, f: (b: NodeAdmin) => Promise<T>): Promise<T> {
   const reg = await ProcessRegistry.open({ backend: url, cleanupInterval: 0, stats: false });
   try {
-    if (!(reg.backend instanceof RemoteBackend))
-      throw new InvalidInputError(`--node ${url} is not a registry node: pass its http://HOST:PORT`);
-    return await f(reg.backend);
+    const node = reg.node();
+    if (!node) throw new InvalidInputError(`--node ${url} is not a registry node: pass its http://HOST:PORT`);
+    return await f(node);
   } finally {
     await reg.close();
   }
@@ -56,7 +56,7 @@ function optsOf(m: Migration, url: string): Record<string, unknown> | undefined 
   return undefined;
 }
 
-async function servedBy(b: RemoteBackend): Promise<string> {
+async function servedBy(b: NodeAdmin): Promise<string> {
   return String((await b.nodeStatus()).stats.backend ?? '');
 }
 

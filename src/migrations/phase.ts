@@ -161,9 +161,9 @@ export async function namespaceDigests(
   const digests: Record<string, string> = {};
   const counts: Record<string, number> = {};
   let total = 0;
-  for (const ns of await s.backend.namespaces()) {
+  for (const ns of await s.registry.namespaces()) {
     const d = new Digest();
-    for await (const e of liveEntries(s, ns)) {
+    for await (const e of liveEntries(s.registry, ns)) {
       d.add(e);
       if (++total % 10_000 === 0) m?.progress(label, total);
     }
@@ -208,8 +208,8 @@ export async function backfill(
 ): Promise<{ copied: number; repaired: number; removed: number; verify: VerifyReport }> {
   const { copyState, syncState } = await import('./copy.js');
   const { verifyStates } = await import('./verify.js');
-  const total = await source.backend.count();
-  const res = await copyState(source, target.backend, {
+  const total = await source.registry.storedCount();
+  const res = await copyState(source.registry, target.registry, {
     cursor: rec.cursor,
     batch: opts.batch,
     onBatch: async (cursor) => {
@@ -219,8 +219,8 @@ export async function backfill(
       await opts.onBatch?.(cursor.copied);
     },
   });
-  const sync = await syncState(source, target);
-  const verify = await verifyStates(source, target, { maxDiffs: 20 });
+  const sync = await syncState(source.registry, target.registry);
+  const verify = await verifyStates(source.registry, target.registry, { maxDiffs: 20 });
   if (!verify.equivalent) {
     throw new DifferentError(
       `${target.url} still differs from ${source.url} after the copy (${verify.totals.onlyInA} missing, ${verify.totals.onlyInB} extra, ${verify.totals.differing} differing): writes are racing the copy; rerun to resume`,

@@ -4,7 +4,7 @@
  * (or REGISTRY_LOG_FORMAT) overrides the choice.
  */
 import { createRequire } from 'node:module';
-import { colorEnabled } from '../cli/output.js';
+import { colorEnabled } from '../core/color.js';
 
 export const LOG_FORMATS = ['auto', 'json', 'pretty'] as const;
 export type LogFormat = (typeof LOG_FORMATS)[number];

@@ -1,13 +1,15 @@
 /**
- * The service's store operations over a backend: the one home of the cursor loop (`pages`) and of
- * the fallbacks for optional contract methods (`digest`, `clearNamespace`), and the
- * compare-and-swap replace rule. `ProcessRegistry` (src/registry/service.ts) exposes them as
- * methods; the migration states (src/migrations/verify.ts), which compare two stores read-only
- * with a liveness judge, use them directly. Nothing else pages through a backend by hand.
+ * The service's store operations over a backend: the one home of the cursor loop (`pages`), of
+ * the fallbacks for optional contract methods (`digest`, `clearNamespace`, `restoreAll`, a bulk
+ * overwrite), and of the compare-and-swap replace rule. The service (src/registry/service-base.ts,
+ * service.ts) exposes them as methods and its sweep (sweep.ts) pages with them; everything above
+ * the service (dump, the node, verify, the migrations) asks the service. Nothing else pages
+ * through a backend by hand.
  */
 import type {
   Backend,
   BucketDigests,
+  DigestPlan,
   ListOptions,
   Page,
   RegisterOptions,
@@ -15,7 +17,7 @@ import type {
   RestoreApplied,
   RestorePlan,
 } from '../backends/contract.js';
-import { InvalidInputError } from '../backends/contract.js';
+import { asRegistryError, InvalidInputError } from '../backends/contract.js';
 import { BucketDigester } from './digest.js';
 
 export interface PagesOptions {
@@ -131,4 +133,46 @@ export async function restoreInto(backend: Backend, plan: RestorePlan): Promise<
     else await Promise.all(batch.map((e) => Promise.resolve(backend.register(e, always))));
   }
   return { cleared };
+}
+
+/** A backend's digester of several namespaces off the caller's thread (`offThreadDigests?()`). */
+export type OffThreadDigester = (plan: DigestPlan) => Promise<Map<string, BucketDigests>>;
+
+/** Chunks written concurrently to an asynchronous (networked) target: round trips overlap. */
+const CONCURRENT_CHUNKS = 16;
+
+/**
+ * Overwrite a batch of complete entries (a copy or a repair: the source is the truth) with the
+ * target's native bulk path when it has one. A local native bulk path (etcd: full-size txns,
+ * several in flight) gets the whole batch; a remote node or a target without one gets it as
+ * concurrent chunks (keys are distinct, so order between chunks does not matter, and a request
+ * stays small); the batch is complete when this resolves, so a journaled cursor never runs ahead
+ * of the data. The first entry refused is thrown.
+ */
+export async function overwriteBatch(target: Backend, batch: Registration[]): Promise<void> {
+  if (batch.length === 0) return;
+  const chunked = !target.capabilities.synchronous && (target.capabilities.remote || !target.bulkRegister);
+  if (chunked && batch.length >= 2 * CONCURRENT_CHUNKS) {
+    const size = Math.ceil(batch.length / CONCURRENT_CHUNKS);
+    const chunks: Registration[][] = [];
+    for (let i = 0; i < batch.length; i += size) chunks.push(batch.slice(i, i + size));
+    await Promise.all(chunks.map((c) => overwriteSerial(target, c)));
+    return;
+  }
+  return overwriteSerial(target, batch);
+}
+
+async function overwriteSerial(target: Backend, batch: Registration[]): Promise<void> {
+  if (target.bulkRegister) {
+    const results = await target.bulkRegister(batch, always);
+    for (const [i, r] of results.entries()) {
+      if (r.ok) continue;
+      throw 'error' in r ? r.error : asRegistryError(new Error(`target refused ${JSON.stringify(batch[i]?.key)}`));
+    }
+    return;
+  }
+  for (const e of batch) {
+    const r = await target.register(e, always);
+    if (!r.ok) throw asRegistryError(new Error(`target refused to overwrite ${e.namespace}/${e.key}`));
+  }
 }

@@ -2,39 +2,33 @@
  * The registry service — the seed's GenServer. Every library call and every CLI command goes
  * through it: validation, namespaces, liveness of local pids (with pid-reuse detection), lazy
  * cleanup plus a periodic sweep, per-key serialisation of mutations for asynchronous backends,
- * operation counters. Storage is the backend's (src/backends/contract.ts).
+ * operation counters. Storage is the backend's (src/backends/contract.ts). The store-facing
+ * methods (pages, digests, counts, restore, overwrite, watch, health) are inherited from
+ * ServiceBase (service-base.ts); the sweep itself is sweep.ts (docs/architecture.md).
  */
 import os from 'node:os';
 import {
   AlreadyRegisteredError,
   type Backend,
   type BackendContext,
-  type BucketDigests,
   type BulkResult,
-  type ChangeEvent,
-  ClosedError,
   DeadProcessError,
   InvalidInputError,
   type MaybePromise,
   type Meta,
   NotFoundError,
-  type ListPlan,
   type Page,
+  type ListPlan,
   type Registration,
   type RegisterOptions,
-  type RestoreApplied,
-  type RestorePlan,
   type ServiceStats,
   type SweepResult,
-  type IntegrityReport,
-  UnreachableError,
   then,
 } from '../backends/contract.js';
 import { withPlans } from '../core/plan.js';
 import { openBackend } from '../backends/open.js';
 import { storeComparer } from './compare-stores.js';
 import { KeyedMutex } from './keyed-mutex.js';
-import type { LookupCache } from './lookup-cache.js';
 import { LocalLiveness } from './liveness.js';
 import { OperationStats, type OpStats, type StatsSnapshot } from './stats.js';
 import {
@@ -47,8 +41,7 @@ import {
   validatePidStart,
   validateTimestamp,
 } from './validate.js';
-import { roundMs } from '../core/time.js';
-import { Slicer, sweepProcesses } from './sweep.js';
+import { Slicer, sweepOnce } from './sweep.js';
 import type {
   CallOptions,
   ListCallOptions,
@@ -59,15 +52,8 @@ import type {
 } from './service-types.js';
 import { bulkRegister } from './service-bulk.js';
 import { type CollectedStats, collectStats, signalKey, viaHandle, withHitRate } from './service-handles.js';
-import {
-  clearNamespace,
-  digestNamespace,
-  pages,
-  type PagesOptions,
-  restoreInto,
-  type SwapCondition,
-  swapRule,
-} from './service-store.js';
+import { ServiceBase } from './service-base.js';
+import { type SwapCondition, swapRule } from './service-store.js';
 
 export const DEFAULT_NAMESPACE = 'default';
 export const DEFAULT_CLEANUP_INTERVAL = 30_000;
@@ -84,10 +70,7 @@ export type {
   Via,
 } from './service-types.js';
 
-export class ProcessRegistry {
-  readonly backend: Backend;
-  readonly nodeName: string;
-  readonly namespace: string;
+export class ProcessRegistry extends ServiceBase {
   readonly stats: OperationStats;
   private readonly liveness = new LocalLiveness();
   private readonly mutex: KeyedMutex | null;
@@ -97,10 +80,8 @@ export class ProcessRegistry {
   private readonly sweeps: SweepResult[] = [];
   private sweepTimer: NodeJS.Timeout | null = null;
   private sweeping: Promise<SweepResult> | null = null;
-  private cache: Promise<LookupCache> | null = null;
   /** `lookup` goes through the cache (OpenOptions.cache). */
   readonly cacheLookups: boolean;
-  private closed = false;
 
   /** Open a backend by URL and put the service in front of it. */
   static open(opts: OpenOptions = {}): Promise<ProcessRegistry> {
@@ -119,7 +100,8 @@ export class ProcessRegistry {
     const ctx: BackendContext = {
       nodeName,
       isAlive: (e) => holder.reg!.isAlive(e),
-      compareStores: storeComparer((e) => holder.reg!.isAlive(e)),
+      // A read-only service over each side of a hybrid, judging this node name's entries as this one does.
+      compareStores: storeComparer((side) => new ProcessRegistry(side, { nodeName, cleanupInterval: 0, stats: false })),
       longLived: interval > 0,
       ...(opts.create === false ? { create: false } : {}),
     };
@@ -131,9 +113,7 @@ export class ProcessRegistry {
 
   /** Put the service in front of an already open backend. */
   constructor(backend: Backend, opts: Omit<OpenOptions, 'backend'> & { nodeName: string }) {
-    this.backend = backend;
-    this.nodeName = validateNode(opts.nodeName);
-    this.namespace = validateNamespace(opts.namespace ?? DEFAULT_NAMESPACE);
+    super(backend, validateNode(opts.nodeName), validateNamespace(opts.namespace ?? DEFAULT_NAMESPACE));
     this.stats = new OperationStats(opts.stats !== false);
     this.mutex = backend.capabilities.synchronous ? null : new KeyedMutex();
     this.judgeLocally = !backend.capabilities.remote;
@@ -428,12 +408,6 @@ export class ProcessRegistry {
     });
   }
 
-  /** Namespaces holding entries. */
-  async namespaces(): Promise<string[]> {
-    this.check();
-    return this.backend.namespaces();
-  }
-
   /** Register many entries; per-entry results in input order; `atomic`: all or nothing. */
   bulkRegister(
     items: Array<{ key: string; pid: number; meta?: Meta } & RegisterCallOptions>,
@@ -478,60 +452,24 @@ export class ProcessRegistry {
   cleanup(): Promise<SweepResult> {
     this.check();
     if (!this.sweeping) {
-      this.sweeping = this.sweepOnce().finally(() => {
-        this.sweeping = null;
-      });
+      this.sweeping = sweepOnce({
+        backend: this.backend,
+        nodeName: this.nodeName,
+        judgeLocally: this.judgeLocally,
+        isAlive: (e) => this.isAlive(e),
+        pidAlive: (pid, start) => this.liveness.isAlive(pid, start),
+        removeDead: (e) => this.removeDead(e),
+        stopped: () => this.closed,
+      })
+        .then((r) => {
+          this.recordSweep(r);
+          return r;
+        })
+        .finally(() => {
+          this.sweeping = null;
+        });
     }
     return this.sweeping;
-  }
-
-  private async sweepOnce(): Promise<SweepResult> {
-    const t0 = performance.now();
-    let checked = 0;
-    let removed = 0;
-    if (!this.judgeLocally && this.backend.cleanup) {
-      const r = await this.backend.cleanup();
-      // The node swept its own node name; entries of ours (a client on another host) are ours to sweep.
-      const own =
-        (r as SweepResult & { node?: string }).node === this.nodeName ? undefined : await this.sweepOwn(false);
-      const out = own ? { ...r, checked: r.checked + own.checked, removed: r.removed + own.removed } : r;
-      this.recordSweep(out);
-      return out;
-    }
-    if (this.backend.processes && this.backend.removeProcesses) {
-      ({ checked, removed } = await sweepProcesses(
-        this.backend,
-        this.nodeName,
-        (pid, start) => this.liveness.isAlive(pid, start),
-        { stopped: () => this.closed },
-      ));
-    } else ({ checked, removed } = await this.sweepOwn(true));
-    const at = Date.now();
-    await this.backend.markCleanup?.(at);
-    // Hundredths of a millisecond: what a clock reading means, not 2.627536999999961.
-    const r = { checked, removed, at, durationMs: roundMs(performance.now() - t0) };
-    this.recordSweep(r);
-    return r;
-  }
-
-  /** Page through every namespace and remove the dead entries of this node name (checked: all entries, or only ours). */
-  private async sweepOwn(countOthers = true): Promise<{ checked: number; removed: number }> {
-    let checked = 0;
-    let removed = 0;
-    for (const namespace of await this.backend.namespaces()) {
-      let after: string | undefined;
-      for (;;) {
-        const page = await this.backend.list(namespace, { after, limit: 1000 });
-        for (const e of page.items) {
-          if (e.node !== this.nodeName && !countOthers) continue;
-          checked++;
-          if (!this.isAlive(e) && (await this.removeDead(e))) removed++;
-        }
-        if (!page.next) break;
-        after = page.next;
-      }
-    }
-    return { checked, removed };
   }
 
   private recordSweep(r: SweepResult): void {
@@ -580,117 +518,6 @@ export class ProcessRegistry {
     return collectStats(this);
   }
 
-  // --- the store, for layers that read or repair a whole namespace --------------------------------
-
-  /**
-   * The one cursor loop: pages of a namespace in key order from `after`, of at most `pageSize`
-   * entries, `limit` entries in all (the last page then carries `next` when more follow). Live
-   * entries (lazy cleanup of dead ones, as list does), or with `stored` every stored entry, dead
-   * ones included, for callers that judge themselves.
-   */
-  async *pages(opts: CallOptions & PagesOptions & { limit?: number; stored?: boolean } = {}): AsyncGenerator<Page> {
-    this.check();
-    const namespace = this.ns(opts);
-    if (opts.stored) return yield* pages(this.backend, namespace, opts);
-    const pageSize = opts.pageSize ?? 1000;
-    let after = opts.after;
-    let left = opts.limit ?? Infinity;
-    for (; left > 0;) {
-      const page = await this.list({ namespace, after, limit: Math.min(pageSize, left), where: opts.where });
-      left -= page.items.length;
-      yield page;
-      if (!page.next || left <= 0) return;
-      after = page.next;
-    }
-  }
-
-  /** Per-bucket digests of a namespace's live entries: where the data lives when the backend can, else listed. */
-  async digest(namespace: string, buckets: number, opts: { strict?: boolean } = {}): Promise<BucketDigests> {
-    this.check();
-    return (
-      await digestNamespace(this.backend, validateNamespace(namespace), buckets, (e) => this.isAlive(e), opts.strict)
-    ).d;
-  }
-
-  /** Apply a checked dump all or nothing where the backend can (src/registry/dump.ts builds the plan). */
-  async restorePlan(plan: RestorePlan): Promise<RestoreApplied> {
-    this.check();
-    try {
-      return await restoreInto(this.backend, plan);
-    } finally {
-      if (this.cache) await this.resetCache();
-    }
-  }
-
-  /** What the backend can do (src/backends/contract.ts Capabilities). */
-  get capabilities() {
-    return this.backend.capabilities;
-  }
-
-  /** The backend's URL. */
-  get url(): string {
-    return this.backend.url;
-  }
-
-  /** Remove every entry of a namespace; the number removed. */
-  async clearNamespace(namespace: string): Promise<number> {
-    this.check();
-    const ns = validateNamespace(namespace);
-    const n = await clearNamespace(this.backend, ns);
-    if (this.cache) await this.resetCache();
-    return n;
-  }
-
-  /**
-   * Follow the backend's change feed (InvalidInputError when it has none); resolves to `stop` once
-   * the watch is established.
-   */
-  async watch(
-    opts: { namespace?: string; sinceRevision?: number },
-    onEvent: (e: ChangeEvent) => void,
-    onError: (err: Error) => void,
-  ): Promise<() => void> {
-    this.check();
-    if (!this.backend.watch)
-      throw new InvalidInputError(
-        `the ${this.backend.name} backend has no change feed: watch a node (registry serve, then -b http://…) or etcd`,
-      );
-    return this.backend.watch(opts, onEvent, onError);
-  }
-
-  /** The change feed's current revision when the backend knows it without a round trip (a node's feed). */
-  revisionNow(): number | undefined {
-    const r = this.backend.currentRevision?.();
-    return typeof r === 'number' ? r : undefined;
-  }
-
-  /** The change feed's current revision, when the backend tells. */
-  async currentRevision(): Promise<number | undefined> {
-    return this.backend.currentRevision ? this.backend.currentRevision() : undefined;
-  }
-
-  /** The backend's health report. */
-  async healthCheck() {
-    this.check();
-    return this.backend.healthCheck();
-  }
-
-  /**
-   * Before reading a whole store (dump, list/count of every namespace): a backend that can be
-   * damaged on disk checks itself, and a damaged store is refused (UnreachableError, exit 6) rather
-   * than read into a valid-looking partial result. Backends without `checkIntegrity` pass.
-   */
-  async assertIntact(): Promise<IntegrityReport | undefined> {
-    this.check();
-    const r = await this.backend.checkIntegrity?.();
-    if (r && !r.ok)
-      throw new UnreachableError(
-        `${this.backend.url} is damaged (${r.problems.slice(0, 2).join('; ')}): nothing was read; restore it from a dump or a copy`,
-        { recoverable: false, details: { problems: r.problems, damaged: true } },
-      );
-    return r;
-  }
-
   /** Stop the sweep and close the backend. Later calls fail with ClosedError. */
   async close(): Promise<void> {
     if (this.closed) return;
@@ -699,41 +526,6 @@ export class ProcessRegistry {
     if (this.sweeping) await this.sweeping.catch(() => undefined);
     if (this.cache) await (await this.cache.catch(() => undefined))?.close();
     await this.backend.close();
-  }
-
-  get isClosed(): boolean {
-    return this.closed;
-  }
-
-  // --- helpers -----------------------------------------------------------------------------------
-
-  private ns(opts: CallOptions): string {
-    return opts.namespace === undefined ? this.namespace : validateNamespace(opts.namespace);
-  }
-
-  private check(): void {
-    if (this.closed) throw new ClosedError('this registry');
-  }
-
-  /** Many keys changed at once (a namespace cleared): start the cache over. */
-  private async resetCache(): Promise<void> {
-    const c = this.cache;
-    this.cache = null;
-    await (await c?.catch(() => undefined))?.close();
-  }
-
-  /** A write through this service: drop the key from the lookup cache. */
-  private touched(namespace: string, key: string): void {
-    if (this.cache)
-      void this.cache.then(
-        (c) => c.invalidate(namespace, key),
-        () => undefined,
-      );
-  }
-
-  /** Compare-and-delete a dead entry (a fresh registration of the key is left alone). */
-  private removeDead(e: Registration) {
-    return this.backend.unregister(e.namespace, e.key, { pid: e.pid, registeredAt: e.registeredAt, node: e.node });
   }
 }
 

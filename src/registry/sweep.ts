@@ -10,7 +10,9 @@
  * finds them dead lazily). A backend without the slice methods gets the one-shot
  * `processes`/`removeProcesses` sweep.
  */
-import type { Backend, ProcessSummary } from '../backends/contract.js';
+import type { Backend, ProcessSummary, Registration, SweepResult } from '../backends/contract.js';
+import { roundMs } from '../core/time.js';
+import { pages } from './service-store.js';
 
 /** Processes asked for per backend call. */
 const PROCS_PER_CALL = 64;
@@ -83,5 +85,63 @@ export async function sweepProcesses(
     if (procs.length < PROCS_PER_CALL) break;
     after = procs.at(-1);
   }
+  return { checked, removed };
+}
+
+/** What a sweep needs of the service in front of the backend (src/registry/service.ts). */
+export interface SweepHost {
+  readonly backend: Backend;
+  /** This node name: its entries are the ones judged here. */
+  readonly nodeName: string;
+  /** The service judges liveness itself (false through a node: the node sweeps its own). */
+  readonly judgeLocally: boolean;
+  isAlive(e: Registration): boolean;
+  /** Is this local process (pid and start time) running? */
+  pidAlive(pid: number, pidStart: number | null): boolean;
+  /** Compare-and-delete a dead entry: true when it was removed. */
+  removeDead(e: Registration): Promise<boolean> | boolean;
+  /** The service closed: stop early. */
+  stopped(): boolean;
+}
+
+/**
+ * One sweep of the dead registrations of this node name: a node sweeps its own (and a client
+ * whose node name differs from the node's sweeps its own entries by listing); a backend with a
+ * process index is walked process by process (sweepProcesses); any other is listed page by page.
+ */
+export async function sweepOnce(host: SweepHost): Promise<SweepResult> {
+  const t0 = performance.now();
+  let checked = 0;
+  let removed = 0;
+  const { backend } = host;
+  if (!host.judgeLocally && backend.cleanup) {
+    const r = await backend.cleanup();
+    // The node swept its own node name; entries of ours (a client on another host) are ours to sweep.
+    const own = (r as SweepResult & { node?: string }).node === host.nodeName ? undefined : await sweepOwn(host, false);
+    return own ? { ...r, checked: r.checked + own.checked, removed: r.removed + own.removed } : r;
+  }
+  if (backend.processes && backend.removeProcesses) {
+    ({ checked, removed } = await sweepProcesses(backend, host.nodeName, (pid, start) => host.pidAlive(pid, start), {
+      stopped: () => host.stopped(),
+    }));
+  } else ({ checked, removed } = await sweepOwn(host, true));
+  const at = Date.now();
+  await backend.markCleanup?.(at);
+  // Hundredths of a millisecond: what a clock reading means, not 2.627536999999961.
+  return { checked, removed, at, durationMs: roundMs(performance.now() - t0) };
+}
+
+/** Page through every namespace and remove the dead entries of this node name (checked: all entries, or only ours). */
+async function sweepOwn(host: SweepHost, countOthers = true): Promise<{ checked: number; removed: number }> {
+  let checked = 0;
+  let removed = 0;
+  // The cursor is a key, so removing entries of a page already read does not move it.
+  for (const namespace of await host.backend.namespaces())
+    for await (const page of pages(host.backend, namespace, { pageSize: 1000 }))
+      for (const e of page.items) {
+        if (e.node !== host.nodeName && !countOthers) continue;
+        checked++;
+        if (!host.isAlive(e) && (await host.removeDead(e))) removed++;
+      }
   return { checked, removed };
 }

@@ -7,7 +7,7 @@ import { expect } from 'chai';
 import { rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { join } from 'node:path';
-import { ConflictError, type Registration } from '../../src/backends/contract.js';
+import { ConflictError } from '../../src/backends/contract.js';
 import { Migration, phases, PROFILE, runPhase } from '../../src/migrations/index.js';
 import { verifyStates } from '../../src/migrations/verify.js';
 import { ProcessRegistry } from '../../src/registry/service.js';
@@ -125,10 +125,7 @@ describe('migration journal and lock', () => {
       }
       expect((await b.lookup('svc-00000000', { namespace: 'ns0' }))?.meta).to.deep.equal({ touched: 1 });
       expect((await b.lookup('svc-00002996', { namespace: 'ns0' }))?.meta).to.deep.equal({ touched: 2 });
-      const v = await verifyStates(
-        { backend: a.backend, isAlive: (e: Registration) => a.isAlive(e) },
-        { backend: b.backend, isAlive: (e: Registration) => b.isAlive(e) },
-      );
+      const v = await verifyStates(a, b);
       expect(v.equivalent).to.equal(true);
       expect(
         b.backend.count(),

@@ -21,7 +21,7 @@ async function store(name: string): Promise<ProcessRegistry> {
   regs.push(r);
   return r;
 }
-const state = (r: ProcessRegistry): State => ({ backend: r.backend, isAlive: (e) => r.isAlive(e) });
+const state = (r: ProcessRegistry): State => r;
 const entry = (
   namespace: string,
   key: string,
@@ -132,11 +132,21 @@ describe('verify', () => {
     expect(JSON.parse(j.stdout).error.report.totals.differing).to.equal(1);
   });
 
+  it('an invalid --namespace is refused (exit 2, one line), not compared as an empty namespace', async () => {
+    // Through the raw backends it read as empty on both sides: "equivalent", exit 0.
+    await expect(verifyStates(state(a), state(b), { namespaces: ['bad ns'] })).to.be.rejectedWith(/invalid namespace/);
+    const r = await cli(['verify', `sqlite:${join(t.dir, 'a.db')}`, `sqlite:${join(t.dir, 'b.db')}`, '-n', 'bad ns'], {
+      cwd: t.dir,
+    });
+    expect(r.code, r.stderr).to.equal(2);
+    expect(r.stderr).to.match(/^registry: invalid namespace "bad ns": [^\n]+\n$/);
+  });
+
   it('copy makes a target verify equal, resuming from a cursor without duplicates', async () => {
     const e = await store('e');
     let cursor: CopyCursor | undefined;
     // Stop after the first batch (as a kill would), then resume from the cursor.
-    await copyState(state(a), e.backend, {
+    await copyState(state(a), e, {
       batch: 700,
       onBatch: (c) => {
         if (!cursor) {
@@ -146,7 +156,7 @@ describe('verify', () => {
       },
     }).catch((err) => expect(err.message).to.equal('stop'));
     expect(await e.backend.count()).to.equal(700);
-    const r = await copyState(state(a), e.backend, { batch: 700, cursor });
+    const r = await copyState(state(a), e, { batch: 700, cursor });
     expect(r.copied).to.equal(await a.backend.count());
     expect((await verifyStates(state(a), state(e))).equivalent).to.equal(true);
   });

@@ -18,6 +18,11 @@ const RULES: Record<string, string[]> = {
   backends: ['backends', 'core', 'protocol'],
   // Config loading (registry.config.json, profiles) serves the CLI, the REPL, migrations and library users.
   config: ['config', 'core', 'backends'],
+  // The service, the migrations and the node sit below the CLI: none of them reaches up into
+  // src/cli, src/commands or src/repl (shared pieces such as colorEnabled live in src/core).
+  registry: ['registry', 'config', 'backends', 'core', 'protocol'],
+  migrations: ['migrations', 'registry', 'config', 'backends', 'core', 'protocol'],
+  node: ['node', 'migrations', 'registry', 'config', 'backends', 'core', 'protocol'],
 };
 
 function sourceFiles(dir: string): string[] {

@@ -25,23 +25,23 @@ export default class MigrateCopy extends MigrateCommand<typeof MigrateCopy> {
     const m = new Migration({ nodeName: this.flags['node-name'], onProgress: (l, d, t) => this.progress(l, d, t) });
     try {
       const source = await m.open(f.from);
-      const namespaces = this.ns ? [this.ns] : await source.backend.namespaces();
+      const namespaces = this.ns ? [this.ns] : await source.registry.namespaces();
       if (f['dry-run']) {
         let n = 0;
-        for (const ns of namespaces) n += await source.backend.count(ns);
+        for (const ns of namespaces) n += await source.registry.storedCount(ns);
         if (!this.jsonEnabled())
           this.log(`would copy up to ${n} stored entries in ${namespaces.length} namespaces from ${f.from} to ${f.to}`);
         return { dryRun: true, namespaces, stored: n };
       }
       const target = await m.openTarget(f.to, '--to');
-      const total = await source.backend.count();
-      const r = await copyState(source, target.backend, {
+      const total = await source.registry.storedCount();
+      const r = await copyState(source.registry, target.registry, {
         namespaces,
         batch: f.batch,
         onBatch: (c) => this.progress('copy', c.copied, total),
       });
       this.stopProgress();
-      const verify = f['no-verify'] ? undefined : await verifyStates(source, target, { namespaces });
+      const verify = f['no-verify'] ? undefined : await verifyStates(source.registry, target.registry, { namespaces });
       if (!this.jsonEnabled())
         this.log(
           `copied ${r.copied} entries in ${r.namespaces.length} namespaces in ${r.durationMs} ms${verify ? `; ${verify.equivalent ? 'verified equal' : 'NOT equal'}` : ''}`,

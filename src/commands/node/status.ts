@@ -13,12 +13,13 @@ export default class NodeStatus extends RegistryCommand<typeof NodeStatus> {
 
   async run(): Promise<Record<string, unknown>> {
     const reg = await this.registry();
-    if (!reg.backend.capabilities.remote || !reg.backend.nodeStatus) {
+    const node = reg.node();
+    if (!node) {
       throw new InvalidInputError(
         `node status needs a node: pass --backend http://HOST:PORT (the backend here is ${reg.backend.url})`,
       );
     }
-    const { stats, health } = await reg.backend.nodeStatus();
+    const { stats, health } = await node.nodeStatus();
     const namespaces: Record<string, number> = {};
     for (const ns of await reg.namespaces()) namespaces[ns] = await reg.count({ namespace: ns });
     const out = { url: reg.backend.url, ...stats, health, namespaces };

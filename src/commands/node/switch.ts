@@ -19,7 +19,8 @@ export default class NodeSwitch extends RegistryCommand<typeof NodeSwitch> {
 
   async run(): Promise<Record<string, unknown>> {
     const reg = await this.registry();
-    if (!reg.backend.capabilities.remote || !reg.backend.switchNode)
+    const node = reg.node();
+    if (!node)
       throw new InvalidInputError(
         `node switch needs a node: pass --backend http://HOST:PORT (the backend here is ${reg.backend.url})`,
       );
@@ -34,7 +35,7 @@ export default class NodeSwitch extends RegistryCommand<typeof NodeSwitch> {
         throw new InvalidInputError('--to-opts must be a JSON object');
     }
     this.note(`switching ${reg.backend.url} to ${this.flags.to}…`);
-    const r = await reg.backend.switchNode(this.flags.to, opts);
+    const r = await node.switchNode(this.flags.to, opts);
     if (!this.jsonEnabled()) {
       this.log(
         fieldTable(

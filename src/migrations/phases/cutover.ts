@@ -53,7 +53,7 @@ export const cutover: Phase = {
     const rec = resume ?? m.journal.begin({ phase: 'cutover', from: h.from, to: PROFILE.hybrid });
     const s = await m.open(h.from!, 'source');
     const t = await m.open(h.to!, 'target');
-    const sync = await syncState(s, t);
+    const sync = await syncState(s.registry, t.registry);
     const shadow = await shadowReads(m, s, t);
     if (!shadow.equivalent) {
       throw new DifferentError(
@@ -139,9 +139,10 @@ export function refuseUnacknowledged(phase: string, changed: ChangedAnswer[], ac
  * path's listing tells the anomalies apart: a key whose old lookup differs from its old listing.
  */
 export async function shadowReads(m: Migration, oldStore: OpenState, target: OpenState): Promise<ShadowReport> {
-  const hybridBackend = new HybridBackend(oldStore.backend, target.backend, {
+  // The new path is a hybrid made of the two stores' backends: building a backend, not reading one.
+  const hybridBackend = new HybridBackend(oldStore.registry.backend, target.registry.backend, {
     nodeName: oldStore.registry.nodeName,
-    isAlive: oldStore.isAlive,
+    isAlive: (e) => oldStore.registry.isAlive(e),
   });
   // Not closed here: the two backends belong to the migration's open stores.
   const newPath = new ProcessRegistry(hybridBackend, {
@@ -163,10 +164,13 @@ export async function shadowReads(m: Migration, oldStore: OpenState, target: Ope
     (!a && !b) ||
     (!!a && !!b && a.pid === b.pid && a.node === b.node && canonicalJson(a.meta) === canonicalJson(b.meta));
   const namespaces = [
-    ...new Set([...(await oldStore.backend.namespaces()), ...(await target.backend.namespaces())]),
+    ...new Set([...(await oldStore.registry.namespaces()), ...(await target.registry.namespaces())]),
   ].sort(compareKeys);
   for (const namespace of namespaces) {
-    for await (const [listed, other] of zipByKey(liveEntries(oldStore, namespace), liveEntries(target, namespace))) {
+    for await (const [listed, other] of zipByKey(
+      liveEntries(oldStore.registry, namespace),
+      liveEntries(target.registry, namespace),
+    )) {
       const key = (listed ?? other)!.key;
       r.keys++;
       if (r.keys % 10_000 === 0) m.progress('cutover: shadow reads', r.keys);

@@ -33,7 +33,7 @@ export const distribute: Phase = {
       to,
       steps: [
         ...(t ? [] : [`create ${to} (it does not exist yet)`]),
-        `copy ${await s.backend.count()} entries from ${o.to} into ${to} (resumable)`,
+        `copy ${await s.registry.storedCount()} entries from ${o.to} into ${to} (resumable)`,
         'repair keys changed during the copy, verify equivalent',
         `write profile ${PROFILE.distributed} and make it the default`,
         ...(args.nodes ?? []).map((n) => `switch the running node ${n} to ${to}`),
@@ -88,7 +88,10 @@ export const distribute: Phase = {
     const notes: string[] = await moveNodesBack(m, rec);
     if (rec.status === 'done') {
       // Writes made in the distributed store since the switch go back into the local target.
-      const sync = await syncState(await m.open(rec.to!, 'distributed store'), await m.open(rec.from!, 'target'));
+      const sync = await syncState(
+        (await m.open(rec.to!, 'distributed store')).registry,
+        (await m.open(rec.from!, 'target')).registry,
+      );
       notes.push(`${sync.written} entries written and ${sync.removed} removed in ${rec.from} to catch up`);
       m.setDefault(rec.previousDefault ?? null);
       notes.push(`default profile back to ${rec.previousDefault ?? '(none)'}`);
@@ -100,7 +103,10 @@ export const distribute: Phase = {
 
   async verify(m) {
     const rec = doneRecord(m, 'distribute');
-    const v = await verifyStates(await m.open(rec.from!, 'target'), await m.open(rec.to!, 'distributed store'));
+    const v = await verifyStates(
+      (await m.open(rec.from!, 'target')).registry,
+      (await m.open(rec.to!, 'distributed store')).registry,
+    );
     return {
       phase: 'distribute',
       action: 'verify',

@@ -36,10 +36,10 @@ export const hybrid: Phase = {
         `write profiles ${PROFILE.target} (${to}) and ${PROFILE.hybrid} (hybrid: primary ${from}, backup ${to}); writers using ${PROFILE.hybrid} dual-write`,
         rec?.phase === 'hybrid' && rec.cursor
           ? `resume the backfill after ${rec.cursor.namespace}/${rec.cursor.after ?? ''} (${rec.cursor.copied} copied)`
-          : `backfill ${await s.backend.count()} stored entries into ${to} in batches (bounded memory)`,
+          : `backfill ${await s.registry.storedCount()} stored entries into ${to} in batches (bounded memory)`,
         'repair keys changed during the copy, then verify the target equals the source',
       ],
-      counts: { source: await s.backend.count(), target: t ? await t.backend.count() : 0 },
+      counts: { source: await s.registry.storedCount(), target: t ? await t.registry.storedCount() : 0 },
     };
   },
 
@@ -97,7 +97,7 @@ export const hybrid: Phase = {
     const rec = doneRecord(m, 'hybrid');
     const s = await m.open(rec.from!, 'source');
     const t = await m.open(rec.to!, 'target');
-    const v = await verifyStates(s, t);
+    const v = await verifyStates(s.registry, t.registry);
     return {
       phase: 'hybrid',
       action: 'verify',

@@ -48,8 +48,8 @@ export const optimize: Phase = {
     const rec = resume ?? m.journal.begin({ phase: 'optimize', from: h.from, to: h.to });
     const s = await m.open(h.from!, 'source');
     const t = await m.open(h.to!, 'target');
-    const sync = await syncState(s, t);
-    const v = await verifyStates(t, s, { maxDiffs: 20 });
+    const sync = await syncState(s.registry, t.registry);
+    const v = await verifyStates(t.registry, s.registry, { maxDiffs: 20 });
     if (!v.equivalent)
       throw new DifferentError(`${h.to} is not equivalent to ${h.from} after the repair: nothing was switched`, {
         verify: v,
@@ -97,7 +97,7 @@ export const optimize: Phase = {
     }
     const s = await m.open(rec.from!, 'retired source');
     const t = await m.open(rec.to!, 'target');
-    const sync = await syncState(t, s);
+    const sync = await syncState(t.registry, s.registry);
     m.setDefault(rec.previousDefault ?? null);
     markRolledBack(m, 'optimize');
     return {
@@ -113,7 +113,10 @@ export const optimize: Phase = {
 
   async verify(m) {
     const rec = doneRecord(m, 'optimize');
-    const v = await verifyStates(await m.open(rec.to!, 'target'), await m.open(rec.from!, 'retired source'));
+    const v = await verifyStates(
+      (await m.open(rec.to!, 'target')).registry,
+      (await m.open(rec.from!, 'retired source')).registry,
+    );
     return {
       phase: 'optimize',
       action: 'verify',
@@ -143,7 +146,7 @@ export function compactNote(location: string, before: number, after: number, how
 async function compact(m: Migration, url: string): Promise<string | undefined> {
   const t = await m.open(url, 'target');
   try {
-    const r = await t.backend.compact?.();
+    const r = await t.registry.compact();
     return r && compactNote(parseBackendUrl(url).location, r.bytesBefore, r.bytesAfter, r.how);
   } finally {
     await m.close();

@@ -6,7 +6,7 @@
  */
 import { InvalidInputError } from '../../backends/contract.js';
 import { Digest } from '../../registry/digest.js';
-import { type Migration, normalizeUrl, PROFILE } from '../context.js';
+import { type Migration, normalizeUrl, type OpenState, PROFILE } from '../context.js';
 import {
   alreadyDone,
   checkOrder,
@@ -17,7 +17,8 @@ import {
   type Phase,
   type WrapProof,
 } from '../phase.js';
-import { liveEntries, type State } from '../verify.js';
+import type { ProcessRegistry } from '../../registry/service.js';
+import { liveEntries } from '../verify.js';
 
 export const wrap: Phase = {
   name: 'wrap',
@@ -26,21 +27,22 @@ export const wrap: Phase = {
   async plan(m, args) {
     const from = sourceArg(m, args.from);
     const s = await m.open(from);
-    const anomalies = (await s.backend.inspect?.())?.counts;
+    const report = await s.registry.inspect();
+    const anomalies = report?.counts;
     return {
       phase: 'wrap',
       from,
       steps: [
         `open ${from} behind the registry service (nothing is copied)`,
         'digest every namespace through the service and from the raw stored view; they must be equal',
-        s.backend.inspect
+        report
           ? "report the store's anomalies (legacy: divergent tables, dead rows, stale index/cache rows)"
           : 'no anomaly report for this backend',
         `write profile ${PROFILE.source} and make it the default in ${m.configPath}`,
       ],
       counts: {
-        namespaces: (await s.backend.namespaces()).length,
-        stored: await s.backend.count(),
+        namespaces: (await s.registry.namespaces()).length,
+        stored: await s.registry.storedCount(),
         ...(anomalies ?? {}),
       },
     };
@@ -63,7 +65,7 @@ export const wrap: Phase = {
       throw new DifferentError(
         `the service's view of ${from} differs from its raw stored view: ${JSON.stringify(proof.namespaces)}`,
       );
-    const anomalies = await s.backend.inspect?.();
+    const anomalies = await s.registry.inspect();
     m.setProfile(PROFILE.source, { backend: from });
     const previousDefault = m.setDefault(PROFILE.source);
     const digests = Object.fromEntries(Object.entries(proof.namespaces).map(([ns, v]) => [ns, v.service]));
@@ -126,9 +128,9 @@ function sourceArg(m: Migration, from: string | undefined): string {
 }
 
 /** Digests through the service vs from the raw stored view, per namespace. */
-export async function wrapProof(m: Migration, s: State & { url: string }): Promise<WrapProof> {
-  const service = await namespaceDigests(s as never, m, 'wrap: digest');
-  const raw = await rawDigests(s);
+export async function wrapProof(m: Migration, s: OpenState): Promise<WrapProof> {
+  const service = await namespaceDigests(s, m, 'wrap: digest');
+  const raw = await rawDigests(s.registry);
   const namespaces: WrapProof['namespaces'] = {};
   let equivalent = true;
   for (const ns of new Set([...Object.keys(service.digests), ...Object.keys(raw)])) {
@@ -143,11 +145,12 @@ export async function wrapProof(m: Migration, s: State & { url: string }): Promi
  * legacy: one SQL join over both tables, the listing rule applied row by row, not through the
  * backend's paging). Elsewhere: the backend's raw listing.
  */
-async function rawDigests(s: State & { url: string }): Promise<Record<string, string>> {
+async function rawDigests(s: ProcessRegistry): Promise<Record<string, string>> {
   const out: Record<string, string> = {};
-  if (s.backend.rawEntries) {
+  const raw = s.rawEntries();
+  if (raw) {
     const per = new Map<string, Digest>();
-    for (const e of s.backend.rawEntries()) {
+    for (const e of raw) {
       let d = per.get(e.namespace);
       if (!d) per.set(e.namespace, (d = new Digest()));
       d.add(e);
@@ -155,8 +158,8 @@ async function rawDigests(s: State & { url: string }): Promise<Record<string, st
     for (const [ns, d] of per) out[ns] = d.hex();
     return out;
   }
-  // No raw view of its own: the backend's raw pages (no service paging, no lazy cleanup), live rows.
-  for (const ns of await s.backend.namespaces()) {
+  // No raw view of its own: the stored pages (no live paging, no lazy cleanup), live rows.
+  for (const ns of await s.namespaces()) {
     const d = new Digest();
     for await (const e of liveEntries(s, ns)) d.add(e);
     if (d.count > 0) out[ns] = d.hex();
