@@ -33,25 +33,26 @@ const START = (r: string) => `ifnull(${r}.pid_start, ${NO_START})`;
 const SAME_PROC = (r: string) =>
   `ns = ${r}.namespace AND node = ${r}.node AND pid = ${r}.pid AND start = ${START(r)}`;
 
-// Two statements, not an upsert: inside a trigger the outer statement's conflict policy (the
-// restore merge's INSERT OR REPLACE) would override the trigger's own.
 const ADD = (r: string) => `
-    INSERT INTO proc_counts (ns, node, pid, start, n) SELECT ${r}.namespace, ${r}.node, ${r}.pid, ${START(r)}, 0
-      WHERE NOT EXISTS (SELECT 1 FROM proc_counts WHERE ${SAME_PROC(r)});
-    UPDATE proc_counts SET n = n + 1 WHERE ${SAME_PROC(r)};`;
+    INSERT INTO proc_counts (ns, node, pid, start, n) VALUES (${r}.namespace, ${r}.node, ${r}.pid, ${START(r)}, 1)
+      ON CONFLICT (ns, node, pid, start) DO UPDATE SET n = n + 1;`;
 const SUB = (r: string) => `
     UPDATE proc_counts SET n = n - 1 WHERE ${SAME_PROC(r)};
     DELETE FROM proc_counts WHERE ${SAME_PROC(r)} AND n <= 0;`;
 const PENDING = (r: string) => `proc_counts_pending WHERE ns = ${r}.namespace AND key = ${r}.key`;
+const NOTED = (r: string) => `(SELECT node, pid, start FROM ${PENDING(r)})`;
 
 export const TRIGGERS = [
   'proc_counts_noted',
+  'proc_counts_replaced',
   'proc_counts_insert',
   'proc_counts_delete',
   'proc_counts_update',
   'proc_counts_touched',
 ] as const;
 
+// A note exists only while its key's row does, as it was noted: every write that changes or
+// removes the row removes the note. So an INSERT of a key without a row has no note to reset.
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS proc_counts (
     ns TEXT NOT NULL, node TEXT NOT NULL, pid INTEGER NOT NULL, start INTEGER NOT NULL, n INTEGER NOT NULL,
@@ -61,16 +62,20 @@ const SCHEMA = `
     ns TEXT NOT NULL, key TEXT NOT NULL, node TEXT NOT NULL, pid INTEGER NOT NULL, start INTEGER NOT NULL,
     PRIMARY KEY (ns, key)
   ) WITHOUT ROWID;
-  CREATE TRIGGER IF NOT EXISTS proc_counts_noted BEFORE INSERT ON registrations BEGIN
+  CREATE TRIGGER IF NOT EXISTS proc_counts_noted BEFORE INSERT ON registrations
+    WHEN EXISTS (SELECT 1 FROM registrations WHERE namespace = NEW.namespace AND key = NEW.key) BEGIN
     DELETE FROM ${PENDING('NEW')};
     INSERT INTO proc_counts_pending (ns, key, node, pid, start)
       SELECT namespace, key, node, pid, ${START('registrations')} FROM registrations
       WHERE namespace = NEW.namespace AND key = NEW.key;
   END;
-  CREATE TRIGGER IF NOT EXISTS proc_counts_insert AFTER INSERT ON registrations BEGIN
-    UPDATE proc_counts SET n = n - 1 WHERE (ns, node, pid, start) IN (SELECT ns, node, pid, start FROM ${PENDING('NEW')});
-    DELETE FROM proc_counts WHERE n <= 0 AND (ns, node, pid, start) IN (SELECT ns, node, pid, start FROM ${PENDING('NEW')});
+  CREATE TRIGGER IF NOT EXISTS proc_counts_replaced AFTER INSERT ON registrations
+    WHEN EXISTS (SELECT 1 FROM ${PENDING('NEW')}) BEGIN
+    UPDATE proc_counts SET n = n - 1 WHERE ns = NEW.namespace AND (node, pid, start) = ${NOTED('NEW')};
+    DELETE FROM proc_counts WHERE ns = NEW.namespace AND (node, pid, start) = ${NOTED('NEW')} AND n <= 0;
     DELETE FROM ${PENDING('NEW')};
+  END;
+  CREATE TRIGGER IF NOT EXISTS proc_counts_insert AFTER INSERT ON registrations BEGIN
     ${ADD('NEW')}
   END;
   CREATE TRIGGER IF NOT EXISTS proc_counts_delete AFTER DELETE ON registrations BEGIN
@@ -83,7 +88,8 @@ const SCHEMA = `
     ${SUB('OLD')}
     ${ADD('NEW')}
   END;
-  CREATE TRIGGER IF NOT EXISTS proc_counts_touched AFTER UPDATE ON registrations BEGIN
+  CREATE TRIGGER IF NOT EXISTS proc_counts_touched AFTER UPDATE ON registrations
+    WHEN EXISTS (SELECT 1 FROM ${PENDING('OLD')}) BEGIN
     DELETE FROM ${PENDING('OLD')};
   END;`;
 
@@ -125,7 +131,28 @@ export function dropProcCounts(db: DatabaseT.Database): void {
   );
 }
 
-type CountRow = [node: string, pid: number, start: number, n: number];
+/** One (namespace, process) of the counts; `pidStart` null where the store has NULL. */
+export interface ProcCount {
+  node: string;
+  pid: number;
+  pidStart: number | null;
+  n: number;
+}
+
+/** The counts of a namespace (or of all), read in one statement; undefined when not trusted. */
+export function procCountRows(db: DatabaseT.Database, namespace: string | undefined): ProcCount[] | undefined {
+  return db
+    .transaction(() => {
+      if (!trusted(db)) return undefined;
+      const rows = (
+        namespace === undefined
+          ? db.prepare('SELECT node, pid, start, n FROM proc_counts').raw().all()
+          : db.prepare('SELECT node, pid, start, n FROM proc_counts WHERE ns = ?').raw().all(namespace)
+      ) as Array<[string, number, number, number]>;
+      return rows.map(([node, pid, start, n]) => ({ node, pid, pidStart: start === NO_START ? null : start, n }));
+    })
+    .deferred();
+}
 
 /**
  * Live entries of a namespace (or of all) from the counts: one row per process; the processes of
@@ -139,33 +166,25 @@ export function countLiveFromTable(
   node: string,
   isAlive: (probe: Registration) => boolean,
 ): number | undefined {
-  return db
-    .transaction(() => {
-      if (!trusted(db)) return undefined;
-      const rows = (
-        namespace === undefined
-          ? db.prepare('SELECT node, pid, start, n FROM proc_counts').raw().all()
-          : db.prepare('SELECT node, pid, start, n FROM proc_counts WHERE ns = ?').raw().all(namespace)
-      ) as CountRow[];
-      const probe: Registration = { namespace: '', key: '', pid: 0, node, meta: {}, registeredAt: 0, updatedAt: 0 };
-      const judged = new Map<string, boolean>();
-      let live = 0;
-      for (const [n0, pid, start, n] of rows) {
-        if (n0 === node) {
-          const id = `${pid}:${start}`;
-          let alive = judged.get(id);
-          if (alive === undefined) {
-            probe.pid = pid;
-            probe.pidStart = start === NO_START ? null : start;
-            judged.set(id, (alive = isAlive(probe)));
-          }
-          if (!alive) continue;
-        }
-        live += n;
+  const rows = procCountRows(db, namespace);
+  if (!rows) return undefined;
+  const probe: Registration = { namespace: '', key: '', pid: 0, node, meta: {}, registeredAt: 0, updatedAt: 0 };
+  const judged = new Map<string, boolean>();
+  let live = 0;
+  for (const { node: at, pid, pidStart, n } of rows) {
+    if (at === node) {
+      const id = `${pid}:${pidStart}`;
+      let alive = judged.get(id);
+      if (alive === undefined) {
+        probe.pid = pid;
+        probe.pidStart = pidStart;
+        judged.set(id, (alive = isAlive(probe)));
       }
-      return live;
-    })
-    .deferred();
+      if (!alive) continue;
+    }
+    live += n;
+  }
+  return live;
 }
 
 /** Stored entries (dead included) of a namespace or of all, from the counts; undefined when not trusted. */
