@@ -30,8 +30,7 @@ import type { Registration } from './contract.js';
 /** `start` for a NULL pid_start. */
 const NO_START = -1;
 const START = (r: string) => `ifnull(${r}.pid_start, ${NO_START})`;
-const SAME_PROC = (r: string) =>
-  `ns = ${r}.namespace AND node = ${r}.node AND pid = ${r}.pid AND start = ${START(r)}`;
+const SAME_PROC = (r: string) => `ns = ${r}.namespace AND node = ${r}.node AND pid = ${r}.pid AND start = ${START(r)}`;
 
 const ADD = (r: string) => `
     INSERT INTO proc_counts (ns, node, pid, start, n) VALUES (${r}.namespace, ${r}.node, ${r}.pid, ${START(r)}, 1)

@@ -97,7 +97,11 @@ function apply(db: Database.Database, o: Op): void {
         db.prepare('DELETE FROM registrations WHERE namespace = ? AND key = ?').run(o.r[0], o.r[1]);
         return;
       case 'deleteProc':
-        db.prepare('DELETE FROM registrations WHERE node = ? AND pid = ? AND pid_start IS ?').run(o.r[3], o.r[2], o.r[4]);
+        db.prepare('DELETE FROM registrations WHERE node = ? AND pid = ? AND pid_start IS ?').run(
+          o.r[3],
+          o.r[2],
+          o.r[4],
+        );
         return;
       case 'replaceMany': {
         // The restore merge's shape: many rows replaced by one INSERT OR REPLACE … SELECT.
