@@ -4,6 +4,7 @@
  */
 import type DatabaseT from 'better-sqlite3';
 import type { Registration } from './contract.js';
+import { procCountRows } from './sqlite-counts.js';
 
 /**
  * The skip-scan costs a few index seeks per process, the GROUP BY a little per row: past
@@ -84,4 +85,33 @@ function groupBy(st: Stmts, judge: (node: string, pid: number, pidStart: number 
     if (!judge(p.node, p.pid, p.pid_start)) dead += p.n;
   }
   return { total, dead, processes, method: 'group-by' as const };
+}
+
+/**
+ * The same figures from the per-process counts (sqlite-counts.ts): one row per (namespace, process),
+ * each process judged once; undefined when the counts are not trusted (the caller counts as above).
+ */
+export function countDeadFromCounts(
+  db: DatabaseT.Database,
+  isAlive: (probe: Probe) => boolean,
+): { total: number; dead: number; processes: number; method: 'counts' } | undefined {
+  const rows = procCountRows(db, undefined);
+  if (!rows) return undefined;
+  const probe: Probe = { namespace: '', key: '', pid: 0, node: '', meta: {}, registeredAt: 0, updatedAt: 0 };
+  const judged = new Map<string, boolean>();
+  let total = 0;
+  let dead = 0;
+  for (const { node, pid, pidStart, n } of rows) {
+    total += n;
+    const id = `${node}\u0000${pid}\u0000${pidStart}`;
+    let alive = judged.get(id);
+    if (alive === undefined) {
+      probe.node = node;
+      probe.pid = pid;
+      probe.pidStart = pidStart;
+      judged.set(id, (alive = isAlive(probe)));
+    }
+    if (!alive) dead += n;
+  }
+  return { total, dead, processes: judged.size, method: 'counts' };
 }

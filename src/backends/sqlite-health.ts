@@ -5,7 +5,7 @@ import type DatabaseT from 'better-sqlite3';
 import { statSync } from 'node:fs';
 import { type HealthReport, type IntegrityReport, type Registration, statusFromDeadShare } from './contract.js';
 import { roundMs } from '../core/time.js';
-import { countDead } from './sqlite-count.js';
+import { countDead, countDeadFromCounts } from './sqlite-count.js';
 import { SQLITE_SCHEMA_VERSION, type Statements } from './sqlite-schema.js';
 
 /** How many problems quick_check lists before it stops. */
@@ -42,7 +42,9 @@ export function measureHealth(
   isAlive: (probe: Registration) => boolean,
 ): HealthReport {
   const t0 = performance.now();
-  const { total, dead, processes, method } = db.transaction(() => countDead(st, isAlive)).deferred();
+  const { total, dead, processes, method } = db
+    .transaction(() => countDeadFromCounts(db, isAlive) ?? countDead(st, isAlive))
+    .deferred();
   const alive = total - dead;
   const pageSize = db.pragma('page_size', { simple: true }) as number;
   const pageCount = db.pragma('page_count', { simple: true }) as number;

@@ -18,6 +18,7 @@
 import type DatabaseT from 'better-sqlite3';
 import type { ListOptions, ListPlan, Registration } from './contract.js';
 import { DEFAULT_INDEX_FIELDS, indexable, MAX_INDEX_VALUE, parseIndexFields } from './index-fields.js';
+import { ensureProcCounts } from './sqlite-counts.js';
 
 /** The text `--where` compares an element `j` of `json_each(r.meta, …)` by (numbers keep their JSON text through `->`). */
 const TEXT = (r: string) =>
@@ -107,6 +108,9 @@ export class MetaIndex {
         for (const f of target) ins.run(f);
         db.exec(REBUILD);
       }).immediate();
+    // The per-process counts (sqlite-counts.ts) are derived from `registrations` as the index is,
+    // and go with its triggers the same way (a restore's swap opens the index again inside it).
+    if (opts.writable) ensureProcCounts(db);
     return new MetaIndex(db);
   }
 

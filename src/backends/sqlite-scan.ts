@@ -68,7 +68,7 @@ export function removeProcessEntries(db: DatabaseT.Database, node: string, proc:
   return stmts(db).removeSome.run(node, proc.pid, proc.pidStart, limit).changes;
 }
 
-const DIGEST_CHUNK = 512;
+const DIGEST_CHUNK = 128;
 const DIGEST_SLICE_MS = 4;
 
 /**

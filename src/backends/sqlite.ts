@@ -44,6 +44,7 @@ import { offThreadDigester } from './sqlite-digest.js';
 import { compactDatabase } from './sqlite-compact.js';
 import { ensureFeedSchema, type FeedOptions, notifyAfterWrites, SqliteFeed } from './sqlite-feed.js';
 import { countLive, listIndexed, MetaIndex } from './sqlite-index.js';
+import { countLiveFromTable, countStoredFromTable } from './sqlite-counts.js';
 import { digestInSlices, processesAfter, removeProcessEntries } from './sqlite-scan.js';
 import { discardStaged, restoreStaged } from './sqlite-restore.js';
 import { mapSqliteError, openDatabase } from './sqlite-open.js';
@@ -276,15 +277,23 @@ export class SqliteBackend implements Backend {
       .immediate();
   }
 
+  /** Stored entries: the per-process counts' sum (sqlite-counts.ts), else a `count(*)`. */
   count(namespace?: string): number {
     this.check();
-    return ((namespace === undefined ? this.st.countAll.get() : this.st.count.get(namespace)) as { n: number }).n;
+    return (
+      countStoredFromTable(this.db, namespace) ??
+      ((namespace === undefined ? this.st.countAll.get() : this.st.count.get(namespace)) as { n: number }).n
+    );
   }
 
-  /** Live entries, each process judged once (sqlite-index.ts `countLive`). */
+  /** Live entries, each process judged once: from the per-process counts, else through the process index. */
   countLive(namespace?: string): number {
     this.check();
-    return countLive(this.db, namespace, this.ctx.nodeName, (probe) => this.ctx.isAlive(probe));
+    const isAlive = (probe: Registration) => this.ctx.isAlive(probe);
+    return (
+      countLiveFromTable(this.db, namespace, this.ctx.nodeName, isAlive) ??
+      countLive(this.db, namespace, this.ctx.nodeName, isAlive)
+    );
   }
 
   namespaces(): string[] {

@@ -8,6 +8,7 @@ import { spawn } from 'node:child_process';
 import { once } from 'node:events';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
+import { dropProcCounts } from '../../src/backends/sqlite-counts.js';
 import { loadBetterSqlite } from '../../src/backends/sqlite.js';
 import { ProcessRegistry } from '../../src/registry/service.js';
 import { BIN, sandbox, type Sandbox } from '../support/cli.js';
@@ -143,6 +144,7 @@ describe('metadata indexes: list --where, --explain, count', function () {
       const raw = new Database(file);
       raw.exec(`DROP TRIGGER meta_index_insert; DROP TRIGGER meta_index_delete; DROP TRIGGER meta_index_update;
         DROP TABLE meta_index; DROP TABLE meta_index_fields;`);
+      dropProcCounts(raw); // nor the per-process counts (src/backends/sqlite-counts.ts)
       const schema = () => raw.prepare('SELECT type, name FROM sqlite_master ORDER BY name').all();
       // (the change log of src/backends/sqlite-feed.ts stays: it is not the index)
       expect(schema().map((r) => (r as { name: string }).name)).to.deep.equal([

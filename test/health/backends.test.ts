@@ -6,6 +6,7 @@
 import { expect } from 'chai';
 import { join } from 'node:path';
 import { loadBetterSqlite } from '../../src/backends/sqlite.js';
+import { dropProcCounts } from '../../src/backends/sqlite-counts.js';
 import { procInfo } from '../../src/registry/liveness.js';
 import { ProcessRegistry } from '../../src/registry/service.js';
 import { killAllSleepers, spawnSleepers, waitFor } from '../support/processes.js';
@@ -22,6 +23,7 @@ describe('health: backends', function () {
   function insertRaw(
     path: string,
     rows: Array<[ns: string, key: string, pid: number, node: string, pidStart: number | null]>,
+    counts = false,
   ) {
     const Database = loadBetterSqlite();
     const db = new Database(path);
@@ -30,6 +32,8 @@ describe('health: backends', function () {
     db.transaction(() => {
       for (const [ns, key, pid, node, start] of rows) ins.run(ns, key, pid, node, '{}', now, now, start);
     })();
+    // Without the per-process counts (a store from before them, opened read-only): the index path.
+    if (!counts) dropProcCounts(db);
     db.close();
   }
 
@@ -56,7 +60,7 @@ describe('health: backends', function () {
     const t = tempDir('procreg-health-');
     after(() => t.cleanup());
 
-    async function fixture(name: string, processes: number, perProcess: number) {
+    async function fixture(name: string, processes: number, perProcess: number, counts = false) {
       const path = join(t.dir, `${name}.db`);
       const setup = await ProcessRegistry.open({ backend: `sqlite:${path}`, cleanupInterval: 0, nodeName: NODE });
       await setup.close();
@@ -72,7 +76,7 @@ describe('health: backends', function () {
       add(process.pid, NODE, me + 1, 3);
       add(1234, 'far-node', null, 13); // another node's: judged there, counted alive here
       for (let p = 0; p < processes; p++) add(NEVER + p, NODE, p % 2 ? null : 100 + p, perProcess);
-      insertRaw(path, rows);
+      insertRaw(path, rows, counts);
       const reg = await ProcessRegistry.open({
         backend: `sqlite:${path}`,
         backendOpts: { readonly: true },
@@ -84,7 +88,7 @@ describe('health: backends', function () {
 
     /** healthCheck, asserted equal to the brute-force count, with the method and process count expected. */
     async function checked(name: string, processes: number, perProcess: number, method: string) {
-      const { reg, total } = await fixture(name, processes, perProcess);
+      const { reg, total } = await fixture(name, processes, perProcess, method === 'counts');
       const h = await reg.healthCheck();
       const truth = await bruteForce(reg);
       await reg.close();
@@ -102,6 +106,11 @@ describe('health: backends', function () {
       expect(h.dead).to.equal(14 + 40 * 5);
       expect(h.status, `${h.dead}/${h.registrations} dead`).to.equal('unhealthy');
       expect(h.reasons.join('\n')).to.match(/% of registrations are dead \(>= 30%\)/);
+    });
+
+    it('per-process counts (kept by triggers): equal to judging every row, one row per (namespace, process) read', async () => {
+      const h = await checked('counted', 4200, 1, 'counts');
+      expect(h.dead).to.equal(14 + 4200);
     });
 
     it('more processes than max(1024, rows / 64): the GROUP BY fallback gives the same counts', async () => {

@@ -107,9 +107,9 @@ describe('sqlite backend: the open path', function () {
     expect(good.problems).to.deep.equal([]);
     expect(good.checkMs).to.be.a('number');
     expect((await reg.assertIntact())?.ok).to.equal(true);
-    // The root page of the index health's counting walks: damage there is seen by both.
+    // The root page of the table health's counting reads (the per-process counts): damage there is seen by both.
     const db = (reg.backend as unknown as { db: { prepare(sql: string): { pluck(): { get(): number } } } }).db;
-    const root = db.prepare("SELECT rootpage FROM sqlite_master WHERE name = 'registrations_by_process'").pluck().get();
+    const root = db.prepare("SELECT rootpage FROM sqlite_master WHERE name = 'proc_counts'").pluck().get();
     await reg.close();
     const fd = openSync(file, 'r+');
     writeSync(fd, Buffer.alloc(4096, 0x5a), 0, 4096, (root - 1) * 4096);
