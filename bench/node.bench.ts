@@ -58,8 +58,9 @@ async function stopServer(s: { child: ChildProcess }): Promise<void> {
  * One keep-alive connection speaking just enough HTTP/1.1 for GET with Content-Length answers.
  * The servers close a connection idle for 5 s (their keep-alive timeout), which happens to one
  * side's connections while the other side's round runs at full size: a request then finds the
- * socket closed, so it reconnects first; a GET whose answer was lost to a close (the server closed
- * just as it was sent) is sent again on a new connection (GETs are idempotent). Before this the
+ * socket closed (or answered by an unsolicited 408 before the close), so it reconnects first; a
+ * GET whose answer was lost to a close (the server closed just as it was sent) is sent again on a
+ * new connection (GETs are idempotent). Before this the
  * client wrote into a closed socket and waited for ever (the bench hung at full size).
  */
 class RawConn {
@@ -130,6 +131,12 @@ class RawConn {
     if (this.buf.length < end + 4 + len) return;
     const status = Number(head.slice(9, 12));
     this.buf = this.buf.subarray(end + 4 + len);
+    if (status === 408) {
+      // The server timed the idle connection out (answered with 408 and closes it): a request sent
+      // just before is re-sent on a new connection by onClose.
+      this.sock?.destroy();
+      return;
+    }
     const p = this.pending;
     this.pending = null;
     if (!p) throw new Error(`an answer (${status}) with no request waiting for it`);
