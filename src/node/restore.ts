@@ -72,7 +72,8 @@ export class RestoreStages {
     const id = b.id ?? `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
     if (!/^[A-Za-z0-9-]{1,64}$/.test(id)) throw new InvalidInputError(`invalid restore id ${JSON.stringify(id)}`);
     if (this.stages.has(id)) throw new ConflictError(`restore ${id} is already staging`);
-    if (b.guard && b.mode !== 'merge') throw new InvalidInputError('a guarded restore merges: it cannot replace the store');
+    if (b.guard && b.mode !== 'merge')
+      throw new InvalidInputError('a guarded restore merges: it cannot replace the store');
     const file = join(tmpdir(), `.procreg-stage-${process.pid}-${id}.ndjson`);
     const fd = openSync(file, 'wx', 0o600);
     const header: DumpHeader = {

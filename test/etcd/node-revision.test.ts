@@ -9,7 +9,7 @@
 import { expect } from 'chai';
 import http from 'node:http';
 import { join } from 'node:path';
-import { RegistryNode } from '../../src/node/server.js';
+import { type RegistryNode } from '../../src/node/server.js';
 import { sandbox, type Sandbox } from '../support/cli.js';
 import { startEtcdCluster, type EtcdCluster } from '../support/etcd-cluster.js';
 import { spawnServe, startNode, type ServeProcess } from '../support/node.js';
@@ -60,7 +60,7 @@ async function expectNumericRevision(url: string): Promise<number> {
     expect(header).to.be.greaterThan(0);
     const stats = await getJson(url, '/v1/stats');
     expect(stats.revision, 'GET /v1/stats revision').to.be.a('number');
-    expect(stats.revision as number).to.be.at.least(header);
+    expect(stats.revision).to.be.at.least(header);
     const health = await getJson(url, '/v1/health');
     const info = health.nodeInfo as Record<string, unknown>;
     expect(info.revision, 'GET /v1/health nodeInfo.revision').to.be.a('number');
@@ -105,7 +105,7 @@ describe('etcd: a node reports its feed revision as a number', function () {
     expect(status.code, status.stderr).to.equal(0);
     const st = status.json<{ revision: unknown; health: { nodeInfo?: { revision?: unknown } } }>();
     expect(st.revision, 'node status --json revision').to.be.a('number');
-    expect(st.revision as number).to.be.at.least(header);
+    expect(st.revision).to.be.at.least(header);
     const text = sb.run(['node', 'status', '-b', node.url]);
     expect(text.code, text.stderr).to.equal(0);
     expect(text.stdout).to.match(/feed revision:\s+\d+/);
@@ -128,7 +128,7 @@ describe('etcd: a node reports its feed revision as a number', function () {
       await waitFor(() => w.lines.some((l) => l.type === 'heartbeat'), 20_000, 'a heartbeat line');
       const beat = w.lines.find((l) => l.type === 'heartbeat')!;
       expect(beat.revision, JSON.stringify(beat)).to.be.a('number');
-      expect(beat.revision as number).to.be.at.least(Number(w.headers['x-revision']));
+      expect(beat.revision).to.be.at.least(Number(w.headers['x-revision']));
     } finally {
       w.stop();
     }

@@ -89,11 +89,14 @@ export class GuardedKeys {
       const base = h.nsPrefix(ns);
       const end = prefixEnd(base);
       const total = Number(
-        (await h.run('import check', () => h.client.kv.range({ key: base, range_end: end, count_only: true, revision: rev })))
-          .count,
+        (
+          await h.run('import check', () =>
+            h.client.kv.range({ key: base, range_end: end, count_only: true, revision: rev }),
+          )
+        ).count,
       );
       if (total <= 4 * n) {
-        for (let from = base; ; ) {
+        for (let from = base; ;) {
           const page = await h.run('import check', () =>
             h.client.kv.range({ key: from, range_end: end, revision: rev, limit: 2000 }),
           );
@@ -102,7 +105,11 @@ export class GuardedKeys {
           if (!page.more || !lastKv) break;
           from = Buffer.concat([lastKv.key, ZERO]);
         }
-      } else await this.getAt([...this.first.keys()].filter((k) => this.first.get(k)!.namespace === ns), rev);
+      } else
+        await this.getAt(
+          [...this.first.keys()].filter((k) => this.first.get(k)!.namespace === ns),
+          rev,
+        );
     }
     return rev;
   }
@@ -128,7 +135,10 @@ export class GuardedKeys {
     const out: Array<{ key: Buffer; range_end: Buffer }> = [];
     for (let i = 0; i < sorted.length; i += per) {
       const last = sorted[Math.min(i + per, sorted.length) - 1]!;
-      out.push({ key: Buffer.from(sorted[i]!, 'latin1'), range_end: Buffer.concat([Buffer.from(last, 'latin1'), ZERO]) });
+      out.push({
+        key: Buffer.from(sorted[i]!, 'latin1'),
+        range_end: Buffer.concat([Buffer.from(last, 'latin1'), ZERO]),
+      });
     }
     return out;
   }
@@ -150,23 +160,19 @@ export class GuardedKeys {
         h.client.kv.txn({
           compare: [
             ...txn.compare,
-            ...ranges.map(
-              (g): ICompare => ({
-                ...g,
-                target: TARGET_MOD,
-                result: CMP_LESS,
-                mod_revision: String(BigInt(rev) + 1n),
-              }),
-            ),
+            ...ranges.map((g): ICompare => ({
+              ...g,
+              target: TARGET_MOD,
+              result: CMP_LESS,
+              mod_revision: String(BigInt(rev) + 1n),
+            })),
           ],
           success: txn.success,
           failure: [
             ...txn.failure,
-            ...ranges.map(
-              (g): IRequestOp => ({
-                request_range: { ...g, min_mod_revision: String(BigInt(rev) + 1n), keys_only: true },
-              }),
-            ),
+            ...ranges.map((g): IRequestOp => ({
+              request_range: { ...g, min_mod_revision: String(BigInt(rev) + 1n), keys_only: true },
+            })),
           ],
         }),
       );
