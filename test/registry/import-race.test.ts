@@ -148,6 +148,29 @@ describe('import --atomic: a key registered between the check and the commit', f
       await libraryRace(node.url, 'etcd-import-commit');
     });
 
+    it('on etcd: a write to another key inside the compared ranges only retries the commit', async () => {
+      const url = c.url('/race-unrelated');
+      const p = pausing('etcd-import-commit');
+      process.env.PROCREG_TEST_PAUSE = p.env;
+      const importer = await ProcessRegistry.open({ backend: url, namespace: 'un', cleanupInterval: 0 });
+      const other = await ProcessRegistry.open({ backend: url, namespace: 'un', cleanupInterval: 0 });
+      try {
+        const done = importEntries(importer, file, { atomic: true });
+        await waitFor(() => existsSync(p.ready), 60_000, 'the import to reach its commit');
+        // Sorts between imp-150 and imp-151: inside a compared range, but not a key of the import.
+        await other.register(`imp-${TAKEN}x`, 4242, {}, { node: 'far' });
+        writeFileSync(p.go, '');
+        expect(await done).to.include({ written: LINES, method: 'staged' });
+        expect(await importer.count({ namespace: 'un' })).to.equal(LINES + 1);
+        expect((await importer.lookup(`imp-${TAKEN}x`))?.pid).to.equal(4242);
+        expect((await importer.lookup(`imp-${TAKEN}`))?.pid).to.equal(5000 + TAKEN);
+      } finally {
+        delete process.env.PROCREG_TEST_PAUSE;
+        await importer.close();
+        await other.close();
+      }
+    });
+
     it('without a race the guarded commit writes every line (etcd, more keys than one txn holds)', async () => {
       const reg = await ProcessRegistry.open({ backend: c.url('/race-clean'), namespace: 'clean', cleanupInterval: 0 });
       try {
