@@ -10,6 +10,8 @@
  *    node:http client against the same node, 64 concurrent callers. Target ≥ 0.5×.
  * 4. lookups/s through a node serving them from its lookup cache vs the same node without it,
  *    over memory and over SQLite (issue 14 §4).
+ * 5. the same over etcd (a 3-member loopback cluster): the node with its lookup cache, the node
+ *    without it, and raw etcd3 linearizable gets of the same keys from this process, 64 in flight.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { once } from 'node:events';
@@ -19,8 +21,10 @@ import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { comparePair, fmtRate, nth, opsLabel, percentile, type BenchModule } from './harness.js';
+import { comparePair, fmtRate, nth, opsLabel, percentile, type BenchContext, type BenchModule } from './harness.js';
+import { Etcd3 } from 'etcd3';
 import { ProcessRegistry } from '../src/registry/service.js';
+import { startEtcdCluster } from '../test/support/etcd-cluster.js';
 
 const SERVER = fileURLToPath(new URL('./node-server.js', import.meta.url));
 const CONNS = 64;
@@ -50,24 +54,73 @@ async function stopServer(s: { child: ChildProcess }): Promise<void> {
   await e;
 }
 
-/** One keep-alive connection speaking just enough HTTP/1.1 for GET with Content-Length answers. */
+/**
+ * One keep-alive connection speaking just enough HTTP/1.1 for GET with Content-Length answers.
+ * The servers close a connection idle for 5 s (their keep-alive timeout), which happens to one
+ * side's connections while the other side's round runs at full size: a request then finds the
+ * socket closed (or answered by an unsolicited 408 before the close), so it reconnects first; a
+ * GET whose answer was lost to a close (the server closed just as it was sent) is sent again on a
+ * new connection (GETs are idempotent). Before this the
+ * client wrote into a closed socket and waited for ever (the bench hung at full size).
+ */
 class RawConn {
   private buf: Buffer = Buffer.alloc(0);
-  private done: ((status: number) => void) | null = null;
-  private constructor(private readonly sock: net.Socket) {
-    sock.setNoDelay(true);
-    sock.on('data', (c: Buffer) => this.onData(c));
-  }
+  private sock: net.Socket | undefined;
+  private pending: {
+    req: Buffer;
+    resolve: (status: number) => void;
+    reject: (e: Error) => void;
+    tries: number;
+  } | null = null;
+  /** Connections opened again after the server closed one (all RawConns). */
+  static reconnects = 0;
+  private constructor(private readonly port: number) {}
   static async open(port: number): Promise<RawConn> {
-    const s = net.connect(port, '127.0.0.1');
-    await once(s, 'connect');
-    return new RawConn(s);
+    const c = new RawConn(port);
+    await c.connect();
+    return c;
   }
-  request(req: Buffer): Promise<number> {
-    return new Promise((resolve) => {
-      this.done = resolve;
-      this.sock.write(req);
+  private async connect(): Promise<void> {
+    const s = net.connect(this.port, '127.0.0.1');
+    s.setNoDelay(true);
+    s.on('data', (c: Buffer) => s === this.sock && this.onData(c));
+    s.on('error', () => undefined); // ECONNRESET/EPIPE: handled on 'close'
+    s.on('close', () => s === this.sock && this.onClose());
+    this.sock = s;
+    this.buf = Buffer.alloc(0);
+    await once(s, 'connect');
+  }
+  private usable(): boolean {
+    const s = this.sock;
+    return !!s && !s.destroyed && s.writable && !s.readableEnded;
+  }
+  async request(req: Buffer): Promise<number> {
+    if (!this.usable()) {
+      RawConn.reconnects++;
+      await this.connect();
+    }
+    return new Promise((resolve, reject) => {
+      this.pending = { req, resolve, reject, tries: 0 };
+      this.sock!.write(req);
     });
+  }
+  private onClose(): void {
+    this.sock = undefined;
+    const p = this.pending;
+    if (!p) return;
+    if (++p.tries > 3) {
+      this.pending = null;
+      p.reject(new Error('the server closed the connection 4 times with a request outstanding'));
+      return;
+    }
+    RawConn.reconnects++;
+    this.connect().then(
+      () => this.sock!.write(p.req),
+      (e: Error) => {
+        this.pending = null;
+        p.reject(e);
+      },
+    );
   }
   private onData(c: Buffer): void {
     this.buf = this.buf.length ? Buffer.concat([this.buf, c]) : c;
@@ -78,14 +131,42 @@ class RawConn {
     if (this.buf.length < end + 4 + len) return;
     const status = Number(head.slice(9, 12));
     this.buf = this.buf.subarray(end + 4 + len);
-    const d = this.done;
-    this.done = null;
-    if (!d) throw new Error(`an answer (${status}) with no request waiting for it`);
-    d(status);
+    if (status === 408) {
+      // The server timed the idle connection out (answered with 408 and closes it): a request sent
+      // just before is re-sent on a new connection by onClose.
+      this.sock?.destroy();
+      return;
+    }
+    const p = this.pending;
+    this.pending = null;
+    if (!p) throw new Error(`an answer (${status}) with no request waiting for it`);
+    p.resolve(status);
   }
   close(): void {
-    this.sock.destroy();
+    const s = this.sock;
+    this.sock = undefined;
+    s?.destroy();
   }
+}
+
+/**
+ * A request on a keep-alive agent, sent again once when a reused socket was reset (the server
+ * closed it idle just as it was reused: nothing was processed) — Node's documented pattern.
+ */
+function requestRetrying(
+  opts: http.RequestOptions,
+  body: string | undefined,
+  onResponse: (res: http.IncomingMessage) => void,
+  onError: (e: Error) => void,
+  retried = false,
+): void {
+  const req = http.request(opts, onResponse);
+  req.on('error', (e: NodeJS.ErrnoException) => {
+    if (!retried && req.reusedSocket && (e.code === 'ECONNRESET' || e.code === 'EPIPE'))
+      requestRetrying(opts, body, onResponse, onError, true);
+    else onError(e);
+  });
+  req.end(body);
 }
 
 /** `perConn` requests on each connection, concurrently; latencies (ms) pushed to `lat`. */
@@ -148,23 +229,23 @@ const bench: BenchModule = {
       const reg = await ProcessRegistry.open({ backend: url, namespace: 'bench', cleanupInterval: 0, stats: true });
       const agent = new http.Agent({ keepAlive: true, maxSockets: CONNS });
       const rawGet = (key: string) =>
-        new Promise<unknown>((resolve, reject) => {
-          const req = http.request(
+        new Promise<unknown>((resolve, reject) =>
+          requestRetrying(
             {
               host: '127.0.0.1',
               port: nodeSrv.port,
               path: `/v1/registrations/bench/${encodeURIComponent(key)}`,
               agent,
             },
+            undefined,
             (res) => {
               const chunks: Buffer[] = [];
               res.on('data', (c) => chunks.push(c));
               res.on('end', () => resolve(JSON.parse(Buffer.concat(chunks).toString('utf8'))));
             },
-          );
-          req.on('error', reject);
-          req.end();
-        });
+            reject,
+          ),
+        );
       const per = ctx.quick ? 20 : 60;
       const callers = (get: (k: string) => Promise<unknown>) => () =>
         Promise.all(
@@ -226,6 +307,9 @@ const bench: BenchModule = {
       }
     }
 
+    // --- 5. the lookup cache on an etcd node: with it, without it, and raw etcd3 gets (same run) --
+    await etcdCacheRows(ctx, n, reqs, perConn);
+
     // --- 2. bulk endpoint into memory, beside a bare node:http server storing the same bodies ----
     const bulkSrv = await startServer('node', 1);
     const bareBulk = await startServer('bare', 1);
@@ -248,8 +332,8 @@ const bench: BenchModule = {
       );
       const agent = new http.Agent({ keepAlive: true, maxSockets: 4 });
       const post = (port: number, body: string) =>
-        new Promise<void>((resolve, reject) => {
-          const req = http.request(
+        new Promise<void>((resolve, reject) =>
+          requestRetrying(
             {
               host: '127.0.0.1',
               port,
@@ -258,6 +342,8 @@ const bench: BenchModule = {
               agent,
               headers: { 'content-type': 'application/json', 'content-length': Buffer.byteLength(body) },
             },
+            // Re-sent only on a reset reused socket (never processed); the bodies re-register anyway.
+            body,
             (res) => {
               let text = '';
               res.setEncoding('utf8');
@@ -268,10 +354,9 @@ const bench: BenchModule = {
                 else resolve();
               });
             },
-          );
-          req.on('error', reject);
-          req.end(body);
-        });
+            reject,
+          ),
+        );
       // Two requests in flight: the server parses one while the client sends the next. The pool
       // rotates, so the node's store grows to pool × batch and later rounds re-register (same pid).
       const rotating = (port: number) => {
@@ -308,3 +393,77 @@ const bench: BenchModule = {
 };
 
 export default bench;
+
+/**
+ * Row 5: an etcd node answering lookups with its lookup cache (`--lookup-cache`) against the same
+ * kind of node without it (each on its own prefix of one 3-member cluster, preloaded alike), and
+ * the uncached node against raw etcd3 linearizable gets of the same stored keys, 64 in flight from
+ * this process: what an uncached lookup costs over the round trip it cannot avoid.
+ */
+async function etcdCacheRows(ctx: BenchContext, n: number, reqs: Buffer[], perConn: number): Promise<void> {
+  const cluster = await startEtcdCluster({ members: 3 });
+  const raw = new Etcd3({ hosts: cluster.endpoints.map((e) => `http://${e}`) });
+  try {
+    const on = await startServer('node', n, ['on', cluster.url('/bench-cache-on')]);
+    const off = await startServer('node', n, ['off', cluster.url('/bench-cache-off')]);
+    try {
+      const onConns = await Promise.all(Array.from({ length: CONNS }, () => RawConn.open(on.port)));
+      const offConns = await Promise.all(Array.from({ length: CONNS }, () => RawConn.open(off.port)));
+      const rounds = ctx.quick ? 3 : 7;
+      const minMs = ctx.quick ? 200 : 600;
+      // Warm the cache (every key once) so the rows compare steady states.
+      await drive(onConns, reqs, Math.ceil(n / CONNS), []);
+      const latOn: number[] = [];
+      const latOff: number[] = [];
+      const cached = await comparePair(
+        () => drive(offConns, reqs, perConn, latOff),
+        () => drive(onConns, reqs, perConn, latOn),
+        { opsPerBatch: CONNS * perConn, async: true, rounds, minMs },
+      );
+      const stats = (await (await fetch(`http://127.0.0.1:${on.port}/v1/stats`)).json()) as {
+        optimization?: { cache?: { hitRate: number | null } };
+      };
+      ctx.add({
+        name: `lookups/s with the lookup cache, ${CONNS} connections (etcd node, 3 members)`,
+        value: opsLabel(cached.subjectNs),
+        baseline: `${opsLabel(cached.baselineNs)} (the same kind of node without the cache)`,
+        ratio: cached.ratio,
+        note: `p99 ${percentile(latOn, 99).toFixed(2)} vs ${percentile(latOff, 99).toFixed(2)} ms; hit rate ${stats.optimization?.cache?.hitRate ?? '-'}`,
+      });
+      // The uncached node against raw linearizable gets of the keys it stores.
+      const keys = Array.from({ length: n }, (_, i) => `/bench-cache-off/r/bench/key-${(i * 7919) % n}`);
+      const first = await raw.get(nth(keys, 0)).string();
+      if (!first) throw new Error(`raw etcd3 get found no ${nth(keys, 0)}: the key layout changed`);
+      const rawGets = async () => {
+        await Promise.all(
+          Array.from({ length: CONNS }, async (_, ci) => {
+            for (let i = 0; i < perConn; i++)
+              if ((await raw.get(nth(keys, (ci * perConn + i) % n)).buffer()) === null)
+                throw new Error('raw get missed');
+          }),
+        );
+      };
+      const latOff2: number[] = [];
+      const vsRaw = await comparePair(rawGets, () => drive(offConns, reqs, perConn, latOff2), {
+        opsPerBatch: CONNS * perConn,
+        async: true,
+        rounds,
+        minMs,
+      });
+      ctx.add({
+        name: `lookups/s without the cache, ${CONNS} connections (etcd node, 3 members)`,
+        value: opsLabel(vsRaw.subjectNs),
+        baseline: `${opsLabel(vsRaw.baselineNs)} (raw etcd3 linearizable gets, ${CONNS} in flight)`,
+        ratio: vsRaw.ratio,
+        note: `with the cache: ${opsLabel(cached.subjectNs)} = ${(vsRaw.baselineNs / cached.subjectNs).toFixed(2)}× raw gets; client reconnects after idle closes: ${RawConn.reconnects}`,
+      });
+      for (const c of [...onConns, ...offConns]) c.close();
+    } finally {
+      await stopServer(on);
+      await stopServer(off);
+    }
+  } finally {
+    raw.close();
+    await cluster.stop();
+  }
+}

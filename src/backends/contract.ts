@@ -376,6 +376,13 @@ export interface RestorePlan {
   batches(size: number): AsyncIterable<Registration[]>;
   /** The entries synchronously (inside a synchronous transaction). */
   forEachSync(fn: (e: Registration) => void): void;
+  /**
+   * Merge by register's rule, checked inside the commit (`registry import --atomic`): an entry may
+   * replace a holder only when `guard(holder, entry)` says so, and a holder that moved between the
+   * caller's check and the commit is judged again there. One refusal fails the whole restore with
+   * AlreadyRegisteredError (the holder), nothing written (src/registry/restore-guard.ts).
+   */
+  guard?: (holder: Registration, entry: Registration) => boolean;
 }
 
 /** What `restoreAll` did, and what it found of an earlier restore that had been interrupted. */

@@ -20,7 +20,9 @@
  * `registry health` reports it. Until then readers see the store part way through step 4: the
  * guarantee on etcd is "decided at one txn, completed by the next restore", not a single swap.
  */
-import type { Etcd3, IKeyValue, IRequestOp } from 'etcd3';
+import type { Etcd3, ICompare, IKeyValue, IRequestOp } from 'etcd3';
+import { testPause } from '../core/test-pause.js';
+import { applyRule, type Guard, GuardedKeys, type GuardHost } from './etcd/restore-guard.js';
 import {
   type BulkResult,
   ConflictError,
@@ -32,8 +34,8 @@ import {
   UnreachableError,
 } from './contract.js';
 
-/** What the journal needs of the etcd backend. */
-export interface JournalHost {
+/** What the journal needs of the etcd backend (the guard's needs included: src/backends/etcd/restore-guard.ts). */
+export interface JournalHost extends GuardHost {
   client: Etcd3;
   /** The backend's key prefix, e.g. `/procreg`. */
   root: string;
@@ -54,6 +56,8 @@ interface Journal {
   batches: number;
   startedAt: number;
   committedAt?: number;
+  /** An `import --atomic`: register's rule (RestorePlan.guard), also while step 4 writes. */
+  guard?: boolean;
 }
 
 /** Lease TTL (s) of a restoring process: how long the next restore waits for a killed one's claim to lapse. */
@@ -105,6 +109,7 @@ export async function restoreWithJournal(host: JournalHost, plan: RestorePlan): 
       state: 'staging',
       batches: 0,
       startedAt: Date.now(),
+      ...(plan.guard ? { guard: true } : {}),
     };
     const claimed = await host.run('restore', () =>
       host.client.kv.txn({
@@ -113,11 +118,13 @@ export async function restoreWithJournal(host: JournalHost, plan: RestorePlan): 
       }),
     );
     if (!claimed.succeeded) throw busy(await read(host, k.journal));
-    // 2. stage
+    // 2. stage (a guarded plan also collects its keys, judging repeated ones by the guard)
+    const guarded = plan.guard ? new GuardedKeys(host, plan.guard) : undefined;
     let seq = 0;
     const inflight = new Set<Promise<unknown>>();
     for await (const batch of plan.batches(STAGE_BATCH)) {
       if (lost) throw lostClaim(plan.id);
+      if (guarded) for (const e of batch) guarded.add(e);
       const p = host.run('restore', () =>
         host.client.kv.put({ key: k.batch(plan.id, seq++), value: Buffer.from(JSON.stringify(batch)) }),
       );
@@ -130,15 +137,27 @@ export async function restoreWithJournal(host: JournalHost, plan: RestorePlan): 
     const mine = await read(host, k.journal);
     if (lost || !mine || (JSON.parse(mine.value.toString()) as Journal).id !== plan.id) throw lostClaim(plan.id);
     const applying: Journal = { ...journal, state: 'applying', batches: seq, committedAt: Date.now() };
-    const committed = await host.run('restore', () =>
-      host.client.kv.txn({
-        compare: [{ key: k.journal, target: 2 /* mod */, result: 0, mod_revision: mine.mod_revision }],
-        success: [put(k.journal, applying), put(k.applier, { id: plan.id, pid: process.pid }, leaseId)],
-      }),
-    );
-    if (!committed.succeeded) throw lostClaim(plan.id);
+    const compare: ICompare[] = [{ key: k.journal, target: 2 /* mod */, result: 0, mod_revision: mine.mod_revision }];
+    const success = [put(k.journal, applying), put(k.applier, { id: plan.id, pid: process.pid }, leaseId)];
+    let committed: boolean;
+    if (guarded) {
+      try {
+        const rev = await guarded.check();
+        await testPause('etcd-import-commit');
+        committed = await guarded.commit(
+          rev,
+          { compare, success, failure: [{ request_range: { key: k.journal } }] },
+          (j) => !!j && j.mod_revision === mine.mod_revision,
+        );
+      } catch (err) {
+        // Refused before the commit point: nothing applied; the claim and the stage go now.
+        await dropClaim(host, k, plan.id, mine.mod_revision).catch(() => undefined);
+        throw err;
+      }
+    } else committed = (await host.run('restore', () => host.client.kv.txn({ compare, success }))).succeeded;
+    if (!committed) throw lostClaim(plan.id);
     // 4, 5
-    const cleared = await apply(host, k, applying);
+    const cleared = await apply(host, k, applying, plan.guard);
     return { cleared, ...(recovered ? { recovered } : {}) };
   } finally {
     await lease.revoke().catch(() => lease.release());
@@ -227,8 +246,22 @@ async function discardOrphans(host: JournalHost, k: Keys): Promise<RestoreApplie
   return more ?? { id, action: 'discarded' };
 }
 
+/** Give up a claim before its commit point: the journal (if still ours) and the stage are deleted. */
+async function dropClaim(host: JournalHost, k: Keys, id: string, journalRev: string): Promise<void> {
+  const stage = Buffer.from(k.stage(id));
+  await host.run('restore', () =>
+    host.client.kv.txn({
+      compare: [{ key: k.journal, target: 2 /* mod */, result: 0, mod_revision: journalRev }],
+      success: [
+        { request_delete_range: { key: k.journal } },
+        { request_delete_range: { key: stage, range_end: prefixEnd(stage) } },
+      ],
+    }),
+  );
+}
+
 /** Steps 4 and 5 (see the file header); idempotent, so an interrupted run can be made again. */
-async function apply(host: JournalHost, k: Keys, journal: Journal): Promise<number> {
+async function apply(host: JournalHost, k: Keys, journal: Journal, guard?: Guard): Promise<number> {
   let cleared = 0;
   if (journal.mode === 'replace') for (const ns of await host.namespaces()) cleared += await host.clearNamespace(ns);
   let next = 0;
@@ -241,8 +274,9 @@ async function apply(host: JournalHost, k: Keys, journal: Journal): Promise<numb
           `restore ${journal.id}: staged batch ${seq} is missing (the stage was deleted by hand?): restore the dump again`,
         );
       const entries = JSON.parse(kv.value.toString()) as Registration[];
-      const results = await host.bulkRegister(entries, always);
-      const bad = results.find((r) => !r.ok);
+      const results = await host.bulkRegister(entries, journal.guard ? applyRule(guard, entries) : always);
+      // A guarded write refused by a holder: registered after the commit point, so later: it stands.
+      const bad = results.find((r) => !r.ok && !(journal.guard && 'holder' in r));
       if (bad) {
         const why = 'error' in bad ? bad.error.message : 'a holder refused the write';
         throw new RegistryError(

@@ -236,6 +236,8 @@ export class RemoteBackend implements Backend {
         count: plan.count,
         digest: plan.digest,
         id: plan.id,
+        // Register's rule inside the node's commit (import --atomic): the node judges with its own rule.
+        ...(plan.guard ? { guard: 'register' } : {}),
       }),
     ) as { id: string; lastCommitted?: { at: number } | null; lastDiscarded?: RestoreRecordWire | null };
     const id = encodeURIComponent(opened.id);

@@ -12,6 +12,7 @@ import type {
   BulkResult,
   ChangeEvent,
   ListOptions,
+  MaybePromise,
   Meta,
   RegisterOptions,
   Registration,
@@ -30,9 +31,9 @@ export function withChangeFeed(backend: Backend, opts: FeedOptions = {}): Backen
   return backend.capabilities.watch ? backend : new FeedBackend(backend, opts.retention ?? 10_000);
 }
 
-/** The current revision of a backend's feed, when it tells. */
-export function currentRevision(backend: Backend): number | undefined {
-  const f = (backend as { currentRevision?: () => number }).currentRevision;
+/** The current revision of a backend's feed, when it tells: a Promise on a networked store (etcd). */
+export function currentRevision(backend: Backend): MaybePromise<number> | undefined {
+  const f = backend.currentRevision;
   return typeof f === 'function' ? f.call(backend) : undefined;
 }
 

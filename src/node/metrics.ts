@@ -16,7 +16,8 @@ export interface MetricsSource {
   watchers(): number;
   /** Requests answered, by `METHOD route status`. */
   requests: Map<string, number>;
-  revision(): number | undefined;
+  /** The feed revision (a round trip on etcd); undefined when unknown. */
+  revision(): Promise<number | undefined>;
 }
 
 /** Upper bounds (seconds) of the latency histogram: 10 µs (a memory lookup) to 10 s (a slow etcd write). */
@@ -152,8 +153,11 @@ export function createMetrics(src: MetricsSource): client.Registry {
     name: 'procreg_feed_revision',
     help: 'Current revision of the change feed.',
     registers: [register],
-    collect() {
-      this.set(src.revision() ?? 0);
+    async collect() {
+      // Left unset (no sample) while the revision is unknown rather than reported as 0.
+      const r = await src.revision();
+      if (r === undefined) this.reset();
+      else this.set(r);
     },
   });
   // One health check per scrape feeds the four gauges below.

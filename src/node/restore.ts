@@ -13,7 +13,9 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { ConflictError, InvalidInputError, RegistryError } from '../backends/contract.js';
 import { DUMP_VERSION, restore, type DumpHeader, type RestoreResult } from '../registry/dump.js';
+import { registerRule } from '../registry/restore-guard.js';
 import type { ProcessRegistry } from '../registry/service.js';
+import { testPause } from '../core/test-pause.js';
 
 /** Most stages open at once. */
 const MAX_STAGES = 4;
@@ -29,6 +31,8 @@ interface Stage {
   startedAt: number;
   touchedAt: number;
   committing: boolean;
+  /** An `import --atomic`: register's rule, checked inside the commit (src/registry/restore-guard.ts). */
+  guard: boolean;
 }
 
 export interface RestoreRecord {
@@ -57,7 +61,7 @@ export class RestoreStages {
   }
 
   /** Open a stage: the dump's header (mode, count, digest) now, its entries in chunks. */
-  begin(b: { mode: 'merge' | 'replace'; count: number; digest: string; id?: string }): {
+  begin(b: { mode: 'merge' | 'replace'; count: number; digest: string; id?: string; guard?: 'register' }): {
     id: string;
     lastCommitted: RestoreRecord | null;
     lastDiscarded: RestoreRecord | null;
@@ -68,6 +72,8 @@ export class RestoreStages {
     const id = b.id ?? `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`;
     if (!/^[A-Za-z0-9-]{1,64}$/.test(id)) throw new InvalidInputError(`invalid restore id ${JSON.stringify(id)}`);
     if (this.stages.has(id)) throw new ConflictError(`restore ${id} is already staging`);
+    if (b.guard && b.mode !== 'merge')
+      throw new InvalidInputError('a guarded restore merges: it cannot replace the store');
     const file = join(tmpdir(), `.procreg-stage-${process.pid}-${id}.ndjson`);
     const fd = openSync(file, 'wx', 0o600);
     const header: DumpHeader = {
@@ -92,6 +98,7 @@ export class RestoreStages {
       startedAt: now,
       touchedAt: now,
       committing: false,
+      guard: b.guard === 'register',
     });
     return { id, lastCommitted: this.lastCommitted, lastDiscarded: this.lastDiscarded };
   }
@@ -121,7 +128,15 @@ export class RestoreStages {
     closeSync(s.fd!);
     s.fd = undefined;
     try {
-      const r = await restore(this.registry, s.file, { mode: s.mode, id: s.id, label: `the upload of restore ${id}` });
+      const reg = this.registry;
+      if (s.guard) await testPause('node-import-commit');
+      const r = await restore(reg, s.file, {
+        mode: s.mode,
+        id: s.id,
+        label: `the upload of restore ${id}`,
+        // The client checked every key before uploading; the node checks again inside its commit.
+        ...(s.guard ? { guard: registerRule((e) => reg.isAlive(e)) } : {}),
+      });
       this.lastCommitted = { id, mode: s.mode, count: s.count, digest: s.digest, at: Date.now() };
       return r;
     } catch (err) {

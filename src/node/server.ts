@@ -24,6 +24,7 @@ import { logStream, type LogFormat } from './log.js';
 import { buildOpenApi } from './openapi.js';
 import { frameworkErrors, installRouterErrors } from './router-errors.js';
 import { RestoreStages } from './restore.js';
+import { feedRevision } from './revision.js';
 import { SwitchableBackend } from './switch.js';
 import { API, statusFor, toWire } from './wire.js';
 import { adminRoutes } from './routes/admin.js';
@@ -69,6 +70,8 @@ export interface NodeOptions {
   watchBuffer?: number;
   /** A staged restore receiving no chunk for this many ms is discarded (default 30 s). */
   restoreIdleMs?: number;
+  /** Interval of the watch stream's heartbeat lines (default 15 s). */
+  heartbeatMs?: number;
 }
 
 /** Defaults of the node's resource limits (docs/node.md "Limits"). */
@@ -158,6 +161,7 @@ export class RegistryNode implements NodeContext {
       maxBulk: opts.maxBulk ?? NODE_LIMITS.maxBulk,
       maxWatchers: opts.maxWatchers ?? NODE_LIMITS.maxWatchers,
       watchBuffer: opts.watchBuffer ?? NODE_LIMITS.watchBuffer,
+      heartbeatMs: opts.heartbeatMs ?? 15_000,
     };
     this.routes = [
       ...registrationRoutes(this),
@@ -310,8 +314,9 @@ export class RegistryNode implements NodeContext {
     });
   }
 
-  /** Uptime, in-flight requests and the backend, for health and stats. */
-  nodeInfo() {
+  /** Uptime, in-flight requests, the backend and its feed revision (omitted when unknown), for health and stats. */
+  async nodeInfo() {
+    const revision = await feedRevision(this.registry);
     return {
       node: this.registry.nodeName,
       url: this.boundUrl,
@@ -327,7 +332,7 @@ export class RegistryNode implements NodeContext {
         maxWatchers: this.limits.maxWatchers,
         watchBufferBytes: this.limits.watchBuffer,
       },
-      revision: this.registry.revisionNow() ?? null,
+      ...(revision !== undefined ? { revision } : {}),
       pid: process.pid,
       restores: this.restores.info(),
       ...(this.registry.backend instanceof SwitchableBackend
@@ -345,14 +350,15 @@ export class RegistryNode implements NodeContext {
       inFlight: () => this.counters.inFlight,
       watchers: () => this.streams.size,
       requests: this.requests,
-      revision: () => reg.revisionNow(),
+      revision: () => feedRevision(reg),
     }));
   }
 
   async health() {
-    const info = this.nodeInfo();
+    // The node's fields (a round trip for the revision on etcd) beside the backend's own check.
+    const infoP = this.nodeInfo();
     try {
-      const h = await this.registry.healthCheck();
+      const [h, info] = await Promise.all([this.registry.healthCheck(), infoP]);
       const restore = this.restores.summary();
       return { ...h, ...(restore ? { restore } : {}), nodeInfo: info };
     } catch (err) {
@@ -365,7 +371,7 @@ export class RegistryNode implements NodeContext {
         dead: 0,
         memoryBytes: 0,
         lastCleanup: null,
-        nodeInfo: info,
+        nodeInfo: await infoP, // never rejects: an unknown revision is omitted
       };
     }
   }

@@ -355,7 +355,14 @@ function parseEntry(reg: ProcessRegistry, line: string, n: number, file: string)
 export async function restore(
   reg: ProcessRegistry,
   file: string,
-  opts: { mode?: 'merge' | 'replace'; onProgress?: (n: number) => void; id?: string; label?: string } = {},
+  opts: {
+    mode?: 'merge' | 'replace';
+    onProgress?: (n: number) => void;
+    id?: string;
+    label?: string;
+    /** Register's rule inside the commit (a node committing an `import --atomic`: src/registry/restore-guard.ts). */
+    guard?: RestorePlan['guard'];
+  } = {},
 ): Promise<RestoreResult & { recovered?: RestoreApplied['recovered'] }> {
   const mode = opts.mode ?? 'merge';
   /** How messages name the dump (a node names the upload, not its staging file). */
@@ -383,6 +390,7 @@ export async function restore(
       namespaces: checked.namespaces,
       forEachSync: (fn) => void readDump(reg, source, label, fn),
       batches: (size) => batchesOf(reg, source, label, size, opts.onProgress),
+      ...(opts.guard ? { guard: opts.guard } : {}),
     };
     const applied = await reg.restorePlan(plan);
     return {

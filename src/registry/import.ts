@@ -13,7 +13,8 @@
  *   - `atomic`: all or nothing. Every line is read and checked first, into a spool file; then the
  *     store applies the whole import at once: in one transaction where the backend has local
  *     transactions (memory, SQLite); by the staged restore upload (merge mode) through a node and on
- *     etcd, after checking every key against its current holder.
+ *     etcd, after checking every key against its current holder — and again inside the commit
+ *     (`plan.guard`, src/registry/restore-guard.ts): a key taken meanwhile fails it, nothing written.
  */
 import { closeSync, createReadStream, openSync, unlinkSync, writeSync } from 'node:fs';
 import { randomBytes } from 'node:crypto';
@@ -21,6 +22,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { Readable } from 'node:stream';
 import {
+  AlreadyRegisteredError,
   type BulkResult,
   type ErrorCode,
   InvalidInputError,
@@ -36,6 +38,7 @@ import { Digest } from './digest.js';
 import { forEachLineSync } from './dump.js';
 import type { ProcessRegistry } from './service.js';
 import { notWritten } from './validate.js';
+import { registerRule } from './restore-guard.js';
 import { csvItems, type Item, ndjsonItems, openInput, type RawEntry } from './import-read.js';
 
 export type ImportFormat = 'ndjson' | 'csv';
@@ -405,8 +408,18 @@ async function importAtomic(reg: ProcessRegistry, items: AsyncIterable<Item[]>, 
       namespaces: [...namespaces].sort(),
       forEachSync: (fn) => each((_, e) => fn(e)),
       batches: (size) => entryBatches(spool, size),
+      guard: registerRule((e) => reg.isAlive(e)),
     };
-    await backend.restoreAll!(plan);
+    try {
+      await backend.restoreAll!(plan);
+    } catch (err) {
+      // A key taken after checkHolders, refused inside the commit: stop at the line that wanted it.
+      if (!(err instanceof AlreadyRegisteredError)) throw err;
+      const h = err.holder;
+      let line = 0;
+      each((l, e) => void (line ||= e.namespace === h.namespace && e.key === h.key ? l : 0));
+      throw new ImportStoppedError(problemOf(line, { ok: false, holder: h }), 0, o.label, true);
+    }
     return { ...result, method: 'staged', written: count };
   } finally {
     if (!closed) closeSync(fd);
@@ -420,8 +433,8 @@ async function importAtomic(reg: ProcessRegistry, items: AsyncIterable<Item[]>, 
 
 /**
  * Before a staged import (whose commit writes over holders): every key is checked against its
- * current holder and against earlier lines of the import, by register's rule. A key that another
- * live process registers between this check and the commit is overwritten (docs/import.md).
+ * current holder and against earlier lines of the import, by register's rule. The commit checks
+ * again (`plan.guard`): a key another live process registers after this check fails it (docs/import.md).
  * Keeps one small record per distinct key of the import.
  */
 async function checkHolders(reg: ProcessRegistry, spool: string, label: string): Promise<void> {

@@ -19,6 +19,7 @@ import type {
 } from '../backends/contract.js';
 import { asRegistryError, InvalidInputError } from '../backends/contract.js';
 import { BucketDigester } from './digest.js';
+import { restoreGuarded } from './restore-guard.js';
 
 export interface PagesOptions {
   /** Start after this key. */
@@ -110,6 +111,8 @@ const always = { replaceIf: () => true };
  * (docs/restore.md).
  */
 export async function restoreInto(backend: Backend, plan: RestorePlan): Promise<RestoreApplied> {
+  // Register's rule checked inside the commit (import --atomic through a node, on etcd).
+  if (plan.guard) return restoreGuarded(backend, plan);
   // A backend's own staged protocol first (a node, etcd; SQLite's staging table and one swap).
   if (backend.restoreAll) return backend.restoreAll(plan);
   if (backend.capabilities.synchronous && backend.transaction) {

@@ -103,9 +103,9 @@ describe('node switch', function () {
 
     // The feed: revisions increase through the flip, and replaying it gives the same state.
     await waitFor(
-      () => {
+      async () => {
         const last = events.at(-1);
-        return last !== undefined && last.revision >= (node.nodeInfo().revision ?? 0);
+        return last !== undefined && last.revision >= ((await node.nodeInfo()).revision ?? 0);
       },
       10_000,
       'the feed to catch up',

@@ -333,6 +333,9 @@ export abstract class EtcdWrites extends EtcdCore {
       bulkRegister: (entries, opts) => this.bulkRegister(entries, opts),
       clearNamespace: (ns) => this.clearNamespace(ns),
       namespaces: () => this.namespaces(),
+      rkey: (ns, key) => this.rkey(ns, key),
+      nsPrefix: (ns) => this.nsPrefix(ns),
+      parse: parseEntry,
     };
   }
 

@@ -25,6 +25,8 @@ export interface NodeLimits {
   maxBulk: number;
   maxWatchers: number;
   watchBuffer: number;
+  /** Interval of the watch stream's heartbeat lines. */
+  heartbeatMs: number;
 }
 
 /** The running node as its routes see it (src/node/server.ts RegistryNode). */
@@ -36,7 +38,7 @@ export interface NodeContext {
   readonly streams: Set<ServerResponse>;
   /** Requests in flight, bulk requests taken, watches being opened. */
   readonly counters: { inFlight: number; bulkActive: number; watchesOpening: number };
-  nodeInfo(): Record<string, unknown>;
+  nodeInfo(): Promise<Record<string, unknown>>;
   health(): Promise<Record<string, unknown> & { status: string }>;
   openapi(): Record<string, unknown>;
   metrics(): { contentType: string; metrics(): Promise<string> };

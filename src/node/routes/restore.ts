@@ -25,12 +25,16 @@ export function restoreRoutes(node: NodeContext): Route[] {
             count: { type: 'integer', minimum: 0 },
             digest: str,
             id: str,
+            // `registry import --atomic`: merge by register's rule, checked inside the commit.
+            guard: { enum: ['register'] },
           },
         },
       },
       handler: async (req, reply) => {
         reply.code(201);
-        return stages.begin(req.body as { mode: 'merge' | 'replace'; count: number; digest: string; id?: string });
+        return stages.begin(
+          req.body as { mode: 'merge' | 'replace'; count: number; digest: string; id?: string; guard?: 'register' },
+        );
       },
     },
     {

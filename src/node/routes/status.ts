@@ -21,7 +21,10 @@ export function statusRoutes(node: NodeContext): Route[] {
       url: `${API}/stats`,
       summary:
         'Node uptime, in-flight requests, watchers, revision, per-operation counts and latencies, lookup cache hit rate',
-      handler: async () => ({ ...(await reg.localStats()), ...node.nodeInfo() }),
+      handler: async () => {
+        const [stats, info] = await Promise.all([reg.localStats(), node.nodeInfo()]);
+        return { ...stats, ...info };
+      },
     },
     {
       method: 'GET',

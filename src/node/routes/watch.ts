@@ -2,6 +2,7 @@
 import type { FastifyReply, FastifyRequest } from 'fastify';
 import { type ChangeEvent, CompactedError, InvalidInputError, RegistryError } from '../../backends/contract.js';
 import { validateNamespace } from '../../registry/validate.js';
+import { feedRevision } from '../revision.js';
 import { API } from '../wire.js';
 import { busy, type NodeContext, optInt, optStr, type Q, type Route, str } from './common.js';
 
@@ -92,25 +93,29 @@ async function openWatch(
     const compacted = (failure as RegistryError).code === 'COMPACTED' || /compacted/.test(msg);
     throw compacted ? new CompactedError(msg) : new RegistryError('INTERNAL', msg);
   }
+  // A number (awaited: a round trip on etcd), or no header when the backend cannot tell.
+  const revision = await feedRevision(reg);
   reply.hijack();
   node.streams.add(res);
   node.counters.inFlight--;
   res.writeHead(200, {
     'content-type': sse ? 'text/event-stream' : 'application/x-ndjson',
     'cache-control': 'no-store',
-    'x-revision': String(reg.revisionNow() ?? ''),
+    ...(revision !== undefined ? { 'x-revision': String(revision) } : {}),
   });
   res.flushHeaders();
   const pending = buffered;
   buffered = null;
   for (const e of pending) write(e);
-  const beat = setInterval(
-    () =>
-      res.write(
-        sse ? ': heartbeat\n\n' : `${JSON.stringify({ type: 'heartbeat', revision: reg.revisionNow() ?? null })}\n`,
-      ),
-    15_000,
-  );
+  const beat = setInterval(() => {
+    if (sse) return void res.write(': heartbeat\n\n');
+    void feedRevision(reg).then((rev) => {
+      if (open)
+        res.write(
+          `${JSON.stringify(rev === undefined ? { type: 'heartbeat' } : { type: 'heartbeat', revision: rev })}\n`,
+        );
+    });
+  }, node.limits.heartbeatMs);
   beat.unref();
   res.once('close', () => {
     open = false;
