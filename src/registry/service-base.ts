@@ -189,12 +189,6 @@ export abstract class ServiceBase {
     return this.backend.watch(opts, onEvent, onError);
   }
 
-  /** The change feed's current revision when the backend knows it without a round trip (a node's feed). */
-  revisionNow(): number | undefined {
-    const r = this.backend.currentRevision?.();
-    return typeof r === 'number' ? r : undefined;
-  }
-
   /** The change feed's current revision, when the backend tells. */
   async currentRevision(): Promise<number | undefined> {
     return this.backend.currentRevision ? this.backend.currentRevision() : undefined;
