@@ -35,7 +35,8 @@ export function offThreadDigester(
 export function digestFileOffThread(job: DigestJob): Promise<Map<string, BucketDigests>> {
   return new Promise((resolve, reject) => {
     // execArgv: [] — the parent's flags (e.g. --input-type) do not all apply to a file worker.
-    const w = new Worker(new URL(import.meta.url), { workerData: job, execArgv: [] });
+    // This module's own file (named, so that a bundle's copy starts it too: scripts/build-lite.ts).
+    const w = new Worker(new URL('./sqlite-digest.js', import.meta.url), { workerData: job, execArgv: [] });
     w.once('message', (m: { ok: true; result: Array<[string, BucketDigests]> } | { ok: false; error: string }) => {
       if (m.ok) resolve(new Map(m.result));
       else reject(new Error(m.error));

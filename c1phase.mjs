@@ -1,0 +1,10 @@
+const t0 = performance.now();
+const r = await import('/work/wt-c1/dist/fast/cli/lite/run.js');
+const t1 = performance.now();
+await import('/work/wt-c1/dist/fast/commands/count.js');
+const t2 = performance.now();
+await import('better-sqlite3').catch(()=>0);
+const t3 = performance.now();
+await r.runLite(['count']);
+const t4 = performance.now();
+process.stderr.write(`boot ${t0.toFixed(1)} runner ${(t1-t0).toFixed(1)} count-chunks ${(t2-t1).toFixed(1)} bsq ${(t3-t2).toFixed(1)} run ${(t4-t3).toFixed(1)}\n`);
