@@ -39,8 +39,9 @@ function liteBundle() {
  */
 function loadBundle(file) {
   const require = createRequire(file);
-  const load = vm.constants?.USE_MAIN_CONTEXT_DEFAULT_LOADER;
-  if (!load || process.env.REGISTRY_CODE_CACHE === '0') return require(file);
+  // The bundle's dynamic imports (packages only: scripts/build-lite.ts) go through this module.
+  globalThis.__procregImport = (specifier) => import(specifier);
+  if (process.env.REGISTRY_CODE_CACHE === '0') return require(file);
   const src = readFileSync(file, 'utf8');
   const key = /^\/\/#lite ([0-9a-f]{16,})/.exec(src)?.[1];
   const dir = join(process.env.XDG_CACHE_HOME || join(homedir(), '.cache'), 'registry', 'v8');
@@ -51,7 +52,7 @@ function loadBundle(file) {
   } catch {
     // none yet: this run writes it
   }
-  const script = new vm.Script(Module.wrap(src), { filename: file, cachedData, importModuleDynamically: load });
+  const script = new vm.Script(Module.wrap(src), { filename: file, cachedData });
   const module = { exports: {}, filename: file };
   script.runInThisContext().call(module.exports, module.exports, require, module, file, dirname(file));
   if (cache && (!cachedData || script.cachedDataRejected))

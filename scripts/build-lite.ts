@@ -73,15 +73,23 @@ export { default } from ${JSON.stringify(rel(join(src, 'commands', ...words)) + 
       alias: { '@oclif/core': rel(join(src, 'cli', 'lite', 'index.js')) },
       external,
       define: { 'import.meta.url': '__liteImportMetaUrl' },
-      banner: { js: `const __liteImportMetaUrl = require('node:url').pathToFileURL(__filename).href;` },
+      banner: {
+        js: [
+          `const __liteImportMetaUrl = require('node:url').pathToFileURL(__filename).href;`,
+          `const __procregImport = globalThis.__procregImport ?? ((s) => import(s));`,
+        ].join('\n'),
+      },
       logLevel: 'warning',
     }),
   ),
 );
+// The packages a bundle imports dynamically (chalk, @inquirer/prompts, …: ESM ones among them) are
+// imported by bin/run.js's \`import()\`: code compiled by vm.Script with a code cache has no dynamic
+// import of its own in Node 20 (and vm's USE_MAIN_CONTEXT_DEFAULT_LOADER warns, experimental).
 // Each bundle's first line names its content (bin/run.js keys its V8 code cache by it).
 for (const words of ids) {
   const file = join(out, `${words.join('.')}.cjs`);
-  const text = readFileSync(file, 'utf8');
+  const text = readFileSync(file, 'utf8').replace(/\bimport\((?="[^"\n]+"\))/g, '__procregImport(');
   writeFileSync(file, `//#lite ${createHash('sha256').update(text).digest('hex').slice(0, 32)}\n${text}`);
 }
 // The SQLite digest worker (src/backends/sqlite-digest.ts) starts `./sqlite-digest.js` beside its

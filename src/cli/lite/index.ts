@@ -104,7 +104,7 @@ function option(defaults: FlagOpts) {
 export const Flags = { boolean, custom, integer, option, string: custom() };
 
 function stringArg(options: Partial<ArgDef> & Record<string, unknown> = {}): ArgDef {
-  return { parse: async (i: unknown) => i, ...options };
+  return { parse: async (i: unknown) => i, ...options, type: 'option' };
 }
 
 export const Args = { string: stringArg };
