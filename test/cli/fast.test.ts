@@ -273,7 +273,9 @@ describe('registry CLI: the light path and oclif answer alike', function () {
       );
     const shape = (C: Record<string, unknown>) => {
       const defs = (o: unknown) =>
-        Object.fromEntries(Object.entries((o ?? {}) as Record<string, Record<string, unknown>>).map(([k, d]) => [k, pick(d)]));
+        Object.fromEntries(
+          Object.entries((o ?? {}) as Record<string, Record<string, unknown>>).map(([k, d]) => [k, pick(d)]),
+        );
       return {
         flags: defs(C.flags),
         baseFlags: defs(C.baseFlags),
@@ -287,9 +289,11 @@ describe('registry CLI: the light path and oclif answer alike', function () {
     for (const f of files) {
       const words = f.slice(0, -4).split('.');
       const bundled = (req(join(FAST, f)) as { default: Record<string, unknown> }).default;
-      const oclif = ((await import(join(DIST, 'src', 'commands', ...words) + '.js')) as {
-        default: Record<string, unknown>;
-      }).default;
+      const oclif = (
+        (await import(join(DIST, 'src', 'commands', ...words) + '.js')) as {
+          default: Record<string, unknown>;
+        }
+      ).default;
       expect(shape(bundled), words.join(' ')).to.deep.equal(shape(oclif));
     }
   });

@@ -187,7 +187,7 @@ export abstract class Command {
       result = await this.run();
     } catch (error) {
       err = error as Error;
-      await this.catch(err as Error & { exitCode?: number });
+      await this.catch(err);
     } finally {
       await this.finally(err);
     }
@@ -243,7 +243,7 @@ export abstract class Command {
   }
 
   async parse(options?: Partial<ParseInput> & { baseFlags?: Record<string, FlagDef>; enableJsonFlag?: boolean }) {
-    const o = options ?? (this.ctor as unknown as Partial<ParseInput>);
+    const o = options ?? (this.ctor);
     const input: ParseInput = {
       flags: aggregateFlags(o.flags, options?.baseFlags ?? this.ctor.baseFlags, options?.enableJsonFlag),
       args: o.args ?? {},

@@ -183,30 +183,32 @@ let stdinRead: Promise<string | null> | undefined;
  * declined command's oclif run sees the same input.
  */
 export function readStdin(): Promise<string | null> {
-  return (stdinRead ??= new Promise(async (resolve) => {
+  return (stdinRead ??= (async () => {
     const { stdin, stdout } = process;
-    if (stdin.isTTY) return resolve(null);
+    if (stdin.isTTY) return null;
     const { createInterface } = await import('node:readline'); // not on the common path
-    const lines: string[] = [];
-    const ac = new AbortController();
-    const timeout = setTimeout(() => ac.abort(), 10);
-    const rl = createInterface({ input: stdin, output: stdout, terminal: false });
-    rl.on('line', (line) => lines.push(line));
-    rl.once('close', () => {
-      const result = lines.join(EOL);
-      clearTimeout(timeout);
-      const g = globalThis as { oclif?: Record<string, unknown> };
-      g.oclif = { ...g.oclif, stdinCache: result };
-      resolve(result);
-    });
-    ac.signal.addEventListener(
-      'abort',
-      () => {
+    return new Promise<string | null>((resolve) => {
+      const lines: string[] = [];
+      const ac = new AbortController();
+      const timeout = setTimeout(() => ac.abort(), 10);
+      const rl = createInterface({ input: stdin, output: stdout, terminal: false });
+      rl.on('line', (line) => lines.push(line));
+      rl.once('close', () => {
+        const result = lines.join(EOL);
         clearTimeout(timeout);
-        rl.close();
-        resolve(null);
-      },
-      { once: true },
-    );
-  }));
+        const g = globalThis as { oclif?: Record<string, unknown> };
+        g.oclif = { ...g.oclif, stdinCache: result };
+        resolve(result);
+      });
+      ac.signal.addEventListener(
+        'abort',
+        () => {
+          clearTimeout(timeout);
+          rl.close();
+          resolve(null);
+        },
+        { once: true },
+      );
+    });
+  })());
 }
