@@ -15,11 +15,15 @@ import { type ArgDef, type FlagDef, parseLite, type ParseInput } from './parse.j
 
 export type { ArgDef, FlagDef } from './parse.js';
 
-/** As @oclif/core's command module: a closed stdout (`registry list | head`) is not an error. */
-process.stdout.on('error', (err: NodeJS.ErrnoException) => {
-  if (err?.code === 'EPIPE') return;
-  throw err;
-});
+/** As @oclif/core's command module: a closed stdout (`registry list | head`) is not an error (once per process). */
+const g = globalThis as { __procregEpipe?: boolean };
+if (!g.__procregEpipe) {
+  g.__procregEpipe = true;
+  process.stdout.on('error', (err: NodeJS.ErrnoException) => {
+    if (err?.code === 'EPIPE') return;
+    throw err;
+  });
+}
 
 // ---- Errors ---------------------------------------------------------------------------------
 
@@ -243,7 +247,7 @@ export abstract class Command {
   }
 
   async parse(options?: Partial<ParseInput> & { baseFlags?: Record<string, FlagDef>; enableJsonFlag?: boolean }) {
-    const o = options ?? (this.ctor);
+    const o = options ?? this.ctor;
     const input: ParseInput = {
       flags: aggregateFlags(o.flags, options?.baseFlags ?? this.ctor.baseFlags, options?.enableJsonFlag),
       args: o.args ?? {},
