@@ -25,4 +25,3 @@ const count = Object.keys(plugin.manifest.commands).length;
 if (count === 0) throw new Error(`no commands found under ${root}: run npm run build first`);
 writeFileSync(join(root, 'oclif.manifest.json'), `${JSON.stringify(plugin.manifest, null, 2)}\n`);
 console.log(`oclif.manifest.json: ${count} commands, version ${plugin.manifest.version}`);
-
