@@ -7,6 +7,7 @@
  * light path, and the marked ones declined (oclif answers them, through the same entry).
  */
 import { expect } from 'chai';
+import fc from 'fast-check';
 import { spawn } from 'node:child_process';
 import { readdirSync, writeFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -14,6 +15,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { killAllSleepers, spawnSleeper } from '../support/processes.js';
 import { BIN, sandbox, type Sandbox } from '../support/cli.js';
+import { fmtInt } from '../../src/cli/health.js';
 
 const DIST = fileURLToPath(new URL('../../', import.meta.url));
 const FAST = join(DIST, 'fast');
@@ -233,6 +235,14 @@ describe('registry CLI: the light path and oclif answer alike', function () {
       .filter((f) => f.endsWith('.cjs'))
       .map((f) => f.slice(0, -4).split('.').join(' '));
     expect([...seen].sort()).to.deep.equal(bundled.sort());
+  });
+
+  it("fmtInt groups digits as toLocaleString('en-US') does, without loading ICU at start-up", () => {
+    fc.assert(
+      fc.property(fc.oneof(fc.integer(), fc.maxSafeInteger(), fc.double({ noNaN: true })), (n) => {
+        expect(fmtInt(n)).to.equal(Number.isInteger(n) ? n.toLocaleString('en-US') : String(n));
+      }),
+    );
   });
 
   it('the light path does not load @oclif/core', () => {
