@@ -2,12 +2,16 @@
  * Cold starts (issue 15 §1): each command's wall time as a fresh process, against `node -e 0`,
  * NODE_EXTRA_CA_CERTS unset, on the SQLite default holding a few entries. Each sample is a pair —
  * `node -e 0`, then the command — and the row's ratio is the median of the pairs' ratios (a load
- * spike hits both halves of a pair). Every command is also timed through the full oclif path
- * (REGISTRY_NO_FASTPATH=1) in the same rounds, for the note. Targets: register, unregister,
- * lookup, count at most 2.0×; every other command at most 3.0×.
+ * spike hits both halves of a pair). In the same rounds every command is also timed on the light
+ * path without its V8 code cache (REGISTRY_CODE_CACHE=0) and through the full oclif path
+ * (REGISTRY_NO_FASTPATH=1), for the note. Targets: register, unregister, lookup, count at most
+ * 2.0×; every other command at most 3.0×. One untimed run of each row first writes its code cache
+ * (in the bench's own XDG_CACHE_HOME), as any first run does.
  *
- * BENCH=cold selects it; BENCH_COLD_ROUNDS=N sets the pairs per command (default 15, quick 5);
- * BENCH_COLD=register,list runs a subset of the rows.
+ *   npm run build && BENCH=cold node dist/bench/index.js
+ *
+ * BENCH_COLD_ROUNDS=N sets the pairs per command (default 15, quick 5); BENCH_COLD=register,list
+ * runs a subset of the rows.
  */
 import { spawnSync } from 'node:child_process';
 import { mkdirSync } from 'node:fs';
@@ -58,7 +62,9 @@ function rows(pid: string, dir: string): Cold[] {
     { name: 'stats', args: ['stats'], target: '<= 3.0' },
     { name: 'backends', args: ['backends'], target: '<= 3.0' },
     { name: 'config view', args: ['config', 'view'], target: '<= 3.0' },
-    { name: 'serve --help', args: ['serve', '--help'], target: '<= 3.0' },
+    { name: 'report', args: ['report'], target: '<= 3.0' },
+    { name: 'migrate status', args: ['migrate', 'status'], target: '<= 3.0' },
+    { name: 'watch', args: ['watch', '--since', '1', '--count', '1'], target: '<= 3.0' },
   ];
 }
 
@@ -72,6 +78,7 @@ const mod: BenchModule = {
       XDG_DATA_HOME: join(dir, 'xdg'),
       XDG_CONFIG_HOME: join(dir, 'xdg-config'),
       XDG_STATE_HOME: join(dir, 'xdg-state'),
+      XDG_CACHE_HOME: join(dir, 'xdg-cache'),
       NO_COLOR: '1',
     };
     for (const k of [
@@ -80,9 +87,11 @@ const mod: BenchModule = {
       'REGISTRY_PROFILE',
       'REGISTRY_CONFIG',
       'REGISTRY_NO_FASTPATH',
+      'REGISTRY_CODE_CACHE',
     ])
       delete env[k];
     const full = { ...env, REGISTRY_NO_FASTPATH: '1' };
+    const noCache = { ...env, REGISTRY_CODE_CACHE: '0' };
     const pid = String(process.pid); // alive for the whole run
     const run = (args: string[], e: NodeJS.ProcessEnv, ok = true) => {
       const t0 = performance.now();
@@ -98,30 +107,32 @@ const mod: BenchModule = {
     for (const row of rows(pid, dir)) {
       if (only && !only.includes(row.name)) continue;
       const base: number[] = [];
-      const fast: number[] = [];
-      const slow: number[] = [];
-      const ratio: number[] = [];
-      const slowRatio: number[] = [];
+      const times = { lite: [] as number[], noCache: [] as number[], full: [] as number[] };
+      const ratios = { lite: [] as number[], noCache: [] as number[], full: [] as number[] };
+      if (row.pre) run([BIN, ...row.pre], env, false);
+      run([BIN, ...row.args], env); // writes the code cache, as a first run does
       for (let i = 0; i < rounds; i++) {
-        for (const [e, into, r] of [
-          [env, fast, ratio],
-          [full, slow, slowRatio],
+        for (const [e, k] of [
+          [env, 'lite'],
+          [noCache, 'noCache'],
+          [full, 'full'],
         ] as const) {
           if (row.pre) run([BIN, ...row.pre], env, false);
           const b = run(['-e', '0'], env);
           const c = run([BIN, ...row.args], e);
           base.push(b);
-          into.push(c);
-          r.push(c / b);
+          times[k].push(c);
+          ratios[k].push(c / b);
         }
       }
+      const also = (k: 'noCache' | 'full') => `${median(times[k]).toFixed(1)} ms = ${median(ratios[k]).toFixed(2)}×`;
       ctx.add({
         name: `cold \`registry ${row.args.join(' ').split(dir).join('…')}\` (sqlite default, 5 entries; NODE_EXTRA_CA_CERTS unset)`,
-        value: `${median(fast).toFixed(1)} ms`,
+        value: `${median(times.lite).toFixed(1)} ms`,
         baseline: `${median(base).toFixed(1)} ms node -e 0`,
-        ratio: median(ratio),
+        ratio: median(ratios.lite),
         target: row.target,
-        note: `time ratio (median of ${rounds} node/command pairs), lower is better. Full oclif path (REGISTRY_NO_FASTPATH=1): ${median(slow).toFixed(1)} ms = ${median(slowRatio).toFixed(2)}×`,
+        note: `time ratio (median of ${rounds} node/command pairs), lower is better. Light path without its code cache (REGISTRY_CODE_CACHE=0): ${also('noCache')}. Full oclif path (REGISTRY_NO_FASTPATH=1): ${also('full')}`,
       });
     }
   },

@@ -27,11 +27,10 @@ export interface SchemeInfo {
   loadOnFirstWrite?(): Promise<BackendFactory>;
 }
 
-// Module paths held in variables: a backend that is not built yet fails at open time, not compile time.
-const lazy = (path: string, name: string) => async (): Promise<BackendFactory> => {
-  const mod = (await import(path)) as Record<string, BackendFactory>;
-  const f = mod[name];
-  if (typeof f !== 'function') throw new Error(`${path} does not export ${name}`);
+// Literal import paths, so a bundler (the light path's bundle, scripts/build-lite.ts) finds each backend.
+const lazy = (load: () => Promise<object>, name: string) => async (): Promise<BackendFactory> => {
+  const f = ((await load()) as Record<string, BackendFactory>)[name];
+  if (typeof f !== 'function') throw new Error(`the backend module does not export ${name}`);
   return f;
 };
 
@@ -40,47 +39,47 @@ export const schemes: SchemeInfo[] = [
     scheme: 'memory',
     form: 'memory:',
     description: 'in-process maps (ETS-like); gone when the process exits',
-    load: lazy('./memory.js', 'createMemoryBackend'),
+    load: lazy(() => import('./memory.js'), 'createMemoryBackend'),
     inProcess: true,
   },
   {
     scheme: 'sqlite',
     form: 'sqlite:PATH',
     description: 'embedded SQLite file, WAL (the default)',
-    load: lazy('./sqlite.js', 'createSqliteBackend'),
+    load: lazy(() => import('./sqlite.js'), 'createSqliteBackend'),
     file: true,
     readonlyOpts: { readonly: true },
-    loadOnFirstWrite: lazy('./sqlite.js', 'createSqliteBackendOnFirstWrite'),
+    loadOnFirstWrite: lazy(() => import('./sqlite.js'), 'createSqliteBackendOnFirstWrite'),
   },
   {
     scheme: 'http',
     form: 'http://HOST:PORT',
     description: 'a remote registry node (`registry serve`)',
-    load: lazy('./remote.js', 'createRemoteBackend'),
+    load: lazy(() => import('./remote.js'), 'createRemoteBackend'),
   },
   {
     scheme: 'https',
     form: 'https://HOST:PORT',
     description: 'a remote registry node over TLS',
-    load: lazy('./remote.js', 'createRemoteBackend'),
+    load: lazy(() => import('./remote.js'), 'createRemoteBackend'),
   },
   {
     scheme: 'etcd',
     form: 'etcd://H:P[,H:P…][/prefix]',
     description: 'an etcd cluster: leases, unique names by txn, watch',
-    load: lazy('./etcd.js', 'createEtcdBackend'),
+    load: lazy(() => import('./etcd.js'), 'createEtcdBackend'),
   },
   {
     scheme: 'hybrid',
     form: 'hybrid: (backendOpts {primary, backup})',
     description: 'two backends with the legacy Registry+ETS logic (migration phase 2)',
-    load: lazy('./hybrid.js', 'createHybridBackend'),
+    load: lazy(() => import('./hybrid.js'), 'createHybridBackend'),
   },
   {
     scheme: 'legacy',
     form: 'legacy:PATH',
     description: 'a legacy dual-storage SQLite file, legacy semantics',
-    load: lazy('./legacy.js', 'createLegacyBackend'),
+    load: lazy(() => import('./legacy.js'), 'createLegacyBackend'),
     file: true,
   },
 ];

@@ -6,7 +6,6 @@
  * same entries (stored rows), same identity text, same buckets.
  */
 import { statSync } from 'node:fs';
-import { isMainThread, parentPort, Worker, workerData } from 'node:worker_threads';
 import type { BucketDigests, DigestPlan } from './contract.js';
 import { BucketDigester } from '../core/digest.js';
 
@@ -14,6 +13,9 @@ export interface DigestJob {
   file: string;
   namespaces: DigestPlan;
 }
+
+/** Set in the digest worker's environment. */
+const WORKER_ENV = 'PROCREG_SQLITE_DIGEST_WORKER';
 
 /** Below this many bytes of SQLite file (about 20,000 entries) a worker thread costs more than it saves. */
 const OFF_THREAD_MIN_BYTES = 2 * 1024 * 1024;
@@ -32,10 +34,18 @@ export function offThreadDigester(
 }
 
 /** Run a job in a worker thread; resolves namespace → digests. */
-export function digestFileOffThread(job: DigestJob): Promise<Map<string, BucketDigests>> {
+export async function digestFileOffThread(job: DigestJob): Promise<Map<string, BucketDigests>> {
+  // Loaded here, not at the top: node:worker_threads costs a CLI start ~1–2 ms (docs/cold-start.md).
+  const { Worker } = await import('node:worker_threads');
   return new Promise((resolve, reject) => {
     // execArgv: [] — the parent's flags (e.g. --input-type) do not all apply to a file worker.
-    const w = new Worker(new URL(import.meta.url), { workerData: job, execArgv: [] });
+    // This module's own file (named, so that a bundle's copy starts it too: scripts/build-lite.ts);
+    // WORKER_ENV tells it that it is the worker.
+    const w = new Worker(new URL('./sqlite-digest.js', import.meta.url), {
+      workerData: job,
+      execArgv: [],
+      env: { ...process.env, [WORKER_ENV]: '1' },
+    });
     w.once('message', (m: { ok: true; result: Array<[string, BucketDigests]> } | { ok: false; error: string }) => {
       if (m.ok) resolve(new Map(m.result));
       else reject(new Error(m.error));
@@ -68,9 +78,12 @@ async function work(job: DigestJob): Promise<Array<[string, BucketDigests]>> {
   }
 }
 
-if (!isMainThread && parentPort && (workerData as DigestJob | undefined)?.file) {
-  work(workerData as DigestJob).then(
-    (result) => parentPort!.postMessage({ ok: true, result }),
-    (err: Error) => parentPort!.postMessage({ ok: false, error: err.message }),
-  );
+if (process.env[WORKER_ENV]) {
+  void import('node:worker_threads').then(({ isMainThread, parentPort, workerData }) => {
+    if (isMainThread || !parentPort || !(workerData as DigestJob | undefined)?.file) return;
+    work(workerData as DigestJob).then(
+      (result) => parentPort.postMessage({ ok: true, result }),
+      (err: Error) => parentPort.postMessage({ ok: false, error: err.message }),
+    );
+  });
 }

@@ -3,7 +3,8 @@
  * made one level at a time, and SQLite's errors as typed registry errors (split from sqlite.ts).
  */
 import { existsSync, mkdirSync, statSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
 import { createRequire } from 'node:module';
 import DatabaseT from 'better-sqlite3';
 import { InvalidInputError, NoRegistryError, RegistryError, UnreachableError } from './contract.js';
@@ -150,8 +151,17 @@ export function mapSqliteError(cause: unknown, file: string): Error {
   return cause instanceof Error ? cause : new Error(msg);
 }
 
-/** The compiled addon's path, so better-sqlite3 skips the `bindings` file search at start-up. */
+/**
+ * The compiled addon's path, so better-sqlite3 skips the `bindings` file search at start-up: the
+ * node_modules folders above this module, as Node searches them (a few stats; require.resolve's
+ * first call costs a CLI start ~2 ms), else require.resolve.
+ */
 export function nativeBindingPath(): string | undefined {
+  const addon = join('node_modules', 'better-sqlite3', 'build', 'Release', 'better_sqlite3.node');
+  for (let dir = dirname(fileURLToPath(import.meta.url)); ; dir = dirname(dir)) {
+    if (existsSync(join(dir, addon))) return join(dir, addon);
+    if (dirname(dir) === dir) break;
+  }
   try {
     return createRequire(import.meta.url).resolve('better-sqlite3/build/Release/better_sqlite3.node');
   } catch {

@@ -10,7 +10,7 @@ export default class Count extends RegistryCommand<typeof Count> {
     'all-namespaces': Flags.boolean({ char: 'A', summary: 'Count per namespace, every namespace.' }),
   };
 
-  // The body is shared with the cold-start fast path (src/cli/fast.ts).
+  // The body is shared with the cold-start fast path (src/cli/lite/run.ts runs the same class).
   async run(): Promise<CountResult> {
     return count.run(this.io(), this.args, this.flags);
   }

@@ -20,7 +20,7 @@ export default class Lookup extends RegistryCommand<typeof Lookup> {
     }),
   };
 
-  // The body is shared with the cold-start fast path (src/cli/fast.ts).
+  // The body is shared with the cold-start fast path (src/cli/lite/run.ts runs the same class).
   async run(): Promise<Registration> {
     return lookup.run(this.io(), this.args, this.flags);
   }

@@ -23,7 +23,7 @@ export default class Register extends RegistryCommand<typeof Register> {
     }),
   };
 
-  // The body is shared with the cold-start fast path (src/cli/fast.ts).
+  // The body is shared with the cold-start fast path (src/cli/lite/run.ts runs the same class).
   async run(): Promise<Registration> {
     return register.run(this.io(), this.args, this.flags);
   }

@@ -11,7 +11,7 @@ export default class Unregister extends RegistryCommand<typeof Unregister> {
   ];
   static override args = { key: Args.string({ description: 'the name', required: true }) };
 
-  // The body is shared with the cold-start fast path (src/cli/fast.ts).
+  // The body is shared with the cold-start fast path (src/cli/lite/run.ts runs the same class).
   async run(): Promise<UnregisterResult> {
     return unregister.run(this.io(), this.args, this.flags);
   }

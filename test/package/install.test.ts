@@ -1,8 +1,9 @@
 /**
  * The package as users get it: `npm pack` (its prepack builds and writes oclif.manifest.json), then
  * `npm i -g --prefix TMP ./procreg-*.tgz`, then the README's main job and a few more commands run
- * from the installed `TMP/bin/registry` with a fresh HOME and XDG folders — the lookup fast path
- * (dist/fast.js, dist/fast-spec.json) included, which a tarball without it crashed on (ERR_MODULE_NOT_FOUND).
+ * from the installed `TMP/bin/registry` with a fresh HOME and XDG folders — the light path
+ * (dist/fast/: one bundle per command, bin/package.json) included, which a tarball without its
+ * files crashed on (ERR_MODULE_NOT_FOUND).
  *
  * Dependencies come from the npm cache or registry (--prefer-offline); better-sqlite3's addon is the
  * one this checkout compiled, handed over as a local prebuild (compiling it again takes minutes).
@@ -88,8 +89,10 @@ describe('package: npm pack, npm i -g, the installed registry works', function (
     const files = ok(await run('tar', ['tzf', join(tmp.dir, tgz[0]!)]), 'tar').stdout.split('\n');
     for (const f of [
       'bin/run.js',
-      'dist/fast.js',
-      'dist/fast-spec.json',
+      'bin/package.json',
+      'dist/fast/lookup.cjs',
+      'dist/fast/meta.get.cjs',
+      'dist/fast/sqlite-digest.js',
       'dist/src/cli/argv.js',
       'dist/src/index.js',
       'oclif.manifest.json',
@@ -129,7 +132,8 @@ describe('package: npm pack, npm i -g, the installed registry works', function (
     // a published npm-shrinkwrap.json, tried) do not apply (issue 15 §4).
     expect(r.stdout + r.stderr, 'npm i -g on Node 20 prints no engine warning').to.not.match(/EBADENGINE/);
     expect(existsSync(registry), `${registry} installed`).to.equal(true);
-    for (const f of ['fast.js', 'fast-spec.json']) expect(existsSync(join(installed, 'dist', f)), f).to.equal(true);
+    for (const f of ['lookup.cjs', 'list.cjs', 'sqlite-digest.js'])
+      expect(existsSync(join(installed, 'dist', 'fast', f)), f).to.equal(true);
     const manifest = JSON.parse(readFileSync(join(installed, 'oclif.manifest.json'), 'utf8')) as {
       version: string;
       commands: Record<string, unknown>;
@@ -152,6 +156,9 @@ describe('package: npm pack, npm i -g, the installed registry works', function (
     const look = ok(await reg(['lookup', 'hello']), 'lookup');
     expect(look.stdout).to.include(pid);
     expect(look.stderr).to.equal('');
+    // The installed commands take the light path (src/cli/lite/run.ts says so on request).
+    for (const args of [['lookup', 'hello'], ['list'], ['count']])
+      expect(ok(await reg(args, { REGISTRY_LITE_REPORT: '1' }), args.join(' ')).stderr).to.equal(`[lite] ${args[0]}\n`);
     expect(ok(await reg(['lookup', 'hello', '--field', 'pid']), 'lookup --field').stdout.trim()).to.equal(pid);
     const json = JSON.parse(ok(await reg(['lookup', 'hello', '--json']), 'lookup --json').stdout);
     expect(json.meta).to.deep.equal({ role: 'demo' });

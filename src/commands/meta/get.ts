@@ -11,7 +11,7 @@ export default class MetaGet extends RegistryCommand<typeof MetaGet> {
     field: Args.string({ description: 'one metadata field', required: false }),
   };
 
-  // The body is shared with the cold-start fast path (src/cli/fast.ts).
+  // The body is shared with the cold-start fast path (src/cli/lite/run.ts runs the same class).
   async run(): Promise<unknown> {
     return metaGet.run(this.io(), this.args, this.flags);
   }
