@@ -18,6 +18,7 @@ import type { Registration } from '../src/backends/contract.js';
 import { dump, forEachLineSync, restore } from '../src/registry/dump.js';
 import { ProcessRegistry } from '../src/registry/service.js';
 import { median, percentile, type BenchContext, type BenchModule } from './harness.js';
+import { openPlainTable } from './plain-table.js';
 
 const NODE = 'bench-scale';
 const PROCS = 8;
@@ -256,7 +257,7 @@ const bench: BenchModule = {
         // Restore into a new file beside a raw batched insert of the same dump file (read, parsed,
         // inserted in 10k-row transactions; no check).
         const rawTarget = join(ctx.dir, `scale-${n}-raw.db`);
-        await (await ProcessRegistry.open({ backend: `sqlite:${rawTarget}`, cleanupInterval: 0 })).close();
+        openPlainTable(rawTarget).close(); // same columns and key, no procreg triggers
         const rawIns = rawInsertDump(rawTarget, dumpFile);
         const target = join(ctx.dir, `scale-${n}-restored.db`);
         const r2 = await ProcessRegistry.open({ backend: `sqlite:${target}`, cleanupInterval: 0, stats: false });
