@@ -376,6 +376,13 @@ export interface RestorePlan {
   batches(size: number): AsyncIterable<Registration[]>;
   /** The entries synchronously (inside a synchronous transaction). */
   forEachSync(fn: (e: Registration) => void): void;
+  /**
+   * One pass instead of a check then a read: the entries in batches as they are read and checked.
+   * The iteration throws at a bad line, or after the last batch when the count or the digest does
+   * not match: only for a backend that publishes nothing before the iteration has ended (SQLite's
+   * staging table). Until then `count`, `digest` and `namespaces` are the header's claims.
+   */
+  readChecked?(size: number): AsyncIterable<Registration[]>;
 }
 
 /** What `restoreAll` did, and what it found of an earlier restore that had been interrupted. */

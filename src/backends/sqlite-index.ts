@@ -39,8 +39,15 @@ const TERMS = (r: string) => `meta_index_fields f, json_each(${r}.meta, '$."' ||
 // conflict policy applies, and the duplicate aborted the register (found by the model test).
 const INSERT_TERMS = (r: string) =>
   `INSERT OR IGNORE INTO meta_index (ns, field, value, key) SELECT DISTINCT ${r}.namespace, f.field, ${TEXT(r)}, ${r}.key FROM ${TERMS(r)};`;
-const DELETE_TERMS = (r: string) =>
-  `DELETE FROM meta_index WHERE ns = ${r}.namespace AND key = ${r}.key AND (field, value) IN (SELECT f.field, ${TEXT(r)} FROM ${TERMS(r)});`;
+const DELETE_TERMS = (r: string, from = 'meta_index') =>
+  `DELETE FROM ${from} WHERE ns = ${r}.namespace AND key = ${r}.key AND (field, value) IN (SELECT f.field, ${TEXT(r)} FROM ${TERMS(r)});`;
+
+/** A restore's staged index (src/backends/sqlite-restore.ts): index the row of `table` given by (namespace, key) into `into`. */
+export const indexRowSql = (table: string, into: string) =>
+  `INSERT OR IGNORE INTO ${into} (ns, field, value, key) SELECT DISTINCT r.namespace, f.field, ${TEXT('r')}, r.key
+    FROM ${table} r, ${TERMS('r')} AND r.namespace = ? AND r.key = ?`;
+/** …and remove row `r` (a trigger's OLD) from it. */
+export const deleteIndexTerms = DELETE_TERMS;
 
 const SCHEMA = `
   CREATE TABLE IF NOT EXISTS meta_index_fields (field TEXT PRIMARY KEY) WITHOUT ROWID;
@@ -65,6 +72,11 @@ const REBUILD = `DELETE FROM meta_index;
     SELECT r.namespace, f.field, ${TEXT('r')}, r.key FROM registrations r, ${TERMS('r')} AND r.meta <> '{}';`;
 
 const COLS = 'r.namespace, r.key, r.pid, r.node, r.meta, r.registered_at, r.updated_at, r.pid_start';
+
+/** The index's tables and triggers where missing, without a rebuild (a restore swapped a built index in). */
+export function ensureIndexSchema(db: DatabaseT.Database): void {
+  db.exec(SCHEMA);
+}
 
 /** The index of one open database: its fields, its statements, its reads. */
 export class MetaIndex {
