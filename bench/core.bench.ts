@@ -83,9 +83,7 @@ async function sqliteFigures(ctx: Parameters<BenchModule['run']>[0]) {
   plain.exec(`ATTACH '${path.replaceAll("'", "''")}' AS src`);
   plain.exec('INSERT INTO main.registrations SELECT * FROM src.registrations');
   plain.exec('DETACH src');
-  const ins = plain.prepare(
-    `INSERT OR REPLACE INTO registrations (${PLAIN_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`,
-  );
+  const ins = plain.prepare(`INSERT OR REPLACE INTO registrations (${PLAIN_COLS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)`);
   const RB = 500;
   let rawN = 0;
   let svcN = 0;

@@ -82,7 +82,7 @@ function writeDump(file: string, n: number): void {
   const out = openSync(file, 'a');
   const src = openSync(body, 'r');
   const chunk = Buffer.allocUnsafe(1 << 20);
-  for (let got; (got = readSync(src, chunk, 0, chunk.length, null)) > 0; ) writeSync(out, chunk, 0, got);
+  for (let got; (got = readSync(src, chunk, 0, chunk.length, null)) > 0;) writeSync(out, chunk, 0, got);
   closeSync(src);
   closeSync(out);
   rmSync(body);

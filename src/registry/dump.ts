@@ -342,4 +342,3 @@ export async function restore(
 
 /** Moved to the service's store operations; kept here for its importers. */
 export { restoreInto } from './service-store.js';
-
