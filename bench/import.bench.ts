@@ -77,7 +77,7 @@ const bench: BenchModule = {
       cli: [],
     };
     const rss: Record<string, number> = {};
-    const rounds = ctx.quick ? 1 : 3;
+    const rounds = Number(process.env.BENCH_IMPORT_ROUNDS) || (ctx.quick ? 1 : 3);
     for (let i = 0; i < rounds; i++) {
       for (const mode of ['raw', 'raw-idx', 'import', 'atomic'] as const) {
         const target = join(ctx.dir, `import-${mode}-${i}.db`);
