@@ -27,6 +27,7 @@
  */
 import type DatabaseT from 'better-sqlite3';
 import type { Registration, RestoreApplied, RestorePlan } from './contract.js';
+import { Checkpointer } from './sqlite-checkpoint.js';
 import { resetFeed } from './sqlite-feed.js';
 import { deleteIndexTerms, ensureIndexSchema, indexRowSql, MetaIndex } from './sqlite-index.js';
 
@@ -38,6 +39,8 @@ const DROP_TRIGGERS = `DROP TRIGGER IF EXISTS temp.${STAGED_TRIGGER};`;
 const INDEX_NAMES = ['registrations_by_process', 'registrations_by_process_b'] as const;
 /** Entries per staging transaction. */
 export const STAGE_CHUNK = 500;
+/** Entries between two checkpoints (in a worker: src/backends/sqlite-checkpoint.ts). */
+const CHECKPOINT_EVERY = 10_000;
 /** The info row naming the restore being staged. */
 const INFO = 'restore_staging';
 
@@ -141,17 +144,41 @@ export async function restoreStaged(db: DatabaseT.Database, plan: RestorePlan): 
       if (indexRow && fields.some((f) => Object.hasOwn(e.meta, f))) indexRow.run(e.namespace, e.key);
     }
   });
+  // Checkpoints in a worker every CHECKPOINT_EVERY entries (started at the first: a small restore
+  // keeps the connection's automatic checkpoint), awaited: the event loop runs meanwhile.
+  let ckpt: Checkpointer | undefined;
+  let started = false;
+  let since = 0;
   try {
     // One pass where the plan offers it: a bad dump throws here, before anything is published.
     let yielded = performance.now();
     for await (const batch of plan.readChecked ? plan.readChecked(STAGE_CHUNK) : plan.batches(STAGE_CHUNK)) {
       stage.immediate(batch);
+      since += batch.length;
+      if (since >= CHECKPOINT_EVERY) {
+        since = 0;
+        if (!started) {
+          started = true;
+          ckpt = Checkpointer.start(db);
+        }
+        if (ckpt) {
+          try {
+            await ckpt.run();
+          } catch {
+            // No worker after all: the connection's automatic checkpoint again.
+            await ckpt.close().catch(() => undefined);
+            ckpt = undefined;
+          }
+          yielded = performance.now();
+        }
+      }
       // The event loop runs between transactions (timers, requests on a node).
       if (performance.now() - yielded > 4) {
         await new Promise<void>((r) => setImmediate(r));
         yielded = performance.now();
       }
     }
+    if (ckpt) await ckpt.run().catch(() => undefined);
   } catch (err) {
     try {
       dropStaged(db);
@@ -159,6 +186,8 @@ export async function restoreStaged(db: DatabaseT.Database, plan: RestorePlan): 
       // the next restore (or `restore --resume`) discards it
     }
     throw err;
+  } finally {
+    await ckpt?.close();
   }
 
   // The swap: one short transaction.
