@@ -383,6 +383,13 @@ export interface RestorePlan {
    * AlreadyRegisteredError (the holder), nothing written (src/registry/restore-guard.ts).
    */
   guard?: (holder: Registration, entry: Registration) => boolean;
+  /**
+   * One pass instead of a check then a read: the entries in batches as they are read and checked.
+   * The iteration throws at a bad line, or after the last batch when the count or the digest does
+   * not match: only for a backend that publishes nothing before the iteration has ended (SQLite's
+   * staging table). Until then `count`, `digest` and `namespaces` are the header's claims.
+   */
+  readChecked?(size: number): AsyncIterable<Registration[]>;
 }
 
 /** What `restoreAll` did, and what it found of an earlier restore that had been interrupted. */

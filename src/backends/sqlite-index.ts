@@ -40,32 +40,73 @@ const TERMS = (r: string) => `meta_index_fields f, json_each(${r}.meta, '$."' ||
 // conflict policy applies, and the duplicate aborted the register (found by the model test).
 const INSERT_TERMS = (r: string) =>
   `INSERT OR IGNORE INTO meta_index (ns, field, value, key) SELECT DISTINCT ${r}.namespace, f.field, ${TEXT(r)}, ${r}.key FROM ${TERMS(r)};`;
-const DELETE_TERMS = (r: string) =>
-  `DELETE FROM meta_index WHERE ns = ${r}.namespace AND key = ${r}.key AND (field, value) IN (SELECT f.field, ${TEXT(r)} FROM ${TERMS(r)});`;
+const DELETE_TERMS = (r: string, from = 'meta_index') =>
+  `DELETE FROM ${from} WHERE ns = ${r}.namespace AND key = ${r}.key AND (field, value) IN (SELECT f.field, ${TEXT(r)} FROM ${TERMS(r)});`;
 
-const SCHEMA = `
+/** A restore's staged index (src/backends/sqlite-restore.ts): index the row of `table` given by (namespace, key) into `into`. */
+export const indexRowSql = (table: string, into: string) =>
+  `INSERT OR IGNORE INTO ${into} (ns, field, value, key) SELECT DISTINCT r.namespace, f.field, ${TEXT('r')}, r.key
+    FROM ${table} r, ${TERMS('r')} AND r.namespace = ? AND r.key = ?`;
+/** …and remove row `r` (a trigger's OLD) from it. */
+export const deleteIndexTerms = DELETE_TERMS;
+
+const TABLES = `
   CREATE TABLE IF NOT EXISTS meta_index_fields (field TEXT PRIMARY KEY) WITHOUT ROWID;
   CREATE TABLE IF NOT EXISTS meta_index (
     ns TEXT NOT NULL, field TEXT NOT NULL, value TEXT NOT NULL, key TEXT NOT NULL,
     PRIMARY KEY (ns, field, value, key)
-  ) WITHOUT ROWID;
-  CREATE TRIGGER IF NOT EXISTS meta_index_insert AFTER INSERT ON registrations WHEN NEW.meta <> '{}' BEGIN
-    ${INSERT_TERMS('NEW')}
-  END;
-  CREATE TRIGGER IF NOT EXISTS meta_index_delete AFTER DELETE ON registrations WHEN OLD.meta <> '{}' BEGIN
+  ) WITHOUT ROWID;`;
+
+/**
+ * Does row `r`'s metadata text name one of `fields`? TERMS' own first test, on literals: a trigger
+ * whose WHEN is false costs almost nothing, while running its body for every row (json_each over
+ * the field list, a DISTINCT) tripled a batched insert's time. False exactly when TERMS is empty.
+ */
+const NAMES_FIELD = (r: string, fields: readonly string[]) =>
+  fields.length
+    ? `(${[...fields]
+        .sort()
+        .map((f) => `instr(${r}.meta, '"${f.replaceAll("'", "''")}"') > 0`)
+        .join(' OR ')})`
+    : '0';
+
+/** The three triggers for `fields`, made again (a change of fields, or triggers from an older procreg). */
+const TRIGGERS = (fields: readonly string[]) => `
+  DROP TRIGGER IF EXISTS meta_index_insert; DROP TRIGGER IF EXISTS meta_index_delete; DROP TRIGGER IF EXISTS meta_index_update;
+  ${INSERT_TRIGGER(fields)};
+  CREATE TRIGGER meta_index_delete AFTER DELETE ON registrations WHEN ${NAMES_FIELD('OLD', fields)} BEGIN
     ${DELETE_TERMS('OLD')}
   END;
-  CREATE TRIGGER IF NOT EXISTS meta_index_update AFTER UPDATE OF meta, namespace, key ON registrations
-    WHEN OLD.meta IS NOT NEW.meta OR OLD.namespace IS NOT NEW.namespace OR OLD.key IS NOT NEW.key BEGIN
+  CREATE TRIGGER meta_index_update AFTER UPDATE OF meta, namespace, key ON registrations
+    WHEN (OLD.meta IS NOT NEW.meta OR OLD.namespace IS NOT NEW.namespace OR OLD.key IS NOT NEW.key)
+      AND (${NAMES_FIELD('OLD', fields)} OR ${NAMES_FIELD('NEW', fields)}) BEGIN
     ${DELETE_TERMS('OLD')}
     ${INSERT_TERMS('NEW')}
   END;`;
+const INSERT_TRIGGER = (fields: readonly string[]) =>
+  `CREATE TRIGGER meta_index_insert AFTER INSERT ON registrations WHEN ${NAMES_FIELD('NEW', fields)} BEGIN
+    ${INSERT_TERMS('NEW')}
+  END`;
 
 const REBUILD = `DELETE FROM meta_index;
   INSERT OR IGNORE INTO meta_index (ns, field, value, key)
     SELECT r.namespace, f.field, ${TEXT('r')}, r.key FROM registrations r, ${TERMS('r')} AND r.meta <> '{}';`;
 
 const COLS = 'r.namespace, r.key, r.pid, r.node, r.meta, r.registered_at, r.updated_at, r.pid_start';
+
+/** The index's tables, and its triggers for the stored fields, without a rebuild (a restore swapped a built index in). */
+export function ensureIndexSchema(db: DatabaseT.Database): void {
+  db.exec(TABLES);
+  db.exec(TRIGGERS(storedFields(db) ?? DEFAULT_INDEX_FIELDS));
+}
+
+/** The insert trigger as stored: its text tells which fields the triggers were made for. */
+function insertTriggerSql(db: DatabaseT.Database): string | undefined {
+  return db
+    .prepare("SELECT sql FROM sqlite_master WHERE type = 'trigger' AND name = 'meta_index_insert'")
+    .pluck()
+    .get() as string | undefined;
+}
 
 /** The index of one open database: its fields, its statements, its reads. */
 export class MetaIndex {
@@ -98,14 +139,29 @@ export class MetaIndex {
       // No table, a trigger missing (a table swapped in under it: rebuild) or other fields asked for.
       return !have || triggers < 3 || (wanted !== undefined && !sameSet(have, wanted));
     };
-    if (opts.writable && stale())
+    // Triggers made for other fields (by an older procreg, whose triggers ran for every row): made
+    // again; rebuilt too unless they were the older generic ones, which indexed every field exactly.
+    const retrigger = () => {
+      const sql = insertTriggerSql(db);
+      const have = stored();
+      if (!have || sql === undefined || sql === INSERT_TRIGGER(have)) return undefined;
+      return sql.includes("WHEN NEW.meta <> '{}'") ? 'triggers' : 'rebuild';
+    };
+    if (opts.writable && (stale() || retrigger()))
       db.transaction(() => {
-        if (!stale()) return; // another process built it while we waited for the lock
+        if (!stale()) {
+          const how = retrigger();
+          if (!how) return; // another process did it while we waited for the lock
+          db.exec(TRIGGERS(stored()!));
+          if (how === 'rebuild') db.exec(REBUILD);
+          return;
+        }
         const target = wanted ?? stored() ?? DEFAULT_INDEX_FIELDS;
-        db.exec(SCHEMA);
+        db.exec(TABLES);
         db.prepare('DELETE FROM meta_index_fields').run();
         const ins = db.prepare('INSERT INTO meta_index_fields (field) VALUES (?)');
         for (const f of target) ins.run(f);
+        db.exec(TRIGGERS(target));
         db.exec(REBUILD);
       }).immediate();
     // The per-process counts (sqlite-counts.ts) are derived from `registrations` as the index is,

@@ -7,16 +7,15 @@
  *
  * `digest` is the order-independent digest of src/registry/digest.ts over the entries, so a
  * restore can prove it read back exactly what was dumped. Restore is all-or-nothing (docs/restore.md):
- * every line is checked before the first write, then a backend with transactions applies it in one
- * transaction, a node and etcd by their staged protocols (`restoreAll`).
- * Files are read with a synchronous chunked line reader: bounded memory, and usable inside a
- * synchronous SQLite transaction.
+ * nothing is published before every line has been checked; SQLite stages the entries while they
+ * are read and checked (one pass) and swaps them in at the end, a node and etcd get a dump checked
+ * whole first and apply it by their staged protocols (`restoreAll`), a memory store in one
+ * transaction. Reading a dump is in src/registry/dump-read.ts.
  */
 import {
   closeSync,
   createReadStream,
   existsSync,
-  fstatSync,
   fsync,
   fsyncSync,
   openSync,
@@ -39,19 +38,20 @@ import {
   UnreachableError,
 } from '../backends/contract.js';
 import { Digest } from './digest.js';
+import {
+  type CheckedDump,
+  checkDump,
+  DUMP_VERSION,
+  type DumpHeader,
+  DumpCheck,
+  forEachLineSync,
+  readBatches,
+  readChecked,
+  readDumpHeader,
+} from './dump-read.js';
 import type { ProcessRegistry } from './service.js';
 
-export const DUMP_VERSION = 1;
-
-export interface DumpHeader {
-  procreg: 'dump';
-  version: number;
-  count: number;
-  digest: string;
-  namespaces: string[];
-  createdAt: number;
-  source: string;
-}
+export { DUMP_VERSION, type DumpHeader, forEachLineSync } from './dump-read.js';
 
 export interface DumpResult {
   count: number;
@@ -268,89 +268,12 @@ export interface RestoreResult {
 }
 
 /**
- * Read a dump's lines synchronously, in 1 MiB chunks: `fn(line, lineNumber)` for each non-empty
- * line. `path` '-' is standard input.
- */
-export function forEachLineSync(path: string, fn: (line: string, n: number) => void): void {
-  let fd: number;
-  try {
-    fd = path === '-' ? 0 : openSync(path, 'r');
-  } catch (cause) {
-    throw new InvalidInputError(`cannot read ${path}: ${(cause as Error).message}`, { cause });
-  }
-  if (path !== '-' && fstatSync(fd).isDirectory()) {
-    closeSync(fd);
-    throw new InvalidInputError(`${path} is a directory: give a dump file`);
-  }
-  const chunk = Buffer.allocUnsafe(1 << 20);
-  let carry = '';
-  let n = 0;
-  try {
-    for (;;) {
-      let got: number;
-      try {
-        got = readSync(fd, chunk, 0, chunk.length, null);
-      } catch (e) {
-        if ((e as NodeJS.ErrnoException).code === 'EAGAIN') continue;
-        if ((e as NodeJS.ErrnoException).code === 'EOF') break;
-        throw e;
-      }
-      if (got === 0) break;
-      const text = carry + chunk.toString('utf8', 0, got);
-      // Do not split a multi-byte character: utf8 decoding of a cut sequence yields U+FFFD only at
-      // the very end, and lines end in '\n' (ASCII), so cutting at the last '\n' is safe as long as
-      // the decoder sees whole sequences — keep the tail bytes raw instead.
-      const last = text.lastIndexOf('\n');
-      if (last < 0) {
-        carry = text;
-        continue;
-      }
-      const body = text.slice(0, last);
-      carry = text.slice(last + 1);
-      for (const line of body.split('\n')) {
-        n++;
-        if (line.trim() !== '') fn(line, n);
-      }
-    }
-    if (carry.trim() !== '') fn(carry, ++n);
-  } finally {
-    if (path !== '-') closeSync(fd);
-  }
-}
-
-/** Parse and validate one entry line into a complete registration. */
-function parseEntry(reg: ProcessRegistry, line: string, n: number, file: string): Registration {
-  let v: Record<string, unknown>;
-  try {
-    v = JSON.parse(line);
-  } catch (cause) {
-    throw new InvalidInputError(
-      `${file} line ${n}: not valid JSON (${(cause as Error).message}); nothing was restored`,
-      { cause },
-    );
-  }
-  if (!v || typeof v !== 'object' || Array.isArray(v))
-    throw new InvalidInputError(`${file} line ${n}: expected a registration object; nothing was restored`);
-  try {
-    const num = (x: unknown) => (typeof x === 'number' && Number.isFinite(x) ? x : undefined);
-    return reg.makeEntry(v.key as string, v.pid as number, v.meta as Record<string, unknown>, {
-      namespace: v.namespace as string,
-      node: v.node as string,
-      pidStart: v.pidStart === undefined ? null : (v.pidStart as number | null),
-      registeredAt: num(v.registeredAt),
-      updatedAt: num(v.updatedAt),
-    });
-  } catch (err) {
-    if (err instanceof RegistryError)
-      throw new InvalidInputError(`${file} line ${n}: ${err.message}; nothing was restored`, { cause: err });
-    throw err;
-  }
-}
-
-/**
- * Restore a dump. `replace`: the store ends up holding exactly the dump. The whole file is read
- * and checked (every line, the count, the digest) before anything is written; then the backend
- * applies it all or nothing (`restoreInto`).
+ * Restore a dump. `replace`: the store ends up holding exactly the dump. Every line is checked
+ * (valid, the count and the digest as the header says) before anything is published, then the
+ * backend applies it all or nothing (`restoreInto`): SQLite stages the entries while they are
+ * read and checked (one pass) and swaps them in only once the whole dump has passed; a node, etcd
+ * and the others get a dump checked whole first. The file is read asynchronously in slices: the
+ * event loop runs in between.
  */
 export async function restore(
   reg: ProcessRegistry,
@@ -381,24 +304,43 @@ export async function restore(
     source = spooled;
   }
   try {
-    const checked = readDump(reg, source, label, () => undefined, opts.onProgress);
+    // A file that is not a dump is refused before the backend is touched.
+    const header = await readDumpHeader(source, label);
+    let checked: CheckedDump | undefined;
+    const checkWhole = async () => (checked ??= await checkDump(reg, source, label, opts.onProgress));
+    // A backend without its own staged protocol applies the dump in place: check it whole first.
+    if (!reg.backend.restoreAll) await checkWhole();
     const plan: RestorePlan = {
       id: opts.id ?? `${Date.now().toString(36)}-${randomBytes(6).toString('hex')}`,
       mode,
-      count: checked.count,
-      digest: checked.digest,
-      namespaces: checked.namespaces,
-      forEachSync: (fn) => void readDump(reg, source, label, fn),
-      batches: (size) => batchesOf(reg, source, label, size, opts.onProgress),
+      count: header.count,
+      digest: header.digest,
+      namespaces: Array.isArray(header.namespaces) ? header.namespaces : [],
+      // Inside a local transaction: checked again while applied (a throw rolls it back).
+      forEachSync: (fn) => {
+        const check = new DumpCheck(reg, label);
+        forEachLineSync(source, (line, n) => {
+          const e = check.line(line, n);
+          if (e) fn(e);
+        });
+        checked = check.finish();
+      },
+      batches: (size) =>
+        (async function* () {
+          await checkWhole();
+          yield* readBatches(reg, source, label, size, opts.onProgress);
+        })(),
       ...(opts.guard ? { guard: opts.guard } : {}),
+      readChecked: (size) => readChecked(reg, source, label, size, (c) => (checked = c), opts.onProgress),
     };
     const applied = await reg.restorePlan(plan);
+    const done = checked ?? (await checkWhole());
     return {
       mode,
-      restored: checked.count,
+      restored: done.count,
       cleared: applied.cleared,
-      digest: checked.digest,
-      namespaces: checked.namespaces,
+      digest: done.digest,
+      namespaces: done.namespaces,
       ...(applied.recovered ? { recovered: applied.recovered } : {}),
     };
   } finally {
@@ -408,89 +350,3 @@ export async function restore(
 
 /** Moved to the service's store operations; kept here for its importers. */
 export { restoreInto } from './service-store.js';
-
-function readHeader(line: string, n: number, file: string): DumpHeader {
-  let h: DumpHeader;
-  try {
-    h = JSON.parse(line);
-  } catch {
-    throw new InvalidInputError(
-      `${file} line ${n}: not a procreg dump header (not JSON): make dumps with \`registry dump\``,
-    );
-  }
-  if (!h || h.procreg !== 'dump')
-    throw new InvalidInputError(
-      `${file} is not a procreg dump (the first line has no "procreg":"dump" header): make dumps with \`registry dump\``,
-    );
-  if (h.version !== DUMP_VERSION)
-    throw new InvalidInputError(`${file} is a version ${h.version} dump; this procreg reads version ${DUMP_VERSION}`);
-  return h;
-}
-
-/**
- * Read `source` (named `file` in messages) whole: every entry parsed and validated, passed to
- * `onEntry`; the count and digest checked against the header. Throws InvalidInputError otherwise.
- */
-function readDump(
-  reg: ProcessRegistry,
-  source: string,
-  file: string,
-  onEntry: (e: Registration) => void,
-  onProgress?: (n: number) => void,
-): { count: number; digest: string; namespaces: string[] } {
-  let header: DumpHeader | undefined;
-  const digest = new Digest();
-  const seen = new Set<string>();
-  forEachLineSync(source, (line, n) => {
-    if (!header) {
-      header = readHeader(line, n, file);
-      return;
-    }
-    const e = parseEntry(reg, line, n, file);
-    seen.add(e.namespace);
-    digest.add(e);
-    onEntry(e);
-    if (digest.count % 50_000 === 0) onProgress?.(digest.count);
-  });
-  if (!header) throw new InvalidInputError(`${file} is empty: not a procreg dump`);
-  if (digest.count !== header.count) {
-    throw new InvalidInputError(
-      `${file} holds ${digest.count} entries but its header says ${header.count}: the dump is truncated; nothing was restored`,
-    );
-  }
-  if (digest.hex() !== header.digest) {
-    throw new InvalidInputError(
-      `${file}: the entries do not match the header's digest (edited or corrupted dump); nothing was restored`,
-    );
-  }
-  return { count: digest.count, digest: digest.hex(), namespaces: [...seen].sort() };
-}
-
-/** The entries of a checked dump in batches of `size`, read asynchronously. */
-async function* batchesOf(
-  reg: ProcessRegistry,
-  source: string,
-  file: string,
-  size: number,
-  onProgress?: (n: number) => void,
-): AsyncGenerator<Registration[]> {
-  const { createInterface } = await import('node:readline');
-  let batch: Registration[] = [];
-  let first = true;
-  let n = 0;
-  for await (const line of createInterface({ input: createReadStream(source), crlfDelay: Infinity })) {
-    n++;
-    if (line.trim() === '') continue;
-    if (first) {
-      first = false;
-      continue;
-    }
-    batch.push(parseEntry(reg, line, n, file));
-    if (batch.length >= size) {
-      yield batch;
-      batch = [];
-      onProgress?.(n);
-    }
-  }
-  if (batch.length) yield batch;
-}
