@@ -94,5 +94,7 @@ for (const words of ids) {
 }
 // The SQLite digest worker (src/backends/sqlite-digest.ts) starts `./sqlite-digest.js` beside its
 // module: beside a bundle, that is the compiled module itself.
-writeFileSync(join(out, 'sqlite-digest.js'), `import '../src/backends/sqlite-digest.js';\n`);
+// The same for the restore's WAL checkpointer (src/backends/sqlite-checkpoint.ts).
+for (const worker of ['sqlite-digest', 'sqlite-checkpoint'])
+  writeFileSync(join(out, `${worker}.js`), `import '../src/backends/${worker}.js';\n`);
 console.log(`dist/fast: ${ids.length} commands on the light runtime`);

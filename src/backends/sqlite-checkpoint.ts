@@ -27,7 +27,9 @@ export class Checkpointer {
   static start(db: DatabaseT.Database): Checkpointer | undefined {
     let worker: Worker;
     try {
-      worker = new Worker(new URL(import.meta.url), {
+      // By name, not import.meta.url itself: inside a command's bundle (dist/fast/) that is the
+      // bundle, and scripts/build-lite.ts puts a sqlite-checkpoint.js beside it for this worker.
+      worker = new Worker(new URL('./sqlite-checkpoint.js', import.meta.url), {
         workerData: { checkpointFile: db.name } satisfies Job,
         execArgv: [],
       });
@@ -42,17 +44,28 @@ export class Checkpointer {
   /** One PASSIVE checkpoint in the worker. Throws when the worker failed (the caller checkpoints inline). */
   run(): Promise<void> {
     return new Promise((resolve, reject) => {
-      const onMessage = (m: { ok: boolean; error?: string }) => {
+      const done = () => {
+        this.worker.off('message', onMessage);
         this.worker.off('error', onError);
+        this.worker.off('exit', onExit);
+      };
+      const onMessage = (m: { ok: boolean; error?: string }) => {
+        done();
         if (m.ok) resolve();
         else reject(new Error(m.error));
       };
       const onError = (err: Error) => {
-        this.worker.off('message', onMessage);
+        done();
         reject(err);
+      };
+      // A worker that ends without answering would leave this waiting on nothing.
+      const onExit = (code: number) => {
+        done();
+        reject(new Error(`the checkpoint worker exited (code ${code}) without answering`));
       };
       this.worker.once('message', onMessage);
       this.worker.once('error', onError);
+      this.worker.once('exit', onExit);
       this.worker.postMessage('checkpoint');
     });
   }

@@ -49,9 +49,18 @@ export async function runLite(Ctor: CommandClass | undefined, id: string, argv: 
   if (process.env.REGISTRY_LITE_REPORT) process.stderr.write(`[lite] ${id}\n`);
   Ctor.id = id.split(' ').join(':'); // as oclif names it
   const cmd = new Ctor([...argv], config);
+  // A command whose work waits on nothing (a lost worker, a promise no handle will settle) would
+  // let the event loop empty and the process end with exit 0, as if it had succeeded: say so, exit 1.
+  const unfinished = () => {
+    process.stderr.write(`registry: internal error: \`${id}\` stopped before it finished: please report it\n`);
+    process.exitCode = 1;
+  };
+  process.once('beforeExit', unfinished);
   try {
     await cmd._run();
+    process.off('beforeExit', unfinished);
   } catch (err) {
+    process.off('beforeExit', unfinished);
     // As oclif's handle(): an exit is an exit; anything else is printed, exit 1.
     const e = err as Error & { oclif?: { exit?: number }; code?: string };
     if (e?.code !== 'EEXIT') console.error(e?.stack ?? String(e));
