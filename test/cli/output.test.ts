@@ -332,11 +332,9 @@ describe('output: the real CLI, piped and in a terminal', function () {
     expect(visibleWidth(meta ?? '')).to.equal(60);
   });
 
-  it('health --watch takes a duration (5s, 300ms) like --timeout; 0 is refused in one line', async () => {
-    const zero = sb.run(['health', '--watch', '0s']);
-    expect(zero.code).to.equal(2);
-    expect(zero.stderr).to.equal('registry: invalid --watch "0s": it must be above zero, e.g. 10s\n');
-    const child = spawn(process.execPath, [BIN, 'health', '--watch', '300ms', '--json'], {
+  /** `registry health --watch EVERY --json` until `rounds` lines are out, then SIGINT: its output. */
+  async function watchRounds(every: string, rounds: number) {
+    const child = spawn(process.execPath, [BIN, 'health', '--watch', every, '--json'], {
       env: sb.env,
       cwd: join(sb.dir, 'work'),
       stdio: ['ignore', 'pipe', 'pipe'],
@@ -346,12 +344,19 @@ describe('output: the real CLI, piped and in a terminal', function () {
     child.stdout.on('data', (d) => (out += d));
     child.stderr.on('data', (d) => (err += d));
     const deadline = Date.now() + 60_000;
-    while (out.split('\n').filter(Boolean).length < 2 && Date.now() < deadline && child.exitCode === null)
+    while (out.split('\n').filter(Boolean).length < rounds && Date.now() < deadline && child.exitCode === null)
       await new Promise((r) => setTimeout(r, 50));
     child.kill('SIGINT');
     const code = await new Promise<number | null>((r) => child.on('close', (c) => r(c)));
+    return { code, out, err, lines: out.split('\n').filter(Boolean) };
+  }
+
+  it('health --watch takes a duration (5s, 300ms) like --timeout; 0 is refused in one line', async () => {
+    const zero = sb.run(['health', '--watch', '0s']);
+    expect(zero.code).to.equal(2);
+    expect(zero.stderr).to.equal('registry: invalid --watch "0s": it must be above zero, e.g. 10s\n');
+    const { code, out, err, lines: rounds } = await watchRounds('300ms', 2);
     expect(code, err).to.equal(0);
-    const rounds = out.split('\n').filter(Boolean);
     expect(rounds.length, out + err).to.be.at.least(2);
     const at = rounds.map((l) => Date.parse((JSON.parse(l) as { checkedAt: string }).checkedAt));
     expect((at[1] ?? 0) - (at[0] ?? 0), 'rounds 300 ms apart, not 300 s').to.be.within(250, 10_000);
@@ -359,21 +364,8 @@ describe('output: the real CLI, piped and in a terminal', function () {
 
   it('health --watch keeps one abort listener: many rounds print no MaxListeners warning', async () => {
     // Each round's sleep used to add an abort listener that stayed: Node warned after 11 rounds.
-    const child = spawn(process.execPath, [BIN, 'health', '--watch', '20ms', '--json'], {
-      env: sb.env,
-      cwd: join(sb.dir, 'work'),
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let out = '';
-    let err = '';
-    child.stdout.on('data', (d) => (out += d));
-    child.stderr.on('data', (d) => (err += d));
-    const deadline = Date.now() + 60_000;
-    while (out.split('\n').filter(Boolean).length < 20 && Date.now() < deadline && child.exitCode === null)
-      await new Promise((r) => setTimeout(r, 50));
-    child.kill('SIGINT');
-    const code = await new Promise<number | null>((r) => child.on('close', (c) => r(c)));
-    expect(out.split('\n').filter(Boolean).length, out + err).to.be.at.least(20);
+    const { code, out, err, lines } = await watchRounds('20ms', 20);
+    expect(lines.length, out + err).to.be.at.least(20);
     expect(code, err).to.equal(0);
     expect(err, 'nothing on stderr').to.equal('');
   });
