@@ -96,6 +96,8 @@ export class ImportStoppedError extends RegistryError {
     readonly written: number,
     label: string,
     atomic: boolean,
+    /** Suggest --skip-invalid: not when it was given, nor for input that cannot be read on. */
+    skipHint = true,
   ) {
     super(
       problem.code,
@@ -105,7 +107,7 @@ export class ImportStoppedError extends RegistryError {
           : written === 0
             ? 'the import stopped there, nothing was written'
             : `the import stopped there: the ${written} entr${written === 1 ? 'y' : 'ies'} before it ${written === 1 ? 'was' : 'were'} written`
-      }${atomic ? '' : ': fix the line and import the rest, or pass --skip-invalid'}`,
+      }${atomic ? '' : `: fix the line and import the rest${skipHint ? ', or pass --skip-invalid' : ''}`}`,
       {
         details: {
           line: problem.line,
@@ -285,16 +287,16 @@ async function importBatches(
           continue;
         }
         const earlier = await flush();
-        throw new ImportStoppedError(earlier ?? problem, written, o.label, false);
+        throw new ImportStoppedError(earlier ?? problem, written, o.label, false, !o.skip && !(!earlier && it.fatal));
       }
       batch.push(it);
       if (batch.length >= o.batchSize) {
         const stop = await flush();
-        if (stop) throw new ImportStoppedError(stop, written, o.label, false);
+        if (stop) throw new ImportStoppedError(stop, written, o.label, false, !o.skip);
       }
     }
   const stop = await flush();
-  if (stop) throw new ImportStoppedError(stop, written, o.label, false);
+  if (stop) throw new ImportStoppedError(stop, written, o.label, false, !o.skip);
   skipped.sort((a, b) => a.line - b.line);
   return result();
 }

@@ -111,6 +111,20 @@ describe('cli: registry import', function () {
     expect(sb.run(['import', f, '--skip-invalid', '--atomic', ...db]).code).to.equal(2);
   });
 
+  it('CSV with broken quoting: exit 2 naming the line; --skip-invalid is suggested only where it can help', () => {
+    const f = join(sb.dir, 'broken.csv');
+    writeFileSync(f, 'key,pid\n"broken,1\nok,2\n');
+    for (const extra of [[], ['--skip-invalid']]) {
+      const r = sb.run(['import', f, '--format', 'csv', '-n', 'broken', ...extra, ...db]);
+      expect(r.code, r.stderr).to.equal(2);
+      expect(r.stderr).to.match(
+        /^registry: .*broken\.csv line \d+: not valid CSV.*nothing was written: fix the line and import the rest\n$/,
+      );
+      expect(r.stderr, 'the rest cannot be read: skipping cannot help').to.not.include('--skip-invalid');
+    }
+    expect(keys('broken')).to.deep.equal([]);
+  });
+
   it("a key held by another live process: exit 4 like register's", () => {
     expect(sb.run(['register', 'k3', '--pid', '777', '--node', 'far', '-n', 'held', ...db]).code).to.equal(0);
     const r = sb.run(['import', join(sb.dir, 'a.ndjson'), '-n', 'held', ...db]);
