@@ -130,3 +130,23 @@ export function fmtRate(opsPerSec: number): string {
 export function opsLabel(ns: number, unit = 'ops/s'): string {
   return `${fmtRate(1e9 / ns)} ${unit}`;
 }
+
+/**
+ * The store sizes a scale bench runs at: `envName` (comma-separated) when set; 10k and 100k in
+ * quick mode; 100k and 1M, plus 10M with BENCH_SCALE=1.
+ */
+export function scaleSizes(ctx: BenchContext, envName: string): number[] {
+  const env = process.env[envName]
+    ?.split(',')
+    .map(Number)
+    .filter((n) => n > 0);
+  if (env?.length) return env;
+  if (ctx.quick) return [10_000, 100_000];
+  return process.env.BENCH_SCALE === '1' ? [100_000, 1_000_000, 10_000_000] : [100_000, 1_000_000];
+}
+
+/** 100000 → "100k", 1000000 → "1M". */
+export const sizeLabel = (n: number): string => (n >= 1e6 ? `${n / 1e6}M` : `${n / 1e3}k`);
+
+/** Bytes as MB with one decimal. */
+export const mb = (b: number): string => `${(b / 1048576).toFixed(1)} MB`;

@@ -6,8 +6,10 @@
  */
 import type DatabaseT from 'better-sqlite3';
 import { loadBetterSqlite } from '../src/backends/sqlite.js';
+import { COLS, REGISTRATIONS_TABLE } from '../src/backends/sqlite-schema.js';
 
-export const PLAIN_COLS = 'namespace, key, pid, node, meta, registered_at, updated_at, pid_start';
+/** The columns, in the order of procreg's own statements. */
+export const PLAIN_COLS = COLS;
 
 /** Open (creating) `file` with a plain `registrations` table; `processIndex` adds the (node, pid, pid_start) index. */
 export function openPlainTable(file: string, opts: { processIndex?: boolean } = {}): DatabaseT.Database {
@@ -15,17 +17,7 @@ export function openPlainTable(file: string, opts: { processIndex?: boolean } = 
   const db = new Database(file);
   db.pragma('journal_mode = WAL');
   db.pragma('synchronous = NORMAL');
-  db.exec(`CREATE TABLE IF NOT EXISTS registrations (
-      namespace     TEXT    NOT NULL,
-      key           TEXT    NOT NULL,
-      pid           INTEGER NOT NULL CHECK (pid > 0),
-      node          TEXT    NOT NULL,
-      meta          TEXT    NOT NULL DEFAULT '{}',
-      registered_at INTEGER NOT NULL,
-      updated_at    INTEGER NOT NULL,
-      pid_start     INTEGER,
-      PRIMARY KEY (namespace, key)
-    ) WITHOUT ROWID`);
+  db.exec(`CREATE TABLE IF NOT EXISTS registrations ${REGISTRATIONS_TABLE}`);
   if (opts.processIndex)
     db.exec('CREATE INDEX IF NOT EXISTS registrations_by_process ON registrations (node, pid, pid_start)');
   return db;

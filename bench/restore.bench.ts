@@ -16,21 +16,13 @@ import { fileURLToPath } from 'node:url';
 import { Digest } from '../src/registry/digest.js';
 import { DUMP_VERSION, type DumpHeader } from '../src/registry/dump.js';
 import type { Registration } from '../src/backends/contract.js';
-import { median, type BenchContext, type BenchModule } from './harness.js';
+import { median, type BenchContext, type BenchModule, mb, scaleSizes, sizeLabel } from './harness.js';
 
 const root = fileURLToPath(new URL('../..', import.meta.url));
 
-function sizes(ctx: BenchContext): number[] {
-  const env = process.env.BENCH_RESTORE_SIZES?.split(',')
-    .map(Number)
-    .filter((n) => n > 0);
-  if (env?.length) return env;
-  if (ctx.quick) return [10_000, 100_000];
-  return process.env.BENCH_SCALE === '1' ? [100_000, 1_000_000, 10_000_000] : [100_000, 1_000_000];
-}
+const sizes = (ctx: BenchContext) => scaleSizes(ctx, 'BENCH_RESTORE_SIZES');
 
-const label = (n: number) => (n >= 1e6 ? `${n / 1e6}M` : `${n / 1e3}k`);
-const mb = (b: number) => `${(b / 1048576).toFixed(1)} MB`;
+const label = sizeLabel;
 const size = (f: string) => {
   try {
     return statSync(f).size;

@@ -20,25 +20,27 @@ import { loadBetterSqlite } from '../src/backends/sqlite.js';
 import type { Registration } from '../src/backends/contract.js';
 import { dump, forEachLineSync, restore } from '../src/registry/dump.js';
 import { ProcessRegistry } from '../src/registry/service.js';
-import { comparePair, median, percentile, type BenchContext, type BenchModule } from './harness.js';
+import {
+  comparePair,
+  median,
+  percentile,
+  type BenchContext,
+  type BenchModule,
+  mb,
+  scaleSizes,
+  sizeLabel,
+} from './harness.js';
 import { bulkStore, fileSize as size } from './bulk-store.js';
+import { openPlainTable } from './plain-table.js';
 
 const NODE = 'bench-scale';
 const PROCS = 8;
 const COLS = 'namespace, key, pid, node, meta, registered_at, updated_at, pid_start';
 
-function sizes(ctx: BenchContext): number[] {
-  const env = process.env.BENCH_SCALE_SIZES?.split(',')
-    .map(Number)
-    .filter((n) => n > 0);
-  if (env?.length) return env;
-  if (ctx.quick) return [10_000, 100_000];
-  return process.env.BENCH_SCALE === '1' ? [100_000, 1_000_000, 10_000_000] : [100_000, 1_000_000];
-}
+const sizes = (ctx: BenchContext) => scaleSizes(ctx, 'BENCH_SCALE_SIZES');
 
-const label = (n: number) => (n >= 1e6 ? `${n / 1e6}M` : `${n / 1e3}k`);
+const label = sizeLabel;
 const key = (i: number) => `svc-${String(i).padStart(8, '0')}`;
-const mb = (b: number) => `${(b / 1048576).toFixed(1)} MB`;
 
 /**
  * The longest delay of a 5 ms timer while `fn` runs (ms): a chain of setTimeout(5), each late by
@@ -91,17 +93,6 @@ function build(file: string, n: number, procs: Array<{ pid: number; start: numbe
       p.start,
     ];
   });
-}
-
-/** A plain table of the same schema, no procreg triggers: what a raw insert is measured into. */
-function plainStore(file: string): void {
-  const db = new (loadBetterSqlite())(file);
-  db.exec(`CREATE TABLE registrations (
-      namespace TEXT NOT NULL, key TEXT NOT NULL, pid INTEGER NOT NULL, node TEXT NOT NULL,
-      meta TEXT NOT NULL DEFAULT '{}', registered_at INTEGER NOT NULL, updated_at INTEGER NOT NULL, pid_start INTEGER,
-      PRIMARY KEY (namespace, key)) WITHOUT ROWID;
-    CREATE INDEX registrations_by_process ON registrations (node, pid, pid_start);`);
-  db.close();
 }
 
 /** The raw baseline of a restore: the dump read line by line, parsed, inserted in 10k-row transactions. */
@@ -303,7 +294,7 @@ const bench: BenchModule = {
         // Restore into a new file beside a raw batched insert of the same dump file (read, parsed,
         // inserted in 10k-row transactions; no check).
         const rawTarget = join(ctx.dir, `scale-${n}-raw.db`);
-        plainStore(rawTarget);
+        openPlainTable(rawTarget, { processIndex: true }).close(); // same columns, key and process index; no procreg triggers
         const rawIns = rawInsertDump(rawTarget, dumpFile);
         const target = join(ctx.dir, `scale-${n}-restored.db`);
         const r2 = await ProcessRegistry.open({ backend: `sqlite:${target}`, cleanupInterval: 0, stats: false });

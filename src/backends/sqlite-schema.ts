@@ -5,6 +5,19 @@
 import type DatabaseT from 'better-sqlite3';
 import { InvalidInputError, NoRegistryError } from './contract.js';
 
+/** The columns and key of `registrations` (the bench's plain baseline table uses the same). */
+export const REGISTRATIONS_TABLE = `(
+          namespace     TEXT    NOT NULL,
+          key           TEXT    NOT NULL,
+          pid           INTEGER NOT NULL CHECK (pid > 0),
+          node          TEXT    NOT NULL,
+          meta          TEXT    NOT NULL DEFAULT '{}',
+          registered_at INTEGER NOT NULL,
+          updated_at    INTEGER NOT NULL,
+          pid_start     INTEGER,
+          PRIMARY KEY (namespace, key)
+        ) WITHOUT ROWID`;
+
 export const SQLITE_SCHEMA_VERSION = 1;
 export const COLS = 'namespace, key, pid, node, meta, registered_at, updated_at, pid_start';
 
@@ -76,17 +89,7 @@ export function migrateSchema(db: DatabaseT.Database, file: string, create: bool
     if ((db.pragma('user_version', { simple: true }) as number) !== 0) return;
     refuseForeign(db, file);
     db.exec(`
-        CREATE TABLE registrations (
-          namespace     TEXT    NOT NULL,
-          key           TEXT    NOT NULL,
-          pid           INTEGER NOT NULL CHECK (pid > 0),
-          node          TEXT    NOT NULL,
-          meta          TEXT    NOT NULL DEFAULT '{}',
-          registered_at INTEGER NOT NULL,
-          updated_at    INTEGER NOT NULL,
-          pid_start     INTEGER,
-          PRIMARY KEY (namespace, key)
-        ) WITHOUT ROWID;
+        CREATE TABLE registrations ${REGISTRATIONS_TABLE};
         CREATE INDEX registrations_by_process ON registrations (node, pid, pid_start);
         CREATE TABLE registry_info (name TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
         INSERT INTO registry_info VALUES ('schema_version', '${SQLITE_SCHEMA_VERSION}'), ('created_at', '${Date.now()}');
